@@ -1,0 +1,127 @@
+//! The command line: flags exactly as the runbook names them, validated by clap.
+//!
+//! These types only hold values. `Settings::from_cli` (in `settings.rs`) turns them
+//! into a typed request before any I/O; nothing here knows about AWS, Docker or git.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+/// Build, push and roll the platform's backend services and SPAs on AWS.
+///
+/// A full deploy builds every service image, tags it with the git short SHA, pushes it
+/// to ECR, uploads the SPAs to S3 (and invalidates CloudFront), then runs `terraform
+/// apply` so ECS rolls the new tag. `--changed` rolls only what changed since it went
+/// live.
+#[derive(Debug, Parser)]
+#[command(
+    name = "deploy",
+    version,
+    max_term_width = 100,
+    after_help = "Examples:\n  deploy --var-file tfvars/sandbox.tfvars\n  deploy --var-file tfvars/sandbox.tfvars --changed\n  deploy --var-file tfvars/prod.tfvars --profile prod -y\n  deploy --skip-tf --services api,auth\n  deploy --var-file tfvars/sandbox.tfvars --dry-run\n\nExit codes: 0 done or nothing to do, 1 failed, 2 usage error, 130 interrupted."
+)]
+pub struct Cli {
+    /// tfvars file for the closing `terraform apply`, relative to the terraform directory
+    /// (e.g. tfvars/sandbox.tfvars); its name selects the terraform workspace. Required
+    /// unless --skip-tf
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "skip_tf"
+    )]
+    pub var_file: Option<PathBuf>,
+
+    /// Incremental: rebuild and roll only the services changed since their live image
+    #[arg(long, conflicts_with_all = ["services", "skip_tf"])]
+    pub changed: bool,
+
+    /// Limit the run to these services (comma-separated); with terraform, only these
+    /// services are rolled (a targeted apply, never the global image_tag)
+    #[arg(long, value_name = "A,B", value_delimiter = ',', num_args = 1)]
+    pub services: Option<Vec<String>>,
+
+    /// Skip the SPA build and upload
+    #[arg(long)]
+    pub skip_spas: bool,
+
+    /// Push images and SPAs only: no terraform apply, no ECS roll
+    #[arg(long)]
+    pub skip_tf: bool,
+
+    /// AWS profile to use, non-interactively (skips the profile menu)
+    #[arg(long, value_name = "NAME", env = "DEPLOY_PROFILE")]
+    pub profile: Option<String>,
+
+    /// Skip the profile menu and the account confirmation (pair with --profile); passes
+    /// -auto-approve to terraform
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Print the plan (services, SPAs, image tag, terraform command) and stop; touches
+    /// nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Output format for results on stdout
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
+    pub output: OutputFormat,
+
+    /// Run as if started in this directory (any directory inside the repository)
+    #[arg(short = 'C', long = "repo", value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+
+    /// More diagnostics on stderr (-v, -vv); RUST_LOG overrides
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only errors on stderr
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Tables for people
+    Text,
+    /// One JSON document for scripts
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("deploy").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn services_split_on_commas_and_repeat() {
+        let cli = parse(&["--skip-tf", "--services", "api,auth", "--services", "files"]).unwrap();
+        assert_eq!(cli.services.unwrap(), ["api", "auth", "files"]);
+    }
+
+    #[test]
+    fn var_file_is_required_unless_skip_tf() {
+        let err = parse(&[]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(parse(&["--skip-tf"]).is_ok());
+    }
+
+    #[test]
+    fn changed_conflicts_with_services_and_skip_tf() {
+        for args in [
+            &["--var-file", "x.tfvars", "--changed", "--services", "api"][..],
+            &["--changed", "--skip-tf"][..],
+        ] {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict, "{args:?}");
+        }
+    }
+}

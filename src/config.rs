@@ -1,0 +1,437 @@
+//! `deploy.toml`: the optional config at the repository root.
+//!
+//! With no file, every default reproduces the layout the runbook hard-codes (SPEC §1),
+//! so the platform's own repository needs no config at all. Unknown keys and bad values
+//! are errors naming the key and the file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// The file name looked up at the repository root.
+pub const CONFIG_FILE: &str = "deploy.toml";
+
+/// Placeholder replaced by a service's name in name and address templates.
+pub const SERVICE_PLACEHOLDER: &str = "{service}";
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub services: ServicesConfig,
+    pub shared: SharedConfig,
+    pub docker: DockerConfig,
+    pub registry: RegistryConfig,
+    pub terraform: TerraformConfig,
+    pub ecs: EcsConfig,
+    /// SPAs by name. When the table is present it replaces the default pair.
+    pub spas: SpasConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServicesConfig {
+    /// Directory whose subdirectories (each with a package.json) are the services.
+    pub dir: PathBuf,
+    /// Services that deploy on their own and are never part of a run.
+    pub exclude: Vec<String>,
+    /// An explicit list instead of discovery; each must exist under `dir`.
+    pub names: Option<Vec<String>>,
+}
+
+impl Default for ServicesConfig {
+    fn default() -> Self {
+        Self {
+            dir: "services".into(),
+            // Runbook: "The slack-agent deploys independently (its own image tag)."
+            exclude: vec!["slack-agent".into()],
+            names: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SharedConfig {
+    /// Shared packages: a change in any of them fans out to every service.
+    pub packages: Vec<PathBuf>,
+    /// Build inputs: a change in any of them fans out to every service.
+    pub build_inputs: Vec<PathBuf>,
+}
+
+impl Default for SharedConfig {
+    fn default() -> Self {
+        // The runbook's --changed section lists exactly these.
+        Self {
+            packages: [
+                "packages/common",
+                "packages/auth-client",
+                "packages/events",
+                "packages/tsconfig",
+                "packages/eslint-config",
+            ]
+            .map(PathBuf::from)
+            .to_vec(),
+            build_inputs: [
+                "pnpm-lock.yaml",
+                "pnpm-workspace.yaml",
+                "package.json",
+                "infra/docker/service.Dockerfile",
+                "infra/docker/.npmrc",
+            ]
+            .map(PathBuf::from)
+            .to_vec(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DockerConfig {
+    /// The service Dockerfile, relative to the repository root.
+    pub dockerfile: PathBuf,
+    /// Build context, relative to the repository root.
+    pub context: PathBuf,
+    /// Build argument that selects the service.
+    pub service_arg: String,
+    /// Extra build arguments for every image.
+    pub build_args: BTreeMap<String, String>,
+    /// How many images build and push at the same time.
+    pub concurrency: usize,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        Self {
+            dockerfile: "infra/docker/service.Dockerfile".into(),
+            context: ".".into(),
+            service_arg: "SERVICE".into(),
+            // Runbook: the build "skips the Chromium download".
+            build_args: BTreeMap::from([
+                ("PUPPETEER_SKIP_DOWNLOAD".into(), "true".into()),
+                ("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD".into(), "1".into()),
+            ]),
+            concurrency: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// ECR repository name per service.
+    pub repository: String,
+    /// Push to this registry host instead of the ECR repository's own host (for a
+    /// local registry; the `DEPLOY_REGISTRY` environment variable wins over it).
+    pub host: Option<String>,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            repository: SERVICE_PLACEHOLDER.into(),
+            host: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TerraformConfig {
+    /// The terraform root, relative to the repository root; `--var-file` is relative to it.
+    pub dir: PathBuf,
+    /// Variable holding the global tag of a full deploy.
+    pub image_tag_var: String,
+    /// Variable holding the per-service tag map of a partial roll.
+    pub image_tags_var: String,
+    /// Resource addresses `-target`ed per service in a partial roll.
+    pub targets: Vec<String>,
+    /// Names of the `terraform output`s that name things living in AWS.
+    pub outputs: TerraformOutputs,
+}
+
+impl Default for TerraformConfig {
+    fn default() -> Self {
+        Self {
+            dir: "infra/terraform/aws".into(),
+            image_tag_var: "image_tag".into(),
+            image_tags_var: "image_tags".into(),
+            targets: vec![
+                r#"aws_ecs_task_definition.service["{service}"]"#.into(),
+                r#"aws_ecs_service.service["{service}"]"#.into(),
+            ],
+            outputs: TerraformOutputs::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TerraformOutputs {
+    pub ecs_cluster: String,
+    pub spa_buckets: String,
+    pub spa_distribution_ids: String,
+}
+
+impl Default for TerraformOutputs {
+    fn default() -> Self {
+        Self {
+            ecs_cluster: "ecs_cluster_name".into(),
+            spa_buckets: "spa_buckets".into(),
+            spa_distribution_ids: "spa_distribution_ids".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EcsConfig {
+    /// Cluster name; when unset it comes from the terraform output.
+    pub cluster: Option<String>,
+    /// ECS service name per service.
+    pub service: String,
+    /// Name of the service's own container in its task definition (sidecars are ignored).
+    pub container: String,
+    /// How long to wait for each rolled service to settle, in seconds.
+    pub wait_timeout_secs: u64,
+}
+
+impl Default for EcsConfig {
+    fn default() -> Self {
+        Self {
+            cluster: None,
+            service: SERVICE_PLACEHOLDER.into(),
+            container: SERVICE_PLACEHOLDER.into(),
+            wait_timeout_secs: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct SpasConfig(pub BTreeMap<String, SpaConfig>);
+
+impl Default for SpasConfig {
+    fn default() -> Self {
+        Self(
+            ["admin-ui", "simulator"]
+                .into_iter()
+                .map(|name| (name.to_owned(), SpaConfig::default()))
+                .collect(),
+        )
+    }
+}
+
+/// One SPA. Every field defaults from the SPA's name.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpaConfig {
+    /// Source directory (default `apps/<name>`).
+    pub dir: Option<PathBuf>,
+    /// Build command, run through `sh -c` in the SPA's directory (default
+    /// `pnpm --filter <name> build`, which works from anywhere in the workspace).
+    pub build: Option<String>,
+    /// Build output, relative to `dir` (default `dist`).
+    pub output: Option<PathBuf>,
+    /// Bucket; when unset it comes from the terraform output.
+    pub bucket: Option<String>,
+    /// CloudFront distribution id; when unset it comes from the terraform output.
+    pub distribution_id: Option<String>,
+}
+
+/// Where config values came from, so that errors can name the key and the file.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    /// The `deploy.toml` that was loaded, if any.
+    pub path: Option<PathBuf>,
+    /// Dotted keys set in that file (`docker.concurrency`, `spas.admin-ui.dir`, ...).
+    keys: BTreeSet<String>,
+}
+
+impl ConfigSource {
+    /// `"<key> in <file>"` when the file sets it, else `"<key>, default"`.
+    pub fn describe(&self, key: &str) -> String {
+        match &self.path {
+            Some(path) if self.keys.contains(key) => format!("{key} in {}", path.display()),
+            _ => format!("{key}, default"),
+        }
+    }
+}
+
+fn collect_keys(prefix: &str, table: &toml::Table, keys: &mut BTreeSet<String>) {
+    for (key, value) in table {
+        let dotted = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        if let toml::Value::Table(inner) = value {
+            collect_keys(&dotted, inner, keys);
+        }
+        keys.insert(dotted);
+    }
+}
+
+impl Config {
+    /// Loads `deploy.toml` from `repo_root`, or the defaults when there is none.
+    pub fn load(repo_root: &Path) -> Result<(Self, ConfigSource)> {
+        let path = repo_root.join(CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Self::default(), ConfigSource::default()))
+            }
+            Err(err) => {
+                return Err(err).with_context(|| format!("cannot read {}", path.display()))
+            }
+        };
+        let config = Self::parse(&text).map_err(|err| ConfigError {
+            path: path.clone(),
+            message: err,
+        })?;
+        let mut keys = BTreeSet::new();
+        if let Ok(table) = text.parse::<toml::Table>() {
+            collect_keys("", &table, &mut keys);
+        }
+        Ok((
+            config,
+            ConfigSource {
+                path: Some(path),
+                keys,
+            },
+        ))
+    }
+
+    /// Parses and validates config text. The error is a message without the file name.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let config: Self = toml::from_str(text).map_err(|err| err.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.docker.concurrency == 0 {
+            return Err("docker.concurrency must be at least 1".into());
+        }
+        if self.ecs.wait_timeout_secs == 0 {
+            return Err("ecs.wait_timeout_secs must be at least 1".into());
+        }
+        for (key, value) in [
+            ("registry.repository", &self.registry.repository),
+            ("ecs.service", &self.ecs.service),
+            ("ecs.container", &self.ecs.container),
+        ] {
+            require_placeholder(key, value)?;
+        }
+        if self.terraform.targets.is_empty() {
+            return Err("terraform.targets must name at least one resource address".into());
+        }
+        for target in &self.terraform.targets {
+            require_placeholder("terraform.targets", target)?;
+        }
+        for (key, value) in [
+            ("terraform.image_tag_var", &self.terraform.image_tag_var),
+            ("terraform.image_tags_var", &self.terraform.image_tags_var),
+            ("docker.service_arg", &self.docker.service_arg),
+        ] {
+            if value.trim().is_empty() {
+                return Err(format!("{key} must not be empty"));
+            }
+        }
+        for (name, spa) in &self.spas.0 {
+            if let Some(build) = &spa.build {
+                if build.trim().is_empty() {
+                    return Err(format!("spas.{name}.build must not be empty"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn require_placeholder(key: &str, value: &str) -> Result<(), String> {
+    if value.contains(SERVICE_PLACEHOLDER) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{key} = {value:?} must contain {SERVICE_PLACEHOLDER} (it is a per-service template)"
+        ))
+    }
+}
+
+/// Expands a per-service template such as `aws_ecs_service.service["{service}"]`.
+pub fn expand(template: &str, service: &str) -> String {
+    template.replace(SERVICE_PLACEHOLDER, service)
+}
+
+/// A `deploy.toml` that cannot be used: a usage error (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid config {}: {message}", path.display())]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_runbook_defaults() {
+        let config = Config::parse("").unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.services.exclude, ["slack-agent"]);
+        assert_eq!(config.shared.packages.len(), 5);
+        assert_eq!(config.shared.build_inputs.len(), 5);
+        assert_eq!(
+            config.spas.0.keys().collect::<Vec<_>>(),
+            ["admin-ui", "simulator"]
+        );
+        assert_eq!(config.terraform.dir, Path::new("infra/terraform/aws"));
+    }
+
+    #[test]
+    fn partial_sections_keep_other_defaults() {
+        let config = Config::parse("[docker]\nconcurrency = 4\n").unwrap();
+        assert_eq!(config.docker.concurrency, 4);
+        assert_eq!(
+            config.docker.dockerfile,
+            Path::new("infra/docker/service.Dockerfile")
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_position() {
+        let err = Config::parse("[docker]\nconcurency = 4\n").unwrap_err();
+        assert!(err.contains("unknown field `concurency`"), "{err}");
+        assert!(err.contains("line 2, column 1"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = Config::parse("[docker]\nconcurrency = \"four\"\n").unwrap_err();
+        assert!(err.contains("invalid type"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn templates_must_name_the_service() {
+        let err = Config::parse("[terraform]\ntargets = [\"aws_ecs_service.all\"]\n").unwrap_err();
+        assert!(err.contains("terraform.targets"), "{err}");
+        assert!(err.contains("{service}"), "{err}");
+    }
+
+    #[test]
+    fn spas_table_replaces_the_default_pair() {
+        let config = Config::parse("[spas.portal]\nbuild = \"node build.mjs\"\n").unwrap();
+        assert_eq!(config.spas.0.keys().collect::<Vec<_>>(), ["portal"]);
+    }
+
+    #[test]
+    fn zero_concurrency_is_rejected() {
+        let err = Config::parse("[docker]\nconcurrency = 0\n").unwrap_err();
+        assert!(err.contains("docker.concurrency"), "{err}");
+    }
+}

@@ -1,0 +1,65 @@
+//! Exit codes, and the few error types whose kind decides one.
+//!
+//! Everything else is an `anyhow` chain with `.context()` naming what it was about;
+//! it exits 1.
+
+use std::fmt;
+
+/// Process exit codes (documented in the README and `--help`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Done, or nothing to do.
+    Success = 0,
+    /// The run failed; the message says what was and was not done.
+    Failure = 1,
+    /// Bad flags, files or config: nothing was touched.
+    Usage = 2,
+    /// Interrupted (SIGINT).
+    Interrupted = 130,
+}
+
+/// A mistake in how deploy was invoked (flags, files, config, repository): exit 2,
+/// always detected before anything touches AWS, Docker or terraform.
+#[derive(Debug)]
+pub struct UsageError(String);
+
+impl UsageError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The exit code an error chain maps to.
+pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
+    let usage = err.chain().any(|cause| {
+        cause.is::<UsageError>() || cause.is::<crate::config::ConfigError>()
+    });
+    if usage {
+        ExitCode::Usage
+    } else {
+        ExitCode::Failure
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn usage_errors_map_to_2_even_under_context() {
+        let err = Err::<(), _>(UsageError::new("bad"))
+            .context("while planning")
+            .unwrap_err();
+        assert_eq!(exit_code_for(&err), ExitCode::Usage);
+        assert_eq!(exit_code_for(&anyhow::anyhow!("boom")), ExitCode::Failure);
+    }
+}

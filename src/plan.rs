@@ -1,0 +1,503 @@
+//! The plan: what a run will do, as a plain value computed before anything executes.
+//!
+//! It is printed (text table or JSON), tested, and then executed; the dry run is the
+//! same code stopping after printing.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::config;
+use crate::error::UsageError;
+use crate::git::Head;
+use crate::platform::Platform;
+use crate::request::{Request, Selection};
+use crate::terraform::{self, Apply, Roll};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub repo: PathBuf,
+    pub config: Option<PathBuf>,
+    pub head: Head,
+    pub mode: Mode,
+    /// The tag every image of this run gets: `git rev-parse --short HEAD`.
+    pub image_tag: String,
+    /// Where images are pushed, and why there.
+    pub registry: Registry,
+    /// Uncommitted paths in the working tree (they never reach an image).
+    pub uncommitted: Vec<String>,
+    pub services: Vec<ServiceStep>,
+    pub spas: Vec<SpaStep>,
+    /// `None` with `--skip-tf`.
+    pub terraform: Option<TerraformStep>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Full,
+    Changed,
+    Services,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Full => "full deploy",
+            Mode::Changed => "incremental deploy (--changed)",
+            Mode::Services => "partial deploy (--services)",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Registry {
+    /// `None`: the ECR repository's own host, known once the account is.
+    pub host: Option<String>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Action {
+    /// Build, push and roll.
+    Deploy,
+    /// Leave as it is.
+    Skip,
+    /// Decided by comparing the live ECS tag with the repository (`--changed`).
+    Check,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Deploy => "DEPLOY",
+            Action::Skip => "skip",
+            Action::Check => "CHECK",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceStep {
+    pub name: String,
+    pub action: Action,
+    pub reason: String,
+    /// ECR repository name.
+    pub repository: String,
+    /// `<repository>:<tag>`, without the registry host.
+    pub image: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpaStep {
+    pub name: String,
+    pub action: Action,
+    pub reason: String,
+    pub build: String,
+    pub output: PathBuf,
+    /// The bucket, or where it will be read from.
+    pub bucket: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TerraformStep {
+    pub apply: Apply,
+    /// The command line, shell-quoted for reading.
+    pub command: String,
+}
+
+/// Everything the plan needs besides the platform and the request.
+pub struct Context<'a> {
+    pub head: Head,
+    pub uncommitted: Vec<String>,
+    /// Where deploy was started (relative `--var-file` paths may be relative to it).
+    pub cwd: &'a Path,
+    /// `DEPLOY_REGISTRY`, if set.
+    pub registry_env: Option<String>,
+}
+
+impl Plan {
+    pub fn new(platform: &Platform, request: &Request, context: Context<'_>) -> Result<Self> {
+        let tag = context.head.short_sha.clone();
+        let (mode, services) = plan_services(platform, &request.selection, &tag)?;
+        let spas = plan_spas(platform, request, mode)?;
+        let terraform = match &request.var_file {
+            Some(var_file) if !request.skip_tf => {
+                let var_file = resolve_var_file(platform, context.cwd, var_file)?;
+                let workspace = terraform::workspace_for(&var_file).ok_or_else(|| {
+                    UsageError::new(format!(
+                        "--var-file {} is not a .tfvars file; its name selects the terraform workspace (tfvars/<workspace>.tfvars)",
+                        var_file.display()
+                    ))
+                })?;
+                let roll = match mode {
+                    Mode::Full => Roll::All { tag: tag.clone() },
+                    Mode::Changed | Mode::Services => Roll::Only {
+                        services: services
+                            .iter()
+                            .filter(|step| step.action != Action::Skip)
+                            .map(|step| step.name.clone())
+                            .collect(),
+                        tag: tag.clone(),
+                    },
+                };
+                let apply = Apply {
+                    dir: platform.terraform_dir().to_path_buf(),
+                    var_file,
+                    workspace,
+                    roll,
+                    auto_approve: request.assume_yes,
+                };
+                let command = shell_words(
+                    std::iter::once("terraform".to_owned())
+                        .chain(apply.args(&platform.config.terraform)),
+                );
+                Some(TerraformStep { apply, command })
+            }
+            _ => None,
+        };
+        let registry = match (&context.registry_env, &platform.config.registry.host) {
+            (Some(host), _) => Registry {
+                host: Some(host.clone()),
+                source: "DEPLOY_REGISTRY".into(),
+            },
+            (None, Some(host)) => Registry {
+                host: Some(host.clone()),
+                source: platform.origin("registry.host"),
+            },
+            (None, None) => Registry {
+                host: None,
+                source: "the ECR repository URI".into(),
+            },
+        };
+        Ok(Self {
+            repo: platform.root.clone(),
+            config: platform.source.path.clone(),
+            head: context.head,
+            mode,
+            image_tag: tag,
+            registry,
+            uncommitted: context.uncommitted,
+            services,
+            spas,
+            terraform,
+        })
+    }
+}
+
+fn plan_services(
+    platform: &Platform,
+    selection: &Selection,
+    tag: &str,
+) -> Result<(Mode, Vec<ServiceStep>)> {
+    let step = |name: &str, action, reason: &str| {
+        let repository = config::expand(&platform.config.registry.repository, name);
+        ServiceStep {
+            name: name.to_owned(),
+            action,
+            reason: reason.to_owned(),
+            image: format!("{repository}:{tag}"),
+            repository,
+        }
+    };
+    let all = || platform.services.iter().map(|service| service.name.as_str());
+    Ok(match selection {
+        Selection::All => (
+            Mode::Full,
+            all().map(|name| step(name, Action::Deploy, "full deploy")).collect(),
+        ),
+        Selection::Changed => (
+            Mode::Changed,
+            all()
+                .map(|name| {
+                    step(
+                        name,
+                        Action::Check,
+                        "deployed if changed since its live ECS image tag",
+                    )
+                })
+                .collect(),
+        ),
+        Selection::Named(names) => {
+            let chosen = validate_service_names(platform, names)?;
+            (
+                Mode::Services,
+                all()
+                    .map(|name| {
+                        if chosen.iter().any(|chosen| chosen == name) {
+                            step(name, Action::Deploy, "selected with --services")
+                        } else {
+                            step(name, Action::Skip, "not selected")
+                        }
+                    })
+                    .collect(),
+            )
+        }
+    })
+}
+
+fn validate_service_names(platform: &Platform, names: &[String]) -> Result<Vec<String>> {
+    if names.is_empty() || names.iter().any(|name| name.is_empty()) {
+        return Err(UsageError::new(
+            "--services needs service names separated by commas, e.g. --services api,auth",
+        )
+        .into());
+    }
+    let known: Vec<&str> = platform.services.iter().map(|s| s.name.as_str()).collect();
+    for name in names {
+        if platform.excluded.contains(name) {
+            return Err(UsageError::new(format!(
+                "--services: {name} deploys on its own and is never part of a run ({})",
+                platform.origin("services.exclude")
+            ))
+            .into());
+        }
+    }
+    let unknown: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|name| !known.contains(name))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(UsageError::new(format!(
+            "--services: unknown service{} {}; the services are: {}",
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown.join(", "),
+            known.join(", ")
+        ))
+        .into());
+    }
+    let mut chosen = names.to_vec();
+    chosen.sort();
+    chosen.dedup();
+    Ok(chosen)
+}
+
+fn plan_spas(platform: &Platform, request: &Request, mode: Mode) -> Result<Vec<SpaStep>> {
+    let skip_reason = if request.skip_spas {
+        Some("--skip-spas")
+    } else if mode == Mode::Changed {
+        // Runbook: "--changed covers backend services only (it skips SPAs)".
+        Some("--changed covers backend services only; deploy SPAs with a full deploy")
+    } else {
+        None
+    };
+    let outputs = &platform.config.terraform.outputs;
+    platform
+        .spas
+        .iter()
+        .map(|spa| {
+            if skip_reason.is_none() && !platform.root.join(&spa.dir).is_dir() {
+                return Err(UsageError::new(format!(
+                    "SPA {} has no directory {} ({}); set its dir in deploy.toml or pass --skip-spas",
+                    spa.name,
+                    platform.root.join(&spa.dir).display(),
+                    platform.origin(&format!("spas.{}.dir", spa.name))
+                ))
+                .into());
+            }
+            Ok(SpaStep {
+                name: spa.name.clone(),
+                action: if skip_reason.is_some() {
+                    Action::Skip
+                } else {
+                    Action::Deploy
+                },
+                reason: skip_reason.unwrap_or("built and uploaded").to_owned(),
+                build: spa.build.clone(),
+                output: spa.output.clone(),
+                bucket: spa.bucket.clone().unwrap_or_else(|| {
+                    format!(
+                        "terraform output {}[\"{}\"]",
+                        outputs.spa_buckets, spa.name
+                    )
+                }),
+            })
+        })
+        .collect()
+}
+
+/// Finds the tfvars file. The runbook's paths are relative to the terraform directory
+/// (`--var-file tfvars/sandbox.tfvars`); a path relative to where deploy was started is
+/// accepted too. Returns the path as terraform (run with `-chdir`) will read it.
+fn resolve_var_file(platform: &Platform, cwd: &Path, given: &Path) -> Result<PathBuf> {
+    let tf_dir = platform.root.join(platform.terraform_dir());
+    if !tf_dir.is_dir() {
+        return Err(UsageError::new(format!(
+            "the terraform directory {} does not exist ({})",
+            tf_dir.display(),
+            platform.origin("terraform.dir")
+        ))
+        .into());
+    }
+    let candidates: Vec<PathBuf> = if given.is_absolute() {
+        vec![given.to_path_buf()]
+    } else {
+        vec![tf_dir.join(given), cwd.join(given)]
+    };
+    let Some(found) = candidates.iter().find(|path| path.exists()) else {
+        let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        return Err(UsageError::new(format!(
+            "--var-file {}: no such file (looked for {}); per-environment tfvars live in {}/tfvars/ and are gitignored: copy example.tfvars",
+            given.display(),
+            tried.join(" and "),
+            platform.terraform_dir().display()
+        ))
+        .into());
+    };
+    if found.is_dir() {
+        return Err(UsageError::new(format!(
+            "--var-file {} is a directory, not a tfvars file",
+            found.display()
+        ))
+        .into());
+    }
+    if let Err(err) = std::fs::File::open(found) {
+        return Err(UsageError::new(format!(
+            "--var-file {} cannot be read: {err}",
+            found.display()
+        ))
+        .into());
+    }
+    // Prefer the short form terraform users know when the file is under the terraform dir.
+    Ok(match found.strip_prefix(&tf_dir) {
+        Ok(relative) => relative.to_path_buf(),
+        Err(_) => std::fs::canonicalize(found).unwrap_or_else(|_| found.clone()),
+    })
+}
+
+/// Joins arguments into one line a shell would split back the same way.
+pub fn shell_words(args: impl IntoIterator<Item = String>) -> String {
+    args.into_iter()
+        .map(|arg| {
+            let plain = !arg.is_empty()
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
+            if plain {
+                arg
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = match &self.head.branch {
+            Some(branch) => format!("{} on {branch}", self.image_tag),
+            None => format!("{} (detached HEAD)", self.image_tag),
+        };
+        writeln!(f, "Plan: {} of {at}", self.mode)?;
+        writeln!(f, "  repository  {}", self.repo.display())?;
+        match &self.config {
+            Some(path) => writeln!(f, "  config      {}", path.display())?,
+            None => writeln!(f, "  config      defaults (no {})", config::CONFIG_FILE)?,
+        }
+        match &self.registry.host {
+            Some(host) => writeln!(f, "  registry    {host} (from {})", self.registry.source)?,
+            None => writeln!(f, "  registry    {}", self.registry.source)?,
+        }
+        if let Some(step) = &self.terraform {
+            writeln!(
+                f,
+                "  workspace   {} (from {})",
+                step.apply.workspace,
+                step.apply.var_file.display()
+            )?;
+        }
+        if !self.uncommitted.is_empty() {
+            writeln!(
+                f,
+                "  uncommitted {} path(s) — never part of an image tagged {}:",
+                self.uncommitted.len(),
+                self.image_tag
+            )?;
+            for path in self.uncommitted.iter().take(10) {
+                writeln!(f, "                {path}")?;
+            }
+            if self.uncommitted.len() > 10 {
+                writeln!(f, "                … and {} more", self.uncommitted.len() - 10)?;
+            }
+        }
+        writeln!(f)?;
+        let rows: Vec<[String; 4]> = self
+            .services
+            .iter()
+            .map(|s| [s.name.clone(), s.action.to_string(), s.image.clone(), s.reason.clone()])
+            .collect();
+        write_table(f, ["SERVICE", "ACTION", "IMAGE", "REASON"], &rows)?;
+        if !self.spas.is_empty() {
+            writeln!(f)?;
+            let rows: Vec<[String; 4]> = self
+                .spas
+                .iter()
+                .map(|s| {
+                    let upload = if s.action == Action::Skip {
+                        s.reason.clone()
+                    } else {
+                        format!("`{}` → {} → {}", s.build, s.output.display(), s.bucket)
+                    };
+                    [s.name.clone(), s.action.to_string(), upload, String::new()]
+                })
+                .collect();
+            write_table(f, ["SPA", "ACTION", "BUILD → UPLOAD", ""], &rows)?;
+        }
+        writeln!(f)?;
+        match &self.terraform {
+            Some(step) => writeln!(f, "terraform: {}", step.command),
+            None => writeln!(f, "terraform: skipped (--skip-tf): no apply, no ECS roll"),
+        }
+    }
+}
+
+fn write_table<const N: usize>(
+    f: &mut fmt::Formatter<'_>,
+    header: [&str; N],
+    rows: &[[String; N]],
+) -> fmt::Result {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == N {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        out.trim_end().to_owned()
+    };
+    writeln!(f, "{}", line(header.to_vec()))?;
+    for row in rows {
+        writeln!(f, "{}", line(row.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_quote_only_what_needs_it() {
+        let line = shell_words(
+            ["terraform", "-var", r#"image_tags={"api"="abc"}"#, "it's"]
+                .map(String::from),
+        );
+        assert_eq!(
+            line,
+            r#"terraform -var 'image_tags={"api"="abc"}' 'it'\''s'"#
+        );
+    }
+}

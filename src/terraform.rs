@@ -1,0 +1,213 @@
+//! Terraform: the apply command a run ends with, the workspace a tfvars file implies,
+//! and the installed version.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::config::{self, TerraformConfig};
+
+/// What the closing `terraform apply` rolls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Roll {
+    /// Every service, through the global `image_tag` variable (a full deploy).
+    All { tag: String },
+    /// Exactly these services: `image_tags` for them and `-target` at their resources.
+    Only { services: Vec<String>, tag: String },
+}
+
+/// A `terraform apply`, as arguments (never through a shell).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Apply {
+    /// The terraform root, relative to the repository root (where terraform runs from).
+    pub dir: PathBuf,
+    /// The tfvars file as terraform will read it (relative to `dir`, or absolute).
+    pub var_file: PathBuf,
+    /// The workspace the tfvars file's name implies (`tfvars/sandbox.tfvars` → `sandbox`).
+    pub workspace: String,
+    pub roll: Roll,
+    pub auto_approve: bool,
+}
+
+impl Apply {
+    /// The arguments after `terraform`.
+    pub fn args(&self, config: &TerraformConfig) -> Vec<String> {
+        let mut args = vec![
+            format!("-chdir={}", self.dir.display()),
+            "apply".to_owned(),
+            "-input=false".to_owned(),
+            format!("-var-file={}", self.var_file.display()),
+        ];
+        match &self.roll {
+            Roll::All { tag } => {
+                args.push("-var".to_owned());
+                args.push(format!("{}={tag}", config.image_tag_var));
+            }
+            Roll::Only { services, tag } => {
+                let entries: Vec<String> = services
+                    .iter()
+                    .map(|service| format!("{service:?}={tag:?}"))
+                    .collect();
+                args.push("-var".to_owned());
+                args.push(format!("{}={{{}}}", config.image_tags_var, entries.join(",")));
+                for service in services {
+                    for target in &config.targets {
+                        args.push(format!("-target={}", config::expand(target, service)));
+                    }
+                }
+            }
+        }
+        if self.auto_approve {
+            args.push("-auto-approve".to_owned());
+        }
+        args
+    }
+}
+
+/// The workspace a tfvars file selects: its file name without the extension.
+pub fn workspace_for(var_file: &Path) -> Option<String> {
+    let name = var_file.file_name()?.to_str()?;
+    let stem = name.strip_suffix(".tfvars.json").or_else(|| name.strip_suffix(".tfvars"))?;
+    (!stem.is_empty()).then(|| stem.to_owned())
+}
+
+/// A terraform version, as `terraform version -json` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    pub major: u64,
+    pub minor: u64,
+    pub patch: u64,
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// The oldest terraform the runbook supports.
+pub const MINIMUM_VERSION: Version = Version {
+    major: 1,
+    minor: 6,
+    patch: 0,
+};
+
+impl Version {
+    /// Parses `1.15.5`, `v1.6.0`, `1.7.0-beta1` (pre-release suffixes are ignored).
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim().trim_start_matches('v');
+        let core = text.split(['-', '+']).next()?;
+        let mut parts = core.split('.').map(|part| part.parse::<u64>().ok());
+        let major = parts.next()??;
+        let minor = parts.next().unwrap_or(Some(0))?;
+        let patch = parts.next().unwrap_or(Some(0))?;
+        Some(Self {
+            major,
+            minor,
+            patch,
+        })
+    }
+}
+
+/// Runs `terraform version -json` and returns the version.
+pub fn installed_version(terraform: &Path) -> Result<Version> {
+    let output = Command::new(terraform)
+        .args(["version", "-json"])
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot run `{} version -json`; install terraform >= {MINIMUM_VERSION}",
+                terraform.display()
+            )
+        })?;
+    if !output.status.success() {
+        bail!(
+            "`{} version -json` failed ({}): {}",
+            terraform.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .context("`terraform version -json` did not print JSON")?;
+    let text = json["terraform_version"]
+        .as_str()
+        .context("`terraform version -json` has no terraform_version")?;
+    Version::parse(text).with_context(|| format!("cannot parse terraform version {text:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(roll: Roll) -> Apply {
+        Apply {
+            dir: "infra/terraform/aws".into(),
+            var_file: "tfvars/sandbox.tfvars".into(),
+            workspace: "sandbox".into(),
+            roll,
+            auto_approve: false,
+        }
+    }
+
+    #[test]
+    fn full_roll_sets_the_global_tag() {
+        let args = apply(Roll::All {
+            tag: "3f2c1ab".into(),
+        })
+        .args(&TerraformConfig::default());
+        assert_eq!(
+            args,
+            [
+                "-chdir=infra/terraform/aws",
+                "apply",
+                "-input=false",
+                "-var-file=tfvars/sandbox.tfvars",
+                "-var",
+                "image_tag=3f2c1ab"
+            ]
+        );
+    }
+
+    #[test]
+    fn partial_roll_targets_only_the_named_services_and_never_sets_image_tag() {
+        let mut plan = apply(Roll::Only {
+            services: vec!["api".into(), "clinical-api".into()],
+            tag: "3f2c1ab".into(),
+        });
+        plan.auto_approve = true;
+        let args = plan.args(&TerraformConfig::default());
+        assert!(args.contains(&r#"image_tags={"api"="3f2c1ab","clinical-api"="3f2c1ab"}"#.to_owned()));
+        assert!(!args.iter().any(|arg| arg.starts_with("image_tag=")));
+        let targets: Vec<_> = args.iter().filter(|arg| arg.starts_with("-target=")).collect();
+        assert_eq!(
+            targets,
+            [
+                r#"-target=aws_ecs_task_definition.service["api"]"#,
+                r#"-target=aws_ecs_service.service["api"]"#,
+                r#"-target=aws_ecs_task_definition.service["clinical-api"]"#,
+                r#"-target=aws_ecs_service.service["clinical-api"]"#,
+            ]
+        );
+        assert_eq!(args.last().unwrap(), "-auto-approve");
+    }
+
+    #[test]
+    fn workspace_is_the_tfvars_name() {
+        assert_eq!(workspace_for(Path::new("tfvars/sandbox.tfvars")).as_deref(), Some("sandbox"));
+        assert_eq!(workspace_for(Path::new("/x/prod.tfvars.json")).as_deref(), Some("prod"));
+        assert_eq!(workspace_for(Path::new("tfvars/notes.txt")), None);
+    }
+
+    #[test]
+    fn versions_parse_and_compare() {
+        assert_eq!(Version::parse("1.15.5"), Some(Version { major: 1, minor: 15, patch: 5 }));
+        assert_eq!(Version::parse("v1.6.0-beta1").unwrap().to_string(), "1.6.0");
+        assert!(Version::parse("1.5.7").unwrap() < MINIMUM_VERSION);
+        assert!(Version::parse("1.10.0").unwrap() > MINIMUM_VERSION);
+        assert_eq!(Version::parse("banana"), None);
+    }
+}

@@ -1,0 +1,331 @@
+//! The integration harness: runs the real `deploy` binary in temp directories, builds
+//! the fixture platform as a real git repository, and finds the test bed (SPEC §7).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A `deploy` invocation, built fluently: `Deploy::new().args([..]).in_dir(..).run()`.
+pub struct Deploy {
+    command: Command,
+}
+
+impl Deploy {
+    pub fn new() -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_deploy"));
+        command
+            .env_remove("RUST_LOG")
+            .env_remove("DEPLOY_PROFILE")
+            .env_remove("DEPLOY_REGISTRY")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        Self { command }
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    pub fn in_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn run(mut self) -> Outcome {
+        let output = self.command.output().expect("the deploy binary runs");
+        Outcome::from(output)
+    }
+}
+
+/// What a run printed and how it exited.
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Outcome {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Outcome {
+    #[track_caller]
+    pub fn code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code, expected,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn success(&self) -> &Self {
+        self.code(0)
+    }
+
+    #[track_caller]
+    pub fn usage_error(&self) -> &Self {
+        self.code(2)
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\n--- stderr\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_lacks(&self, needle: &str) -> &Self {
+        assert!(
+            !self.stdout.contains(needle),
+            "stdout has {needle:?}\n--- stdout\n{}",
+            self.stdout
+        );
+        self
+    }
+
+    /// stderr with `path` replaced by `[REPO]`, for snapshots.
+    pub fn stderr_redacted(&self, path: &Path) -> String {
+        redact(&self.stderr, path)
+    }
+
+    pub fn stdout_redacted(&self, path: &Path) -> String {
+        redact(&self.stdout, path)
+    }
+}
+
+fn redact(text: &str, path: &Path) -> String {
+    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    text.replace(&canonical.display().to_string(), "[REPO]")
+        .replace(&path.display().to_string(), "[REPO]")
+}
+
+/// The nine deployable services of the fixture platform, sorted.
+pub const SERVICES: [&str; 9] = [
+    "api",
+    "auth",
+    "billing",
+    "clinical-api",
+    "files",
+    "notifications",
+    "reports",
+    "scheduler",
+    "webhooks",
+];
+
+/// A copy of `tests/fixtures/platform` in a temp dir, committed as a real git repository.
+pub struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("deploy-fixture-")
+            .tempdir()
+            .expect("temp dir");
+        let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/platform");
+        copy_tree(&template, dir.path());
+        let fixture = Self { dir };
+        fixture.git(&["init", "--quiet", "--initial-branch=main"]);
+        fixture.commit_all("platform");
+        fixture
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root().join(relative)
+    }
+
+    pub fn write(&self, relative: &str, text: &str) -> &Self {
+        let path = self.path(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        self
+    }
+
+    /// Runs git in the fixture with a fixed identity; panics on failure.
+    pub fn git(&self, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .args(args)
+            .current_dir(self.root())
+            .env("GIT_AUTHOR_NAME", "Fixture")
+            .env("GIT_AUTHOR_EMAIL", "fixture@example.invalid")
+            .env("GIT_COMMITTER_NAME", "Fixture")
+            .env("GIT_COMMITTER_EMAIL", "fixture@example.invalid")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .expect("git runs");
+        assert!(
+            output.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    pub fn commit_all(&self, message: &str) -> String {
+        self.git(&["add", "--all"]);
+        self.git(&["commit", "--quiet", "--allow-empty", "-m", message]);
+        self.short_sha()
+    }
+
+    /// What `git rev-parse --short HEAD` prints.
+    pub fn short_sha(&self) -> String {
+        self.git(&["rev-parse", "--short", "HEAD"])
+    }
+
+    /// A `deploy` run started in the fixture root.
+    pub fn deploy(&self) -> Deploy {
+        Deploy::new().in_dir(self.root())
+    }
+
+    /// Creates the per-environment tfvars file (gitignored, as in the platform).
+    pub fn write_tfvars(&self, env: &str) -> &Self {
+        self.write(
+            &format!("infra/terraform/aws/tfvars/{env}.tfvars"),
+            &format!("environment = \"{env}\"\n"),
+        )
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The running test bed, as `testbed/testbed.sh up` exported it.
+pub struct Testbed {
+    pub endpoint: String,
+    pub registry: String,
+    pub base_image: String,
+    pub python: PathBuf,
+    pub terraform: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl Testbed {
+    /// The test bed, or `None` (with a loud message) when tests run outside
+    /// `scripts/check`. Under CI a missing test bed is a failure, never a skip.
+    pub fn get(test: &str) -> Option<Self> {
+        let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+        if var("DEPLOY_TESTBED").is_none() {
+            let message = format!(
+                "SKIPPED {test}: no test bed (DEPLOY_TESTBED unset). Run `scripts/check`, or `testbed/testbed.sh up` and source .testbed/env"
+            );
+            if var("CI").is_some() {
+                panic!("{message}; under CI the test bed is required");
+            }
+            eprintln!("\n!!!!! {message}\n");
+            return None;
+        }
+        let required = |name: &str| var(name).unwrap_or_else(|| panic!("the test bed did not export {name}"));
+        Some(Self {
+            endpoint: required("AWS_ENDPOINT_URL"),
+            registry: required("DEPLOY_TESTBED_REGISTRY"),
+            base_image: required("DEPLOY_TESTBED_BASE_IMAGE"),
+            python: required("DEPLOY_TESTBED_PYTHON").into(),
+            terraform: required("DEPLOY_TESTBED_TERRAFORM").into(),
+            dir: required("DEPLOY_TESTBED_DIR").into(),
+        })
+    }
+}
+
+/// A fixture environment bootstrapped in moto (what the platform's bootstrap.sh would
+/// have created), isolated in an account of its own.
+pub struct AwsEnv {
+    pub summary: serde_json::Value,
+    vars: Vec<(String, String)>,
+}
+
+impl AwsEnv {
+    /// Environment for a child process: the fixture's own profile. The test bed's
+    /// static keys are removed, since they would win over the profile.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        self.vars.clone()
+    }
+
+    pub fn configure(&self, command: &mut Command) {
+        command
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .envs(self.vars());
+    }
+}
+
+/// Runs `testbed/fixture_bootstrap.py` for the fixture: ECR repositories, the ECS
+/// cluster and services, SPA buckets and distributions, the tfvars file, a credentials
+/// profile `testbed`, and the terraform workspace `env`.
+pub fn bootstrap(bed: &Testbed, fixture: &Fixture, env: &str) -> AwsEnv {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/fixture_bootstrap.py");
+    let output = Command::new(&bed.python)
+        .arg(&script)
+        .args(["--repo"])
+        .arg(fixture.root())
+        .args(["--env", env, "--terraform"])
+        .output()
+        .expect("the bootstrap script runs");
+    assert!(
+        output.status.success(),
+        "fixture bootstrap failed\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("the bootstrap prints JSON");
+    let aws_dir = fixture.path(".aws-test");
+    let vars = vec![
+        (
+            "AWS_SHARED_CREDENTIALS_FILE".to_owned(),
+            aws_dir.join("credentials").display().to_string(),
+        ),
+        ("AWS_CONFIG_FILE".to_owned(), aws_dir.join("config").display().to_string()),
+        ("AWS_PROFILE".to_owned(), "testbed".to_owned()),
+    ];
+    AwsEnv { summary, vars }
+}
