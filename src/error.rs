@@ -37,8 +37,23 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// The run was interrupted (SIGINT): exit 130.
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("interrupted: builds and pushes in flight were cancelled; nothing was applied. Re-run to resume: images already pushed are not rebuilt")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 /// The exit code an error chain maps to.
 pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
+    if err.chain().any(|cause| cause.is::<Interrupted>()) {
+        return ExitCode::Interrupted;
+    }
     let usage = err.chain().any(|cause| {
         cause.is::<UsageError>() || cause.is::<crate::config::ConfigError>()
     });

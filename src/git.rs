@@ -47,6 +47,11 @@ impl Repo {
         &self.root
     }
 
+    /// The `.git` directory (deploy keeps its build logs under `deploy/` there).
+    pub fn git_dir(&self) -> &Path {
+        self.repo.path()
+    }
+
     /// HEAD's commit, short id and branch. A repository without commits is a usage error.
     pub fn head(&self) -> Result<Head> {
         let head = match self.repo.head() {

@@ -3,13 +3,20 @@
 //! The binary (`main.rs`) is a thin shell over [`deploy::run`]; the modules are public
 //! so that integration tests can drive single steps against the real test bed.
 
+pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod deploy;
+pub mod docker;
+pub mod dockerignore;
+pub mod ecr;
 pub mod error;
 pub mod git;
+pub mod images;
 pub mod logging;
 pub mod plan;
 pub mod platform;
+pub mod progress;
 pub mod request;
 pub mod terraform;

@@ -139,7 +139,7 @@ fn docker_builds_from_the_local_base_image_through_bollard() {
             if let Some(error) = info.error_detail {
                 panic!("build failed: {error:?}");
             }
-            if let Some(aux) = info.aux {
+            if let Some(bollard::models::BuildInfoAux::Default(aux)) = info.aux {
                 image_id = aux.id;
             }
         }

@@ -1,0 +1,67 @@
+//! The AWS SDK configuration, built in one place: profile, region, endpoint
+//! (`AWS_ENDPOINT_URL` is honoured by the loader; S3 then needs path-style addressing).
+
+use aws_config::{BehaviorVersion, SdkConfig};
+
+/// Loads the shared config for `profile` (or the default chain).
+pub async fn load(profile: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(profile) = profile {
+        loader = loader.profile_name(profile);
+    }
+    loader.load().await
+}
+
+/// An S3 client; path-style when an endpoint is configured (a local emulator has no
+/// `<bucket>.<host>` DNS).
+pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let s3_config = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(config.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3_config)
+}
+
+/// Explains an SDK error, with the likely fix when credentials are the problem.
+pub fn explain<E, R>(err: &aws_sdk_sts::error::SdkError<E, R>, profile: Option<&str>) -> String
+where
+    E: std::error::Error + aws_sdk_sts::error::ProvideErrorMetadata,
+{
+    use aws_sdk_sts::error::SdkError;
+    let login = match profile {
+        Some(profile) => format!("run `aws sso login --profile {profile}` or refresh the profile's keys"),
+        None => "pass --profile NAME, or set AWS_PROFILE / AWS credentials".to_owned(),
+    };
+    match err {
+        SdkError::ConstructionFailure(_) => format!("no usable AWS credentials or region ({login})"),
+        SdkError::DispatchFailure(failure) => {
+            if failure.is_io() || failure.is_timeout() {
+                "cannot reach AWS (network error; check connectivity, or AWS_ENDPOINT_URL)".to_owned()
+            } else {
+                format!("cannot send the request: no usable AWS credentials? ({login})")
+            }
+        }
+        SdkError::ServiceError(service) => {
+            let inner = service.err();
+            let code = inner.code().unwrap_or("error");
+            let message = inner.message().unwrap_or_default();
+            let expired = [
+                "ExpiredToken",
+                "ExpiredTokenException",
+                "InvalidClientTokenId",
+                "UnrecognizedClientException",
+                "InvalidSignatureException",
+                "SignatureDoesNotMatch",
+                "AccessDenied",
+                "AccessDeniedException",
+            ];
+            if expired.contains(&code) {
+                format!("{code}: {message} (credentials rejected: {login})")
+            } else {
+                format!("{code}: {message}")
+            }
+        }
+        SdkError::TimeoutError(_) => "AWS did not answer in time".to_owned(),
+        SdkError::ResponseError(_) => "AWS sent a response that could not be read".to_owned(),
+        _ => "unknown AWS SDK error".to_owned(),
+    }
+}

