@@ -3,5 +3,6 @@
 
 mod cli;
 mod dry_run;
+mod images;
 mod support;
 mod testbed;

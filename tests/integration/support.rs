@@ -42,6 +42,13 @@ impl Deploy {
         self
     }
 
+    /// Talks to the fixture's own moto account, pushing to the test bed's registry.
+    pub fn aws(mut self, env: &AwsEnv, bed: &Testbed) -> Self {
+        env.configure(&mut self.command);
+        self.command.env("DEPLOY_REGISTRY", &bed.registry);
+        self
+    }
+
     pub fn run(mut self) -> Outcome {
         let output = self.command.output().expect("the deploy binary runs");
         Outcome::from(output)
@@ -302,12 +309,22 @@ impl AwsEnv {
 /// cluster and services, SPA buckets and distributions, the tfvars file, a credentials
 /// profile `testbed`, and the terraform workspace `env`.
 pub fn bootstrap(bed: &Testbed, fixture: &Fixture, env: &str) -> AwsEnv {
+    bootstrap_with(bed, fixture, env, &["--terraform"])
+}
+
+/// The AWS side only: no terraform init/workspace.
+pub fn bootstrap_aws(bed: &Testbed, fixture: &Fixture, env: &str) -> AwsEnv {
+    bootstrap_with(bed, fixture, env, &[])
+}
+
+fn bootstrap_with(bed: &Testbed, fixture: &Fixture, env: &str, extra: &[&str]) -> AwsEnv {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/fixture_bootstrap.py");
     let output = Command::new(&bed.python)
         .arg(&script)
         .args(["--repo"])
         .arg(fixture.root())
-        .args(["--env", env, "--terraform"])
+        .args(["--env", env])
+        .args(extra)
         .output()
         .expect("the bootstrap script runs");
     assert!(

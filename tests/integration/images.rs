@@ -1,0 +1,145 @@
+//! Build and push against the real test bed: Docker (BuildKit through bollard), the
+//! registry, and ECR credentials from moto.
+
+use std::process::Command;
+
+use crate::support::{bootstrap_aws, Fixture, Testbed, SERVICES};
+
+/// Runs a command in an image with the docker CLI and returns its stdout.
+fn run_in(image: &str, script: &str) -> String {
+    let output = Command::new("docker")
+        .args(["run", "--rm", image, "sh", "-c", script])
+        .output()
+        .expect("docker runs");
+    assert!(output.status.success(), "docker run {image}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The tags the registry holds for a repository (its own HTTP API).
+fn registry_tags(bed: &Testbed, repository: &str) -> Vec<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(&bed.registry).unwrap();
+    write!(
+        stream,
+        "GET /v2/{repository}/tags/list HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        bed.registry
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let Some((_, body)) = response.split_once("\r\n\r\n") else {
+        return Vec::new();
+    };
+    let json: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_default();
+    json["tags"]
+        .as_array()
+        .map(|tags| tags.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn builds_pushes_resumes_and_never_ships_uncommitted_code() {
+    let Some(bed) = Testbed::get("builds_pushes_resumes_and_never_ships_uncommitted_code") else {
+        return;
+    };
+    let fixture = Fixture::new();
+    // A lockfile no other run has seen: the dependency stage cannot come from cache.
+    let nonce = format!("{}-{:?}", std::process::id(), std::time::SystemTime::now());
+    let lock = std::fs::read_to_string(fixture.path("pnpm-lock.yaml")).unwrap();
+    fixture.write("pnpm-lock.yaml", &format!("{lock}# run {nonce}\n"));
+    let tag = fixture.commit_all("unique lockfile");
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    // An uncommitted edit that must never reach an image tagged with the clean SHA.
+    let committed = std::fs::read_to_string(fixture.path("services/api/src/index.ts")).unwrap();
+    fixture.write("services/api/src/index.ts", "export const DIRTY = true;\n");
+
+    let first = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(["--skip-tf", "--skip-spas", "--profile", "testbed", "-y"])
+        .run();
+    first.success().stderr_has("uncommitted path(s) are NOT included");
+    for service in SERVICES {
+        assert!(registry_tags(&bed, service).contains(&tag), "{service}:{tag} not in the registry");
+        first.stdout_has(&format!("{}/{service}:{tag}", bed.registry));
+    }
+    assert!(!registry_tags(&bed, "slack-agent").contains(&tag), "slack-agent is never built");
+
+    // The dependency stage ran once: every image carries the same single marker line.
+    let markers: Vec<String> = SERVICES
+        .iter()
+        .map(|service| run_in(&format!("{}/{service}:{tag}", bed.registry), "cat /deps-marker"))
+        .collect();
+    assert_eq!(markers[0].lines().count(), 1, "{}", markers[0]);
+    assert!(markers.iter().all(|m| m == &markers[0]), "{markers:#?}");
+    assert!(markers[0].contains("chromium=skipped"), "{}", markers[0]);
+
+    // The image holds the committed file, not the dirty one.
+    let api = format!("{}/api:{tag}", bed.registry);
+    assert_eq!(run_in(&api, "cat /app/services/api/src/index.ts"), committed);
+    assert_eq!(run_in(&api, "cat /app/SERVICE").trim(), "api");
+
+    // A re-run builds and pushes nothing, and says so per service.
+    let second = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(["--skip-tf", "--skip-spas", "--profile", "testbed", "-y"])
+        .run();
+    second.success();
+    for service in SERVICES {
+        second.stderr_has(&format!("{service}: {}/{service}:{tag} already in the registry", bed.registry));
+    }
+    second.stdout_lacks("built and pushed");
+}
+
+#[test]
+fn services_limits_the_build() {
+    let Some(bed) = Testbed::get("services_limits_the_build") else {
+        return;
+    };
+    let fixture = Fixture::new();
+    fixture.write("services/auth/src/nonce.ts", &format!("// {:?}\n", std::time::SystemTime::now()));
+    let tag = fixture.commit_all("unique");
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(["--skip-tf", "--skip-spas", "--services", "auth", "--profile", "testbed", "-y", "--output", "json"])
+        .run()
+        .success();
+    assert!(registry_tags(&bed, "auth").contains(&tag));
+    assert!(!registry_tags(&bed, "api").contains(&tag));
+}
+
+#[test]
+fn a_missing_ecr_repository_is_named_and_nothing_is_built() {
+    let Some(bed) = Testbed::get("a_missing_ecr_repository_is_named_and_nothing_is_built") else {
+        return;
+    };
+    let fixture = Fixture::new();
+    fixture.write("deploy.toml", &format!(
+        "{}\n[registry]\nrepository = \"missing/{{service}}\"\n",
+        std::fs::read_to_string(fixture.path("deploy.toml")).unwrap()
+    ));
+    fixture.commit_all("point at repositories that do not exist");
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(["--skip-tf", "--skip-spas", "--services", "api", "--profile", "testbed", "-y"])
+        .run()
+        .code(1)
+        .stderr_has("ECR repository missing/api does not exist")
+        .stderr_has("bootstrap");
+}
+
+#[test]
+fn no_terminal_and_no_yes_fails_at_once() {
+    let fixture = Fixture::new();
+    fixture
+        .deploy()
+        .args(["--skip-tf", "--skip-spas"])
+        .run()
+        .usage_error()
+        .stderr_has("pass -y");
+}
