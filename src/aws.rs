@@ -28,14 +28,19 @@ where
 {
     use aws_sdk_sts::error::SdkError;
     let login = match profile {
-        Some(profile) => format!("run `aws sso login --profile {profile}` or refresh the profile's keys"),
+        Some(profile) => {
+            format!("run `aws sso login --profile {profile}` or refresh the profile's keys")
+        }
         None => "pass --profile NAME, or set AWS_PROFILE / AWS credentials".to_owned(),
     };
     match err {
-        SdkError::ConstructionFailure(_) => format!("no usable AWS credentials or region ({login})"),
+        SdkError::ConstructionFailure(_) => {
+            format!("no usable AWS credentials or region ({login})")
+        }
         SdkError::DispatchFailure(failure) => {
             if failure.is_io() || failure.is_timeout() {
-                "cannot reach AWS (network error; check connectivity, or AWS_ENDPOINT_URL)".to_owned()
+                "cannot reach AWS (network error; check connectivity, or AWS_ENDPOINT_URL)"
+                    .to_owned()
             } else {
                 format!("cannot send the request: no usable AWS credentials? ({login})")
             }

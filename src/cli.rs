@@ -24,11 +24,7 @@ pub struct Cli {
     /// tfvars file for the closing `terraform apply`, relative to the terraform directory
     /// (e.g. tfvars/sandbox.tfvars); its name selects the terraform workspace. Required
     /// unless --skip-tf
-    #[arg(
-        long,
-        value_name = "PATH",
-        required_unless_present = "skip_tf"
-    )]
+    #[arg(long, value_name = "PATH", required_unless_present = "skip_tf")]
     pub var_file: Option<PathBuf>,
 
     /// Incremental: rebuild and roll only the services changed since their live image
@@ -121,7 +117,11 @@ mod tests {
             &["--changed", "--skip-tf"][..],
         ] {
             let err = parse(args).unwrap_err();
-            assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict, "{args:?}");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{args:?}"
+            );
         }
     }
 }

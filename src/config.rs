@@ -282,9 +282,7 @@ impl Config {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 return Ok((Self::default(), ConfigSource::default()))
             }
-            Err(err) => {
-                return Err(err).with_context(|| format!("cannot read {}", path.display()))
-            }
+            Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
         };
         let config = Self::parse(&text).map_err(|err| ConfigError {
             path: path.clone(),
@@ -372,7 +370,6 @@ pub struct ConfigError {
     pub path: PathBuf,
     pub message: String,
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -91,7 +91,9 @@ pub fn write_tar(spec: &ContextSpec, out: impl Write) -> Result<ContextStats> {
     };
     let ignore = match tree.get_path(Path::new(".dockerignore")) {
         Ok(entry) => {
-            let blob = repo.find_blob(entry.id()).context("cannot read .dockerignore")?;
+            let blob = repo
+                .find_blob(entry.id())
+                .context("cannot read .dockerignore")?;
             DockerIgnore::parse(&String::from_utf8_lossy(blob.content()))
         }
         Err(_) => DockerIgnore::default(),
@@ -158,7 +160,9 @@ pub fn write_tar(spec: &ContextSpec, out: impl Write) -> Result<ContextStats> {
         return Err(err);
     }
     walked.context("cannot walk the commit's tree")?;
-    let mut out = tar.into_inner().context("cannot finish the build context")?;
+    let mut out = tar
+        .into_inner()
+        .context("cannot finish the build context")?;
     out.flush().context("cannot send the build context")?;
     Ok(stats)
 }
@@ -319,7 +323,11 @@ mod tests {
     fn context_is_the_committed_tree_filtered_by_dockerignore() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        write(root, ".dockerignore", "node_modules\n**/node_modules\n*.md\n!KEEP.md\ninfra/docker\n");
+        write(
+            root,
+            ".dockerignore",
+            "node_modules\n**/node_modules\n*.md\n!KEEP.md\ninfra/docker\n",
+        );
         write(root, "infra/docker/service.Dockerfile", "FROM scratch\n");
         write(root, "services/api/src/index.ts", "committed\n");
         write(root, "services/api/node_modules/dep/index.js", "x\n");
@@ -343,7 +351,12 @@ mod tests {
         let names: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(
             names,
-            [".dockerignore", "KEEP.md", "infra/docker/service.Dockerfile", "services/api/src/index.ts"]
+            [
+                ".dockerignore",
+                "KEEP.md",
+                "infra/docker/service.Dockerfile",
+                "services/api/src/index.ts"
+            ]
         );
         assert_eq!(files[3].1, "committed\n");
         assert_eq!(stats.files, 4);

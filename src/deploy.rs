@@ -7,6 +7,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{anyhow, bail, Context as _, Result};
 use serde::Serialize;
 
+use crate::aws;
 use crate::cli::{Cli, OutputFormat};
 use crate::docker::Engine;
 use crate::ecr;
@@ -17,7 +18,6 @@ use crate::plan::{self, Action, Mode, Plan};
 use crate::platform::Platform;
 use crate::progress::Progress;
 use crate::request::Request;
-use crate::aws;
 
 pub fn run(cli: &Cli) -> Result<()> {
     let request = Request::from_cli(cli);
@@ -65,7 +65,11 @@ pub fn run(cli: &Cli) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let log_dir = repo.git_dir().join("deploy").join("logs").join(&plan.image_tag);
+    let log_dir = repo
+        .git_dir()
+        .join("deploy")
+        .join("logs")
+        .join(&plan.image_tag);
     let outcome = runtime.block_on(async {
         tokio::select! {
             outcome = execute(&platform, &request, &plan, &progress, log_dir) => outcome,
@@ -129,7 +133,9 @@ async fn execute(
         "AWS account {} as {}\n  region {}, profile {}\n  deploying {} image(s) tagged {}{}",
         identity.account().unwrap_or("?"),
         identity.arn().unwrap_or("?"),
-        sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+        sdk.region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "?".into()),
         profile.unwrap_or("(default chain)"),
         deploying.len(),
         plan.image_tag,
@@ -150,7 +156,10 @@ async fn execute(
 
     // ECR: every repository must exist before anything is built.
     let ecr_client = aws_sdk_ecr::Client::new(&sdk);
-    let repositories: Vec<String> = deploying.iter().map(|step| step.repository.clone()).collect();
+    let repositories: Vec<String> = deploying
+        .iter()
+        .map(|step| step.repository.clone())
+        .collect();
     ecr::repository_uris(&ecr_client, &repositories, profile).await?;
     let access = ecr::registry_access(&ecr_client, plan.registry.host.as_deref(), profile).await?;
     let jobs: Vec<ImageJob> = deploying
@@ -198,7 +207,11 @@ async fn execute(
             .filter(|r| r.status == status)
             .map(|r| r.service.as_str())
             .collect();
-        if list.is_empty() { "none".into() } else { list.join(", ") }
+        if list.is_empty() {
+            "none".into()
+        } else {
+            list.join(", ")
+        }
     };
     let details: Vec<String> = failures
         .iter()
@@ -219,7 +232,10 @@ async fn execute(
 }
 
 /// The Dockerfile as the daemon names it: relative to the build context.
-fn dockerfile_in_context(dockerfile: &std::path::Path, context: &std::path::Path) -> Result<std::path::PathBuf> {
+fn dockerfile_in_context(
+    dockerfile: &std::path::Path,
+    context: &std::path::Path,
+) -> Result<std::path::PathBuf> {
     if context == std::path::Path::new(".") {
         return Ok(dockerfile.to_path_buf());
     }
@@ -259,7 +275,13 @@ struct RunReport<'a> {
 
 fn report(plan: &Plan, results: &[ImageResult], output: OutputFormat) -> Result<()> {
     if output == OutputFormat::Json {
-        return print_json_or_text(&RunReport { plan, images: results }, output);
+        return print_json_or_text(
+            &RunReport {
+                plan,
+                images: results,
+            },
+            output,
+        );
     }
     let mut out = std::io::stdout().lock();
     writeln!(out, "\nSummary ({}):", plan.image_tag)?;
@@ -275,12 +297,19 @@ fn report(plan: &Plan, results: &[ImageResult], output: OutputFormat) -> Result<
             (Some(b), None) => format!("build {b:.1}s"),
             _ => String::new(),
         };
-        writeln!(out, "  {:<16} {:<30} {:<50} {}", r.service, status, r.image, timing)?;
+        writeln!(
+            out,
+            "  {:<16} {:<30} {:<50} {}",
+            r.service, status, r.image, timing
+        )?;
     }
     Ok(())
 }
 
-fn print_json_or_text<T: Serialize + std::fmt::Display>(value: &T, output: OutputFormat) -> Result<()> {
+fn print_json_or_text<T: Serialize + std::fmt::Display>(
+    value: &T,
+    output: OutputFormat,
+) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     match output {
         OutputFormat::Text => write!(stdout, "{value}"),
@@ -291,7 +320,9 @@ fn print_json_or_text<T: Serialize + std::fmt::Display>(value: &T, output: Outpu
 
 /// `DEPLOY_REGISTRY`: push to this host instead of ECR's (a local registry).
 fn registry_override_env() -> Option<String> {
-    std::env::var("DEPLOY_REGISTRY").ok().filter(|v| !v.is_empty())
+    std::env::var("DEPLOY_REGISTRY")
+        .ok()
+        .filter(|v| !v.is_empty())
 }
 
 impl std::fmt::Display for RunReport<'_> {

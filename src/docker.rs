@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use bollard::auth::DockerCredentials;
-use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion, PushImageOptionsBuilder};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, BuilderVersion, PushImageOptionsBuilder,
+};
 use futures_util::StreamExt;
 
 use crate::context::{self, ContextSpec, ContextStats};
@@ -73,13 +75,18 @@ impl Engine {
     }
 
     /// Builds one image from a commit's tree; every log line goes to `log_path`.
-    pub async fn build(&self, request: &BuildRequest, mut on_step: impl FnMut(&str)) -> Result<Built> {
+    pub async fn build(
+        &self,
+        request: &BuildRequest,
+        mut on_step: impl FnMut(&str),
+    ) -> Result<Built> {
         if let Some(dir) = request.log_path.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create the log directory {}", dir.display()))?;
         }
-        let mut log = std::fs::File::create(&request.log_path)
-            .with_context(|| format!("cannot create the build log {}", request.log_path.display()))?;
+        let mut log = std::fs::File::create(&request.log_path).with_context(|| {
+            format!("cannot create the build log {}", request.log_path.display())
+        })?;
         let mut tail = LogTail::default();
 
         let dockerfile = request.context.dockerfile.to_string_lossy().into_owned();
@@ -101,11 +108,9 @@ impl Engine {
                 .session(&session);
         }
         let (body, writer) = context::stream(request.context.clone());
-        let mut stream = self.client.build_image(
-            options.build(),
-            None,
-            Some(bollard::body_try_stream(body)),
-        );
+        let mut stream =
+            self.client
+                .build_image(options.build(), None, Some(bollard::body_try_stream(body)));
 
         let mut failure: Option<String> = None;
         let mut vertex_names: HashMap<String, String> = HashMap::new();
@@ -126,14 +131,20 @@ impl Engine {
                 }
             }
             if let Some(detail) = &info.error_detail {
-                failure = detail.message.clone().or(Some("unknown build error".into()));
+                failure = detail
+                    .message
+                    .clone()
+                    .or(Some("unknown build error".into()));
             }
             if let Some(bollard::models::BuildInfoAux::BuildKit(status)) = &info.aux {
                 for vertex in &status.vertexes {
                     if !vertex.name.is_empty() {
                         let known = vertex_names.insert(vertex.digest.clone(), vertex.name.clone());
                         if known.is_none() {
-                            tail.push(&mut log, &format!("#{} {}", short(&vertex.digest), vertex.name));
+                            tail.push(
+                                &mut log,
+                                &format!("#{} {}", short(&vertex.digest), vertex.name),
+                            );
                             on_step(&vertex.name);
                         }
                     }
@@ -141,7 +152,10 @@ impl Engine {
                         tail.push(&mut log, &format!("#{} CACHED", short(&vertex.digest)));
                     }
                     if !vertex.error.is_empty() {
-                        tail.push(&mut log, &format!("#{} ERROR: {}", short(&vertex.digest), vertex.error));
+                        tail.push(
+                            &mut log,
+                            &format!("#{} ERROR: {}", short(&vertex.digest), vertex.error),
+                        );
                         failure.get_or_insert_with(|| vertex.error.clone());
                     }
                 }
@@ -158,7 +172,12 @@ impl Engine {
         let context_result = writer.await.context("the build context writer panicked")?;
         let stats = match (context_result, &failure) {
             (Ok(stats), _) => stats,
-            (Err(err), _) => return Err(err.context(format!("cannot send the build context of {}", request.service))),
+            (Err(err), _) => {
+                return Err(err.context(format!(
+                    "cannot send the build context of {}",
+                    request.service
+                )))
+            }
         };
         if let Some(message) = failure {
             let _ = log.flush();
@@ -174,7 +193,12 @@ impl Engine {
             .client
             .inspect_image(&request.image)
             .await
-            .with_context(|| format!("the build of {} reported success but {} is missing", request.service, request.image))?;
+            .with_context(|| {
+                format!(
+                    "the build of {} reported success but {} is missing",
+                    request.service, request.image
+                )
+            })?;
         Ok(Built {
             image_id: image.id.unwrap_or_default(),
             context: stats,
@@ -183,14 +207,21 @@ impl Engine {
 
     /// Whether `image` (`host/repo:tag`) exists in its registry, asked through the
     /// daemon's distribution endpoint (the registry's own manifest API).
-    pub async fn exists_in_registry(&self, image: &str, credentials: &DockerCredentials) -> Result<bool> {
+    pub async fn exists_in_registry(
+        &self,
+        image: &str,
+        credentials: &DockerCredentials,
+    ) -> Result<bool> {
         match self
             .client
             .inspect_registry_image(image, Some(credentials.clone()))
             .await
         {
             Ok(_) => Ok(true),
-            Err(bollard::errors::Error::DockerResponseServerError { status_code, message }) => {
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code,
+                message,
+            }) => {
                 let lower = message.to_lowercase();
                 if status_code == 404
                     || lower.contains("manifest unknown")
@@ -208,17 +239,28 @@ impl Engine {
 
     /// Pushes `image` (`host/repo:tag`); transient registry failures are retried with
     /// backoff.
-    pub async fn push(&self, image: &str, credentials: &DockerCredentials, mut on_progress: impl FnMut(&str)) -> Result<()> {
+    pub async fn push(
+        &self,
+        image: &str,
+        credentials: &DockerCredentials,
+        mut on_progress: impl FnMut(&str),
+    ) -> Result<()> {
         let (name, tag) = split_tag(image)?;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.push_once(name, tag, credentials, &mut on_progress).await {
+            match self
+                .push_once(name, tag, credentials, &mut on_progress)
+                .await
+            {
                 Ok(()) => return Ok(()),
                 Err(message) if attempt < PUSH_ATTEMPTS && is_transient(&message) => {
                     let wait = Duration::from_secs(1 << attempt);
                     tracing::warn!(%image, attempt, %message, "push failed; retrying");
-                    on_progress(&format!("push failed ({message}); retry {attempt} in {}s", wait.as_secs()));
+                    on_progress(&format!(
+                        "push failed ({message}); retry {attempt} in {}s",
+                        wait.as_secs()
+                    ));
                     tokio::time::sleep(wait).await;
                 }
                 Err(message) => {
@@ -244,7 +286,9 @@ impl Engine {
         while let Some(item) = stream.next().await {
             let info = item.map_err(|err| err.to_string())?;
             if let Some(detail) = info.error_detail {
-                return Err(detail.message.unwrap_or_else(|| "unknown push error".into()));
+                return Err(detail
+                    .message
+                    .unwrap_or_else(|| "unknown push error".into()));
             }
             if let Some(status) = info.status.as_deref() {
                 if status == "Pushed" || status.starts_with(tag) {
@@ -287,9 +331,16 @@ pub fn is_transient(message: &str) -> bool {
 /// A transient network error inside a build step (npm, corepack), worth one retry.
 pub fn is_transient_build_failure(failure: &BuildFailed) -> bool {
     let text = format!("{}\n{}", failure.message, failure.tail.join("\n"));
-    ["ETIMEDOUT", "ECONNRESET", "EAI_AGAIN", "ENOTFOUND registry", "corepack", "socket hang up"]
-        .iter()
-        .any(|needle| text.contains(needle))
+    [
+        "ETIMEDOUT",
+        "ECONNRESET",
+        "EAI_AGAIN",
+        "ENOTFOUND registry",
+        "corepack",
+        "socket hang up",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
         && !is_out_of_disk(&text)
 }
 
@@ -340,7 +391,12 @@ pub struct BuildFailed {
 
 impl std::fmt::Display for BuildFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "the image build of {} failed: {}", self.service, self.message.trim())?;
+        writeln!(
+            f,
+            "the image build of {} failed: {}",
+            self.service,
+            self.message.trim()
+        )?;
         writeln!(f, "last lines of the build log:")?;
         for line in &self.tail {
             writeln!(f, "  | {line}")?;
@@ -379,16 +435,30 @@ mod tests {
 
     #[test]
     fn split_tag_handles_registry_ports() {
-        assert_eq!(split_tag("127.0.0.1:5000/api:abc1234").unwrap(), ("127.0.0.1:5000/api", "abc1234"));
-        assert_eq!(split_tag("1234.dkr.ecr.us-east-1.amazonaws.com/team/api:abc").unwrap().1, "abc");
+        assert_eq!(
+            split_tag("127.0.0.1:5000/api:abc1234").unwrap(),
+            ("127.0.0.1:5000/api", "abc1234")
+        );
+        assert_eq!(
+            split_tag("1234.dkr.ecr.us-east-1.amazonaws.com/team/api:abc")
+                .unwrap()
+                .1,
+            "abc"
+        );
         assert!(split_tag("127.0.0.1:5000/api").is_err());
     }
 
     #[test]
     fn transient_errors_are_recognised() {
-        assert!(is_transient("received unexpected HTTP status: 503 Service Unavailable"));
-        assert!(is_transient("Put \"http://x/v2/\": read tcp: connection reset by peer"));
-        assert!(!is_transient("denied: requested access to the resource is denied"));
+        assert!(is_transient(
+            "received unexpected HTTP status: 503 Service Unavailable"
+        ));
+        assert!(is_transient(
+            "Put \"http://x/v2/\": read tcp: connection reset by peer"
+        ));
+        assert!(!is_transient(
+            "denied: requested access to the resource is denied"
+        ));
         assert!(!is_transient("name unknown: repository api not found"));
     }
 

@@ -26,7 +26,10 @@ enum Token {
     /// `?`: one character except `/`.
     Question,
     /// `[...]`: a character class.
-    Class { negated: bool, items: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        items: Vec<(char, char)>,
+    },
     /// `**/` or `**` inside a pattern: zero or more whole directories.
     AnyDirs,
     /// `**` at the end: anything at all.
@@ -83,7 +86,9 @@ impl DockerIgnore {
         let mut excluded = false;
         for pattern in &self.patterns {
             let matched = matches(&pattern.tokens, &path)
-                || parents.iter().any(|parent| matches(&pattern.tokens, parent));
+                || parents
+                    .iter()
+                    .any(|parent| matches(&pattern.tokens, parent));
             if matched {
                 excluded = !pattern.exception;
             }
@@ -199,10 +204,12 @@ fn match_from(tokens: &[Token], text: &[char]) -> bool {
     match token {
         Token::Literal(c) => text.first() == Some(c) && match_from(rest, &text[1..]),
         Token::Question => text.first().is_some_and(|c| *c != '/') && match_from(rest, &text[1..]),
-        Token::Class { negated, items } => text.first().is_some_and(|c| {
-            let inside = items.iter().any(|(low, high)| low <= c && c <= high);
-            inside != *negated
-        }) && match_from(rest, &text[1..]),
+        Token::Class { negated, items } => {
+            text.first().is_some_and(|c| {
+                let inside = items.iter().any(|(low, high)| low <= c && c <= high);
+                inside != *negated
+            }) && match_from(rest, &text[1..])
+        }
         Token::Star => {
             let run = text.iter().take_while(|c| **c != '/').count();
             (0..=run).any(|n| match_from(rest, &text[n..]))

@@ -54,7 +54,8 @@ pub async fn repository_uris(
         match result {
             Ok(output) => {
                 for repo in output.repositories() {
-                    if let (Some(name), Some(uri)) = (repo.repository_name(), repo.repository_uri()) {
+                    if let (Some(name), Some(uri)) = (repo.repository_name(), repo.repository_uri())
+                    {
                         uris.insert(name.to_owned(), uri.to_owned());
                     }
                 }
@@ -67,11 +68,17 @@ pub async fn repository_uris(
                     // Ask one by one to name exactly which are missing.
                     let mut missing = Vec::new();
                     for name in chunk {
-                        let one = client.describe_repositories().repository_names(name).send().await;
+                        let one = client
+                            .describe_repositories()
+                            .repository_names(name)
+                            .send()
+                            .await;
                         match one {
                             Ok(output) => {
                                 for repo in output.repositories() {
-                                    if let (Some(n), Some(uri)) = (repo.repository_name(), repo.repository_uri()) {
+                                    if let (Some(n), Some(uri)) =
+                                        (repo.repository_name(), repo.repository_uri())
+                                    {
                                         uris.insert(n.to_owned(), uri.to_owned());
                                     }
                                 }
@@ -109,7 +116,9 @@ pub async fn registry_access(
         .authorization_data()
         .first()
         .context("ECR returned no authorization data")?;
-    let token = data.authorization_token().context("ECR returned no token")?;
+    let token = data
+        .authorization_token()
+        .context("ECR returned no token")?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(token)
         .context("the ECR token is not base64")?;
@@ -120,7 +129,9 @@ pub async fn registry_access(
     let host = match host_override {
         Some(host) => host.to_owned(),
         None => {
-            let endpoint = data.proxy_endpoint().context("ECR returned no proxy endpoint")?;
+            let endpoint = data
+                .proxy_endpoint()
+                .context("ECR returned no proxy endpoint")?;
             endpoint
                 .trim_start_matches("https://")
                 .trim_start_matches("http://")

@@ -54,9 +54,9 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
     if err.chain().any(|cause| cause.is::<Interrupted>()) {
         return ExitCode::Interrupted;
     }
-    let usage = err.chain().any(|cause| {
-        cause.is::<UsageError>() || cause.is::<crate::config::ConfigError>()
-    });
+    let usage = err
+        .chain()
+        .any(|cause| cause.is::<UsageError>() || cause.is::<crate::config::ConfigError>());
     if usage {
         ExitCode::Usage
     } else {

@@ -65,7 +65,9 @@ impl Repo {
             }
             Err(err) => return Err(err).context("cannot read HEAD"),
         };
-        let commit = head.peel_to_commit().context("HEAD does not point at a commit")?;
+        let commit = head
+            .peel_to_commit()
+            .context("HEAD does not point at a commit")?;
         let short = commit
             .as_object()
             .short_id()

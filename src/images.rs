@@ -82,9 +82,10 @@ pub async fn build_and_push(
     let mut to_build = Vec::new();
     for (job, exists) in checks {
         if exists? {
-            progress
-                .item(&job.service)
-                .finish(&format!("{} already in the registry: not rebuilt, not pushed", job.image));
+            progress.item(&job.service).finish(&format!(
+                "{} already in the registry: not rebuilt, not pushed",
+                job.image
+            ));
             results.push(ImageResult {
                 service: job.service,
                 image: job.image,
@@ -103,7 +104,9 @@ pub async fn build_and_push(
         let failed = &failed;
         async move {
             if failed.load(Ordering::SeqCst) {
-                progress.item(&job.service).finish("not started (another image failed)");
+                progress
+                    .item(&job.service)
+                    .finish("not started (another image failed)");
                 return ImageResult {
                     service: job.service,
                     image: job.image,
@@ -195,7 +198,10 @@ async fn build_then_push(
         return failed(format!("{err:#}"), Some(build_secs));
     }
     let push_secs = started.elapsed().as_secs_f64();
-    item.finish(&format!("pushed {} (build {build_secs:.1}s, push {push_secs:.1}s)", job.image));
+    item.finish(&format!(
+        "pushed {} (build {build_secs:.1}s, push {push_secs:.1}s)",
+        job.image
+    ));
     ImageResult {
         service: job.service.clone(),
         image: job.image.clone(),

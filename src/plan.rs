@@ -203,11 +203,18 @@ fn plan_services(
             repository,
         }
     };
-    let all = || platform.services.iter().map(|service| service.name.as_str());
+    let all = || {
+        platform
+            .services
+            .iter()
+            .map(|service| service.name.as_str())
+    };
     Ok(match selection {
         Selection::All => (
             Mode::Full,
-            all().map(|name| step(name, Action::Deploy, "full deploy")).collect(),
+            all()
+                .map(|name| step(name, Action::Deploy, "full deploy"))
+                .collect(),
         ),
         Selection::Changed => (
             Mode::Changed,
@@ -422,14 +429,25 @@ impl fmt::Display for Plan {
                 writeln!(f, "                {path}")?;
             }
             if self.uncommitted.len() > 10 {
-                writeln!(f, "                … and {} more", self.uncommitted.len() - 10)?;
+                writeln!(
+                    f,
+                    "                … and {} more",
+                    self.uncommitted.len() - 10
+                )?;
             }
         }
         writeln!(f)?;
         let rows: Vec<[String; 4]> = self
             .services
             .iter()
-            .map(|s| [s.name.clone(), s.action.to_string(), s.image.clone(), s.reason.clone()])
+            .map(|s| {
+                [
+                    s.name.clone(),
+                    s.action.to_string(),
+                    s.image.clone(),
+                    s.reason.clone(),
+                ]
+            })
             .collect();
         write_table(f, ["SERVICE", "ACTION", "IMAGE", "REASON"], &rows)?;
         if !self.spas.is_empty() {
@@ -492,8 +510,7 @@ mod tests {
     #[test]
     fn shell_words_quote_only_what_needs_it() {
         let line = shell_words(
-            ["terraform", "-var", r#"image_tags={"api"="abc"}"#, "it's"]
-                .map(String::from),
+            ["terraform", "-var", r#"image_tags={"api"="abc"}"#, "it's"].map(String::from),
         );
         assert_eq!(
             line,

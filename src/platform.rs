@@ -105,7 +105,8 @@ fn discover_services(
             let entries = std::fs::read_dir(&services_dir)
                 .with_context(|| format!("cannot list {}", services_dir.display()))?;
             for entry in entries {
-                let entry = entry.with_context(|| format!("cannot list {}", services_dir.display()))?;
+                let entry =
+                    entry.with_context(|| format!("cannot list {}", services_dir.display()))?;
                 let path = entry.path();
                 if path.join("package.json").is_file() {
                     if let Some(name) = entry.file_name().to_str() {
@@ -206,7 +207,11 @@ mod tests {
     fn listed_service_that_does_not_exist_names_the_key_and_file() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "services/a/package.json", "{}");
-        write(dir.path(), "deploy.toml", "[services]\nnames = [\"a\", \"ghost\"]\n");
+        write(
+            dir.path(),
+            "deploy.toml",
+            "[services]\nnames = [\"a\", \"ghost\"]\n",
+        );
         let err = Platform::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("\"ghost\""), "{err}");
         assert!(err.contains("services.names in"), "{err}");

@@ -42,7 +42,11 @@ impl Request {
         Self {
             selection,
             // With --skip-tf nothing reads the tfvars file.
-            var_file: if cli.skip_tf { None } else { cli.var_file.clone() },
+            var_file: if cli.skip_tf {
+                None
+            } else {
+                cli.var_file.clone()
+            },
             skip_spas: cli.skip_spas,
             skip_tf: cli.skip_tf,
             profile: cli.profile.clone(),

@@ -52,7 +52,11 @@ impl Apply {
                     .map(|service| format!("{service:?}={tag:?}"))
                     .collect();
                 args.push("-var".to_owned());
-                args.push(format!("{}={{{}}}", config.image_tags_var, entries.join(",")));
+                args.push(format!(
+                    "{}={{{}}}",
+                    config.image_tags_var,
+                    entries.join(",")
+                ));
                 for service in services {
                     for target in &config.targets {
                         args.push(format!("-target={}", config::expand(target, service)));
@@ -70,7 +74,9 @@ impl Apply {
 /// The workspace a tfvars file selects: its file name without the extension.
 pub fn workspace_for(var_file: &Path) -> Option<String> {
     let name = var_file.file_name()?.to_str()?;
-    let stem = name.strip_suffix(".tfvars.json").or_else(|| name.strip_suffix(".tfvars"))?;
+    let stem = name
+        .strip_suffix(".tfvars.json")
+        .or_else(|| name.strip_suffix(".tfvars"))?;
     (!stem.is_empty()).then(|| stem.to_owned())
 }
 
@@ -180,9 +186,14 @@ mod tests {
         });
         plan.auto_approve = true;
         let args = plan.args(&TerraformConfig::default());
-        assert!(args.contains(&r#"image_tags={"api"="3f2c1ab","clinical-api"="3f2c1ab"}"#.to_owned()));
+        assert!(
+            args.contains(&r#"image_tags={"api"="3f2c1ab","clinical-api"="3f2c1ab"}"#.to_owned())
+        );
         assert!(!args.iter().any(|arg| arg.starts_with("image_tag=")));
-        let targets: Vec<_> = args.iter().filter(|arg| arg.starts_with("-target=")).collect();
+        let targets: Vec<_> = args
+            .iter()
+            .filter(|arg| arg.starts_with("-target="))
+            .collect();
         assert_eq!(
             targets,
             [
@@ -197,14 +208,27 @@ mod tests {
 
     #[test]
     fn workspace_is_the_tfvars_name() {
-        assert_eq!(workspace_for(Path::new("tfvars/sandbox.tfvars")).as_deref(), Some("sandbox"));
-        assert_eq!(workspace_for(Path::new("/x/prod.tfvars.json")).as_deref(), Some("prod"));
+        assert_eq!(
+            workspace_for(Path::new("tfvars/sandbox.tfvars")).as_deref(),
+            Some("sandbox")
+        );
+        assert_eq!(
+            workspace_for(Path::new("/x/prod.tfvars.json")).as_deref(),
+            Some("prod")
+        );
         assert_eq!(workspace_for(Path::new("tfvars/notes.txt")), None);
     }
 
     #[test]
     fn versions_parse_and_compare() {
-        assert_eq!(Version::parse("1.15.5"), Some(Version { major: 1, minor: 15, patch: 5 }));
+        assert_eq!(
+            Version::parse("1.15.5"),
+            Some(Version {
+                major: 1,
+                minor: 15,
+                patch: 5
+            })
+        );
         assert_eq!(Version::parse("v1.6.0-beta1").unwrap().to_string(), "1.6.0");
         assert!(Version::parse("1.5.7").unwrap() < MINIMUM_VERSION);
         assert!(Version::parse("1.10.0").unwrap() > MINIMUM_VERSION);

@@ -45,14 +45,36 @@ fn parse_time_usage_errors_exit_2_naming_the_flags() {
         ("var_file_required", &[], &["--var-file"]),
         (
             "changed_with_services",
-            &["--var-file", "tfvars/sandbox.tfvars", "--changed", "--services", "api"],
+            &[
+                "--var-file",
+                "tfvars/sandbox.tfvars",
+                "--changed",
+                "--services",
+                "api",
+            ],
             &["--changed", "--services"],
         ),
-        ("changed_with_skip_tf", &["--changed", "--skip-tf"], &["--changed", "--skip-tf"]),
-        ("services_without_value", &["--skip-tf", "--services"], &["--services"]),
-        ("unknown_output", &["--skip-tf", "--output", "yaml"], &["--output", "yaml"]),
+        (
+            "changed_with_skip_tf",
+            &["--changed", "--skip-tf"],
+            &["--changed", "--skip-tf"],
+        ),
+        (
+            "services_without_value",
+            &["--skip-tf", "--services"],
+            &["--services"],
+        ),
+        (
+            "unknown_output",
+            &["--skip-tf", "--output", "yaml"],
+            &["--output", "yaml"],
+        ),
         ("unknown_flag", &["--skip-tf", "--force"], &["--force"]),
-        ("verbose_with_quiet", &["--skip-tf", "-v", "--quiet"], &["--verbose", "--quiet"]),
+        (
+            "verbose_with_quiet",
+            &["--skip-tf", "-v", "--quiet"],
+            &["--verbose", "--quiet"],
+        ),
     ];
     let dir = outside_any_repo();
     for (name, args, named) in cases {
@@ -69,7 +91,10 @@ fn parse_time_usage_errors_exit_2_naming_the_flags() {
 #[test]
 fn outside_a_repository_is_a_usage_error() {
     let dir = outside_any_repo();
-    let out = Deploy::new().in_dir(dir.path()).args(["--skip-tf", "--dry-run"]).run();
+    let out = Deploy::new()
+        .in_dir(dir.path())
+        .args(["--skip-tf", "--dry-run"])
+        .run();
     out.usage_error()
         .stderr_has("is not inside a git repository")
         .stderr_has("--repo");

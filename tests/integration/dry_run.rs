@@ -95,8 +95,14 @@ fn services_selects_a_subset_and_rolls_only_it() {
         command.contains(&format!(r#"'image_tags={{"api"="{tag}","auth"="{tag}"}}'"#)),
         "{command}"
     );
-    assert!(!command.contains("image_tag="), "--services must never roll the global tag: {command}");
-    assert!(command.contains(r#"'-target=terraform_data.service["auth"]'"#), "{command}");
+    assert!(
+        !command.contains("image_tag="),
+        "--services must never roll the global tag: {command}"
+    );
+    assert!(
+        command.contains(r#"'-target=terraform_data.service["auth"]'"#),
+        "{command}"
+    );
     assert!(!command.contains(r#"["billing"]"#), "{command}");
 }
 
@@ -106,7 +112,12 @@ fn changed_mode_skips_spas_as_the_runbook_says() {
     fixture.write_tfvars("sandbox");
     fixture
         .deploy()
-        .args(["--var-file", "tfvars/sandbox.tfvars", "--changed", "--dry-run"])
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--changed",
+            "--dry-run",
+        ])
         .run()
         .success()
         .stdout_has("incremental deploy (--changed)")
@@ -133,11 +144,31 @@ fn repository_dependent_usage_errors() {
     let fixture = Fixture::new();
     fixture.write_tfvars("sandbox");
     let cases: &[(&str, &[&str], &str)] = &[
-        ("unknown_service", &["--skip-tf", "--services", "api,ghost"], "unknown service ghost"),
-        ("empty_services", &["--skip-tf", "--services", ""], "--services needs service names"),
-        ("excluded_service", &["--skip-tf", "--services", "slack-agent"], "slack-agent deploys on its own"),
-        ("missing_var_file", &["--var-file", "tfvars/nope.tfvars"], "--var-file tfvars/nope.tfvars: no such file"),
-        ("var_file_is_a_directory", &["--var-file", "tfvars"], "is a directory"),
+        (
+            "unknown_service",
+            &["--skip-tf", "--services", "api,ghost"],
+            "unknown service ghost",
+        ),
+        (
+            "empty_services",
+            &["--skip-tf", "--services", ""],
+            "--services needs service names",
+        ),
+        (
+            "excluded_service",
+            &["--skip-tf", "--services", "slack-agent"],
+            "slack-agent deploys on its own",
+        ),
+        (
+            "missing_var_file",
+            &["--var-file", "tfvars/nope.tfvars"],
+            "--var-file tfvars/nope.tfvars: no such file",
+        ),
+        (
+            "var_file_is_a_directory",
+            &["--var-file", "tfvars"],
+            "is a directory",
+        ),
     ];
     for (name, args, message) in cases {
         let out = fixture.deploy().args(*args).args(["--dry-run"]).run();
@@ -150,16 +181,30 @@ fn repository_dependent_usage_errors() {
 #[test]
 fn bad_config_names_the_key_the_file_and_the_position() {
     let cases: &[(&str, &str, &str)] = &[
-        ("config_unknown_key", "[docker]\nconcurency = 4\n", "unknown field `concurency`"),
-        ("config_wrong_type", "[docker]\nconcurrency = \"four\"\n", "invalid type"),
+        (
+            "config_unknown_key",
+            "[docker]\nconcurency = 4\n",
+            "unknown field `concurency`",
+        ),
+        (
+            "config_wrong_type",
+            "[docker]\nconcurrency = \"four\"\n",
+            "invalid type",
+        ),
         ("config_invalid_toml", "[docker\n", "line 1"),
-        ("config_missing_service", "[services]\nnames = [\"api\", \"ghost\"]\n", "services.names"),
+        (
+            "config_missing_service",
+            "[services]\nnames = [\"api\", \"ghost\"]\n",
+            "services.names",
+        ),
     ];
     for (name, text, message) in cases {
         let fixture = Fixture::new();
         fixture.write("deploy.toml", text);
         let out = fixture.deploy().args(["--skip-tf", "--dry-run"]).run();
-        out.usage_error().stderr_has(message).stderr_has("deploy.toml");
+        out.usage_error()
+            .stderr_has(message)
+            .stderr_has("deploy.toml");
         insta::assert_snapshot!(format!("usage_{name}"), out.stderr_redacted(fixture.root()));
     }
 }

@@ -11,7 +11,11 @@ fn run_in(image: &str, script: &str) -> String {
         .args(["run", "--rm", image, "sh", "-c", script])
         .output()
         .expect("docker runs");
-    assert!(output.status.success(), "docker run {image}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "docker run {image}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -33,7 +37,11 @@ fn registry_tags(bed: &Testbed, repository: &str) -> Vec<String> {
     let json: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_default();
     json["tags"]
         .as_array()
-        .map(|tags| tags.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+        .map(|tags| {
+            tags.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -58,17 +66,30 @@ fn builds_pushes_resumes_and_never_ships_uncommitted_code() {
         .aws(&env, &bed)
         .args(["--skip-tf", "--skip-spas", "--profile", "testbed", "-y"])
         .run();
-    first.success().stderr_has("uncommitted path(s) are NOT included");
+    first
+        .success()
+        .stderr_has("uncommitted path(s) are NOT included");
     for service in SERVICES {
-        assert!(registry_tags(&bed, service).contains(&tag), "{service}:{tag} not in the registry");
+        assert!(
+            registry_tags(&bed, service).contains(&tag),
+            "{service}:{tag} not in the registry"
+        );
         first.stdout_has(&format!("{}/{service}:{tag}", bed.registry));
     }
-    assert!(!registry_tags(&bed, "slack-agent").contains(&tag), "slack-agent is never built");
+    assert!(
+        !registry_tags(&bed, "slack-agent").contains(&tag),
+        "slack-agent is never built"
+    );
 
     // The dependency stage ran once: every image carries the same single marker line.
     let markers: Vec<String> = SERVICES
         .iter()
-        .map(|service| run_in(&format!("{}/{service}:{tag}", bed.registry), "cat /deps-marker"))
+        .map(|service| {
+            run_in(
+                &format!("{}/{service}:{tag}", bed.registry),
+                "cat /deps-marker",
+            )
+        })
         .collect();
     assert_eq!(markers[0].lines().count(), 1, "{}", markers[0]);
     assert!(markers.iter().all(|m| m == &markers[0]), "{markers:#?}");
@@ -76,7 +97,10 @@ fn builds_pushes_resumes_and_never_ships_uncommitted_code() {
 
     // The image holds the committed file, not the dirty one.
     let api = format!("{}/api:{tag}", bed.registry);
-    assert_eq!(run_in(&api, "cat /app/services/api/src/index.ts"), committed);
+    assert_eq!(
+        run_in(&api, "cat /app/services/api/src/index.ts"),
+        committed
+    );
     assert_eq!(run_in(&api, "cat /app/SERVICE").trim(), "api");
 
     // A re-run builds and pushes nothing, and says so per service.
@@ -87,7 +111,10 @@ fn builds_pushes_resumes_and_never_ships_uncommitted_code() {
         .run();
     second.success();
     for service in SERVICES {
-        second.stderr_has(&format!("{service}: {}/{service}:{tag} already in the registry", bed.registry));
+        second.stderr_has(&format!(
+            "{service}: {}/{service}:{tag} already in the registry",
+            bed.registry
+        ));
     }
     second.stdout_lacks("built and pushed");
 }
@@ -98,13 +125,26 @@ fn services_limits_the_build() {
         return;
     };
     let fixture = Fixture::new();
-    fixture.write("services/auth/src/nonce.ts", &format!("// {:?}\n", std::time::SystemTime::now()));
+    fixture.write(
+        "services/auth/src/nonce.ts",
+        &format!("// {:?}\n", std::time::SystemTime::now()),
+    );
     let tag = fixture.commit_all("unique");
     let env = bootstrap_aws(&bed, &fixture, "sandbox");
     fixture
         .deploy()
         .aws(&env, &bed)
-        .args(["--skip-tf", "--skip-spas", "--services", "auth", "--profile", "testbed", "-y", "--output", "json"])
+        .args([
+            "--skip-tf",
+            "--skip-spas",
+            "--services",
+            "auth",
+            "--profile",
+            "testbed",
+            "-y",
+            "--output",
+            "json",
+        ])
         .run()
         .success();
     assert!(registry_tags(&bed, "auth").contains(&tag));
@@ -117,16 +157,27 @@ fn a_missing_ecr_repository_is_named_and_nothing_is_built() {
         return;
     };
     let fixture = Fixture::new();
-    fixture.write("deploy.toml", &format!(
-        "{}\n[registry]\nrepository = \"missing/{{service}}\"\n",
-        std::fs::read_to_string(fixture.path("deploy.toml")).unwrap()
-    ));
+    fixture.write(
+        "deploy.toml",
+        &format!(
+            "{}\n[registry]\nrepository = \"missing/{{service}}\"\n",
+            std::fs::read_to_string(fixture.path("deploy.toml")).unwrap()
+        ),
+    );
     fixture.commit_all("point at repositories that do not exist");
     let env = bootstrap_aws(&bed, &fixture, "sandbox");
     fixture
         .deploy()
         .aws(&env, &bed)
-        .args(["--skip-tf", "--skip-spas", "--services", "api", "--profile", "testbed", "-y"])
+        .args([
+            "--skip-tf",
+            "--skip-spas",
+            "--services",
+            "api",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
         .run()
         .code(1)
         .stderr_has("ECR repository missing/api does not exist")

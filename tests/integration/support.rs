@@ -270,7 +270,8 @@ impl Testbed {
             eprintln!("\n!!!!! {message}\n");
             return None;
         }
-        let required = |name: &str| var(name).unwrap_or_else(|| panic!("the test bed did not export {name}"));
+        let required =
+            |name: &str| var(name).unwrap_or_else(|| panic!("the test bed did not export {name}"));
         Some(Self {
             endpoint: required("AWS_ENDPOINT_URL"),
             registry: required("DEPLOY_TESTBED_REGISTRY"),
@@ -341,7 +342,10 @@ fn bootstrap_with(bed: &Testbed, fixture: &Fixture, env: &str, extra: &[&str]) -
             "AWS_SHARED_CREDENTIALS_FILE".to_owned(),
             aws_dir.join("credentials").display().to_string(),
         ),
-        ("AWS_CONFIG_FILE".to_owned(), aws_dir.join("config").display().to_string()),
+        (
+            "AWS_CONFIG_FILE".to_owned(),
+            aws_dir.join("config").display().to_string(),
+        ),
         ("AWS_PROFILE".to_owned(), "testbed".to_owned()),
     ];
     AwsEnv { summary, vars }

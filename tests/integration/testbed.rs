@@ -75,8 +75,7 @@ fn terraform_is_recent_enough_and_applies_the_fixture_root() {
             .args(args)
             .current_dir(fixture.root());
         env.configure(&mut command);
-        let output = command.output()
-            .expect("terraform runs");
+        let output = command.output().expect("terraform runs");
         assert!(
             output.status.success(),
             "terraform {args:?}\n{}\n{}",
@@ -150,7 +149,11 @@ fn docker_builds_from_the_local_base_image_through_bollard() {
             Some(vec!["cat".to_owned(), "/proof".to_owned()])
         );
         docker
-            .remove_image(&tag, None::<bollard::query_parameters::RemoveImageOptions>, None)
+            .remove_image(
+                &tag,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
             .await
             .expect("remove the smoke image");
     });
