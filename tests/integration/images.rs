@@ -194,3 +194,69 @@ fn no_terminal_and_no_yes_fails_at_once() {
         .usage_error()
         .stderr_has("pass -y");
 }
+
+#[test]
+fn a_failed_build_shows_its_log_tail_the_disk_remedy_and_a_rerun_resumes() {
+    let Some(bed) =
+        Testbed::get("a_failed_build_shows_its_log_tail_the_disk_remedy_and_a_rerun_resumes")
+    else {
+        return;
+    };
+    let fixture = Fixture::new();
+    let dockerfile =
+        std::fs::read_to_string(fixture.path("infra/docker/service.Dockerfile")).unwrap();
+    fixture.write(
+        "infra/docker/service.Dockerfile",
+        &format!(
+            "{dockerfile}\n# {:?}\nRUN if [ \"$SERVICE\" = auth ]; then echo 'ERR_PNPM_ENOSPC  ENOSPC: no space left on device, write' >&2; exit 1; fi\n",
+            std::time::SystemTime::now()
+        ),
+    );
+    let tag = fixture.commit_all("auth's build runs out of disk");
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    let args = [
+        "--skip-tf",
+        "--skip-spas",
+        "--services",
+        "api,auth",
+        "--profile",
+        "testbed",
+        "-y",
+    ];
+
+    let failed = fixture.deploy().aws(&env, &bed).args(args).run();
+    failed
+        .code(1)
+        .stderr_has("the image build of auth failed")
+        .stderr_has("ERR_PNPM_ENOSPC")
+        .stderr_has("full log: ")
+        .stderr_has("docker builder prune -af")
+        .stderr_has("never touch volumes")
+        .stderr_has("Pushed: api")
+        .stderr_has("Not pushed: auth")
+        .stderr_has("Nothing was applied")
+        .stderr_has("Re-run the same command to resume");
+    assert!(registry_tags(&bed, "api").contains(&tag));
+    assert!(!registry_tags(&bed, "auth").contains(&tag));
+    let log = fixture.path(&format!(".git/deploy/logs/{tag}/auth.log"));
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("ERR_PNPM_ENOSPC"),
+        "{}",
+        log.display()
+    );
+
+    // The re-run skips what was pushed and fails on the same build again.
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(args)
+        .run()
+        .code(1)
+        .stderr_has(&format!(
+            "api: {}/api:{tag} already in the registry",
+            bed.registry
+        ))
+        .stderr_has("Already in the registry: api");
+}
