@@ -7,7 +7,12 @@ use aws_config::{BehaviorVersion, SdkConfig};
 pub async fn load(profile: Option<&str>) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(profile) = profile {
-        loader = loader.profile_name(profile);
+        // The named profile's credentials, not static keys that happen to be in the
+        // environment: the operator chose an account.
+        let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
+            .profile_name(profile)
+            .build();
+        loader = loader.profile_name(profile).credentials_provider(credentials);
     }
     loader.load().await
 }

@@ -7,10 +7,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{anyhow, bail, Context as _, Result};
 use serde::Serialize;
 
-use crate::aws;
+use futures_util::StreamExt;
+
 use crate::cli::{Cli, OutputFormat};
 use crate::docker::Engine;
-use crate::ecr;
+use crate::ecs::{Ecs, RolloutTarget, Settled};
 use crate::error::{Interrupted, UsageError};
 use crate::git::Repo;
 use crate::images::{self, ImageJob, ImageResult, ImageSettings, ImageStatus};
@@ -18,6 +19,9 @@ use crate::plan::{self, Action, Mode, Plan};
 use crate::platform::Platform;
 use crate::progress::Progress;
 use crate::request::Request;
+use crate::summary::RunReport;
+use crate::terraform::{self, Terraform};
+use crate::{aws, config, ecr, profiles};
 
 pub fn run(cli: &Cli) -> Result<()> {
     let request = Request::from_cli(cli);
@@ -56,40 +60,42 @@ pub fn run(cli: &Cli) -> Result<()> {
         )
         .into());
     }
+    let profile = profiles::choose(request.profile.as_deref(), request.assume_yes)?;
     if request.output == OutputFormat::Text {
         print!("{plan}");
     }
 
+    // 3-9. Execute, then always report what was done.
     let progress = Progress::new(cli.quiet);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let log_dir = repo
-        .git_dir()
-        .join("deploy")
-        .join("logs")
-        .join(&plan.image_tag);
-    let outcome = runtime.block_on(async {
-        tokio::select! {
-            outcome = execute(&platform, &request, &plan, &progress, log_dir) => outcome,
-            _ = tokio::signal::ctrl_c() => Err(Interrupted.into()),
-        }
-    });
+    let run = Run {
+        platform: &platform,
+        request: &request,
+        plan: &plan,
+        profile,
+        progress: &progress,
+        log_dir: repo.git_dir().join("deploy").join("logs").join(&plan.image_tag),
+    };
+    let mut report = RunReport::new(&plan);
+    let outcome = runtime.block_on(run.execute(&mut report));
     // Stop build/push streams now: the daemon cancels work whose connection closed.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    // The summary says what was done; when preflight stopped the run, nothing was.
+    if !report.images.is_empty() || request.output == OutputFormat::Json {
+        print_json_or_text(&report, request.output)?;
+    }
     outcome
 }
 
-/// Execution steps later work adds (SPA upload, terraform roll, --changed): refused up
-/// front, before anything is touched, rather than half-run.
+/// Execution steps later work adds: refused up front, before anything is touched,
+/// rather than half-run.
 fn refuse_what_is_not_built_yet(plan: &Plan) -> Result<()> {
     let mut missing = Vec::new();
     if plan.mode == Mode::Changed {
         missing.push("--changed (reading live tags from ECS)");
-    }
-    if plan.terraform.is_some() {
-        missing.push("the terraform roll (pass --skip-tf)");
     }
     if plan.spas.iter().any(|spa| spa.action == Action::Deploy) {
         missing.push("the SPA upload (pass --skip-spas)");
@@ -98,113 +104,276 @@ fn refuse_what_is_not_built_yet(plan: &Plan) -> Result<()> {
         return Ok(());
     }
     bail!(
-        "this version of deploy builds and pushes images only; not available yet: {}. Nothing was touched",
+        "this version of deploy cannot do everything asked yet; not available: {}. Nothing was touched",
         missing.join(", ")
     )
 }
 
-async fn execute(
-    platform: &Platform,
-    request: &Request,
-    plan: &Plan,
-    progress: &Progress,
+/// Cancels `step` on Ctrl-C (dropping it stops builds, pushes and polls).
+async fn interruptible<T>(step: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::select! {
+        outcome = step => outcome,
+        _ = tokio::signal::ctrl_c() => Err(Interrupted.into()),
+    }
+}
+
+/// One run's inputs, resolved.
+struct Run<'a> {
+    platform: &'a Platform,
+    request: &'a Request,
+    plan: &'a Plan,
+    profile: Option<String>,
+    progress: &'a Progress,
     log_dir: std::path::PathBuf,
-) -> Result<()> {
-    let deploying: Vec<_> = plan
-        .services
-        .iter()
-        .filter(|step| step.action == Action::Deploy)
-        .collect();
+}
 
-    // Preflight: the Docker daemon.
-    let engine = Engine::connect().await?;
-    tracing::info!(host = %engine.host, builder = ?engine.builder, "docker daemon reachable");
+/// What preflight found out.
+struct Ready {
+    sdk: aws_config::SdkConfig,
+    engine: Engine,
+    terraform: Option<Terraform>,
+    /// The ECS cluster, when services are rolled.
+    cluster: Option<String>,
+}
 
-    // Who am I, then a typed y (runbook: "asks for a typed y before pushing").
-    let profile = request.profile.as_deref();
-    let sdk = aws::load(profile).await;
-    let identity = aws_sdk_sts::Client::new(&sdk)
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|err| anyhow!(aws::explain(&err, profile)))
-        .context("cannot tell which AWS account this is (STS GetCallerIdentity)")?;
-    let summary = format!(
-        "AWS account {} as {}\n  region {}, profile {}\n  deploying {} image(s) tagged {}{}",
-        identity.account().unwrap_or("?"),
-        identity.arn().unwrap_or("?"),
-        sdk.region()
-            .map(|r| r.to_string())
-            .unwrap_or_else(|| "?".into()),
-        profile.unwrap_or("(default chain)"),
-        deploying.len(),
-        plan.image_tag,
-        if plan.uncommitted.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "\n  built from commit {}: {} uncommitted path(s) are NOT included",
-                plan.head.sha,
-                plan.uncommitted.len()
-            )
-        },
-    );
-    progress.note(&summary);
-    if !request.assume_yes {
-        confirm()?;
+impl Run<'_> {
+    async fn execute(&self, report: &mut RunReport) -> Result<()> {
+        let ready = interruptible(self.preflight()).await?;
+        interruptible(self.build_and_push(&ready, report)).await?;
+
+        // 8. Roll. Not interruptible by dropping: terraform stops itself on Ctrl-C and
+        // we wait for it, so that its state is never left half-written.
+        let (Some(step), Some(terraform)) = (&self.plan.terraform, &ready.terraform) else {
+            return Ok(());
+        };
+        let args = step.apply.args(&self.platform.config.terraform);
+        self.progress.note(&format!("running {}", step.command));
+        if let Err(err) = terraform.apply(&args).await {
+            if err.is::<Interrupted>() {
+                return Err(err);
+            }
+            return Err(err.context(format!(
+                "the roll failed; {}. Re-run the same command to retry: images already in the registry are not rebuilt",
+                pushed_sentence(&report.images)
+            )));
+        }
+        report.applied = true;
+
+        // 9. Verify.
+        interruptible(self.verify(&ready, report)).await
     }
 
-    // ECR: every repository must exist before anything is built.
-    let ecr_client = aws_sdk_ecr::Client::new(&sdk);
-    let repositories: Vec<String> = deploying
-        .iter()
-        .map(|step| step.repository.clone())
-        .collect();
-    ecr::repository_uris(&ecr_client, &repositories, profile).await?;
-    let access = ecr::registry_access(&ecr_client, plan.registry.host.as_deref(), profile).await?;
-    let jobs: Vec<ImageJob> = deploying
-        .iter()
-        .map(|step| ImageJob {
-            service: step.name.clone(),
-            image: format!("{}/{}", access.host, step.image),
+    /// 2-3. Preflight and who-am-I, before anything is built.
+    async fn preflight(&self) -> Result<Ready> {
+        let engine = Engine::connect().await?;
+        tracing::info!(host = %engine.host, builder = ?engine.builder, "docker daemon reachable");
+
+        let mut terraform = None;
+        let mut cluster = self.platform.config.ecs.cluster.clone();
+        if let Some(step) = &self.plan.terraform {
+            let tf = Terraform {
+                bin: "terraform".into(),
+                repo_root: self.platform.root.clone(),
+                dir: step.apply.dir.clone(),
+                profile: self.profile.clone(),
+            };
+            let version = tokio::task::spawn_blocking(|| terraform::installed_version(std::path::Path::new("terraform")))
+                .await
+                .context("terraform version check panicked")??;
+            if version < terraform::MINIMUM_VERSION {
+                bail!(
+                    "terraform {version} is too old: install terraform >= {}",
+                    terraform::MINIMUM_VERSION
+                );
+            }
+            tf.check_workspace(&step.apply.workspace).await?;
+            if cluster.is_none() {
+                let name = &self.platform.config.terraform.outputs.ecs_cluster;
+                let outputs = tf.outputs().await?;
+                cluster = outputs.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+                if cluster.is_none() {
+                    bail!(
+                        "cannot tell the ECS cluster: terraform has no output {name:?} (set ecs.cluster in deploy.toml or terraform.outputs.ecs_cluster); nothing was touched"
+                    );
+                }
+            }
+            terraform = Some(tf);
+        }
+
+        let profile = self.profile.as_deref();
+        let sdk = aws::load(profile).await;
+        let identity = aws_sdk_sts::Client::new(&sdk)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|err| anyhow!(aws::explain(&err, profile)))
+            .context("cannot tell which AWS account this is (STS GetCallerIdentity); nothing was touched")?;
+        let deploying = self
+            .plan
+            .services
+            .iter()
+            .filter(|s| s.action == Action::Deploy)
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>();
+        let mut summary = format!(
+            "AWS account {} as {}\n  region     {}\n  profile    {}\n  workspace  {}\n  git        {} ({})\n  services   {}",
+            identity.account().unwrap_or("?"),
+            identity.arn().unwrap_or("?"),
+            sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+            profile.unwrap_or("(default credential chain)"),
+            self.plan
+                .terraform
+                .as_ref()
+                .map(|t| t.apply.workspace.as_str())
+                .unwrap_or("- (--skip-tf)"),
+            self.plan.image_tag,
+            self.plan.head.sha,
+            deploying.join(", "),
+        );
+        if !self.plan.uncommitted.is_empty() {
+            summary.push_str(&format!(
+                "\n  note       images are built from commit {}: {} uncommitted path(s) are NOT included",
+                self.plan.image_tag,
+                self.plan.uncommitted.len()
+            ));
+        }
+        self.progress.note(&summary);
+        if !self.request.assume_yes {
+            confirm()?;
+        }
+        Ok(Ready {
+            sdk,
+            engine,
+            terraform,
+            cluster,
         })
-        .collect();
-    let docker_config = &platform.config.docker;
-    let settings = ImageSettings {
-        repo_root: platform.root.clone(),
-        commit: plan.head.sha.clone(),
-        context_dir: docker_config.context.clone(),
-        dockerfile: dockerfile_in_context(&docker_config.dockerfile, &docker_config.context)?,
-        service_arg: docker_config.service_arg.clone(),
-        build_args: docker_config
-            .build_args
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        concurrency: docker_config.concurrency,
-        log_dir,
-    };
-    let results = images::build_and_push(
-        &engine,
-        &jobs,
-        &settings,
-        &access.docker_credentials(),
-        progress,
-    )
-    .await?;
-
-    report(plan, &results, request.output)?;
-    let failures: Vec<&ImageResult> = results
-        .iter()
-        .filter(|r| r.status == ImageStatus::Failed)
-        .collect();
-    if failures.is_empty() {
-        return Ok(());
     }
-    let names = |status: ImageStatus| -> String {
-        let list: Vec<&str> = results
+
+    /// 5-6. Build and push every planned image.
+    async fn build_and_push(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+        let profile = self.profile.as_deref();
+        let deploying: Vec<_> = self
+            .plan
+            .services
             .iter()
-            .filter(|r| r.status == status)
+            .filter(|step| step.action == Action::Deploy)
+            .collect();
+        let ecr_client = aws_sdk_ecr::Client::new(&ready.sdk);
+        let repositories: Vec<String> = deploying.iter().map(|step| step.repository.clone()).collect();
+        ecr::repository_uris(&ecr_client, &repositories, profile).await?;
+        let access = ecr::registry_access(&ecr_client, self.plan.registry.host.as_deref(), profile).await?;
+        let jobs: Vec<ImageJob> = deploying
+            .iter()
+            .map(|step| ImageJob {
+                service: step.name.clone(),
+                image: format!("{}/{}", access.host, step.image),
+            })
+            .collect();
+        let docker_config = &self.platform.config.docker;
+        let settings = ImageSettings {
+            repo_root: self.platform.root.clone(),
+            commit: self.plan.head.sha.clone(),
+            context_dir: docker_config.context.clone(),
+            dockerfile: dockerfile_in_context(&docker_config.dockerfile, &docker_config.context)?,
+            service_arg: docker_config.service_arg.clone(),
+            build_args: docker_config
+                .build_args
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            concurrency: docker_config.concurrency,
+            log_dir: self.log_dir.clone(),
+        };
+        report.images = images::build_and_push(
+            &ready.engine,
+            &jobs,
+            &settings,
+            &access.docker_credentials(),
+            self.progress,
+        )
+        .await?;
+
+        let failures: Vec<&ImageResult> = report
+            .images
+            .iter()
+            .filter(|r| r.status == ImageStatus::Failed)
+            .collect();
+        if failures.is_empty() {
+            return Ok(());
+        }
+        let details: Vec<String> = failures
+            .iter()
+            .map(|r| r.error.clone().unwrap_or_default())
+            .collect();
+        bail!(
+            "{}\n\n{} image(s) failed. {}. Nothing was applied.\nRe-run the same command to resume: images already in the registry are not rebuilt.",
+            details.join("\n\n"),
+            failures.len(),
+            pushed_sentence(&report.images),
+        )
+    }
+
+    /// 9. Wait for every rolled service to settle on the new tag.
+    async fn verify(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+        let Some(cluster) = &ready.cluster else {
+            return Ok(());
+        };
+        let ecs_config = &self.platform.config.ecs;
+        let ecs = Ecs::new(aws_sdk_ecs::Client::new(&ready.sdk), cluster.clone(), self.profile.clone());
+        let targets: Vec<RolloutTarget> = self
+            .plan
+            .services
+            .iter()
+            .filter(|s| s.action == Action::Deploy)
+            .map(|s| RolloutTarget {
+                service: s.name.clone(),
+                ecs_service: config::expand(&ecs_config.service, &s.name),
+                container: config::expand(&ecs_config.container, &s.name),
+                expected_tag: self.plan.image_tag.clone(),
+            })
+            .collect();
+        let timeout = std::time::Duration::from_secs(ecs_config.wait_timeout_secs);
+        let poll = std::time::Duration::from_secs(ecs_config.poll_interval_secs);
+        let ecs = &ecs;
+        let mut settled: Vec<Settled> = futures_util::stream::iter(targets)
+            .map(|target| async move {
+                let item = self.progress.item(&target.service);
+                item.state(&format!("waiting for ECS to settle on :{}", target.expected_tag));
+                let settled = ecs.wait_until_settled(&target, timeout, poll, &item).await;
+                match &settled.error {
+                    None => item.finish(&format!("steady on :{} ({:.0}s)", target.expected_tag, settled.waited_secs)),
+                    Some(err) => item.finish(&format!("NOT steady: {err}")),
+                }
+                settled
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        settled.sort_by(|a, b| a.service.cmp(&b.service));
+        report.rollouts = settled;
+        let failed: Vec<String> = report
+            .rollouts
+            .iter()
+            .filter_map(|r| r.error.as_ref().map(|e| format!("  {}: {e}", r.service)))
+            .collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "{} service(s) did not settle on :{}:\n{}\nImages are pushed and terraform was applied; check the services in ECS (events, stopped tasks) before re-running",
+            failed.len(),
+            self.plan.image_tag,
+            failed.join("\n")
+        )
+    }
+}
+
+/// "Pushed: a, b. Already in the registry: c. Not pushed: d" for failure messages.
+fn pushed_sentence(images: &[ImageResult]) -> String {
+    let names = |wanted: &[ImageStatus]| -> String {
+        let list: Vec<&str> = images
+            .iter()
+            .filter(|r| wanted.contains(&r.status))
             .map(|r| r.service.as_str())
             .collect();
         if list.is_empty() {
@@ -213,21 +382,11 @@ async fn execute(
             list.join(", ")
         }
     };
-    let details: Vec<String> = failures
-        .iter()
-        .map(|r| r.error.clone().unwrap_or_default())
-        .collect();
-    bail!(
-        "{}\n\n{} image(s) failed. Pushed: {}. Already in the registry: {}. Not pushed: {}{}. Nothing was applied.\nRe-run the same command to resume: images already in the registry are not rebuilt.",
-        details.join("\n\n"),
-        failures.len(),
-        names(ImageStatus::Pushed),
-        names(ImageStatus::AlreadyInRegistry),
-        names(ImageStatus::Failed),
-        match names(ImageStatus::NotStarted).as_str() {
-            "none" => String::new(),
-            other => format!(", {other} (not started)"),
-        }
+    format!(
+        "Pushed: {}. Already in the registry: {}. Not pushed: {}",
+        names(&[ImageStatus::Pushed]),
+        names(&[ImageStatus::AlreadyInRegistry]),
+        names(&[ImageStatus::Failed, ImageStatus::NotStarted]),
     )
 }
 
@@ -267,45 +426,6 @@ fn confirm() -> Result<()> {
     }
 }
 
-#[derive(Serialize)]
-struct RunReport<'a> {
-    plan: &'a Plan,
-    images: &'a [ImageResult],
-}
-
-fn report(plan: &Plan, results: &[ImageResult], output: OutputFormat) -> Result<()> {
-    if output == OutputFormat::Json {
-        return print_json_or_text(
-            &RunReport {
-                plan,
-                images: results,
-            },
-            output,
-        );
-    }
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "\nSummary ({}):", plan.image_tag)?;
-    for r in results {
-        let status = match r.status {
-            ImageStatus::AlreadyInRegistry => "already in registry (skipped)",
-            ImageStatus::Pushed => "built and pushed",
-            ImageStatus::Failed => "FAILED",
-            ImageStatus::NotStarted => "not started",
-        };
-        let timing = match (r.build_secs, r.push_secs) {
-            (Some(b), Some(p)) => format!("build {b:.1}s, push {p:.1}s"),
-            (Some(b), None) => format!("build {b:.1}s"),
-            _ => String::new(),
-        };
-        writeln!(
-            out,
-            "  {:<16} {:<30} {:<50} {}",
-            r.service, status, r.image, timing
-        )?;
-    }
-    Ok(())
-}
-
 fn print_json_or_text<T: Serialize + std::fmt::Display>(
     value: &T,
     output: OutputFormat,
@@ -323,10 +443,4 @@ fn registry_override_env() -> Option<String> {
     std::env::var("DEPLOY_REGISTRY")
         .ok()
         .filter(|v| !v.is_empty())
-}
-
-impl std::fmt::Display for RunReport<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.plan)
-    }
 }

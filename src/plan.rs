@@ -474,7 +474,8 @@ impl fmt::Display for Plan {
     }
 }
 
-fn write_table<const N: usize>(
+/// Writes an aligned table: a header row, then the rows (the last column unpadded).
+pub(crate) fn write_table<const N: usize>(
     f: &mut fmt::Formatter<'_>,
     header: [&str; N],
     rows: &[[String; N]],

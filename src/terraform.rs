@@ -123,12 +123,7 @@ pub fn installed_version(terraform: &Path) -> Result<Version> {
     let output = Command::new(terraform)
         .args(["version", "-json"])
         .output()
-        .with_context(|| {
-            format!(
-                "cannot run `{} version -json`; install terraform >= {MINIMUM_VERSION}",
-                terraform.display()
-            )
-        })?;
+        .map_err(|err| missing_terraform(terraform, &err))?;
     if !output.status.success() {
         bail!(
             "`{} version -json` failed ({}): {}",
@@ -233,5 +228,131 @@ mod tests {
         assert!(Version::parse("1.5.7").unwrap() < MINIMUM_VERSION);
         assert!(Version::parse("1.10.0").unwrap() > MINIMUM_VERSION);
         assert_eq!(Version::parse("banana"), None);
+    }
+}
+
+fn missing_terraform(terraform: &Path, err: &std::io::Error) -> anyhow::Error {
+    if err.kind() == std::io::ErrorKind::NotFound {
+        anyhow::anyhow!(
+            "{} not found on PATH: install terraform >= {MINIMUM_VERSION} (or pass --skip-tf to push without rolling)",
+            terraform.display()
+        )
+    } else {
+        anyhow::anyhow!("cannot run {}: {err}", terraform.display())
+    }
+}
+
+/// The terraform CLI, run from the repository root against one terraform directory,
+/// with the AWS profile of the run in its environment.
+pub struct Terraform {
+    pub bin: PathBuf,
+    pub repo_root: PathBuf,
+    pub dir: PathBuf,
+    pub profile: Option<String>,
+}
+
+impl Terraform {
+    /// A terraform command in the repository root, with the run's AWS profile.
+    fn command(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.bin);
+        command.current_dir(&self.repo_root);
+        if let Some(profile) = &self.profile {
+            // The same account as the rest of the run: the profile, not stray static keys.
+            command
+                .env("AWS_PROFILE", profile)
+                .env_remove("AWS_ACCESS_KEY_ID")
+                .env_remove("AWS_SECRET_ACCESS_KEY")
+                .env_remove("AWS_SESSION_TOKEN");
+        }
+        command
+    }
+
+    async fn output_of(&self, args: &[&str]) -> Result<String> {
+        let line = format!("terraform -chdir={} {}", self.dir.display(), args.join(" "));
+        let output = self
+            .command()
+            .arg(format!("-chdir={}", self.dir.display()))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(|err| missing_terraform(&self.bin, &err))?;
+        if !output.status.success() {
+            bail!(
+                "`{line}` failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Checks that the selected workspace is the one the tfvars file names.
+    pub async fn check_workspace(&self, expected: &str) -> Result<()> {
+        let current = self.output_of(&["workspace", "show"]).await?;
+        let current = current.trim();
+        if current == expected {
+            return Ok(());
+        }
+        let listed = self.output_of(&["workspace", "list"]).await.unwrap_or_default();
+        let exists = listed
+            .lines()
+            .any(|line| line.trim_start_matches('*').trim() == expected);
+        let fix = if exists {
+            format!("terraform -chdir={} workspace select {expected}", self.dir.display())
+        } else {
+            format!(
+                "terraform -chdir={} workspace new {expected}   (no workspace {expected} exists yet)",
+                self.dir.display()
+            )
+        };
+        Err(crate::error::UsageError::new(format!(
+            "the terraform workspace is {current:?} but the tfvars file is for {expected:?}; nothing was touched. Run:\n  {fix}"
+        ))
+        .into())
+    }
+
+    /// `terraform output -json`, as a map of output name to value.
+    pub async fn outputs(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let text = self.output_of(&["output", "-json"]).await?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).context("`terraform output -json` did not print JSON")?;
+        Ok(json
+            .as_object()
+            .map(|outputs| {
+                outputs
+                    .iter()
+                    .map(|(name, output)| (name.clone(), output["value"].clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Runs the apply with terraform's own output streaming through (to stderr, so
+    /// that stdout stays for results) and its approval prompt on our stdin. On Ctrl-C
+    /// terraform (in our process group) stops itself; we wait for it to finish.
+    pub async fn apply(&self, args: &[String]) -> Result<()> {
+        let mut command = self.command();
+        command
+            .args(args)
+            .stdin(std::process::Stdio::inherit())
+            .stdout(std::process::Stdio::from(std::io::stderr()))
+            .stderr(std::process::Stdio::inherit());
+        let mut child = command
+            .spawn()
+            .map_err(|err| missing_terraform(&self.bin, &err))?;
+        let status = tokio::select! {
+            status = child.wait() => status,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("deploy: interrupted; waiting for terraform to stop cleanly");
+                child.wait().await.ok();
+                return Err(crate::error::Interrupted.into());
+            }
+        }
+        .context("terraform apply did not run")?;
+        if !status.success() {
+            bail!("terraform apply failed ({status})");
+        }
+        Ok(())
     }
 }

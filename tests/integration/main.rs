@@ -4,5 +4,7 @@
 mod cli;
 mod dry_run;
 mod images;
+mod rollout;
+mod spas;
 mod support;
 mod testbed;

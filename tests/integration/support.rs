@@ -297,6 +297,36 @@ impl AwsEnv {
         self.vars.clone()
     }
 
+    /// An SDK config for the fixture's account, for assertions made from the test.
+    // aws_config re-exports the profile-file types only under their deprecated names.
+    #[allow(deprecated)]
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
+        let path = |name: &str| {
+            self.vars
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+                .unwrap()
+        };
+        let files = || {
+            ProfileFiles::builder()
+                .with_file(ProfileFileKind::Config, path("AWS_CONFIG_FILE"))
+                .with_file(ProfileFileKind::Credentials, path("AWS_SHARED_CREDENTIALS_FILE"))
+                .build()
+        };
+        let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
+            .profile_files(files())
+            .profile_name("testbed")
+            .build();
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .profile_files(files())
+            .profile_name("testbed")
+            .credentials_provider(credentials)
+            .load()
+            .await
+    }
+
     pub fn configure(&self, command: &mut Command) {
         command
             .env_remove("AWS_ACCESS_KEY_ID")
@@ -311,6 +341,12 @@ impl AwsEnv {
 /// profile `testbed`, and the terraform workspace `env`.
 pub fn bootstrap(bed: &Testbed, fixture: &Fixture, env: &str) -> AwsEnv {
     bootstrap_with(bed, fixture, env, &["--terraform"])
+}
+
+/// As after a real bootstrap: terraform initialised, workspace `env` selected, and a
+/// first apply (tag `bootstrap`) so that state and outputs exist.
+pub fn bootstrap_applied(bed: &Testbed, fixture: &Fixture, env: &str) -> AwsEnv {
+    bootstrap_with(bed, fixture, env, &["--initial-apply"])
 }
 
 /// The AWS side only: no terraform init/workspace.

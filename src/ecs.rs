@@ -1,0 +1,282 @@
+//! ECS: the image a service runs, and waiting for a rolled service to settle on the new
+//! tag (the runbook's "ECS services reach a steady state", automated).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use aws_sdk_ecs::types::{DeploymentRolloutState, Service};
+use serde::Serialize;
+
+use crate::aws;
+use crate::progress::ItemProgress;
+
+/// The tag of an image reference: `host:5000/repo:tag@sha256:…` → `tag`. `None` for a
+/// digest-only or untagged reference.
+pub fn image_tag_of(image: &str) -> Option<&str> {
+    let name = image.split('@').next()?;
+    let last = name.rsplit('/').next()?;
+    last.split_once(':').map(|(_, tag)| tag).filter(|tag| !tag.is_empty())
+}
+
+/// What one rolled service must settle on.
+#[derive(Debug, Clone)]
+pub struct RolloutTarget {
+    /// The platform's name for it.
+    pub service: String,
+    pub ecs_service: String,
+    pub container: String,
+    pub expected_tag: String,
+}
+
+/// How waiting ended for one service.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settled {
+    pub service: String,
+    pub steady: bool,
+    /// The tag the service settled on (or runs when waiting stopped).
+    pub running_tag: Option<String>,
+    pub waited_secs: f64,
+    pub error: Option<String>,
+}
+
+/// ECS, for one cluster.
+pub struct Ecs {
+    client: aws_sdk_ecs::Client,
+    cluster: String,
+    profile: Option<String>,
+    images: tokio::sync::Mutex<HashMap<String, Vec<(String, String)>>>,
+}
+
+impl Ecs {
+    pub fn new(client: aws_sdk_ecs::Client, cluster: String, profile: Option<String>) -> Self {
+        Self {
+            client,
+            cluster,
+            profile,
+            images: Default::default(),
+        }
+    }
+
+    async fn describe(&self, ecs_service: &str) -> Result<Service> {
+        let output = self
+            .client
+            .describe_services()
+            .cluster(&self.cluster)
+            .services(ecs_service)
+            .send()
+            .await
+            .map_err(|err| anyhow!(aws::explain(&err, self.profile.as_deref())))
+            .with_context(|| format!("cannot describe ECS service {ecs_service} in cluster {}", self.cluster))?;
+        // A missing service is not an API error: DescribeServices lists it in `failures`.
+        if let Some(failure) = output.failures().first() {
+            bail!(
+                "ECS service {ecs_service} is not in cluster {} ({})",
+                self.cluster,
+                failure.reason().unwrap_or("MISSING")
+            );
+        }
+        output
+            .services()
+            .iter()
+            .find(|s| s.status() != Some("INACTIVE"))
+            .cloned()
+            .with_context(|| format!("ECS service {ecs_service} is not active in cluster {}", self.cluster))
+    }
+
+    /// The image of `container` in a task definition (cached: definitions are immutable).
+    pub async fn container_image(&self, task_definition: &str, container: &str) -> Result<Option<String>> {
+        let mut cache = self.images.lock().await;
+        if !cache.contains_key(task_definition) {
+            let output = self
+                .client
+                .describe_task_definition()
+                .task_definition(task_definition)
+                .send()
+                .await
+                .map_err(|err| anyhow!(aws::explain(&err, self.profile.as_deref())))
+                .with_context(|| format!("cannot describe task definition {task_definition}"))?;
+            let containers = output
+                .task_definition()
+                .map(|td| {
+                    td.container_definitions()
+                        .iter()
+                        .filter_map(|c| Some((c.name()?.to_owned(), c.image()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            cache.insert(task_definition.to_owned(), containers);
+        }
+        Ok(cache[task_definition]
+            .iter()
+            .find(|(name, _)| name == container)
+            .map(|(_, image)| image.clone()))
+    }
+
+    /// Waits until the service runs only the new task set, fully. Fails fast on a
+    /// FAILED rollout, and when it settles on another tag (a circuit-breaker rollback).
+    pub async fn wait_until_settled(
+        &self,
+        target: &RolloutTarget,
+        timeout: Duration,
+        poll: Duration,
+        item: &ItemProgress,
+    ) -> Settled {
+        let started = Instant::now();
+        let mut last_event = String::new();
+        let mut running_tag = None;
+        let finish = |steady: bool, running_tag: Option<String>, error: Option<String>| Settled {
+            service: target.service.clone(),
+            steady,
+            running_tag,
+            waited_secs: started.elapsed().as_secs_f64(),
+            error,
+        };
+        loop {
+            let service = match self.describe(&target.ecs_service).await {
+                Ok(service) => service,
+                Err(err) => return finish(false, running_tag, Some(format!("{err:#}"))),
+            };
+            if let Some(event) = service.events().first().and_then(|e| e.message()) {
+                if event != last_event {
+                    last_event = event.to_owned();
+                    item.detail(&format!("ECS: {event}"));
+                }
+            }
+            if let Some(task_definition) = service.task_definition() {
+                match self.container_image(task_definition, &target.container).await {
+                    Ok(Some(image)) => running_tag = image_tag_of(&image).map(str::to_owned),
+                    Ok(None) => {
+                        return finish(
+                            false,
+                            None,
+                            Some(format!(
+                                "task definition {task_definition} has no container named {} (set ecs.container in deploy.toml)",
+                                target.container
+                            )),
+                        )
+                    }
+                    Err(err) => return finish(false, running_tag, Some(format!("{err:#}"))),
+                }
+            }
+            let deployments = service.deployments();
+            let primary = deployments.iter().find(|d| d.status() == Some("PRIMARY"));
+            if let Some(primary) = primary {
+                if primary.rollout_state() == Some(&DeploymentRolloutState::Failed) {
+                    let reason = primary.rollout_state_reason().unwrap_or("no reason given");
+                    return finish(
+                        false,
+                        running_tag,
+                        Some(format!("the rollout of {} FAILED: {reason}", target.ecs_service)),
+                    );
+                }
+                let complete = deployments.len() == 1
+                    && primary.running_count() == primary.desired_count()
+                    && primary.pending_count() == 0
+                    && matches!(
+                        primary.rollout_state(),
+                        None | Some(DeploymentRolloutState::Completed)
+                    );
+                if complete {
+                    if running_tag.as_deref() == Some(target.expected_tag.as_str()) {
+                        return finish(true, running_tag, None);
+                    }
+                    // Settled, but not on what we rolled: ECS rolled it back.
+                    return finish(
+                        false,
+                        running_tag.clone(),
+                        Some(format!(
+                            "{} settled on :{} instead of :{} (the deployment circuit breaker rolled it back?); last event: {}",
+                            target.ecs_service,
+                            running_tag.as_deref().unwrap_or("?"),
+                            target.expected_tag,
+                            if last_event.is_empty() { "none" } else { &last_event }
+                        )),
+                    );
+                }
+            }
+            if started.elapsed() >= timeout {
+                let stopped = self.stopped_task_reasons(&target.ecs_service).await;
+                let waiting = primary
+                    .map(|p| {
+                        format!(
+                            "{} of {} task(s) running, {} pending, {} deployment(s)",
+                            p.running_count(),
+                            p.desired_count(),
+                            p.pending_count(),
+                            deployments.len()
+                        )
+                    })
+                    .unwrap_or_else(|| "no PRIMARY deployment".into());
+                return finish(
+                    false,
+                    running_tag,
+                    Some(format!(
+                        "{} did not settle within {}s ({waiting}); last event: {}{}",
+                        target.ecs_service,
+                        timeout.as_secs(),
+                        if last_event.is_empty() { "none" } else { &last_event },
+                        if stopped.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; stopped tasks: {}", stopped.join("; "))
+                        }
+                    )),
+                );
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    /// Why recent tasks of the service stopped (shown when waiting gives up).
+    async fn stopped_task_reasons(&self, ecs_service: &str) -> Vec<String> {
+        let Ok(listed) = self
+            .client
+            .list_tasks()
+            .cluster(&self.cluster)
+            .service_name(ecs_service)
+            .desired_status(aws_sdk_ecs::types::DesiredStatus::Stopped)
+            .send()
+            .await
+        else {
+            return Vec::new();
+        };
+        let arns: Vec<String> = listed.task_arns().iter().take(5).cloned().collect();
+        if arns.is_empty() {
+            return Vec::new();
+        }
+        let Ok(tasks) = self
+            .client
+            .describe_tasks()
+            .cluster(&self.cluster)
+            .set_tasks(Some(arns))
+            .send()
+            .await
+        else {
+            return Vec::new();
+        };
+        tasks
+            .tasks()
+            .iter()
+            .filter_map(|task| task.stopped_reason().map(str::to_owned))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_read_from_every_reference_shape() {
+        assert_eq!(image_tag_of("127.0.0.1:5000/api:abc1234"), Some("abc1234"));
+        assert_eq!(
+            image_tag_of("1234.dkr.ecr.us-east-1.amazonaws.com/team/api:abc1234@sha256:00ff"),
+            Some("abc1234")
+        );
+        assert_eq!(image_tag_of("1234.dkr.ecr.us-east-1.amazonaws.com/api@sha256:00ff"), None);
+        assert_eq!(image_tag_of("api"), None);
+        assert_eq!(image_tag_of("127.0.0.1:5000/api"), None);
+        assert_eq!(image_tag_of("api:latest"), Some("latest"));
+    }
+}

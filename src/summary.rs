@@ -1,0 +1,112 @@
+//! The end-of-run report: what was built, pushed, rolled and verified, per service and
+//! per SPA. Printed as a table, or as JSON with `--output json`, also after a failure,
+//! so that it always says what was and was not done.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::ecs::Settled;
+use crate::images::{ImageResult, ImageStatus};
+use crate::plan::{write_table, Action, Plan};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub plan: Plan,
+    pub images: Vec<ImageResult>,
+    /// Whether the terraform apply ran to completion.
+    pub applied: bool,
+    pub rollouts: Vec<Settled>,
+    pub spas: Vec<SpaResult>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SpaResult {
+    pub name: String,
+    pub bucket: String,
+    pub uploaded: usize,
+    pub unchanged: usize,
+    pub invalidation_id: Option<String>,
+}
+
+impl RunReport {
+    pub fn new(plan: &Plan) -> Self {
+        Self {
+            plan: plan.clone(),
+            images: Vec::new(),
+            applied: false,
+            rollouts: Vec::new(),
+            spas: Vec::new(),
+        }
+    }
+
+    fn rolled(&self, service: &str) -> bool {
+        self.applied
+            && self
+                .plan
+                .services
+                .iter()
+                .any(|s| s.name == service && s.action == Action::Deploy)
+    }
+}
+
+impl fmt::Display for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "\nSummary: {} of {}", self.plan.mode, self.plan.image_tag)?;
+        let mut rows = Vec::new();
+        for step in self.plan.services.iter().filter(|s| s.action == Action::Deploy) {
+            let image = self.images.iter().find(|i| i.service == step.name);
+            let rollout = self.rollouts.iter().find(|r| r.service == step.name);
+            let push = match image.map(|i| i.status) {
+                Some(ImageStatus::Pushed) => "built, pushed",
+                Some(ImageStatus::AlreadyInRegistry) => "already in registry",
+                Some(ImageStatus::Failed) => "FAILED",
+                Some(ImageStatus::NotStarted) | None => "not done",
+            };
+            let rolled = if self.plan.terraform.is_none() {
+                "skipped (--skip-tf)"
+            } else if self.rolled(&step.name) {
+                "yes"
+            } else {
+                "no"
+            };
+            let steady = match rollout {
+                Some(r) if r.steady => format!("yes (:{})", r.running_tag.as_deref().unwrap_or("?")),
+                Some(r) => format!("NO (:{})", r.running_tag.as_deref().unwrap_or("?")),
+                None => "-".to_owned(),
+            };
+            let seconds = image
+                .map(|i| i.build_secs.unwrap_or(0.0) + i.push_secs.unwrap_or(0.0))
+                .unwrap_or(0.0)
+                + rollout.map(|r| r.waited_secs).unwrap_or(0.0);
+            rows.push([
+                step.name.clone(),
+                image.map(|i| i.image.clone()).unwrap_or_else(|| step.image.clone()),
+                push.to_owned(),
+                rolled.to_owned(),
+                steady,
+                format!("{seconds:.1}s"),
+            ]);
+        }
+        write_table(
+            f,
+            ["SERVICE", "IMAGE", "BUILD/PUSH", "ROLLED", "STEADY", "TIME"],
+            &rows,
+        )?;
+        if !self.spas.is_empty() {
+            writeln!(f)?;
+            let mut rows = Vec::new();
+            for spa in &self.spas {
+                rows.push([
+                    spa.name.clone(),
+                    spa.bucket.clone(),
+                    spa.uploaded.to_string(),
+                    spa.unchanged.to_string(),
+                    spa.invalidation_id.clone().unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            write_table(f, ["SPA", "BUCKET", "UPLOADED", "UNCHANGED", "INVALIDATION"], &rows)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,220 @@
+//! The full deploy and the targeted roll, end to end: build, push, terraform apply
+//! (real terraform whose local-exec rolls ECS in moto), and waiting for ECS to settle.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use crate::support::{bootstrap_applied, AwsEnv, Fixture, Testbed, SERVICES};
+
+/// Per service: (task definition ARN, image of the service's own container).
+fn live(env: &AwsEnv) -> BTreeMap<String, (String, String)> {
+    let cluster = env.summary["ecs_cluster"].as_str().expect("cluster in the bootstrap summary").to_owned();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let ecs = aws_sdk_ecs::Client::new(&env.sdk().await);
+            let mut live = BTreeMap::new();
+            for service in SERVICES {
+                let described = ecs
+                    .describe_services()
+                    .cluster(&cluster)
+                    .services(service)
+                    .send()
+                    .await
+                    .unwrap();
+                let arn = described.services()[0].task_definition().unwrap().to_owned();
+                let td = ecs.describe_task_definition().task_definition(&arn).send().await.unwrap();
+                let image = td
+                    .task_definition()
+                    .unwrap()
+                    .container_definitions()
+                    .iter()
+                    .find(|c| c.name() == Some(service))
+                    .and_then(|c| c.image())
+                    .unwrap()
+                    .to_owned();
+                live.insert(service.to_owned(), (arn, image));
+            }
+            live
+        })
+}
+
+fn terraform_output(bed: &Testbed, fixture: &Fixture, env: &AwsEnv, name: &str) -> serde_json::Value {
+    let mut command = Command::new(&bed.terraform);
+    command
+        .args(["-chdir=infra/terraform/aws", "output", "-json", name])
+        .current_dir(fixture.root());
+    env.configure(&mut command);
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A fixture whose commit no other test shares (its SHA tags images in the shared registry).
+fn unique_fixture() -> Fixture {
+    let fixture = Fixture::new();
+    fixture.write(
+        "services/api/src/nonce.ts",
+        &format!("// {}-{:?}\n", std::process::id(), std::time::SystemTime::now()),
+    );
+    fixture.commit_all("unique");
+    fixture
+}
+
+#[test]
+fn full_deploy_rolls_every_service_to_the_new_sha() {
+    let Some(bed) = Testbed::get("full_deploy_rolls_every_service_to_the_new_sha") else {
+        return;
+    };
+    let fixture = unique_fixture();
+    let tag = fixture.short_sha();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+
+    let out = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(["--var-file", "tfvars/sandbox.tfvars", "--skip-spas", "--profile", "testbed", "-y"])
+        .run();
+    out.success();
+    for (service, (_, image)) in live(&env) {
+        assert_eq!(image, format!("{}/{service}:{tag}", bed.registry), "{service}");
+        out.stdout_has(&format!("yes (:{tag})"));
+    }
+    assert_eq!(terraform_output(&bed, &fixture, &env, "image_tag"), tag.as_str());
+    assert_eq!(out.stdout.matches("built, pushed").count(), 9, "{}", out.stdout);
+}
+
+#[test]
+fn services_rolls_only_the_named_service() {
+    let Some(bed) = Testbed::get("services_rolls_only_the_named_service") else {
+        return;
+    };
+    let fixture = unique_fixture();
+    let tag = fixture.short_sha();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let before = live(&env);
+
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(["--var-file", "tfvars/sandbox.tfvars", "--skip-spas", "--services", "auth", "--profile", "testbed", "-y"])
+        .run()
+        .success()
+        .stdout_has(&format!("yes (:{tag})"));
+    let after = live(&env);
+    for service in SERVICES {
+        if service == "auth" {
+            assert_eq!(after[service].1, format!("{}/auth:{tag}", bed.registry));
+            assert_ne!(after[service].0, before[service].0);
+        } else {
+            assert_eq!(after[service], before[service], "{service} must be untouched");
+        }
+    }
+}
+
+#[test]
+fn a_rolled_back_service_fails_the_deploy() {
+    let Some(bed) = Testbed::get("a_rolled_back_service_fails_the_deploy") else {
+        return;
+    };
+    let fixture = unique_fixture();
+    let tag = fixture.short_sha();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        // The fixture's roll script puts auth back on its previous revision, as the ECS
+        // deployment circuit breaker would.
+        .env("DEPLOY_TESTBED_ROLLBACK_SERVICES", "auth")
+        .args(["--var-file", "tfvars/sandbox.tfvars", "--skip-spas", "--services", "auth,api", "--profile", "testbed", "-y"])
+        .run()
+        .code(1)
+        .stderr_has(&format!("instead of :{tag}"))
+        .stderr_has("1 service(s) did not settle")
+        .stdout_has("NO (:bootstrap)");
+}
+
+#[test]
+fn a_service_that_never_settles_times_out_with_what_it_waited_on() {
+    let Some(bed) = Testbed::get("a_service_that_never_settles_times_out_with_what_it_waited_on") else {
+        return;
+    };
+    let fixture = Fixture::new();
+    let config = std::fs::read_to_string(fixture.path("deploy.toml")).unwrap();
+    fixture.write(
+        "deploy.toml",
+        &format!("{config}\n[ecs]\nwait_timeout_secs = 3\npoll_interval_secs = 1\n# {:?}\n", std::time::SystemTime::now()),
+    );
+    fixture.commit_all("short ECS wait");
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("DEPLOY_TESTBED_STUCK_SERVICES", "files")
+        .args(["--var-file", "tfvars/sandbox.tfvars", "--skip-spas", "--services", "files", "--profile", "testbed", "-y"])
+        .run()
+        .code(1)
+        .stderr_has("did not settle within 3s")
+        .stderr_has("task(s) running");
+}
+
+#[test]
+fn a_failed_apply_says_what_was_pushed_and_that_a_rerun_resumes() {
+    let Some(bed) = Testbed::get("a_failed_apply_says_what_was_pushed_and_that_a_rerun_resumes") else {
+        return;
+    };
+    let fixture = unique_fixture();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("DEPLOY_TESTBED_FAIL_SERVICES", "api")
+        .args(["--var-file", "tfvars/sandbox.tfvars", "--skip-spas", "--services", "api", "--profile", "testbed", "-y"])
+        .run()
+        .code(1)
+        .stderr_has("terraform apply failed")
+        .stderr_has("Pushed: api")
+        .stderr_has("Re-run the same command");
+}
+
+#[test]
+fn a_workspace_that_does_not_match_the_tfvars_stops_before_anything_is_touched() {
+    let Some(bed) = Testbed::get("a_workspace_that_does_not_match_the_tfvars_stops_before_anything_is_touched") else {
+        return;
+    };
+    let fixture = Fixture::new();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    std::fs::copy(
+        fixture.path("infra/terraform/aws/tfvars/sandbox.tfvars"),
+        fixture.path("infra/terraform/aws/tfvars/prod.tfvars"),
+    )
+    .unwrap();
+    let out = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(["--var-file", "tfvars/prod.tfvars", "--skip-spas", "--profile", "testbed", "-y"])
+        .run();
+    out.usage_error()
+        .stderr_has("the terraform workspace is \"sandbox\" but the tfvars file is for \"prod\"")
+        .stderr_has("terraform -chdir=infra/terraform/aws workspace new prod");
+    assert!(out.stdout.contains("Plan:") && !out.stdout.contains("Summary"), "{}", out.stdout);
+}
+
+#[test]
+fn a_profile_that_does_not_exist_is_a_usage_error() {
+    let Some(bed) = Testbed::get("a_profile_that_does_not_exist_is_a_usage_error") else {
+        return;
+    };
+    let fixture = Fixture::new();
+    let env = crate::support::bootstrap_aws(&bed, &fixture, "sandbox");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(["--skip-tf", "--skip-spas", "--profile", "nope", "-y"])
+        .run()
+        .usage_error()
+        .stderr_has("AWS profile \"nope\" not found")
+        .stderr_has("testbed");
+}

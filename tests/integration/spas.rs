@@ -1,0 +1,653 @@
+//! SPA build and upload against the real test bed: the fixture SPA built with its own
+//! `node build.mjs`, uploaded to its moto bucket through `deploy::spa`, and the
+//! CloudFront invalidation read back from moto.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+// aws-config names the profile-file set only under these deprecated aliases; their new
+// home, aws-runtime, is not a direct dependency.
+#[allow(deprecated)]
+use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
+use aws_config::profile::ProfileFileCredentialsProvider;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_s3::config::interceptors::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::error::BoxError;
+use deploy::config::SpaUploadConfig;
+use deploy::progress::Progress;
+use deploy::spa::{self, SpaTarget, UploadReport};
+
+use crate::support::{bootstrap_aws, AwsEnv, Fixture, Testbed};
+
+const SPA: &str = "admin-ui";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Clients for the fixture's own moto account. The profile files are given to the SDK
+/// directly: the test process's environment is shared by tests running in parallel
+/// (and holds the test bed's default-account keys, which would win over a profile).
+#[allow(deprecated)]
+async fn clients(env: &AwsEnv, bed: &Testbed) -> (aws_sdk_s3::Client, aws_sdk_cloudfront::Client) {
+    let file = |key: &str| env.summary[key].as_str().expect(key).to_owned();
+    let files = ProfileFiles::builder()
+        .with_file(ProfileFileKind::Credentials, file("credentials_file"))
+        .with_file(ProfileFileKind::Config, file("config_file"))
+        .build();
+    let credentials = ProfileFileCredentialsProvider::builder()
+        .profile_files(files.clone())
+        .profile_name("testbed")
+        .build();
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .profile_files(files)
+        .profile_name("testbed")
+        .credentials_provider(credentials)
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&bed.endpoint)
+        .load()
+        .await;
+    (
+        deploy::aws::s3(&sdk),
+        aws_sdk_cloudfront::Client::new(&sdk),
+    )
+}
+
+/// What went over the wire, in order: each request as the SDK sends it, and each answer
+/// as it arrives.
+#[derive(Debug, Clone, Default)]
+struct WireLog(Arc<Mutex<Vec<Wire>>>);
+
+#[derive(Debug, Clone, PartialEq)]
+enum Wire {
+    Sent { method: String, path: String },
+    Answered,
+}
+
+impl WireLog {
+    /// An S3 client like `s3` that records into this log.
+    fn attach(&self, s3: &aws_sdk_s3::Client) -> aws_sdk_s3::Client {
+        let config = s3.config().to_builder().interceptor(self.clone()).build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    fn events(&self) -> Vec<Wire> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl Intercept for WireLog {
+    fn name(&self) -> &'static str {
+        "WireLog"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request();
+        let uri = request.uri();
+        let after_scheme = uri.split_once("://").map_or(uri, |(_, rest)| rest);
+        let path = after_scheme
+            .find('/')
+            .map_or("/", |slash| &after_scheme[slash..]);
+        let path = path.split('?').next().unwrap_or(path).to_owned();
+        self.0.lock().unwrap().push(Wire::Sent {
+            method: request.method().to_owned(),
+            path,
+        });
+        Ok(())
+    }
+
+    fn read_after_transmit(
+        &self,
+        _: &BeforeDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.lock().unwrap().push(Wire::Answered);
+        Ok(())
+    }
+}
+
+/// The fixture's admin-ui, bound for its bucket in the fixture's moto account.
+fn target(fixture: &Fixture, env: &AwsEnv) -> SpaTarget {
+    let dir = fixture.path(&format!("apps/{SPA}"));
+    SpaTarget {
+        name: SPA.into(),
+        output: dir.join("dist"),
+        dir,
+        build: "node build.mjs".into(),
+        bucket: env.summary["spa_buckets"][SPA].as_str().unwrap().into(),
+        distribution_id: env.summary["spa_distribution_ids"][SPA]
+            .as_str()
+            .map(str::to_owned),
+        env: Vec::new(),
+    }
+}
+
+/// Builds the SPA with its real build, then uploads it.
+async fn build_and_upload(
+    s3: &aws_sdk_s3::Client,
+    spa: &SpaTarget,
+    git_sha: &str,
+    settings: &SpaUploadConfig,
+) -> UploadReport {
+    let progress = Progress::new(true);
+    let item = progress.item(&spa.name);
+    spa::build(spa, &item).await.expect("the SPA builds");
+    spa::upload(s3, spa, git_sha, settings, &item)
+        .await
+        .unwrap_or_else(|err| panic!("upload failed: {err:#}"))
+}
+
+/// Every key in the bucket.
+async fn bucket_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let output = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+    output
+        .contents()
+        .iter()
+        .filter_map(|object| object.key().map(str::to_owned))
+        .collect()
+}
+
+/// The keys under dist/ of the fixture SPA as built now.
+fn dist_keys(dist: &Path) -> Vec<String> {
+    let mut keys = Vec::new();
+    for entry in std::fs::read_dir(dist).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            for inner in dist_keys(&entry.path()) {
+                keys.push(format!("{name}/{inner}"));
+            }
+        } else {
+            keys.push(name);
+        }
+    }
+    keys.sort();
+    keys
+}
+
+fn hashed_asset(dist: &Path, prefix: &str) -> String {
+    dist_keys(dist)
+        .into_iter()
+        .find(|key| key.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix}* in {}", dist.display()))
+}
+
+#[test]
+fn spa_upload_sets_headers_puts_entry_points_last_and_invalidates() {
+    let Some(bed) = Testbed::get("spa_upload_sets_headers_puts_entry_points_last_and_invalidates")
+    else {
+        return;
+    };
+    let fixture = Fixture::new();
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    let spa = target(&fixture, &env);
+    let settings = SpaUploadConfig::default();
+    runtime().block_on(async {
+        let (s3, cloudfront) = clients(&env, &bed).await;
+        assert_eq!(spa::deployed_sha(&s3, &spa.bucket).await.unwrap(), None);
+
+        let wire = WireLog::default();
+        let report = build_and_upload(&wire.attach(&s3), &spa, "abc1234", &settings).await;
+        let built = dist_keys(&spa.output);
+        assert_eq!(built.len(), 4, "{built:?}");
+        let mut uploaded = report.uploaded.clone();
+        uploaded.sort();
+        assert_eq!(uploaded, built, "the first upload sends every file");
+        assert_eq!(report.unchanged, 0);
+        assert_eq!(report.deploy, 1);
+
+        // Entry point last, as the report says (uploads in the order they completed)...
+        assert_eq!(report.entry_points, ["index.html"]);
+        assert_eq!(report.uploaded.last().map(String::as_str), Some("index.html"));
+        // ...and as the wire says: when index.html was sent, every other file had been
+        // sent and every request sent so far had been answered.
+        let events = wire.events();
+        let index_sent = events
+            .iter()
+            .position(|event| {
+                matches!(event, Wire::Sent { method, path }
+                    if method == "PUT" && path.ends_with("/index.html"))
+            })
+            .expect("index.html was sent");
+        let before = &events[..index_sent];
+        let sent = before.iter().filter(|e| matches!(e, Wire::Sent { .. })).count();
+        let answered = before.iter().filter(|e| **e == Wire::Answered).count();
+        assert_eq!(sent, answered, "requests still in flight when index.html went: {events:#?}");
+        for key in built.iter().filter(|key| *key != "index.html") {
+            assert!(
+                before.iter().any(|event| matches!(event, Wire::Sent { method, path }
+                    if method == "PUT" && path.ends_with(&format!("/{key}")))),
+                "{key} was not uploaded before index.html: {events:#?}"
+            );
+        }
+        let manifest_sent = events
+            .iter()
+            .position(|event| {
+                matches!(event, Wire::Sent { method, path }
+                    if method == "PUT" && path.ends_with(spa::MANIFEST_KEY))
+            })
+            .expect("the manifest was written");
+        assert!(manifest_sent > index_sent, "the manifest goes last");
+
+        let app = hashed_asset(&spa.output, "assets/app.");
+        let style = hashed_asset(&spa.output, "assets/style.");
+        let immutable = "public, max-age=31536000, immutable";
+        let expected = [
+            ("index.html", "text/html; charset=utf-8", "no-cache"),
+            (app.as_str(), "text/javascript; charset=utf-8", immutable),
+            (style.as_str(), "text/css; charset=utf-8", immutable),
+            ("favicon.svg", "image/svg+xml; charset=utf-8", "public, max-age=300"),
+        ];
+        let mut last_modified = BTreeMap::new();
+        for (key, content_type, cache_control) in expected {
+            let head = s3
+                .head_object()
+                .bucket(&spa.bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap_or_else(|err| panic!("HeadObject {key}: {err:?}"));
+            assert_eq!(head.content_type(), Some(content_type), "{key}");
+            assert_eq!(head.cache_control(), Some(cache_control), "{key}");
+            let metadata = head.metadata().cloned().unwrap_or_default();
+            assert_eq!(
+                metadata.get("content-sha256").map(String::len),
+                Some(64),
+                "{key}: {metadata:?}"
+            );
+            last_modified.insert(key.to_owned(), head.last_modified().copied().unwrap());
+        }
+        // S3's clock agrees (moto keeps whole seconds only, so this is the weak form).
+        for asset in [&app, &style, &"favicon.svg".to_owned()] {
+            assert!(
+                last_modified[asset.as_str()] <= last_modified["index.html"],
+                "{asset} modified after index.html: {last_modified:?}"
+            );
+        }
+        let index = s3
+            .head_object()
+            .bucket(&spa.bucket)
+            .key("index.html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            index.metadata().and_then(|m| m.get("deploy-git-sha")).map(String::as_str),
+            Some("abc1234")
+        );
+        assert_eq!(
+            spa::deployed_sha(&s3, &spa.bucket).await.unwrap().as_deref(),
+            Some("abc1234")
+        );
+        assert!(bucket_keys(&s3, &spa.bucket)
+            .await
+            .contains(&spa::MANIFEST_KEY.to_owned()));
+
+        // One invalidation, with the default paths, waited for.
+        let distribution = spa.distribution_id.as_deref().unwrap();
+        let id = spa::invalidate(
+            &cloudfront,
+            distribution,
+            &settings.invalidation_paths,
+            Some(Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+        let listed = cloudfront
+            .list_invalidations()
+            .distribution_id(distribution)
+            .send()
+            .await
+            .unwrap();
+        let ids: Vec<&str> = listed
+            .invalidation_list()
+            .map(|list| list.items().iter().map(|item| item.id()).collect())
+            .unwrap_or_default();
+        assert_eq!(ids, [id.as_str()]);
+        let invalidation = cloudfront
+            .get_invalidation()
+            .distribution_id(distribution)
+            .id(&id)
+            .send()
+            .await
+            .unwrap();
+        let invalidation = invalidation.invalidation().unwrap();
+        let mut paths = invalidation
+            .invalidation_batch()
+            .and_then(|batch| batch.paths())
+            .map(|paths| paths.items().to_vec())
+            .unwrap_or_default();
+        paths.sort();
+        assert_eq!(paths, ["/", "/index.html"]);
+        assert!(invalidation.status().eq_ignore_ascii_case("completed"));
+
+        // A second invalidation is a new one (a unique CallerReference).
+        let again = spa::invalidate(&cloudfront, distribution, &["/*".to_owned()], None)
+            .await
+            .unwrap();
+        assert_ne!(again, id);
+
+        // Errors name what they were about.
+        let err = spa::invalidate(&cloudfront, "EDOESNOTEXIST", &["/".to_owned()], None)
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("EDOESNOTEXIST"), "{err:#}");
+    });
+}
+
+#[test]
+fn spa_reupload_sends_only_what_changed() {
+    let Some(bed) = Testbed::get("spa_reupload_sends_only_what_changed") else {
+        return;
+    };
+    let fixture = Fixture::new();
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    let spa = target(&fixture, &env);
+    let settings = SpaUploadConfig::default();
+    runtime().block_on(async {
+        let (s3, _) = clients(&env, &bed).await;
+        let first = build_and_upload(&s3, &spa, "1111111", &settings).await;
+        assert_eq!(first.uploaded.len(), 4);
+        let old_app = hashed_asset(&spa.output, "assets/app.");
+
+        // Nothing changed: nothing is uploaded, but the deploy is recorded.
+        let second = build_and_upload(&s3, &spa, "2222222", &settings).await;
+        assert!(second.uploaded.is_empty(), "{second:?}");
+        assert_eq!(second.unchanged, 4);
+        assert_eq!(
+            spa::deployed_sha(&s3, &spa.bucket).await.unwrap().as_deref(),
+            Some("2222222")
+        );
+
+        // One source file changed: its asset (new hash) and the entry point naming it.
+        let source = spa.dir.join("src/app.js");
+        let text = std::fs::read_to_string(&source).unwrap();
+        std::fs::write(&source, format!("{text}console.log(\"v3\");\n")).unwrap();
+        let third = build_and_upload(&s3, &spa, "3333333", &settings).await;
+        let new_app = hashed_asset(&spa.output, "assets/app.");
+        assert_ne!(new_app, old_app);
+        assert_eq!(third.uploaded, [new_app.as_str(), "index.html"]);
+        assert_eq!(third.unchanged, 2);
+        // The old asset stays for pages still open on the previous index.html.
+        assert_eq!(third.stale_kept, [old_app.as_str()]);
+        assert!(bucket_keys(&s3, &spa.bucket).await.contains(&old_app));
+
+        // An object deleted behind deploy's back is noticed and uploaded again.
+        s3.delete_object()
+            .bucket(&spa.bucket)
+            .key("favicon.svg")
+            .send()
+            .await
+            .unwrap();
+        let fourth = build_and_upload(&s3, &spa, "4444444", &settings).await;
+        assert_eq!(fourth.uploaded, ["favicon.svg"]);
+    });
+}
+
+#[test]
+fn spa_removed_assets_are_kept_for_the_retention_then_deleted() {
+    let Some(bed) = Testbed::get("spa_removed_assets_are_kept_for_the_retention_then_deleted")
+    else {
+        return;
+    };
+    let fixture = Fixture::new();
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    let spa = target(&fixture, &env);
+    let settings = SpaUploadConfig {
+        retention_deploys: 2,
+        ..SpaUploadConfig::default()
+    };
+    runtime().block_on(async {
+        let (s3, _) = clients(&env, &bed).await;
+        build_and_upload(&s3, &spa, "1111111", &settings).await;
+        let old_style = hashed_asset(&spa.output, "assets/style.");
+
+        // Deploy 2 no longer ships the old stylesheet: it stays (retention 2: deploys 2, 3).
+        let source = spa.dir.join("src/style.css");
+        let text = std::fs::read_to_string(&source).unwrap();
+        std::fs::write(&source, format!("{text}\nbody {{ margin: 0; }}\n")).unwrap();
+        let second = build_and_upload(&s3, &spa, "2222222", &settings).await;
+        assert_eq!(second.stale_kept, [old_style.as_str()]);
+        assert!(bucket_keys(&s3, &spa.bucket).await.contains(&old_style));
+
+        let third = build_and_upload(&s3, &spa, "3333333", &settings).await;
+        assert_eq!(third.stale_kept, [old_style.as_str()]);
+        assert!(third.deleted.is_empty());
+        assert!(bucket_keys(&s3, &spa.bucket).await.contains(&old_style));
+
+        // Deploy 4: two deploys have kept it; now it goes.
+        let fourth = build_and_upload(&s3, &spa, "4444444", &settings).await;
+        assert_eq!(fourth.deleted, [old_style.as_str()]);
+        assert!(fourth.stale_kept.is_empty());
+        let keys = bucket_keys(&s3, &spa.bucket).await;
+        assert!(!keys.contains(&old_style), "{keys:?}");
+        let mut live: Vec<String> = keys
+            .into_iter()
+            .filter(|key| key != spa::MANIFEST_KEY)
+            .collect();
+        live.sort();
+        assert_eq!(live, dist_keys(&spa.output));
+    });
+}
+
+#[test]
+fn spa_large_files_go_up_in_parts_and_unknown_objects_are_adopted() {
+    let Some(bed) = Testbed::get("spa_large_files_go_up_in_parts_and_unknown_objects_are_adopted")
+    else {
+        return;
+    };
+    let fixture = Fixture::new();
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    // The build copies an 11 MiB file into dist/ after the fixture's own build.
+    let video: Vec<u8> = {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        std::fs::File::open("/dev/urandom")
+            .unwrap()
+            .take(11 * 1024 * 1024)
+            .read_to_end(&mut bytes)
+            .unwrap();
+        bytes
+    };
+    std::fs::write(fixture.path("apps/admin-ui/video.bin"), &video).unwrap();
+    let spa = SpaTarget {
+        build: "node build.mjs && cp video.bin dist/assets/video.0a1b2c3d.bin".into(),
+        ..target(&fixture, &env)
+    };
+    let settings = SpaUploadConfig {
+        multipart_threshold_mib: 5,
+        multipart_part_mib: 5,
+        retention_deploys: 1,
+        ..SpaUploadConfig::default()
+    };
+    runtime().block_on(async {
+        let (s3, _) = clients(&env, &bed).await;
+        // An object some earlier tool left in the bucket.
+        s3.put_object()
+            .bucket(&spa.bucket)
+            .key("legacy/old.js")
+            .body(b"old".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+
+        let first = build_and_upload(&s3, &spa, "1111111", &settings).await;
+        assert!(first.uploaded.contains(&"assets/video.0a1b2c3d.bin".to_owned()));
+        assert_eq!(first.adopted, ["legacy/old.js"]);
+        let head = s3
+            .head_object()
+            .bucket(&spa.bucket)
+            .key("assets/video.0a1b2c3d.bin")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.content_length(), Some(video.len() as i64));
+        // Three parts: 5 + 5 + 1 MiB.
+        assert!(head.e_tag().unwrap_or_default().ends_with("-3\""), "{head:?}");
+        assert_eq!(head.content_type(), Some("application/octet-stream"));
+        assert_eq!(
+            head.cache_control(),
+            Some("public, max-age=31536000, immutable")
+        );
+        let uploaded = s3
+            .get_object()
+            .bucket(&spa.bucket)
+            .key("assets/video.0a1b2c3d.bin")
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        assert!(uploaded.as_ref() == video.as_slice(), "multipart content differs");
+
+        // The same build again: nothing to upload, multipart or not.
+        let second = build_and_upload(&s3, &spa, "2222222", &settings).await;
+        assert!(second.uploaded.is_empty(), "{second:?}");
+        // The adopted object had its one deploy of retention.
+        assert_eq!(second.deleted, ["legacy/old.js"]);
+    });
+}
+
+/// Benchmark (issue 4): 2,000 generated files, first upload and a no-change re-run,
+/// ours against `aws s3 sync` on the same moto. Run by `bench/spa_upload.sh`, which
+/// provides the AWS CLI as `DEPLOY_BENCH_AWS`.
+#[test]
+#[ignore = "benchmark: run bench/spa_upload.sh"]
+fn bench_spa_upload() {
+    let Some(bed) = Testbed::get("bench_spa_upload") else {
+        return;
+    };
+    let aws_cli = std::env::var("DEPLOY_BENCH_AWS").unwrap_or_else(|_| "aws".into());
+    let files: usize = std::env::var("DEPLOY_BENCH_FILES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000);
+    let fixture = Fixture::new();
+    let env = bootstrap_aws(&bed, &fixture, "bench");
+    let ours = SpaTarget {
+        build: "true".into(),
+        output: fixture.path("bench-dist"),
+        ..target(&fixture, &env)
+    };
+    let theirs_bucket = env.summary["spa_buckets"]["simulator"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let generated = generate_dist(&ours.output, files);
+    eprintln!(
+        "bench: {} files, {:.1} MiB, {} over the multipart threshold",
+        files,
+        generated.0 as f64 / 1048576.0,
+        generated.1
+    );
+    let settings = SpaUploadConfig::default();
+    let aws_sync = |label: &str| {
+        let started = std::time::Instant::now();
+        let mut command = std::process::Command::new(&aws_cli);
+        env.configure(&mut command);
+        let output = command
+            .args(["s3", "sync", "--no-progress", "--only-show-errors"])
+            .arg(&ours.output)
+            .arg(format!("s3://{theirs_bucket}/"))
+            .args(["--endpoint-url", &bed.endpoint])
+            .output()
+            .expect("the AWS CLI runs");
+        assert!(
+            output.status.success(),
+            "aws s3 sync ({label}): {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        started.elapsed().as_secs_f64()
+    };
+    runtime().block_on(async {
+        let (s3, _) = clients(&env, &bed).await;
+        let progress = Progress::new(true);
+        let item = progress.item("bench");
+        let mut ours_secs = Vec::new();
+        for (run, expect_uploads) in [("first", files), ("no change", 0)] {
+            let started = std::time::Instant::now();
+            let report = spa::upload(&s3, &ours, "bench", &settings, &item)
+                .await
+                .unwrap_or_else(|err| panic!("{err:#}"));
+            ours_secs.push(started.elapsed().as_secs_f64());
+            assert_eq!(report.uploaded.len(), expect_uploads, "{run}");
+        }
+        let theirs_secs = [aws_sync("first"), aws_sync("no change")];
+        let keys = bucket_keys_all(&s3, &theirs_bucket).await;
+        assert_eq!(keys, files, "aws s3 sync uploaded every file");
+        println!("\nSPA upload benchmark: {files} files, same moto, same run");
+        println!("| run | deploy::spa::upload | aws s3 sync | aws / ours |");
+        println!("| --- | --- | --- | --- |");
+        for (i, run) in ["first upload", "no-change re-run"].iter().enumerate() {
+            println!(
+                "| {run} | {:.2} s | {:.2} s | {:.1}x |",
+                ours_secs[i],
+                theirs_secs[i],
+                theirs_secs[i] / ours_secs[i]
+            );
+        }
+    });
+}
+
+async fn bucket_keys_all(s3: &aws_sdk_s3::Client, bucket: &str) -> usize {
+    let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();
+    let mut count = 0;
+    while let Some(page) = pages.next().await {
+        count += page.unwrap().contents().len();
+    }
+    count
+}
+
+/// Writes `count` files (mostly small, some tens of KiB, a few over the 8 MiB multipart
+/// threshold), deterministically; returns (total bytes, files over the threshold).
+fn generate_dist(dir: &Path, count: usize) -> (u64, usize) {
+    let mut total = 0;
+    let mut large = 0;
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..count {
+        let (key, size) = match i {
+            0 => ("index.html".to_owned(), 2_000),
+            _ if i % 500 == 1 => (format!("media/clip-{i}.0a1b2c{i:02x}.mp4"), 9 * 1024 * 1024),
+            _ if i % 10 == 0 => (format!("assets/chunk-{i}.{:08x}.js", next() as u32), 40_000 + (next() % 60_000) as usize),
+            _ if i % 3 == 0 => (format!("img/icon-{i}.svg"), 500 + (next() % 3_000) as usize),
+            _ => (format!("assets/mod-{i}.{:08x}.js", next() as u32), 200 + (next() % 8_000) as usize),
+        };
+        if size > 8 * 1024 * 1024 {
+            large += 1;
+        }
+        let path = dir.join(&key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut body = Vec::with_capacity(size);
+        while body.len() < size {
+            body.extend_from_slice(&next().to_le_bytes());
+        }
+        body.truncate(size);
+        std::fs::write(&path, &body).unwrap();
+        total += size as u64;
+    }
+    (total, large)
+}
