@@ -12,7 +12,9 @@ pub async fn load(profile: Option<&str>) -> SdkConfig {
         let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
             .profile_name(profile)
             .build();
-        loader = loader.profile_name(profile).credentials_provider(credentials);
+        loader = loader
+            .profile_name(profile)
+            .credentials_provider(credentials);
     }
     loader.load().await
 }

@@ -9,9 +9,10 @@ use serde::Serialize;
 
 use futures_util::StreamExt;
 
+use crate::changes::{self, DiffCache, LiveBase};
 use crate::cli::{Cli, OutputFormat};
 use crate::docker::Engine;
-use crate::ecs::{Ecs, RolloutTarget, Settled};
+use crate::ecs::{self, Ecs, LiveImage, Lookup, RolloutTarget, Settled};
 use crate::error::{Interrupted, UsageError};
 use crate::git::Repo;
 use crate::images::{self, ImageJob, ImageResult, ImageSettings, ImageStatus};
@@ -39,7 +40,7 @@ pub fn run(cli: &Cli) -> Result<()> {
     tracing::info!(root = %repo.root().display(), tag = %head.short_sha, "repository found");
 
     // 2. Plan.
-    let plan = Plan::new(
+    let mut plan = Plan::new(
         &platform,
         &request,
         plan::Context {
@@ -49,35 +50,63 @@ pub fn run(cli: &Cli) -> Result<()> {
             registry_env: registry_override_env(),
         },
     )?;
-    if request.dry_run {
-        return print_json_or_text(&plan, request.output);
+    if !request.dry_run {
+        refuse_what_is_not_built_yet(&plan)?;
+        if !request.assume_yes && !std::io::stdin().is_terminal() {
+            // Never wait for input that cannot come (SPEC §3): fail before touching anything.
+            return Err(UsageError::new(
+                "no terminal to confirm on and -y not given; pass -y (with --profile) to deploy without the prompt. Nothing was touched",
+            )
+            .into());
+        }
     }
-    refuse_what_is_not_built_yet(&plan)?;
-    if !request.assume_yes && !std::io::stdin().is_terminal() {
-        // Never wait for input that cannot come (SPEC §3): fail before touching anything.
-        return Err(UsageError::new(
-            "no terminal to confirm on and -y not given; pass -y (with --profile) to deploy without the prompt. Nothing was touched",
-        )
-        .into());
-    }
-    let profile = profiles::choose(request.profile.as_deref(), request.assume_yes)?;
-    if request.output == OutputFormat::Text {
-        print!("{plan}");
-    }
-
-    // 3-9. Execute, then always report what was done.
-    let progress = Progress::new(cli.quiet);
+    let profile = if request.dry_run {
+        request.profile.clone()
+    } else {
+        profiles::choose(request.profile.as_deref(), request.assume_yes)?
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    if plan.mode == Mode::Changed {
+        // --changed needs what ECS runs (read-only, also in a dry run).
+        runtime.block_on(decide_changed(
+            &mut plan,
+            &platform,
+            &repo,
+            profile.as_deref(),
+        ))?;
+    }
+    if request.dry_run {
+        return print_json_or_text(&plan, request.output);
+    }
+    if request.output == OutputFormat::Text {
+        print!("{plan}");
+    }
+    if !plan.has_work() {
+        // Runbook: "exits early if nothing changed".
+        if request.output == OutputFormat::Json {
+            print_json_or_text(&RunReport::new(&plan), request.output)?;
+        } else {
+            println!("\nNothing changed since the live images: nothing to build, push or roll.");
+        }
+        return Ok(());
+    }
+
+    // 3-9. Execute, then always report what was done.
+    let progress = Progress::new(cli.quiet);
     let run = Run {
         platform: &platform,
         request: &request,
         plan: &plan,
         profile,
         progress: &progress,
-        log_dir: repo.git_dir().join("deploy").join("logs").join(&plan.image_tag),
+        log_dir: repo
+            .git_dir()
+            .join("deploy")
+            .join("logs")
+            .join(&plan.image_tag),
     };
     let mut report = RunReport::new(&plan);
     let outcome = runtime.block_on(run.execute(&mut report));
@@ -94,9 +123,6 @@ pub fn run(cli: &Cli) -> Result<()> {
 /// rather than half-run.
 fn refuse_what_is_not_built_yet(plan: &Plan) -> Result<()> {
     let mut missing = Vec::new();
-    if plan.mode == Mode::Changed {
-        missing.push("--changed (reading live tags from ECS)");
-    }
     if plan.spas.iter().any(|spa| spa.action == Action::Deploy) {
         missing.push("the SPA upload (pass --skip-spas)");
     }
@@ -169,17 +195,14 @@ impl Run<'_> {
         tracing::info!(host = %engine.host, builder = ?engine.builder, "docker daemon reachable");
 
         let mut terraform = None;
-        let mut cluster = self.platform.config.ecs.cluster.clone();
+        let mut cluster = None;
         if let Some(step) = &self.plan.terraform {
-            let tf = Terraform {
-                bin: "terraform".into(),
-                repo_root: self.platform.root.clone(),
-                dir: step.apply.dir.clone(),
-                profile: self.profile.clone(),
-            };
-            let version = tokio::task::spawn_blocking(|| terraform::installed_version(std::path::Path::new("terraform")))
-                .await
-                .context("terraform version check panicked")??;
+            let tf = terraform_for(self.platform, step, self.profile.as_deref());
+            let version = tokio::task::spawn_blocking(|| {
+                terraform::installed_version(std::path::Path::new("terraform"))
+            })
+            .await
+            .context("terraform version check panicked")??;
             if version < terraform::MINIMUM_VERSION {
                 bail!(
                     "terraform {version} is too old: install terraform >= {}",
@@ -188,14 +211,7 @@ impl Run<'_> {
             }
             tf.check_workspace(&step.apply.workspace).await?;
             if cluster.is_none() {
-                let name = &self.platform.config.terraform.outputs.ecs_cluster;
-                let outputs = tf.outputs().await?;
-                cluster = outputs.get(name).and_then(|v| v.as_str()).map(str::to_owned);
-                if cluster.is_none() {
-                    bail!(
-                        "cannot tell the ECS cluster: terraform has no output {name:?} (set ecs.cluster in deploy.toml or terraform.outputs.ecs_cluster); nothing was touched"
-                    );
-                }
+                cluster = Some(resolve_cluster(self.platform, &tf).await?);
             }
             terraform = Some(tf);
         }
@@ -259,9 +275,13 @@ impl Run<'_> {
             .filter(|step| step.action == Action::Deploy)
             .collect();
         let ecr_client = aws_sdk_ecr::Client::new(&ready.sdk);
-        let repositories: Vec<String> = deploying.iter().map(|step| step.repository.clone()).collect();
+        let repositories: Vec<String> = deploying
+            .iter()
+            .map(|step| step.repository.clone())
+            .collect();
         ecr::repository_uris(&ecr_client, &repositories, profile).await?;
-        let access = ecr::registry_access(&ecr_client, self.plan.registry.host.as_deref(), profile).await?;
+        let access =
+            ecr::registry_access(&ecr_client, self.plan.registry.host.as_deref(), profile).await?;
         let jobs: Vec<ImageJob> = deploying
             .iter()
             .map(|step| ImageJob {
@@ -319,7 +339,11 @@ impl Run<'_> {
             return Ok(());
         };
         let ecs_config = &self.platform.config.ecs;
-        let ecs = Ecs::new(aws_sdk_ecs::Client::new(&ready.sdk), cluster.clone(), self.profile.clone());
+        let ecs = Ecs::new(
+            aws_sdk_ecs::Client::new(&ready.sdk),
+            cluster.clone(),
+            self.profile.clone(),
+        );
         let targets: Vec<RolloutTarget> = self
             .plan
             .services
@@ -338,10 +362,16 @@ impl Run<'_> {
         let mut settled: Vec<Settled> = futures_util::stream::iter(targets)
             .map(|target| async move {
                 let item = self.progress.item(&target.service);
-                item.state(&format!("waiting for ECS to settle on :{}", target.expected_tag));
+                item.state(&format!(
+                    "waiting for ECS to settle on :{}",
+                    target.expected_tag
+                ));
                 let settled = ecs.wait_until_settled(&target, timeout, poll, &item).await;
                 match &settled.error {
-                    None => item.finish(&format!("steady on :{} ({:.0}s)", target.expected_tag, settled.waited_secs)),
+                    None => item.finish(&format!(
+                        "steady on :{} ({:.0}s)",
+                        target.expected_tag, settled.waited_secs
+                    )),
                     Some(err) => item.finish(&format!("NOT steady: {err}")),
                 }
                 settled
@@ -366,6 +396,114 @@ impl Run<'_> {
             failed.join("\n")
         )
     }
+}
+
+fn terraform_for(
+    platform: &Platform,
+    step: &plan::TerraformStep,
+    profile: Option<&str>,
+) -> Terraform {
+    Terraform {
+        bin: "terraform".into(),
+        repo_root: platform.root.clone(),
+        dir: step.apply.dir.clone(),
+        profile: profile.map(str::to_owned),
+    }
+}
+
+/// The ECS cluster: `ecs.cluster`, or the terraform output that names it.
+async fn resolve_cluster(platform: &Platform, terraform: &Terraform) -> Result<String> {
+    if let Some(cluster) = &platform.config.ecs.cluster {
+        return Ok(cluster.clone());
+    }
+    let name = &platform.config.terraform.outputs.ecs_cluster;
+    let outputs = terraform.outputs().await?;
+    outputs
+        .get(name)
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .with_context(|| {
+            format!(
+                "cannot tell the ECS cluster: terraform has no output {name:?} (set ecs.cluster in deploy.toml, or terraform.outputs.ecs_cluster); nothing was touched"
+            )
+        })
+}
+
+/// 4. `--changed`: for each service, the live tag from ECS, resolved to a commit and
+/// diffed against HEAD over the service's inputs (runbook: service dir, shared
+/// packages, build inputs).
+async fn decide_changed(
+    plan: &mut Plan,
+    platform: &Platform,
+    repo: &Repo,
+    profile: Option<&str>,
+) -> Result<()> {
+    let step = plan
+        .terraform
+        .as_ref()
+        .context("--changed always rolls with terraform")?;
+    let terraform = terraform_for(platform, step, profile);
+    let cluster = resolve_cluster(platform, &terraform).await?;
+    let sdk = aws::load(profile).await;
+    let ecs = Ecs::new(
+        aws_sdk_ecs::Client::new(&sdk),
+        cluster,
+        profile.map(str::to_owned),
+    );
+    let ecs_config = &platform.config.ecs;
+    let lookups: Vec<Lookup> = platform
+        .services
+        .iter()
+        .map(|s| Lookup {
+            service: s.name.clone(),
+            ecs_service: config::expand(&ecs_config.service, &s.name),
+            container: config::expand(&ecs_config.container, &s.name),
+        })
+        .collect();
+    let live = ecs.live_images(&lookups).await?;
+
+    let head = git2::Oid::from_str(&plan.head.sha).context("HEAD is not a commit id")?;
+    let mut diffs = DiffCache::new(repo.git(), head);
+    let mut decisions = Vec::new();
+    for service in &platform.services {
+        let inputs = changes::Inputs {
+            service_dir: &service.dir,
+            shared_packages: &platform.config.shared.packages,
+            build_inputs: &platform.config.shared.build_inputs,
+        };
+        let (action, reason) = match &live[&service.name] {
+            LiveImage::Missing { reason } => (Action::Deploy, format!("{reason}: deploying")),
+            LiveImage::NoContainer { task_definition } => (
+                Action::Deploy,
+                format!("live task definition {task_definition} has no container {}", config::expand(&ecs_config.container, &service.name)),
+            ),
+            LiveImage::Running { image, .. } => match ecs::image_tag_of(image) {
+                None => (Action::Deploy, format!("live image {image} has no tag to diff against")),
+                Some(tag) => match changes::resolve_tag(repo.git(), tag) {
+                    LiveBase::NotASha(tag) => (Action::Deploy, format!("live tag {tag:?} is not a git SHA")),
+                    LiveBase::Dirty(tag) => (
+                        Action::Deploy,
+                        format!("live tag {tag} is a build of uncommitted code: never a diff base"),
+                    ),
+                    LiveBase::UnknownCommit(tag) => (
+                        Action::Deploy,
+                        format!("live commit {tag} is not in local history (shallow clone?): `git fetch --unshallow origin` or `git fetch origin` would fix it"),
+                    ),
+                    LiveBase::Commit(base) if base == head => (Action::Skip, format!("live tag {tag} is HEAD")),
+                    LiveBase::Commit(base) => {
+                        let changed = diffs.changed_paths_since(base)?;
+                        match changes::reason_for(changed, &inputs) {
+                            Some(reason) => (Action::Deploy, reason),
+                            None => (Action::Skip, format!("unchanged since live {tag}")),
+                        }
+                    }
+                },
+            },
+        };
+        decisions.push((service.name.clone(), action, reason));
+    }
+    plan.decide(decisions, &platform.config.terraform);
+    Ok(())
 }
 
 /// "Pushed: a, b. Already in the registry: c. Not pushed: d" for failure messages.

@@ -16,7 +16,9 @@ use crate::progress::ItemProgress;
 pub fn image_tag_of(image: &str) -> Option<&str> {
     let name = image.split('@').next()?;
     let last = name.rsplit('/').next()?;
-    last.split_once(':').map(|(_, tag)| tag).filter(|tag| !tag.is_empty())
+    last.split_once(':')
+        .map(|(_, tag)| tag)
+        .filter(|tag| !tag.is_empty())
 }
 
 /// What one rolled service must settle on.
@@ -38,6 +40,32 @@ pub struct Settled {
     pub running_tag: Option<String>,
     pub waited_secs: f64,
     pub error: Option<String>,
+}
+
+/// What ECS runs for one service now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum LiveImage {
+    /// The service is not in the cluster (or is inactive).
+    Missing { reason: String },
+    /// Its task definition has no container of that name.
+    NoContainer { task_definition: String },
+    Running {
+        image: String,
+        task_definition: String,
+        rollout_state: Option<String>,
+        running: i32,
+        desired: i32,
+        deployments: usize,
+    },
+}
+
+/// One service to look up: the platform's name, the ECS service, the container.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub service: String,
+    pub ecs_service: String,
+    pub container: String,
 }
 
 /// ECS, for one cluster.
@@ -67,7 +95,12 @@ impl Ecs {
             .send()
             .await
             .map_err(|err| anyhow!(aws::explain(&err, self.profile.as_deref())))
-            .with_context(|| format!("cannot describe ECS service {ecs_service} in cluster {}", self.cluster))?;
+            .with_context(|| {
+                format!(
+                    "cannot describe ECS service {ecs_service} in cluster {}",
+                    self.cluster
+                )
+            })?;
         // A missing service is not an API error: DescribeServices lists it in `failures`.
         if let Some(failure) = output.failures().first() {
             bail!(
@@ -81,11 +114,116 @@ impl Ecs {
             .iter()
             .find(|s| s.status() != Some("INACTIVE"))
             .cloned()
-            .with_context(|| format!("ECS service {ecs_service} is not active in cluster {}", self.cluster))
+            .with_context(|| {
+                format!(
+                    "ECS service {ecs_service} is not active in cluster {}",
+                    self.cluster
+                )
+            })
+    }
+
+    /// What each service runs now: DescribeServices in batches of 10, then the task
+    /// definitions, concurrently, so the whole read is a couple of round trips.
+    pub async fn live_images(&self, lookups: &[Lookup]) -> Result<HashMap<String, LiveImage>> {
+        use futures_util::StreamExt;
+        let mut services: HashMap<String, Service> = HashMap::new();
+        let mut missing: HashMap<String, String> = HashMap::new();
+        let batches: Vec<Vec<String>> = lookups
+            .chunks(10)
+            .map(|chunk| chunk.iter().map(|l| l.ecs_service.clone()).collect())
+            .collect();
+        let described: Vec<Result<_>> = futures_util::stream::iter(batches)
+            .map(|names| async move {
+                self.client
+                    .describe_services()
+                    .cluster(&self.cluster)
+                    .set_services(Some(names))
+                    .send()
+                    .await
+                    .map_err(|err| anyhow!(aws::explain(&err, self.profile.as_deref())))
+                    .with_context(|| {
+                        format!(
+                            "cannot describe the ECS services of cluster {}",
+                            self.cluster
+                        )
+                    })
+            })
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        for output in described {
+            let output = output?;
+            for service in output.services() {
+                if service.status() != Some("INACTIVE") {
+                    if let Some(name) = service.service_name() {
+                        services.insert(name.to_owned(), service.clone());
+                    }
+                }
+            }
+            for failure in output.failures() {
+                let name = failure
+                    .arn()
+                    .and_then(|arn| arn.rsplit('/').next())
+                    .unwrap_or_default();
+                missing.insert(
+                    name.to_owned(),
+                    failure.reason().unwrap_or("MISSING").to_owned(),
+                );
+            }
+        }
+        let resolved: Vec<Result<(String, LiveImage)>> = futures_util::stream::iter(lookups.iter())
+            .map(|lookup| {
+                let service = services.get(&lookup.ecs_service).cloned();
+                let reason = missing.get(&lookup.ecs_service).cloned();
+                async move {
+                    let Some(service) = service else {
+                        let reason = reason.unwrap_or_else(|| "INACTIVE".into());
+                        return Ok((
+                            lookup.service.clone(),
+                            LiveImage::Missing {
+                                reason: format!(
+                                    "ECS service {} not in cluster {} ({reason})",
+                                    lookup.ecs_service, self.cluster
+                                ),
+                            },
+                        ));
+                    };
+                    let task_definition = service.task_definition().unwrap_or_default().to_owned();
+                    let image = self
+                        .container_image(&task_definition, &lookup.container)
+                        .await?;
+                    let primary = service
+                        .deployments()
+                        .iter()
+                        .find(|d| d.status() == Some("PRIMARY"));
+                    let live = match image {
+                        None => LiveImage::NoContainer { task_definition },
+                        Some(image) => LiveImage::Running {
+                            image,
+                            task_definition,
+                            rollout_state: primary
+                                .and_then(|d| d.rollout_state())
+                                .map(|s| s.as_str().to_owned()),
+                            running: service.running_count(),
+                            desired: service.desired_count(),
+                            deployments: service.deployments().len(),
+                        },
+                    };
+                    Ok((lookup.service.clone(), live))
+                }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        resolved.into_iter().collect()
     }
 
     /// The image of `container` in a task definition (cached: definitions are immutable).
-    pub async fn container_image(&self, task_definition: &str, container: &str) -> Result<Option<String>> {
+    pub async fn container_image(
+        &self,
+        task_definition: &str,
+        container: &str,
+    ) -> Result<Option<String>> {
         let mut cache = self.images.lock().await;
         if !cache.contains_key(task_definition) {
             let output = self
@@ -167,7 +305,10 @@ impl Ecs {
                     return finish(
                         false,
                         running_tag,
-                        Some(format!("the rollout of {} FAILED: {reason}", target.ecs_service)),
+                        Some(format!(
+                            "the rollout of {} FAILED: {reason}",
+                            target.ecs_service
+                        )),
                     );
                 }
                 let complete = deployments.len() == 1
@@ -215,7 +356,11 @@ impl Ecs {
                         "{} did not settle within {}s ({waiting}); last event: {}{}",
                         target.ecs_service,
                         timeout.as_secs(),
-                        if last_event.is_empty() { "none" } else { &last_event },
+                        if last_event.is_empty() {
+                            "none"
+                        } else {
+                            &last_event
+                        },
                         if stopped.is_empty() {
                             String::new()
                         } else {
@@ -274,7 +419,10 @@ mod tests {
             image_tag_of("1234.dkr.ecr.us-east-1.amazonaws.com/team/api:abc1234@sha256:00ff"),
             Some("abc1234")
         );
-        assert_eq!(image_tag_of("1234.dkr.ecr.us-east-1.amazonaws.com/api@sha256:00ff"), None);
+        assert_eq!(
+            image_tag_of("1234.dkr.ecr.us-east-1.amazonaws.com/api@sha256:00ff"),
+            None
+        );
         assert_eq!(image_tag_of("api"), None);
         assert_eq!(image_tag_of("127.0.0.1:5000/api"), None);
         assert_eq!(image_tag_of("api:latest"), Some("latest"));

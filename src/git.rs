@@ -47,6 +47,11 @@ impl Repo {
         &self.root
     }
 
+    /// The underlying repository, for change detection.
+    pub fn git(&self) -> &Repository {
+        &self.repo
+    }
+
     /// The `.git` directory (deploy keeps its build logs under `deploy/` there).
     pub fn git_dir(&self) -> &Path {
         self.repo.path()

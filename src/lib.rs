@@ -4,6 +4,7 @@
 //! so that integration tests can drive single steps against the real test bed.
 
 pub mod aws;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod context;

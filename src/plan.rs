@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::config;
+use crate::config::{self, TerraformConfig};
 use crate::error::UsageError;
 use crate::git::Head;
 use crate::platform::Platform;
@@ -185,6 +185,39 @@ impl Plan {
             spas,
             terraform,
         })
+    }
+}
+
+impl Plan {
+    /// Records the `--changed` decision for each service and narrows the terraform roll
+    /// to the services that deploy.
+    pub fn decide(&mut self, decisions: Vec<(String, Action, String)>, config: &TerraformConfig) {
+        for (name, action, reason) in decisions {
+            if let Some(step) = self.services.iter_mut().find(|s| s.name == name) {
+                step.action = action;
+                step.reason = reason;
+            }
+        }
+        let deploying: Vec<String> = self
+            .services
+            .iter()
+            .filter(|s| s.action == Action::Deploy)
+            .map(|s| s.name.clone())
+            .collect();
+        if let Some(step) = &mut self.terraform {
+            step.apply.roll = Roll::Only {
+                services: deploying,
+                tag: self.image_tag.clone(),
+            };
+            step.command =
+                shell_words(std::iter::once("terraform".to_owned()).chain(step.apply.args(config)));
+        }
+    }
+
+    /// Whether anything at all would be built, pushed or rolled.
+    pub fn has_work(&self) -> bool {
+        self.services.iter().any(|s| s.action != Action::Skip)
+            || self.spas.iter().any(|s| s.action != Action::Skip)
     }
 }
 
@@ -467,7 +500,12 @@ impl fmt::Display for Plan {
             write_table(f, ["SPA", "ACTION", "BUILD → UPLOAD", ""], &rows)?;
         }
         writeln!(f)?;
+        let nothing_to_roll = matches!(
+            self.terraform.as_ref().map(|t| &t.apply.roll),
+            Some(Roll::Only { services, .. }) if services.is_empty()
+        );
         match &self.terraform {
+            Some(_) if nothing_to_roll => writeln!(f, "terraform: nothing to roll"),
             Some(step) => writeln!(f, "terraform: {}", step.command),
             None => writeln!(f, "terraform: skipped (--skip-tf): no apply, no ECS roll"),
         }

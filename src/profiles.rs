@@ -35,7 +35,9 @@ pub fn parse_profiles(text: &str, is_config: bool) -> Vec<String> {
                 return Some("default".to_owned());
             }
             if is_config {
-                section.strip_prefix("profile ").map(|p| p.trim().to_owned())
+                section
+                    .strip_prefix("profile ")
+                    .map(|p| p.trim().to_owned())
             } else {
                 Some(section.to_owned())
             }

@@ -33,8 +33,8 @@ use crate::docker;
 use crate::platform::Spa;
 use crate::progress::ItemProgress;
 
-pub use manifest::{Manifest, MANIFEST_KEY};
 use manifest::{BucketObject, DeployRecord, LocalFile, UploadPlan};
+pub use manifest::{Manifest, MANIFEST_KEY};
 use rules::FileClass;
 
 /// Lines of build output shown when a build fails.
@@ -349,7 +349,7 @@ pub async fn upload(
 
     // Every other file first, so that a new entry point never names an asset that is not
     // there yet; entry points only once all of them are in.
-    for (phase, files) in [("file", entry_points.into_iter().chain(assets).collect::<Vec<_>>())] {
+    for (phase, files) in [("file", assets), ("entry point", entry_points)] {
         let mut done = stream::iter(files)
             .map(|file| async move {
                 let etag = put_file(s3, bucket, file, git_sha, settings).await?;
@@ -383,7 +383,11 @@ pub async fn upload(
 
     let entry_points = uploaded
         .iter()
-        .filter(|key| by_key.get(key.as_str()).is_some_and(|file| file.entry_point))
+        .filter(|key| {
+            by_key
+                .get(key.as_str())
+                .is_some_and(|file| file.entry_point)
+        })
         .cloned()
         .collect();
     let report = UploadReport {
@@ -475,8 +479,8 @@ fn list_files(root: &Path) -> Result<Vec<(String, PathBuf)>> {
             let path = entry
                 .with_context(|| format!("cannot list {}", dir.display()))?
                 .path();
-            let metadata =
-                std::fs::metadata(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let metadata = std::fs::metadata(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
             if metadata.is_dir() {
                 dirs.push(path);
             } else if metadata.is_file() {
@@ -528,11 +532,7 @@ async fn list_bucket(
     bucket: &str,
 ) -> Result<BTreeMap<String, BucketObject>> {
     let mut objects = BTreeMap::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .into_paginator()
-        .send();
+    let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|err| {
             let missing = err
@@ -569,9 +569,7 @@ async fn read_manifest(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Option<M
         .await
     {
         Ok(output) => output,
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-            return Ok(None)
-        }
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
         Err(err) => {
             return Err(anyhow!(aws::explain(&err, None)))
                 .with_context(|| format!("cannot read the deploy manifest {location}"))
@@ -632,7 +630,12 @@ async fn put_file(
     if file.size > settings.multipart_threshold_mib * MIB {
         return put_multipart(s3, bucket, file, git_sha, settings)
             .await
-            .with_context(|| format!("cannot upload {} to {location} (multipart)", file.path.display()));
+            .with_context(|| {
+                format!(
+                    "cannot upload {} to {location} (multipart)",
+                    file.path.display()
+                )
+            });
     }
     let body = ByteStream::from_path(&file.path)
         .await
@@ -760,7 +763,11 @@ async fn upload_parts(
 }
 
 /// Deletes `keys` (DeleteObjects, 1,000 a call); returns the keys deleted.
-async fn delete_keys(s3: &aws_sdk_s3::Client, bucket: &str, keys: &[String]) -> Result<Vec<String>> {
+async fn delete_keys(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    keys: &[String],
+) -> Result<Vec<String>> {
     let mut deleted = Vec::new();
     for chunk in keys.chunks(1000) {
         let objects = chunk
@@ -828,7 +835,8 @@ pub async fn invalidate(
     wait: Option<Duration>,
 ) -> Result<String> {
     use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
-    let what = || format!("cannot invalidate {paths:?} on CloudFront distribution {distribution_id}");
+    let what =
+        || format!("cannot invalidate {paths:?} on CloudFront distribution {distribution_id}");
     let batch = InvalidationBatch::builder()
         .paths(
             Paths::builder()
@@ -851,7 +859,9 @@ pub async fn invalidate(
     let id = created
         .invalidation()
         .map(|invalidation| invalidation.id().to_owned())
-        .with_context(|| format!("CloudFront returned no invalidation id for distribution {distribution_id}"))?;
+        .with_context(|| {
+            format!("CloudFront returned no invalidation id for distribution {distribution_id}")
+        })?;
     if let Some(timeout) = wait {
         wait_for_invalidation(cloudfront, distribution_id, &id, timeout).await?;
     }
@@ -888,7 +898,9 @@ async fn wait_for_invalidation(
             .await
             .map_err(|err| anyhow!(aws::explain(&err, None)))
             .with_context(|| {
-                format!("cannot read invalidation {id} of CloudFront distribution {distribution_id}")
+                format!(
+                    "cannot read invalidation {id} of CloudFront distribution {distribution_id}"
+                )
             })?;
         let status = output
             .invalidation()
@@ -971,7 +983,10 @@ mod tests {
         assert!(failure.tail.contains(&"oops".to_owned()));
         assert!(!failure.tail.contains(&"line 1".to_owned()));
         let message = err.to_string();
-        assert!(message.contains("the build of SPA admin-ui failed"), "{message}");
+        assert!(
+            message.contains("the build of SPA admin-ui failed"),
+            "{message}"
+        );
         assert!(message.contains("exit 3"), "{message}");
     }
 
@@ -981,7 +996,10 @@ mod tests {
         let progress = crate::progress::Progress::new(true);
         let spa = target(dir.path(), "test \"$SPA_GREETING\" = hello");
         let err = build(&spa, &progress.item("admin-ui")).await.unwrap_err();
-        assert!(err.to_string().contains("left no output directory"), "{err}");
+        assert!(
+            err.to_string().contains("left no output directory"),
+            "{err}"
+        );
         let spa = target(dir.path(), "test \"$SPA_GREETING\" = hello && mkdir dist");
         build(&spa, &progress.item("admin-ui")).await.unwrap();
     }
@@ -1020,9 +1038,15 @@ mod tests {
             ("retention_deploys = 0", "spa_upload.retention_deploys"),
             ("concurrency = 0", "spa_upload.concurrency"),
             ("multipart_part_mib = 4", "spa_upload.multipart_part_mib"),
-            ("invalidation_paths = [\"index.html\"]", "spa_upload.invalidation_paths"),
+            (
+                "invalidation_paths = [\"index.html\"]",
+                "spa_upload.invalidation_paths",
+            ),
             ("entry_points = []", "spa_upload.entry_points"),
-            ("default_cache_control = \"\"", "spa_upload.default_cache_control"),
+            (
+                "default_cache_control = \"\"",
+                "spa_upload.default_cache_control",
+            ),
         ] {
             let err = Config::parse(&format!("[spa_upload]\n{text}\n")).unwrap_err();
             assert!(err.contains(key), "{text}: {err}");

@@ -52,9 +52,18 @@ impl RunReport {
 
 impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "\nSummary: {} of {}", self.plan.mode, self.plan.image_tag)?;
+        writeln!(
+            f,
+            "\nSummary: {} of {}",
+            self.plan.mode, self.plan.image_tag
+        )?;
         let mut rows = Vec::new();
-        for step in self.plan.services.iter().filter(|s| s.action == Action::Deploy) {
+        for step in self
+            .plan
+            .services
+            .iter()
+            .filter(|s| s.action == Action::Deploy)
+        {
             let image = self.images.iter().find(|i| i.service == step.name);
             let rollout = self.rollouts.iter().find(|r| r.service == step.name);
             let push = match image.map(|i| i.status) {
@@ -71,7 +80,9 @@ impl fmt::Display for RunReport {
                 "no"
             };
             let steady = match rollout {
-                Some(r) if r.steady => format!("yes (:{})", r.running_tag.as_deref().unwrap_or("?")),
+                Some(r) if r.steady => {
+                    format!("yes (:{})", r.running_tag.as_deref().unwrap_or("?"))
+                }
                 Some(r) => format!("NO (:{})", r.running_tag.as_deref().unwrap_or("?")),
                 None => "-".to_owned(),
             };
@@ -81,7 +92,9 @@ impl fmt::Display for RunReport {
                 + rollout.map(|r| r.waited_secs).unwrap_or(0.0);
             rows.push([
                 step.name.clone(),
-                image.map(|i| i.image.clone()).unwrap_or_else(|| step.image.clone()),
+                image
+                    .map(|i| i.image.clone())
+                    .unwrap_or_else(|| step.image.clone()),
                 push.to_owned(),
                 rolled.to_owned(),
                 steady,
@@ -105,7 +118,11 @@ impl fmt::Display for RunReport {
                     spa.invalidation_id.clone().unwrap_or_else(|| "-".into()),
                 ]);
             }
-            write_table(f, ["SPA", "BUCKET", "UPLOADED", "UNCHANGED", "INVALIDATION"], &rows)?;
+            write_table(
+                f,
+                ["SPA", "BUCKET", "UPLOADED", "UNCHANGED", "INVALIDATION"],
+                &rows,
+            )?;
         }
         Ok(())
     }

@@ -294,12 +294,18 @@ impl Terraform {
         if current == expected {
             return Ok(());
         }
-        let listed = self.output_of(&["workspace", "list"]).await.unwrap_or_default();
+        let listed = self
+            .output_of(&["workspace", "list"])
+            .await
+            .unwrap_or_default();
         let exists = listed
             .lines()
             .any(|line| line.trim_start_matches('*').trim() == expected);
         let fix = if exists {
-            format!("terraform -chdir={} workspace select {expected}", self.dir.display())
+            format!(
+                "terraform -chdir={} workspace select {expected}",
+                self.dir.display()
+            )
         } else {
             format!(
                 "terraform -chdir={} workspace new {expected}   (no workspace {expected} exists yet)",

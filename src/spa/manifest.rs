@@ -7,9 +7,14 @@
 //! ListObjectsV2 does not return user metadata. The manifest holds our own SHA-256 of
 //! every file, whatever way it was uploaded, and the one place that knows which deploy
 //! last shipped a file, which retention needs. It is written last, so it only ever
-//! describes uploads that completed. The listing is still checked: a key that vanished,
-//! or whose ETag is not the one S3 gave us when we uploaded it (changed behind our back),
-//! is uploaded again.
+//! describes uploads that completed.
+//!
+//! The bucket listing (ListObjectsV2) is compared too, when there is one: a key that
+//! vanished, or whose ETag is not the one S3 gave us when we uploaded it (changed behind
+//! our back), is uploaded again, and objects no manifest knows are adopted. Listing is
+//! the slow part of a no-change run (moto takes 0.3 s per 1,000 keys), so `upload` lists
+//! only every `spa_upload.verify_every_deploys` deploys, and whenever there is no
+//! manifest; in between, the manifest, which only deploy writes, is trusted.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -26,6 +31,9 @@ pub const MANIFEST_VERSION: u32 = 1;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub version: u32,
+    /// The last deploy that compared the manifest with a full listing of the bucket.
+    #[serde(default)]
+    pub verified_deploy: u64,
     /// The deploys that files still listed here were last part of, oldest first. The
     /// last one is the latest complete upload.
     pub deploys: Vec<DeployRecord>,
@@ -80,7 +88,10 @@ pub struct LocalFile {
     pub key: String,
     pub path: PathBuf,
     pub size: u64,
+    /// Hex SHA-256 of the content.
     pub sha256: String,
+    /// The same digest in base64, as S3's `x-amz-checksum-sha256` wants it.
+    pub sha256_base64: String,
     pub content_type: String,
     pub cache_control: String,
     pub entry_point: bool,
@@ -113,13 +124,13 @@ pub struct UploadPlan {
     pub adopted: Vec<String>,
 }
 
-/// Compares the build output with the manifest and the bucket listing.
-/// `retention_deploys` later deploys keep a file that left the build output; the one
-/// after deletes it.
+/// Compares the build output with the manifest and, when given, the bucket listing
+/// (`None`: the bucket is taken to hold what the manifest says). `retention_deploys`
+/// later deploys keep a file that left the build output; the one after deletes it.
 pub fn plan_upload(
     local: &[LocalFile],
     manifest: &Manifest,
-    bucket: &BTreeMap<String, BucketObject>,
+    bucket: Option<&BTreeMap<String, BucketObject>>,
     retention_deploys: u64,
 ) -> UploadPlan {
     let deploy = manifest.next_deploy();
@@ -130,20 +141,21 @@ pub fn plan_upload(
     let built: BTreeSet<&str> = local.iter().map(|file| file.key.as_str()).collect();
 
     for file in local {
-        let recorded = manifest.files.get(&file.key);
-        let listed = bucket.get(&file.key);
-        let same = match (recorded, listed) {
-            (Some(recorded), Some(listed)) => {
-                recorded.sha256.as_deref() == Some(file.sha256.as_str())
-                    && recorded.size == file.size
-                    && listed.size == file.size
-                    && recorded.content_type.as_deref() == Some(file.content_type.as_str())
-                    && recorded.cache_control.as_deref() == Some(file.cache_control.as_str())
-                    && (recorded.etag.is_none() || recorded.etag == listed.etag)
-            }
-            // Not recorded (we cannot vouch for its content) or not in the bucket.
-            _ => false,
-        };
+        // Not recorded: we cannot vouch for what the bucket holds under that key.
+        let same = manifest.files.get(&file.key).is_some_and(|recorded| {
+            let as_built = recorded.sha256.as_deref() == Some(file.sha256.as_str())
+                && recorded.size == file.size
+                && recorded.content_type.as_deref() == Some(file.content_type.as_str())
+                && recorded.cache_control.as_deref() == Some(file.cache_control.as_str());
+            let in_bucket = match bucket {
+                None => true,
+                Some(bucket) => bucket.get(&file.key).is_some_and(|listed| {
+                    listed.size == file.size
+                        && (recorded.etag.is_none() || recorded.etag == listed.etag)
+                }),
+            };
+            as_built && in_bucket
+        });
         if same {
             plan.unchanged.push(file.key.clone());
         } else {
@@ -152,7 +164,8 @@ pub fn plan_upload(
     }
 
     for (key, entry) in &manifest.files {
-        if built.contains(key.as_str()) || !bucket.contains_key(key) {
+        let gone = bucket.is_some_and(|bucket| !bucket.contains_key(key));
+        if built.contains(key.as_str()) || gone {
             // Still built (handled above), or already gone from the bucket.
             continue;
         }
@@ -163,10 +176,8 @@ pub fn plan_upload(
         }
     }
 
-    for key in bucket.keys() {
-        if key != MANIFEST_KEY
-            && !built.contains(key.as_str())
-            && !manifest.files.contains_key(key)
+    for key in bucket.into_iter().flat_map(BTreeMap::keys) {
+        if key != MANIFEST_KEY && !built.contains(key.as_str()) && !manifest.files.contains_key(key)
         {
             plan.adopted.push(key.clone());
         }
@@ -177,12 +188,12 @@ pub fn plan_upload(
 /// The manifest after a successful upload: every built file as part of this deploy
 /// (with the ETag S3 gave for the ones uploaded now), old files kept, expired ones
 /// gone, adopted ones recorded, and the deploy history trimmed to the deploys still
-/// referenced.
+/// referenced. `bucket` is the listing this upload compared with, if it listed.
 pub fn next_manifest(
     previous: &Manifest,
     plan: &UploadPlan,
     local: &[LocalFile],
-    bucket: &BTreeMap<String, BucketObject>,
+    bucket: Option<&BTreeMap<String, BucketObject>>,
     new_etags: &BTreeMap<String, Option<String>>,
     record: DeployRecord,
 ) -> Manifest {
@@ -194,7 +205,11 @@ pub fn next_manifest(
                 .files
                 .get(&file.key)
                 .and_then(|entry| entry.etag.clone())
-                .or_else(|| bucket.get(&file.key).and_then(|object| object.etag.clone())),
+                .or_else(|| {
+                    bucket
+                        .and_then(|bucket| bucket.get(&file.key))
+                        .and_then(|object| object.etag.clone())
+                }),
         };
         files.insert(
             file.key.clone(),
@@ -214,7 +229,7 @@ pub fn next_manifest(
         }
     }
     for key in &plan.adopted {
-        let listed = bucket.get(key);
+        let listed = bucket.and_then(|bucket| bucket.get(key));
         files.insert(
             key.clone(),
             ManifestEntry {
@@ -241,6 +256,11 @@ pub fn next_manifest(
     deploys.push(record);
     Manifest {
         version: MANIFEST_VERSION,
+        verified_deploy: if bucket.is_some() {
+            plan.deploy
+        } else {
+            previous.verified_deploy
+        },
         deploys,
         files,
     }
@@ -256,6 +276,7 @@ mod tests {
             path: PathBuf::from("/dist").join(key),
             size: content.len() as u64,
             sha256: format!("sha-of-{content}"),
+            sha256_base64: String::new(),
             content_type: "text/plain; charset=utf-8".into(),
             cache_control: "no-cache".into(),
             entry_point: key.ends_with(".html"),
@@ -281,7 +302,7 @@ mod tests {
     ) -> UploadPlan {
         let (manifest, bucket) = state;
         let local: Vec<LocalFile> = files.iter().map(|(k, c)| local(k, c)).collect();
-        let plan = plan_upload(&local, manifest, bucket, retention);
+        let plan = plan_upload(&local, manifest, Some(bucket), retention);
         let mut etags = BTreeMap::new();
         for key in &plan.upload {
             let file = local.iter().find(|f| &f.key == key).unwrap();
@@ -302,7 +323,7 @@ mod tests {
             manifest,
             &plan,
             &local,
-            bucket,
+            Some(bucket),
             &etags,
             record(plan.deploy),
         );
@@ -326,10 +347,18 @@ mod tests {
     #[test]
     fn changed_content_headers_or_bucket_are_uploaded_again() {
         let mut state = Default::default();
-        deploy(&mut state, &[("index.html", "v1"), ("a.js", "a"), ("b.js", "b")], 3);
+        deploy(
+            &mut state,
+            &[("index.html", "v1"), ("a.js", "a"), ("b.js", "b")],
+            3,
+        );
 
         // Content changed.
-        let plan = deploy(&mut state, &[("index.html", "v2"), ("a.js", "a"), ("b.js", "b")], 3);
+        let plan = deploy(
+            &mut state,
+            &[("index.html", "v2"), ("a.js", "a"), ("b.js", "b")],
+            3,
+        );
         assert_eq!(plan.upload, ["index.html"]);
 
         // Headers changed (new cache rules), same content.
@@ -339,13 +368,21 @@ mod tests {
             .map(|(k, c)| local(k, c))
             .collect();
         files[1].cache_control = "public, max-age=60".into();
-        assert_eq!(plan_upload(&files, manifest, bucket, 3).upload, ["a.js"]);
+        assert_eq!(
+            plan_upload(&files, manifest, Some(bucket), 3).upload,
+            ["a.js"]
+        );
 
         // Deleted from the bucket behind our back; overwritten behind our back.
         bucket.remove("a.js");
         bucket.get_mut("b.js").unwrap().etag = Some("\"someone-else\"".into());
         let files = &files_of(&[("index.html", "v2"), ("a.js", "a"), ("b.js", "b")]);
-        assert_eq!(plan_upload(files, manifest, bucket, 3).upload, ["a.js", "b.js"]);
+        assert_eq!(
+            plan_upload(files, manifest, Some(bucket), 3).upload,
+            ["a.js", "b.js"]
+        );
+        // Without a listing, the manifest is trusted: nothing to upload.
+        assert!(plan_upload(files, manifest, None, 3).upload.is_empty());
     }
 
     fn files_of(files: &[(&str, &str)]) -> Vec<LocalFile> {
@@ -362,7 +399,12 @@ mod tests {
                 etag: Some("\"x\"".into()),
             },
         )]);
-        let plan = plan_upload(&files_of(&[("index.html", "v1")]), &manifest, &bucket, 3);
+        let plan = plan_upload(
+            &files_of(&[("index.html", "v1")]),
+            &manifest,
+            Some(&bucket),
+            3,
+        );
         assert_eq!(plan.upload, ["index.html"]);
     }
 
@@ -422,6 +464,26 @@ mod tests {
         // Deploy 2: 2 - 0 > 1.
         let plan = deploy(&mut state, &[("index.html", "v1")], 1);
         assert_eq!(plan.expire, ["legacy.js"]);
+    }
+
+    #[test]
+    fn without_a_listing_retention_still_runs_and_nothing_is_adopted() {
+        let mut state = Default::default();
+        deploy(&mut state, &[("index.html", "v1"), ("old.js", "o")], 1);
+        let (manifest, bucket) = &state;
+        assert_eq!(manifest.verified_deploy, 1);
+        let local = files_of(&[("index.html", "v2")]);
+        let plan = plan_upload(&local, manifest, None, 1);
+        assert_eq!(plan.upload, ["index.html"]);
+        assert_eq!(plan.stale_kept, ["old.js"]);
+        assert!(plan.adopted.is_empty());
+        let etags = BTreeMap::from([("index.html".to_owned(), Some("\"e2\"".to_owned()))]);
+        let next = next_manifest(manifest, &plan, &local, None, &etags, record(2));
+        assert_eq!(next.verified_deploy, 1, "no listing, no verification");
+        assert_eq!(next.files["index.html"].etag.as_deref(), Some("\"e2\""));
+        assert!(bucket.contains_key("old.js"));
+        let plan = plan_upload(&local, &next, None, 1);
+        assert_eq!(plan.expire, ["old.js"]);
     }
 
     #[test]

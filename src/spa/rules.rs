@@ -176,10 +176,10 @@ mod tests {
         for name in [
             "index.html",
             "favicon.svg",
-            "3f9a1c2e.js",           // no name before the hash
-            "app.3f9a1c2.js",        // 7 hex digits
-            "app.deadbeef.js",       // a word, not a hash
-            "app.3f9a1c2g.js",       // not hex
+            "3f9a1c2e.js",     // no name before the hash
+            "app.3f9a1c2.js",  // 7 hex digits
+            "app.deadbeef.js", // a word, not a hash
+            "app.3f9a1c2g.js", // not hex
             "my-component-settings.js",
             "noextension",
         ] {
@@ -200,7 +200,11 @@ mod tests {
                 "public, max-age=31536000, immutable",
             ),
             ("favicon.svg", FileClass::Other, "public, max-age=300"),
-            ("assets/index-BDxk3Uf2.js", FileClass::Other, "public, max-age=300"),
+            (
+                "assets/index-BDxk3Uf2.js",
+                FileClass::Other,
+                "public, max-age=300",
+            ),
         ];
         for (key, class, header) in cases {
             assert_eq!(classify(key, &settings), class, "{key}");
@@ -243,7 +247,10 @@ mod tests {
             ("?.txt", "a.txt"),
         ];
         for (pattern, key) in yes {
-            assert!(pattern_matches(pattern, key), "{pattern} should match {key}");
+            assert!(
+                pattern_matches(pattern, key),
+                "{pattern} should match {key}"
+            );
         }
         let no = [
             ("*.html", "index.htm"),
@@ -254,7 +261,10 @@ mod tests {
             ("a/?", "a//"),
         ];
         for (pattern, key) in no {
-            assert!(!pattern_matches(pattern, key), "{pattern} should not match {key}");
+            assert!(
+                !pattern_matches(pattern, key),
+                "{pattern} should not match {key}"
+            );
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Integration tests: the real `deploy` binary against real git repositories and the
 //! real test bed (moto, docker-registry, Docker, terraform). One binary, as in ripgrep.
 
+mod changed;
 mod cli;
 mod dry_run;
 mod images;

@@ -8,7 +8,10 @@ use crate::support::{bootstrap_applied, AwsEnv, Fixture, Testbed, SERVICES};
 
 /// Per service: (task definition ARN, image of the service's own container).
 fn live(env: &AwsEnv) -> BTreeMap<String, (String, String)> {
-    let cluster = env.summary["ecs_cluster"].as_str().expect("cluster in the bootstrap summary").to_owned();
+    let cluster = env.summary["ecs_cluster"]
+        .as_str()
+        .expect("cluster in the bootstrap summary")
+        .to_owned();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -24,8 +27,16 @@ fn live(env: &AwsEnv) -> BTreeMap<String, (String, String)> {
                     .send()
                     .await
                     .unwrap();
-                let arn = described.services()[0].task_definition().unwrap().to_owned();
-                let td = ecs.describe_task_definition().task_definition(&arn).send().await.unwrap();
+                let arn = described.services()[0]
+                    .task_definition()
+                    .unwrap()
+                    .to_owned();
+                let td = ecs
+                    .describe_task_definition()
+                    .task_definition(&arn)
+                    .send()
+                    .await
+                    .unwrap();
                 let image = td
                     .task_definition()
                     .unwrap()
@@ -41,14 +52,23 @@ fn live(env: &AwsEnv) -> BTreeMap<String, (String, String)> {
         })
 }
 
-fn terraform_output(bed: &Testbed, fixture: &Fixture, env: &AwsEnv, name: &str) -> serde_json::Value {
+fn terraform_output(
+    bed: &Testbed,
+    fixture: &Fixture,
+    env: &AwsEnv,
+    name: &str,
+) -> serde_json::Value {
     let mut command = Command::new(&bed.terraform);
     command
         .args(["-chdir=infra/terraform/aws", "output", "-json", name])
         .current_dir(fixture.root());
     env.configure(&mut command);
     let output = command.output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
@@ -57,7 +77,11 @@ fn unique_fixture() -> Fixture {
     let fixture = Fixture::new();
     fixture.write(
         "services/api/src/nonce.ts",
-        &format!("// {}-{:?}\n", std::process::id(), std::time::SystemTime::now()),
+        &format!(
+            "// {}-{:?}\n",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ),
     );
     fixture.commit_all("unique");
     fixture
@@ -75,15 +99,34 @@ fn full_deploy_rolls_every_service_to_the_new_sha() {
     let out = fixture
         .deploy()
         .aws(&env, &bed)
-        .args(["--var-file", "tfvars/sandbox.tfvars", "--skip-spas", "--profile", "testbed", "-y"])
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--skip-spas",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
         .run();
     out.success();
     for (service, (_, image)) in live(&env) {
-        assert_eq!(image, format!("{}/{service}:{tag}", bed.registry), "{service}");
+        assert_eq!(
+            image,
+            format!("{}/{service}:{tag}", bed.registry),
+            "{service}"
+        );
         out.stdout_has(&format!("yes (:{tag})"));
     }
-    assert_eq!(terraform_output(&bed, &fixture, &env, "image_tag"), tag.as_str());
-    assert_eq!(out.stdout.matches("built, pushed").count(), 9, "{}", out.stdout);
+    assert_eq!(
+        terraform_output(&bed, &fixture, &env, "image_tag"),
+        tag.as_str()
+    );
+    assert_eq!(
+        out.stdout.matches("built, pushed").count(),
+        9,
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -99,7 +142,16 @@ fn services_rolls_only_the_named_service() {
     fixture
         .deploy()
         .aws(&env, &bed)
-        .args(["--var-file", "tfvars/sandbox.tfvars", "--skip-spas", "--services", "auth", "--profile", "testbed", "-y"])
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--skip-spas",
+            "--services",
+            "auth",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
         .run()
         .success()
         .stdout_has(&format!("yes (:{tag})"));
@@ -109,7 +161,10 @@ fn services_rolls_only_the_named_service() {
             assert_eq!(after[service].1, format!("{}/auth:{tag}", bed.registry));
             assert_ne!(after[service].0, before[service].0);
         } else {
-            assert_eq!(after[service], before[service], "{service} must be untouched");
+            assert_eq!(
+                after[service], before[service],
+                "{service} must be untouched"
+            );
         }
     }
 }
@@ -128,7 +183,16 @@ fn a_rolled_back_service_fails_the_deploy() {
         // The fixture's roll script puts auth back on its previous revision, as the ECS
         // deployment circuit breaker would.
         .env("DEPLOY_TESTBED_ROLLBACK_SERVICES", "auth")
-        .args(["--var-file", "tfvars/sandbox.tfvars", "--skip-spas", "--services", "auth,api", "--profile", "testbed", "-y"])
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--skip-spas",
+            "--services",
+            "auth,api",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
         .run()
         .code(1)
         .stderr_has(&format!("instead of :{tag}"))
@@ -138,14 +202,18 @@ fn a_rolled_back_service_fails_the_deploy() {
 
 #[test]
 fn a_service_that_never_settles_times_out_with_what_it_waited_on() {
-    let Some(bed) = Testbed::get("a_service_that_never_settles_times_out_with_what_it_waited_on") else {
+    let Some(bed) = Testbed::get("a_service_that_never_settles_times_out_with_what_it_waited_on")
+    else {
         return;
     };
     let fixture = Fixture::new();
     let config = std::fs::read_to_string(fixture.path("deploy.toml")).unwrap();
     fixture.write(
         "deploy.toml",
-        &format!("{config}\n[ecs]\nwait_timeout_secs = 3\npoll_interval_secs = 1\n# {:?}\n", std::time::SystemTime::now()),
+        &format!(
+            "{config}\n[ecs]\nwait_timeout_secs = 3\npoll_interval_secs = 1\n# {:?}\n",
+            std::time::SystemTime::now()
+        ),
     );
     fixture.commit_all("short ECS wait");
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
@@ -153,7 +221,16 @@ fn a_service_that_never_settles_times_out_with_what_it_waited_on() {
         .deploy()
         .aws(&env, &bed)
         .env("DEPLOY_TESTBED_STUCK_SERVICES", "files")
-        .args(["--var-file", "tfvars/sandbox.tfvars", "--skip-spas", "--services", "files", "--profile", "testbed", "-y"])
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--skip-spas",
+            "--services",
+            "files",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
         .run()
         .code(1)
         .stderr_has("did not settle within 3s")
@@ -162,7 +239,8 @@ fn a_service_that_never_settles_times_out_with_what_it_waited_on() {
 
 #[test]
 fn a_failed_apply_says_what_was_pushed_and_that_a_rerun_resumes() {
-    let Some(bed) = Testbed::get("a_failed_apply_says_what_was_pushed_and_that_a_rerun_resumes") else {
+    let Some(bed) = Testbed::get("a_failed_apply_says_what_was_pushed_and_that_a_rerun_resumes")
+    else {
         return;
     };
     let fixture = unique_fixture();
@@ -171,7 +249,16 @@ fn a_failed_apply_says_what_was_pushed_and_that_a_rerun_resumes() {
         .deploy()
         .aws(&env, &bed)
         .env("DEPLOY_TESTBED_FAIL_SERVICES", "api")
-        .args(["--var-file", "tfvars/sandbox.tfvars", "--skip-spas", "--services", "api", "--profile", "testbed", "-y"])
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--skip-spas",
+            "--services",
+            "api",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
         .run()
         .code(1)
         .stderr_has("terraform apply failed")
@@ -181,7 +268,9 @@ fn a_failed_apply_says_what_was_pushed_and_that_a_rerun_resumes() {
 
 #[test]
 fn a_workspace_that_does_not_match_the_tfvars_stops_before_anything_is_touched() {
-    let Some(bed) = Testbed::get("a_workspace_that_does_not_match_the_tfvars_stops_before_anything_is_touched") else {
+    let Some(bed) =
+        Testbed::get("a_workspace_that_does_not_match_the_tfvars_stops_before_anything_is_touched")
+    else {
         return;
     };
     let fixture = Fixture::new();
@@ -194,12 +283,23 @@ fn a_workspace_that_does_not_match_the_tfvars_stops_before_anything_is_touched()
     let out = fixture
         .deploy()
         .aws(&env, &bed)
-        .args(["--var-file", "tfvars/prod.tfvars", "--skip-spas", "--profile", "testbed", "-y"])
+        .args([
+            "--var-file",
+            "tfvars/prod.tfvars",
+            "--skip-spas",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
         .run();
     out.usage_error()
         .stderr_has("the terraform workspace is \"sandbox\" but the tfvars file is for \"prod\"")
         .stderr_has("terraform -chdir=infra/terraform/aws workspace new prod");
-    assert!(out.stdout.contains("Plan:") && !out.stdout.contains("Summary"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Plan:") && !out.stdout.contains("Summary"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

@@ -56,10 +56,7 @@ async fn clients(env: &AwsEnv, bed: &Testbed) -> (aws_sdk_s3::Client, aws_sdk_cl
         .endpoint_url(&bed.endpoint)
         .load()
         .await;
-    (
-        deploy::aws::s3(&sdk),
-        aws_sdk_cloudfront::Client::new(&sdk),
-    )
+    (deploy::aws::s3(&sdk), aws_sdk_cloudfront::Client::new(&sdk))
 }
 
 /// What went over the wire, in order: each request as the SDK sends it, and each answer
@@ -213,7 +210,10 @@ fn spa_upload_sets_headers_puts_entry_points_last_and_invalidates() {
 
         // Entry point last, as the report says (uploads in the order they completed)...
         assert_eq!(report.entry_points, ["index.html"]);
-        assert_eq!(report.uploaded.last().map(String::as_str), Some("index.html"));
+        assert_eq!(
+            report.uploaded.last().map(String::as_str),
+            Some("index.html")
+        );
         // ...and as the wire says: when index.html was sent, every other file had been
         // sent and every request sent so far had been answered.
         let events = wire.events();
@@ -225,12 +225,20 @@ fn spa_upload_sets_headers_puts_entry_points_last_and_invalidates() {
             })
             .expect("index.html was sent");
         let before = &events[..index_sent];
-        let sent = before.iter().filter(|e| matches!(e, Wire::Sent { .. })).count();
+        let sent = before
+            .iter()
+            .filter(|e| matches!(e, Wire::Sent { .. }))
+            .count();
         let answered = before.iter().filter(|e| **e == Wire::Answered).count();
-        assert_eq!(sent, answered, "requests still in flight when index.html went: {events:#?}");
+        assert_eq!(
+            sent, answered,
+            "requests still in flight when index.html went: {events:#?}"
+        );
         for key in built.iter().filter(|key| *key != "index.html") {
             assert!(
-                before.iter().any(|event| matches!(event, Wire::Sent { method, path }
+                before
+                    .iter()
+                    .any(|event| matches!(event, Wire::Sent { method, path }
                     if method == "PUT" && path.ends_with(&format!("/{key}")))),
                 "{key} was not uploaded before index.html: {events:#?}"
             );
@@ -251,7 +259,11 @@ fn spa_upload_sets_headers_puts_entry_points_last_and_invalidates() {
             ("index.html", "text/html; charset=utf-8", "no-cache"),
             (app.as_str(), "text/javascript; charset=utf-8", immutable),
             (style.as_str(), "text/css; charset=utf-8", immutable),
-            ("favicon.svg", "image/svg+xml; charset=utf-8", "public, max-age=300"),
+            (
+                "favicon.svg",
+                "image/svg+xml; charset=utf-8",
+                "public, max-age=300",
+            ),
         ];
         let mut last_modified = BTreeMap::new();
         for (key, content_type, cache_control) in expected {
@@ -287,11 +299,17 @@ fn spa_upload_sets_headers_puts_entry_points_last_and_invalidates() {
             .await
             .unwrap();
         assert_eq!(
-            index.metadata().and_then(|m| m.get("deploy-git-sha")).map(String::as_str),
+            index
+                .metadata()
+                .and_then(|m| m.get("deploy-git-sha"))
+                .map(String::as_str),
             Some("abc1234")
         );
         assert_eq!(
-            spa::deployed_sha(&s3, &spa.bucket).await.unwrap().as_deref(),
+            spa::deployed_sha(&s3, &spa.bucket)
+                .await
+                .unwrap()
+                .as_deref(),
             Some("abc1234")
         );
         assert!(bucket_keys(&s3, &spa.bucket)
@@ -370,7 +388,10 @@ fn spa_reupload_sends_only_what_changed() {
         assert!(second.uploaded.is_empty(), "{second:?}");
         assert_eq!(second.unchanged, 4);
         assert_eq!(
-            spa::deployed_sha(&s3, &spa.bucket).await.unwrap().as_deref(),
+            spa::deployed_sha(&s3, &spa.bucket)
+                .await
+                .unwrap()
+                .as_deref(),
             Some("2222222")
         );
 
@@ -487,7 +508,9 @@ fn spa_large_files_go_up_in_parts_and_unknown_objects_are_adopted() {
             .unwrap();
 
         let first = build_and_upload(&s3, &spa, "1111111", &settings).await;
-        assert!(first.uploaded.contains(&"assets/video.0a1b2c3d.bin".to_owned()));
+        assert!(first
+            .uploaded
+            .contains(&"assets/video.0a1b2c3d.bin".to_owned()));
         assert_eq!(first.adopted, ["legacy/old.js"]);
         let head = s3
             .head_object()
@@ -498,7 +521,10 @@ fn spa_large_files_go_up_in_parts_and_unknown_objects_are_adopted() {
             .unwrap();
         assert_eq!(head.content_length(), Some(video.len() as i64));
         // Three parts: 5 + 5 + 1 MiB.
-        assert!(head.e_tag().unwrap_or_default().ends_with("-3\""), "{head:?}");
+        assert!(
+            head.e_tag().unwrap_or_default().ends_with("-3\""),
+            "{head:?}"
+        );
         assert_eq!(head.content_type(), Some("application/octet-stream"));
         assert_eq!(
             head.cache_control(),
@@ -516,7 +542,10 @@ fn spa_large_files_go_up_in_parts_and_unknown_objects_are_adopted() {
             .await
             .unwrap()
             .into_bytes();
-        assert!(uploaded.as_ref() == video.as_slice(), "multipart content differs");
+        assert!(
+            uploaded.as_ref() == video.as_slice(),
+            "multipart content differs"
+        );
 
         // The same build again: nothing to upload, multipart or not.
         let second = build_and_upload(&s3, &spa, "2222222", &settings).await;
@@ -632,9 +661,15 @@ fn generate_dist(dir: &Path, count: usize) -> (u64, usize) {
         let (key, size) = match i {
             0 => ("index.html".to_owned(), 2_000),
             _ if i % 500 == 1 => (format!("media/clip-{i}.0a1b2c{i:02x}.mp4"), 9 * 1024 * 1024),
-            _ if i % 10 == 0 => (format!("assets/chunk-{i}.{:08x}.js", next() as u32), 40_000 + (next() % 60_000) as usize),
+            _ if i % 10 == 0 => (
+                format!("assets/chunk-{i}.{:08x}.js", next() as u32),
+                40_000 + (next() % 60_000) as usize,
+            ),
             _ if i % 3 == 0 => (format!("img/icon-{i}.svg"), 500 + (next() % 3_000) as usize),
-            _ => (format!("assets/mod-{i}.{:08x}.js", next() as u32), 200 + (next() % 8_000) as usize),
+            _ => (
+                format!("assets/mod-{i}.{:08x}.js", next() as u32),
+                200 + (next() % 8_000) as usize,
+            ),
         };
         if size > 8 * 1024 * 1024 {
             large += 1;

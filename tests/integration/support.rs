@@ -312,7 +312,10 @@ impl AwsEnv {
         let files = || {
             ProfileFiles::builder()
                 .with_file(ProfileFileKind::Config, path("AWS_CONFIG_FILE"))
-                .with_file(ProfileFileKind::Credentials, path("AWS_SHARED_CREDENTIALS_FILE"))
+                .with_file(
+                    ProfileFileKind::Credentials,
+                    path("AWS_SHARED_CREDENTIALS_FILE"),
+                )
                 .build()
         };
         let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()

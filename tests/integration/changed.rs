@@ -1,0 +1,269 @@
+//! `--changed` after a full deploy: live tags from ECS, the git2 change plan, the
+//! targeted roll, and every reason a live tag cannot be a diff base.
+
+use crate::support::{bootstrap_applied, AwsEnv, Fixture, Testbed, SERVICES};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The `--changed` dry-run plan as JSON: service name → (action, reason).
+fn changed_plan(fixture: &Fixture, env: &AwsEnv, bed: &Testbed) -> Vec<(String, String, String)> {
+    let out = fixture
+        .deploy()
+        .aws(env, bed)
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--changed",
+            "--profile",
+            "testbed",
+            "--dry-run",
+            "--output",
+            "json",
+        ])
+        .run();
+    out.success();
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    plan["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["action"].as_str().unwrap().to_owned(),
+                s["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn deploying(plan: &[(String, String, String)]) -> Vec<&str> {
+    plan.iter()
+        .filter(|(_, a, _)| a == "DEPLOY")
+        .map(|(n, _, _)| n.as_str())
+        .collect()
+}
+
+/// Sets what ECS runs for `service` behind terraform's back.
+fn run_image(env: &AwsEnv, service: &str, image: Option<&str>) {
+    let cluster = env.summary["ecs_cluster"].as_str().unwrap().to_owned();
+    runtime().block_on(async {
+        let ecs = aws_sdk_ecs::Client::new(&env.sdk().await);
+        let Some(image) = image else {
+            ecs.delete_service()
+                .cluster(&cluster)
+                .service(service)
+                .force(true)
+                .send()
+                .await
+                .unwrap();
+            return;
+        };
+        let container = aws_sdk_ecs::types::ContainerDefinition::builder()
+            .name(service)
+            .image(image)
+            .memory(128)
+            .build();
+        let td = ecs
+            .register_task_definition()
+            .family(service)
+            .container_definitions(container)
+            .send()
+            .await
+            .unwrap();
+        let arn = td
+            .task_definition()
+            .unwrap()
+            .task_definition_arn()
+            .unwrap()
+            .to_owned();
+        ecs.update_service()
+            .cluster(&cluster)
+            .service(service)
+            .task_definition(arn)
+            .send()
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn changed_deploys_exactly_what_changed_since_the_live_tags() {
+    let Some(bed) = Testbed::get("changed_deploys_exactly_what_changed_since_the_live_tags") else {
+        return;
+    };
+    let fixture = Fixture::new();
+    fixture.write(
+        "services/api/src/nonce.ts",
+        &format!("// {:?}\n", std::time::SystemTime::now()),
+    );
+    fixture.commit_all("unique");
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let full = [
+        "--var-file",
+        "tfvars/sandbox.tfvars",
+        "--skip-spas",
+        "--profile",
+        "testbed",
+        "-y",
+    ];
+    fixture.deploy().aws(&env, &bed).args(full).run().success();
+    let live_tag = fixture.short_sha();
+
+    // Nothing changed: say so, exit 0, build nothing, run no terraform.
+    let out = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--changed",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
+        .run();
+    out.success()
+        .stdout_has("Nothing changed since the live images")
+        .stdout_lacks("Summary");
+    assert!(
+        !out.stderr.contains("terraform_data"),
+        "terraform must not run: {}",
+        out.stderr
+    );
+
+    // Unrelated paths and slack-agent never deploy anything.
+    fixture.write("docs/notes.md", "notes\n");
+    fixture.write(
+        "services/slack-agent/src/index.ts",
+        "export const changed = 1;\n",
+    );
+    fixture.commit_all("docs and slack-agent");
+    assert!(deploying(&changed_plan(&fixture, &env, &bed)).is_empty());
+
+    // Every shared package and build input fans out to all nine, with that reason.
+    for path in [
+        "packages/common/src/index.ts",
+        "packages/auth-client/src/index.ts",
+        "packages/events/src/index.ts",
+        "packages/tsconfig/base.json",
+        "packages/eslint-config/index.js",
+        "pnpm-lock.yaml",
+        "pnpm-workspace.yaml",
+        "package.json",
+        "infra/docker/service.Dockerfile",
+        "infra/docker/.npmrc",
+    ] {
+        let before = fixture.git(&["rev-parse", "HEAD"]);
+        let text = std::fs::read_to_string(fixture.path(path)).unwrap_or_default();
+        let comment = if path.ends_with(".json") {
+            ""
+        } else {
+            "\n# changed\n"
+        };
+        let edited = if path.ends_with(".json") {
+            text.replacen('{', "{\n  \"_changed\": true,", 1)
+        } else {
+            format!("{text}{comment}")
+        };
+        fixture.write(path, &edited);
+        fixture.commit_all(&format!("change {path}"));
+        let plan = changed_plan(&fixture, &env, &bed);
+        assert_eq!(deploying(&plan), SERVICES, "{path}: {plan:?}");
+        assert!(
+            plan.iter().all(|(_, _, reason)| reason.contains(
+                path.trim_end_matches("/src/index.ts")
+                    .trim_end_matches("/base.json")
+                    .trim_end_matches("/index.js")
+            )),
+            "{path}: {plan:?}"
+        );
+        fixture.git(&["reset", "--quiet", "--hard", &before]);
+    }
+
+    // One service's own change: only it deploys, and only it is rolled.
+    fixture.write(
+        "services/billing/src/index.ts",
+        "export const billing = 2;\n",
+    );
+    let tag = fixture.commit_all("billing change");
+    let plan = changed_plan(&fixture, &env, &bed);
+    assert_eq!(deploying(&plan), ["billing"]);
+    assert!(
+        plan.iter()
+            .any(|(n, _, r)| n == "billing" && r == "services/billing/src/index.ts changed"),
+        "{plan:?}"
+    );
+    let out = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--changed",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
+        .run();
+    out.success()
+        .stdout_has(&format!("yes (:{tag})"))
+        .stdout_has(r#"-target=terraform_data.service["billing"]"#);
+    let after = changed_plan(&fixture, &env, &bed);
+    assert!(
+        deploying(&after).is_empty(),
+        "after the roll nothing is left: {after:?}"
+    );
+    assert!(
+        after
+            .iter()
+            .any(|(n, _, r)| n == "api" && r.contains(&live_tag)),
+        "api stays on the first deploy's tag: {after:?}"
+    );
+
+    // Live tags that cannot be a diff base: deployed, with the reason.
+    run_image(&env, "api", Some(&format!("{}/api:latest", bed.registry)));
+    run_image(
+        &env,
+        "auth",
+        Some(&format!("{}/auth:deadbeefcafe", bed.registry)),
+    );
+    run_image(
+        &env,
+        "files",
+        Some(&format!("{}/files:{tag}-dirty", bed.registry)),
+    );
+    run_image(&env, "reports", None);
+    let plan = changed_plan(&fixture, &env, &bed);
+    let reason = |name: &str| plan.iter().find(|(n, _, _)| n == name).unwrap().2.clone();
+    assert_eq!(
+        deploying(&plan),
+        ["api", "auth", "files", "reports"],
+        "{plan:?}"
+    );
+    assert!(
+        reason("api").contains("\"latest\" is not a git SHA"),
+        "{}",
+        reason("api")
+    );
+    assert!(
+        reason("auth").contains("not in local history") && reason("auth").contains("git fetch"),
+        "{}",
+        reason("auth")
+    );
+    assert!(
+        reason("files").contains("uncommitted code"),
+        "{}",
+        reason("files")
+    );
+    assert!(
+        reason("reports").contains("not in cluster"),
+        "{}",
+        reason("reports")
+    );
+}
