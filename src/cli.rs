@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
 /// Build, push and roll the platform's backend services and SPAs on AWS.
 ///
@@ -18,9 +18,14 @@ use clap::{ArgAction, Parser, ValueEnum};
     name = "deploy",
     version,
     max_term_width = 100,
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true,
     after_help = "Examples:\n  deploy --var-file tfvars/sandbox.tfvars\n  deploy --var-file tfvars/sandbox.tfvars --changed\n  deploy --var-file tfvars/prod.tfvars --profile prod -y\n  deploy --skip-tf --services api,auth\n  deploy --var-file tfvars/sandbox.tfvars --dry-run\n\nExit codes: 0 done or nothing to do, 1 failed, 2 usage error, 130 interrupted."
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// tfvars file for the closing `terraform apply`, relative to the terraform directory
     /// (e.g. tfvars/sandbox.tfvars); its name selects the terraform workspace. Required
     /// unless --skip-tf
@@ -45,7 +50,7 @@ pub struct Cli {
     pub skip_tf: bool,
 
     /// AWS profile to use, non-interactively (skips the profile menu)
-    #[arg(long, value_name = "NAME", env = "DEPLOY_PROFILE")]
+    #[arg(global = true, long, value_name = "NAME", env = "DEPLOY_PROFILE")]
     pub profile: Option<String>,
 
     /// Skip the profile menu and the account confirmation (pair with --profile); passes
@@ -59,20 +64,27 @@ pub struct Cli {
     pub dry_run: bool,
 
     /// Output format for results on stdout
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
+    #[arg(global = true, long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
     pub output: OutputFormat,
 
     /// Run as if started in this directory (any directory inside the repository)
-    #[arg(short = 'C', long = "repo", value_name = "DIR")]
+    #[arg(global = true, short = 'C', long = "repo", value_name = "DIR")]
     pub repo: Option<PathBuf>,
 
     /// More diagnostics on stderr (-v, -vv); RUST_LOG overrides
-    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    #[arg(global = true, short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
     /// Only errors on stderr
-    #[arg(short, long)]
+    #[arg(global = true, short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Per service: the live tag in ECS, HEAD, whether it changed (and why), the ECS
+    /// rollout state and task counts. Read-only
+    Status,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -398,6 +398,13 @@ pub struct SpaUploadConfig {
     /// A file that is no longer in the build output stays in the bucket for this many
     /// later deploys, so that pages already open can still load it, then is deleted.
     pub retention_deploys: u64,
+    /// Compare with a full listing of the bucket every this many deploys (and always when
+    /// the bucket has no deploy manifest yet): objects deleted or changed behind deploy's
+    /// back are then uploaded again, and objects it does not know are adopted for
+    /// retention. In between, the manifest deploy keeps in the bucket is trusted, which
+    /// spares the listing (the slowest part of a run with nothing to upload). 1 lists on
+    /// every deploy.
+    pub verify_every_deploys: u64,
     /// Entry points: uploaded after every other file, with `entry_point_cache_control`.
     pub entry_points: Vec<String>,
     /// Files cached as immutable besides those whose name carries a hex content hash
@@ -422,6 +429,7 @@ impl Default for SpaUploadConfig {
             multipart_threshold_mib: 8,
             multipart_part_mib: 8,
             retention_deploys: 3,
+            verify_every_deploys: 10,
             entry_points: vec!["*.html".into()],
             immutable: Vec::new(),
             entry_point_cache_control: "no-cache".into(),
@@ -450,6 +458,11 @@ impl SpaUploadConfig {
         }
         if self.retention_deploys == 0 {
             return Err("spa_upload.retention_deploys must be at least 1: a file is never deleted by the deploy that stops shipping it".into());
+        }
+        if self.verify_every_deploys == 0 {
+            return Err(
+                "spa_upload.verify_every_deploys must be at least 1 (1: every deploy)".into(),
+            );
         }
         if self.entry_points.is_empty() {
             return Err("spa_upload.entry_points must name at least one pattern".into());

@@ -9,10 +9,9 @@ use serde::Serialize;
 
 use futures_util::StreamExt;
 
-use crate::changes::{self, DiffCache, LiveBase};
 use crate::cli::{Cli, OutputFormat};
 use crate::docker::Engine;
-use crate::ecs::{self, Ecs, LiveImage, Lookup, RolloutTarget, Settled};
+use crate::ecs::{Ecs, RolloutTarget, Settled};
 use crate::error::{Interrupted, UsageError};
 use crate::git::Repo;
 use crate::images::{self, ImageJob, ImageResult, ImageSettings, ImageStatus};
@@ -22,7 +21,7 @@ use crate::progress::Progress;
 use crate::request::Request;
 use crate::summary::RunReport;
 use crate::terraform::{self, Terraform};
-use crate::{aws, config, ecr, profiles};
+use crate::{aws, config, ecr, live, profiles};
 
 pub fn run(cli: &Cli) -> Result<()> {
     let request = Request::from_cli(cli);
@@ -211,7 +210,7 @@ impl Run<'_> {
             }
             tf.check_workspace(&step.apply.workspace).await?;
             if cluster.is_none() {
-                cluster = Some(resolve_cluster(self.platform, &tf).await?);
+                cluster = Some(live::resolve_cluster(self.platform, &tf).await?);
             }
             terraform = Some(tf);
         }
@@ -398,7 +397,7 @@ impl Run<'_> {
     }
 }
 
-fn terraform_for(
+pub(crate) fn terraform_for(
     platform: &Platform,
     step: &plan::TerraformStep,
     profile: Option<&str>,
@@ -411,97 +410,19 @@ fn terraform_for(
     }
 }
 
-/// The ECS cluster: `ecs.cluster`, or the terraform output that names it.
-async fn resolve_cluster(platform: &Platform, terraform: &Terraform) -> Result<String> {
-    if let Some(cluster) = &platform.config.ecs.cluster {
-        return Ok(cluster.clone());
-    }
-    let name = &platform.config.terraform.outputs.ecs_cluster;
-    let outputs = terraform.outputs().await?;
-    outputs
-        .get(name)
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
-        .with_context(|| {
-            format!(
-                "cannot tell the ECS cluster: terraform has no output {name:?} (set ecs.cluster in deploy.toml, or terraform.outputs.ecs_cluster); nothing was touched"
-            )
-        })
-}
-
-/// 4. `--changed`: for each service, the live tag from ECS, resolved to a commit and
-/// diffed against HEAD over the service's inputs (runbook: service dir, shared
-/// packages, build inputs).
+/// 4. `--changed`: the survey of live tags vs HEAD decides each service.
 async fn decide_changed(
     plan: &mut Plan,
     platform: &Platform,
     repo: &Repo,
     profile: Option<&str>,
 ) -> Result<()> {
-    let step = plan
-        .terraform
-        .as_ref()
-        .context("--changed always rolls with terraform")?;
-    let terraform = terraform_for(platform, step, profile);
-    let cluster = resolve_cluster(platform, &terraform).await?;
-    let sdk = aws::load(profile).await;
-    let ecs = Ecs::new(
-        aws_sdk_ecs::Client::new(&sdk),
-        cluster,
-        profile.map(str::to_owned),
-    );
-    let ecs_config = &platform.config.ecs;
-    let lookups: Vec<Lookup> = platform
+    let survey = live::survey(platform, repo, &plan.head.sha, profile).await?;
+    let decisions = survey
         .services
-        .iter()
-        .map(|s| Lookup {
-            service: s.name.clone(),
-            ecs_service: config::expand(&ecs_config.service, &s.name),
-            container: config::expand(&ecs_config.container, &s.name),
-        })
+        .into_iter()
+        .map(|s| (s.name, s.action, s.reason))
         .collect();
-    let live = ecs.live_images(&lookups).await?;
-
-    let head = git2::Oid::from_str(&plan.head.sha).context("HEAD is not a commit id")?;
-    let mut diffs = DiffCache::new(repo.git(), head);
-    let mut decisions = Vec::new();
-    for service in &platform.services {
-        let inputs = changes::Inputs {
-            service_dir: &service.dir,
-            shared_packages: &platform.config.shared.packages,
-            build_inputs: &platform.config.shared.build_inputs,
-        };
-        let (action, reason) = match &live[&service.name] {
-            LiveImage::Missing { reason } => (Action::Deploy, format!("{reason}: deploying")),
-            LiveImage::NoContainer { task_definition } => (
-                Action::Deploy,
-                format!("live task definition {task_definition} has no container {}", config::expand(&ecs_config.container, &service.name)),
-            ),
-            LiveImage::Running { image, .. } => match ecs::image_tag_of(image) {
-                None => (Action::Deploy, format!("live image {image} has no tag to diff against")),
-                Some(tag) => match changes::resolve_tag(repo.git(), tag) {
-                    LiveBase::NotASha(tag) => (Action::Deploy, format!("live tag {tag:?} is not a git SHA")),
-                    LiveBase::Dirty(tag) => (
-                        Action::Deploy,
-                        format!("live tag {tag} is a build of uncommitted code: never a diff base"),
-                    ),
-                    LiveBase::UnknownCommit(tag) => (
-                        Action::Deploy,
-                        format!("live commit {tag} is not in local history (shallow clone?): `git fetch --unshallow origin` or `git fetch origin` would fix it"),
-                    ),
-                    LiveBase::Commit(base) if base == head => (Action::Skip, format!("live tag {tag} is HEAD")),
-                    LiveBase::Commit(base) => {
-                        let changed = diffs.changed_paths_since(base)?;
-                        match changes::reason_for(changed, &inputs) {
-                            Some(reason) => (Action::Deploy, reason),
-                            None => (Action::Skip, format!("unchanged since live {tag}")),
-                        }
-                    }
-                },
-            },
-        };
-        decisions.push((service.name.clone(), action, reason));
-    }
     plan.decide(decisions, &platform.config.terraform);
     Ok(())
 }

@@ -1,12 +1,17 @@
 //! `deploy`: parse the flags, set up diagnostics, run, print the error chain, exit.
 
 use clap::Parser;
-use deploy::{cli::Cli, error};
+use deploy::cli::{Cli, Command};
+use deploy::error;
 
 fn main() {
     let cli = Cli::parse();
     deploy::logging::init(cli.verbose, cli.quiet);
-    let code = match deploy::deploy::run(&cli) {
+    let outcome = match cli.command {
+        Some(Command::Status) => deploy::status::run(&cli),
+        None => deploy::deploy::run(&cli),
+    };
+    let code = match outcome {
         Ok(()) => error::ExitCode::Success,
         Err(err) => {
             let code = error::exit_code_for(&err);

@@ -22,6 +22,7 @@ use aws_sdk_s3::primitives::{ByteStream, DateTime, DateTimeFormat, Length};
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier,
 };
+use base64::Engine as _;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -320,13 +321,36 @@ pub async fn upload(
     let started = Instant::now();
     let bucket = spa.bucket.as_str();
     item.state("comparing the build output with the bucket");
-    let (local, listing, previous) = tokio::try_join!(
-        scan_output(spa, settings),
-        list_bucket(s3, bucket),
-        read_manifest(s3, bucket),
-    )?;
-    let previous = previous.unwrap_or_default();
-    let plan = manifest::plan_upload(&local, &previous, &listing, settings.retention_deploys);
+    // Hashing runs while the bucket is read.
+    let bucket_state = async {
+        let previous = read_manifest(s3, bucket).await?;
+        let verify = match &previous {
+            None => true,
+            Some(previous) => {
+                previous.next_deploy() - previous.verified_deploy >= settings.verify_every_deploys
+            }
+        };
+        let listing = if verify {
+            Some(list_bucket(s3, bucket).await?)
+        } else {
+            None
+        };
+        Ok::<_, anyhow::Error>((previous.unwrap_or_default(), listing))
+    };
+    let (local, (previous, listing)) = tokio::try_join!(scan_output(spa, settings), bucket_state)?;
+    tracing::debug!(
+        spa = %spa.name,
+        files = local.len(),
+        listed = listing.as_ref().map(BTreeMap::len),
+        secs = started.elapsed().as_secs_f64(),
+        "compared the build output with the bucket"
+    );
+    let plan = manifest::plan_upload(
+        &local,
+        &previous,
+        listing.as_ref(),
+        settings.retention_deploys,
+    );
     let UploadPlan {
         deploy,
         upload: changed,
@@ -368,6 +392,13 @@ pub async fn upload(
         }
     }
 
+    tracing::debug!(
+        spa = %spa.name,
+        uploaded = uploaded.len(),
+        secs = started.elapsed().as_secs_f64(),
+        "uploads done"
+    );
+
     // Old files go only now: the new entry points are live and no longer name them.
     let deleted = delete_keys(s3, bucket, expire).await?;
 
@@ -378,8 +409,21 @@ pub async fn upload(
         uploaded: uploaded.len(),
         deleted: deleted.len(),
     };
-    let next = manifest::next_manifest(&previous, &plan, &local, &listing, &new_etags, record);
+    let next = manifest::next_manifest(
+        &previous,
+        &plan,
+        &local,
+        listing.as_ref(),
+        &new_etags,
+        record,
+    );
     write_manifest(s3, bucket, &next, git_sha).await?;
+    tracing::debug!(
+        spa = %spa.name,
+        deleted = deleted.len(),
+        secs = started.elapsed().as_secs_f64(),
+        "manifest written"
+    );
 
     let entry_points = uploaded
         .iter()
@@ -429,7 +473,7 @@ async fn scan_output(spa: &SpaTarget, settings: &SpaUploadConfig) -> Result<Vec<
     let hashers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut files: Vec<LocalFile> = stream::iter(paths)
         .map(|(key, path)| async move {
-            let (size, sha256) = tokio::task::spawn_blocking({
+            let (size, digest) = tokio::task::spawn_blocking({
                 let path = path.clone();
                 move || hash_file(&path)
             })
@@ -443,7 +487,8 @@ async fn scan_output(spa: &SpaTarget, settings: &SpaUploadConfig) -> Result<Vec<
                 key,
                 path,
                 size,
-                sha256,
+                sha256: hex(&digest),
+                sha256_base64: base64::engine::general_purpose::STANDARD.encode(digest),
             })
         })
         .buffer_unordered(hashers.min(settings.concurrency))
@@ -499,7 +544,8 @@ fn list_files(root: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(files)
 }
 
-fn hash_file(path: &Path) -> Result<(u64, String)> {
+/// Size and SHA-256 of a file, read in chunks.
+fn hash_file(path: &Path) -> Result<(u64, [u8; 32])> {
     use std::io::Read;
     let mut file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -516,7 +562,7 @@ fn hash_file(path: &Path) -> Result<(u64, String)> {
         size += read as u64;
         hasher.update(&buffer[..read]);
     }
-    Ok((size, hex(&hasher.finalize())))
+    Ok((size, hasher.finalize().into()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -647,7 +693,10 @@ async fn put_file(
         .body(body)
         .content_type(&file.content_type)
         .cache_control(&file.cache_control)
-        .metadata(SHA256_METADATA, &file.sha256);
+        .metadata(SHA256_METADATA, &file.sha256)
+        // S3 checks the content against the digest we already have; the SDK then sends
+        // the body as is instead of computing a CRC32 into an aws-chunked trailer.
+        .checksum_sha256(&file.sha256_base64);
     if file.entry_point {
         request = request.metadata(GIT_SHA_METADATA, git_sha);
     }
@@ -931,12 +980,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, "abc").unwrap();
+        let (size, digest) = hash_file(&path).unwrap();
+        assert_eq!(size, 3);
         assert_eq!(
-            hash_file(&path).unwrap(),
-            (
-                3,
-                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".to_owned()
-            )
+            hex(&digest),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
 
@@ -1043,6 +1091,10 @@ mod tests {
                 "spa_upload.invalidation_paths",
             ),
             ("entry_points = []", "spa_upload.entry_points"),
+            (
+                "verify_every_deploys = 0",
+                "spa_upload.verify_every_deploys",
+            ),
             (
                 "default_cache_control = \"\"",
                 "spa_upload.default_cache_control",

@@ -140,97 +140,6 @@ pub fn installed_version(terraform: &Path) -> Result<Version> {
     Version::parse(text).with_context(|| format!("cannot parse terraform version {text:?}"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn apply(roll: Roll) -> Apply {
-        Apply {
-            dir: "infra/terraform/aws".into(),
-            var_file: "tfvars/sandbox.tfvars".into(),
-            workspace: "sandbox".into(),
-            roll,
-            auto_approve: false,
-        }
-    }
-
-    #[test]
-    fn full_roll_sets_the_global_tag() {
-        let args = apply(Roll::All {
-            tag: "3f2c1ab".into(),
-        })
-        .args(&TerraformConfig::default());
-        assert_eq!(
-            args,
-            [
-                "-chdir=infra/terraform/aws",
-                "apply",
-                "-input=false",
-                "-var-file=tfvars/sandbox.tfvars",
-                "-var",
-                "image_tag=3f2c1ab"
-            ]
-        );
-    }
-
-    #[test]
-    fn partial_roll_targets_only_the_named_services_and_never_sets_image_tag() {
-        let mut plan = apply(Roll::Only {
-            services: vec!["api".into(), "clinical-api".into()],
-            tag: "3f2c1ab".into(),
-        });
-        plan.auto_approve = true;
-        let args = plan.args(&TerraformConfig::default());
-        assert!(
-            args.contains(&r#"image_tags={"api"="3f2c1ab","clinical-api"="3f2c1ab"}"#.to_owned())
-        );
-        assert!(!args.iter().any(|arg| arg.starts_with("image_tag=")));
-        let targets: Vec<_> = args
-            .iter()
-            .filter(|arg| arg.starts_with("-target="))
-            .collect();
-        assert_eq!(
-            targets,
-            [
-                r#"-target=aws_ecs_task_definition.service["api"]"#,
-                r#"-target=aws_ecs_service.service["api"]"#,
-                r#"-target=aws_ecs_task_definition.service["clinical-api"]"#,
-                r#"-target=aws_ecs_service.service["clinical-api"]"#,
-            ]
-        );
-        assert_eq!(args.last().unwrap(), "-auto-approve");
-    }
-
-    #[test]
-    fn workspace_is_the_tfvars_name() {
-        assert_eq!(
-            workspace_for(Path::new("tfvars/sandbox.tfvars")).as_deref(),
-            Some("sandbox")
-        );
-        assert_eq!(
-            workspace_for(Path::new("/x/prod.tfvars.json")).as_deref(),
-            Some("prod")
-        );
-        assert_eq!(workspace_for(Path::new("tfvars/notes.txt")), None);
-    }
-
-    #[test]
-    fn versions_parse_and_compare() {
-        assert_eq!(
-            Version::parse("1.15.5"),
-            Some(Version {
-                major: 1,
-                minor: 15,
-                patch: 5
-            })
-        );
-        assert_eq!(Version::parse("v1.6.0-beta1").unwrap().to_string(), "1.6.0");
-        assert!(Version::parse("1.5.7").unwrap() < MINIMUM_VERSION);
-        assert!(Version::parse("1.10.0").unwrap() > MINIMUM_VERSION);
-        assert_eq!(Version::parse("banana"), None);
-    }
-}
-
 fn missing_terraform(terraform: &Path, err: &std::io::Error) -> anyhow::Error {
     if err.kind() == std::io::ErrorKind::NotFound {
         anyhow::anyhow!(
@@ -360,5 +269,96 @@ impl Terraform {
             bail!("terraform apply failed ({status})");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(roll: Roll) -> Apply {
+        Apply {
+            dir: "infra/terraform/aws".into(),
+            var_file: "tfvars/sandbox.tfvars".into(),
+            workspace: "sandbox".into(),
+            roll,
+            auto_approve: false,
+        }
+    }
+
+    #[test]
+    fn full_roll_sets_the_global_tag() {
+        let args = apply(Roll::All {
+            tag: "3f2c1ab".into(),
+        })
+        .args(&TerraformConfig::default());
+        assert_eq!(
+            args,
+            [
+                "-chdir=infra/terraform/aws",
+                "apply",
+                "-input=false",
+                "-var-file=tfvars/sandbox.tfvars",
+                "-var",
+                "image_tag=3f2c1ab"
+            ]
+        );
+    }
+
+    #[test]
+    fn partial_roll_targets_only_the_named_services_and_never_sets_image_tag() {
+        let mut plan = apply(Roll::Only {
+            services: vec!["api".into(), "clinical-api".into()],
+            tag: "3f2c1ab".into(),
+        });
+        plan.auto_approve = true;
+        let args = plan.args(&TerraformConfig::default());
+        assert!(
+            args.contains(&r#"image_tags={"api"="3f2c1ab","clinical-api"="3f2c1ab"}"#.to_owned())
+        );
+        assert!(!args.iter().any(|arg| arg.starts_with("image_tag=")));
+        let targets: Vec<_> = args
+            .iter()
+            .filter(|arg| arg.starts_with("-target="))
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                r#"-target=aws_ecs_task_definition.service["api"]"#,
+                r#"-target=aws_ecs_service.service["api"]"#,
+                r#"-target=aws_ecs_task_definition.service["clinical-api"]"#,
+                r#"-target=aws_ecs_service.service["clinical-api"]"#,
+            ]
+        );
+        assert_eq!(args.last().unwrap(), "-auto-approve");
+    }
+
+    #[test]
+    fn workspace_is_the_tfvars_name() {
+        assert_eq!(
+            workspace_for(Path::new("tfvars/sandbox.tfvars")).as_deref(),
+            Some("sandbox")
+        );
+        assert_eq!(
+            workspace_for(Path::new("/x/prod.tfvars.json")).as_deref(),
+            Some("prod")
+        );
+        assert_eq!(workspace_for(Path::new("tfvars/notes.txt")), None);
+    }
+
+    #[test]
+    fn versions_parse_and_compare() {
+        assert_eq!(
+            Version::parse("1.15.5"),
+            Some(Version {
+                major: 1,
+                minor: 15,
+                patch: 5
+            })
+        );
+        assert_eq!(Version::parse("v1.6.0-beta1").unwrap().to_string(), "1.6.0");
+        assert!(Version::parse("1.5.7").unwrap() < MINIMUM_VERSION);
+        assert!(Version::parse("1.10.0").unwrap() > MINIMUM_VERSION);
+        assert_eq!(Version::parse("banana"), None);
     }
 }

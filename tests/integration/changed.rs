@@ -226,6 +226,36 @@ fn changed_deploys_exactly_what_changed_since_the_live_tags() {
         "api stays on the first deploy's tag: {after:?}"
     );
 
+    // `status` reads the same: billing runs the new tag, the rest the first deploy's.
+    let status = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(["status", "--profile", "testbed", "--output", "json"])
+        .run();
+    status.success();
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    for service in status["services"].as_array().unwrap() {
+        let name = service["name"].as_str().unwrap();
+        let expected = if name == "billing" { &tag } else { &live_tag };
+        assert!(
+            service["live"]["image"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!(":{expected}")),
+            "{service}"
+        );
+        assert_eq!(service["action"], "SKIP", "{service}");
+        assert_eq!(service["live"]["rollout_state"], "COMPLETED", "{service}");
+    }
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(["status", "--profile", "testbed"])
+        .run()
+        .success()
+        .stdout_has("CHANGED")
+        .stdout_has(&format!("billing        {tag}"));
+
     // Live tags that cannot be a diff base: deployed, with the reason.
     run_image(&env, "api", Some(&format!("{}/api:latest", bed.registry)));
     run_image(

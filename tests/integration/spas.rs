@@ -408,7 +408,8 @@ fn spa_reupload_sends_only_what_changed() {
         assert_eq!(third.stale_kept, [old_app.as_str()]);
         assert!(bucket_keys(&s3, &spa.bucket).await.contains(&old_app));
 
-        // An object deleted behind deploy's back is noticed and uploaded again.
+        // An object deleted behind deploy's back: between verifications the manifest is
+        // trusted; a deploy that lists the bucket notices and uploads it again.
         s3.delete_object()
             .bucket(&spa.bucket)
             .key("favicon.svg")
@@ -416,7 +417,23 @@ fn spa_reupload_sends_only_what_changed() {
             .await
             .unwrap();
         let fourth = build_and_upload(&s3, &spa, "4444444", &settings).await;
-        assert_eq!(fourth.uploaded, ["favicon.svg"]);
+        assert!(fourth.uploaded.is_empty(), "{fourth:?}");
+        let verifying = SpaUploadConfig {
+            verify_every_deploys: 1,
+            ..settings.clone()
+        };
+        let fifth = build_and_upload(&s3, &spa, "5555555", &verifying).await;
+        assert_eq!(fifth.uploaded, ["favicon.svg"]);
+        // Overwritten behind deploy's back (same key, other content): its ETag gives it away.
+        s3.put_object()
+            .bucket(&spa.bucket)
+            .key(&new_app)
+            .body(b"tampered".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+        let sixth = build_and_upload(&s3, &spa, "6666666", &verifying).await;
+        assert_eq!(sixth.uploaded, [new_app.as_str()]);
     });
 }
 
@@ -564,6 +581,11 @@ fn bench_spa_upload() {
     let Some(bed) = Testbed::get("bench_spa_upload") else {
         return;
     };
+    // The upload's phase timings (`RUST_LOG=deploy::spa=debug`).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     let aws_cli = std::env::var("DEPLOY_BENCH_AWS").unwrap_or_else(|_| "aws".into());
     let files: usize = std::env::var("DEPLOY_BENCH_FILES")
         .ok()

@@ -1,0 +1,102 @@
+//! `deploy status`: what runs now against HEAD, read-only.
+
+use std::fmt;
+use std::io::Write;
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use crate::cli::{Cli, OutputFormat};
+use crate::ecs::LiveImage;
+use crate::git::Repo;
+use crate::live::{self, Survey};
+use crate::plan::write_table;
+use crate::platform::Platform;
+
+#[derive(Serialize)]
+struct Status {
+    #[serde(flatten)]
+    survey: Survey,
+    head_short: String,
+}
+
+pub fn run(cli: &Cli) -> Result<()> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let start = cli.repo.as_ref().map_or(cwd.clone(), |dir| cwd.join(dir));
+    let repo = Repo::discover(&start)?;
+    let platform = Platform::load(repo.root())?;
+    let head = repo.head()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let survey = runtime.block_on(live::survey(
+        &platform,
+        &repo,
+        &head.sha,
+        cli.profile.as_deref(),
+    ))?;
+    let status = Status {
+        survey,
+        head_short: head.short_sha,
+    };
+    let mut stdout = std::io::stdout().lock();
+    match cli.output {
+        OutputFormat::Text => write!(stdout, "{status}"),
+        OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&status)?),
+    }
+    .context("cannot write to stdout")
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "HEAD {} — ECS cluster {}",
+            self.head_short, self.survey.cluster
+        )?;
+        writeln!(f)?;
+        let rows: Vec<[String; 5]> = self
+            .survey
+            .services
+            .iter()
+            .map(|s| {
+                let (live, rollout) = match &s.live {
+                    LiveImage::Missing { .. } => ("-".to_owned(), "missing".to_owned()),
+                    LiveImage::NoContainer { .. } => ("?".to_owned(), "-".to_owned()),
+                    LiveImage::Running {
+                        image,
+                        rollout_state,
+                        running,
+                        desired,
+                        deployments,
+                        ..
+                    } => (
+                        crate::ecs::image_tag_of(image).unwrap_or(image).to_owned(),
+                        format!(
+                            "{} {running}/{desired} running{}",
+                            rollout_state.as_deref().unwrap_or("-"),
+                            if *deployments > 1 {
+                                format!(", {deployments} deployments")
+                            } else {
+                                String::new()
+                            }
+                        ),
+                    ),
+                };
+                let changed = match s.action {
+                    crate::plan::Action::Skip => "no",
+                    _ => "yes",
+                };
+                [
+                    s.name.clone(),
+                    live,
+                    changed.to_owned(),
+                    rollout,
+                    s.reason.clone(),
+                ]
+            })
+            .collect();
+        write_table(f, ["SERVICE", "LIVE TAG", "CHANGED", "ECS", "WHY"], &rows)
+    }
+}
