@@ -27,6 +27,7 @@ pub struct Config {
     pub ecs: EcsConfig,
     /// SPAs by name. When the table is present it replaces the default pair.
     pub spas: SpasConfig,
+    pub health: HealthConfig,
     /// How SPA output is uploaded and invalidated.
     pub spa_upload: SpaUploadConfig,
 }
@@ -174,6 +175,8 @@ pub struct TerraformOutputs {
     pub ecs_cluster: String,
     pub spa_buckets: String,
     pub spa_distribution_ids: String,
+    /// The API's base URL for health checks (`health.base_url` wins).
+    pub api_base_url: String,
 }
 
 impl Default for TerraformOutputs {
@@ -182,6 +185,7 @@ impl Default for TerraformOutputs {
             ecs_cluster: "ecs_cluster_name".into(),
             spa_buckets: "spa_buckets".into(),
             spa_distribution_ids: "spa_distribution_ids".into(),
+            api_base_url: "api_base_url".into(),
         }
     }
 }
@@ -209,6 +213,36 @@ impl Default for EcsConfig {
             container: SERVICE_PLACEHOLDER.into(),
             wait_timeout_secs: 600,
             poll_interval_secs: 5,
+        }
+    }
+}
+
+/// HTTP checks after a roll (the runbook's "GET https://<host>/<prefix>/health returns
+/// 200"). Only services with a prefix are checked, and only when a base URL is known.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// e.g. `https://api.sandbox.example.com`; when unset, the terraform output
+    /// `terraform.outputs.api_base_url`, if there is one.
+    pub base_url: Option<String>,
+    /// Route prefix per service, e.g. `clinical-api = "/v1/clinical-api"`.
+    pub prefixes: BTreeMap<String, String>,
+    /// Path under the prefix.
+    pub path: String,
+    /// Also require `<prefix>/docs` to answer 200 (environments with expose_api_docs).
+    pub docs: bool,
+    /// How long each URL may take to answer 200, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            prefixes: BTreeMap::new(),
+            path: "health".into(),
+            docs: false,
+            timeout_secs: 60,
         }
     }
 }
@@ -399,9 +433,9 @@ pub struct SpaUploadConfig {
     /// later deploys, so that pages already open can still load it, then is deleted.
     pub retention_deploys: u64,
     /// Compare with a full listing of the bucket every this many deploys (and always when
-    /// the bucket has no deploy manifest yet): objects deleted or changed behind deploy's
-    /// back are then uploaded again, and objects it does not know are adopted for
-    /// retention. In between, the manifest deploy keeps in the bucket is trusted, which
+    /// the bucket has no deploy manifest yet, or the last upload did not finish): objects
+    /// deleted or changed behind deploy's back are then uploaded again, and objects it
+    /// does not know are adopted for retention. In between, the manifest deploy keeps in the bucket is trusted, which
     /// spares the listing (the slowest part of a run with nothing to upload). 1 lists on
     /// every deploy.
     pub verify_every_deploys: u64,

@@ -159,6 +159,8 @@ struct Ready {
     terraform: Option<Terraform>,
     /// The ECS cluster, when services are rolled.
     cluster: Option<String>,
+    /// Where health checks go, when known.
+    api_base_url: Option<String>,
 }
 
 impl Run<'_> {
@@ -195,6 +197,7 @@ impl Run<'_> {
 
         let mut terraform = None;
         let mut cluster = None;
+        let mut api_base_url = self.platform.config.health.base_url.clone();
         if let Some(step) = &self.plan.terraform {
             let tf = terraform_for(self.platform, step, self.profile.as_deref());
             let version = tokio::task::spawn_blocking(|| {
@@ -209,8 +212,14 @@ impl Run<'_> {
                 );
             }
             tf.check_workspace(&step.apply.workspace).await?;
-            if cluster.is_none() {
-                cluster = Some(live::resolve_cluster(self.platform, &tf).await?);
+            let outputs = tf.outputs().await?;
+            cluster = Some(live::cluster_from(self.platform, &outputs)?);
+            if api_base_url.is_none() {
+                let name = &self.platform.config.terraform.outputs.api_base_url;
+                api_base_url = outputs
+                    .get(name)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned);
             }
             terraform = Some(tf);
         }
@@ -261,6 +270,7 @@ impl Run<'_> {
             engine,
             terraform,
             cluster,
+            api_base_url,
         })
     }
 
@@ -386,7 +396,7 @@ impl Run<'_> {
             .filter_map(|r| r.error.as_ref().map(|e| format!("  {}: {e}", r.service)))
             .collect();
         if failed.is_empty() {
-            return Ok(());
+            return self.check_health(ready, report).await;
         }
         bail!(
             "{} service(s) did not settle on :{}:\n{}\nImages are pushed and terraform was applied; check the services in ECS (events, stopped tasks) before re-running",
@@ -407,6 +417,71 @@ pub(crate) fn terraform_for(
         repo_root: platform.root.clone(),
         dir: step.apply.dir.clone(),
         profile: profile.map(str::to_owned),
+    }
+}
+
+impl Run<'_> {
+    /// The runbook's "GET https://<host>/<prefix>/health returns 200" (and `/docs`),
+    /// for rolled services with a configured prefix.
+    async fn check_health(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+        let health = &self.platform.config.health;
+        let Some(base) = &ready.api_base_url else {
+            if !health.prefixes.is_empty() {
+                self.progress.note("health checks skipped: no base URL (set health.base_url or a terraform output api_base_url)");
+            }
+            return Ok(());
+        };
+        let checker = crate::health::Checker::new()?;
+        let patience = std::time::Duration::from_secs(health.timeout_secs);
+        let mut urls = Vec::new();
+        for step in self
+            .plan
+            .services
+            .iter()
+            .filter(|s| s.action == Action::Deploy)
+        {
+            if let Some(prefix) = health.prefixes.get(&step.name) {
+                urls.push((
+                    step.name.clone(),
+                    crate::health::join_url(base, prefix, &health.path),
+                ));
+                if health.docs {
+                    urls.push((
+                        step.name.clone(),
+                        crate::health::join_url(base, prefix, "docs"),
+                    ));
+                }
+            }
+        }
+        let checker = &checker;
+        let checks: Vec<crate::health::Check> = futures_util::stream::iter(urls)
+            .map(|(service, url)| async move {
+                let check = checker.check(&service, url, patience).await;
+                let item = self.progress.item(&service);
+                match &check.error {
+                    None => item.finish(&format!("GET {} → 200", check.url)),
+                    Some(err) => item.finish(&format!("UNHEALTHY: {err}")),
+                }
+                check
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        report.health = checks;
+        let failed: Vec<String> = report
+            .health
+            .iter()
+            .filter_map(|c| c.error.as_ref().map(|e| format!("  {}: {e}", c.service)))
+            .collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "{} health check(s) failed after the roll:\n{}\nThe services run :{} in ECS but do not answer as expected",
+            failed.len(),
+            failed.join("\n"),
+            self.plan.image_tag
+        )
     }
 }
 

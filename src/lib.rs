@@ -15,6 +15,7 @@ pub mod ecr;
 pub mod ecs;
 pub mod error;
 pub mod git;
+pub mod health;
 pub mod images;
 pub mod live;
 pub mod logging;

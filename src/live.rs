@@ -44,8 +44,18 @@ pub async fn resolve_cluster(platform: &Platform, terraform: &Terraform) -> Resu
     if let Some(cluster) = &platform.config.ecs.cluster {
         return Ok(cluster.clone());
     }
+    cluster_from(platform, &terraform.outputs().await?)
+}
+
+/// The cluster from `ecs.cluster` or the given terraform outputs.
+pub fn cluster_from(
+    platform: &Platform,
+    outputs: &serde_json::Map<String, serde_json::Value>,
+) -> Result<String> {
+    if let Some(cluster) = &platform.config.ecs.cluster {
+        return Ok(cluster.clone());
+    }
     let name = &platform.config.terraform.outputs.ecs_cluster;
-    let outputs = terraform.outputs().await?;
     outputs
         .get(name)
         .and_then(|v| v.as_str())

@@ -48,6 +48,15 @@ impl Platform {
         let (config, source) = Config::load(root)?;
         let (services, excluded) = discover_services(root, &config, &source)?;
         let spas = resolve_spas(&config);
+        for name in config.health.prefixes.keys() {
+            if !services.iter().any(|s| &s.name == name) {
+                return Err(UsageError::new(format!(
+                    "health.prefixes names {name:?}, which is not a deployable service ({})",
+                    source.describe(&format!("health.prefixes.{name}"))
+                ))
+                .into());
+            }
+        }
         Ok(Self {
             root: root.to_path_buf(),
             config,

@@ -324,20 +324,21 @@ pub async fn upload(
     // Hashing runs while the bucket is read.
     let bucket_state = async {
         let previous = read_manifest(s3, bucket).await?;
-        let verify = match &previous {
-            None => true,
-            Some(previous) => {
-                previous.next_deploy() - previous.verified_deploy >= settings.verify_every_deploys
-            }
-        };
+        let verify = previous.as_ref().is_none_or(|previous| {
+            previous
+                .next_deploy()
+                .saturating_sub(previous.verified_deploy)
+                >= settings.verify_every_deploys
+        });
         let listing = if verify {
             Some(list_bucket(s3, bucket).await?)
         } else {
             None
         };
-        Ok::<_, anyhow::Error>((previous.unwrap_or_default(), listing))
+        Ok::<_, anyhow::Error>((previous, listing))
     };
-    let (local, (previous, listing)) = tokio::try_join!(scan_output(spa, settings), bucket_state)?;
+    let (local, (found, listing)) = tokio::try_join!(scan_output(spa, settings), bucket_state)?;
+    let previous = found.clone().unwrap_or_default();
     tracing::debug!(
         spa = %spa.name,
         files = local.len(),
@@ -366,6 +367,22 @@ pub async fn upload(
         .iter()
         .map(|key| by_key[key.as_str()])
         .partition(|file| file.entry_point);
+    // A run that dies half-way leaves the bucket unlike its manifest (say, a new
+    // index.html under a manifest that still lists the old one, which a rollback would
+    // then take for unchanged). So before the first write, the manifest is marked
+    // unverified, and the next run lists the bucket whatever verify_every_deploys says.
+    if let Some(found) = &found {
+        let writes = !changed.is_empty() || !expire.is_empty();
+        if writes && found.verified_deploy != 0 {
+            let unverified = Manifest {
+                verified_deploy: 0,
+                ..found.clone()
+            };
+            let sha = found.deployed_sha().unwrap_or_default();
+            write_manifest(s3, bucket, &unverified, sha).await?;
+        }
+    }
+
     let total = changed.len();
     let mut uploaded = Vec::with_capacity(total);
     let mut new_etags = BTreeMap::new();

@@ -17,6 +17,7 @@ pub struct RunReport {
     /// Whether the terraform apply ran to completion.
     pub applied: bool,
     pub rollouts: Vec<Settled>,
+    pub health: Vec<crate::health::Check>,
     pub spas: Vec<SpaResult>,
 }
 
@@ -36,6 +37,7 @@ impl RunReport {
             images: Vec::new(),
             applied: false,
             rollouts: Vec::new(),
+            health: Vec::new(),
             spas: Vec::new(),
         }
     }
@@ -86,6 +88,18 @@ impl fmt::Display for RunReport {
                 Some(r) => format!("NO (:{})", r.running_tag.as_deref().unwrap_or("?")),
                 None => "-".to_owned(),
             };
+            let checks: Vec<_> = self
+                .health
+                .iter()
+                .filter(|c| c.service == step.name)
+                .collect();
+            let health = if checks.is_empty() {
+                "-".to_owned()
+            } else if checks.iter().all(|c| c.healthy) {
+                "yes".to_owned()
+            } else {
+                "NO".to_owned()
+            };
             let seconds = image
                 .map(|i| i.build_secs.unwrap_or(0.0) + i.push_secs.unwrap_or(0.0))
                 .unwrap_or(0.0)
@@ -98,12 +112,21 @@ impl fmt::Display for RunReport {
                 push.to_owned(),
                 rolled.to_owned(),
                 steady,
+                health,
                 format!("{seconds:.1}s"),
             ]);
         }
         write_table(
             f,
-            ["SERVICE", "IMAGE", "BUILD/PUSH", "ROLLED", "STEADY", "TIME"],
+            [
+                "SERVICE",
+                "IMAGE",
+                "BUILD/PUSH",
+                "ROLLED",
+                "STEADY",
+                "HEALTHY",
+                "TIME",
+            ],
             &rows,
         )?;
         if !self.spas.is_empty() {

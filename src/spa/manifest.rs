@@ -13,8 +13,9 @@
 //! vanished, or whose ETag is not the one S3 gave us when we uploaded it (changed behind
 //! our back), is uploaded again, and objects no manifest knows are adopted. Listing is
 //! the slow part of a no-change run (moto takes 0.3 s per 1,000 keys), so `upload` lists
-//! only every `spa_upload.verify_every_deploys` deploys, and whenever there is no
-//! manifest; in between, the manifest, which only deploy writes, is trusted.
+//! only every `spa_upload.verify_every_deploys` deploys, whenever there is no manifest,
+//! and after a run that did not finish; in between, the manifest, which only deploy
+//! writes, is trusted.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -31,7 +32,9 @@ pub const MANIFEST_VERSION: u32 = 1;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub version: u32,
-    /// The last deploy that compared the manifest with a full listing of the bucket.
+    /// The last deploy that compared the manifest with a full listing of the bucket; 0
+    /// while an upload is under way (set before its first write), so that a run that
+    /// died half-way makes the next one list the bucket.
     #[serde(default)]
     pub verified_deploy: u64,
     /// The deploys that files still listed here were last part of, oldest first. The

@@ -318,3 +318,129 @@ fn a_profile_that_does_not_exist_is_a_usage_error() {
         .stderr_has("AWS profile \"nope\" not found")
         .stderr_has("testbed");
 }
+
+/// A static HTTP server standing in for the load balancer, stopped on drop.
+struct HttpServer {
+    child: std::process::Child,
+    port: u16,
+    _root: tempfile::TempDir,
+}
+
+impl HttpServer {
+    fn serving(bed: &Testbed, files: &[&str]) -> Self {
+        let root = tempfile::tempdir().unwrap();
+        for file in files {
+            let path = root.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "ok\n").unwrap();
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(&bed.python)
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(root.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..50 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Self {
+            child,
+            port,
+            _root: root,
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn health_checks_follow_the_roll_and_a_failing_one_fails_the_deploy() {
+    let Some(bed) =
+        Testbed::get("health_checks_follow_the_roll_and_a_failing_one_fails_the_deploy")
+    else {
+        return;
+    };
+    let server = HttpServer::serving(&bed, &["v1/auth/health", "v1/auth/docs"]);
+    let fixture = Fixture::new();
+    let config = std::fs::read_to_string(fixture.path("deploy.toml")).unwrap();
+    fixture.write(
+        "deploy.toml",
+        &format!(
+            "{config}\n[health]\nbase_url = \"http://127.0.0.1:{}\"\ndocs = true\ntimeout_secs = 2\n[health.prefixes]\nauth = \"/v1/auth\"\napi = \"/api\"\n# {:?}\n",
+            server.port,
+            std::time::SystemTime::now()
+        ),
+    );
+    fixture.commit_all("health checks");
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let out = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--skip-spas",
+            "--services",
+            "auth,api",
+            "--profile",
+            "testbed",
+            "-y",
+            "--output",
+            "json",
+        ])
+        .run();
+    out.code(1)
+        .stderr_has(&format!(
+            "GET http://127.0.0.1:{}/api/health answered 404",
+            server.port
+        ))
+        .stderr_has("2 health check(s) failed");
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let healthy: Vec<(String, bool)> = report["health"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["url"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit(':')
+                    .next()
+                    .unwrap()
+                    .to_owned(),
+                c["healthy"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let port = server.port;
+    for (url, ok) in [
+        (format!("{port}/v1/auth/health"), true),
+        (format!("{port}/v1/auth/docs"), true),
+        (format!("{port}/api/health"), false),
+        (format!("{port}/api/docs"), false),
+    ] {
+        assert!(healthy.contains(&(url.clone(), ok)), "{url}: {healthy:?}");
+    }
+}

@@ -438,6 +438,94 @@ fn spa_reupload_sends_only_what_changed() {
 }
 
 #[test]
+fn spa_a_run_that_died_half_way_makes_the_next_one_list_and_repair() {
+    let Some(bed) = Testbed::get("spa_a_run_that_died_half_way_makes_the_next_one_list_and_repair")
+    else {
+        return;
+    };
+    let fixture = Fixture::new();
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    let spa = target(&fixture, &env);
+    let settings = SpaUploadConfig::default();
+    let manifest_puts = |wire: &WireLog| {
+        wire.events()
+            .iter()
+            .filter(|event| {
+                matches!(event, Wire::Sent { method, path }
+                if method == "PUT" && path.ends_with(spa::MANIFEST_KEY))
+            })
+            .count()
+    };
+    runtime().block_on(async {
+        let (s3, _) = clients(&env, &bed).await;
+        build_and_upload(&s3, &spa, "1111111", &settings).await;
+        let v1_manifest = s3
+            .get_object()
+            .bucket(&spa.bucket)
+            .key(spa::MANIFEST_KEY)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        let v1_index = std::fs::read(spa.output.join("index.html")).unwrap();
+
+        // Nothing to write: one manifest write (the deploy record), no marker.
+        let wire = WireLog::default();
+        build_and_upload(&wire.attach(&s3), &spa, "1111111", &settings).await;
+        assert_eq!(manifest_puts(&wire), 1);
+
+        // Something to write: the manifest is first marked unverified, then written.
+        let source = spa.dir.join("src/app.js");
+        let v1_source = std::fs::read_to_string(&source).unwrap();
+        std::fs::write(&source, format!("{v1_source}console.log(\"v2\");\n")).unwrap();
+        let wire = WireLog::default();
+        let v2 = build_and_upload(&wire.attach(&s3), &spa, "2222222", &settings).await;
+        assert_eq!(manifest_puts(&wire), 2);
+        let v2_app = v2.uploaded[0].clone();
+
+        // Make the bucket look as if that run had died right after index.html: v2's
+        // files, v1's manifest marked unverified.
+        let mut died: serde_json::Value = serde_json::from_slice(&v1_manifest).unwrap();
+        died["verified_deploy"] = 0.into();
+        s3.put_object()
+            .bucket(&spa.bucket)
+            .key(spa::MANIFEST_KEY)
+            .body(serde_json::to_vec(&died).unwrap().into())
+            .send()
+            .await
+            .unwrap();
+
+        // Rolling back to v1: the manifest says index.html is v1 already, but this run
+        // lists the bucket, sees index.html is not what the manifest recorded, and
+        // uploads it; v2's asset, unknown to the manifest, is adopted for retention.
+        std::fs::write(&source, &v1_source).unwrap();
+        let rollback = build_and_upload(&s3, &spa, "1111111", &settings).await;
+        assert_eq!(rollback.uploaded, ["index.html"]);
+        assert_eq!(rollback.adopted, [v2_app.as_str()]);
+        let live = s3
+            .get_object()
+            .bucket(&spa.bucket)
+            .key("index.html")
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        assert!(
+            live.as_ref() == v1_index.as_slice(),
+            "index.html is not v1's"
+        );
+    });
+}
+
+#[test]
 fn spa_removed_assets_are_kept_for_the_retention_then_deleted() {
     let Some(bed) = Testbed::get("spa_removed_assets_are_kept_for_the_retention_then_deleted")
     else {
@@ -572,9 +660,11 @@ fn spa_large_files_go_up_in_parts_and_unknown_objects_are_adopted() {
     });
 }
 
-/// Benchmark (issue 4): 2,000 generated files, first upload and a no-change re-run,
-/// ours against `aws s3 sync` on the same moto. Run by `bench/spa_upload.sh`, which
-/// provides the AWS CLI as `DEPLOY_BENCH_AWS`.
+/// Benchmark (issue 4): a generated dist/ of 2,000 files, first upload and a no-change
+/// re-run, ours against `aws s3 sync` on the same moto in the same run, each round on
+/// fresh buckets with the order of the two tools alternating. Run by
+/// `bench/spa_upload.sh`, which provides the AWS CLI (`DEPLOY_BENCH_AWS`) and prints the
+/// table; `DEPLOY_BENCH_FILES` and `DEPLOY_BENCH_ROUNDS` size it.
 #[test]
 #[ignore = "benchmark: run bench/spa_upload.sh"]
 fn bench_spa_upload() {
@@ -586,76 +676,121 @@ fn bench_spa_upload() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .try_init();
+    let number = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(default)
+    };
     let aws_cli = std::env::var("DEPLOY_BENCH_AWS").unwrap_or_else(|_| "aws".into());
-    let files: usize = std::env::var("DEPLOY_BENCH_FILES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(2000);
+    let files = number("DEPLOY_BENCH_FILES", 2000);
+    let rounds = number("DEPLOY_BENCH_ROUNDS", 3);
     let fixture = Fixture::new();
     let env = bootstrap_aws(&bed, &fixture, "bench");
-    let ours = SpaTarget {
-        build: "true".into(),
-        output: fixture.path("bench-dist"),
-        ..target(&fixture, &env)
-    };
-    let theirs_bucket = env.summary["spa_buckets"]["simulator"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let generated = generate_dist(&ours.output, files);
-    eprintln!(
-        "bench: {} files, {:.1} MiB, {} over the multipart threshold",
-        files,
-        generated.0 as f64 / 1048576.0,
-        generated.1
-    );
+    let dist = fixture.path("bench-dist");
+    let (bytes, large) = generate_dist(&dist, files);
     let settings = SpaUploadConfig::default();
-    let aws_sync = |label: &str| {
+    let verifying = SpaUploadConfig {
+        verify_every_deploys: 1,
+        ..SpaUploadConfig::default()
+    };
+    eprintln!(
+        "bench: {files} files, {:.1} MiB, {large} over the {} MiB multipart threshold; {rounds} round(s)",
+        bytes as f64 / 1048576.0,
+        settings.multipart_threshold_mib
+    );
+    let aws_sync = |bucket: &str| {
         let started = std::time::Instant::now();
         let mut command = std::process::Command::new(&aws_cli);
         env.configure(&mut command);
         let output = command
             .args(["s3", "sync", "--no-progress", "--only-show-errors"])
-            .arg(&ours.output)
-            .arg(format!("s3://{theirs_bucket}/"))
+            .arg(&dist)
+            .arg(format!("s3://{bucket}/"))
             .args(["--endpoint-url", &bed.endpoint])
             .output()
             .expect("the AWS CLI runs");
         assert!(
             output.status.success(),
-            "aws s3 sync ({label}): {}",
+            "aws s3 sync to {bucket}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
         started.elapsed().as_secs_f64()
     };
+    // [first, no change, no change with a full listing] per tool, per round.
+    let mut ours: Vec<[f64; 3]> = Vec::new();
+    let mut theirs: Vec<[f64; 2]> = Vec::new();
     runtime().block_on(async {
         let (s3, _) = clients(&env, &bed).await;
         let progress = Progress::new(true);
         let item = progress.item("bench");
-        let mut ours_secs = Vec::new();
-        for (run, expect_uploads) in [("first", files), ("no change", 0)] {
-            let started = std::time::Instant::now();
-            let report = spa::upload(&s3, &ours, "bench", &settings, &item)
-                .await
-                .unwrap_or_else(|err| panic!("{err:#}"));
-            ours_secs.push(started.elapsed().as_secs_f64());
-            assert_eq!(report.uploaded.len(), expect_uploads, "{run}");
-        }
-        let theirs_secs = [aws_sync("first"), aws_sync("no change")];
-        let keys = bucket_keys_all(&s3, &theirs_bucket).await;
-        assert_eq!(keys, files, "aws s3 sync uploaded every file");
-        println!("\nSPA upload benchmark: {files} files, same moto, same run");
-        println!("| run | deploy::spa::upload | aws s3 sync | aws / ours |");
-        println!("| --- | --- | --- | --- |");
-        for (i, run) in ["first upload", "no-change re-run"].iter().enumerate() {
-            println!(
-                "| {run} | {:.2} s | {:.2} s | {:.1}x |",
-                ours_secs[i],
-                theirs_secs[i],
-                theirs_secs[i] / ours_secs[i]
+        for round in 0..rounds {
+            let ours_bucket = format!("bench-ours-{round}-{}", env.summary["account_id"].as_str().unwrap());
+            let theirs_bucket = format!("bench-aws-{round}-{}", env.summary["account_id"].as_str().unwrap());
+            for bucket in [&ours_bucket, &theirs_bucket] {
+                s3.create_bucket().bucket(bucket).send().await.unwrap();
+            }
+            let spa = SpaTarget {
+                build: "true".into(),
+                output: dist.clone(),
+                bucket: ours_bucket.clone(),
+                ..target(&fixture, &env)
+            };
+            let upload = |settings: &SpaUploadConfig, expected: usize| {
+                let (s3, spa, item) = (&s3, &spa, &item);
+                let settings = settings.clone();
+                async move {
+                    let started = std::time::Instant::now();
+                    let report = spa::upload(s3, spa, "bench", &settings, item)
+                        .await
+                        .unwrap_or_else(|err| panic!("{err:#}"));
+                    assert_eq!(report.uploaded.len(), expected);
+                    started.elapsed().as_secs_f64()
+                }
+            };
+            // Alternate who goes first, so that neither always meets a fresher moto.
+            let (ours_first, theirs_first) = if round % 2 == 0 {
+                let ours = upload(&settings, files).await;
+                (ours, aws_sync(&theirs_bucket))
+            } else {
+                let theirs = aws_sync(&theirs_bucket);
+                (upload(&settings, files).await, theirs)
+            };
+            let ours_again = upload(&settings, 0).await;
+            let theirs_again = aws_sync(&theirs_bucket);
+            let ours_verified = upload(&verifying, 0).await;
+            assert_eq!(bucket_keys_all(&s3, &theirs_bucket).await, files);
+            eprintln!(
+                "bench: round {}: first {ours_first:.2} s vs {theirs_first:.2} s; no change {ours_again:.2} s ({ours_verified:.2} s listing) vs {theirs_again:.2} s",
+                round + 1
             );
+            ours.push([ours_first, ours_again, ours_verified]);
+            theirs.push([theirs_first, theirs_again]);
         }
     });
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let ours_at = |i: usize| median(ours.iter().map(|r| r[i]).collect());
+    let theirs_at = |i: usize| median(theirs.iter().map(|r| r[i]).collect());
+    println!();
+    println!(
+        "| run (median of {rounds}) | deploy::spa::upload | aws s3 sync | aws s3 sync / ours |"
+    );
+    println!("| --- | ---: | ---: | ---: |");
+    for (label, ours_i, theirs_i) in [
+        ("first upload", 0, 0),
+        ("no-change re-run", 1, 1),
+        (
+            "no-change re-run, listing the bucket (`verify_every_deploys = 1`)",
+            2,
+            1,
+        ),
+    ] {
+        let (a, b) = (ours_at(ours_i), theirs_at(theirs_i));
+        println!("| {label} | {a:.2} s | {b:.2} s | **{:.1}x** |", b / a);
+    }
 }
 
 async fn bucket_keys_all(s3: &aws_sdk_s3::Client, bucket: &str) -> usize {
