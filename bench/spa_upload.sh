@@ -16,6 +16,7 @@
 # Environment:
 #   BENCH_FILES=N          files in the generated dist/ (default 2000)
 #   BENCH_ROUNDS=N         rounds; the table shows medians (default 3)
+#   BENCH_CONCURRENCY=N    deploy's uploads at once (default: spa_upload.concurrency's default)
 #   BENCH_AWS=path         the AWS CLI to compare with (default: `aws` on PATH if it is v1,
 #                          else PyPI awscli installed into $DEPLOY_TESTBED_DIR/awscli-venv;
 #                          never into the test bed's own venv: awscli pins the botocore
@@ -71,6 +72,7 @@ started=$(date +%s)
 output="$(mktemp)"
 trap 'rm -f "$output"' EXIT
 DEPLOY_BENCH_AWS="$AWS" DEPLOY_BENCH_FILES="$FILES" DEPLOY_BENCH_ROUNDS="$ROUNDS" \
+    DEPLOY_BENCH_CONCURRENCY="${BENCH_CONCURRENCY:-}" \
     cargo test "${cargo_profile[@]}" --quiet --test integration spas::bench_spa_upload \
     -- --ignored --exact --nocapture --test-threads 1 2>&1 | tee "$output"
 grep -q '^| first upload' "$output" || die "the benchmark printed no table"

@@ -6,7 +6,7 @@
 //! stays flat: one file is read at a time and at most `CHANNEL_CHUNKS` chunks of
 //! `CHUNK_SIZE` bytes wait for the daemon.
 
-use std::io::{self, Write};
+use std::io::{self, Read as _, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
@@ -114,6 +114,7 @@ pub fn write_tar(spec: &ContextSpec, out: impl Write) -> Result<ContextStats> {
     tar.mode(tar::HeaderMode::Deterministic);
     let mut stats = ContextStats::default();
     let mut failure: Option<anyhow::Error> = None;
+    let work_tree = spec.repo_root.join(&spec.dir);
 
     // One pass: each blob is read and written before the next is looked at.
     let walked = tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
@@ -148,7 +149,7 @@ pub fn write_tar(spec: &ContextSpec, out: impl Write) -> Result<ContextStats> {
             kind,
             mtime,
         };
-        match append(&repo, &mut tar, &entry, &mut stats) {
+        match append(&repo, &work_tree, &mut tar, &entry, &mut stats) {
             Ok(()) => TreeWalkResult::Ok,
             Err(err) => {
                 failure = Some(err);
@@ -176,8 +177,13 @@ struct Entry<'a> {
     mtime: u64,
 }
 
+/// Files at least this big are streamed from the work tree when it holds exactly the
+/// committed content (checked by hashing it), rather than loaded whole from git.
+const STREAM_FROM_WORK_TREE: u64 = 1024 * 1024;
+
 fn append<W: Write>(
     repo: &Repository,
+    work_tree: &Path,
     tar: &mut tar::Builder<W>,
     entry: &Entry<'_>,
     stats: &mut ContextStats,
@@ -201,6 +207,25 @@ fn append<W: Write>(
             .append_data(&mut header, format!("{path}/"), io::empty())
             .with_context(|| format!("cannot send {path} in the build context"));
     }
+    if mode != 0o120000 {
+        let (size, _) = repo
+            .odb()
+            .and_then(|odb| odb.read_header(oid))
+            .with_context(|| format!("cannot read {path} from git"))?;
+        let size = size as u64;
+        if size >= STREAM_FROM_WORK_TREE {
+            if let Some(file) = committed_file_in_work_tree(&work_tree.join(path), oid, size) {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(if mode == 0o100755 { 0o755 } else { 0o644 });
+                header.set_size(size);
+                tar.append_data(&mut header, path, io::BufReader::new(file).take(size))
+                    .with_context(|| format!("cannot send {path} in the build context"))?;
+                stats.files += 1;
+                stats.bytes += size;
+                return Ok(());
+            }
+        }
+    }
     let blob = repo
         .find_blob(oid)
         .with_context(|| format!("cannot read {path} from git"))?;
@@ -221,6 +246,21 @@ fn append<W: Write>(
     stats.files += 1;
     stats.bytes += blob.size() as u64;
     Ok(())
+}
+
+/// The work-tree file, if it holds exactly blob `oid` (same size, same git hash):
+/// then it can be streamed, and memory does not grow with the file.
+fn committed_file_in_work_tree(path: &Path, oid: Oid, size: u64) -> Option<std::fs::File> {
+    let metadata = std::fs::symlink_metadata(path).ok()?;
+    if !metadata.is_file() || metadata.len() != size {
+        return None;
+    }
+    if Oid::hash_file(ObjectType::Blob, path).ok()? != oid {
+        return None;
+    }
+    let file = std::fs::File::open(path).ok()?;
+    // Changed between hashing and opening? Then trust git instead.
+    (file.metadata().ok()?.len() == size).then_some(file)
 }
 
 fn slash_path(path: &Path) -> String {
@@ -361,6 +401,31 @@ mod tests {
         assert_eq!(files[3].1, "committed\n");
         assert_eq!(stats.files, 4);
         assert!(stats.ignored >= 3, "{stats:?}");
+    }
+
+    #[test]
+    fn big_files_stream_from_the_work_tree_only_when_it_holds_the_committed_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let big = "x".repeat(2 * STREAM_FROM_WORK_TREE as usize);
+        write(root, "Dockerfile", "FROM scratch\n");
+        write(root, "clean.bin", &big);
+        write(root, "dirty.bin", &big);
+        git(root, &["init", "--quiet"]);
+        git(root, &["add", "--all"]);
+        git(root, &["commit", "--quiet", "-m", "init"]);
+        // Same size, different bytes: must come from git, not the work tree.
+        write(root, "dirty.bin", &"y".repeat(big.len()));
+        let spec = ContextSpec {
+            repo_root: root.to_path_buf(),
+            commit: "HEAD".into(),
+            dir: ".".into(),
+            dockerfile: "Dockerfile".into(),
+        };
+        let (files, _) = entries(&spec);
+        let content = |name: &str| files.iter().find(|(p, _)| p == name).unwrap().1.clone();
+        assert_eq!(content("clean.bin"), big);
+        assert_eq!(content("dirty.bin"), big);
     }
 
     #[test]

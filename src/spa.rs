@@ -324,13 +324,7 @@ pub async fn upload(
     // Hashing runs while the bucket is read.
     let bucket_state = async {
         let previous = read_manifest(s3, bucket).await?;
-        let verify = previous.as_ref().is_none_or(|previous| {
-            previous
-                .next_deploy()
-                .saturating_sub(previous.verified_deploy)
-                >= settings.verify_every_deploys
-        });
-        let listing = if verify {
+        let listing = if manifest::needs_listing(previous.as_ref(), settings.verify_every_deploys) {
             Some(list_bucket(s3, bucket).await?)
         } else {
             None

@@ -127,6 +127,19 @@ pub struct UploadPlan {
     pub adopted: Vec<String>,
 }
 
+/// Whether this upload compares with a full listing of the bucket: when there is no
+/// manifest, when the last upload did not finish (`verified_deploy` 0), and every
+/// `verify_every_deploys` deploys.
+pub fn needs_listing(manifest: Option<&Manifest>, verify_every_deploys: u64) -> bool {
+    manifest.is_none_or(|manifest| {
+        manifest.verified_deploy == 0
+            || manifest
+                .next_deploy()
+                .saturating_sub(manifest.verified_deploy)
+                >= verify_every_deploys
+    })
+}
+
 /// Compares the build output with the manifest and, when given, the bucket listing
 /// (`None`: the bucket is taken to hold what the manifest says). `retention_deploys`
 /// later deploys keep a file that left the build output; the one after deletes it.
@@ -487,6 +500,30 @@ mod tests {
         assert!(bucket.contains_key("old.js"));
         let plan = plan_upload(&local, &next, None, 1);
         assert_eq!(plan.expire, ["old.js"]);
+    }
+
+    #[test]
+    fn the_bucket_is_listed_without_a_manifest_after_a_failure_and_periodically() {
+        assert!(needs_listing(None, 10));
+        let mut manifest = Manifest {
+            verified_deploy: 4,
+            deploys: vec![record(3), record(4)],
+            ..Manifest::default()
+        };
+        // Deploy 5 is 1 after the last verification.
+        assert!(!needs_listing(Some(&manifest), 10));
+        assert!(needs_listing(Some(&manifest), 1));
+        manifest.deploys.push(record(13));
+        assert!(
+            needs_listing(Some(&manifest), 10),
+            "deploy 14 is 10 after 4"
+        );
+        manifest.verified_deploy = 0;
+        manifest.deploys = vec![record(4)];
+        assert!(
+            needs_listing(Some(&manifest), 10),
+            "the last upload did not finish"
+        );
     }
 
     #[test]

@@ -689,15 +689,22 @@ fn bench_spa_upload() {
     let env = bootstrap_aws(&bed, &fixture, "bench");
     let dist = fixture.path("bench-dist");
     let (bytes, large) = generate_dist(&dist, files);
-    let settings = SpaUploadConfig::default();
-    let verifying = SpaUploadConfig {
-        verify_every_deploys: 1,
+    let settings = SpaUploadConfig {
+        concurrency: number(
+            "DEPLOY_BENCH_CONCURRENCY",
+            SpaUploadConfig::default().concurrency,
+        ),
         ..SpaUploadConfig::default()
     };
+    let verifying = SpaUploadConfig {
+        verify_every_deploys: 1,
+        ..settings.clone()
+    };
     eprintln!(
-        "bench: {files} files, {:.1} MiB, {large} over the {} MiB multipart threshold; {rounds} round(s)",
+        "bench: {files} files, {:.1} MiB, {large} over the {} MiB multipart threshold; {rounds} round(s); {} uploads at once",
         bytes as f64 / 1048576.0,
-        settings.multipart_threshold_mib
+        settings.multipart_threshold_mib,
+        settings.concurrency
     );
     let aws_sync = |bucket: &str| {
         let started = std::time::Instant::now();
