@@ -85,6 +85,12 @@ pub enum Command {
     /// Per service: the live tag in ECS, HEAD, whether it changed (and why), the ECS
     /// rollout state and task counts. Read-only
     Status,
+    /// Break a stale deploy lock of an environment (when the run holding it is gone)
+    Unlock {
+        /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)
+        #[arg(long, value_name = "PATH")]
+        var_file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

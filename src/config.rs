@@ -28,6 +28,7 @@ pub struct Config {
     /// SPAs by name. When the table is present it replaces the default pair.
     pub spas: SpasConfig,
     pub health: HealthConfig,
+    pub lock: LockConfig,
     /// How SPA output is uploaded and invalidated.
     pub spa_upload: SpaUploadConfig,
 }
@@ -177,6 +178,8 @@ pub struct TerraformOutputs {
     pub spa_distribution_ids: String,
     /// The API's base URL for health checks (`health.base_url` wins).
     pub api_base_url: String,
+    /// The private bucket holding the deploy lock (`lock.bucket` wins).
+    pub deploy_lock_bucket: String,
 }
 
 impl Default for TerraformOutputs {
@@ -186,6 +189,7 @@ impl Default for TerraformOutputs {
             spa_buckets: "spa_buckets".into(),
             spa_distribution_ids: "spa_distribution_ids".into(),
             api_base_url: "api_base_url".into(),
+            deploy_lock_bucket: "deploy_lock_bucket".into(),
         }
     }
 }
@@ -213,6 +217,24 @@ impl Default for EcsConfig {
             container: SERVICE_PLACEHOLDER.into(),
             wait_timeout_secs: 600,
             poll_interval_secs: 5,
+        }
+    }
+}
+
+/// One deploy at a time per environment: an S3 object in a private bucket.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LockConfig {
+    pub enabled: bool,
+    /// The bucket; when unset, the terraform output `terraform.outputs.deploy_lock_bucket`.
+    pub bucket: Option<String>,
+}
+
+impl Default for LockConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bucket: None,
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::ecs::{Ecs, RolloutTarget, Settled};
 use crate::error::{Interrupted, UsageError};
 use crate::git::Repo;
 use crate::images::{self, ImageJob, ImageResult, ImageSettings, ImageStatus};
+use crate::lock::{self, Lock, LockLocation};
 use crate::plan::{self, Action, Mode, Plan};
 use crate::platform::Platform;
 use crate::progress::Progress;
@@ -108,7 +109,14 @@ pub fn run(cli: &Cli) -> Result<()> {
             .join(&plan.image_tag),
     };
     let mut report = RunReport::new(&plan);
-    let outcome = runtime.block_on(run.execute(&mut report));
+    let mut held = None;
+    let mut outcome = runtime.block_on(run.execute(&mut report, &mut held));
+    if let Some(lock) = held {
+        // Released whatever happened, interruption included.
+        if let Err(err) = runtime.block_on(lock.release()) {
+            outcome = outcome.and(Err(err));
+        }
+    }
     // Stop build/push streams now: the daemon cancels work whose connection closed.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     // The summary says what was done; when preflight stopped the run, nothing was.
@@ -161,11 +169,14 @@ struct Ready {
     cluster: Option<String>,
     /// Where health checks go, when known.
     api_base_url: Option<String>,
+    /// Where the deploy lock lives, when known.
+    lock_bucket: Option<String>,
 }
 
 impl Run<'_> {
-    async fn execute(&self, report: &mut RunReport) -> Result<()> {
+    async fn execute(&self, report: &mut RunReport, held: &mut Option<Lock>) -> Result<()> {
         let ready = interruptible(self.preflight()).await?;
+        *held = interruptible(self.lock(&ready)).await?;
         interruptible(self.build_and_push(&ready, report)).await?;
 
         // 8. Roll. Not interruptible by dropping: terraform stops itself on Ctrl-C and
@@ -198,6 +209,7 @@ impl Run<'_> {
         let mut terraform = None;
         let mut cluster = None;
         let mut api_base_url = self.platform.config.health.base_url.clone();
+        let mut lock_bucket = self.platform.config.lock.bucket.clone();
         if let Some(step) = &self.plan.terraform {
             let tf = terraform_for(self.platform, step, self.profile.as_deref());
             let version = tokio::task::spawn_blocking(|| {
@@ -214,13 +226,15 @@ impl Run<'_> {
             tf.check_workspace(&step.apply.workspace).await?;
             let outputs = tf.outputs().await?;
             cluster = Some(live::cluster_from(self.platform, &outputs)?);
-            if api_base_url.is_none() {
-                let name = &self.platform.config.terraform.outputs.api_base_url;
-                api_base_url = outputs
+            let output = |name: &str| {
+                outputs
                     .get(name)
                     .and_then(|v| v.as_str())
-                    .map(str::to_owned);
-            }
+                    .map(str::to_owned)
+            };
+            let names = &self.platform.config.terraform.outputs;
+            api_base_url = api_base_url.or_else(|| output(&names.api_base_url));
+            lock_bucket = lock_bucket.or_else(|| output(&names.deploy_lock_bucket));
             terraform = Some(tf);
         }
 
@@ -271,7 +285,33 @@ impl Run<'_> {
             terraform,
             cluster,
             api_base_url,
+            lock_bucket,
         })
+    }
+
+    /// One run at a time per environment, held from here until the run ends.
+    async fn lock(&self, ready: &Ready) -> Result<Option<Lock>> {
+        let Some(step) = &self.plan.terraform else {
+            // No environment (--skip-tf): images and SPAs only.
+            return Ok(None);
+        };
+        if !self.platform.config.lock.enabled {
+            return Ok(None);
+        }
+        let bucket = lock::ensure_bucket_named(
+            ready.lock_bucket.clone(),
+            &self.platform.config.terraform.outputs.deploy_lock_bucket,
+        )?;
+        let location = LockLocation::new(&bucket, &step.apply.workspace);
+        let lock = Lock::acquire(
+            aws::s3(&ready.sdk),
+            location,
+            &self.plan.head.sha,
+            self.profile.as_deref(),
+        )
+        .await?;
+        tracing::info!(environment = %step.apply.workspace, "deploy lock taken");
+        Ok(Some(lock))
     }
 
     /// 5-6. Build and push every planned image.

@@ -18,6 +18,7 @@ pub mod git;
 pub mod health;
 pub mod images;
 pub mod live;
+pub mod lock;
 pub mod logging;
 pub mod plan;
 pub mod platform;

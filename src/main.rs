@@ -9,6 +9,7 @@ fn main() {
     deploy::logging::init(cli.verbose, cli.quiet);
     let outcome = match cli.command {
         Some(Command::Status) => deploy::status::run(&cli),
+        Some(Command::Unlock { ref var_file }) => deploy::status::unlock(&cli, var_file),
         None => deploy::deploy::run(&cli),
     };
     let code = match outcome {

@@ -363,7 +363,7 @@ fn plan_spas(platform: &Platform, request: &Request, mode: Mode) -> Result<Vec<S
 /// Finds the tfvars file. The runbook's paths are relative to the terraform directory
 /// (`--var-file tfvars/sandbox.tfvars`); a path relative to where deploy was started is
 /// accepted too. Returns the path as terraform (run with `-chdir`) will read it.
-fn resolve_var_file(platform: &Platform, cwd: &Path, given: &Path) -> Result<PathBuf> {
+pub(crate) fn resolve_var_file(platform: &Platform, cwd: &Path, given: &Path) -> Result<PathBuf> {
     let tf_dir = platform.root.join(platform.terraform_dir());
     if !tf_dir.is_dir() {
         return Err(UsageError::new(format!(

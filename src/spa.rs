@@ -7,42 +7,35 @@
 //! every recent deploy ([`deployed_sha`]). See [`manifest`] for why it, and not ETags,
 //! decides what changed.
 
+mod bucket;
+mod build;
+mod cloudfront;
 pub mod manifest;
 pub mod rules;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
-use anyhow::{anyhow, bail, Context as _, Result};
-use aws_sdk_s3::primitives::{ByteStream, DateTime, DateTimeFormat, Length};
-use aws_sdk_s3::types::{
-    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier,
-};
+use anyhow::{bail, Context as _, Result};
+use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
 use base64::Engine as _;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-use crate::aws;
 use crate::config::SpaUploadConfig;
-use crate::docker;
 use crate::platform::Spa;
 use crate::progress::ItemProgress;
 
-use manifest::{BucketObject, DeployRecord, LocalFile, UploadPlan};
+pub use build::{build, SpaBuildFailed};
+pub use cloudfront::invalidate;
+use manifest::{DeployRecord, LocalFile, UploadPlan};
 pub use manifest::{Manifest, MANIFEST_KEY};
 use rules::FileClass;
 
-/// Lines of build output shown when a build fails.
-const BUILD_TAIL_LINES: usize = 30;
 const MIB: u64 = 1024 * 1024;
-/// S3's limit of parts per multipart upload.
-const MAX_PARTS: u64 = 10_000;
 /// User metadata on every uploaded object: our hex SHA-256 of its content.
 pub const SHA256_METADATA: &str = "content-sha256";
 /// User metadata on uploaded entry points: the git SHA of the deploy that uploaded them.
@@ -84,171 +77,6 @@ impl SpaTarget {
         }
     }
 }
-
-// ---------------------------------------------------------------------------------
-// Build
-
-/// A build command that failed: what ran, where, how it ended and its last lines.
-#[derive(Debug)]
-pub struct SpaBuildFailed {
-    pub spa: String,
-    pub command: String,
-    pub dir: PathBuf,
-    pub status: String,
-    pub tail: Vec<String>,
-}
-
-impl fmt::Display for SpaBuildFailed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "the build of SPA {} failed: `{}` (in {}) {}",
-            self.spa,
-            self.command,
-            self.dir.display(),
-            self.status
-        )?;
-        write!(f, "last lines of its output:")?;
-        for line in &self.tail {
-            write!(f, "\n  | {line}")?;
-        }
-        if docker::is_out_of_disk(&self.tail.join("\n")) {
-            write!(
-                f,
-                "\nthe disk holding {} is full: free some space and re-run",
-                self.dir.display()
-            )?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for SpaBuildFailed {}
-
-impl SpaBuildFailed {
-    /// An npm/corepack network blip (SPEC §5), worth one more try.
-    fn is_transient(&self) -> bool {
-        docker::is_transient_build_failure(&docker::BuildFailed {
-            service: self.spa.clone(),
-            message: self.status.clone(),
-            tail: self.tail.clone(),
-            log_path: PathBuf::new(),
-        })
-    }
-}
-
-/// Runs the SPA's build command (`sh -c <build>` in its directory), its output captured:
-/// on failure the error ([`SpaBuildFailed`]) carries the command, its exit status and
-/// the last lines of its output. A transient npm/corepack network error is retried
-/// once. Checks that the build left its output directory.
-pub async fn build(spa: &SpaTarget, item: &ItemProgress) -> Result<()> {
-    item.state(&format!("building: {}", spa.build));
-    let started = Instant::now();
-    let mut result = run_build(spa, item).await?;
-    if let Err(failure) = &result {
-        if failure.is_transient() {
-            item.state("build hit a transient network error; retrying once");
-            result = run_build(spa, item).await?;
-        }
-    }
-    if let Err(failure) = result {
-        item.finish("build FAILED");
-        return Err(failure.into());
-    }
-    if !spa.output.is_dir() {
-        item.finish("build FAILED");
-        bail!(
-            "the build of SPA {} (`{}`) succeeded but left no output directory {}",
-            spa.name,
-            spa.build,
-            spa.output.display()
-        );
-    }
-    item.state(&format!("built in {:.1}s", started.elapsed().as_secs_f64()));
-    Ok(())
-}
-
-/// One run of the build command: `Ok(Err(..))` when the command ran and failed.
-async fn run_build(
-    spa: &SpaTarget,
-    item: &ItemProgress,
-) -> Result<std::result::Result<(), SpaBuildFailed>> {
-    let mut child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(&spa.build)
-        .current_dir(&spa.dir)
-        .envs(spa.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| {
-            format!(
-                "cannot start the build of SPA {}: `sh -c {:?}` in {}",
-                spa.name,
-                spa.build,
-                spa.dir.display()
-            )
-        })?;
-    let (lines_tx, mut lines_rx) = tokio::sync::mpsc::channel::<String>(64);
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let readers = tokio::spawn(async move {
-        tokio::join!(
-            forward_lines(stdout, lines_tx.clone()),
-            forward_lines(stderr, lines_tx)
-        );
-    });
-    let mut tail = VecDeque::with_capacity(BUILD_TAIL_LINES);
-    while let Some(line) = lines_rx.recv().await {
-        tracing::debug!(spa = %spa.name, "{line}");
-        item.detail(&line);
-        if tail.len() == BUILD_TAIL_LINES {
-            tail.pop_front();
-        }
-        tail.push_back(line);
-    }
-    let _ = readers.await;
-    let status = child
-        .wait()
-        .await
-        .with_context(|| format!("cannot wait for the build of SPA {}", spa.name))?;
-    if status.success() {
-        return Ok(Ok(()));
-    }
-    let status = match status.code() {
-        Some(code) => format!("exited with status {code}"),
-        None => format!("was stopped ({status})"),
-    };
-    Ok(Err(SpaBuildFailed {
-        spa: spa.name.clone(),
-        command: spa.build.clone(),
-        dir: spa.dir.clone(),
-        status,
-        tail: tail.into(),
-    }))
-}
-
-async fn forward_lines(reader: impl AsyncRead + Unpin, lines: tokio::sync::mpsc::Sender<String>) {
-    let mut reader = BufReader::new(reader);
-    let mut buffer = Vec::new();
-    loop {
-        buffer.clear();
-        match reader.read_until(b'\n', &mut buffer).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                let line = String::from_utf8_lossy(&buffer).trim_end().to_owned();
-                if lines.send(line).await.is_err() {
-                    break;
-                }
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------
-// Upload
 
 /// What an upload did.
 #[derive(Debug, Clone, Serialize)]
@@ -323,9 +151,9 @@ pub async fn upload(
     item.state("comparing the build output with the bucket");
     // Hashing runs while the bucket is read.
     let bucket_state = async {
-        let previous = read_manifest(s3, bucket).await?;
+        let previous = bucket::read_manifest(s3, bucket).await?;
         let listing = if manifest::needs_listing(previous.as_ref(), settings.verify_every_deploys) {
-            Some(list_bucket(s3, bucket).await?)
+            Some(bucket::list_bucket(s3, bucket).await?)
         } else {
             None
         };
@@ -373,7 +201,7 @@ pub async fn upload(
                 ..found.clone()
             };
             let sha = found.deployed_sha().unwrap_or_default();
-            write_manifest(s3, bucket, &unverified, sha).await?;
+            bucket::write_manifest(s3, bucket, &unverified, sha).await?;
         }
     }
 
@@ -387,7 +215,7 @@ pub async fn upload(
     for (phase, files) in [("file", assets), ("entry point", entry_points)] {
         let mut done = stream::iter(files)
             .map(|file| async move {
-                let etag = put_file(s3, bucket, file, git_sha, settings).await?;
+                let etag = bucket::put_file(s3, bucket, file, git_sha, settings).await?;
                 Ok::<_, anyhow::Error>((file, etag))
             })
             .buffer_unordered(settings.concurrency);
@@ -411,7 +239,7 @@ pub async fn upload(
     );
 
     // Old files go only now: the new entry points are live and no longer name them.
-    let deleted = delete_keys(s3, bucket, expire).await?;
+    let deleted = bucket::delete_keys(s3, bucket, expire).await?;
 
     let record = DeployRecord {
         number: *deploy,
@@ -428,7 +256,7 @@ pub async fn upload(
         &new_etags,
         record,
     );
-    write_manifest(s3, bucket, &next, git_sha).await?;
+    bucket::write_manifest(s3, bucket, &next, git_sha).await?;
     tracing::debug!(
         spa = %spa.name,
         deleted = deleted.len(),
@@ -470,7 +298,7 @@ pub async fn upload(
 /// The git SHA of the latest complete upload to `bucket`, from its manifest; `None`
 /// when nothing was ever uploaded by this tool.
 pub async fn deployed_sha(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Option<String>> {
-    Ok(read_manifest(s3, bucket)
+    Ok(bucket::read_manifest(s3, bucket)
         .await?
         .and_then(|manifest| manifest.deployed_sha().map(str::to_owned)))
 }
@@ -584,288 +412,6 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-async fn list_bucket(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-) -> Result<BTreeMap<String, BucketObject>> {
-    let mut objects = BTreeMap::new();
-    let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|err| {
-            let missing = err
-                .as_service_error()
-                .is_some_and(|e| e.is_no_such_bucket());
-            if missing {
-                anyhow!("the bucket s3://{bucket} does not exist in this account/region; was the environment bootstrapped (infra/scripts/bootstrap.sh)?")
-            } else {
-                anyhow!(aws::explain(&err, None)).context(format!("cannot list s3://{bucket}"))
-            }
-        })?;
-        for object in page.contents() {
-            if let Some(key) = object.key() {
-                objects.insert(
-                    key.to_owned(),
-                    BucketObject {
-                        size: object.size().unwrap_or_default().max(0) as u64,
-                        etag: object.e_tag().map(str::to_owned),
-                    },
-                );
-            }
-        }
-    }
-    Ok(objects)
-}
-
-async fn read_manifest(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Option<Manifest>> {
-    let location = format!("s3://{bucket}/{MANIFEST_KEY}");
-    let output = match s3
-        .get_object()
-        .bucket(bucket)
-        .key(MANIFEST_KEY)
-        .send()
-        .await
-    {
-        Ok(output) => output,
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
-        Err(err) => {
-            return Err(anyhow!(aws::explain(&err, None)))
-                .with_context(|| format!("cannot read the deploy manifest {location}"))
-        }
-    };
-    let body = output
-        .body
-        .collect()
-        .await
-        .with_context(|| format!("cannot read the deploy manifest {location}"))?
-        .into_bytes();
-    let manifest: Manifest = serde_json::from_slice(&body).with_context(|| {
-        format!("{location} is not a deploy manifest; delete it to start over (every file is then uploaded again)")
-    })?;
-    if manifest.version > manifest::MANIFEST_VERSION {
-        bail!(
-            "{location} has format version {}, newer than this deploy understands ({}): use a newer deploy",
-            manifest.version,
-            manifest::MANIFEST_VERSION
-        );
-    }
-    Ok(Some(manifest))
-}
-
-async fn write_manifest(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    manifest: &Manifest,
-    git_sha: &str,
-) -> Result<()> {
-    let body = serde_json::to_vec_pretty(manifest).context("cannot encode the deploy manifest")?;
-    s3.put_object()
-        .bucket(bucket)
-        .key(MANIFEST_KEY)
-        .body(ByteStream::from(body))
-        .content_type("application/json; charset=utf-8")
-        .cache_control("no-store")
-        .metadata(GIT_SHA_METADATA, git_sha)
-        .send()
-        .await
-        .map_err(|err| anyhow!(aws::explain(&err, None)))
-        .with_context(|| {
-            format!("cannot write the deploy manifest s3://{bucket}/{MANIFEST_KEY} (every file is uploaded; the next run compares against the previous manifest)")
-        })?;
-    Ok(())
-}
-
-/// Uploads one file, streamed from disk; in parts above the multipart threshold.
-/// Returns the ETag S3 gave it.
-async fn put_file(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    file: &LocalFile,
-    git_sha: &str,
-    settings: &SpaUploadConfig,
-) -> Result<Option<String>> {
-    let location = format!("s3://{bucket}/{}", file.key);
-    if file.size > settings.multipart_threshold_mib * MIB {
-        return put_multipart(s3, bucket, file, git_sha, settings)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot upload {} to {location} (multipart)",
-                    file.path.display()
-                )
-            });
-    }
-    let body = ByteStream::from_path(&file.path)
-        .await
-        .with_context(|| format!("cannot read {}", file.path.display()))?;
-    let mut request = s3
-        .put_object()
-        .bucket(bucket)
-        .key(&file.key)
-        .body(body)
-        .content_type(&file.content_type)
-        .cache_control(&file.cache_control)
-        .metadata(SHA256_METADATA, &file.sha256)
-        // S3 checks the content against the digest we already have; the SDK then sends
-        // the body as is instead of computing a CRC32 into an aws-chunked trailer.
-        .checksum_sha256(&file.sha256_base64);
-    if file.entry_point {
-        request = request.metadata(GIT_SHA_METADATA, git_sha);
-    }
-    let output = request
-        .send()
-        .await
-        .map_err(|err| anyhow!(aws::explain(&err, None)))
-        .with_context(|| format!("cannot upload {} to {location}", file.path.display()))?;
-    Ok(output.e_tag().map(str::to_owned))
-}
-
-async fn put_multipart(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    file: &LocalFile,
-    git_sha: &str,
-    settings: &SpaUploadConfig,
-) -> Result<Option<String>> {
-    let mut request = s3
-        .create_multipart_upload()
-        .bucket(bucket)
-        .key(&file.key)
-        .content_type(&file.content_type)
-        .cache_control(&file.cache_control)
-        .metadata(SHA256_METADATA, &file.sha256)
-        // The SDK checksums every part (CRC32); naming the algorithm here makes S3
-        // combine them into a checksum of the whole object.
-        .checksum_algorithm(ChecksumAlgorithm::Crc32);
-    if file.entry_point {
-        request = request.metadata(GIT_SHA_METADATA, git_sha);
-    }
-    let created = request
-        .send()
-        .await
-        .map_err(|err| anyhow!(aws::explain(&err, None)))
-        .context("CreateMultipartUpload failed")?;
-    let upload_id = created
-        .upload_id()
-        .context("CreateMultipartUpload returned no upload id")?
-        .to_owned();
-    let result = upload_parts(s3, bucket, file, &upload_id, settings).await;
-    if result.is_err() {
-        // Parts of an unfinished upload are stored (and billed) until aborted.
-        let _ = s3
-            .abort_multipart_upload()
-            .bucket(bucket)
-            .key(&file.key)
-            .upload_id(&upload_id)
-            .send()
-            .await;
-    }
-    result
-}
-
-async fn upload_parts(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    file: &LocalFile,
-    upload_id: &str,
-    settings: &SpaUploadConfig,
-) -> Result<Option<String>> {
-    // Parts grow when the file would need more than S3's 10,000.
-    let part_size = (settings.multipart_part_mib * MIB).max(file.size.div_ceil(MAX_PARTS));
-    let mut parts = Vec::new();
-    let mut offset = 0;
-    let mut number = 1;
-    while offset < file.size {
-        let length = part_size.min(file.size - offset);
-        let body = ByteStream::read_from()
-            .path(&file.path)
-            .offset(offset)
-            .length(Length::Exact(length))
-            .build()
-            .await
-            .with_context(|| format!("cannot read {}", file.path.display()))?;
-        let part = s3
-            .upload_part()
-            .bucket(bucket)
-            .key(&file.key)
-            .upload_id(upload_id)
-            .part_number(number)
-            .content_length(length as i64)
-            .body(body)
-            .send()
-            .await
-            .map_err(|err| anyhow!(aws::explain(&err, None)))
-            .with_context(|| format!("UploadPart {number} failed"))?;
-        parts.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(part.e_tag().map(str::to_owned))
-                .set_checksum_crc32(part.checksum_crc32().map(str::to_owned))
-                .build(),
-        );
-        offset += length;
-        number += 1;
-    }
-    let completed = s3
-        .complete_multipart_upload()
-        .bucket(bucket)
-        .key(&file.key)
-        .upload_id(upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|err| anyhow!(aws::explain(&err, None)))
-        .context("CompleteMultipartUpload failed")?;
-    Ok(completed.e_tag().map(str::to_owned))
-}
-
-/// Deletes `keys` (DeleteObjects, 1,000 a call); returns the keys deleted.
-async fn delete_keys(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    keys: &[String],
-) -> Result<Vec<String>> {
-    let mut deleted = Vec::new();
-    for chunk in keys.chunks(1000) {
-        let objects = chunk
-            .iter()
-            .map(|key| ObjectIdentifier::builder().key(key).build())
-            .collect::<Result<Vec<_>, _>>()
-            .context("cannot name the objects to delete")?;
-        let delete = Delete::builder()
-            .set_objects(Some(objects))
-            .quiet(true)
-            .build()
-            .context("cannot name the objects to delete")?;
-        let output = s3
-            .delete_objects()
-            .bucket(bucket)
-            .delete(delete)
-            .send()
-            .await
-            .map_err(|err| anyhow!(aws::explain(&err, None)))
-            .with_context(|| {
-                format!(
-                    "cannot delete {} old file(s) from s3://{bucket} (the new files are live; the next run deletes them)",
-                    chunk.len()
-                )
-            })?;
-        if let Some(error) = output.errors().first() {
-            bail!(
-                "cannot delete s3://{bucket}/{}: {} {} (the new files are live; the next run deletes it)",
-                error.key().unwrap_or("?"),
-                error.code().unwrap_or("error"),
-                error.message().unwrap_or_default()
-            );
-        }
-        deleted.extend(chunk.iter().cloned());
-    }
-    Ok(deleted)
-}
-
 fn now_rfc3339() -> String {
     DateTime::from(SystemTime::now())
         .fmt(DateTimeFormat::DateTime)
@@ -879,105 +425,6 @@ fn human_bytes(bytes: u64) -> String {
         format!("{:.1} KiB", bytes as f64 / 1024.0)
     } else {
         format!("{bytes} B")
-    }
-}
-
-// ---------------------------------------------------------------------------------
-// CloudFront
-
-/// Creates one invalidation of `paths` on the distribution and returns its id. With
-/// `wait`, polls until it completes (CloudFront says `Completed`, moto `COMPLETED`; the
-/// SDK's own waiter only knows the first) or the time is up, which is an error.
-pub async fn invalidate(
-    cloudfront: &aws_sdk_cloudfront::Client,
-    distribution_id: &str,
-    paths: &[String],
-    wait: Option<Duration>,
-) -> Result<String> {
-    use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
-    let what =
-        || format!("cannot invalidate {paths:?} on CloudFront distribution {distribution_id}");
-    let batch = InvalidationBatch::builder()
-        .paths(
-            Paths::builder()
-                .quantity(paths.len() as i32)
-                .set_items(Some(paths.to_vec()))
-                .build()
-                .with_context(what)?,
-        )
-        .caller_reference(caller_reference())
-        .build()
-        .with_context(what)?;
-    let created = cloudfront
-        .create_invalidation()
-        .distribution_id(distribution_id)
-        .invalidation_batch(batch)
-        .send()
-        .await
-        .map_err(|err| anyhow!(aws::explain(&err, None)))
-        .with_context(what)?;
-    let id = created
-        .invalidation()
-        .map(|invalidation| invalidation.id().to_owned())
-        .with_context(|| {
-            format!("CloudFront returned no invalidation id for distribution {distribution_id}")
-        })?;
-    if let Some(timeout) = wait {
-        wait_for_invalidation(cloudfront, distribution_id, &id, timeout).await?;
-    }
-    Ok(id)
-}
-
-/// Unique per call: CloudFront treats a repeated reference as the same request.
-fn caller_reference() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos());
-    format!(
-        "deploy-{nanos}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-async fn wait_for_invalidation(
-    cloudfront: &aws_sdk_cloudfront::Client,
-    distribution_id: &str,
-    id: &str,
-    timeout: Duration,
-) -> Result<()> {
-    let started = Instant::now();
-    let mut interval = Duration::from_millis(500);
-    loop {
-        let output = cloudfront
-            .get_invalidation()
-            .distribution_id(distribution_id)
-            .id(id)
-            .send()
-            .await
-            .map_err(|err| anyhow!(aws::explain(&err, None)))
-            .with_context(|| {
-                format!(
-                    "cannot read invalidation {id} of CloudFront distribution {distribution_id}"
-                )
-            })?;
-        let status = output
-            .invalidation()
-            .map(|invalidation| invalidation.status().to_owned())
-            .unwrap_or_default();
-        if status.eq_ignore_ascii_case("completed") {
-            return Ok(());
-        }
-        let elapsed = started.elapsed();
-        if elapsed >= timeout {
-            bail!(
-                "invalidation {id} of CloudFront distribution {distribution_id} is still {status} after {}s; it carries on by itself (aws cloudfront get-invalidation --distribution-id {distribution_id} --id {id})",
-                elapsed.as_secs()
-            );
-        }
-        tokio::time::sleep(interval.min(timeout - elapsed)).await;
-        interval = (interval * 2).min(Duration::from_secs(10));
     }
 }
 
@@ -1013,72 +460,6 @@ mod tests {
             .collect();
         keys.sort();
         assert_eq!(keys, ["assets/a.js", "assets/deep/b.css", "index.html"]);
-    }
-
-    fn target(dir: &Path, build: &str) -> SpaTarget {
-        SpaTarget {
-            name: "admin-ui".into(),
-            dir: dir.to_path_buf(),
-            build: build.into(),
-            output: dir.join("dist"),
-            bucket: "bucket".into(),
-            distribution_id: None,
-            env: vec![("SPA_GREETING".into(), "hello".into())],
-        }
-    }
-
-    #[tokio::test]
-    async fn a_failed_build_names_the_command_status_and_last_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let spa = target(
-            dir.path(),
-            "for i in $(seq 1 40); do echo line $i; done; sleep 0.2; echo oops >&2; exit 3",
-        );
-        let progress = crate::progress::Progress::new(true);
-        let err = build(&spa, &progress.item("admin-ui")).await.unwrap_err();
-        let failure = err.downcast_ref::<SpaBuildFailed>().expect("typed failure");
-        assert_eq!(failure.status, "exited with status 3");
-        assert_eq!(failure.tail.len(), BUILD_TAIL_LINES);
-        assert!(failure.tail.contains(&"oops".to_owned()));
-        assert!(!failure.tail.contains(&"line 1".to_owned()));
-        let message = err.to_string();
-        assert!(
-            message.contains("the build of SPA admin-ui failed"),
-            "{message}"
-        );
-        assert!(message.contains("exit 3"), "{message}");
-    }
-
-    #[tokio::test]
-    async fn a_build_without_output_is_an_error_and_env_reaches_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let progress = crate::progress::Progress::new(true);
-        let spa = target(dir.path(), "test \"$SPA_GREETING\" = hello");
-        let err = build(&spa, &progress.item("admin-ui")).await.unwrap_err();
-        assert!(
-            err.to_string().contains("left no output directory"),
-            "{err}"
-        );
-        let spa = target(dir.path(), "test \"$SPA_GREETING\" = hello && mkdir dist");
-        build(&spa, &progress.item("admin-ui")).await.unwrap();
-    }
-
-    #[test]
-    fn out_of_disk_is_recognised() {
-        let failure = SpaBuildFailed {
-            spa: "admin-ui".into(),
-            command: "pnpm build".into(),
-            dir: "/repo/apps/admin-ui".into(),
-            status: "exited with status 1".into(),
-            tail: vec!["ERR_PNPM_ENOSPC  ENOSPC: no space left on device".into()],
-        };
-        assert!(failure.to_string().contains("is full"), "{failure}");
-        assert!(!failure.is_transient());
-    }
-
-    #[test]
-    fn caller_references_are_unique() {
-        assert_ne!(caller_reference(), caller_reference());
     }
 
     #[test]

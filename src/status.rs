@@ -1,4 +1,4 @@
-//! `deploy status`: what runs now against HEAD, read-only.
+//! `deploy status` (what runs now against HEAD, read-only) and `deploy unlock`.
 
 use std::fmt;
 use std::io::Write;
@@ -99,4 +99,47 @@ impl fmt::Display for Status {
             .collect();
         write_table(f, ["SERVICE", "LIVE TAG", "CHANGED", "ECS", "WHY"], &rows)
     }
+}
+
+/// `deploy unlock --var-file tfvars/<env>.tfvars`: deletes the environment's deploy lock
+/// and says who held it.
+pub fn unlock(cli: &Cli, var_file: &std::path::Path) -> Result<()> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let start = cli.repo.as_ref().map_or(cwd.clone(), |dir| cwd.join(dir));
+    let repo = Repo::discover(&start)?;
+    let platform = Platform::load(repo.root())?;
+    let var_file = crate::plan::resolve_var_file(&platform, &cwd, var_file)?;
+    let environment = crate::terraform::workspace_for(&var_file)
+        .with_context(|| format!("{} is not a .tfvars file", var_file.display()))?;
+    let profile = cli.profile.as_deref();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let bucket = match &platform.config.lock.bucket {
+            Some(bucket) => Some(bucket.clone()),
+            None => {
+                let outputs = live::terraform(&platform, profile).outputs().await?;
+                outputs
+                    .get(&platform.config.terraform.outputs.deploy_lock_bucket)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            }
+        };
+        let bucket = crate::lock::ensure_bucket_named(
+            bucket,
+            &platform.config.terraform.outputs.deploy_lock_bucket,
+        )?;
+        let location = crate::lock::LockLocation::new(&bucket, &environment);
+        let s3 = crate::aws::s3(&crate::aws::load(profile).await);
+        match crate::lock::break_lock(&s3, &location, profile).await? {
+            Some(holder) => println!("broke the deploy lock of {environment}, held by {holder}"),
+            None => println!(
+                "no deploy lock held for {environment} (s3://{}/{})",
+                location.bucket, location.key
+            ),
+        }
+        Ok(())
+    })
 }

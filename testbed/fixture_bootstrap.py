@@ -129,7 +129,7 @@ def write_aws_files(repo: Path, creds: dict, endpoint: str) -> tuple[Path, Path]
     return credentials, config
 
 
-def write_tfvars(repo: Path, env: str, registry: str, cluster: str, buckets: dict, distributions: dict) -> Path:
+def write_tfvars(repo: Path, env: str, registry: str, cluster: str, buckets: dict, distributions: dict, lock_bucket: str) -> Path:
     def hcl_map(values: dict) -> str:
         width = max(len(k) for k in values) + 2
         rows = "".join(f'  {json.dumps(k):<{width}} = {json.dumps(v)}\n' for k, v in values.items())
@@ -143,6 +143,7 @@ def write_tfvars(repo: Path, env: str, registry: str, cluster: str, buckets: dic
         f"ecs_cluster = {json.dumps(cluster)}\n"
         f"\nspa_buckets = {hcl_map(buckets)}\n"
         f"\nspa_distribution_ids = {hcl_map(distributions)}\n"
+        f"\ndeploy_lock_bucket = {json.dumps(lock_bucket)}\n"
         f"\nexpose_api_docs = true\n"
         f"\n# A fake secret: deploy must never print it.\n"
         f'db_password = "s3cr3t-{secrets.token_hex(8)}"\n'
@@ -253,6 +254,10 @@ def main(argv: list[str]) -> int:
     s3 = client("s3", config=Config(s3={"addressing_style": "path"}))
     cloudfront = client("cloudfront")
     buckets, distributions, distribution_domains = {}, {}, {}
+    # The platform's private ops bucket (terraform state lives in one like it): the
+    # deploy lock goes there, never in a bucket CloudFront serves.
+    lock_bucket = f"{env}-{args.account_id}-deploy"
+    s3.create_bucket(Bucket=lock_bucket)
     for spa in SPAS:
         bucket = f"{env}-{args.account_id}-{spa}"
         s3.create_bucket(Bucket=bucket)
@@ -263,7 +268,7 @@ def main(argv: list[str]) -> int:
     timings["aws"] = round(time.monotonic() - started, 2)
 
     credentials, config = write_aws_files(args.repo, creds, endpoint)
-    tfvars = write_tfvars(args.repo, env, registry, cluster, buckets, distributions)
+    tfvars = write_tfvars(args.repo, env, registry, cluster, buckets, distributions, lock_bucket)
 
     if args.terraform:
         tf_env = terraform_env(args.repo, credentials, config)
@@ -292,6 +297,7 @@ def main(argv: list[str]) -> int:
         "ecr_repositories": repositories,
         "task_definitions": task_definitions,
         "spa_buckets": buckets,
+        "deploy_lock_bucket": lock_bucket,
         "spa_distribution_ids": distributions,
         "spa_distribution_domains": distribution_domains,
         "tfvars": str(tfvars),

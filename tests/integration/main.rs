@@ -5,6 +5,7 @@ mod changed;
 mod cli;
 mod dry_run;
 mod images;
+mod lock;
 mod rollout;
 mod spas;
 mod support;

@@ -1,0 +1,311 @@
+//! One deploy at a time per environment (SPEC §5): an S3 object created with a
+//! conditional put (`If-None-Match: *`), held across build, push, apply and verify,
+//! naming who holds it and since when. `deploy unlock` breaks a stale one.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use aws_sdk_s3::primitives::ByteStream;
+use serde::{Deserialize, Serialize};
+
+use crate::aws;
+
+/// Who holds the lock (the object's body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub user: String,
+    pub host: String,
+    pub pid: u32,
+    /// Seconds since the Unix epoch.
+    pub since: u64,
+    pub git_sha: String,
+    pub command: String,
+    /// Random per run: only the run that wrote it releases it.
+    pub token: String,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let age = now().saturating_sub(self.since);
+        write!(
+            f,
+            "{}@{} (pid {}) since {} ({} ago), deploying {}: `{}`",
+            self.user,
+            self.host,
+            self.pid,
+            format_utc(self.since),
+            format_age(age),
+            self.git_sha,
+            self.command
+        )
+    }
+}
+
+/// Where an environment's lock lives.
+#[derive(Debug, Clone)]
+pub struct LockLocation {
+    pub bucket: String,
+    pub key: String,
+    pub environment: String,
+}
+
+impl LockLocation {
+    pub fn new(bucket: &str, environment: &str) -> Self {
+        Self {
+            bucket: bucket.to_owned(),
+            key: format!("deploy-lock/{environment}.json"),
+            environment: environment.to_owned(),
+        }
+    }
+}
+
+/// A held lock; release it with [`Lock::release`].
+pub struct Lock {
+    s3: aws_sdk_s3::Client,
+    location: LockLocation,
+    token: String,
+}
+
+/// The lock is held by another run: exit 1 with who, and how to break it.
+#[derive(Debug)]
+pub struct Held {
+    pub location: LockLocation,
+    pub holder: Option<Holder>,
+}
+
+impl std::fmt::Display for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.holder {
+            Some(holder) => write!(
+                f,
+                "another deploy to {} is running: {holder}",
+                self.location.environment
+            )?,
+            None => write!(
+                f,
+                "another deploy to {} holds the lock",
+                self.location.environment
+            )?,
+        }
+        write!(
+            f,
+            " (lock s3://{}/{}). Nothing was touched. If that run is gone (crashed, machine lost), break the lock with `deploy unlock --var-file tfvars/{}.tfvars`",
+            self.location.bucket, self.location.key, self.location.environment
+        )
+    }
+}
+
+impl std::error::Error for Held {}
+
+impl Lock {
+    /// Takes the lock, or fails with [`Held`] naming the holder.
+    pub async fn acquire(
+        s3: aws_sdk_s3::Client,
+        location: LockLocation,
+        git_sha: &str,
+        profile: Option<&str>,
+    ) -> Result<Self> {
+        let token = format!("{:016x}{:08x}", now_nanos(), std::process::id());
+        let holder = Holder {
+            user: std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .unwrap_or_else(|_| "unknown".into()),
+            host: hostname(),
+            pid: std::process::id(),
+            since: now(),
+            git_sha: git_sha.to_owned(),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            token: token.clone(),
+        };
+        let body = serde_json::to_vec_pretty(&holder)?;
+        let put = s3
+            .put_object()
+            .bucket(&location.bucket)
+            .key(&location.key)
+            .if_none_match("*")
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Self {
+                s3,
+                location,
+                token,
+            }),
+            Err(err)
+                if err.raw_response().map(|r| r.status().as_u16()) == Some(412)
+                    || err
+                        .as_service_error()
+                        .and_then(|e| aws_sdk_s3::error::ProvideErrorMetadata::code(e))
+                        == Some("PreconditionFailed") =>
+            {
+                let holder = read_holder(&s3, &location).await.ok().flatten();
+                Err(Held { location, holder }.into())
+            }
+            Err(err) => Err(anyhow!(aws::explain(&err, profile))).with_context(|| {
+                format!(
+                    "cannot take the deploy lock s3://{}/{}; nothing was touched",
+                    location.bucket, location.key
+                )
+            }),
+        }
+    }
+
+    /// Releases the lock if it is still ours.
+    pub async fn release(self) -> Result<()> {
+        match read_holder(&self.s3, &self.location).await? {
+            Some(holder) if holder.token == self.token => {}
+            _ => {
+                tracing::warn!(key = %self.location.key, "the deploy lock was broken or taken over; leaving it");
+                return Ok(());
+            }
+        }
+        self.s3
+            .delete_object()
+            .bucket(&self.location.bucket)
+            .key(&self.location.key)
+            .send()
+            .await
+            .map_err(|err| anyhow!(aws::explain(&err, None)))
+            .with_context(|| {
+                format!(
+                    "cannot release the deploy lock s3://{}/{}: break it with `deploy unlock`",
+                    self.location.bucket, self.location.key
+                )
+            })?;
+        Ok(())
+    }
+}
+
+/// The current holder, if the lock is taken.
+pub async fn read_holder(
+    s3: &aws_sdk_s3::Client,
+    location: &LockLocation,
+) -> Result<Option<Holder>> {
+    let object = match s3
+        .get_object()
+        .bucket(&location.bucket)
+        .key(&location.key)
+        .send()
+        .await
+    {
+        Ok(object) => object,
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+        Err(err) => {
+            return Err(anyhow!(aws::explain(&err, None))).with_context(|| {
+                format!(
+                    "cannot read the deploy lock s3://{}/{}",
+                    location.bucket, location.key
+                )
+            })
+        }
+    };
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .context("cannot read the deploy lock's body")?
+        .into_bytes();
+    Ok(serde_json::from_slice(&bytes).ok())
+}
+
+/// Deletes the lock whoever holds it (`deploy unlock`); returns who held it.
+pub async fn break_lock(
+    s3: &aws_sdk_s3::Client,
+    location: &LockLocation,
+    profile: Option<&str>,
+) -> Result<Option<Holder>> {
+    let holder = read_holder(s3, location).await?;
+    if holder.is_none() {
+        return Ok(None);
+    }
+    s3.delete_object()
+        .bucket(&location.bucket)
+        .key(&location.key)
+        .send()
+        .await
+        .map_err(|err| anyhow!(aws::explain(&err, profile)))
+        .with_context(|| format!("cannot delete s3://{}/{}", location.bucket, location.key))?;
+    Ok(holder)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn now_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".into())
+}
+
+fn format_age(seconds: u64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` from Unix seconds (civil-from-days, no date crate).
+fn format_utc(seconds: u64) -> String {
+    let days = (seconds / 86_400) as i64;
+    let rem = seconds % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+pub fn ensure_bucket_named(bucket: Option<String>, output: &str) -> Result<String> {
+    match bucket {
+        Some(bucket) if !bucket.is_empty() => Ok(bucket),
+        _ => bail!(
+            "no bucket for the deploy lock: set lock.bucket in deploy.toml or add a terraform output {output:?} (a private bucket; the lock keeps one deploy at a time per environment), or set lock.enabled = false"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formatting_matches_known_dates() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_utc(1_795_000_000), "2026-11-18 07:06:40 UTC");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
+
+    #[test]
+    fn ages_read_naturally() {
+        assert_eq!(format_age(42), "42s");
+        assert_eq!(format_age(600), "10m");
+        assert_eq!(format_age(3 * 3600 + 5 * 60), "3h5m");
+    }
+}

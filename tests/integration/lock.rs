@@ -1,0 +1,136 @@
+//! One deploy at a time per environment: a second run fails at once naming the
+//! holder; `deploy unlock` breaks a stale lock; a finished run leaves no lock behind.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{bootstrap_applied, AwsEnv, Fixture, Testbed};
+
+fn lock_exists(env: &AwsEnv) -> bool {
+    let bucket = env.summary["deploy_lock_bucket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let s3 = deploy::aws::s3(&env.sdk().await);
+            s3.head_object()
+                .bucket(&bucket)
+                .key("deploy-lock/sandbox.json")
+                .send()
+                .await
+                .is_ok()
+        })
+}
+
+#[test]
+fn a_second_run_fails_naming_the_holder_and_unlock_breaks_a_stale_lock() {
+    let Some(bed) =
+        Testbed::get("a_second_run_fails_naming_the_holder_and_unlock_breaks_a_stale_lock")
+    else {
+        return;
+    };
+    let fixture = Fixture::new();
+    fixture.write(
+        "services/api/src/nonce.ts",
+        &format!("// {:?}\n", std::time::SystemTime::now()),
+    );
+    fixture.commit_all("unique");
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let args = [
+        "--var-file",
+        "tfvars/sandbox.tfvars",
+        "--skip-spas",
+        "--profile",
+        "testbed",
+        "-y",
+    ];
+
+    // A first run, in the background.
+    let mut first = Command::new(env!("CARGO_BIN_EXE_deploy"));
+    first
+        .args(args)
+        .current_dir(fixture.root())
+        .env("DEPLOY_REGISTRY", &bed.registry)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    env.configure(&mut first);
+    let first = first.spawn().unwrap();
+    let started = Instant::now();
+    while !lock_exists(&env) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the first run never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // A second run while the first holds the lock: fails at once, building nothing.
+    let second = fixture.deploy().aws(&env, &bed).args(args).run();
+    second
+        .code(1)
+        .stderr_has("another deploy to sandbox is running")
+        .stderr_has("(pid ")
+        .stderr_has("deploy unlock --var-file tfvars/sandbox.tfvars");
+    assert!(
+        !second.stdout.contains("Summary"),
+        "nothing was built: {}",
+        second.stdout
+    );
+
+    let first = first.wait_with_output().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(!lock_exists(&env), "a finished run releases the lock");
+
+    // A stale lock (its run is gone) blocks, until `deploy unlock` breaks it.
+    let mut stale = Command::new(env!("CARGO_BIN_EXE_deploy"));
+    stale
+        .args(args)
+        .current_dir(fixture.root())
+        .env("DEPLOY_REGISTRY", &bed.registry)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    env.configure(&mut stale);
+    let mut stale = stale.spawn().unwrap();
+    let started = Instant::now();
+    while !lock_exists(&env) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the run never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stale.kill().unwrap(); // SIGKILL: no chance to release
+    stale.wait().unwrap();
+    assert!(lock_exists(&env));
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(args)
+        .run()
+        .code(1)
+        .stderr_has("another deploy to sandbox is running");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args([
+            "unlock",
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--profile",
+            "testbed",
+        ])
+        .run()
+        .success()
+        .stdout_has("broke the deploy lock of sandbox, held by ");
+    fixture.deploy().aws(&env, &bed).args(args).run().success();
+}
