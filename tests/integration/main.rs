@@ -4,9 +4,11 @@
 mod changed;
 mod cli;
 mod dry_run;
+mod faults;
 mod images;
 mod lock;
 mod rollout;
+mod secrets;
 mod spas;
 mod support;
 mod testbed;

@@ -1,0 +1,123 @@
+//! How runs fail: the Docker daemon unreachable, and Ctrl-C in the middle of a build.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{bootstrap_applied, bootstrap_aws, Fixture, Testbed};
+
+#[test]
+fn an_unreachable_docker_daemon_is_one_clear_line_and_nothing_is_touched() {
+    let Some(bed) =
+        Testbed::get("an_unreachable_docker_daemon_is_one_clear_line_and_nothing_is_touched")
+    else {
+        return;
+    };
+    let fixture = Fixture::new();
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    let out = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["--skip-tf", "--skip-spas", "--profile", "testbed", "-y"])
+        .run();
+    out.code(1)
+        .stderr_has("cannot reach the Docker daemon at unix:///nonexistent/docker.sock")
+        .stderr_has("start Docker");
+    assert!(!out.stdout.contains("Summary"), "{}", out.stdout);
+}
+
+#[test]
+fn ctrl_c_during_a_build_exits_130_releases_the_lock_and_rolls_nothing() {
+    let Some(bed) =
+        Testbed::get("ctrl_c_during_a_build_exits_130_releases_the_lock_and_rolls_nothing")
+    else {
+        return;
+    };
+    let fixture = Fixture::new();
+    let dockerfile =
+        std::fs::read_to_string(fixture.path("infra/docker/service.Dockerfile")).unwrap();
+    fixture.write(
+        "infra/docker/service.Dockerfile",
+        &format!(
+            "{dockerfile}\n# {:?}\nRUN echo slow-step && sleep 60\n",
+            std::time::SystemTime::now()
+        ),
+    );
+    fixture.commit_all("a slow build");
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_deploy"));
+    command
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--skip-spas",
+            "--services",
+            "api",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
+        .current_dir(fixture.root())
+        .env("DEPLOY_REGISTRY", &bed.registry)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    env.configure(&mut command);
+    let mut child = command.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "deploy ended before building: {seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("api: building") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let interrupted = Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(20),
+        "stopped promptly"
+    );
+    assert!(
+        rest.contains("interrupted") && rest.contains("nothing was applied"),
+        "{rest}"
+    );
+
+    // The lock is gone and ECS still runs the bootstrap image.
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(["status", "--profile", "testbed", "--output", "json"])
+        .run()
+        .success()
+        .stdout_has("/api:bootstrap");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args([
+            "unlock",
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--profile",
+            "testbed",
+        ])
+        .run()
+        .success()
+        .stdout_has("no deploy lock held for sandbox");
+}
