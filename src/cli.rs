@@ -85,6 +85,13 @@ pub enum Command {
     /// Per service: the live tag in ECS, HEAD, whether it changed (and why), the ECS
     /// rollout state and task counts. Read-only
     Status,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `deploy man > deploy.1`
+    Man,
     /// Break a stale deploy lock of an environment (when the run holding it is gone)
     Unlock {
         /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)

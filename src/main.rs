@@ -1,6 +1,6 @@
 //! `deploy`: parse the flags, set up diagnostics, run, print the error chain, exit.
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use deploy::cli::{Cli, Command};
 use deploy::error;
 
@@ -9,6 +9,14 @@ fn main() {
     deploy::logging::init(cli.verbose, cli.quiet);
     let outcome = match cli.command {
         Some(Command::Status) => deploy::status::run(&cli),
+        Some(Command::Completions { shell }) => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "deploy", &mut std::io::stdout());
+            Ok(())
+        }
+        Some(Command::Man) => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map_err(Into::into),
         Some(Command::Unlock { ref var_file }) => deploy::status::unlock(&cli, var_file),
         None => deploy::deploy::run(&cli),
     };

@@ -118,3 +118,36 @@ fn a_repository_without_commits_is_a_usage_error() {
         .usage_error()
         .stderr_has("has no commits yet");
 }
+
+#[test]
+fn bash_completion_loads_and_completes_flags() {
+    let script = Deploy::new().args(["completions", "bash"]).run();
+    script.success();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deploy.bash");
+    std::fs::write(&path, &script.stdout).unwrap();
+    let output = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {}; COMP_WORDS=(deploy --sk); COMP_CWORD=1; _deploy deploy --sk deploy; echo \"${{COMPREPLY[@]}}\"",
+            path.display()
+        ))
+        .output()
+        .unwrap();
+    let completed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        completed.contains("--skip-spas") && completed.contains("--skip-tf"),
+        "{completed:?} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_man_page_renders() {
+    Deploy::new()
+        .args(["man"])
+        .run()
+        .success()
+        .stdout_has(".TH deploy 1")
+        .stdout_has("var\\-file");
+}
