@@ -106,16 +106,24 @@ fn services_selects_a_subset_and_rolls_only_it() {
     assert!(!command.contains(r#"["billing"]"#), "{command}");
 }
 
+/// `--changed` reads what ECS runs even in a dry run (read-only), so it needs the bed.
 #[test]
 fn changed_mode_skips_spas_as_the_runbook_says() {
+    let Some(bed) = crate::support::Testbed::get("changed_mode_skips_spas_as_the_runbook_says")
+    else {
+        return;
+    };
     let fixture = Fixture::new();
-    fixture.write_tfvars("sandbox");
+    let env = crate::support::bootstrap_applied(&bed, &fixture, "sandbox");
     fixture
         .deploy()
+        .aws(&env, &bed)
         .args([
             "--var-file",
             "tfvars/sandbox.tfvars",
             "--changed",
+            "--profile",
+            "testbed",
             "--dry-run",
         ])
         .run()
