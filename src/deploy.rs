@@ -20,7 +20,8 @@ use crate::plan::{self, Action, Mode, Plan};
 use crate::platform::Platform;
 use crate::progress::Progress;
 use crate::request::Request;
-use crate::summary::RunReport;
+use crate::spa::{self, SpaTarget};
+use crate::summary::{RunReport, SpaResult};
 use crate::terraform::{self, Terraform};
 use crate::{aws, config, ecr, live, profiles};
 
@@ -51,7 +52,6 @@ pub fn run(cli: &Cli) -> Result<()> {
         },
     )?;
     if !request.dry_run {
-        refuse_what_is_not_built_yet(&plan)?;
         if !request.assume_yes && !std::io::stdin().is_terminal() {
             // Never wait for input that cannot come (SPEC §3): fail before touching anything.
             return Err(UsageError::new(
@@ -126,20 +126,13 @@ pub fn run(cli: &Cli) -> Result<()> {
     outcome
 }
 
-/// Execution steps later work adds: refused up front, before anything is touched,
-/// rather than half-run.
-fn refuse_what_is_not_built_yet(plan: &Plan) -> Result<()> {
-    let mut missing = Vec::new();
-    if plan.spas.iter().any(|spa| spa.action == Action::Deploy) {
-        missing.push("the SPA upload (pass --skip-spas)");
-    }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    bail!(
-        "this version of deploy cannot do everything asked yet; not available: {}. Nothing was touched",
-        missing.join(", ")
-    )
+/// The full path of `program` if it is on PATH.
+fn find_on_path(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|path| path.is_file())
+    })
 }
 
 /// Cancels `step` on Ctrl-C (dropping it stops builds, pushes and polls).
@@ -171,6 +164,8 @@ struct Ready {
     api_base_url: Option<String>,
     /// Where the deploy lock lives, when known.
     lock_bucket: Option<String>,
+    /// The SPAs to build and upload, with their buckets and distributions.
+    spas: Vec<SpaTarget>,
 }
 
 impl Run<'_> {
@@ -178,6 +173,7 @@ impl Run<'_> {
         let ready = interruptible(self.preflight()).await?;
         *held = interruptible(self.lock(&ready)).await?;
         interruptible(self.build_and_push(&ready, report)).await?;
+        interruptible(self.deploy_spas(&ready, report)).await?;
 
         // 8. Roll. Not interruptible by dropping: terraform stops itself on Ctrl-C and
         // we wait for it, so that its state is never left half-written.
@@ -210,6 +206,7 @@ impl Run<'_> {
         let mut cluster = None;
         let mut api_base_url = self.platform.config.health.base_url.clone();
         let mut lock_bucket = self.platform.config.lock.bucket.clone();
+        let mut outputs = serde_json::Map::new();
         if let Some(step) = &self.plan.terraform {
             let tf = terraform_for(self.platform, step, self.profile.as_deref());
             let version = tokio::task::spawn_blocking(|| {
@@ -224,7 +221,7 @@ impl Run<'_> {
                 );
             }
             tf.check_workspace(&step.apply.workspace).await?;
-            let outputs = tf.outputs().await?;
+            outputs = tf.outputs().await?;
             cluster = Some(live::cluster_from(self.platform, &outputs)?);
             let output = |name: &str| {
                 outputs
@@ -237,6 +234,7 @@ impl Run<'_> {
             lock_bucket = lock_bucket.or_else(|| output(&names.deploy_lock_bucket));
             terraform = Some(tf);
         }
+        let spas = self.spa_targets(&mut outputs).await?;
 
         let profile = self.profile.as_deref();
         let sdk = aws::load(profile).await;
@@ -286,7 +284,140 @@ impl Run<'_> {
             cluster,
             api_base_url,
             lock_bucket,
+            spas,
         })
+    }
+
+    /// The SPAs this run deploys: their build tool must be installed, and each needs a
+    /// bucket (config, else the terraform output map), all checked before anything runs.
+    async fn spa_targets(
+        &self,
+        outputs: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Vec<SpaTarget>> {
+        let deploying: Vec<&crate::platform::Spa> = self
+            .platform
+            .spas
+            .iter()
+            .filter(|spa| {
+                self.plan
+                    .spas
+                    .iter()
+                    .any(|step| step.name == spa.name && step.action == Action::Deploy)
+            })
+            .collect();
+        if deploying.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names = &self.platform.config.terraform.outputs;
+        let needs_outputs = deploying
+            .iter()
+            .any(|spa| spa.bucket.is_none() || spa.distribution_id.is_none());
+        if needs_outputs && outputs.is_empty() {
+            // --skip-tf: terraform is still where the names live (read-only).
+            *outputs = live::terraform(self.platform, self.profile.as_deref())
+                .outputs()
+                .await
+                .context("cannot read the SPA buckets from terraform outputs (or set spas.<name>.bucket in deploy.toml)")?;
+        }
+        let from_map = |map: &str, spa: &str| {
+            outputs
+                .get(map)
+                .and_then(|m| m.get(spa))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
+        let mut targets = Vec::new();
+        for spa in deploying {
+            let program = spa.build.split_whitespace().next().unwrap_or_default();
+            if !program.contains('/') && find_on_path(program).is_none() {
+                bail!(
+                    "{program} (the build command of SPA {}: `{}`) is not installed: install it (for pnpm: `corepack enable pnpm`) or pass --skip-spas; nothing was touched",
+                    spa.name,
+                    spa.build
+                );
+            }
+            let bucket = spa
+                .bucket
+                .clone()
+                .or_else(|| from_map(&names.spa_buckets, &spa.name))
+                .with_context(|| {
+                    format!(
+                        "no bucket for SPA {}: set spas.{}.bucket in deploy.toml or add it to the terraform output {:?}; nothing was touched",
+                        spa.name, spa.name, names.spa_buckets
+                    )
+                })?;
+            let distribution = spa
+                .distribution_id
+                .clone()
+                .or_else(|| from_map(&names.spa_distribution_ids, &spa.name));
+            targets.push(SpaTarget::new(
+                &self.platform.root,
+                spa,
+                bucket,
+                distribution,
+            ));
+        }
+        Ok(targets)
+    }
+
+    /// 7. SPAs: build every one first (a failed build stops the run before any upload),
+    /// then upload what changed and invalidate CloudFront.
+    async fn deploy_spas(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+        if ready.spas.is_empty() {
+            return Ok(());
+        }
+        for target in &ready.spas {
+            let item = self.progress.item(&target.name);
+            spa::build(target, &item).await.map_err(|err| {
+                err.context(format!(
+                    "no SPA was uploaded. {}",
+                    pushed_sentence(&report.images)
+                ))
+            })?;
+        }
+        let s3 = aws::s3(&ready.sdk);
+        let cloudfront = aws_sdk_cloudfront::Client::new(&ready.sdk);
+        let settings = &self.platform.config.spa_upload;
+        for target in &ready.spas {
+            let item = self.progress.item(&target.name);
+            item.state(&format!("uploading to s3://{}", target.bucket));
+            let uploaded = spa::upload(&s3, target, &self.plan.head.sha, settings, &item)
+                .await
+                .with_context(|| {
+                    format!("the upload of SPA {} failed; re-run to resume", target.name)
+                })?;
+            let invalidation_id = match &target.distribution_id {
+                Some(distribution) => {
+                    let wait = (settings.invalidation_wait_secs > 0)
+                        .then(|| std::time::Duration::from_secs(settings.invalidation_wait_secs));
+                    Some(
+                        spa::invalidate(
+                            &cloudfront,
+                            distribution,
+                            &settings.invalidation_paths,
+                            wait,
+                        )
+                        .await?,
+                    )
+                }
+                None => None,
+            };
+            item.finish(&format!(
+                "{uploaded}{}",
+                invalidation_id
+                    .as_deref()
+                    .map(|id| format!("; invalidation {id}"))
+                    .unwrap_or_default()
+            ));
+            report.spas.push(SpaResult {
+                name: target.name.clone(),
+                bucket: target.bucket.clone(),
+                uploaded: uploaded.uploaded.len(),
+                unchanged: uploaded.unchanged,
+                invalidation_id,
+            });
+        }
+        Ok(())
     }
 
     /// One run at a time per environment, held from here until the run ends.
@@ -298,10 +429,18 @@ impl Run<'_> {
         if !self.platform.config.lock.enabled {
             return Ok(None);
         }
-        let bucket = lock::ensure_bucket_named(
-            ready.lock_bucket.clone(),
-            &self.platform.config.terraform.outputs.deploy_lock_bucket,
-        )?;
+        let tf_dir = self.platform.root.join(&step.apply.dir);
+        let Some(bucket) = ready
+            .lock_bucket
+            .clone()
+            .or_else(|| lock::state_bucket(&tf_dir))
+        else {
+            self.progress.note(&format!(
+                "warning: running WITHOUT the deploy lock: no bucket for it (set lock.bucket in deploy.toml, add a terraform output {:?}, or use an S3 terraform backend; lock.enabled = false silences this)",
+                self.platform.config.terraform.outputs.deploy_lock_bucket
+            ));
+            return Ok(None);
+        };
         let location = LockLocation::new(&bucket, &step.apply.workspace);
         let lock = Lock::acquire(
             aws::s3(&ready.sdk),

@@ -282,11 +282,27 @@ fn format_utc(seconds: u64) -> String {
     )
 }
 
+/// The bucket of an S3 terraform backend, from `<tf dir>/.terraform/terraform.tfstate`
+/// (written by `terraform init`): the platform's state bucket is private and already
+/// there, so it is the natural home of the lock.
+pub fn state_bucket(terraform_dir: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(terraform_dir.join(".terraform/terraform.tfstate")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    (json["backend"]["type"] == "s3")
+        .then(|| {
+            json["backend"]["config"]["bucket"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .flatten()
+        .filter(|bucket| !bucket.is_empty())
+}
+
 pub fn ensure_bucket_named(bucket: Option<String>, output: &str) -> Result<String> {
     match bucket {
         Some(bucket) if !bucket.is_empty() => Ok(bucket),
         _ => bail!(
-            "no bucket for the deploy lock: set lock.bucket in deploy.toml or add a terraform output {output:?} (a private bucket; the lock keeps one deploy at a time per environment), or set lock.enabled = false"
+            "no bucket for the deploy lock: set lock.bucket in deploy.toml, add a terraform output {output:?}, or use an S3 terraform backend"
         ),
     }
 }
@@ -300,6 +316,22 @@ mod tests {
         assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(format_utc(1_795_000_000), "2026-11-18 11:06:40 UTC");
         assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
+
+    #[test]
+    fn the_s3_backend_bucket_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(state_bucket(dir.path()), None);
+        std::fs::create_dir_all(dir.path().join(".terraform")).unwrap();
+        std::fs::write(
+            dir.path().join(".terraform/terraform.tfstate"),
+            r#"{"version":3,"backend":{"type":"s3","config":{"bucket":"platform-tfstate","key":"aws.tfstate"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            state_bucket(dir.path()).as_deref(),
+            Some("platform-tfstate")
+        );
     }
 
     #[test]

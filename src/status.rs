@@ -125,6 +125,9 @@ pub fn unlock(cli: &Cli, var_file: &std::path::Path) -> Result<()> {
                     .get(&platform.config.terraform.outputs.deploy_lock_bucket)
                     .and_then(|v| v.as_str())
                     .map(str::to_owned)
+                    .or_else(|| {
+                        crate::lock::state_bucket(&platform.root.join(platform.terraform_dir()))
+                    })
             }
         };
         let bucket = crate::lock::ensure_bucket_named(

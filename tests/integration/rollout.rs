@@ -102,7 +102,6 @@ fn full_deploy_rolls_every_service_to_the_new_sha() {
         .args([
             "--var-file",
             "tfvars/sandbox.tfvars",
-            "--skip-spas",
             "--profile",
             "testbed",
             "-y",
@@ -127,6 +126,44 @@ fn full_deploy_rolls_every_service_to_the_new_sha() {
         "{}",
         out.stdout
     );
+
+    // Both SPAs are in their buckets, recorded with the SHA, and the summary says so.
+    let buckets = env.summary["spa_buckets"].as_object().unwrap().clone();
+    let deployed: Vec<Option<String>> = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let s3 = deploy::aws::s3(&env.sdk().await);
+            let mut deployed = Vec::new();
+            for bucket in buckets.values() {
+                let bucket = bucket.as_str().unwrap();
+                s3.head_object()
+                    .bucket(bucket)
+                    .key("index.html")
+                    .send()
+                    .await
+                    .expect("index.html uploaded");
+                deployed.push(deploy::spa::deployed_sha(&s3, bucket).await.unwrap());
+            }
+            deployed
+        });
+    assert!(
+        deployed
+            .iter()
+            .all(|sha| sha.as_deref().is_some_and(|s| s.starts_with(&tag))),
+        "{deployed:?}"
+    );
+    for (name, bucket) in &buckets {
+        let row = out.stdout.lines().find(|line| {
+            line.starts_with(name.as_str()) && line.contains(bucket.as_str().unwrap())
+        });
+        assert!(
+            row.is_some_and(|row| row.split_whitespace().nth(2) == Some("4")),
+            "{name}: {}",
+            out.stdout
+        );
+    }
 }
 
 #[test]
