@@ -51,14 +51,12 @@ pub fn run(cli: &Cli) -> Result<()> {
             registry_env: registry_override_env(),
         },
     )?;
-    if !request.dry_run {
-        if !request.assume_yes && !std::io::stdin().is_terminal() {
-            // Never wait for input that cannot come (SPEC §3): fail before touching anything.
-            return Err(UsageError::new(
-                "no terminal to confirm on and -y not given; pass -y (with --profile) to deploy without the prompt. Nothing was touched",
-            )
-            .into());
-        }
+    if !request.dry_run && !request.assume_yes && !std::io::stdin().is_terminal() {
+        // Never wait for input that cannot come (SPEC §3): fail before touching anything.
+        return Err(UsageError::new(
+            "no terminal to confirm on and -y not given; pass -y (with --profile) to deploy without the prompt. Nothing was touched",
+        )
+        .into());
     }
     let profile = if request.dry_run {
         request.profile.clone()
@@ -360,8 +358,8 @@ impl Run<'_> {
         Ok(targets)
     }
 
-    /// 7. SPAs: build every one first (a failed build stops the run before any upload),
-    /// then upload what changed and invalidate CloudFront.
+    /// Step 7, SPAs: build every one first (a failed build stops the run before any
+    /// upload), then upload what changed and invalidate CloudFront.
     async fn deploy_spas(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
         if ready.spas.is_empty() {
             return Ok(());
