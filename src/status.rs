@@ -18,6 +18,15 @@ struct Status {
     #[serde(flatten)]
     survey: Survey,
     head_short: String,
+    spas: Vec<SpaStatus>,
+}
+
+#[derive(Serialize)]
+struct SpaStatus {
+    name: String,
+    bucket: Option<String>,
+    /// The git SHA recorded by the last upload, if any.
+    deployed_sha: Option<String>,
 }
 
 pub fn run(cli: &Cli) -> Result<()> {
@@ -30,15 +39,39 @@ pub fn run(cli: &Cli) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let survey = runtime.block_on(live::survey(
-        &platform,
-        &repo,
-        &head.sha,
-        cli.profile.as_deref(),
-    ))?;
+    let profile = cli.profile.as_deref();
+    let (survey, spas) = runtime.block_on(async {
+        let survey = live::survey(&platform, &repo, &head.sha, profile).await?;
+        let outputs = live::terraform(&platform, profile)
+            .outputs()
+            .await
+            .unwrap_or_default();
+        let s3 = crate::aws::s3(&crate::aws::load(profile).await);
+        let mut spas = Vec::new();
+        for spa in &platform.spas {
+            let bucket = spa.bucket.clone().or_else(|| {
+                outputs
+                    .get(&platform.config.terraform.outputs.spa_buckets)
+                    .and_then(|m| m.get(&spa.name))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            });
+            let deployed_sha = match &bucket {
+                Some(bucket) => crate::spa::deployed_sha(&s3, bucket).await?,
+                None => None,
+            };
+            spas.push(SpaStatus {
+                name: spa.name.clone(),
+                bucket,
+                deployed_sha,
+            });
+        }
+        anyhow::Ok((survey, spas))
+    })?;
     let status = Status {
         survey,
         head_short: head.short_sha,
+        spas,
     };
     let mut stdout = std::io::stdout().lock();
     match cli.output {
@@ -97,7 +130,25 @@ impl fmt::Display for Status {
                 ]
             })
             .collect();
-        write_table(f, ["SERVICE", "LIVE TAG", "CHANGED", "ECS", "WHY"], &rows)
+        write_table(f, ["SERVICE", "LIVE TAG", "CHANGED", "ECS", "WHY"], &rows)?;
+        if self.spas.is_empty() {
+            return Ok(());
+        }
+        writeln!(f)?;
+        let rows: Vec<[String; 3]> = self
+            .spas
+            .iter()
+            .map(|spa| {
+                [
+                    spa.name.clone(),
+                    spa.bucket.clone().unwrap_or_else(|| "-".into()),
+                    spa.deployed_sha
+                        .clone()
+                        .unwrap_or_else(|| "never deployed".into()),
+                ]
+            })
+            .collect();
+        write_table(f, ["SPA", "BUCKET", "DEPLOYED SHA"], &rows)
     }
 }
 
