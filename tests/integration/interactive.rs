@@ -1,0 +1,95 @@
+//! The operator at a terminal (a real pseudo-terminal): the profile menu, the account
+//! summary and the typed `y`; `n` aborts with nothing pushed or applied.
+
+use std::process::Command;
+
+use crate::support::{bootstrap_applied, Fixture, Testbed};
+
+fn registry_has(bed: &Testbed, repository: &str, tag: &str) -> bool {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(&bed.registry).unwrap();
+    write!(
+        stream,
+        "GET /v2/{repository}/manifests/{tag} HTTP/1.1\r\nHost: {}\r\nAccept: application/vnd.docker.distribution.manifest.v2+json\r\nConnection: close\r\n\r\n",
+        bed.registry
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.starts_with("HTTP/1.1 200")
+}
+
+#[test]
+fn at_a_terminal_the_menu_and_typed_confirmation_gate_the_deploy() {
+    let Some(bed) = Testbed::get("at_a_terminal_the_menu_and_typed_confirmation_gate_the_deploy")
+    else {
+        return;
+    };
+    let fixture = Fixture::new();
+    fixture.write(
+        "services/api/src/nonce.ts",
+        &format!("// {:?}\n", std::time::SystemTime::now()),
+    );
+    let tag = fixture.commit_all("unique");
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/pty_run.py");
+    let drive = |answers: &[(&str, &str)]| {
+        let mut command = Command::new(&bed.python);
+        command.arg(&script).args(["--timeout", "120"]);
+        for (expect, send) in answers {
+            command.args(["--expect", expect, "--send", send]);
+        }
+        command
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_deploy"))
+            .args([
+                "--var-file",
+                "tfvars/sandbox.tfvars",
+                "--skip-spas",
+                "--services",
+                "api",
+            ])
+            .current_dir(fixture.root())
+            .env("DEPLOY_REGISTRY", &bed.registry)
+            .env("TERM", "xterm")
+            .env_remove("AWS_PROFILE");
+        env.configure(&mut command);
+        // No AWS_PROFILE: the menu is the only way to choose.
+        command.env_remove("AWS_PROFILE");
+        let output = command.output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+
+    // `n` at the confirmation: exit 2, nothing pushed, nothing applied.
+    let (code, screen) = drive(&[
+        ("AWS profile to deploy with", "\r"),
+        ("Type y to build and push", "n\r"),
+    ]);
+    assert_eq!(code, Some(2), "{screen}");
+    assert!(
+        screen.contains("testbed"),
+        "the menu lists the profile: {screen}"
+    );
+    assert!(
+        screen.contains("AWS account"),
+        "the account summary comes first: {screen}"
+    );
+    assert!(
+        screen.contains("not confirmed: nothing was built or pushed"),
+        "{screen}"
+    );
+    assert!(!registry_has(&bed, "api", &tag));
+
+    // `y`, then terraform's own approval prompt (no -y): deployed.
+    let (code, screen) = drive(&[
+        ("AWS profile to deploy with", "\r"),
+        ("Type y to build and push", "y\r"),
+        ("Enter a value", "yes\r"),
+    ]);
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(registry_has(&bed, "api", &tag));
+    assert!(screen.contains(&format!("yes (:{tag})")), "{screen}");
+}
