@@ -92,6 +92,20 @@ pub enum Command {
     },
     /// Print the man page (roff): `deploy man > deploy.1`
     Man,
+    /// Reclaim disk (the runbook's ENOSPC remedy, made safe): the build cache and old
+    /// SHA-tagged images of our repositories, keeping live tags, HEAD and the newest N.
+    /// Never touches volumes or other images
+    Prune {
+        /// SHA-tagged images kept per repository besides live and HEAD
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        keep: usize,
+        /// List what would be removed; remove nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Don't read live tags from ECS (keep only HEAD and the newest N)
+        #[arg(long)]
+        skip_live_check: bool,
+    },
     /// Break a stale deploy lock of an environment (when the run holding it is gone)
     Unlock {
         /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)

@@ -141,6 +141,9 @@ async fn interruptible<T>(step: impl std::future::Future<Output = Result<T>>) ->
     }
 }
 
+/// Free disk below which preflight warns (the runbook's "roughly 6-8GB").
+const FULL_DEPLOY_DISK: u64 = 8_000_000_000;
+
 /// One run's inputs, resolved.
 struct Run<'a> {
     platform: &'a Platform,
@@ -199,6 +202,15 @@ impl Run<'_> {
     async fn preflight(&self) -> Result<Ready> {
         let engine = Engine::connect().await?;
         tracing::info!(host = %engine.host, builder = ?engine.builder, "docker daemon reachable");
+        // Runbook: "A full deploy uses roughly 6-8GB".
+        if let Some(free) = engine.free_disk().await {
+            if free < FULL_DEPLOY_DISK {
+                self.progress.note(&format!(
+                    "warning: the Docker host has {:.1} GB free; a full deploy needs 6-8 GB. `deploy prune` reclaims build cache and old images safely (never volumes)",
+                    free as f64 / 1e9
+                ));
+            }
+        }
 
         let mut terraform = None;
         let mut cluster = None;

@@ -300,6 +300,92 @@ impl Engine {
     }
 }
 
+/// A local image tag, for `prune`.
+#[derive(Debug, Clone)]
+pub struct LocalTag {
+    /// `host/repo:tag` as tagged locally.
+    pub reference: String,
+    pub image_id: String,
+    /// Seconds since the Unix epoch.
+    pub created: i64,
+    pub size: i64,
+}
+
+impl Engine {
+    /// Every tag of every local image.
+    pub async fn local_tags(&self) -> Result<Vec<LocalTag>> {
+        let images = self
+            .client
+            .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+            .await
+            .context("cannot list the Docker images")?;
+        Ok(images
+            .into_iter()
+            .flat_map(|image| {
+                image
+                    .repo_tags
+                    .iter()
+                    .filter(|tag| tag.as_str() != "<none>:<none>")
+                    .map(|tag| LocalTag {
+                        reference: tag.clone(),
+                        image_id: image.id.clone(),
+                        created: image.created,
+                        size: image.size,
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect())
+    }
+
+    /// Untags (and removes, when it was the last tag) one image; never forced, so an
+    /// image a container uses stays.
+    pub async fn remove_tag(&self, reference: &str) -> Result<()> {
+        let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+            .force(false)
+            .build();
+        self.client
+            .remove_image(reference, Some(options), None)
+            .await
+            .with_context(|| format!("cannot remove {reference}"))?;
+        Ok(())
+    }
+
+    /// `docker builder prune -af`: the whole build cache; returns the bytes reclaimed.
+    pub async fn prune_build_cache(&self) -> Result<u64> {
+        let options = bollard::query_parameters::PruneBuildOptionsBuilder::default()
+            .all(true)
+            .build();
+        let response = self
+            .client
+            .prune_build(Some(options))
+            .await
+            .context("cannot prune the Docker build cache")?;
+        Ok(response.space_reclaimed.unwrap_or(0).max(0) as u64)
+    }
+
+    /// Free bytes where the daemon keeps its data, when the daemon is on this machine.
+    pub async fn free_disk(&self) -> Option<u64> {
+        if !self.host.starts_with("unix://") {
+            return None;
+        }
+        let root = self.client.info().await.ok()?.docker_root_dir?;
+        let output = tokio::process::Command::new("df")
+            .args(["-Pk", &root])
+            .output()
+            .await
+            .ok()?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let available_kib: u64 = text
+            .lines()
+            .nth(1)?
+            .split_whitespace()
+            .nth(3)?
+            .parse()
+            .ok()?;
+        Some(available_kib * 1024)
+    }
+}
+
 const PUSH_ATTEMPTS: u32 = 5;
 
 /// Registry and network failures worth another try; anything else fails at once.

@@ -24,6 +24,7 @@ pub mod plan;
 pub mod platform;
 pub mod profiles;
 pub mod progress;
+pub mod prune;
 pub mod request;
 pub mod spa;
 pub mod status;

@@ -14,6 +14,11 @@ fn main() {
             clap_complete::generate(shell, &mut command, "deploy", &mut std::io::stdout());
             Ok(())
         }
+        Some(Command::Prune {
+            keep,
+            dry_run,
+            skip_live_check,
+        }) => deploy::prune::run(&cli, keep, dry_run, skip_live_check),
         Some(Command::Man) => clap_mangen::Man::new(Cli::command())
             .render(&mut std::io::stdout())
             .map_err(Into::into),

@@ -9,6 +9,7 @@ mod images;
 mod interactive;
 mod lock;
 mod preflight;
+mod prune;
 mod rollout;
 mod secrets;
 mod spas;

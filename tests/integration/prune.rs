@@ -1,0 +1,153 @@
+//! `deploy prune`: old SHA-tagged images of our repositories go, live and HEAD tags and
+//! the newest N stay; volumes and other images are never touched.
+
+use std::process::Command;
+
+use crate::support::{bootstrap_applied, Fixture, Testbed};
+
+fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker")
+        .args(args)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn image_exists(reference: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", reference])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn prune_keeps_live_head_and_newest_and_never_touches_volumes_or_other_images() {
+    let Some(bed) =
+        Testbed::get("prune_keeps_live_head_and_newest_and_never_touches_volumes_or_other_images")
+    else {
+        return;
+    };
+    let id = std::process::id();
+    let fixture = Fixture::new();
+    // Repositories of this test alone, so parallel tests' images are never in scope.
+    let config = std::fs::read_to_string(fixture.path("deploy.toml")).unwrap();
+    fixture.write(
+        "deploy.toml",
+        &format!("{config}\n[registry]\nrepository = \"prune{id}-{{service}}\"\n"),
+    );
+    let head = fixture.commit_all("own repositories");
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+
+    // Four images of `api`, oldest first: HEAD's, the live one, then two newer.
+    let repo = format!("{}/prune{id}-api", bed.registry);
+    let build = tempfile::tempdir().unwrap();
+    for (n, tag) in [&head, "1111111", "2222222", "3333333"]
+        .into_iter()
+        .enumerate()
+    {
+        std::fs::write(
+            build.path().join("Dockerfile"),
+            format!("FROM {}\nRUN echo {n}-{id} > /n\n", bed.base_image),
+        )
+        .unwrap();
+        docker(&[
+            "build",
+            "-q",
+            "-t",
+            &format!("{repo}:{tag}"),
+            build.path().to_str().unwrap(),
+        ]);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    // ECS runs 1111111 for api.
+    let cluster = env.summary["ecs_cluster"].as_str().unwrap().to_owned();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let ecs = aws_sdk_ecs::Client::new(&env.sdk().await);
+            let container = aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("api")
+                .image(format!("{repo}:1111111"))
+                .memory(128)
+                .build();
+            let td = ecs
+                .register_task_definition()
+                .family("api")
+                .container_definitions(container)
+                .send()
+                .await
+                .unwrap();
+            let arn = td
+                .task_definition()
+                .unwrap()
+                .task_definition_arn()
+                .unwrap()
+                .to_owned();
+            ecs.update_service()
+                .cluster(&cluster)
+                .service("api")
+                .task_definition(arn)
+                .send()
+                .await
+                .unwrap();
+        });
+    // Things prune must never touch.
+    let volume = format!("deploy-prune-test-{id}");
+    docker(&["volume", "create", &volume]);
+    let foreign = format!("foreign{id}/thing:5555555");
+    docker(&["tag", &bed.base_image, &foreign]);
+
+    let dry = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(["prune", "--keep", "1", "--dry-run", "--profile", "testbed"])
+        .run();
+    dry.success()
+        .stdout_has(&format!("would remove {repo}:2222222"));
+    assert!(
+        image_exists(&format!("{repo}:2222222")),
+        "a dry run removes nothing"
+    );
+
+    let out = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(["prune", "--keep", "1", "--profile", "testbed"])
+        .run();
+    out.success()
+        .stdout_has(&format!("removed {repo}:2222222"))
+        .stdout_has("volumes untouched");
+    assert!(!image_exists(&format!("{repo}:2222222")));
+    for kept in [
+        format!("{repo}:{head}"),
+        format!("{repo}:1111111"),
+        format!("{repo}:3333333"),
+        foreign.clone(),
+    ] {
+        assert!(image_exists(&kept), "{kept} must survive:\n{}", out.stdout);
+    }
+    assert_eq!(
+        docker(&["volume", "ls", "-q", "--filter", &format!("name={volume}")]),
+        volume
+    );
+
+    docker(&["volume", "rm", &volume]);
+    for reference in [
+        format!("{repo}:{head}"),
+        format!("{repo}:1111111"),
+        format!("{repo}:3333333"),
+        foreign,
+    ] {
+        let _ = Command::new("docker").args(["rmi", &reference]).output();
+    }
+}
