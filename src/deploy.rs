@@ -17,7 +17,7 @@ use crate::git::Repo;
 use crate::images::{self, ImageJob, ImageResult, ImageSettings, ImageStatus};
 use crate::lock::{self, Lock, LockLocation};
 use crate::plan::{self, Action, Mode, Plan};
-use crate::platform::Platform;
+use crate::platform::{Checkout, Platform};
 use crate::progress::Progress;
 use crate::request::Request;
 use crate::spa::{self, SpaTarget};
@@ -27,16 +27,14 @@ use crate::{aws, config, ecr, live, profiles};
 
 pub fn run(cli: &Cli) -> Result<()> {
     let request = Request::from_cli(cli);
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let start = match &request.start_dir {
-        Some(dir) => cwd.join(dir),
-        None => cwd.clone(),
-    };
 
     // 1. Discover.
-    let repo = Repo::discover(&start)?;
-    let platform = Platform::load(repo.root())?;
-    let head = repo.head()?;
+    let Checkout {
+        repo,
+        platform,
+        head,
+        cwd,
+    } = Checkout::open(request.start_dir.as_deref())?;
     let uncommitted = repo.uncommitted_paths()?;
     tracing::info!(root = %repo.root().display(), tag = %head.short_sha, "repository found");
 
@@ -63,10 +61,7 @@ pub fn run(cli: &Cli) -> Result<()> {
     } else {
         profiles::choose(request.profile.as_deref(), request.assume_yes)?
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::platform::runtime()?;
     if plan.mode == Mode::Changed {
         // --changed needs what ECS runs (read-only, also in a dry run).
         runtime.block_on(decide_changed(

@@ -77,6 +77,39 @@ impl Platform {
     }
 }
 
+/// What every subcommand starts from: the repository (found from `-C`/the current
+/// directory), its platform, HEAD, and where deploy was started.
+pub struct Checkout {
+    pub repo: crate::git::Repo,
+    pub platform: Platform,
+    pub head: crate::git::Head,
+    pub cwd: PathBuf,
+}
+
+impl Checkout {
+    pub fn open(start_dir: Option<&Path>) -> Result<Self> {
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        let start = start_dir.map_or(cwd.clone(), |dir| cwd.join(dir));
+        let repo = crate::git::Repo::discover(&start)?;
+        let platform = Platform::load(repo.root())?;
+        let head = repo.head()?;
+        Ok(Self {
+            repo,
+            platform,
+            head,
+            cwd,
+        })
+    }
+}
+
+/// The async runtime of a command.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 fn discover_services(
     root: &Path,
     config: &Config,

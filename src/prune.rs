@@ -12,9 +12,8 @@ use crate::cli::{Cli, OutputFormat};
 use crate::config;
 use crate::docker::{Engine, LocalTag};
 use crate::ecs::{image_tag_of, LiveImage};
-use crate::git::Repo;
 use crate::live;
-use crate::platform::Platform;
+use crate::platform::{runtime, Checkout};
 
 #[derive(Debug, Serialize)]
 struct PruneReport {
@@ -77,15 +76,13 @@ fn choose(
 }
 
 pub fn run(cli: &Cli, keep: usize, dry_run: bool, skip_live_check: bool) -> Result<()> {
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let start = cli.repo.as_ref().map_or(cwd.clone(), |dir| cwd.join(dir));
-    let repo = Repo::discover(&start)?;
-    let platform = Platform::load(repo.root())?;
-    let head = repo.head()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let Checkout {
+        repo,
+        platform,
+        head,
+        ..
+    } = Checkout::open(cli.repo.as_deref())?;
+    let runtime = runtime()?;
     let report = runtime.block_on(async {
         let engine = Engine::connect().await?;
         let mut protected = BTreeSet::from([head.short_sha.clone()]);

@@ -8,10 +8,9 @@ use serde::Serialize;
 
 use crate::cli::{Cli, OutputFormat};
 use crate::ecs::LiveImage;
-use crate::git::Repo;
 use crate::live::{self, Survey};
 use crate::plan::write_table;
-use crate::platform::Platform;
+use crate::platform::{runtime, Checkout};
 
 #[derive(Serialize)]
 struct Status {
@@ -30,15 +29,13 @@ struct SpaStatus {
 }
 
 pub fn run(cli: &Cli) -> Result<()> {
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let start = cli.repo.as_ref().map_or(cwd.clone(), |dir| cwd.join(dir));
-    let repo = Repo::discover(&start)?;
-    let platform = Platform::load(repo.root())?;
-    let head = repo.head()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let Checkout {
+        repo,
+        platform,
+        head,
+        ..
+    } = Checkout::open(cli.repo.as_deref())?;
+    let runtime = runtime()?;
     let profile = cli.profile.as_deref();
     let (survey, spas) = runtime.block_on(async {
         let survey = live::survey(&platform, &repo, &head.sha, profile).await?;
@@ -155,19 +152,12 @@ impl fmt::Display for Status {
 /// `deploy unlock --var-file tfvars/<env>.tfvars`: deletes the environment's deploy lock
 /// and says who held it.
 pub fn unlock(cli: &Cli, var_file: &std::path::Path) -> Result<()> {
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let start = cli.repo.as_ref().map_or(cwd.clone(), |dir| cwd.join(dir));
-    let repo = Repo::discover(&start)?;
-    let platform = Platform::load(repo.root())?;
+    let Checkout { platform, cwd, .. } = Checkout::open(cli.repo.as_deref())?;
     let var_file = crate::plan::resolve_var_file(&platform, &cwd, var_file)?;
     let environment = crate::terraform::workspace_for(&var_file)
         .with_context(|| format!("{} is not a .tfvars file", var_file.display()))?;
     let profile = cli.profile.as_deref();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    runtime()?.block_on(async {
         let bucket = match &platform.config.lock.bucket {
             Some(bucket) => Some(bucket.clone()),
             None => {

@@ -1,14 +1,7 @@
 //! `--changed` after a full deploy: live tags from ECS, the git2 change plan, the
 //! targeted roll, and every reason a live tag cannot be a diff base.
 
-use crate::support::{bootstrap_applied, AwsEnv, Fixture, Testbed, SERVICES};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use crate::support::{bootstrap_applied, set_live_image, AwsEnv, Fixture, Testbed, SERVICES};
 
 /// The `--changed` dry-run plan as JSON: service name → (action, reason).
 fn changed_plan(fixture: &Fixture, env: &AwsEnv, bed: &Testbed) -> Vec<(String, String, String)> {
@@ -47,49 +40,6 @@ fn deploying(plan: &[(String, String, String)]) -> Vec<&str> {
         .filter(|(_, a, _)| a == "DEPLOY")
         .map(|(n, _, _)| n.as_str())
         .collect()
-}
-
-/// Sets what ECS runs for `service` behind terraform's back.
-fn run_image(env: &AwsEnv, service: &str, image: Option<&str>) {
-    let cluster = env.summary["ecs_cluster"].as_str().unwrap().to_owned();
-    runtime().block_on(async {
-        let ecs = aws_sdk_ecs::Client::new(&env.sdk().await);
-        let Some(image) = image else {
-            ecs.delete_service()
-                .cluster(&cluster)
-                .service(service)
-                .force(true)
-                .send()
-                .await
-                .unwrap();
-            return;
-        };
-        let container = aws_sdk_ecs::types::ContainerDefinition::builder()
-            .name(service)
-            .image(image)
-            .memory(128)
-            .build();
-        let td = ecs
-            .register_task_definition()
-            .family(service)
-            .container_definitions(container)
-            .send()
-            .await
-            .unwrap();
-        let arn = td
-            .task_definition()
-            .unwrap()
-            .task_definition_arn()
-            .unwrap()
-            .to_owned();
-        ecs.update_service()
-            .cluster(&cluster)
-            .service(service)
-            .task_definition(arn)
-            .send()
-            .await
-            .unwrap();
-    });
 }
 
 #[test]
@@ -257,18 +207,18 @@ fn changed_deploys_exactly_what_changed_since_the_live_tags() {
         .stdout_has(&format!("billing        {tag}"));
 
     // Live tags that cannot be a diff base: deployed, with the reason.
-    run_image(&env, "api", Some(&format!("{}/api:latest", bed.registry)));
-    run_image(
+    set_live_image(&env, "api", Some(&format!("{}/api:latest", bed.registry)));
+    set_live_image(
         &env,
         "auth",
         Some(&format!("{}/auth:deadbeefcafe", bed.registry)),
     );
-    run_image(
+    set_live_image(
         &env,
         "files",
         Some(&format!("{}/files:{tag}-dirty", bed.registry)),
     );
-    run_image(&env, "reports", None);
+    set_live_image(&env, "reports", None);
     let plan = changed_plan(&fixture, &env, &bed);
     let reason = |name: &str| plan.iter().find(|(n, _, _)| n == name).unwrap().2.clone();
     assert_eq!(

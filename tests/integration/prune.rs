@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::support::{bootstrap_applied, Fixture, Testbed};
+use crate::support::{bootstrap_applied, set_live_image, Fixture, Testbed};
 
 fn docker(args: &[&str]) -> String {
     let output = Command::new("docker")
@@ -68,39 +68,7 @@ fn prune_keeps_live_head_and_newest_and_never_touches_volumes_or_other_images() 
         std::thread::sleep(std::time::Duration::from_millis(1100));
     }
     // ECS runs 1111111 for api.
-    let cluster = env.summary["ecs_cluster"].as_str().unwrap().to_owned();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let ecs = aws_sdk_ecs::Client::new(&env.sdk().await);
-            let container = aws_sdk_ecs::types::ContainerDefinition::builder()
-                .name("api")
-                .image(format!("{repo}:1111111"))
-                .memory(128)
-                .build();
-            let td = ecs
-                .register_task_definition()
-                .family("api")
-                .container_definitions(container)
-                .send()
-                .await
-                .unwrap();
-            let arn = td
-                .task_definition()
-                .unwrap()
-                .task_definition_arn()
-                .unwrap()
-                .to_owned();
-            ecs.update_service()
-                .cluster(&cluster)
-                .service("api")
-                .task_definition(arn)
-                .send()
-                .await
-                .unwrap();
-        });
+    set_live_image(&env, "api", Some(&format!("{repo}:1111111")));
     // Things prune must never touch.
     let volume = format!("deploy-prune-test-{id}");
     docker(&["volume", "create", &volume]);

@@ -72,27 +72,12 @@ fn terraform_output(
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-/// A fixture whose commit no other test shares (its SHA tags images in the shared registry).
-fn unique_fixture() -> Fixture {
-    let fixture = Fixture::new();
-    fixture.write(
-        "services/api/src/nonce.ts",
-        &format!(
-            "// {}-{:?}\n",
-            std::process::id(),
-            std::time::SystemTime::now()
-        ),
-    );
-    fixture.commit_all("unique");
-    fixture
-}
-
 #[test]
 fn full_deploy_rolls_every_service_to_the_new_sha() {
     let Some(bed) = Testbed::get("full_deploy_rolls_every_service_to_the_new_sha") else {
         return;
     };
-    let fixture = unique_fixture();
+    let fixture = Fixture::unique();
     let tag = fixture.short_sha();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
 
@@ -171,7 +156,7 @@ fn services_rolls_only_the_named_service() {
     let Some(bed) = Testbed::get("services_rolls_only_the_named_service") else {
         return;
     };
-    let fixture = unique_fixture();
+    let fixture = Fixture::unique();
     let tag = fixture.short_sha();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
     let before = live(&env);
@@ -211,7 +196,7 @@ fn a_rolled_back_service_fails_the_deploy() {
     let Some(bed) = Testbed::get("a_rolled_back_service_fails_the_deploy") else {
         return;
     };
-    let fixture = unique_fixture();
+    let fixture = Fixture::unique();
     let tag = fixture.short_sha();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
     fixture
@@ -280,7 +265,7 @@ fn a_failed_apply_says_what_was_pushed_and_that_a_rerun_resumes() {
     else {
         return;
     };
-    let fixture = unique_fixture();
+    let fixture = Fixture::unique();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
     fixture
         .deploy()

@@ -172,6 +172,22 @@ impl Fixture {
         fixture
     }
 
+    /// A fixture whose commit no other test shares: its SHA tags images in the shared
+    /// registry, so parallel tests must never collide on it.
+    pub fn unique() -> Self {
+        let fixture = Self::new();
+        fixture.write(
+            "services/api/src/nonce.ts",
+            &format!(
+                "// {}-{:?}\n",
+                std::process::id(),
+                std::time::SystemTime::now()
+            ),
+        );
+        fixture.commit_all("unique");
+        fixture
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
@@ -388,4 +404,56 @@ fn bootstrap_with(bed: &Testbed, fixture: &Fixture, env: &str, extra: &[&str]) -
         ("AWS_PROFILE".to_owned(), "testbed".to_owned()),
     ];
     AwsEnv { summary, vars }
+}
+
+/// A current-thread runtime for SDK calls made by the tests themselves.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Makes ECS run `image` for `service` behind terraform's back (a new task definition
+/// revision, then UpdateService), or deletes the service when `image` is `None`.
+pub fn set_live_image(env: &AwsEnv, service: &str, image: Option<&str>) {
+    let cluster = env.summary["ecs_cluster"].as_str().unwrap().to_owned();
+    runtime().block_on(async {
+        let ecs = aws_sdk_ecs::Client::new(&env.sdk().await);
+        let Some(image) = image else {
+            ecs.delete_service()
+                .cluster(&cluster)
+                .service(service)
+                .force(true)
+                .send()
+                .await
+                .unwrap();
+            return;
+        };
+        let container = aws_sdk_ecs::types::ContainerDefinition::builder()
+            .name(service)
+            .image(image)
+            .memory(128)
+            .build();
+        let td = ecs
+            .register_task_definition()
+            .family(service)
+            .container_definitions(container)
+            .send()
+            .await
+            .unwrap();
+        let arn = td
+            .task_definition()
+            .unwrap()
+            .task_definition_arn()
+            .unwrap()
+            .to_owned();
+        ecs.update_service()
+            .cluster(&cluster)
+            .service(service)
+            .task_definition(arn)
+            .send()
+            .await
+            .unwrap();
+    });
 }
