@@ -90,3 +90,33 @@ fn a_profile_without_credentials_names_the_profile_and_the_fix() {
         .stderr_has("nothing was touched");
     assert!(!out.stdout.contains("Summary"), "{}", out.stdout);
 }
+
+#[test]
+fn a_missing_spa_build_tool_stops_before_any_build() {
+    let Some(bed) = Testbed::get("a_missing_spa_build_tool_stops_before_any_build") else {
+        return;
+    };
+    let fixture = Fixture::new();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    // terraform (the test bed's shim) is there, node is not.
+    let out = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("PATH", bed.terraform.parent().unwrap())
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
+        .run();
+    out.code(1)
+        .stderr_has("node (the build command of SPA admin-ui: `node build.mjs`) is not installed")
+        .stderr_has("--skip-spas");
+    assert!(
+        !out.stdout.contains("Summary"),
+        "nothing was built: {}",
+        out.stdout
+    );
+}
