@@ -129,10 +129,13 @@ fn find_on_path(program: &str) -> Option<std::path::PathBuf> {
 }
 
 /// Cancels `step` on Ctrl-C (dropping it stops builds, pushes and polls).
-async fn interruptible<T>(step: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+async fn interruptible<T>(
+    stage: Interrupted,
+    step: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
     tokio::select! {
         outcome = step => outcome,
-        _ = tokio::signal::ctrl_c() => Err(Interrupted.into()),
+        _ = tokio::signal::ctrl_c() => Err(stage.into()),
     }
 }
 
@@ -166,10 +169,10 @@ struct Ready {
 
 impl Run<'_> {
     async fn execute(&self, report: &mut RunReport, held: &mut Option<Lock>) -> Result<()> {
-        let ready = interruptible(self.preflight()).await?;
-        *held = interruptible(self.lock(&ready)).await?;
-        interruptible(self.build_and_push(&ready, report)).await?;
-        interruptible(self.deploy_spas(&ready, report)).await?;
+        let ready = interruptible(Interrupted::BeforeRoll, self.preflight()).await?;
+        *held = interruptible(Interrupted::BeforeRoll, self.lock(&ready)).await?;
+        interruptible(Interrupted::BeforeRoll, self.build_and_push(&ready, report)).await?;
+        interruptible(Interrupted::BeforeRoll, self.deploy_spas(&ready, report)).await?;
 
         // 8. Roll. Not interruptible by dropping: terraform stops itself on Ctrl-C and
         // we wait for it, so that its state is never left half-written.
@@ -190,7 +193,7 @@ impl Run<'_> {
         report.applied = true;
 
         // 9. Verify.
-        interruptible(self.verify(&ready, report)).await
+        interruptible(Interrupted::AfterApply, self.verify(&ready, report)).await
     }
 
     /// 2-3. Preflight and who-am-I, before anything is built.

@@ -39,11 +39,22 @@ impl std::error::Error for UsageError {}
 
 /// The run was interrupted (SIGINT): exit 130.
 #[derive(Debug)]
-pub struct Interrupted;
+pub enum Interrupted {
+    /// Before the roll: builds, pushes or uploads were cancelled.
+    BeforeRoll,
+    /// During `terraform apply`, which was let stop cleanly.
+    DuringApply,
+    /// While waiting for ECS after the apply.
+    AfterApply,
+}
 
 impl fmt::Display for Interrupted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("interrupted: builds and pushes in flight were cancelled; nothing was applied. Re-run to resume: images already pushed are not rebuilt")
+        f.write_str(match self {
+            Interrupted::BeforeRoll => "interrupted: builds, pushes and uploads in flight were cancelled; nothing was applied. Re-run to resume: images already pushed are not rebuilt",
+            Interrupted::DuringApply => "interrupted during terraform apply: terraform was let stop cleanly, and some services may already be rolled. Run `deploy status` to see what runs, then re-run the deploy to finish",
+            Interrupted::AfterApply => "interrupted while waiting for ECS: terraform was applied and ECS goes on rolling; `deploy status` shows the rollouts",
+        })
     }
 }
 
@@ -71,6 +82,8 @@ mod tests {
 
     #[test]
     fn usage_errors_map_to_2_even_under_context() {
+        let interrupted = anyhow::Error::new(Interrupted::DuringApply).context("roll");
+        assert_eq!(exit_code_for(&interrupted), ExitCode::Interrupted);
         let err = Err::<(), _>(UsageError::new("bad"))
             .context("while planning")
             .unwrap_err();

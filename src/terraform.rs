@@ -247,21 +247,38 @@ impl Terraform {
     /// that stdout stays for results) and its approval prompt on our stdin. On Ctrl-C
     /// terraform (in our process group) stops itself; we wait for it to finish.
     pub async fn apply(&self, args: &[String]) -> Result<()> {
+        use std::io::IsTerminal;
+        // At a terminal, Ctrl-C reaches terraform with us (one process group), and its
+        // approval prompt needs the terminal. From a script, a SIGINT reaches only us:
+        // terraform then gets a group of its own and we pass exactly one SIGINT on, since
+        // a second one makes terraform abandon the apply.
+        let interactive = std::io::stdin().is_terminal();
         let mut command = self.command();
         command
             .args(args)
             .stdin(std::process::Stdio::inherit())
             .stdout(std::process::Stdio::from(std::io::stderr()))
             .stderr(std::process::Stdio::inherit());
+        if !interactive {
+            command.process_group(0);
+        }
         let mut child = command
             .spawn()
             .map_err(|err| missing_terraform(&self.bin, &err))?;
         let status = tokio::select! {
             status = child.wait() => status,
             _ = tokio::signal::ctrl_c() => {
+                if !interactive {
+                    if let Some(pid) = child.id() {
+                        let _ = tokio::process::Command::new("kill")
+                            .args(["-INT", &pid.to_string()])
+                            .status()
+                            .await;
+                    }
+                }
                 eprintln!("deploy: interrupted; waiting for terraform to stop cleanly");
                 child.wait().await.ok();
-                return Err(crate::error::Interrupted.into());
+                return Err(crate::error::Interrupted::DuringApply.into());
             }
         }
         .context("terraform apply did not run")?;

@@ -121,3 +121,88 @@ fn ctrl_c_during_a_build_exits_130_releases_the_lock_and_rolls_nothing() {
         .success()
         .stdout_has("no deploy lock held for sandbox");
 }
+
+#[test]
+fn sigint_during_terraform_apply_lets_terraform_stop_cleanly_and_exits_130() {
+    let Some(bed) =
+        Testbed::get("sigint_during_terraform_apply_lets_terraform_stop_cleanly_and_exits_130")
+    else {
+        return;
+    };
+    let fixture = Fixture::unique();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_deploy"));
+    command
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--skip-spas",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
+        .current_dir(fixture.root())
+        .env("DEPLOY_REGISTRY", &bed.registry)
+        // Every task definition registration takes 5 s: plenty of time to interrupt.
+        .env("DEPLOY_TESTBED_SLOW_SECONDS", "5")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    env.configure(&mut command);
+    let mut child = command.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "deploy ended before the apply: {seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("terraform_data.task_definition") && line.contains("Creating") {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(
+        rest.contains("waiting for terraform to stop cleanly"),
+        "{rest}"
+    );
+    assert!(
+        rest.contains("Interrupt received") || rest.contains("Stopping operation"),
+        "terraform saw one SIGINT: {rest}"
+    );
+    assert!(
+        rest.contains("interrupted during terraform apply") && rest.contains("deploy status"),
+        "{rest}"
+    );
+
+    // terraform's state is intact and the lock was released.
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args([
+            "unlock",
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--profile",
+            "testbed",
+        ])
+        .run()
+        .success()
+        .stdout_has("no deploy lock held for sandbox");
+    let mut output = Command::new(&bed.terraform);
+    output
+        .args(["-chdir=infra/terraform/aws", "output", "-json"])
+        .current_dir(fixture.root());
+    env.configure(&mut output);
+    assert!(output.output().unwrap().status.success());
+}
