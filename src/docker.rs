@@ -255,7 +255,7 @@ impl Engine {
             {
                 Ok(()) => return Ok(()),
                 Err(message) if attempt < PUSH_ATTEMPTS && is_transient(&message) => {
-                    let wait = Duration::from_secs(1 << attempt);
+                    let wait = Duration::from_secs(1 << (attempt - 1));
                     tracing::warn!(%image, attempt, %message, "push failed; retrying");
                     on_progress(&format!(
                         "push failed ({message}); retry {attempt} in {}s",

@@ -206,3 +206,95 @@ fn sigint_during_terraform_apply_lets_terraform_stop_cleanly_and_exits_130() {
     env.configure(&mut output);
     assert!(output.output().unwrap().status.success());
 }
+
+/// The fault-injecting proxy in front of the test bed's registry; stopped on drop.
+struct FaultProxy {
+    child: std::process::Child,
+    address: String,
+}
+
+impl FaultProxy {
+    fn start(bed: &Testbed, faults: &[&str]) -> Self {
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/fault_proxy.py");
+        let mut child = Command::new(&bed.python)
+            .arg(script)
+            .args(["--upstream", &bed.registry])
+            .args(faults)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut port = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut port)
+            .unwrap();
+        Self {
+            child,
+            address: format!("127.0.0.1:{}", port.trim()),
+        }
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn registry_errors_during_push_are_retried_and_a_persistent_one_fails_clearly() {
+    let Some(bed) =
+        Testbed::get("registry_errors_during_push_are_retried_and_a_persistent_one_fails_clearly")
+    else {
+        return;
+    };
+    let fixture = Fixture::unique();
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    let args = [
+        "--skip-tf",
+        "--skip-spas",
+        "--services",
+        "api",
+        "--profile",
+        "testbed",
+        "-y",
+    ];
+
+    // Two 500s, then a dropped connection: retried with backoff, then pushed.
+    let flaky = FaultProxy::start(
+        &bed,
+        &["--fail-manifest-puts", "2", "--drop-manifest-puts", "1"],
+    );
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("DEPLOY_REGISTRY", &flaky.address)
+        .args(args)
+        .run()
+        .success()
+        .stderr_has("push failed")
+        .stderr_has("retry")
+        .stdout_has("built, pushed");
+    drop(flaky);
+
+    // A registry that keeps failing: a clear failure naming the image, nothing rolled.
+    fixture.write("services/api/src/again.ts", "export {};\n");
+    let tag = fixture.commit_all("another commit");
+    let broken = FaultProxy::start(&bed, &["--fail-manifest-puts", "1000"]);
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("DEPLOY_REGISTRY", &broken.address)
+        .args(args)
+        .run()
+        .code(1)
+        .stderr_has(&format!(
+            "cannot push {}/api:{tag} after 5 attempt(s)",
+            broken.address
+        ))
+        .stderr_has("500")
+        .stderr_has("Not pushed: api")
+        .stderr_has("Re-run the same command");
+}
