@@ -19,7 +19,7 @@
 #
 # Environment:
 #   BENCH_REPEATS=N           timed runs of each deploy plan (default 5)
-#   BENCH_PHASE_RUNS=N        runs with deploy's request log, for where the time goes (default 3)
+#   BENCH_PHASE_RUNS=N        runs with deploy's request log, for where the time goes (default 5)
 #   BENCH_BASELINE_REPEATS=N  timed runs of the 9-service baseline (default 3; ~10-20 s each)
 #   BENCH_SCALE="100 500"     service counts for step 2 (ascending, each > 9)
 #   BENCH_SCALE_BASELINE=0|1  also time the baseline once at the first count (default 0:
@@ -86,7 +86,7 @@ STATE="${DEPLOY_TESTBED_DIR:-$ROOT/.testbed}"
 DEPLOY="${DEPLOY_BIN:-$ROOT/target/debug/deploy}"
 FIXTURE="$ROOT/tests/fixtures/platform"
 REPEATS="${BENCH_REPEATS:-5}"
-PHASE_RUNS="${BENCH_PHASE_RUNS:-3}"
+PHASE_RUNS="${BENCH_PHASE_RUNS:-5}"
 BASE_REPEATS="${BENCH_BASELINE_REPEATS:-3}"
 read -r -a SCALE <<<"${BENCH_SCALE:-100 500}"
 SCALE_BASELINE="${BENCH_SCALE_BASELINE:-0}"

@@ -216,12 +216,11 @@ impl Run<'_> {
         let mut lock_bucket = self.platform.config.lock.bucket.clone();
         let mut outputs = serde_json::Map::new();
         if let Some(step) = &self.plan.terraform {
-            let tf = terraform_for(self.platform, step, self.profile.as_deref());
-            let version = tokio::task::spawn_blocking(|| {
-                terraform::installed_version(std::path::Path::new("terraform"))
-            })
-            .await
-            .context("terraform version check panicked")??;
+            let tf = live::terraform(self.platform, self.profile.as_deref());
+            let bin = tf.bin.clone();
+            let version = tokio::task::spawn_blocking(move || terraform::installed_version(&bin))
+                .await
+                .context("terraform version check panicked")??;
             if version < terraform::MINIMUM_VERSION {
                 bail!(
                     "terraform {version} is too old: install terraform >= {}",
@@ -591,19 +590,6 @@ impl Run<'_> {
             self.plan.image_tag,
             failed.join("\n")
         )
-    }
-}
-
-pub(crate) fn terraform_for(
-    platform: &Platform,
-    step: &plan::TerraformStep,
-    profile: Option<&str>,
-) -> Terraform {
-    Terraform {
-        bin: "terraform".into(),
-        repo_root: platform.root.clone(),
-        dir: step.apply.dir.clone(),
-        profile: profile.map(str::to_owned),
     }
 }
 

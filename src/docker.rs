@@ -169,16 +169,8 @@ impl Engine {
             }
         }
         drop(stream);
-        let context_result = writer.await.context("the build context writer panicked")?;
-        let stats = match (context_result, &failure) {
-            (Ok(stats), _) => stats,
-            (Err(err), _) => {
-                return Err(err.context(format!(
-                    "cannot send the build context of {}",
-                    request.service
-                )))
-            }
-        };
+        let context = writer.await.context("the build context writer panicked")?;
+        // A build the daemon failed also stops it reading the context: report the build.
         if let Some(message) = failure {
             let _ = log.flush();
             return Err(BuildFailed {
@@ -189,6 +181,8 @@ impl Engine {
             }
             .into());
         }
+        let stats = context
+            .with_context(|| format!("cannot send the build context of {}", request.service))?;
         let image = self
             .client
             .inspect_image(&request.image)
