@@ -20,11 +20,11 @@
 # Environment:
 #   BENCH_REPEATS=N           timed runs of each deploy plan (default 5)
 #   BENCH_PHASE_RUNS=N        runs with deploy's request log, for where the time goes (default 5)
-#   BENCH_BASELINE_REPEATS=N  timed runs of the 9-service baseline (default 3; ~10-20 s each)
-#   BENCH_SCALE="100 500"     service counts for step 2 (ascending, each > 9)
+#   BENCH_BASELINE_REPEATS=N  timed runs of the 9-service baseline (default 3; ~8-11 s each)
+#   BENCH_SCALE="100 500"     service counts for step 2 (ascending, each > 9; "" skips step 2)
 #   BENCH_SCALE_BASELINE=0|1  also time the baseline once at the first count (default 0:
 #                             extrapolated from step 1; ~1-2 s per service)
-#   BENCH_BIGREPO=0|1         step 3 (default 0; ~3-4 min, ~600 MB of disk in the temp dir)
+#   BENCH_BIGREPO=0|1         step 3 (default 0; ~2 min more, ~550 MB of disk in the temp dir)
 #   BENCH_BIGREPO_DEPTHS="100 1000 10000"   the live commit of step 3, as HEAD~N
 #   BENCH_BIGREPO_REPEATS=N   timed runs per depth in step 3 (default 3)
 #   BENCH_BUDGET_SECS=N       give up (exit 1) when a new step would start after N s (default 900)
@@ -32,7 +32,7 @@
 #                             into $DEPLOY_TESTBED_DIR/awscli-venv if missing)
 #   DEPLOY_BIN=path           the deploy binary (default target/debug/deploy)
 #   BENCH_COMPARE_BIN=path    also time this build's plans (e.g. target/release/deploy), in the
-#                             same fixtures right after DEPLOY_BIN's (default: none)
+#                             same fixtures next to DEPLOY_BIN's (default: none)
 #   BENCH_RESULTS=path        where to write the results (default bench/results-changed.md)
 set -euo pipefail
 
@@ -88,7 +88,7 @@ FIXTURE="$ROOT/tests/fixtures/platform"
 REPEATS="${BENCH_REPEATS:-5}"
 PHASE_RUNS="${BENCH_PHASE_RUNS:-5}"
 BASE_REPEATS="${BENCH_BASELINE_REPEATS:-3}"
-read -r -a SCALE <<<"${BENCH_SCALE:-100 500}"
+read -r -a SCALE <<<"${BENCH_SCALE-100 500}"
 SCALE_BASELINE="${BENCH_SCALE_BASELINE:-0}"
 BIGREPO="${BENCH_BIGREPO:-0}"
 read -r -a DEPTHS <<<"${BENCH_BIGREPO_DEPTHS:-100 1000 10000}"
@@ -97,8 +97,8 @@ BUDGET="${BENCH_BUDGET_SECS:-900}"
 RESULTS="${BENCH_RESULTS:-$ROOT/bench/results-changed.md}"
 BIG_FILES=100000
 BIG_COMMITS=50000
-# Per-command limits, far above the observed times (full deploy ~20 s; a plan of 500
-# services ~6 s; the 9-service baseline ~20 s; a plan in the big repo at HEAD~10000 ~15 s).
+# Per-command limits, far above the observed times (full deploy 5-15 s; a plan of 500
+# services ~6 s; the 9-service baseline ~8-11 s; a plan in the big repo at HEAD~10000 ~9 s).
 DEPLOY_TIMEOUT=300
 PLAN_TIMEOUT=180
 BASELINE_TIMEOUT=900
@@ -673,7 +673,7 @@ TOTAL=$((SECONDS - START))
     echo "tree), then to the first AWS request (\`terraform output -json\` for the cluster, SDK config),"
     echo "then to the last AWS answer (DescribeServices in 10s, DescribeTaskDefinition per service), then"
     echo "to the exit (git diffs, plan output, process exit)."
-    echo "Other build: BENCH_COMPARE_BIN's median, timed in the same fixture just before."
+    echo "Other build: BENCH_COMPARE_BIN's median, timed in the same fixture next to it."
     echo
     echo "| services | AWS requests | median (s) | runs (s) | start + git status (s) | terraform output + setup (s) | ECS (s) | git diff + output (s) | ECS wall per request (ms) | other build (s) | baseline (s) |"
     echo "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"

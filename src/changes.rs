@@ -86,28 +86,36 @@ pub fn reason_for(changed: &[String], inputs: &Inputs<'_>) -> Option<String> {
 pub struct DiffCache<'r> {
     repo: &'r Repository,
     head: Oid,
+    /// Only paths under these matter (every service's inputs): the diff skips the rest.
+    pathspecs: Vec<String>,
     by_base: HashMap<Oid, Vec<String>>,
 }
 
 impl<'r> DiffCache<'r> {
-    pub fn new(repo: &'r Repository, head: Oid) -> Self {
+    pub fn new(repo: &'r Repository, head: Oid, pathspecs: Vec<String>) -> Self {
         Self {
             repo,
             head,
+            pathspecs,
             by_base: HashMap::new(),
         }
     }
 
     pub fn changed_paths_since(&mut self, base: Oid) -> Result<&[String]> {
         if !self.by_base.contains_key(&base) {
-            let paths = diff_paths(self.repo, base, self.head)?;
+            let paths = diff_paths(self.repo, base, self.head, &self.pathspecs)?;
             self.by_base.insert(base, paths);
         }
         Ok(&self.by_base[&base])
     }
 }
 
-fn diff_paths(repo: &Repository, base: Oid, head: Oid) -> Result<Vec<String>> {
+fn diff_paths(
+    repo: &Repository,
+    base: Oid,
+    head: Oid,
+    pathspecs: &[String],
+) -> Result<Vec<String>> {
     let tree = |oid: Oid| {
         repo.find_commit(oid)
             .and_then(|c| c.tree())
@@ -116,21 +124,19 @@ fn diff_paths(repo: &Repository, base: Oid, head: Oid) -> Result<Vec<String>> {
     let (old, new) = (tree(base)?, tree(head)?);
     let mut options = DiffOptions::new();
     options.include_typechange(true);
+    for pathspec in pathspecs {
+        options.pathspec(pathspec);
+    }
     let diff = repo
         .diff_tree_to_tree(Some(&old), Some(&new), Some(&mut options))
         .with_context(|| format!("cannot diff {base}..{head}"))?;
-    let mut paths = Vec::new();
-    for delta in diff.deltas() {
-        for file in [delta.old_file(), delta.new_file()] {
-            if let Some(path) = file.path().and_then(|p| p.to_str()) {
-                if !paths.iter().any(|known: &String| known == path) {
-                    paths.push(path.to_owned());
-                }
-            }
-        }
-    }
-    paths.sort();
-    Ok(paths)
+    let paths: std::collections::BTreeSet<String> = diff
+        .deltas()
+        .flat_map(|delta| [delta.old_file().path(), delta.new_file().path()])
+        .flatten()
+        .filter_map(|path| path.to_str().map(str::to_owned))
+        .collect();
+    Ok(paths.into_iter().collect())
 }
 
 #[cfg(test)]
@@ -179,6 +185,61 @@ mod tests {
                 &i
             ),
             None
+        );
+    }
+
+    #[test]
+    fn the_diff_lists_each_changed_path_once_and_only_under_the_pathspecs() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let commit = |files: &[(&str, &str)], parent: Option<Oid>| {
+            let mut index = repo.index().unwrap();
+            for (path, text) in files {
+                let full = dir.path().join(path);
+                std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+                std::fs::write(&full, text).unwrap();
+                index.add_path(Path::new(path)).unwrap();
+            }
+            index.write().unwrap();
+            let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+            let signature = git2::Signature::now("t", "t@example.invalid").unwrap();
+            let parents: Vec<git2::Commit> = parent
+                .map(|p| repo.find_commit(p).unwrap())
+                .into_iter()
+                .collect();
+            let parents: Vec<&git2::Commit> = parents.iter().collect();
+            repo.commit(Some("HEAD"), &signature, &signature, "c", &tree, &parents)
+                .unwrap()
+        };
+        let base = commit(
+            &[
+                ("services/api/a.ts", "1"),
+                ("services/apix/b.ts", "1"),
+                ("docs/x.md", "1"),
+            ],
+            None,
+        );
+        let head = commit(
+            &[
+                ("services/api/a.ts", "2"),
+                ("services/apix/b.ts", "2"),
+                ("docs/x.md", "2"),
+            ],
+            Some(base),
+        );
+        let mut cache = DiffCache::new(
+            &repo,
+            head,
+            vec!["services/api".into(), "pnpm-lock.yaml".into()],
+        );
+        assert_eq!(
+            cache.changed_paths_since(base).unwrap(),
+            ["services/api/a.ts"]
+        );
+        let mut everything = DiffCache::new(&repo, head, Vec::new());
+        assert_eq!(
+            everything.changed_paths_since(base).unwrap(),
+            ["docs/x.md", "services/api/a.ts", "services/apix/b.ts"]
         );
     }
 

@@ -96,7 +96,16 @@ pub async fn survey(
     let mut live = ecs.live_images(&lookups).await?;
 
     let head = git2::Oid::from_str(head_sha).context("HEAD is not a commit id")?;
-    let mut diffs = DiffCache::new(repo.git(), head);
+    // Every path any service's image depends on: the diff needs to look at nothing else.
+    let pathspecs: Vec<String> = platform
+        .services
+        .iter()
+        .map(|s| &s.dir)
+        .chain(&platform.config.shared.packages)
+        .chain(&platform.config.shared.build_inputs)
+        .map(|path| path.to_string_lossy().into_owned())
+        .collect();
+    let mut diffs = DiffCache::new(repo.git(), head, pathspecs);
     let mut services = Vec::new();
     for service in &platform.services {
         let inputs = changes::Inputs {
