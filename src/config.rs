@@ -101,7 +101,9 @@ pub struct DockerConfig {
     pub service_arg: String,
     /// Extra build arguments for every image.
     pub build_args: BTreeMap<String, String>,
-    /// How many images build and push at the same time.
+    /// How many images build and push at the same time. 4 even on 2 cores: much of a
+    /// build is the daemon starting containers and exporting layers, not CPU (measured:
+    /// 9 fixture images in 6.9 s at 4, 9.3 s at 2, 7.0 s at 6).
     pub concurrency: usize,
 }
 
@@ -116,7 +118,7 @@ impl Default for DockerConfig {
                 ("PUPPETEER_SKIP_DOWNLOAD".into(), "true".into()),
                 ("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD".into(), "1".into()),
             ]),
-            concurrency: 2,
+            concurrency: 4,
         }
     }
 }
