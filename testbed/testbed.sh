@@ -126,11 +126,16 @@ wait_http() {
     local name=$1 url=$2 log=$3 deadline code pid
     deadline=$((SECONDS + STARTUP_TIMEOUT))
     while ((SECONDS < deadline)); do
-        if ! pid="$(svc_pid "$name")"; then
+        # Alive is enough here: right after the fork the process may not have exec'd the
+        # server yet, so its command line is still the shell's.
+        pid="$(tr -dc '0-9' <"$STATE/$name.pid" 2>/dev/null || true)"
+        if [[ -z "$pid" || ! -d "/proc/$pid" ]]; then
             die "$name exited during startup" "$log"
         fi
         code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" 2>/dev/null || true)"
         if [[ "$code" == 200 ]]; then
+            svc_pid "$name" >/dev/null ||
+                die "$name answers on $url but pid $pid is not the server we started" "$log"
             return 0
         fi
         sleep 0.2
