@@ -47,12 +47,7 @@ fn changed_deploys_exactly_what_changed_since_the_live_tags() {
     let Some(bed) = Testbed::get("changed_deploys_exactly_what_changed_since_the_live_tags") else {
         return;
     };
-    let fixture = Fixture::new();
-    fixture.write(
-        "services/api/src/nonce.ts",
-        &format!("// {:?}\n", std::time::SystemTime::now()),
-    );
-    fixture.commit_all("unique");
+    let fixture = Fixture::unique();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
     let full = [
         "--var-file",

@@ -47,8 +47,9 @@ fn ctrl_c_during_a_build_exits_130_releases_the_lock_and_rolls_nothing() {
     fixture.commit_all("a slow build");
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
 
-    let mut command = Command::new(env!("CARGO_BIN_EXE_deploy"));
-    command
+    let mut run = fixture
+        .deploy()
+        .aws(&env, &bed)
         .args([
             "--var-file",
             "tfvars/sandbox.tfvars",
@@ -59,37 +60,14 @@ fn ctrl_c_during_a_build_exits_130_releases_the_lock_and_rolls_nothing() {
             "testbed",
             "-y",
         ])
-        .current_dir(fixture.root())
-        .env("DEPLOY_REGISTRY", &bed.registry)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    env.configure(&mut command);
-    let mut child = command.spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "deploy ended before building: {seen}"
-        );
-        seen.push_str(&line);
-        if line.contains("api: building") {
-            break;
-        }
-    }
+        .spawn();
+    run.wait_for_line("building", |line| line.contains("api: building"));
     std::thread::sleep(Duration::from_secs(2));
     let interrupted = Instant::now();
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    run.interrupt();
+    let seen = run.seen.clone();
+    let (code, rest) = run.finish();
+    assert_eq!(code, Some(130), "{seen}{rest}");
     assert!(
         interrupted.elapsed() < Duration::from_secs(20),
         "stopped promptly"
@@ -131,8 +109,11 @@ fn sigint_during_terraform_apply_lets_terraform_stop_cleanly_and_exits_130() {
     };
     let fixture = Fixture::unique();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_deploy"));
-    command
+    let mut run = fixture
+        .deploy()
+        .aws(&env, &bed)
+        // Every task definition registration takes 5 s: plenty of time to interrupt.
+        .env("DEPLOY_TESTBED_SLOW_SECONDS", "5")
         .args([
             "--var-file",
             "tfvars/sandbox.tfvars",
@@ -141,37 +122,14 @@ fn sigint_during_terraform_apply_lets_terraform_stop_cleanly_and_exits_130() {
             "testbed",
             "-y",
         ])
-        .current_dir(fixture.root())
-        .env("DEPLOY_REGISTRY", &bed.registry)
-        // Every task definition registration takes 5 s: plenty of time to interrupt.
-        .env("DEPLOY_TESTBED_SLOW_SECONDS", "5")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    env.configure(&mut command);
-    let mut child = command.spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "deploy ended before the apply: {seen}"
-        );
-        seen.push_str(&line);
-        if line.contains("terraform_data.task_definition") && line.contains("Creating") {
-            break;
-        }
-    }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+        .spawn();
+    run.wait_for_line("the apply", |line| {
+        line.contains("terraform_data.task_definition") && line.contains("Creating")
+    });
+    run.interrupt();
+    let seen = run.seen.clone();
+    let (code, rest) = run.finish();
+    assert_eq!(code, Some(130), "{seen}{rest}");
     assert!(
         rest.contains("waiting for terraform to stop cleanly"),
         "{rest}"

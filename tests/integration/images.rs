@@ -124,12 +124,8 @@ fn services_limits_the_build() {
     let Some(bed) = Testbed::get("services_limits_the_build") else {
         return;
     };
-    let fixture = Fixture::new();
-    fixture.write(
-        "services/auth/src/nonce.ts",
-        &format!("// {:?}\n", std::time::SystemTime::now()),
-    );
-    let tag = fixture.commit_all("unique");
+    let fixture = Fixture::unique();
+    let tag = fixture.short_sha();
     let env = bootstrap_aws(&bed, &fixture, "sandbox");
     fixture
         .deploy()

@@ -25,12 +25,8 @@ fn at_a_terminal_the_menu_and_typed_confirmation_gate_the_deploy() {
     else {
         return;
     };
-    let fixture = Fixture::new();
-    fixture.write(
-        "services/api/src/nonce.ts",
-        &format!("// {:?}\n", std::time::SystemTime::now()),
-    );
-    let tag = fixture.commit_all("unique");
+    let fixture = Fixture::unique();
+    let tag = fixture.short_sha();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/pty_run.py");
     let drive = |answers: &[(&str, &str)]| {

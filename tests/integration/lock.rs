@@ -1,7 +1,6 @@
 //! One deploy at a time per environment: a second run fails at once naming the
 //! holder; `deploy unlock` breaks a stale lock; a finished run leaves no lock behind.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{bootstrap_applied, AwsEnv, Fixture, Testbed};
@@ -33,12 +32,7 @@ fn a_second_run_fails_naming_the_holder_and_unlock_breaks_a_stale_lock() {
     else {
         return;
     };
-    let fixture = Fixture::new();
-    fixture.write(
-        "services/api/src/nonce.ts",
-        &format!("// {:?}\n", std::time::SystemTime::now()),
-    );
-    fixture.commit_all("unique");
+    let fixture = Fixture::unique();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
     let args = [
         "--var-file",
@@ -50,16 +44,7 @@ fn a_second_run_fails_naming_the_holder_and_unlock_breaks_a_stale_lock() {
     ];
 
     // A first run, in the background.
-    let mut first = Command::new(env!("CARGO_BIN_EXE_deploy"));
-    first
-        .args(args)
-        .current_dir(fixture.root())
-        .env("DEPLOY_REGISTRY", &bed.registry)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    env.configure(&mut first);
-    let first = first.spawn().unwrap();
+    let first = fixture.deploy().aws(&env, &bed).args(args).spawn();
     let started = Instant::now();
     while !lock_exists(&env) {
         assert!(
@@ -82,25 +67,12 @@ fn a_second_run_fails_naming_the_holder_and_unlock_breaks_a_stale_lock() {
         second.stdout
     );
 
-    let first = first.wait_with_output().unwrap();
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    let (code, rest) = first.finish();
+    assert_eq!(code, Some(0), "{rest}");
     assert!(!lock_exists(&env), "a finished run releases the lock");
 
     // A stale lock (its run is gone) blocks, until `deploy unlock` breaks it.
-    let mut stale = Command::new(env!("CARGO_BIN_EXE_deploy"));
-    stale
-        .args(args)
-        .current_dir(fixture.root())
-        .env("DEPLOY_REGISTRY", &bed.registry)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    env.configure(&mut stale);
-    let mut stale = stale.spawn().unwrap();
+    let stale = fixture.deploy().aws(&env, &bed).args(args).spawn();
     let started = Instant::now();
     while !lock_exists(&env) {
         assert!(
@@ -109,8 +81,7 @@ fn a_second_run_fails_naming_the_holder_and_unlock_breaks_a_stale_lock() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    stale.kill().unwrap(); // SIGKILL: no chance to release
-    stale.wait().unwrap();
+    stale.kill(); // SIGKILL: no chance to release
     assert!(lock_exists(&env));
     fixture
         .deploy()

@@ -44,12 +44,7 @@ fn a_traced_full_deploy_prints_no_secret() {
     let Some(bed) = Testbed::get("a_traced_full_deploy_prints_no_secret") else {
         return;
     };
-    let fixture = Fixture::new();
-    fixture.write(
-        "services/auth/src/nonce.ts",
-        &format!("// {:?}\n", std::time::SystemTime::now()),
-    );
-    fixture.commit_all("unique");
+    let fixture = Fixture::unique();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
     let credentials = std::fs::read_to_string(fixture.path(".aws-test/credentials")).unwrap();
     let tfvars =

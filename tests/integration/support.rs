@@ -53,6 +53,73 @@ impl Deploy {
         let output = self.command.output().expect("the deploy binary runs");
         Outcome::from(output)
     }
+
+    /// Starts the run in the background, stdout and stderr piped.
+    pub fn spawn(mut self) -> Background {
+        let mut child = self
+            .command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the deploy binary starts");
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        Background {
+            child,
+            stderr,
+            seen: String::new(),
+        }
+    }
+}
+
+/// A `deploy` running in the background.
+pub struct Background {
+    pub child: std::process::Child,
+    stderr: std::io::BufReader<std::process::ChildStderr>,
+    /// stderr read so far.
+    pub seen: String,
+}
+
+impl Background {
+    /// Reads stderr until a line satisfies `found`; panics if the run ends first.
+    #[track_caller]
+    pub fn wait_for_line(&mut self, what: &str, found: impl Fn(&str) -> bool) {
+        use std::io::BufRead;
+        loop {
+            let mut line = String::new();
+            assert!(
+                self.stderr.read_line(&mut line).unwrap() > 0,
+                "deploy ended before {what}: {}",
+                self.seen
+            );
+            self.seen.push_str(&line);
+            if found(&line) {
+                return;
+            }
+        }
+    }
+
+    /// Sends SIGINT, as Ctrl-C or a script's `kill -INT` would.
+    pub fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGKILL: the run gets no chance to clean up.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Waits for the exit: the exit code and the rest of stderr.
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.stderr, &mut rest).unwrap();
+        let status = self.child.wait().unwrap();
+        (status.code(), rest)
+    }
 }
 
 /// What a run printed and how it exited.
