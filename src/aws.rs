@@ -29,7 +29,10 @@ pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
 }
 
 /// Explains an SDK error, with the likely fix when credentials are the problem.
-pub fn explain<E, R>(err: &aws_sdk_sts::error::SdkError<E, R>, profile: Option<&str>) -> String
+pub fn explain<E>(
+    err: &aws_sdk_sts::error::SdkError<E, aws_sdk_sts::config::http::HttpResponse>,
+    profile: Option<&str>,
+) -> String
 where
     E: std::error::Error + aws_sdk_sts::error::ProvideErrorMetadata,
 {
@@ -46,16 +49,29 @@ where
         }
         SdkError::DispatchFailure(failure) => {
             if failure.is_io() || failure.is_timeout() {
-                "cannot reach AWS (network error; check connectivity, or AWS_ENDPOINT_URL)"
-                    .to_owned()
+                match std::env::var("AWS_ENDPOINT_URL") {
+                    Ok(url) if !url.is_empty() => {
+                        format!("cannot reach AWS at {url} (AWS_ENDPOINT_URL): is the endpoint up?")
+                    }
+                    _ => {
+                        "cannot reach AWS (network error): check connectivity and retry".to_owned()
+                    }
+                }
             } else {
                 format!("cannot send the request: no usable AWS credentials? ({login})")
             }
         }
         SdkError::ServiceError(service) => {
             let inner = service.err();
-            let code = inner.code().unwrap_or("error");
-            let message = inner.message().unwrap_or_default();
+            let status = service.raw().status().as_u16();
+            // An error body the SDK cannot read (moto's STS sends one) still has a status.
+            let code = inner
+                .code()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("HTTP {status}"));
+            let message = inner
+                .message()
+                .unwrap_or("no readable error message in the response");
             let expired = [
                 "ExpiredToken",
                 "ExpiredTokenException",
@@ -66,7 +82,9 @@ where
                 "AccessDenied",
                 "AccessDeniedException",
             ];
-            if expired.contains(&code) {
+            if expired.contains(&code.as_str())
+                || (inner.code().is_none() && [401, 403].contains(&status))
+            {
                 format!("{code}: {message} (credentials rejected: {login})")
             } else {
                 format!("{code}: {message}")

@@ -105,6 +105,9 @@ pub struct DockerConfig {
     /// build is the daemon starting containers and exporting layers, not CPU (measured:
     /// 9 fixture images in 6.9 s at 4, 9.3 s at 2, 7.0 s at 6).
     pub concurrency: usize,
+    /// Preflight warns when the Docker host has less free disk than this, in GB
+    /// (runbook: "a full deploy uses roughly 6-8GB").
+    pub min_free_gb: f64,
 }
 
 impl Default for DockerConfig {
@@ -119,6 +122,7 @@ impl Default for DockerConfig {
                 ("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD".into(), "1".into()),
             ]),
             concurrency: 4,
+            min_free_gb: 8.0,
         }
     }
 }
@@ -372,6 +376,9 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if !(self.docker.min_free_gb >= 0.0 && self.docker.min_free_gb.is_finite()) {
+            return Err("docker.min_free_gb must be a number of GB, 0 or more".into());
+        }
         if self.docker.concurrency == 0 {
             return Err("docker.concurrency must be at least 1".into());
         }

@@ -107,13 +107,17 @@ pub fn run(cli: &Cli) -> Result<()> {
     if let Some(lock) = held {
         // Released whatever happened, interruption included.
         if let Err(err) = runtime.block_on(lock.release()) {
-            outcome = outcome.and(Err(err));
+            match outcome {
+                Ok(()) => outcome = Err(err),
+                // The run's own failure stays the error; the stuck lock is said too.
+                Err(_) => progress.note(&format!("warning: {err:#}")),
+            }
         }
     }
     // Stop build/push streams now: the daemon cancels work whose connection closed.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     // The summary says what was done; when preflight stopped the run, nothing was.
-    if !report.images.is_empty() || request.output == OutputFormat::Json {
+    if report.began || request.output == OutputFormat::Json {
         print_json_or_text(&report, request.output)?;
     }
     outcome
@@ -138,9 +142,6 @@ async fn interruptible<T>(
         _ = tokio::signal::ctrl_c() => Err(stage.into()),
     }
 }
-
-/// Free disk below which preflight warns (the runbook's "roughly 6-8GB").
-const FULL_DEPLOY_DISK: u64 = 8_000_000_000;
 
 /// One run's inputs, resolved.
 struct Run<'a> {
@@ -171,6 +172,7 @@ impl Run<'_> {
     async fn execute(&self, report: &mut RunReport, held: &mut Option<Lock>) -> Result<()> {
         let ready = interruptible(Interrupted::BeforeRoll, self.preflight()).await?;
         *held = interruptible(Interrupted::BeforeRoll, self.lock(&ready)).await?;
+        report.began = true;
         interruptible(Interrupted::BeforeRoll, self.build_and_push(&ready, report)).await?;
         interruptible(Interrupted::BeforeRoll, self.deploy_spas(&ready, report)).await?;
 
@@ -201,11 +203,12 @@ impl Run<'_> {
         let engine = Engine::connect().await?;
         tracing::info!(host = %engine.host, builder = ?engine.builder, "docker daemon reachable");
         // Runbook: "A full deploy uses roughly 6-8GB".
+        let wanted = self.platform.config.docker.min_free_gb;
         if let Some(free) = engine.free_disk().await {
-            if free < FULL_DEPLOY_DISK {
+            let free = free as f64 / 1e9;
+            if free < wanted {
                 self.progress.note(&format!(
-                    "warning: the Docker host has {:.1} GB free; a full deploy needs 6-8 GB. `deploy prune` reclaims build cache and old images safely (never volumes)",
-                    free as f64 / 1e9
+                    "warning: the Docker host has {free:.1} GB free, less than the {wanted} GB a full deploy needs (docker.min_free_gb). `deploy prune` reclaims build cache and old images safely (never volumes)"
                 ));
             }
         }
@@ -391,7 +394,11 @@ impl Run<'_> {
             let uploaded = spa::upload(&s3, target, &self.plan.head.sha, settings, &item)
                 .await
                 .with_context(|| {
-                    format!("the upload of SPA {} failed; re-run to resume", target.name)
+                    format!(
+                        "the upload of SPA {} failed part-way (entry points go up last, so the site still serves the previous release) and nothing was applied. {}. Re-run the same command to resume",
+                        target.name,
+                        pushed_sentence(&report.images)
+                    )
                 })?;
             let invalidation_id = match &target.distribution_id {
                 Some(distribution) => {
@@ -499,12 +506,13 @@ impl Run<'_> {
             concurrency: docker_config.concurrency,
             log_dir: self.log_dir.clone(),
         };
-        report.images = images::build_and_push(
+        images::build_and_push(
             &ready.engine,
             &jobs,
             &settings,
             &access.docker_credentials(),
             self.progress,
+            &mut report.images,
         )
         .await?;
 

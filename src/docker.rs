@@ -117,9 +117,18 @@ impl Engine {
         while let Some(item) = stream.next().await {
             let info = match item {
                 Ok(info) => info,
-                Err(err) => {
+                Err(err) if is_from_the_daemon(&err) => {
                     failure = Some(err.to_string());
                     break;
+                }
+                Err(err) => {
+                    let _ = log.flush();
+                    return Err(anyhow!(
+                        "lost the Docker daemon at {} while building {}: {err}. Check that Docker is running (`docker info`); the build log so far is in {}",
+                        self.host,
+                        request.service,
+                        request.log_path.display()
+                    ));
                 }
             };
             if let Some(text) = &info.stream {
@@ -457,6 +466,19 @@ pub struct BuildRequest {
 pub struct Built {
     pub image_id: String,
     pub context: ContextStats,
+}
+
+/// Whether a stream error is the daemon's answer (a build it failed), rather than the
+/// connection to it failing.
+fn is_from_the_daemon(err: &bollard::errors::Error) -> bool {
+    use bollard::errors::Error;
+    matches!(
+        err,
+        Error::DockerResponseServerError { .. }
+            | Error::DockerStreamError { .. }
+            | Error::JsonDataError { .. }
+            | Error::JsonSerdeError { .. }
+    )
 }
 
 /// A build that the Dockerfile (not deploy) failed: the message, the log's last lines

@@ -58,16 +58,18 @@ pub struct ImageResult {
     pub error: Option<String>,
 }
 
-/// Builds and pushes every job. Registry questions that cannot be answered fail the
-/// whole step before anything is built; a failed build stops new builds from starting
-/// while running ones finish.
+/// Builds and pushes every job, adding each result to `results` as soon as it is known,
+/// so that a run cancelled half-way (Ctrl-C drops this future) still has them. Registry
+/// questions that cannot be answered fail the whole step before anything is built; a
+/// failed build stops new builds from starting while running ones finish.
 pub async fn build_and_push(
     engine: &Engine,
     jobs: &[ImageJob],
     settings: &ImageSettings,
     credentials: &DockerCredentials,
     progress: &Progress,
-) -> Result<Vec<ImageResult>> {
+    results: &mut Vec<ImageResult>,
+) -> Result<()> {
     // Resume: ask the registry first, so a re-run after a failure rebuilds nothing.
     let checks: Vec<(ImageJob, Result<bool>)> = stream::iter(jobs.iter().cloned())
         .map(|job| async move {
@@ -78,7 +80,6 @@ pub async fn build_and_push(
         .collect()
         .await;
 
-    let mut results = Vec::new();
     let mut to_build = Vec::new();
     for (job, exists) in checks {
         if exists? {
@@ -130,14 +131,14 @@ pub async fn build_and_push(
     if let Some(first) = queue.next() {
         results.push(run(first).await);
     }
-    let rest: Vec<ImageResult> = stream::iter(queue)
+    let mut rest = stream::iter(queue)
         .map(run)
-        .buffer_unordered(settings.concurrency)
-        .collect()
-        .await;
-    results.extend(rest);
+        .buffer_unordered(settings.concurrency);
+    while let Some(result) = rest.next().await {
+        results.push(result);
+    }
     results.sort_by(|a, b| a.service.cmp(&b.service));
-    Ok(results)
+    Ok(())
 }
 
 async fn build_then_push(

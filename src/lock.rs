@@ -154,7 +154,13 @@ impl Lock {
 
     /// Releases the lock if it is still ours.
     pub async fn release(self) -> Result<()> {
-        match read_holder(&self.s3, &self.location).await? {
+        let holder = read_holder(&self.s3, &self.location).await.with_context(|| {
+            format!(
+                "the deploy lock s3://{}/{} may still be held: once AWS answers, check with `deploy status` and break it with `deploy unlock --var-file tfvars/{}.tfvars`",
+                self.location.bucket, self.location.key, self.location.environment
+            )
+        })?;
+        match holder {
             Some(holder) if holder.token == self.token => {}
             _ => {
                 tracing::warn!(key = %self.location.key, "the deploy lock was broken or taken over; leaving it");
@@ -170,8 +176,8 @@ impl Lock {
             .map_err(|err| anyhow!(aws::explain(&err, None)))
             .with_context(|| {
                 format!(
-                    "cannot release the deploy lock s3://{}/{}: break it with `deploy unlock`",
-                    self.location.bucket, self.location.key
+                    "the deploy lock s3://{}/{} is still held: once AWS answers, break it with `deploy unlock --var-file tfvars/{}.tfvars`",
+                    self.location.bucket, self.location.key, self.location.environment
                 )
             })?;
         Ok(())

@@ -12,6 +12,10 @@ use crate::plan::{write_table, Action, Plan};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
+    /// Whether the run got past preflight and the lock: from there on, the summary
+    /// is printed whatever happens.
+    #[serde(skip)]
+    pub began: bool,
     pub plan: Plan,
     pub images: Vec<ImageResult>,
     /// Whether the terraform apply ran to completion.
@@ -33,6 +37,7 @@ pub struct SpaResult {
 impl RunReport {
     pub fn new(plan: &Plan) -> Self {
         Self {
+            began: false,
             plan: plan.clone(),
             images: Vec::new(),
             applied: false,

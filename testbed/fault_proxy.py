@@ -1,16 +1,25 @@
 #!/usr/bin/env python3
-"""A fault-injecting HTTP proxy in front of the test-bed registry.
+"""A fault-injecting proxy for the integration tests.
 
-    fault_proxy.py --listen 127.0.0.1:0 --upstream 127.0.0.1:5000 --fail-manifest-puts 2
+    fault_proxy.py --upstream 127.0.0.1:5000 --fail-manifest-puts 2
+    fault_proxy.py --upstream 127.0.0.1:4566 --delay-ms 5000 --delay-match '^PUT /.*-admin-ui/'
+    fault_proxy.py --raw --listen-unix /tmp/x/docker.sock --upstream-unix /var/run/docker.sock
 
-Prints the port it listens on (one line), then proxies every request to the upstream,
-one request per connection (it asks the upstream to close after each response). The
-first N `PUT .../manifests/...` requests get a 500 instead, as a registry having a bad
-moment would answer; --drop-manifest-puts N closes the connection on them instead.
-Stops on SIGTERM.
+Prints the port it listens on (one line; `unix` with --listen-unix) once it accepts
+connections. In HTTP mode it proxies one request per connection (it asks the upstream
+to close after each response), so each request can be looked at:
+  --fail-manifest-puts N   the first N `PUT .../manifests/...` get a 500, as a registry
+                           having a bad moment would answer;
+  --drop-manifest-puts N   the first N such requests have their connection closed;
+  --delay-ms MS --delay-match REGEX
+                           requests whose "METHOD PATH" matches REGEX wait MS first.
+With --raw it pipes bytes both ways without reading them (the Docker API, whose
+builds hijack their connection). Killing the proxy is a server going away: every
+connection through it drops and new ones are refused. Stops on SIGTERM.
 """
 import argparse
 import asyncio
+import re
 import sys
 
 
@@ -31,17 +40,38 @@ async def pipe(reader, writer):
             pass
 
 
+def log(message: str) -> None:
+    print(f"fault_proxy: {message}", file=sys.stderr, flush=True)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--listen", default="127.0.0.1:0")
-    parser.add_argument("--upstream", required=True)
+    parser.add_argument("--listen-unix")
+    parser.add_argument("--upstream")
+    parser.add_argument("--upstream-unix")
+    parser.add_argument("--raw", action="store_true")
     parser.add_argument("--fail-manifest-puts", type=int, default=0)
     parser.add_argument("--drop-manifest-puts", type=int, default=0)
+    parser.add_argument("--delay-ms", type=int, default=0)
+    parser.add_argument("--delay-match", default="")
     args = parser.parse_args()
-    up_host, up_port = args.upstream.rsplit(":", 1)
+    if not (args.upstream or args.upstream_unix):
+        parser.error("--upstream or --upstream-unix is required")
     budget = {"fail": args.fail_manifest_puts, "drop": args.drop_manifest_puts}
+    delayed = re.compile(args.delay_match) if args.delay_ms else None
 
-    async def handle(client_reader, client_writer):
+    async def connect_upstream():
+        if args.upstream_unix:
+            return await asyncio.open_unix_connection(args.upstream_unix)
+        host, port = args.upstream.rsplit(":", 1)
+        return await asyncio.open_connection(host, int(port))
+
+    async def handle_raw(client_reader, client_writer):
+        up_reader, up_writer = await connect_upstream()
+        await asyncio.gather(pipe(client_reader, up_writer), pipe(up_reader, client_writer))
+
+    async def handle_http(client_reader, client_writer):
         try:
             head = await client_reader.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
@@ -50,29 +80,37 @@ async def main() -> None:
             return
         lines = head.decode("latin-1").split("\r\n")
         method, path = lines[0].split(" ")[:2]
+        if delayed is not None and delayed.search(f"{method} {path}"):
+            log(f"delaying {method} {path} by {args.delay_ms} ms")
+            await asyncio.sleep(args.delay_ms / 1000)
         if method == "PUT" and "/manifests/" in path:
             if budget["drop"] > 0:
                 budget["drop"] -= 1
-                print(f"fault_proxy: dropped {method} {path}", file=sys.stderr, flush=True)
+                log(f"dropped {method} {path}")
                 client_writer.transport.abort()
                 return
             if budget["fail"] > 0:
                 budget["fail"] -= 1
-                print(f"fault_proxy: 500 for {method} {path}", file=sys.stderr, flush=True)
+                log(f"500 for {method} {path}")
                 client_writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                 await client_writer.drain()
                 client_writer.close()
                 return
         headers = [line for line in lines[1:] if line and not line.lower().startswith("connection:")]
         request = "\r\n".join([lines[0], *headers, "Connection: close", "", ""]).encode("latin-1")
-        up_reader, up_writer = await asyncio.open_connection(up_host, int(up_port))
+        up_reader, up_writer = await connect_upstream()
         up_writer.write(request)
         await up_writer.drain()
         await asyncio.gather(pipe(client_reader, up_writer), pipe(up_reader, client_writer))
 
-    host, port = args.listen.rsplit(":", 1)
-    server = await asyncio.start_server(handle, host, int(port))
-    print(server.sockets[0].getsockname()[1], flush=True)
+    handle = handle_raw if args.raw else handle_http
+    if args.listen_unix:
+        server = await asyncio.start_unix_server(handle, args.listen_unix)
+        print("unix", flush=True)
+    else:
+        host, port = args.listen.rsplit(":", 1)
+        server = await asyncio.start_server(handle, host, int(port))
+        print(server.sockets[0].getsockname()[1], flush=True)
     async with server:
         await server.serve_forever()
 

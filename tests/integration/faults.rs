@@ -1,10 +1,9 @@
 //! How runs fail: the Docker daemon unreachable, and Ctrl-C in the middle of a build.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{bootstrap_applied, bootstrap_aws, Fixture, Testbed};
+use crate::support::{bootstrap_applied, bootstrap_aws, FaultProxy, Fixture, Testbed};
 
 #[test]
 fn an_unreachable_docker_daemon_is_one_clear_line_and_nothing_is_touched() {
@@ -65,16 +64,14 @@ fn ctrl_c_during_a_build_exits_130_releases_the_lock_and_rolls_nothing() {
     std::thread::sleep(Duration::from_secs(2));
     let interrupted = Instant::now();
     run.interrupt();
-    let seen = run.seen.clone();
-    let (code, rest) = run.finish();
-    assert_eq!(code, Some(130), "{seen}{rest}");
+    let ended = run.finish();
+    ended
+        .code(130)
+        .printed("interrupted")
+        .printed("nothing was applied");
     assert!(
         interrupted.elapsed() < Duration::from_secs(20),
         "stopped promptly"
-    );
-    assert!(
-        rest.contains("interrupted") && rest.contains("nothing was applied"),
-        "{rest}"
     );
 
     // The lock is gone and ECS still runs the bootstrap image.
@@ -127,20 +124,15 @@ fn sigint_during_terraform_apply_lets_terraform_stop_cleanly_and_exits_130() {
         line.contains("terraform_data.task_definition") && line.contains("Creating")
     });
     run.interrupt();
-    let seen = run.seen.clone();
-    let (code, rest) = run.finish();
-    assert_eq!(code, Some(130), "{seen}{rest}");
+    let ended = run.finish();
+    ended
+        .code(130)
+        .printed("waiting for terraform to stop cleanly")
+        .printed("interrupted during terraform apply")
+        .printed("deploy status");
     assert!(
-        rest.contains("waiting for terraform to stop cleanly"),
-        "{rest}"
-    );
-    assert!(
-        rest.contains("Interrupt received") || rest.contains("Stopping operation"),
-        "terraform saw one SIGINT: {rest}"
-    );
-    assert!(
-        rest.contains("interrupted during terraform apply") && rest.contains("deploy status"),
-        "{rest}"
+        ended.rest.contains("Interrupt received") || ended.rest.contains("Stopping operation"),
+        "terraform saw one SIGINT: {ended}"
     );
 
     // terraform's state is intact and the lock was released.
@@ -165,42 +157,6 @@ fn sigint_during_terraform_apply_lets_terraform_stop_cleanly_and_exits_130() {
     assert!(output.output().unwrap().status.success());
 }
 
-/// The fault-injecting proxy in front of the test bed's registry; stopped on drop.
-struct FaultProxy {
-    child: std::process::Child,
-    address: String,
-}
-
-impl FaultProxy {
-    fn start(bed: &Testbed, faults: &[&str]) -> Self {
-        let script =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/fault_proxy.py");
-        let mut child = Command::new(&bed.python)
-            .arg(script)
-            .args(["--upstream", &bed.registry])
-            .args(faults)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut port = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut port)
-            .unwrap();
-        Self {
-            child,
-            address: format!("127.0.0.1:{}", port.trim()),
-        }
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn registry_errors_during_push_are_retried_and_a_persistent_one_fails_clearly() {
     let Some(bed) =
@@ -221,8 +177,9 @@ fn registry_errors_during_push_are_retried_and_a_persistent_one_fails_clearly() 
     ];
 
     // Two 500s, then a dropped connection: retried with backoff, then pushed.
-    let flaky = FaultProxy::start(
+    let flaky = FaultProxy::http(
         &bed,
+        &bed.registry,
         &["--fail-manifest-puts", "2", "--drop-manifest-puts", "1"],
     );
     fixture
@@ -240,7 +197,7 @@ fn registry_errors_during_push_are_retried_and_a_persistent_one_fails_clearly() 
     // A registry that keeps failing: a clear failure naming the image, nothing rolled.
     fixture.write("services/api/src/again.ts", "export {};\n");
     let tag = fixture.commit_all("another commit");
-    let broken = FaultProxy::start(&bed, &["--fail-manifest-puts", "1000"]);
+    let broken = FaultProxy::http(&bed, &bed.registry, &["--fail-manifest-puts", "1000"]);
     fixture
         .deploy()
         .aws(&env, &bed)

@@ -5,20 +5,6 @@ use std::process::Command;
 
 use crate::support::{bootstrap_applied, Fixture, Testbed};
 
-fn registry_has(bed: &Testbed, repository: &str, tag: &str) -> bool {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(&bed.registry).unwrap();
-    write!(
-        stream,
-        "GET /v2/{repository}/manifests/{tag} HTTP/1.1\r\nHost: {}\r\nAccept: application/vnd.docker.distribution.manifest.v2+json\r\nConnection: close\r\n\r\n",
-        bed.registry
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response.starts_with("HTTP/1.1 200")
-}
-
 #[test]
 fn at_a_terminal_the_menu_and_typed_confirmation_gate_the_deploy() {
     let Some(bed) = Testbed::get("at_a_terminal_the_menu_and_typed_confirmation_gate_the_deploy")
@@ -77,7 +63,7 @@ fn at_a_terminal_the_menu_and_typed_confirmation_gate_the_deploy() {
         screen.contains("not confirmed: nothing was built or pushed"),
         "{screen}"
     );
-    assert!(!registry_has(&bed, "api", &tag));
+    assert!(!bed.registry_has("api", &tag));
 
     // `y`, then terraform's own approval prompt (no -y): deployed.
     let (code, screen) = drive(&[
@@ -86,6 +72,6 @@ fn at_a_terminal_the_menu_and_typed_confirmation_gate_the_deploy() {
         ("Enter a value", "yes\r"),
     ]);
     assert_eq!(code, Some(0), "{screen}");
-    assert!(registry_has(&bed, "api", &tag));
+    assert!(bed.registry_has("api", &tag));
     assert!(screen.contains(&format!("yes (:{tag})")), "{screen}");
 }

@@ -8,6 +8,7 @@ mod faults;
 mod images;
 mod interactive;
 mod lock;
+mod outages;
 mod preflight;
 mod prune;
 mod rollout;

@@ -120,3 +120,49 @@ fn a_missing_spa_build_tool_stops_before_any_build() {
         out.stdout
     );
 }
+
+#[test]
+fn preflight_warns_when_the_docker_host_has_less_free_disk_than_a_deploy_needs() {
+    let Some(bed) =
+        Testbed::get("preflight_warns_when_the_docker_host_has_less_free_disk_than_a_deploy_needs")
+    else {
+        return;
+    };
+    let fixture = Fixture::unique();
+    let env = crate::support::bootstrap_aws(&bed, &fixture, "sandbox");
+    let config = std::fs::read_to_string(fixture.path("deploy.toml")).unwrap();
+    let args = [
+        "--skip-tf",
+        "--skip-spas",
+        "--services",
+        "api",
+        "--profile",
+        "testbed",
+        "-y",
+    ];
+
+    // No Docker host has a petabyte free: warned, and the deploy goes on.
+    fixture.write(
+        "deploy.toml",
+        &format!("{config}\n[docker]\nmin_free_gb = 1000000\n"),
+    );
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(args)
+        .run()
+        .success()
+        .stderr_has("warning: the Docker host has")
+        .stderr_has("less than the 1000000 GB a full deploy needs (docker.min_free_gb)")
+        .stderr_has("`deploy prune`")
+        .stdout_has("built, pushed");
+
+    // Every host has 0 GB free: no warning.
+    fixture.write(
+        "deploy.toml",
+        &format!("{config}\n[docker]\nmin_free_gb = 0\n"),
+    );
+    let out = fixture.deploy().aws(&env, &bed).args(args).run();
+    out.success().stdout_has("already in registry");
+    assert!(!out.stderr.contains("GB free"), "{}", out.stderr);
+}

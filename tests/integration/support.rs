@@ -113,12 +113,63 @@ impl Background {
         self.child.wait().unwrap();
     }
 
-    /// Waits for the exit: the exit code and the rest of stderr.
-    pub fn finish(mut self) -> (Option<i32>, String) {
+    /// Waits for the exit: the exit code, the rest of stderr, and stdout.
+    pub fn finish(mut self) -> Ended {
         let mut rest = String::new();
+        let mut stdout = String::new();
+        let mut out = self.child.stdout.take().unwrap();
+        // stdout is drained on its own thread, so that neither pipe can fill and block.
+        let reader = std::thread::spawn(move || {
+            std::io::Read::read_to_string(&mut out, &mut stdout).unwrap();
+            stdout
+        });
         std::io::Read::read_to_string(&mut self.stderr, &mut rest).unwrap();
         let status = self.child.wait().unwrap();
-        (status.code(), rest)
+        Ended {
+            code: status.code(),
+            seen: self.seen,
+            rest,
+            stdout: reader.join().unwrap(),
+        }
+    }
+}
+
+/// How a background run ended.
+pub struct Ended {
+    pub code: Option<i32>,
+    /// stderr read before [`Background::finish`].
+    pub seen: String,
+    /// stderr read by [`Background::finish`].
+    pub rest: String,
+    pub stdout: String,
+}
+
+impl Ended {
+    /// Panics with everything the run printed unless it exited with `expected`.
+    #[track_caller]
+    pub fn code(&self, expected: i32) -> &Self {
+        assert_eq!(self.code, Some(expected), "{self}");
+        self
+    }
+
+    /// Panics unless the rest of stderr (or stdout) contains `needle`.
+    #[track_caller]
+    pub fn printed(&self, needle: &str) -> &Self {
+        assert!(
+            self.rest.contains(needle) || self.stdout.contains(needle),
+            "expected {needle:?} in the output:\n{self}"
+        );
+        self
+    }
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stderr ---\n{}{}\n--- stdout ---\n{}",
+            self.code, self.seen, self.rest, self.stdout
+        )
     }
 }
 
@@ -366,6 +417,23 @@ impl Testbed {
     }
 }
 
+impl Testbed {
+    /// Whether the test bed's registry holds `repository:tag` (its own HTTP API).
+    pub fn registry_has(&self, repository: &str, tag: &str) -> bool {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&self.registry).unwrap();
+        write!(
+            stream,
+            "GET /v2/{repository}/manifests/{tag} HTTP/1.1\r\nHost: {}\r\nAccept: application/vnd.docker.distribution.manifest.v2+json\r\nConnection: close\r\n\r\n",
+            self.registry
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response.starts_with("HTTP/1.1 200")
+    }
+}
+
 /// A fixture environment bootstrapped in moto (what the platform's bootstrap.sh would
 /// have created), isolated in an account of its own.
 pub struct AwsEnv {
@@ -523,4 +591,71 @@ pub fn set_live_image(env: &AwsEnv, service: &str, image: Option<&str>) {
             .await
             .unwrap();
     });
+}
+
+/// `testbed/fault_proxy.py` in front of a test-bed server. Killed on drop, which to
+/// the clients going through it is the server going away.
+pub struct FaultProxy {
+    child: std::process::Child,
+    /// `127.0.0.1:port`, or the socket path of a unix proxy.
+    pub address: String,
+}
+
+impl FaultProxy {
+    /// An HTTP proxy in front of `upstream` (`host:port`), injecting `faults`.
+    pub fn http(bed: &Testbed, upstream: &str, faults: &[&str]) -> Self {
+        let mut args = vec!["--upstream", upstream];
+        args.extend(faults);
+        let (child, port) = Self::spawn(bed, &args);
+        Self {
+            child,
+            address: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    /// A byte pipe on the unix socket `listen`, in front of the unix socket `upstream`.
+    pub fn unix(bed: &Testbed, listen: &Path, upstream: &Path) -> Self {
+        let listen = listen.display().to_string();
+        let upstream = upstream.display().to_string();
+        let (child, _) = Self::spawn(
+            bed,
+            &[
+                "--raw",
+                "--listen-unix",
+                &listen,
+                "--upstream-unix",
+                &upstream,
+            ],
+        );
+        Self {
+            child,
+            address: listen,
+        }
+    }
+
+    /// Starts the proxy and reads the line it prints once it accepts connections.
+    fn spawn(bed: &Testbed, args: &[&str]) -> (std::process::Child, String) {
+        use std::io::BufRead;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/fault_proxy.py");
+        let mut child = Command::new(&bed.python)
+            .arg(script)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the fault proxy starts");
+        let mut ready = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert!(!ready.trim().is_empty(), "the fault proxy did not start");
+        (child, ready.trim().to_owned())
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,413 @@
+//! A server going away in the middle of a run, credentials the endpoint rejects, and
+//! Ctrl-C while a push or an upload is in flight. Each run must end with one clear
+//! message, the right exit code and a summary, roll nothing, and leave a re-run able
+//! to finish the job.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{bootstrap_applied, bootstrap_aws, AwsEnv, FaultProxy, Fixture, Testbed};
+
+/// PUTs of SPA files (path-style S3: `/<env>-<account>-<spa>/<key>`).
+const SPA_FILE_PUTS: &str = r"^PUT /[^/?]+-(admin-ui|simulator)/";
+
+const DEPLOY_API: [&str; 8] = [
+    "--var-file",
+    "tfvars/sandbox.tfvars",
+    "--services",
+    "api",
+    "--skip-spas",
+    "--profile",
+    "testbed",
+    "-y",
+];
+
+/// `deploy status --output json`: what ECS runs.
+fn live_images(fixture: &Fixture, env: &AwsEnv, bed: &Testbed) -> String {
+    let out = fixture
+        .deploy()
+        .aws(env, bed)
+        .args(["status", "--profile", "testbed", "--output", "json"])
+        .run();
+    out.success();
+    out.stdout.clone()
+}
+
+/// The service's row in the summary table (not the plan's, printed first).
+fn summary_row<'a>(stdout: &'a str, service: &str) -> &'a str {
+    let (_, summary) = stdout
+        .split_once("Summary")
+        .unwrap_or_else(|| panic!("no summary: {stdout}"));
+    summary
+        .lines()
+        .find(|line| line.starts_with(&format!("{service} ")))
+        .unwrap_or_else(|| panic!("no {service} in the summary: {summary}"))
+}
+
+/// Adds a build step that takes a minute, so that a test can act in the middle of it.
+fn slow_build(fixture: &Fixture) {
+    let dockerfile =
+        std::fs::read_to_string(fixture.path("infra/docker/service.Dockerfile")).unwrap();
+    fixture.write(
+        "infra/docker/service.Dockerfile",
+        &format!(
+            "{dockerfile}\n# {:?}\nRUN echo slow-step && sleep 60\n",
+            std::time::SystemTime::now()
+        ),
+    );
+    fixture.commit_all("a slow build");
+}
+
+/// The socket of the Docker daemon the tests use.
+fn docker_socket() -> PathBuf {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|host| host.strip_prefix("unix://").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"))
+}
+
+#[test]
+fn aws_going_away_mid_upload_fails_clearly_and_a_rerun_resumes() {
+    let Some(bed) = Testbed::get("aws_going_away_mid_upload_fails_clearly_and_a_rerun_resumes")
+    else {
+        return;
+    };
+    let fixture = Fixture::unique();
+    let tag = fixture.short_sha();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let args = [
+        "--var-file",
+        "tfvars/sandbox.tfvars",
+        "--services",
+        "api",
+        "--profile",
+        "testbed",
+        "-y",
+    ];
+
+    // AWS reached through a proxy that holds each SPA file for 3 s, then goes away.
+    let aws = FaultProxy::http(
+        &bed,
+        bed.endpoint.trim_start_matches("http://"),
+        &["--delay-ms", "3000", "--delay-match", SPA_FILE_PUTS],
+    );
+    let endpoint = format!("http://{}", aws.address);
+    let mut run = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .args(args)
+        .spawn();
+    run.wait_for_line("the upload", |line| line.contains("uploading to s3://"));
+    std::thread::sleep(Duration::from_secs(1));
+    drop(aws);
+    let ended = run.finish();
+    ended
+        .code(1)
+        .printed(&format!("cannot reach AWS at {endpoint}"))
+        .printed("failed part-way")
+        .printed("nothing was applied")
+        .printed("Pushed: api")
+        // The lock could not be released either, and the message says how to break it.
+        .printed("deploy unlock --var-file tfvars/sandbox.tfvars")
+        // The summary: api pushed, not rolled.
+        .printed("Summary");
+    let row = summary_row(&ended.stdout, "api");
+    assert!(
+        row.contains("built, pushed") && row.contains(" no "),
+        "{row}"
+    );
+    assert!(live_images(&fixture, &env, &bed).contains("/api:bootstrap"));
+
+    // AWS is back: break the lock as told, re-run. Nothing is rebuilt; the rest is done.
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args([
+            "unlock",
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--profile",
+            "testbed",
+        ])
+        .run()
+        .success()
+        .stdout_has("broke the deploy lock");
+    let rerun = fixture.deploy().aws(&env, &bed).args(args).run();
+    rerun
+        .success()
+        .stdout_has("already in registry")
+        .stdout_has(&format!("yes (:{tag})"));
+    assert!(live_images(&fixture, &env, &bed).contains(&format!("/api:{tag}")));
+}
+
+/// A moto server of its own that checks credentials, as AWS does: keys it does not
+/// know (an expired session's, say) are rejected with `InvalidClientTokenId`.
+struct StrictMoto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl StrictMoto {
+    fn start(bed: &Testbed) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = bed.python.parent().unwrap().join("moto_server");
+        let child = Command::new(server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "moto never listened"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for StrictMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn credentials_the_endpoint_rejects_stop_the_run_before_anything_is_touched() {
+    let Some(bed) =
+        Testbed::get("credentials_the_endpoint_rejects_stop_the_run_before_anything_is_touched")
+    else {
+        return;
+    };
+    let fixture = Fixture::unique();
+    let tag = fixture.short_sha();
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    let strict = StrictMoto::start(&bed);
+    let out = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("AWS_ENDPOINT_URL", &strict.url)
+        .args([
+            "--skip-tf",
+            "--skip-spas",
+            "--services",
+            "api",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
+        .run();
+    out.code(1)
+        // moto's STS error body is not the shape the SDK reads; AWS's would name
+        // InvalidClientTokenId or ExpiredToken here. The status is enough.
+        .stderr_has("HTTP 403")
+        .stderr_has("credentials rejected")
+        .stderr_has("aws sso login --profile testbed")
+        .stderr_has("nothing was touched");
+    assert!(!out.stdout.contains("Summary"), "{}", out.stdout);
+    assert!(!bed.registry_has("api", &tag), "nothing was pushed");
+}
+
+#[test]
+fn the_docker_daemon_going_away_mid_build_fails_clearly_and_rolls_nothing() {
+    let Some(bed) =
+        Testbed::get("the_docker_daemon_going_away_mid_build_fails_clearly_and_rolls_nothing")
+    else {
+        return;
+    };
+    let fixture = Fixture::new();
+    slow_build(&fixture);
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let sockets = tempfile::tempdir().unwrap();
+    let socket = sockets.path().join("docker.sock");
+    let daemon = FaultProxy::unix(&bed, &socket, &docker_socket());
+
+    let mut run = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .args(DEPLOY_API)
+        .spawn();
+    run.wait_for_line("the build", |line| line.contains("api: building"));
+    std::thread::sleep(Duration::from_secs(2));
+    drop(daemon);
+    let ended = run.finish();
+    ended
+        .code(1)
+        .printed("lost the Docker daemon")
+        .printed("Nothing was applied")
+        .printed("Not pushed: api");
+    assert!(live_images(&fixture, &env, &bed).contains("/api:bootstrap"));
+    assert!(!bed.registry_has("api", &fixture.short_sha()));
+}
+
+#[test]
+fn ctrl_c_during_a_push_exits_130_and_the_tag_never_reaches_the_registry() {
+    let Some(bed) =
+        Testbed::get("ctrl_c_during_a_push_exits_130_and_the_tag_never_reaches_the_registry")
+    else {
+        return;
+    };
+    let fixture = Fixture::unique();
+    let tag = fixture.short_sha();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    // Every layer upload waits 30 s at the registry: the push is surely in flight.
+    let registry = FaultProxy::http(
+        &bed,
+        &bed.registry,
+        &["--delay-ms", "30000", "--delay-match", "/blobs/uploads/"],
+    );
+    let mut run = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("DEPLOY_REGISTRY", &registry.address)
+        .args(DEPLOY_API)
+        .spawn();
+    run.wait_for_line("the push", |line| {
+        line.starts_with("api: ") && line.contains("pushing")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let interrupted = Instant::now();
+    run.interrupt();
+    let ended = run.finish();
+    ended
+        .code(130)
+        .printed("interrupted")
+        .printed("nothing was applied")
+        .printed("Summary");
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(20),
+        "stopped promptly: {ended}"
+    );
+    let row = summary_row(&ended.stdout, "api");
+    assert!(row.contains("not done") && row.contains(" no "), "{row}");
+    drop(registry);
+    assert!(!bed.registry_has("api", &tag), "no half-pushed tag");
+    assert!(live_images(&fixture, &env, &bed).contains("/api:bootstrap"));
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args([
+            "unlock",
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--profile",
+            "testbed",
+        ])
+        .run()
+        .success()
+        .stdout_has("no deploy lock held for sandbox");
+}
+
+#[test]
+fn ctrl_c_during_an_spa_upload_exits_130_invalidates_nothing_and_rolls_nothing() {
+    let Some(bed) =
+        Testbed::get("ctrl_c_during_an_spa_upload_exits_130_invalidates_nothing_and_rolls_nothing")
+    else {
+        return;
+    };
+    let fixture = Fixture::unique();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let aws = FaultProxy::http(
+        &bed,
+        bed.endpoint.trim_start_matches("http://"),
+        &["--delay-ms", "30000", "--delay-match", SPA_FILE_PUTS],
+    );
+    let mut run = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("AWS_ENDPOINT_URL", format!("http://{}", aws.address))
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--services",
+            "api",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
+        .spawn();
+    run.wait_for_line("the upload", |line| line.contains("uploading to s3://"));
+    std::thread::sleep(Duration::from_secs(2));
+    let interrupted = Instant::now();
+    run.interrupt();
+    let ended = run.finish();
+    ended
+        .code(130)
+        .printed("interrupted")
+        .printed("nothing was applied")
+        .printed("Summary");
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(20),
+        "stopped promptly: {ended}"
+    );
+    drop(aws);
+
+    // No invalidation was made, no entry point replaced, nothing rolled, lock released.
+    let distributions: Vec<String> = env.summary["spa_distribution_ids"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|id| id.as_str().unwrap().to_owned())
+        .collect();
+    let buckets: Vec<String> = env.summary["spa_buckets"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|bucket| bucket.as_str().unwrap().to_owned())
+        .collect();
+    crate::support::runtime().block_on(async {
+        let sdk = env.sdk().await;
+        let cloudfront = aws_sdk_cloudfront::Client::new(&sdk);
+        for id in &distributions {
+            let list = cloudfront
+                .list_invalidations()
+                .distribution_id(id)
+                .send()
+                .await
+                .unwrap();
+            let count = list.invalidation_list().map(|l| l.quantity()).unwrap_or(0);
+            assert_eq!(count, 0, "no invalidation of {id}");
+        }
+        let s3 = deploy::aws::s3(&sdk);
+        for bucket in &buckets {
+            assert!(
+                s3.head_object()
+                    .bucket(bucket)
+                    .key("index.html")
+                    .send()
+                    .await
+                    .is_err(),
+                "no entry point in {bucket}"
+            );
+        }
+    });
+    assert!(live_images(&fixture, &env, &bed).contains("/api:bootstrap"));
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args([
+            "unlock",
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--profile",
+            "testbed",
+        ])
+        .run()
+        .success()
+        .stdout_has("no deploy lock held for sandbox");
+}
