@@ -4,7 +4,7 @@
 Does, for a test, what the platform's infra/scripts/bootstrap.sh does for a real environment:
 
   fixture_bootstrap.py --repo DIR --env sandbox [--account-id 123456789012]
-                       [--terraform] [--initial-apply]
+                       [--terraform] [--initial-apply] [--profile testbed]
 
 DIR is a copy of tests/fixtures/platform. Tests share one moto server and run in parallel, so
 each bootstrap works in an AWS account of its own: moto files every request under the account
@@ -20,7 +20,7 @@ moto/iam/models.py `get_account_id_from`). With those keys it creates:
 
 then writes (all gitignored in the fixture):
 
-  DIR/.aws-test/credentials, DIR/.aws-test/config   profile `testbed` with the assumed keys
+  DIR/.aws-test/credentials, DIR/.aws-test/config   profile `testbed` (--profile) with the assumed keys
   DIR/infra/terraform/aws/tfvars/<env>.tfvars        with a fake db_password secret
 
 and prints a JSON summary on stdout. --terraform runs `terraform init` and creates the
@@ -37,6 +37,7 @@ terraform; defaults to this interpreter for --initial-apply).
 from __future__ import annotations
 
 import argparse
+import configparser
 import importlib.util
 import json
 import os
@@ -71,6 +72,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--env", required=True, help="environment / terraform workspace name")
     parser.add_argument("--account-id", help="12-digit AWS account id (random if not given)")
     parser.add_argument("--terraform", action="store_true", help="terraform init + workspace new <env>")
+    parser.add_argument("--profile", default=PROFILE,
+                        help="name of the credentials profile written (other profiles there are kept)")
     parser.add_argument("--initial-apply", action="store_true", help="also apply with image_tag=bootstrap")
     args = parser.parse_args(argv)
     if not re.fullmatch(r"[a-z][a-z0-9-]{0,30}", args.env):
@@ -117,15 +120,24 @@ def assume_account(endpoint: str, account_id: str) -> dict:
     }
 
 
-def write_aws_files(repo: Path, creds: dict, endpoint: str) -> tuple[Path, Path]:
+def write_aws_files(repo: Path, profile: str, creds: dict, endpoint: str) -> tuple[Path, Path]:
+    """Writes (or replaces) `profile` in DIR/.aws-test, keeping any other profile there."""
     directory = repo / ".aws-test"
     directory.mkdir(mode=0o700, exist_ok=True)
     credentials = directory / "credentials"
     config = directory / "config"
-    body = "".join(f"{key} = {value}\n" for key, value in creds.items())
-    credentials.write_text(f"[{PROFILE}]\n{body}")
+
+    def update(path: Path, section: str, values: dict) -> None:
+        parser = configparser.ConfigParser(interpolation=None)
+        if path.exists():
+            parser.read(path)
+        parser[section] = values
+        with path.open("w") as out:
+            parser.write(out)
+
+    update(credentials, profile, creds)
     credentials.chmod(0o600)
-    config.write_text(f"[profile {PROFILE}]\nregion = {REGION}\noutput = json\nendpoint_url = {endpoint}\n")
+    update(config, f"profile {profile}", {"region": REGION, "output": "json", "endpoint_url": endpoint})
     return credentials, config
 
 
@@ -191,12 +203,12 @@ def run_terraform(args: list[str], cwd: Path, env: dict) -> tuple[str, float]:
     return result.stdout, round(time.monotonic() - started, 2)
 
 
-def terraform_env(repo: Path, credentials: Path, config: Path) -> dict:
+def terraform_env(repo: Path, profile: str, credentials: Path, config: Path) -> dict:
     env = dict(os.environ)
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         env.pop(key, None)
     env.update(
-        AWS_PROFILE=PROFILE,
+        AWS_PROFILE=profile,
         AWS_SHARED_CREDENTIALS_FILE=str(credentials),
         AWS_CONFIG_FILE=str(config),
         TF_IN_AUTOMATION="1",
@@ -267,11 +279,11 @@ def main(argv: list[str]) -> int:
         distribution_domains[spa] = distribution["domain_name"]
     timings["aws"] = round(time.monotonic() - started, 2)
 
-    credentials, config = write_aws_files(args.repo, creds, endpoint)
+    credentials, config = write_aws_files(args.repo, args.profile, creds, endpoint)
     tfvars = write_tfvars(args.repo, env, registry, cluster, buckets, distributions, lock_bucket)
 
     if args.terraform:
-        tf_env = terraform_env(args.repo, credentials, config)
+        tf_env = terraform_env(args.repo, args.profile, credentials, config)
         _, timings["terraform_init"] = run_terraform(["init", "-input=false", "-no-color"], args.repo, tf_env)
         workspaces, _ = run_terraform(["workspace", "list", "-no-color"], args.repo, tf_env)
         verb = "select" if re.search(rf"^\*?\s*{re.escape(env)}$", workspaces, re.M) else "new"
@@ -287,7 +299,7 @@ def main(argv: list[str]) -> int:
         "account_id": args.account_id,
         "region": REGION,
         "endpoint_url": endpoint,
-        "profile": PROFILE,
+        "profile": args.profile,
         "credentials_file": str(credentials),
         "config_file": str(config),
         "env": env,

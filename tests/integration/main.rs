@@ -11,6 +11,7 @@ mod lock;
 mod outages;
 mod preflight;
 mod prune;
+mod readme;
 mod rollout;
 mod secrets;
 mod spas;

@@ -508,7 +508,8 @@ pub fn bootstrap_aws(bed: &Testbed, fixture: &Fixture, env: &str) -> AwsEnv {
     bootstrap_with(bed, fixture, env, &[])
 }
 
-fn bootstrap_with(bed: &Testbed, fixture: &Fixture, env: &str, extra: &[&str]) -> AwsEnv {
+/// Bootstraps with extra `fixture_bootstrap.py` arguments (`--profile NAME`, ...).
+pub fn bootstrap_with(bed: &Testbed, fixture: &Fixture, env: &str, extra: &[&str]) -> AwsEnv {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/fixture_bootstrap.py");
     let output = Command::new(&bed.python)
         .arg(&script)
@@ -536,7 +537,10 @@ fn bootstrap_with(bed: &Testbed, fixture: &Fixture, env: &str, extra: &[&str]) -
             "AWS_CONFIG_FILE".to_owned(),
             aws_dir.join("config").display().to_string(),
         ),
-        ("AWS_PROFILE".to_owned(), "testbed".to_owned()),
+        (
+            "AWS_PROFILE".to_owned(),
+            summary["profile"].as_str().unwrap_or("testbed").to_owned(),
+        ),
     ];
     AwsEnv { summary, vars }
 }
