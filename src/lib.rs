@@ -28,5 +28,6 @@ pub mod prune;
 pub mod request;
 pub mod spa;
 pub mod status;
+pub mod style;
 pub mod summary;
 pub mod terraform;

@@ -29,7 +29,7 @@ fn main() {
         Ok(()) => error::ExitCode::Success,
         Err(err) => {
             let code = error::exit_code_for(&err);
-            eprintln!("error: {err:#}");
+            eprintln!("{} {err:#}", deploy::style::error_label());
             code
         }
     };

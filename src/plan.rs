@@ -512,32 +512,34 @@ impl fmt::Display for Plan {
     }
 }
 
-/// Writes an aligned table: a header row, then the rows (the last column unpadded).
+/// Writes an aligned table: a header row, then the rows (the last column unpadded),
+/// coloured when stdout is a terminal ([`crate::style`]).
 pub(crate) fn write_table<const N: usize>(
     f: &mut fmt::Formatter<'_>,
     header: [&str; N],
     rows: &[[String; N]],
 ) -> fmt::Result {
+    let colour = crate::style::stdout();
     let mut widths = header.map(|h| h.chars().count());
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
-        let mut out = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == N {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<width$}  ", width = widths[i]));
-            }
-        }
-        out.trim_end().to_owned()
-    };
-    writeln!(f, "{}", line(header.to_vec()))?;
+    let width = |i: usize| (i + 1 < N).then_some(widths[i]);
+    let names: Vec<String> = header
+        .iter()
+        .enumerate()
+        .map(|(i, name)| crate::style::header(name, width(i), colour))
+        .collect();
+    writeln!(f, "{}", names.join("  ").trim_end())?;
     for row in rows {
-        writeln!(f, "{}", line(row.iter().map(String::as_str).collect()))?;
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| crate::style::cell(cell, width(i), colour))
+            .collect();
+        writeln!(f, "{}", cells.join("  ").trim_end())?;
     }
     Ok(())
 }

@@ -216,3 +216,42 @@ fn bad_config_names_the_key_the_file_and_the_position() {
         insta::assert_snapshot!(format!("usage_{name}"), out.stderr_redacted(fixture.root()));
     }
 }
+
+#[test]
+fn tables_are_coloured_only_for_a_terminal_or_when_forced() {
+    let fixture = Fixture::new();
+    fixture.write_tfvars("sandbox");
+    let dry_run = || {
+        fixture
+            .deploy()
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .args(["--var-file", "tfvars/sandbox.tfvars", "--dry-run"])
+    };
+
+    // Piped (as in a script or CI log): plain text.
+    let piped = dry_run().run();
+    piped.success().stdout_lacks("\x1b[");
+
+    // CLICOLOR_FORCE=1 colours anyway; NO_COLOR wins over it.
+    let forced = dry_run().env("CLICOLOR_FORCE", "1").run();
+    forced
+        .success()
+        .stdout_has("\x1b[1mSERVICE")
+        .stdout_has("\x1b[32mDEPLOY\x1b[0m");
+    dry_run()
+        .env("CLICOLOR_FORCE", "1")
+        .env("NO_COLOR", "1")
+        .run()
+        .success()
+        .stdout_lacks("\x1b[");
+
+    // The colour codes change nothing else: the same table once they are removed.
+    let stripped = forced
+        .stdout
+        .replace("\x1b[0m", "")
+        .replace("\x1b[1m", "")
+        .replace("\x1b[2m", "")
+        .replace("\x1b[32m", "");
+    assert_eq!(stripped, piped.stdout);
+}

@@ -34,6 +34,8 @@ fn at_a_terminal_the_menu_and_typed_confirmation_gate_the_deploy() {
             .current_dir(fixture.root())
             .env("DEPLOY_REGISTRY", &bed.registry)
             .env("TERM", "xterm")
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE")
             .env_remove("AWS_PROFILE");
         env.configure(&mut command);
         // No AWS_PROFILE: the menu is the only way to choose.
@@ -73,5 +75,9 @@ fn at_a_terminal_the_menu_and_typed_confirmation_gate_the_deploy() {
     ]);
     assert_eq!(code, Some(0), "{screen}");
     assert!(bed.registry_has("api", &tag));
+    assert!(
+        screen.contains("\x1b[32mDEPLOY"),
+        "at a terminal the plan is coloured: {screen}"
+    );
     assert!(screen.contains(&format!("yes (:{tag})")), "{screen}");
 }

@@ -42,6 +42,12 @@ impl Deploy {
         self
     }
 
+    /// Removes a variable from the run's environment (`NO_COLOR`, set by default).
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.command.env_remove(key);
+        self
+    }
+
     /// Talks to the fixture's own moto account, pushing to the test bed's registry.
     pub fn aws(mut self, env: &AwsEnv, bed: &Testbed) -> Self {
         env.configure(&mut self.command);
