@@ -255,3 +255,24 @@ fn tables_are_coloured_only_for_a_terminal_or_when_forced() {
         .replace("\x1b[32m", "");
     assert_eq!(stripped, piped.stdout);
 }
+
+#[test]
+fn an_unreadable_var_file_is_a_usage_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let fixture = Fixture::new();
+    fixture.write_tfvars("sandbox");
+    let path = fixture.path("infra/terraform/aws/tfvars/sandbox.tfvars");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // root reads a mode-000 file anyway; what nobody can open as a file is a socket.
+    let _socket = std::fs::File::open(&path).is_ok().then(|| {
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::net::UnixListener::bind(&path).unwrap()
+    });
+    let out = fixture
+        .deploy()
+        .args(["--var-file", "tfvars/sandbox.tfvars", "--dry-run"])
+        .run();
+    out.usage_error()
+        .stderr_has("tfvars/sandbox.tfvars cannot be read");
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+}
