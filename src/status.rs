@@ -177,7 +177,25 @@ pub fn unlock(cli: &Cli, var_file: &std::path::Path) -> Result<()> {
         )?;
         let location = crate::lock::LockLocation::new(&bucket, &environment);
         let s3 = crate::aws::s3(&crate::aws::load(profile).await);
-        match crate::lock::break_lock(&s3, &location, profile).await? {
+        let holder = crate::lock::break_lock(&s3, &location, profile).await?;
+        if cli.output == OutputFormat::Json {
+            let report = serde_json::json!({
+                "environment": environment,
+                "lock": format!("s3://{}/{}", location.bucket, location.key),
+                "broken": holder.is_some(),
+                "holder": holder.map(|h| serde_json::json!({
+                    "user": h.user,
+                    "host": h.host,
+                    "pid": h.pid,
+                    "since": h.since,
+                    "git_sha": h.git_sha,
+                    "command": h.command,
+                })),
+            });
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(());
+        }
+        match holder {
             Some(holder) => println!("broke the deploy lock of {environment}, held by {holder}"),
             None => println!(
                 "no deploy lock held for {environment} (s3://{}/{})",

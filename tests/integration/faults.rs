@@ -34,16 +34,7 @@ fn ctrl_c_during_a_build_exits_130_releases_the_lock_and_rolls_nothing() {
         return;
     };
     let fixture = Fixture::new();
-    let dockerfile =
-        std::fs::read_to_string(fixture.path("infra/docker/service.Dockerfile")).unwrap();
-    fixture.write(
-        "infra/docker/service.Dockerfile",
-        &format!(
-            "{dockerfile}\n# {:?}\nRUN echo slow-step && sleep 60\n",
-            std::time::SystemTime::now()
-        ),
-    );
-    fixture.commit_all("a slow build");
+    fixture.slow_build();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
 
     let mut run = fixture
@@ -75,24 +66,9 @@ fn ctrl_c_during_a_build_exits_130_releases_the_lock_and_rolls_nothing() {
     );
 
     // The lock is gone and ECS still runs the bootstrap image.
+    assert!(fixture.live_images(&env, &bed).contains("/api:bootstrap"));
     fixture
-        .deploy()
-        .aws(&env, &bed)
-        .args(["status", "--profile", "testbed", "--output", "json"])
-        .run()
-        .success()
-        .stdout_has("/api:bootstrap");
-    fixture
-        .deploy()
-        .aws(&env, &bed)
-        .args([
-            "unlock",
-            "--var-file",
-            "tfvars/sandbox.tfvars",
-            "--profile",
-            "testbed",
-        ])
-        .run()
+        .unlock(&env, &bed)
         .success()
         .stdout_has("no deploy lock held for sandbox");
 }
@@ -137,16 +113,7 @@ fn sigint_during_terraform_apply_lets_terraform_stop_cleanly_and_exits_130() {
 
     // terraform's state is intact and the lock was released.
     fixture
-        .deploy()
-        .aws(&env, &bed)
-        .args([
-            "unlock",
-            "--var-file",
-            "tfvars/sandbox.tfvars",
-            "--profile",
-            "testbed",
-        ])
-        .run()
+        .unlock(&env, &bed)
         .success()
         .stdout_has("no deploy lock held for sandbox");
     let mut output = Command::new(&bed.terraform);

@@ -90,6 +90,11 @@ fn a_second_run_fails_naming_the_holder_and_unlock_breaks_a_stale_lock() {
         .code(1)
         .stderr_has("another deploy to sandbox is running");
     fixture
+        .unlock(&env, &bed)
+        .success()
+        .stdout_has("broke the deploy lock of sandbox, held by ");
+    // For scripts: the same as JSON (nothing left to break now).
+    let json = fixture
         .deploy()
         .aws(&env, &bed)
         .args([
@@ -98,9 +103,14 @@ fn a_second_run_fails_naming_the_holder_and_unlock_breaks_a_stale_lock() {
             "tfvars/sandbox.tfvars",
             "--profile",
             "testbed",
+            "--output",
+            "json",
         ])
-        .run()
-        .success()
-        .stdout_has("broke the deploy lock of sandbox, held by ");
+        .run();
+    json.success();
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["environment"], "sandbox");
+    assert_eq!(report["broken"], false);
+    assert!(report["holder"].is_null());
     fixture.deploy().aws(&env, &bed).args(args).run().success();
 }

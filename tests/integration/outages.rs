@@ -7,11 +7,23 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{bootstrap_applied, bootstrap_aws, AwsEnv, FaultProxy, Fixture, Testbed};
+use crate::support::{bootstrap_applied, bootstrap_aws, FaultProxy, Fixture, Testbed};
 
 /// PUTs of SPA files (path-style S3: `/<env>-<account>-<spa>/<key>`).
 const SPA_FILE_PUTS: &str = r"^PUT /[^/?]+-(admin-ui|simulator)/";
 
+/// api and both SPAs (SPAs are not limited by --services).
+const DEPLOY_API_AND_SPAS: [&str; 7] = [
+    "--var-file",
+    "tfvars/sandbox.tfvars",
+    "--services",
+    "api",
+    "--profile",
+    "testbed",
+    "-y",
+];
+
+/// api alone.
 const DEPLOY_API: [&str; 8] = [
     "--var-file",
     "tfvars/sandbox.tfvars",
@@ -23,17 +35,6 @@ const DEPLOY_API: [&str; 8] = [
     "-y",
 ];
 
-/// `deploy status --output json`: what ECS runs.
-fn live_images(fixture: &Fixture, env: &AwsEnv, bed: &Testbed) -> String {
-    let out = fixture
-        .deploy()
-        .aws(env, bed)
-        .args(["status", "--profile", "testbed", "--output", "json"])
-        .run();
-    out.success();
-    out.stdout.clone()
-}
-
 /// The service's row in the summary table (not the plan's, printed first).
 fn summary_row<'a>(stdout: &'a str, service: &str) -> &'a str {
     let (_, summary) = stdout
@@ -43,20 +44,6 @@ fn summary_row<'a>(stdout: &'a str, service: &str) -> &'a str {
         .lines()
         .find(|line| line.starts_with(&format!("{service} ")))
         .unwrap_or_else(|| panic!("no {service} in the summary: {summary}"))
-}
-
-/// Adds a build step that takes a minute, so that a test can act in the middle of it.
-fn slow_build(fixture: &Fixture) {
-    let dockerfile =
-        std::fs::read_to_string(fixture.path("infra/docker/service.Dockerfile")).unwrap();
-    fixture.write(
-        "infra/docker/service.Dockerfile",
-        &format!(
-            "{dockerfile}\n# {:?}\nRUN echo slow-step && sleep 60\n",
-            std::time::SystemTime::now()
-        ),
-    );
-    fixture.commit_all("a slow build");
 }
 
 /// The socket of the Docker daemon the tests use.
@@ -76,15 +63,7 @@ fn aws_going_away_mid_upload_fails_clearly_and_a_rerun_resumes() {
     let fixture = Fixture::unique();
     let tag = fixture.short_sha();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
-    let args = [
-        "--var-file",
-        "tfvars/sandbox.tfvars",
-        "--services",
-        "api",
-        "--profile",
-        "testbed",
-        "-y",
-    ];
+    let args = DEPLOY_API_AND_SPAS;
 
     // AWS reached through a proxy that holds each SPA file for 3 s, then goes away.
     let aws = FaultProxy::http(
@@ -118,20 +97,11 @@ fn aws_going_away_mid_upload_fails_clearly_and_a_rerun_resumes() {
         row.contains("built, pushed") && row.contains(" no "),
         "{row}"
     );
-    assert!(live_images(&fixture, &env, &bed).contains("/api:bootstrap"));
+    assert!(fixture.live_images(&env, &bed).contains("/api:bootstrap"));
 
     // AWS is back: break the lock as told, re-run. Nothing is rebuilt; the rest is done.
     fixture
-        .deploy()
-        .aws(&env, &bed)
-        .args([
-            "unlock",
-            "--var-file",
-            "tfvars/sandbox.tfvars",
-            "--profile",
-            "testbed",
-        ])
-        .run()
+        .unlock(&env, &bed)
         .success()
         .stdout_has("broke the deploy lock");
     let rerun = fixture.deploy().aws(&env, &bed).args(args).run();
@@ -139,7 +109,9 @@ fn aws_going_away_mid_upload_fails_clearly_and_a_rerun_resumes() {
         .success()
         .stdout_has("already in registry")
         .stdout_has(&format!("yes (:{tag})"));
-    assert!(live_images(&fixture, &env, &bed).contains(&format!("/api:{tag}")));
+    assert!(fixture
+        .live_images(&env, &bed)
+        .contains(&format!("/api:{tag}")));
 }
 
 /// A moto server of its own that checks credentials, as AWS does: keys it does not
@@ -230,7 +202,7 @@ fn the_docker_daemon_going_away_mid_build_fails_clearly_and_rolls_nothing() {
         return;
     };
     let fixture = Fixture::new();
-    slow_build(&fixture);
+    fixture.slow_build();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
     let sockets = tempfile::tempdir().unwrap();
     let socket = sockets.path().join("docker.sock");
@@ -251,7 +223,7 @@ fn the_docker_daemon_going_away_mid_build_fails_clearly_and_rolls_nothing() {
         .printed("lost the Docker daemon")
         .printed("Nothing was applied")
         .printed("Not pushed: api");
-    assert!(live_images(&fixture, &env, &bed).contains("/api:bootstrap"));
+    assert!(fixture.live_images(&env, &bed).contains("/api:bootstrap"));
     assert!(!bed.registry_has("api", &fixture.short_sha()));
 }
 
@@ -297,18 +269,9 @@ fn ctrl_c_during_a_push_exits_130_and_the_tag_never_reaches_the_registry() {
     assert!(row.contains("not done") && row.contains(" no "), "{row}");
     drop(registry);
     assert!(!bed.registry_has("api", &tag), "no half-pushed tag");
-    assert!(live_images(&fixture, &env, &bed).contains("/api:bootstrap"));
+    assert!(fixture.live_images(&env, &bed).contains("/api:bootstrap"));
     fixture
-        .deploy()
-        .aws(&env, &bed)
-        .args([
-            "unlock",
-            "--var-file",
-            "tfvars/sandbox.tfvars",
-            "--profile",
-            "testbed",
-        ])
-        .run()
+        .unlock(&env, &bed)
         .success()
         .stdout_has("no deploy lock held for sandbox");
 }
@@ -331,15 +294,7 @@ fn ctrl_c_during_an_spa_upload_exits_130_invalidates_nothing_and_rolls_nothing()
         .deploy()
         .aws(&env, &bed)
         .env("AWS_ENDPOINT_URL", format!("http://{}", aws.address))
-        .args([
-            "--var-file",
-            "tfvars/sandbox.tfvars",
-            "--services",
-            "api",
-            "--profile",
-            "testbed",
-            "-y",
-        ])
+        .args(DEPLOY_API_AND_SPAS)
         .spawn();
     run.wait_for_line("the upload", |line| line.contains("uploading to s3://"));
     std::thread::sleep(Duration::from_secs(2));
@@ -396,18 +351,9 @@ fn ctrl_c_during_an_spa_upload_exits_130_invalidates_nothing_and_rolls_nothing()
             );
         }
     });
-    assert!(live_images(&fixture, &env, &bed).contains("/api:bootstrap"));
+    assert!(fixture.live_images(&env, &bed).contains("/api:bootstrap"));
     fixture
-        .deploy()
-        .aws(&env, &bed)
-        .args([
-            "unlock",
-            "--var-file",
-            "tfvars/sandbox.tfvars",
-            "--profile",
-            "testbed",
-        ])
-        .run()
+        .unlock(&env, &bed)
         .success()
         .stdout_has("no deploy lock held for sandbox");
 }

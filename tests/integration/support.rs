@@ -364,6 +364,46 @@ impl Fixture {
     }
 
     /// Creates the per-environment tfvars file (gitignored, as in the platform).
+    /// `deploy unlock` for the sandbox environment.
+    pub fn unlock(&self, env: &AwsEnv, bed: &Testbed) -> Outcome {
+        self.deploy()
+            .aws(env, bed)
+            .args([
+                "unlock",
+                "--var-file",
+                "tfvars/sandbox.tfvars",
+                "--profile",
+                "testbed",
+            ])
+            .run()
+    }
+
+    /// `deploy status --output json`: what ECS runs, as JSON text.
+    pub fn live_images(&self, env: &AwsEnv, bed: &Testbed) -> String {
+        let out = self
+            .deploy()
+            .aws(env, bed)
+            .args(["status", "--profile", "testbed", "--output", "json"])
+            .run();
+        out.success();
+        out.stdout
+    }
+
+    /// Adds a build step that takes a minute and commits it, so that a test can act
+    /// in the middle of a build.
+    pub fn slow_build(&self) {
+        let dockerfile =
+            std::fs::read_to_string(self.path("infra/docker/service.Dockerfile")).unwrap();
+        self.write(
+            "infra/docker/service.Dockerfile",
+            &format!(
+                "{dockerfile}\n# {:?}\nRUN echo slow-step && sleep 60\n",
+                std::time::SystemTime::now()
+            ),
+        );
+        self.commit_all("a slow build");
+    }
+
     pub fn write_tfvars(&self, env: &str) -> &Self {
         self.write(
             &format!("infra/terraform/aws/tfvars/{env}.tfvars"),
