@@ -110,6 +110,9 @@ async fn run_build(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // A group of its own, so that stopping the build stops what the tool started
+        // (pnpm's node, vite, esbuild), not only `sh`.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .with_context(|| {
@@ -120,6 +123,7 @@ async fn run_build(
                 spa.dir.display()
             )
         })?;
+    let mut group = StopGroupOnDrop(child.id());
     let (lines_tx, mut lines_rx) = tokio::sync::mpsc::channel::<String>(64);
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -143,6 +147,7 @@ async fn run_build(
         .wait()
         .await
         .with_context(|| format!("cannot wait for the build of SPA {}", spa.name))?;
+    group.0 = None;
     if status.success() {
         return Ok(Ok(()));
     }
@@ -157,6 +162,22 @@ async fn run_build(
         status,
         tail: tail.into(),
     }))
+}
+
+/// SIGTERM to a build's process group when the build is abandoned before it ended (Ctrl-C
+/// drops the future): the whole tool stops, nothing is left writing into `dist/`.
+struct StopGroupOnDrop(Option<u32>);
+
+impl Drop for StopGroupOnDrop {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", "--", &format!("-{group}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 async fn forward_lines(reader: impl AsyncRead + Unpin, lines: tokio::sync::mpsc::Sender<String>) {

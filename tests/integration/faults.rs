@@ -3,7 +3,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{bootstrap_applied, bootstrap_aws, FaultProxy, Fixture, Testbed};
+use crate::support::{
+    bootstrap_applied, bootstrap_aws, eventually, processes_with, FaultProxy, Fixture, Testbed,
+};
 
 #[test]
 fn an_unreachable_docker_daemon_is_one_clear_line_and_nothing_is_touched() {
@@ -34,7 +36,7 @@ fn ctrl_c_during_a_build_exits_130_releases_the_lock_and_rolls_nothing() {
         return;
     };
     let fixture = Fixture::new();
-    fixture.slow_build();
+    let marker = fixture.slow_build();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
 
     let mut run = fixture
@@ -52,7 +54,11 @@ fn ctrl_c_during_a_build_exits_130_releases_the_lock_and_rolls_nothing() {
         ])
         .spawn();
     run.wait_for_line("building", |line| line.contains("api: building"));
-    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        eventually(Duration::from_secs(60), || !processes_with(&marker)
+            .is_empty()),
+        "the slow build step never ran on this machine's daemon"
+    );
     let interrupted = Instant::now();
     run.interrupt();
     let ended = run.finish();
@@ -63,6 +69,13 @@ fn ctrl_c_during_a_build_exits_130_releases_the_lock_and_rolls_nothing() {
     assert!(
         interrupted.elapsed() < Duration::from_secs(20),
         "stopped promptly"
+    );
+    // The daemon cancelled the build: its step is not left running.
+    assert!(
+        eventually(Duration::from_secs(15), || processes_with(&marker)
+            .is_empty()),
+        "the build step still runs after the interrupt: {:?}",
+        processes_with(&marker)
     );
 
     // The lock is gone and ECS still runs the bootstrap image.

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{bootstrap_applied, bootstrap_aws, FaultProxy, Fixture, Testbed};
+use crate::support::{
+    bootstrap_applied, bootstrap_aws, eventually, processes_with, unique_marker, FaultProxy,
+    Fixture, Testbed,
+};
 
 /// PUTs of SPA files (path-style S3: `/<env>-<account>-<spa>/<key>`).
 const SPA_FILE_PUTS: &str = r"^PUT /[^/?]+-(admin-ui|simulator)/";
@@ -202,7 +205,7 @@ fn the_docker_daemon_going_away_mid_build_fails_clearly_and_rolls_nothing() {
         return;
     };
     let fixture = Fixture::new();
-    fixture.slow_build();
+    let marker = fixture.slow_build();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
     let sockets = tempfile::tempdir().unwrap();
     let socket = sockets.path().join("docker.sock");
@@ -215,7 +218,11 @@ fn the_docker_daemon_going_away_mid_build_fails_clearly_and_rolls_nothing() {
         .args(DEPLOY_API)
         .spawn();
     run.wait_for_line("the build", |line| line.contains("api: building"));
-    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        eventually(Duration::from_secs(60), || !processes_with(&marker)
+            .is_empty()),
+        "the slow build step never ran on this machine's daemon"
+    );
     drop(daemon);
     let ended = run.finish();
     ended
@@ -223,6 +230,13 @@ fn the_docker_daemon_going_away_mid_build_fails_clearly_and_rolls_nothing() {
         .printed("lost the Docker daemon")
         .printed("Nothing was applied")
         .printed("Not pushed: api");
+    // The daemon saw its client go and cancelled the build.
+    assert!(
+        eventually(Duration::from_secs(15), || processes_with(&marker)
+            .is_empty()),
+        "the build step still runs: {:?}",
+        processes_with(&marker)
+    );
     assert!(fixture.live_images(&env, &bed).contains("/api:bootstrap"));
     assert!(!bed.registry_has("api", &fixture.short_sha()));
 }
@@ -351,6 +365,58 @@ fn ctrl_c_during_an_spa_upload_exits_130_invalidates_nothing_and_rolls_nothing()
             );
         }
     });
+    assert!(fixture.live_images(&env, &bed).contains("/api:bootstrap"));
+    fixture
+        .unlock(&env, &bed)
+        .success()
+        .stdout_has("no deploy lock held for sandbox");
+}
+
+#[test]
+fn ctrl_c_during_an_spa_build_stops_the_build_tool_and_what_it_started() {
+    let Some(bed) =
+        Testbed::get("ctrl_c_during_an_spa_build_stops_the_build_tool_and_what_it_started")
+    else {
+        return;
+    };
+    let fixture = Fixture::unique();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    // A build tool that starts a child of its own and waits for it, as pnpm starts vite.
+    let marker = unique_marker("tool-child");
+    let config = std::fs::read_to_string(fixture.path("deploy.toml")).unwrap();
+    fixture.write(
+        "deploy.toml",
+        &config.replacen(
+            "build = \"node build.mjs\"",
+            &format!("build = \"sh -c 'sleep 300; echo {marker}' & wait\""),
+            1,
+        ),
+    );
+    let mut run = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(DEPLOY_API_AND_SPAS)
+        .spawn();
+    run.wait_for_line("the SPA build", |line| {
+        line.starts_with("admin-ui: building")
+    });
+    let tool_child = format!("sleep 300; echo {marker}");
+    assert!(
+        eventually(Duration::from_secs(30), || !processes_with(&tool_child)
+            .is_empty()),
+        "the build tool's child never started"
+    );
+    run.interrupt();
+    let ended = run.finish();
+    ended
+        .code(130)
+        .printed("interrupted")
+        .printed("nothing was applied");
+    assert!(
+        eventually(Duration::from_secs(10), || processes_with(&tool_child)
+            .is_empty()),
+        "the build tool's child still runs after the interrupt: {ended}"
+    );
     assert!(fixture.live_images(&env, &bed).contains("/api:bootstrap"));
     fixture
         .unlock(&env, &bed)

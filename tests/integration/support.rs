@@ -390,18 +390,19 @@ impl Fixture {
     }
 
     /// Adds a build step that takes a minute and commits it, so that a test can act
-    /// in the middle of a build.
-    pub fn slow_build(&self) {
+    /// in the middle of a build. Returns the marker the step's shell carries on its
+    /// command line (see [`processes_with`]).
+    pub fn slow_build(&self) -> String {
         let dockerfile =
             std::fs::read_to_string(self.path("infra/docker/service.Dockerfile")).unwrap();
+        let marker = unique_marker("slow-step");
         self.write(
             "infra/docker/service.Dockerfile",
-            &format!(
-                "{dockerfile}\n# {:?}\nRUN echo slow-step && sleep 60\n",
-                std::time::SystemTime::now()
-            ),
+            // `&& true`: the shell stays (no exec of the last command), marker and all.
+            &format!("{dockerfile}\nRUN echo {marker} && sleep 60 && true\n"),
         );
         self.commit_all("a slow build");
+        marker
     }
 
     pub fn write_tfvars(&self, env: &str) -> &Self {
@@ -708,4 +709,42 @@ impl Drop for FaultProxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `prefix-<nanoseconds>`: a string no other test run uses.
+pub fn unique_marker(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{nanos}")
+}
+
+/// The live processes on this machine whose command line contains `marker` (a build
+/// step's shell, with the test bed's daemon on this machine); zombies do not count.
+pub fn processes_with(marker: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != std::process::id())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains(marker) && !status.contains("State:\tZ")
+        })
+        .collect()
+}
+
+/// Waits up to `limit` for `done`; false if it never came.
+pub fn eventually(limit: std::time::Duration, done: impl Fn() -> bool) -> bool {
+    let started = std::time::Instant::now();
+    while !done() {
+        if started.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    true
 }
