@@ -84,7 +84,12 @@ pub struct Cli {
 pub enum Command {
     /// Per service: the live tag in ECS, HEAD, whether it changed (and why), the ECS
     /// rollout state and task counts. Read-only
-    Status,
+    Status {
+        /// The environment's tfvars file (its workspace's state names the cluster);
+        /// default: the selected terraform workspace
+        #[arg(long, value_name = "PATH")]
+        var_file: Option<std::path::PathBuf>,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -105,6 +110,10 @@ pub enum Command {
         /// Don't read live tags from ECS (keep only HEAD and the newest N)
         #[arg(long)]
         skip_live_check: bool,
+        /// The environment whose live tags are kept (its tfvars file); default: the
+        /// selected terraform workspace
+        #[arg(long, value_name = "PATH")]
+        var_file: Option<std::path::PathBuf>,
     },
     /// Break a stale deploy lock of an environment (when the run holding it is gone)
     Unlock {

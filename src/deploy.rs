@@ -673,7 +673,10 @@ async fn decide_changed(
     repo: &Repo,
     profile: Option<&str>,
 ) -> Result<()> {
-    let survey = live::survey(platform, repo, &plan.head.sha, profile).await?;
+    // The live tags of the environment the tfvars name (preflight still requires that
+    // workspace to be the selected one before anything is rolled).
+    let workspace = plan.terraform.as_ref().map(|t| t.apply.workspace.as_str());
+    let survey = live::survey(platform, repo, &plan.head.sha, profile, workspace).await?;
     let decisions = survey
         .services
         .into_iter()

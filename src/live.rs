@@ -36,6 +36,19 @@ pub fn terraform(platform: &Platform, profile: Option<&str>) -> Terraform {
         repo_root: platform.root.clone(),
         dir: platform.terraform_dir().to_path_buf(),
         profile: profile.map(str::to_owned),
+        workspace: None,
+    }
+}
+
+/// Terraform reading the state of `workspace` when given, else the selected one.
+pub fn terraform_of(
+    platform: &Platform,
+    profile: Option<&str>,
+    workspace: Option<&str>,
+) -> Terraform {
+    Terraform {
+        workspace: workspace.map(str::to_owned),
+        ..terraform(platform, profile)
     }
 }
 
@@ -75,8 +88,9 @@ pub async fn survey(
     repo: &Repo,
     head_sha: &str,
     profile: Option<&str>,
+    workspace: Option<&str>,
 ) -> Result<Survey> {
-    let cluster = resolve_cluster(platform, &terraform(platform, profile)).await?;
+    let cluster = resolve_cluster(platform, &terraform_of(platform, profile, workspace)).await?;
     let sdk = crate::aws::load(profile).await;
     let ecs = Ecs::new(
         aws_sdk_ecs::Client::new(&sdk),

@@ -8,7 +8,7 @@ fn main() {
     let cli = Cli::parse();
     deploy::logging::init(cli.verbose, cli.quiet);
     let outcome = match cli.command {
-        Some(Command::Status) => deploy::status::run(&cli),
+        Some(Command::Status { ref var_file }) => deploy::status::run(&cli, var_file.as_deref()),
         Some(Command::Completions { shell }) => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "deploy", &mut std::io::stdout());
@@ -18,7 +18,8 @@ fn main() {
             keep,
             dry_run,
             skip_live_check,
-        }) => deploy::prune::run(&cli, keep, dry_run, skip_live_check),
+            ref var_file,
+        }) => deploy::prune::run(&cli, keep, dry_run, skip_live_check, var_file.as_deref()),
         Some(Command::Man) => clap_mangen::Man::new(Cli::command())
             .render(&mut std::io::stdout())
             .map_err(Into::into),

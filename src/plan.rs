@@ -126,13 +126,7 @@ impl Plan {
         let spas = plan_spas(platform, request, mode)?;
         let terraform = match &request.var_file {
             Some(var_file) if !request.skip_tf => {
-                let var_file = resolve_var_file(platform, context.cwd, var_file)?;
-                let workspace = terraform::workspace_for(&var_file).ok_or_else(|| {
-                    UsageError::new(format!(
-                        "--var-file {} is not a .tfvars file; its name selects the terraform workspace (tfvars/<workspace>.tfvars)",
-                        var_file.display()
-                    ))
-                })?;
+                let (var_file, workspace) = environment_of(platform, context.cwd, var_file)?;
                 let roll = match mode {
                     Mode::Full => Roll::All { tag: tag.clone() },
                     Mode::Changed | Mode::Services => Roll::Only {
@@ -363,6 +357,34 @@ fn plan_spas(platform: &Platform, request: &Request, mode: Mode) -> Result<Vec<S
 /// Finds the tfvars file. The runbook's paths are relative to the terraform directory
 /// (`--var-file tfvars/sandbox.tfvars`); a path relative to where deploy was started is
 /// accepted too. Returns the path as terraform (run with `-chdir`) will read it.
+/// The tfvars file (as [`resolve_var_file`] finds it) and the environment it names: its
+/// terraform workspace (`tfvars/<workspace>.tfvars`).
+pub(crate) fn environment_of(
+    platform: &Platform,
+    cwd: &Path,
+    given: &Path,
+) -> Result<(PathBuf, String)> {
+    let var_file = resolve_var_file(platform, cwd, given)?;
+    let workspace = terraform::workspace_for(&var_file).ok_or_else(|| {
+        UsageError::new(format!(
+            "--var-file {} is not a .tfvars file; its name selects the terraform workspace (tfvars/<workspace>.tfvars)",
+            var_file.display()
+        ))
+    })?;
+    Ok((var_file, workspace))
+}
+
+/// The workspace of an optional `--var-file` (read-only commands: `status`, `prune`).
+pub(crate) fn workspace_named(
+    platform: &Platform,
+    cwd: &Path,
+    var_file: Option<&Path>,
+) -> Result<Option<String>> {
+    var_file
+        .map(|file| environment_of(platform, cwd, file).map(|(_, workspace)| workspace))
+        .transpose()
+}
+
 pub(crate) fn resolve_var_file(platform: &Platform, cwd: &Path, given: &Path) -> Result<PathBuf> {
     let tf_dir = platform.root.join(platform.terraform_dir());
     if !tf_dir.is_dir() {

@@ -75,19 +75,32 @@ fn choose(
     (remove, kept)
 }
 
-pub fn run(cli: &Cli, keep: usize, dry_run: bool, skip_live_check: bool) -> Result<()> {
+pub fn run(
+    cli: &Cli,
+    keep: usize,
+    dry_run: bool,
+    skip_live_check: bool,
+    var_file: Option<&std::path::Path>,
+) -> Result<()> {
     let Checkout {
         repo,
         platform,
         head,
-        ..
+        cwd,
     } = Checkout::open(cli.repo.as_deref())?;
+    let workspace = crate::plan::workspace_named(&platform, &cwd, var_file)?;
     let runtime = runtime()?;
     let report = runtime.block_on(async {
         let engine = Engine::connect().await?;
         let mut protected = BTreeSet::from([head.short_sha.clone()]);
         if !skip_live_check {
-            let survey = live::survey(&platform, &repo, &head.sha, cli.profile.as_deref())
+            let survey = live::survey(
+                &platform,
+                &repo,
+                &head.sha,
+                cli.profile.as_deref(),
+                workspace.as_deref(),
+            )
                 .await
                 .context("cannot read which tags run live (prune never removes a live image); fix the AWS access, or pass --skip-live-check to keep only HEAD and the newest N")?;
             for service in survey.services {

@@ -28,18 +28,20 @@ struct SpaStatus {
     deployed_sha: Option<String>,
 }
 
-pub fn run(cli: &Cli) -> Result<()> {
+pub fn run(cli: &Cli, var_file: Option<&std::path::Path>) -> Result<()> {
     let Checkout {
         repo,
         platform,
         head,
-        ..
+        cwd,
     } = Checkout::open(cli.repo.as_deref())?;
+    let workspace = crate::plan::workspace_named(&platform, &cwd, var_file)?;
     let runtime = runtime()?;
     let profile = cli.profile.as_deref();
     let (survey, spas) = runtime.block_on(async {
-        let survey = live::survey(&platform, &repo, &head.sha, profile).await?;
-        let outputs = live::terraform(&platform, profile)
+        let survey =
+            live::survey(&platform, &repo, &head.sha, profile, workspace.as_deref()).await?;
+        let outputs = live::terraform_of(&platform, profile, workspace.as_deref())
             .outputs()
             .await
             .unwrap_or_default();
@@ -153,15 +155,16 @@ impl fmt::Display for Status {
 /// and says who held it.
 pub fn unlock(cli: &Cli, var_file: &std::path::Path) -> Result<()> {
     let Checkout { platform, cwd, .. } = Checkout::open(cli.repo.as_deref())?;
-    let var_file = crate::plan::resolve_var_file(&platform, &cwd, var_file)?;
-    let environment = crate::terraform::workspace_for(&var_file)
-        .with_context(|| format!("{} is not a .tfvars file", var_file.display()))?;
+    let (_, environment) = crate::plan::environment_of(&platform, &cwd, var_file)?;
     let profile = cli.profile.as_deref();
     runtime()?.block_on(async {
         let bucket = match &platform.config.lock.bucket {
             Some(bucket) => Some(bucket.clone()),
             None => {
-                let outputs = live::terraform(&platform, profile).outputs().await?;
+                // The environment's own state, whichever workspace is selected.
+                let outputs = live::terraform_of(&platform, profile, Some(&environment))
+                    .outputs()
+                    .await?;
                 outputs
                     .get(&platform.config.terraform.outputs.deploy_lock_bucket)
                     .and_then(|v| v.as_str())

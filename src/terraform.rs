@@ -158,6 +158,10 @@ pub struct Terraform {
     pub repo_root: PathBuf,
     pub dir: PathBuf,
     pub profile: Option<String>,
+    /// Read this workspace's state instead of the selected one (`TF_WORKSPACE`); used
+    /// by read-only commands that name their environment. Deploys leave it unset: they
+    /// require the selected workspace to match the tfvars (runbook).
+    pub workspace: Option<String>,
 }
 
 impl Terraform {
@@ -165,6 +169,9 @@ impl Terraform {
     fn command(&self) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(&self.bin);
         command.current_dir(&self.repo_root);
+        if let Some(workspace) = &self.workspace {
+            command.env("TF_WORKSPACE", workspace);
+        }
         if let Some(profile) = &self.profile {
             // The same account as the rest of the run: the profile, not stray static keys.
             command

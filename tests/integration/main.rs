@@ -4,6 +4,7 @@
 mod changed;
 mod cli;
 mod dry_run;
+mod environments;
 mod faults;
 mod images;
 mod interactive;

@@ -62,11 +62,15 @@ fn words_of(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
 }
 
+/// Whether a command is a subcommand rather than a deploy.
+fn read_only(command: &str) -> bool {
+    ["status", "prune", "unlock", "completions", "man"].contains(&words_of(command)[1])
+}
+
 /// Whether a command asks the operator anything: a deploy without `-y` or `--dry-run`.
 fn asks(command: &str) -> bool {
     let words = words_of(command);
-    let subcommand = ["status", "prune", "unlock", "completions", "man"].contains(&words[1]);
-    !subcommand && !words.contains(&"-y") && !words.contains(&"--dry-run")
+    !read_only(command) && !words.contains(&"-y") && !words.contains(&"--dry-run")
 }
 
 struct Operator<'a> {
@@ -97,7 +101,7 @@ impl Operator<'_> {
     }
 
     /// Selects the terraform workspace, as the troubleshooting table tells an operator
-    /// whose workspace does not match the environment about to be used.
+    /// whose workspace does not match the environment about to be deployed.
     fn select_workspace(&self, environment: &str) {
         let mut command = Command::new(&self.bed.terraform);
         command.args([
@@ -204,14 +208,19 @@ fn every_command_in_the_readme_runs_as_documented() {
             line.starts_with("deploy "),
             "a README command this test does not know how to run: {line:?}; run it here or list it in RUN_ELSEWHERE"
         );
-        // The environment: the tfvars file's, else the profile's (the workspace is what
-        // status, prune and unlock read; profiles are named after environments here).
-        let environment = flag(line, "--var-file")
+        // The environment: the tfvars file's, else the profile's (profiles are named
+        // after environments here).
+        let named = flag(line, "--var-file")
             .and_then(|file| file.strip_prefix("tfvars/"))
-            .and_then(|file| file.strip_suffix(".tfvars"))
+            .and_then(|file| file.strip_suffix(".tfvars"));
+        let environment = named
             .or_else(|| flag(line, "--profile"))
             .unwrap_or("sandbox");
-        operator.select_workspace(environment);
+        // A deploy needs its workspace selected, as the troubleshooting table says; a
+        // read-only command reads the one its --var-file names, else the selected one.
+        if !read_only(line) || named.is_none() {
+            operator.select_workspace(environment);
+        }
         if line.contains("--changed") && asks(line) {
             // Something to roll: one service changes, as in the runbook's example.
             fixture.write(
@@ -258,7 +267,13 @@ fn check(line: &str, printed: &str, fixture: &Fixture, home: &Path) {
         "status" if line.contains("--output json") => {
             let json: serde_json::Value = serde_json::from_str(printed.trim())
                 .unwrap_or_else(|err| panic!("`{line}` is not JSON ({err}):\n{printed}"));
-            assert!(json.is_object() || json.is_array(), "{json}");
+            if let Some(file) = flag(line, "--var-file") {
+                let environment = file
+                    .trim_start_matches("tfvars/")
+                    .trim_end_matches(".tfvars");
+                assert_eq!(json["cluster"], format!("platform-{environment}"), "{json}");
+            }
+            assert!(json["services"].is_array(), "{json}");
         }
         "status" => has("billing"),
         "prune" => has("dry run"),

@@ -516,13 +516,14 @@ impl AwsEnv {
                 )
                 .build()
         };
+        let profile = path("AWS_PROFILE");
         let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
             .profile_files(files())
-            .profile_name("testbed")
+            .profile_name(&profile)
             .build();
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .profile_files(files())
-            .profile_name("testbed")
+            .profile_name(&profile)
             .credentials_provider(credentials)
             .load()
             .await

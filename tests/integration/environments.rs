@@ -1,0 +1,73 @@
+//! Two environments in one checkout (sandbox and prod, each in its own AWS account):
+//! the read-only commands read the environment their `--var-file` names, whichever
+//! terraform workspace is selected.
+
+use crate::support::{bootstrap_with, Fixture, Testbed};
+
+#[test]
+fn status_prune_and_unlock_read_the_environment_their_var_file_names() {
+    let Some(bed) =
+        Testbed::get("status_prune_and_unlock_read_the_environment_their_var_file_names")
+    else {
+        return;
+    };
+    let fixture = Fixture::unique();
+    let prod = bootstrap_with(
+        &bed,
+        &fixture,
+        "prod",
+        &["--initial-apply", "--profile", "prod"],
+    );
+    // Bootstrapped last: sandbox is the selected workspace from here on.
+    let sandbox = bootstrap_with(
+        &bed,
+        &fixture,
+        "sandbox",
+        &["--initial-apply", "--profile", "sandbox"],
+    );
+    let prod_run = |args: &[&str]| {
+        fixture
+            .deploy()
+            .aws(&sandbox, &bed)
+            .env_remove("AWS_PROFILE")
+            .args(args)
+            .args(["--var-file", "tfvars/prod.tfvars", "--profile", "prod"])
+            .run()
+    };
+
+    let status = prod_run(&["status", "--output", "json"]);
+    status.success();
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(json["cluster"], "platform-prod", "{json}");
+
+    prod_run(&["prune", "--dry-run"])
+        .success()
+        .stdout_has("dry run");
+
+    // A stale prod lock, in prod's own lock bucket.
+    let bucket = prod.summary["deploy_lock_bucket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(
+        Some(bucket.as_str()),
+        sandbox.summary["deploy_lock_bucket"].as_str()
+    );
+    crate::support::runtime().block_on(async {
+        let s3 = deploy::aws::s3(&prod.sdk().await);
+        s3.put_object()
+            .bucket(&bucket)
+            .key("deploy-lock/prod.json")
+            .body(
+                br#"{"user":"ops","host":"gone","pid":1,"since":0,"git_sha":"abc","command":"deploy","token":"t"}"#
+                    .to_vec()
+                    .into(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    prod_run(&["unlock"])
+        .success()
+        .stdout_has("broke the deploy lock of prod, held by ops@gone");
+}
