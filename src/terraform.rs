@@ -153,6 +153,7 @@ fn missing_terraform(terraform: &Path, err: &std::io::Error) -> anyhow::Error {
 
 /// The terraform CLI, run from the repository root against one terraform directory,
 /// with the AWS profile of the run in its environment.
+#[derive(Clone)]
 pub struct Terraform {
     pub bin: PathBuf,
     pub repo_root: PathBuf,
@@ -210,13 +211,7 @@ impl Terraform {
         if current == expected {
             return Ok(());
         }
-        let listed = self
-            .output_of(&["workspace", "list"])
-            .await
-            .unwrap_or_default();
-        let exists = listed
-            .lines()
-            .any(|line| line.trim_start_matches('*').trim() == expected);
+        let exists = self.workspace_exists(expected).await;
         let fix = if exists {
             format!(
                 "terraform -chdir={} workspace select {expected}",
@@ -234,8 +229,32 @@ impl Terraform {
         .into())
     }
 
+    /// Whether `terraform workspace list` has `name` (false when it cannot tell).
+    async fn workspace_exists(&self, name: &str) -> bool {
+        let selected = Terraform {
+            workspace: None,
+            ..self.clone()
+        };
+        selected
+            .output_of(&["workspace", "list"])
+            .await
+            .unwrap_or_default()
+            .lines()
+            .any(|line| line.trim_start_matches('*').trim() == name)
+    }
+
     /// `terraform output -json`, as a map of output name to value.
     pub async fn outputs(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
+        if let Some(workspace) = &self.workspace {
+            // terraform reads a workspace that does not exist as an empty state.
+            if !self.workspace_exists(workspace).await {
+                return Err(crate::error::UsageError::new(format!(
+                    "the terraform workspace {workspace:?} (named by the tfvars file) does not exist, so there is no {workspace} environment to read; nothing was touched. Create it with\n  terraform -chdir={} workspace new {workspace}\nand deploy it",
+                    self.dir.display()
+                ))
+                .into());
+            }
+        }
         let text = self.output_of(&["output", "-json"]).await?;
         let json: serde_json::Value =
             serde_json::from_str(&text).context("`terraform output -json` did not print JSON")?;

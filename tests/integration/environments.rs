@@ -70,4 +70,21 @@ fn status_prune_and_unlock_read_the_environment_their_var_file_names() {
     prod_run(&["unlock"])
         .success()
         .stdout_has("broke the deploy lock of prod, held by ops@gone");
+
+    // An environment with tfvars but no workspace yet: said so, and terraform is not
+    // left to create an empty workspace by reading it.
+    let tfvars =
+        std::fs::read_to_string(fixture.path("infra/terraform/aws/tfvars/prod.tfvars")).unwrap();
+    fixture.write("infra/terraform/aws/tfvars/staging.tfvars", &tfvars);
+    fixture
+        .deploy()
+        .aws(&sandbox, &bed)
+        .args(["status", "--var-file", "tfvars/staging.tfvars"])
+        .run()
+        .usage_error()
+        .stderr_has("the terraform workspace \"staging\" (named by the tfvars file) does not exist")
+        .stderr_has("workspace new staging");
+    assert!(!fixture
+        .path("infra/terraform/aws/terraform.tfstate.d/staging")
+        .exists());
 }
