@@ -257,7 +257,15 @@ impl Engine {
                 .await
             {
                 Ok(()) => return Ok(()),
-                Err(message) if attempt < PUSH_ATTEMPTS && is_transient(&message) => {
+                Err(PushError::Connection(message)) if self.client.ping().await.is_err() => {
+                    return Err(anyhow!(
+                        "lost the Docker daemon at {} while pushing {image}: {message}. Check that Docker is running (`docker info`); re-run to resume",
+                        self.host
+                    ))
+                }
+                Err(PushError::Connection(message) | PushError::Registry(message))
+                    if attempt < PUSH_ATTEMPTS && is_transient(&message) =>
+                {
                     let wait = Duration::from_secs(1 << (attempt - 1));
                     tracing::warn!(%image, attempt, %message, "push failed; retrying");
                     on_progress(&format!(
@@ -266,7 +274,7 @@ impl Engine {
                     ));
                     tokio::time::sleep(wait).await;
                 }
-                Err(message) => {
+                Err(PushError::Connection(message) | PushError::Registry(message)) => {
                     return Err(anyhow!(
                         "cannot push {image} after {attempt} attempt(s): {message}"
                     ))
@@ -281,17 +289,25 @@ impl Engine {
         tag: &str,
         credentials: &DockerCredentials,
         on_progress: &mut impl FnMut(&str),
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), PushError> {
         let options = PushImageOptionsBuilder::default().tag(tag).build();
         let mut stream = self
             .client
             .push_image(name, Some(options), Some(credentials.clone()));
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|err| err.to_string())?;
+            let info = item.map_err(|err| {
+                if is_from_the_daemon(&err) {
+                    PushError::Registry(err.to_string())
+                } else {
+                    PushError::Connection(err.to_string())
+                }
+            })?;
             if let Some(detail) = info.error_detail {
-                return Err(detail
-                    .message
-                    .unwrap_or_else(|| "unknown push error".into()));
+                return Err(PushError::Registry(
+                    detail
+                        .message
+                        .unwrap_or_else(|| "unknown push error".into()),
+                ));
             }
             if let Some(status) = info.status.as_deref() {
                 if status == "Pushed" || status.starts_with(tag) {
@@ -390,6 +406,14 @@ impl Engine {
 }
 
 const PUSH_ATTEMPTS: u32 = 5;
+
+/// Why one push attempt failed.
+enum PushError {
+    /// The daemon answered: the registry (through it) failed the push.
+    Registry(String),
+    /// The connection to the daemon failed.
+    Connection(String),
+}
 
 /// Registry and network failures worth another try; anything else fails at once.
 pub fn is_transient(message: &str) -> bool {

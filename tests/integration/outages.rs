@@ -423,3 +423,52 @@ fn ctrl_c_during_an_spa_build_stops_the_build_tool_and_what_it_started() {
         .success()
         .stdout_has("no deploy lock held for sandbox");
 }
+
+#[test]
+fn the_docker_daemon_going_away_mid_push_fails_clearly_without_retrying() {
+    let Some(bed) =
+        Testbed::get("the_docker_daemon_going_away_mid_push_fails_clearly_without_retrying")
+    else {
+        return;
+    };
+    let fixture = Fixture::unique();
+    let tag = fixture.short_sha();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let registry = FaultProxy::http(
+        &bed,
+        &bed.registry,
+        &["--delay-ms", "30000", "--delay-match", "/blobs/uploads/"],
+    );
+    let sockets = tempfile::tempdir().unwrap();
+    let socket = sockets.path().join("docker.sock");
+    let daemon = FaultProxy::unix(&bed, &socket, &docker_socket());
+    let mut run = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .env("DEPLOY_REGISTRY", &registry.address)
+        .args(DEPLOY_API)
+        .spawn();
+    run.wait_for_line("the push", |line| {
+        line.starts_with("api: ") && line.contains("pushing")
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let gone = Instant::now();
+    drop(daemon);
+    let ended = run.finish();
+    ended
+        .code(1)
+        .printed(&format!(
+            "lost the Docker daemon at unix://{} while pushing",
+            socket.display()
+        ))
+        .printed("Nothing was applied")
+        .printed("Not pushed: api");
+    assert!(
+        gone.elapsed() < Duration::from_secs(10),
+        "no retries against a daemon that is gone: {ended}"
+    );
+    drop(registry);
+    assert!(!bed.registry_has("api", &tag));
+    assert!(fixture.live_images(&env, &bed).contains("/api:bootstrap"));
+}
