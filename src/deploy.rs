@@ -109,8 +109,9 @@ pub fn run(cli: &Cli) -> Result<()> {
         if let Err(err) = runtime.block_on(lock.release()) {
             match outcome {
                 Ok(()) => outcome = Err(err),
-                // The run's own failure stays the error; the stuck lock is said too.
-                Err(_) => progress.note(&format!("warning: {err:#}")),
+                // The run's own failure stays the error; the stuck lock is said too,
+                // even with --quiet: the next run depends on it.
+                Err(_) => eprintln!("warning: {err:#}"),
             }
         }
     }
