@@ -2,7 +2,7 @@
 //! the read-only commands read the environment their `--var-file` names, whichever
 //! terraform workspace is selected.
 
-use crate::support::{bootstrap_with, Fixture, Testbed};
+use crate::support::{bootstrap_prod_and_sandbox, Fixture, Testbed};
 
 #[test]
 fn status_prune_and_unlock_read_the_environment_their_var_file_names() {
@@ -12,19 +12,7 @@ fn status_prune_and_unlock_read_the_environment_their_var_file_names() {
         return;
     };
     let fixture = Fixture::unique();
-    let prod = bootstrap_with(
-        &bed,
-        &fixture,
-        "prod",
-        &["--initial-apply", "--profile", "prod"],
-    );
-    // Bootstrapped last: sandbox is the selected workspace from here on.
-    let sandbox = bootstrap_with(
-        &bed,
-        &fixture,
-        "sandbox",
-        &["--initial-apply", "--profile", "sandbox"],
-    );
+    let (prod, sandbox) = bootstrap_prod_and_sandbox(&bed, &fixture);
     let prod_run = |args: &[&str]| {
         fixture
             .deploy()

@@ -283,11 +283,7 @@ fn ctrl_c_during_a_push_exits_130_and_the_tag_never_reaches_the_registry() {
     assert!(row.contains("not done") && row.contains(" no "), "{row}");
     drop(registry);
     assert!(!bed.registry_has("api", &tag), "no half-pushed tag");
-    assert!(fixture.live_images(&env, &bed).contains("/api:bootstrap"));
-    fixture
-        .unlock(&env, &bed)
-        .success()
-        .stdout_has("no deploy lock held for sandbox");
+    fixture.assert_nothing_rolled_and_no_lock_left(&env, &bed);
 }
 
 #[test]
@@ -365,11 +361,7 @@ fn ctrl_c_during_an_spa_upload_exits_130_invalidates_nothing_and_rolls_nothing()
             );
         }
     });
-    assert!(fixture.live_images(&env, &bed).contains("/api:bootstrap"));
-    fixture
-        .unlock(&env, &bed)
-        .success()
-        .stdout_has("no deploy lock held for sandbox");
+    fixture.assert_nothing_rolled_and_no_lock_left(&env, &bed);
 }
 
 #[test]
@@ -417,11 +409,7 @@ fn ctrl_c_during_an_spa_build_stops_the_build_tool_and_what_it_started() {
             .is_empty()),
         "the build tool's child still runs after the interrupt: {ended}"
     );
-    assert!(fixture.live_images(&env, &bed).contains("/api:bootstrap"));
-    fixture
-        .unlock(&env, &bed)
-        .success()
-        .stdout_has("no deploy lock held for sandbox");
+    fixture.assert_nothing_rolled_and_no_lock_left(&env, &bed);
 }
 
 #[test]

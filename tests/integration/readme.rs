@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{bootstrap_with, AwsEnv, Fixture, Testbed};
+use crate::support::{bootstrap_prod_and_sandbox, Fixture, Testbed};
 
 /// README commands this test does not run, and where they are exercised instead.
 const RUN_ELSEWHERE: &[(&str, &str)] = &[
@@ -163,18 +163,7 @@ fn every_command_in_the_readme_runs_as_documented() {
         return;
     };
     let fixture = Fixture::unique();
-    let prod = bootstrap_with(
-        &bed,
-        &fixture,
-        "prod",
-        &["--initial-apply", "--profile", "prod"],
-    );
-    let sandbox: AwsEnv = bootstrap_with(
-        &bed,
-        &fixture,
-        "sandbox",
-        &["--initial-apply", "--profile", "sandbox"],
-    );
+    let (prod, sandbox) = bootstrap_prod_and_sandbox(&bed, &fixture);
     assert_ne!(prod.summary["account_id"], sandbox.summary["account_id"]);
     let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_deploy"))
         .parent()

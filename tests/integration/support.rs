@@ -389,6 +389,16 @@ impl Fixture {
         out.stdout
     }
 
+    /// After a run that failed or was interrupted: ECS still runs the bootstrap api
+    /// image, and the run left no deploy lock behind.
+    #[track_caller]
+    pub fn assert_nothing_rolled_and_no_lock_left(&self, env: &AwsEnv, bed: &Testbed) {
+        assert!(self.live_images(env, bed).contains("/api:bootstrap"));
+        self.unlock(env, bed)
+            .success()
+            .stdout_has("no deploy lock held for sandbox");
+    }
+
     /// Adds a build step that takes a minute and commits it, so that a test can act
     /// in the middle of a build. Returns the marker the step's shell carries on its
     /// command line (see [`processes_with`]).
@@ -549,6 +559,24 @@ pub fn bootstrap(bed: &Testbed, fixture: &Fixture, env: &str) -> AwsEnv {
 /// first apply (tag `bootstrap`) so that state and outputs exist.
 pub fn bootstrap_applied(bed: &Testbed, fixture: &Fixture, env: &str) -> AwsEnv {
     bootstrap_with(bed, fixture, env, &["--initial-apply"])
+}
+
+/// Two environments in one checkout, each applied in an account of its own, with
+/// profiles named after them; sandbox, bootstrapped last, is the selected workspace.
+pub fn bootstrap_prod_and_sandbox(bed: &Testbed, fixture: &Fixture) -> (AwsEnv, AwsEnv) {
+    let prod = bootstrap_with(
+        bed,
+        fixture,
+        "prod",
+        &["--initial-apply", "--profile", "prod"],
+    );
+    let sandbox = bootstrap_with(
+        bed,
+        fixture,
+        "sandbox",
+        &["--initial-apply", "--profile", "sandbox"],
+    );
+    (prod, sandbox)
 }
 
 /// The AWS side only: no terraform init/workspace.
