@@ -49,12 +49,40 @@ fn summary_row<'a>(stdout: &'a str, service: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {service} in the summary: {summary}"))
 }
 
-/// The socket of the Docker daemon the tests use.
-fn docker_socket() -> PathBuf {
-    std::env::var("DOCKER_HOST")
+/// The Docker daemon the tests use, reached through a proxy on a socket of its own
+/// (in a temporary directory, kept with it). Dropping the proxy is the daemon going away.
+fn docker_through_a_proxy(bed: &Testbed) -> (FaultProxy, PathBuf, tempfile::TempDir) {
+    let daemon = std::env::var("DOCKER_HOST")
         .ok()
         .and_then(|host| host.strip_prefix("unix://").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"))
+        .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"));
+    let sockets = tempfile::tempdir().unwrap();
+    let socket = sockets.path().join("docker.sock");
+    (FaultProxy::unix(bed, &socket, &daemon), socket, sockets)
+}
+
+/// The test bed's registry behind a proxy that holds every layer upload for 30 s: a
+/// push through it is surely in flight when a test acts.
+fn slow_registry(bed: &Testbed) -> FaultProxy {
+    FaultProxy::http(
+        bed,
+        &bed.registry,
+        &["--delay-ms", "30000", "--delay-match", "/blobs/uploads/"],
+    )
+}
+
+/// moto behind a proxy that holds every SPA file upload for `ms` milliseconds.
+fn slow_spa_uploads(bed: &Testbed, ms: u32) -> FaultProxy {
+    FaultProxy::http(
+        bed,
+        bed.endpoint.trim_start_matches("http://"),
+        &[
+            "--delay-ms",
+            &ms.to_string(),
+            "--delay-match",
+            SPA_FILE_PUTS,
+        ],
+    )
 }
 
 #[test]
@@ -69,11 +97,7 @@ fn aws_going_away_mid_upload_fails_clearly_and_a_rerun_resumes() {
     let args = DEPLOY_API_AND_SPAS;
 
     // AWS reached through a proxy that holds each SPA file for 3 s, then goes away.
-    let aws = FaultProxy::http(
-        &bed,
-        bed.endpoint.trim_start_matches("http://"),
-        &["--delay-ms", "3000", "--delay-match", SPA_FILE_PUTS],
-    );
+    let aws = slow_spa_uploads(&bed, 3000);
     let endpoint = format!("http://{}", aws.address);
     let mut run = fixture
         .deploy()
@@ -207,9 +231,7 @@ fn the_docker_daemon_going_away_mid_build_fails_clearly_and_rolls_nothing() {
     let fixture = Fixture::new();
     let marker = fixture.slow_build();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
-    let sockets = tempfile::tempdir().unwrap();
-    let socket = sockets.path().join("docker.sock");
-    let daemon = FaultProxy::unix(&bed, &socket, &docker_socket());
+    let (daemon, socket, _sockets) = docker_through_a_proxy(&bed);
 
     let mut run = fixture
         .deploy()
@@ -251,12 +273,7 @@ fn ctrl_c_during_a_push_exits_130_and_the_tag_never_reaches_the_registry() {
     let fixture = Fixture::unique();
     let tag = fixture.short_sha();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
-    // Every layer upload waits 30 s at the registry: the push is surely in flight.
-    let registry = FaultProxy::http(
-        &bed,
-        &bed.registry,
-        &["--delay-ms", "30000", "--delay-match", "/blobs/uploads/"],
-    );
+    let registry = slow_registry(&bed);
     let mut run = fixture
         .deploy()
         .aws(&env, &bed)
@@ -295,11 +312,7 @@ fn ctrl_c_during_an_spa_upload_exits_130_invalidates_nothing_and_rolls_nothing()
     };
     let fixture = Fixture::unique();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
-    let aws = FaultProxy::http(
-        &bed,
-        bed.endpoint.trim_start_matches("http://"),
-        &["--delay-ms", "30000", "--delay-match", SPA_FILE_PUTS],
-    );
+    let aws = slow_spa_uploads(&bed, 30000);
     let mut run = fixture
         .deploy()
         .aws(&env, &bed)
@@ -422,14 +435,8 @@ fn the_docker_daemon_going_away_mid_push_fails_clearly_without_retrying() {
     let fixture = Fixture::unique();
     let tag = fixture.short_sha();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
-    let registry = FaultProxy::http(
-        &bed,
-        &bed.registry,
-        &["--delay-ms", "30000", "--delay-match", "/blobs/uploads/"],
-    );
-    let sockets = tempfile::tempdir().unwrap();
-    let socket = sockets.path().join("docker.sock");
-    let daemon = FaultProxy::unix(&bed, &socket, &docker_socket());
+    let registry = slow_registry(&bed);
+    let (daemon, socket, _sockets) = docker_through_a_proxy(&bed);
     let mut run = fixture
         .deploy()
         .aws(&env, &bed)
