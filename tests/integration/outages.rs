@@ -284,18 +284,8 @@ fn ctrl_c_during_a_push_exits_130_and_the_tag_never_reaches_the_registry() {
         line.starts_with("api: ") && line.contains("pushing")
     });
     std::thread::sleep(Duration::from_secs(2));
-    let interrupted = Instant::now();
-    run.interrupt();
-    let ended = run.finish();
-    ended
-        .code(130)
-        .printed("interrupted")
-        .printed("nothing was applied")
-        .printed("Summary");
-    assert!(
-        interrupted.elapsed() < Duration::from_secs(20),
-        "stopped promptly: {ended}"
-    );
+    let ended = run.interrupt_before_the_roll();
+    ended.printed("Summary");
     let row = summary_row(&ended.stdout, "api");
     assert!(row.contains("not done") && row.contains(" no "), "{row}");
     drop(registry);
@@ -321,18 +311,8 @@ fn ctrl_c_during_an_spa_upload_exits_130_invalidates_nothing_and_rolls_nothing()
         .spawn();
     run.wait_for_line("the upload", |line| line.contains("uploading to s3://"));
     std::thread::sleep(Duration::from_secs(2));
-    let interrupted = Instant::now();
-    run.interrupt();
-    let ended = run.finish();
-    ended
-        .code(130)
-        .printed("interrupted")
-        .printed("nothing was applied")
-        .printed("Summary");
-    assert!(
-        interrupted.elapsed() < Duration::from_secs(20),
-        "stopped promptly: {ended}"
-    );
+    let ended = run.interrupt_before_the_roll();
+    ended.printed("Summary");
     drop(aws);
 
     // No invalidation was made, no entry point replaced, nothing rolled, lock released.
@@ -411,12 +391,7 @@ fn ctrl_c_during_an_spa_build_stops_the_build_tool_and_what_it_started() {
             .is_empty()),
         "the build tool's child never started"
     );
-    run.interrupt();
-    let ended = run.finish();
-    ended
-        .code(130)
-        .printed("interrupted")
-        .printed("nothing was applied");
+    let ended = run.interrupt_before_the_roll();
     assert!(
         eventually(Duration::from_secs(10), || processes_with(&tool_child)
             .is_empty()),

@@ -113,6 +113,24 @@ impl Background {
         assert!(status.success());
     }
 
+    /// Ctrl-C before the roll (during a build, push, upload): the run must end within
+    /// 20 s with exit 130, saying it was interrupted and that nothing was applied.
+    #[track_caller]
+    pub fn interrupt_before_the_roll(self) -> Ended {
+        let interrupted = std::time::Instant::now();
+        self.interrupt();
+        let ended = self.finish();
+        ended
+            .code(130)
+            .printed("interrupted")
+            .printed("nothing was applied");
+        assert!(
+            interrupted.elapsed() < std::time::Duration::from_secs(20),
+            "stopped promptly: {ended}"
+        );
+        ended
+    }
+
     /// SIGKILL: the run gets no chance to clean up.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
