@@ -677,7 +677,9 @@ async fn decide_changed(
     // The live tags of the environment the tfvars name (preflight still requires that
     // workspace to be the selected one before anything is rolled).
     let workspace = plan.terraform.as_ref().map(|t| t.apply.workspace.as_str());
-    let survey = live::survey(platform, repo, &plan.head.sha, profile, workspace).await?;
+    let terraform = live::terraform_of(platform, profile, workspace);
+    let cluster = live::resolve_cluster(platform, &terraform).await?;
+    let survey = live::survey(platform, repo, &plan.head.sha, profile, cluster).await?;
     let decisions = survey
         .services
         .into_iter()

@@ -82,15 +82,16 @@ pub fn cluster_from(
 
 /// Reads what ECS runs for every service and compares it with HEAD: the live tag,
 /// resolved to a commit and diffed (git2, once per distinct base) over the service's
-/// inputs (runbook: service dir, shared packages, build inputs).
+/// inputs (runbook: service dir, shared packages, build inputs). `cluster` comes from
+/// [`resolve_cluster`] or [`cluster_from`], so that a caller that needs the terraform
+/// outputs anyway reads them once.
 pub async fn survey(
     platform: &Platform,
     repo: &Repo,
     head_sha: &str,
     profile: Option<&str>,
-    workspace: Option<&str>,
+    cluster: String,
 ) -> Result<Survey> {
-    let cluster = resolve_cluster(platform, &terraform_of(platform, profile, workspace)).await?;
     let sdk = crate::aws::load(profile).await;
     let ecs = Ecs::new(
         aws_sdk_ecs::Client::new(&sdk),

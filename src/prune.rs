@@ -94,13 +94,12 @@ pub fn run(
         let engine = Engine::connect().await?;
         let mut protected = BTreeSet::from([head.short_sha.clone()]);
         if !skip_live_check {
-            let survey = live::survey(
-                &platform,
-                &repo,
-                &head.sha,
-                cli.profile.as_deref(),
-                workspace.as_deref(),
-            )
+            let profile = cli.profile.as_deref();
+            let survey = async {
+                let terraform = live::terraform_of(&platform, profile, workspace.as_deref());
+                let cluster = live::resolve_cluster(&platform, &terraform).await?;
+                live::survey(&platform, &repo, &head.sha, profile, cluster).await
+            }
                 .await
                 .context("cannot read which tags run live (prune never removes a live image); fix the AWS access, or pass --skip-live-check to keep only HEAD and the newest N")?;
             for service in survey.services {

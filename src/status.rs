@@ -39,12 +39,18 @@ pub fn run(cli: &Cli, var_file: Option<&std::path::Path>) -> Result<()> {
     let runtime = runtime()?;
     let profile = cli.profile.as_deref();
     let (survey, spas) = runtime.block_on(async {
-        let survey =
-            live::survey(&platform, &repo, &head.sha, profile, workspace.as_deref()).await?;
-        let outputs = live::terraform_of(&platform, profile, workspace.as_deref())
+        // Read once: they name the cluster and the SPA buckets.
+        let outputs = match live::terraform_of(&platform, profile, workspace.as_deref())
             .outputs()
             .await
-            .unwrap_or_default();
+        {
+            Ok(outputs) => outputs,
+            // With ecs.cluster set, status works without terraform (no SPA buckets).
+            Err(_) if platform.config.ecs.cluster.is_some() => Default::default(),
+            Err(err) => return Err(err),
+        };
+        let cluster = live::cluster_from(&platform, &outputs)?;
+        let survey = live::survey(&platform, &repo, &head.sha, profile, cluster).await?;
         let s3 = crate::aws::s3(&crate::aws::load(profile).await);
         let mut spas = Vec::new();
         for spa in &platform.spas {

@@ -18,21 +18,17 @@ const CYAN: &str = "36";
 /// Whether stdout gets colour.
 pub fn stdout() -> bool {
     static ENABLED: OnceLock<bool> = OnceLock::new();
-    *ENABLED.get_or_init(|| {
-        decide(std::io::stdout().is_terminal(), |name| {
-            std::env::var(name).ok()
-        })
-    })
+    *ENABLED.get_or_init(|| from_env(std::io::stdout().is_terminal()))
 }
 
 /// Whether stderr gets colour.
 pub fn stderr() -> bool {
     static ENABLED: OnceLock<bool> = OnceLock::new();
-    *ENABLED.get_or_init(|| {
-        decide(std::io::stderr().is_terminal(), |name| {
-            std::env::var(name).ok()
-        })
-    })
+    *ENABLED.get_or_init(|| from_env(std::io::stderr().is_terminal()))
+}
+
+fn from_env(terminal: bool) -> bool {
+    decide(terminal, |name| std::env::var(name).ok())
 }
 
 /// The conventions: NO_COLOR (any value) wins, then CLICOLOR_FORCE, then a terminal
@@ -55,18 +51,19 @@ fn paint(text: &str, code: &str) -> String {
 
 /// A table header, padded to `width` (when given), bold when `colour` is on.
 pub fn header(text: &str, width: Option<usize>, colour: bool) -> String {
-    let pad = padding(text, width);
-    if colour && !text.is_empty() {
-        format!("{}{pad}", paint(text, BOLD))
-    } else {
-        format!("{text}{pad}")
-    }
+    styled(text, width, (colour && !text.is_empty()).then_some(BOLD))
 }
 
-fn padding(text: &str, width: Option<usize>) -> String {
-    width
+/// `text` in colour `code` (if any), then the padding to `width`: the padding is
+/// counted on the text alone and stays outside the colour.
+fn styled(text: &str, width: Option<usize>, code: Option<&str>) -> String {
+    let pad = width
         .map(|width| " ".repeat(width.saturating_sub(text.chars().count())))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    match code {
+        Some(code) => format!("{}{pad}", paint(text, code)),
+        None => format!("{text}{pad}"),
+    }
 }
 
 /// `error:` as the start of an error message on stderr.
@@ -94,11 +91,7 @@ fn cell_colour(text: &str) -> Option<&'static str> {
 
 /// A table cell padded to `width` (when given), coloured when `colour` is on.
 pub fn cell(text: &str, width: Option<usize>, colour: bool) -> String {
-    let pad = padding(text, width);
-    match cell_colour(text).filter(|_| colour) {
-        Some(code) => format!("{}{pad}", paint(text, code)),
-        None => format!("{text}{pad}"),
-    }
+    styled(text, width, cell_colour(text).filter(|_| colour))
 }
 
 #[cfg(test)]
