@@ -132,15 +132,7 @@ fn registry_errors_during_push_are_retried_and_a_persistent_one_fails_clearly() 
     };
     let fixture = Fixture::unique();
     let env = bootstrap_aws(&bed, &fixture, "sandbox");
-    let args = [
-        "--skip-tf",
-        "--skip-spas",
-        "--services",
-        "api",
-        "--profile",
-        "testbed",
-        "-y",
-    ];
+    let args = crate::support::PUSH_API;
 
     // Two 500s, then a dropped connection: retried with backoff, then pushed.
     let flaky = FaultProxy::http(

@@ -165,15 +165,7 @@ fn a_missing_ecr_repository_is_named_and_nothing_is_built() {
     fixture
         .deploy()
         .aws(&env, &bed)
-        .args([
-            "--skip-tf",
-            "--skip-spas",
-            "--services",
-            "api",
-            "--profile",
-            "testbed",
-            "-y",
-        ])
+        .args(crate::support::PUSH_API)
         .run()
         .code(1)
         .stderr_has("ECR repository missing/api does not exist")

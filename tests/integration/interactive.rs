@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::support::{bootstrap_applied, Fixture, Testbed};
+use crate::support::{bootstrap_applied, DockerUse, Fixture, Testbed};
 
 #[test]
 fn at_a_terminal_the_menu_and_typed_confirmation_gate_the_deploy() {
@@ -11,6 +11,8 @@ fn at_a_terminal_the_menu_and_typed_confirmation_gate_the_deploy() {
     else {
         return;
     };
+    // Its deploys build images, outside the Deploy harness.
+    let _docker = DockerUse::shared();
     let fixture = Fixture::unique();
     let tag = fixture.short_sha();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");

@@ -200,15 +200,7 @@ fn credentials_the_endpoint_rejects_stop_the_run_before_anything_is_touched() {
         .deploy()
         .aws(&env, &bed)
         .env("AWS_ENDPOINT_URL", &strict.url)
-        .args([
-            "--skip-tf",
-            "--skip-spas",
-            "--services",
-            "api",
-            "--profile",
-            "testbed",
-            "-y",
-        ])
+        .args(crate::support::PUSH_API)
         .run();
     out.code(1)
         // moto's STS error body is not the shape the SDK reads; AWS's would name

@@ -131,15 +131,7 @@ fn preflight_warns_when_the_docker_host_has_less_free_disk_than_a_deploy_needs()
     let fixture = Fixture::unique();
     let env = crate::support::bootstrap_aws(&bed, &fixture, "sandbox");
     let config = std::fs::read_to_string(fixture.path("deploy.toml")).unwrap();
-    let args = [
-        "--skip-tf",
-        "--skip-spas",
-        "--services",
-        "api",
-        "--profile",
-        "testbed",
-        "-y",
-    ];
+    let args = crate::support::PUSH_API;
 
     // No Docker host has a petabyte free: warned, and the deploy goes on.
     fixture.write(

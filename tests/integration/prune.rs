@@ -90,6 +90,7 @@ fn prune_keeps_live_head_and_newest_and_never_touches_volumes_or_other_images() 
     let out = fixture
         .deploy()
         .aws(&env, &bed)
+        .alone_on_docker()
         .args(["prune", "--keep", "1", "--profile", "testbed"])
         .run();
     out.success()

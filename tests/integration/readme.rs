@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{bootstrap_prod_and_sandbox, Fixture, Testbed};
+use crate::support::{bootstrap_prod_and_sandbox, DockerUse, Fixture, Testbed};
 
 /// README commands this test does not run, and where they are exercised instead.
 const RUN_ELSEWHERE: &[(&str, &str)] = &[
@@ -162,6 +162,8 @@ fn every_command_in_the_readme_runs_as_documented() {
     let Some(bed) = Testbed::get("every_command_in_the_readme_runs_as_documented") else {
         return;
     };
+    // Its deploys build images, outside the Deploy harness.
+    let _docker = DockerUse::shared();
     let fixture = Fixture::unique();
     let (prod, sandbox) = bootstrap_prod_and_sandbox(&bed, &fixture);
     assert_ne!(prod.summary["account_id"], sandbox.summary["account_id"]);

@@ -6,9 +6,73 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// Build and push api alone, unattended: no SPAs, no terraform.
+pub const PUSH_API: [&str; 7] = [
+    "--skip-tf",
+    "--skip-spas",
+    "--services",
+    "api",
+    "--profile",
+    "testbed",
+    "-y",
+];
+
+/// Who uses the Docker daemon. Docker 20.10's BuildKit panics and takes the daemon
+/// down (a nil pointer in its cache manager, seen in dockerd.log during a full test
+/// run) when its build cache is pruned while another build runs. So every deploy run
+/// uses the daemon shared, and the one run that prunes the build cache uses it alone.
+/// Shared users never wait for a user queued to go alone, only for one that is in:
+/// a test may start a second run while its first one runs.
+pub struct DockerUse {
+    alone: bool,
+}
+
+static DOCKER_USERS: std::sync::Mutex<(usize, bool)> = std::sync::Mutex::new((0, false));
+static DOCKER_CHANGED: std::sync::Condvar = std::sync::Condvar::new();
+
+impl DockerUse {
+    /// Waits until no one uses the daemon alone.
+    pub fn shared() -> Self {
+        Self::enter(false)
+    }
+
+    /// Waits until no one else uses the daemon.
+    pub fn alone() -> Self {
+        Self::enter(true)
+    }
+
+    fn enter(alone: bool) -> Self {
+        let users = DOCKER_USERS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut users = DOCKER_CHANGED
+            .wait_while(users, |(shared, someone_alone)| {
+                *someone_alone || (alone && *shared > 0)
+            })
+            .unwrap_or_else(|e| e.into_inner());
+        if alone {
+            users.1 = true;
+        } else {
+            users.0 += 1;
+        }
+        Self { alone }
+    }
+}
+
+impl Drop for DockerUse {
+    fn drop(&mut self) {
+        let mut users = DOCKER_USERS.lock().unwrap_or_else(|e| e.into_inner());
+        if self.alone {
+            users.1 = false;
+        } else {
+            users.0 -= 1;
+        }
+        DOCKER_CHANGED.notify_all();
+    }
+}
+
 /// A `deploy` invocation, built fluently: `Deploy::new().args([..]).in_dir(..).run()`.
 pub struct Deploy {
     command: Command,
+    alone: bool,
 }
 
 impl Deploy {
@@ -20,7 +84,24 @@ impl Deploy {
             .env_remove("DEPLOY_REGISTRY")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
-        Self { command }
+        Self {
+            command,
+            alone: false,
+        }
+    }
+
+    /// This run prunes the build cache: no other run may use Docker meanwhile.
+    pub fn alone_on_docker(mut self) -> Self {
+        self.alone = true;
+        self
+    }
+
+    fn use_docker(&self) -> DockerUse {
+        if self.alone {
+            DockerUse::alone()
+        } else {
+            DockerUse::shared()
+        }
     }
 
     pub fn args<I, S>(mut self, args: I) -> Self
@@ -56,12 +137,14 @@ impl Deploy {
     }
 
     pub fn run(mut self) -> Outcome {
+        let _docker = self.use_docker();
         let output = self.command.output().expect("the deploy binary runs");
         Outcome::from(output)
     }
 
     /// Starts the run in the background, stdout and stderr piped.
     pub fn spawn(mut self) -> Background {
+        let docker = self.use_docker();
         let mut child = self
             .command
             .stdout(Stdio::piped())
@@ -73,6 +156,7 @@ impl Deploy {
             child,
             stderr,
             seen: String::new(),
+            _docker: docker,
         }
     }
 }
@@ -83,6 +167,7 @@ pub struct Background {
     stderr: std::io::BufReader<std::process::ChildStderr>,
     /// stderr read so far.
     pub seen: String,
+    _docker: DockerUse,
 }
 
 impl Background {
