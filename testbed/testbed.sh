@@ -18,6 +18,7 @@ BASE_IMAGE="${DEPLOY_TESTBED_BASE_IMAGE:-deploy-testbed/busybox:latest}"
 REQUIREMENTS="$SCRIPT_DIR/requirements.txt"
 APT_PACKAGES=(docker-registry busybox-static curl ca-certificates)
 STARTUP_TIMEOUT="${DEPLOY_TESTBED_STARTUP_TIMEOUT:-60}"
+DOCKER_TIMEOUT="${DEPLOY_TESTBED_DOCKER_TIMEOUT:-120}"
 
 VENV="$STATE/venv"
 BIN="$STATE/bin"
@@ -392,9 +393,53 @@ EOF
     wait_http registry "http://$REGISTRY_HOST/v2/" "$log"
 }
 
+# docker_error: the last line `docker info` prints when it cannot reach the daemon.
+docker_error() { docker info 2>&1 | tail -n 1 || true; }
+
+# ensure_docker: the Docker engine the tests build with. A machine normally starts it
+# at boot, so wait while it is still coming up; when no dockerd is running at all
+# (it crashed, or the machine does not start it), start one as root. A dockerd this
+# script starts keeps running after `down`: it is the machine's engine, not ours.
+ensure_docker() {
+    have docker || die "docker CLI not found (install Docker Engine; the tests build real images)"
+    if docker info >/dev/null 2>&1; then
+        step "Docker daemon answering${DOCKER_HOST:+ at DOCKER_HOST=$DOCKER_HOST}"
+        return 0
+    fi
+    [[ -z "${DOCKER_HOST:-}" ]] ||
+        die "cannot talk to the Docker daemon at DOCKER_HOST=$DOCKER_HOST ($(docker_error)); the test bed starts a daemon only on the default socket -- start that one, or unset DOCKER_HOST"
+    local log="$STATE/dockerd.log" started=0 deadline pid=""
+    if pgrep -x dockerd >/dev/null 2>&1; then
+        step "Docker daemon running but not answering yet ($(docker_error)); waiting up to ${DOCKER_TIMEOUT}s"
+    else
+        ((EUID == 0)) || die "the Docker daemon is not running, and only root can start it: run 'sudo service docker start' (or start dockerd) and rerun"
+        local dockerd
+        dockerd="$(command -v dockerd || true)"
+        [[ -n "$dockerd" || ! -x /usr/sbin/dockerd ]] || dockerd=/usr/sbin/dockerd
+        [[ -n "$dockerd" ]] || die "the Docker daemon is not running and dockerd is not installed (install docker.io)"
+        step "Docker daemon not running; starting $dockerd (log: $log)"
+        start_bg dockerd "$log" "$dockerd"
+        pid="$(cat "$STATE/dockerd.pid")"
+        started=1
+    fi
+    deadline=$((SECONDS + DOCKER_TIMEOUT))
+    while ((SECONDS < deadline)); do
+        if docker info >/dev/null 2>&1; then
+            step "Docker daemon answering"
+            return 0
+        fi
+        if ((started)) && [[ ! -d "/proc/$pid" ]]; then
+            die "dockerd exited during startup" "$log"
+        fi
+        sleep 0.5
+    done
+    if ((started)); then
+        die "dockerd (pid $pid) did not answer within ${DOCKER_TIMEOUT}s ($(docker_error))" "$log"
+    fi
+    die "the Docker daemon did not answer within ${DOCKER_TIMEOUT}s ($(docker_error)); check the daemon's log, or restart it"
+}
+
 ensure_base_image() {
-    have docker || die "docker CLI not found (the Docker engine must be running before the test bed starts)"
-    docker info >/dev/null 2>&1 || die "cannot talk to the Docker daemon ($(docker info 2>&1 | tail -n 1))"
     local log="$STATE/docker.log"
     if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
         step "base image $BASE_IMAGE present"
@@ -481,6 +526,7 @@ cmd_up() {
     flock 9
     trap 'on_err $LINENO "$BASH_COMMAND"' ERR
     ensure_apt_packages
+    ensure_docker
     ensure_venv
     ensure_terraform_shim
     ensure_moto
