@@ -20,7 +20,7 @@ use clap::{ArgAction, Parser, Subcommand, ValueEnum};
     max_term_width = 100,
     subcommand_negates_reqs = true,
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  deploy --var-file tfvars/sandbox.tfvars\n  deploy --var-file tfvars/sandbox.tfvars --changed\n  deploy --var-file tfvars/prod.tfvars --profile prod -y\n  deploy --skip-tf --services api,auth\n  deploy --var-file tfvars/sandbox.tfvars --dry-run\n\nExit codes: 0 done or nothing to do, 1 failed, 2 usage error, 130 interrupted."
+    after_help = "Examples:\n  deploy --var-file tfvars/sandbox.tfvars\n  deploy --var-file tfvars/sandbox.tfvars --changed\n  deploy --var-file tfvars/prod.tfvars --profile prod -y\n  deploy --skip-tf --services api,auth\n  deploy --var-file tfvars/sandbox.tfvars --dry-run\n  deploy rollback a1b2c3d --var-file tfvars/sandbox.tfvars\n\nExit codes: 0 done or nothing to do, 1 failed, 2 usage error, 130 interrupted."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -115,6 +115,32 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         var_file: Option<std::path::PathBuf>,
     },
+    /// Roll services back to an earlier commit whose images are still in the registry:
+    /// no build, no push; terraform apply with that tag, then the same rollout checks.
+    /// SPAs are left as they are
+    Rollback {
+        /// The commit to go back to: its short SHA (the image tag), a full SHA, a tag, or
+        /// e.g. HEAD~1
+        #[arg(value_name = "SHA")]
+        revision: String,
+
+        /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)
+        #[arg(long, value_name = "PATH")]
+        var_file: std::path::PathBuf,
+
+        /// Roll back only these services (comma-separated); default: every service
+        #[arg(long, value_name = "A,B", value_delimiter = ',', num_args = 1)]
+        services: Option<Vec<String>>,
+
+        /// Skip the profile menu and the account confirmation (pair with --profile);
+        /// passes -auto-approve to terraform
+        #[arg(short = 'y', long)]
+        yes: bool,
+
+        /// Print the plan and stop; touches nothing (the registry is not asked)
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Break a stale deploy lock of an environment (when the run holding it is gone)
     Unlock {
         /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)
@@ -156,6 +182,45 @@ mod tests {
         let err = parse(&[]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
         assert!(parse(&["--skip-tf"]).is_ok());
+    }
+
+    #[test]
+    fn rollback_takes_a_revision_and_requires_the_environment() {
+        let cli = parse(&[
+            "rollback",
+            "a1b2c3d",
+            "--var-file",
+            "tfvars/prod.tfvars",
+            "--services",
+            "api,auth",
+            "-y",
+        ])
+        .unwrap();
+        let Some(Command::Rollback {
+            revision,
+            var_file,
+            services,
+            yes,
+            dry_run,
+        }) = cli.command
+        else {
+            panic!("not a rollback: {:?}", cli.command)
+        };
+        assert_eq!(revision, "a1b2c3d");
+        assert_eq!(var_file, PathBuf::from("tfvars/prod.tfvars"));
+        assert_eq!(services.unwrap(), ["api", "auth"]);
+        assert!(yes && !dry_run);
+        for args in [
+            &["rollback", "a1b2c3d"][..],
+            &["rollback", "--var-file", "x.tfvars"][..],
+        ] {
+            let err = parse(args).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "{args:?}"
+            );
+        }
     }
 
     #[test]

@@ -26,8 +26,11 @@ use crate::terraform::{self, Terraform};
 use crate::{aws, config, ecr, live, profiles};
 
 pub fn run(cli: &Cli) -> Result<()> {
-    let request = Request::from_cli(cli);
+    run_request(cli, Request::from_cli(cli))
+}
 
+/// A deploy, or a rollback (`deploy rollback`): the same pipeline, minus the builds.
+pub fn run_request(cli: &Cli, request: Request) -> Result<()> {
     // 1. Discover.
     let Checkout {
         repo,
@@ -35,7 +38,17 @@ pub fn run(cli: &Cli) -> Result<()> {
         head,
         cwd,
     } = Checkout::open(request.start_dir.as_deref())?;
-    let uncommitted = repo.uncommitted_paths()?;
+    let rollback_to = request
+        .rollback
+        .as_deref()
+        .map(|revision| repo.commit(revision))
+        .transpose()?;
+    // A rollback builds nothing, so the working tree does not matter.
+    let uncommitted = if rollback_to.is_some() {
+        Vec::new()
+    } else {
+        repo.uncommitted_paths()?
+    };
     tracing::info!(root = %repo.root().display(), tag = %head.short_sha, "repository found");
 
     // 2. Plan.
@@ -47,6 +60,7 @@ pub fn run(cli: &Cli) -> Result<()> {
             uncommitted,
             cwd: &cwd,
             registry_env: registry_override_env(),
+            rollback_to,
         },
     )?;
     if !request.dry_run && !request.assume_yes && !std::io::stdin().is_terminal() {
@@ -167,6 +181,8 @@ struct Ready {
     lock_bucket: Option<String>,
     /// The SPAs to build and upload, with their buckets and distributions.
     spas: Vec<SpaTarget>,
+    /// `deploy rollback`: the images rolled, found in the registry by preflight.
+    rollback_images: Vec<ImageResult>,
 }
 
 impl Run<'_> {
@@ -174,7 +190,11 @@ impl Run<'_> {
         let ready = interruptible(Interrupted::BeforeRoll, self.preflight()).await?;
         *held = interruptible(Interrupted::BeforeRoll, self.lock(&ready)).await?;
         report.began = true;
-        interruptible(Interrupted::BeforeRoll, self.build_and_push(&ready, report)).await?;
+        if self.plan.mode == Mode::Rollback {
+            report.images = ready.rollback_images.clone();
+        } else {
+            interruptible(Interrupted::BeforeRoll, self.build_and_push(&ready, report)).await?;
+        }
         interruptible(Interrupted::BeforeRoll, self.deploy_spas(&ready, report)).await?;
 
         // 8. Roll. Not interruptible by dropping: terraform stops itself on Ctrl-C and
@@ -203,9 +223,10 @@ impl Run<'_> {
     async fn preflight(&self) -> Result<Ready> {
         let engine = Engine::connect().await?;
         tracing::info!(host = %engine.host, builder = ?engine.builder, "docker daemon reachable");
-        // Runbook: "A full deploy uses roughly 6-8GB".
+        // Runbook: "A full deploy uses roughly 6-8GB" (a rollback builds nothing).
         let wanted = self.platform.config.docker.min_free_gb;
-        if let Some(free) = engine.free_disk().await {
+        let builds = self.plan.mode != Mode::Rollback;
+        if let Some(free) = engine.free_disk().await.filter(|_| builds) {
             let free = free as f64 / 1e9;
             if free < wanted {
                 self.progress.note(&format!(
@@ -274,9 +295,15 @@ impl Run<'_> {
                 .map(|t| t.apply.workspace.as_str())
                 .unwrap_or("- (--skip-tf)"),
             self.plan.image_tag,
-            self.plan.head.sha,
+            self.plan.commit(),
             deploying.join(", "),
         );
+        if self.plan.mode == Mode::Rollback {
+            summary.push_str(&format!(
+                "\n  rollback   to {}; HEAD is {}; SPAs are left as they are",
+                self.plan.image_tag, self.plan.head.short_sha
+            ));
+        }
         if !self.plan.uncommitted.is_empty() {
             summary.push_str(&format!(
                 "\n  note       images are built from commit {}: {} uncommitted path(s) are NOT included",
@@ -285,12 +312,19 @@ impl Run<'_> {
             ));
         }
         self.progress.note(&summary);
+        // Before anything is touched, the rollback's images must all be there.
+        let rollback_images = if self.plan.mode == Mode::Rollback {
+            self.rollback_images(&sdk, &engine).await?
+        } else {
+            Vec::new()
+        };
         if !self.request.assume_yes {
-            confirm()?;
+            confirm(self.plan.mode)?;
         }
         Ok(Ready {
             sdk,
             engine,
+            rollback_images,
             terraform,
             cluster,
             api_base_url,
@@ -460,12 +494,69 @@ impl Run<'_> {
         let lock = Lock::acquire(
             aws::s3(&ready.sdk),
             location,
-            &self.plan.head.sha,
+            self.plan.commit(),
             self.profile.as_deref(),
         )
         .await?;
         tracing::info!(environment = %step.apply.workspace, "deploy lock taken");
         Ok(Some(lock))
+    }
+
+    /// `deploy rollback`: every image it rolls must already be in the registry; one
+    /// that is not stops the run before anything is touched, naming it.
+    async fn rollback_images(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        engine: &Engine,
+    ) -> Result<Vec<ImageResult>> {
+        let profile = self.profile.as_deref();
+        let ecr_client = aws_sdk_ecr::Client::new(sdk);
+        let steps: Vec<_> = self
+            .plan
+            .services
+            .iter()
+            .filter(|step| step.action == Action::Deploy)
+            .collect();
+        let repositories: Vec<String> = steps.iter().map(|s| s.repository.clone()).collect();
+        ecr::repository_uris(&ecr_client, &repositories, profile).await?;
+        let access =
+            ecr::registry_access(&ecr_client, self.plan.registry.host.as_deref(), profile).await?;
+        let credentials = access.docker_credentials();
+        let mut found = Vec::new();
+        let mut missing = Vec::new();
+        for step in steps {
+            let image = format!("{}/{}", access.host, step.image);
+            if engine.exists_in_registry(&image, &credentials).await? {
+                found.push(ImageResult {
+                    service: step.name.clone(),
+                    image,
+                    status: ImageStatus::AlreadyInRegistry,
+                    build_secs: None,
+                    push_secs: None,
+                    error: None,
+                });
+            } else {
+                missing.push(format!("  {}: no {image}", step.name));
+            }
+        }
+        if !missing.is_empty() {
+            let others = if found.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<&str> = found.iter().map(|r| r.service.as_str()).collect();
+                format!(
+                    "roll back only the services that have one (--services {}), or ",
+                    names.join(",")
+                )
+            };
+            bail!(
+                "cannot roll back to {tag}: {} of its images are not in the registry:\n{}\nOnly a commit whose images were pushed (and not deleted since) can be rolled back to: {others}check out {tag} and deploy it (a build). Nothing was touched",
+                missing.len(),
+                missing.join("\n"),
+                tag = self.plan.image_tag,
+            );
+        }
+        Ok(found)
     }
 
     /// 5-6. Build and push every planned image.
@@ -732,8 +823,15 @@ fn dockerfile_in_context(
         })
 }
 
-fn confirm() -> Result<()> {
-    eprint!("Type y to build and push: ");
+fn confirm(mode: Mode) -> Result<()> {
+    eprint!(
+        "{}",
+        if mode == Mode::Rollback {
+            "Type y to roll back: "
+        } else {
+            "Type y to build and push: "
+        }
+    );
     std::io::stderr().flush().ok();
     let mut answer = String::new();
     std::io::stdin()
@@ -743,7 +841,12 @@ fn confirm() -> Result<()> {
     if answer.trim() == "y" {
         Ok(())
     } else {
-        Err(UsageError::new("not confirmed: nothing was built or pushed").into())
+        Err(UsageError::new(if mode == Mode::Rollback {
+            "not confirmed: nothing was rolled back"
+        } else {
+            "not confirmed: nothing was built or pushed"
+        })
+        .into())
     }
 }
 

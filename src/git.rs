@@ -89,6 +89,37 @@ impl Repo {
         })
     }
 
+    /// The commit a revision names (`a1b2c3d`, a full SHA, a tag, `HEAD~2`), as the
+    /// image tag a deploy of it got. A revision the repository does not know is a usage
+    /// error.
+    pub fn commit(&self, revision: &str) -> Result<Head> {
+        let unknown = |detail: String| {
+            UsageError::new(format!(
+                "{revision:?} is not a commit in {} ({detail}); give a SHA from `git log` (run `git fetch` if it was made elsewhere)",
+                self.root.display()
+            ))
+        };
+        let object = self
+            .repo
+            .revparse_single(revision)
+            .map_err(|err| unknown(err.message().to_owned()))?;
+        let commit = object.peel_to_commit().map_err(|_| {
+            unknown(format!(
+                "it names a {}",
+                object.kind().map_or("non-commit", |k| k.str())
+            ))
+        })?;
+        let short = commit
+            .as_object()
+            .short_id()
+            .context("cannot abbreviate the commit id")?;
+        Ok(Head {
+            sha: commit.id().to_string(),
+            short_sha: short.as_str().unwrap_or_default().to_owned(),
+            branch: None,
+        })
+    }
+
     /// Paths with uncommitted changes (tracked files modified, staged, deleted or
     /// renamed, and untracked files that are not ignored), relative to the root.
     pub fn uncommitted_paths(&self) -> Result<Vec<String>> {

@@ -24,6 +24,23 @@ fn main() {
             .render(&mut std::io::stdout())
             .map_err(Into::into),
         Some(Command::Unlock { ref var_file }) => deploy::status::unlock(&cli, var_file),
+        Some(Command::Rollback {
+            ref revision,
+            ref var_file,
+            ref services,
+            yes,
+            dry_run,
+        }) => deploy::deploy::run_request(
+            &cli,
+            deploy::request::Request::rollback(
+                &cli,
+                revision,
+                var_file,
+                services.as_deref(),
+                yes,
+                dry_run,
+            ),
+        ),
         None => deploy::deploy::run(&cli),
     };
     let code = match outcome {

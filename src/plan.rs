@@ -22,8 +22,11 @@ pub struct Plan {
     pub config: Option<PathBuf>,
     pub head: Head,
     pub mode: Mode,
-    /// The tag every image of this run gets: `git rev-parse --short HEAD`.
+    /// The tag every image of this run gets: `git rev-parse --short HEAD` (or, in a
+    /// rollback, the short SHA of the commit rolled back to).
     pub image_tag: String,
+    /// `deploy rollback`: the commit whose images are rolled (nothing is built).
+    pub rollback_to: Option<Head>,
     /// Where images are pushed, and why there.
     pub registry: Registry,
     /// Uncommitted paths in the working tree (they never reach an image).
@@ -40,6 +43,8 @@ pub enum Mode {
     Full,
     Changed,
     Services,
+    /// `deploy rollback`: images already in the registry, rolled by terraform.
+    Rollback,
 }
 
 impl fmt::Display for Mode {
@@ -48,6 +53,7 @@ impl fmt::Display for Mode {
             Mode::Full => "full deploy",
             Mode::Changed => "incremental deploy (--changed)",
             Mode::Services => "partial deploy (--services)",
+            Mode::Rollback => "rollback",
         })
     }
 }
@@ -117,19 +123,32 @@ pub struct Context<'a> {
     pub cwd: &'a Path,
     /// `DEPLOY_REGISTRY`, if set.
     pub registry_env: Option<String>,
+    /// `deploy rollback`: the commit named, resolved.
+    pub rollback_to: Option<Head>,
 }
 
 impl Plan {
     pub fn new(platform: &Platform, request: &Request, context: Context<'_>) -> Result<Self> {
-        let tag = context.head.short_sha.clone();
-        let (mode, services) = plan_services(platform, &request.selection, &tag)?;
+        let tag = match &context.rollback_to {
+            Some(target) => target.short_sha.clone(),
+            None => context.head.short_sha.clone(),
+        };
+        let (mut mode, mut services) = plan_services(platform, &request.selection, &tag)?;
+        if context.rollback_to.is_some() {
+            mode = Mode::Rollback;
+            for step in services.iter_mut().filter(|s| s.action == Action::Deploy) {
+                step.reason = format!("rolled back to {tag}: its image, not rebuilt");
+            }
+        }
         let spas = plan_spas(platform, request, mode)?;
         let terraform = match &request.var_file {
             Some(var_file) if !request.skip_tf => {
                 let (var_file, workspace) = environment_of(platform, context.cwd, var_file)?;
+                let every_service = request.selection == Selection::All;
                 let roll = match mode {
                     Mode::Full => Roll::All { tag: tag.clone() },
-                    Mode::Changed | Mode::Services => Roll::Only {
+                    Mode::Rollback if every_service => Roll::All { tag: tag.clone() },
+                    Mode::Changed | Mode::Services | Mode::Rollback => Roll::Only {
                         services: services
                             .iter()
                             .filter(|step| step.action != Action::Skip)
@@ -173,6 +192,7 @@ impl Plan {
             head: context.head,
             mode,
             image_tag: tag,
+            rollback_to: context.rollback_to,
             registry,
             uncommitted: context.uncommitted,
             services,
@@ -206,6 +226,13 @@ impl Plan {
             step.command =
                 shell_words(std::iter::once("terraform".to_owned()).chain(step.apply.args(config)));
         }
+    }
+
+    /// The full id of the commit whose images this run rolls.
+    pub fn commit(&self) -> &str {
+        self.rollback_to
+            .as_ref()
+            .map_or(&self.head.sha, |target| &target.sha)
     }
 
     /// Whether anything at all would be built, pushed or rolled.
@@ -311,7 +338,9 @@ fn validate_service_names(platform: &Platform, names: &[String]) -> Result<Vec<S
 }
 
 fn plan_spas(platform: &Platform, request: &Request, mode: Mode) -> Result<Vec<SpaStep>> {
-    let skip_reason = if request.skip_spas {
+    let skip_reason = if mode == Mode::Rollback {
+        Some("a rollback leaves SPAs as they are (their files are built from source, not kept per commit)")
+    } else if request.skip_spas {
         Some("--skip-spas")
     } else if mode == Mode::Changed {
         // Runbook: "--changed covers backend services only (it skips SPAs)".
@@ -455,7 +484,14 @@ impl fmt::Display for Plan {
             Some(branch) => format!("{} on {branch}", self.image_tag),
             None => format!("{} (detached HEAD)", self.image_tag),
         };
-        writeln!(f, "Plan: {} of {at}", self.mode)?;
+        match &self.rollback_to {
+            Some(target) => writeln!(
+                f,
+                "Plan: rollback to {} ({}); HEAD is {}",
+                self.image_tag, target.sha, self.head.short_sha
+            )?,
+            None => writeln!(f, "Plan: {} of {at}", self.mode)?,
+        }
         writeln!(f, "  repository  {}", self.repo.display())?;
         match &self.config {
             Some(path) => writeln!(f, "  config      {}", path.display())?,

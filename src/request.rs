@@ -28,6 +28,9 @@ pub struct Request {
     pub output: OutputFormat,
     /// Where to look for the repository (default: the current directory).
     pub start_dir: Option<PathBuf>,
+    /// `deploy rollback <revision>`: roll the images of that commit, as typed; nothing
+    /// is built.
+    pub rollback: Option<String>,
 }
 
 impl Request {
@@ -54,6 +57,36 @@ impl Request {
             dry_run: cli.dry_run,
             output: cli.output,
             start_dir: cli.repo.clone(),
+            rollback: None,
+        }
+    }
+
+    /// `deploy rollback`: the services (all, or `--services`) go back to the images of
+    /// `revision`. SPAs are not rolled back: their files are built, not kept per commit.
+    pub fn rollback(
+        cli: &Cli,
+        revision: &str,
+        var_file: &std::path::Path,
+        services: Option<&[String]>,
+        assume_yes: bool,
+        dry_run: bool,
+    ) -> Self {
+        Self {
+            selection: match services {
+                Some(names) => {
+                    Selection::Named(names.iter().map(|name| name.trim().to_owned()).collect())
+                }
+                None => Selection::All,
+            },
+            var_file: Some(var_file.to_path_buf()),
+            skip_spas: true,
+            skip_tf: false,
+            profile: cli.profile.clone(),
+            assume_yes,
+            dry_run,
+            output: cli.output,
+            start_dir: cli.repo.clone(),
+            rollback: Some(revision.to_owned()),
         }
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::ecs::Settled;
 use crate::images::{ImageResult, ImageStatus};
-use crate::plan::{write_table, Action, Plan};
+use crate::plan::{write_table, Action, Mode, Plan};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
@@ -61,8 +61,14 @@ impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "\nSummary: {} of {}",
-            self.plan.mode, self.plan.image_tag
+            "\nSummary: {} {} {}",
+            self.plan.mode,
+            if self.plan.mode == Mode::Rollback {
+                "to"
+            } else {
+                "of"
+            },
+            self.plan.image_tag
         )?;
         let mut rows = Vec::new();
         for step in self

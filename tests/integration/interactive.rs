@@ -17,7 +17,14 @@ fn at_a_terminal_the_menu_and_typed_confirmation_gate_the_deploy() {
     let tag = fixture.short_sha();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/pty_run.py");
-    let drive = |answers: &[(&str, &str)]| {
+    let deploy_api = [
+        "--var-file",
+        "tfvars/sandbox.tfvars",
+        "--skip-spas",
+        "--services",
+        "api",
+    ];
+    let drive = |args: &[&str], answers: &[(&str, &str)]| {
         let mut command = Command::new(&bed.python);
         command.arg(&script).args(["--timeout", "120"]);
         for (expect, send) in answers {
@@ -26,13 +33,7 @@ fn at_a_terminal_the_menu_and_typed_confirmation_gate_the_deploy() {
         command
             .arg("--")
             .arg(env!("CARGO_BIN_EXE_deploy"))
-            .args([
-                "--var-file",
-                "tfvars/sandbox.tfvars",
-                "--skip-spas",
-                "--services",
-                "api",
-            ])
+            .args(args)
             .current_dir(fixture.root())
             .env("DEPLOY_REGISTRY", &bed.registry)
             .env("TERM", "xterm")
@@ -50,10 +51,13 @@ fn at_a_terminal_the_menu_and_typed_confirmation_gate_the_deploy() {
     };
 
     // `n` at the confirmation: exit 2, nothing pushed, nothing applied.
-    let (code, screen) = drive(&[
-        ("AWS profile to deploy with", "\r"),
-        ("Type y to build and push", "n\r"),
-    ]);
+    let (code, screen) = drive(
+        &deploy_api,
+        &[
+            ("AWS profile to deploy with", "\r"),
+            ("Type y to build and push", "n\r"),
+        ],
+    );
     assert_eq!(code, Some(2), "{screen}");
     assert!(
         screen.contains("testbed"),
@@ -70,11 +74,14 @@ fn at_a_terminal_the_menu_and_typed_confirmation_gate_the_deploy() {
     assert!(!bed.registry_has("api", &tag));
 
     // `y`, then terraform's own approval prompt (no -y): deployed.
-    let (code, screen) = drive(&[
-        ("AWS profile to deploy with", "\r"),
-        ("Type y to build and push", "y\r"),
-        ("Enter a value", "yes\r"),
-    ]);
+    let (code, screen) = drive(
+        &deploy_api,
+        &[
+            ("AWS profile to deploy with", "\r"),
+            ("Type y to build and push", "y\r"),
+            ("Enter a value", "yes\r"),
+        ],
+    );
     assert_eq!(code, Some(0), "{screen}");
     assert!(bed.registry_has("api", &tag));
     assert!(
@@ -82,4 +89,26 @@ fn at_a_terminal_the_menu_and_typed_confirmation_gate_the_deploy() {
         "at a terminal the plan is coloured: {screen}"
     );
     assert!(screen.contains(&format!("yes (:{tag})")), "{screen}");
+
+    // A rollback asks too, in its own words; `n` leaves everything as it is.
+    let (code, screen) = drive(
+        &[
+            "rollback",
+            &tag,
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--services",
+            "api",
+        ],
+        &[
+            ("AWS profile to deploy with", "\r"),
+            ("Type y to roll back", "n\r"),
+        ],
+    );
+    assert_eq!(code, Some(2), "{screen}");
+    assert!(screen.contains("rollback   to"), "{screen}");
+    assert!(
+        screen.contains("not confirmed: nothing was rolled back"),
+        "{screen}"
+    );
 }

@@ -13,6 +13,7 @@ mod outages;
 mod preflight;
 mod prune;
 mod readme;
+mod rollback;
 mod rollout;
 mod secrets;
 mod spas;
