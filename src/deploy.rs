@@ -10,6 +10,7 @@ use serde::Serialize;
 use futures_util::StreamExt;
 
 use crate::cli::{Cli, OutputFormat};
+use crate::daemon_lock::DaemonLock;
 use crate::docker::Engine;
 use crate::ecs::{Ecs, RolloutTarget, Settled};
 use crate::error::{Interrupted, UsageError};
@@ -598,6 +599,8 @@ impl Run<'_> {
             concurrency: docker_config.concurrency,
             log_dir: self.log_dir.clone(),
         };
+        // Held until every image is built and pushed: `deploy prune` waits for it.
+        let _builds = DaemonLock::for_builds(&ready.engine, self.progress).await;
         images::build_and_push(
             &ready.engine,
             &jobs,

@@ -382,6 +382,15 @@ impl Engine {
         Ok(response.space_reclaimed.unwrap_or(0).max(0) as u64)
     }
 
+    /// What identifies the daemon, whichever socket or proxy reaches it: its ID, else
+    /// the host it was reached at.
+    pub async fn daemon_id(&self) -> String {
+        match self.client.info().await.ok().and_then(|info| info.id) {
+            Some(id) if !id.is_empty() => id,
+            _ => self.host.clone(),
+        }
+    }
+
     /// Free bytes where the daemon keeps its data, when the daemon is on this machine.
     pub async fn free_disk(&self) -> Option<u64> {
         if !self.host.starts_with("unix://") {

@@ -8,6 +8,7 @@ pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod daemon_lock;
 pub mod deploy;
 pub mod docker;
 pub mod dockerignore;

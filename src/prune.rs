@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::cli::{Cli, OutputFormat};
 use crate::config;
+use crate::daemon_lock::DaemonLock;
 use crate::docker::{Engine, LocalTag};
 use crate::ecs::{image_tag_of, LiveImage};
 use crate::live;
@@ -120,6 +121,8 @@ pub fn run(
         let mut removed = Vec::new();
         let mut build_cache_bytes = 0;
         if !dry_run {
+            // Never under a running build of this machine's deploys (see daemon_lock).
+            let _alone = DaemonLock::for_prune(&engine).await?;
             for reference in &remove {
                 match engine.remove_tag(reference).await {
                     Ok(()) => removed.push(reference.clone()),

@@ -2,8 +2,11 @@
 //! the newest N stay; volumes and other images are never touched.
 
 use std::process::Command;
+use std::time::Duration;
 
-use crate::support::{bootstrap_applied, set_live_image, Fixture, Testbed};
+use crate::support::{
+    bootstrap_applied, eventually, processes_with, set_live_image, Fixture, Testbed, PUSH_API,
+};
 
 fn docker(args: &[&str]) -> String {
     let output = Command::new("docker")
@@ -119,4 +122,33 @@ fn prune_keeps_live_head_and_newest_and_never_touches_volumes_or_other_images() 
     ] {
         let _ = Command::new("docker").args(["rmi", &reference]).output();
     }
+}
+
+#[test]
+fn prune_refuses_while_a_deploy_builds_on_the_same_daemon() {
+    let Some(bed) = Testbed::get("prune_refuses_while_a_deploy_builds_on_the_same_daemon") else {
+        return;
+    };
+    let fixture = Fixture::unique();
+    let marker = fixture.slow_build();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let mut build = fixture.deploy().aws(&env, &bed).args(PUSH_API).spawn();
+    build.wait_for_line("the build", |line| line.contains("api: building"));
+
+    // Shared on the daemon, not alone as the other prune run: this prune must refuse
+    // by itself. (Were it to prune, Docker 20.10 could crash under the build.)
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(["prune", "--skip-live-check", "--profile", "testbed"])
+        .run()
+        .code(1)
+        .stderr_has("a deploy is building on the Docker daemon at")
+        .stderr_has("Nothing was removed; run `deploy prune` again when the deploy has finished");
+    assert!(
+        eventually(Duration::from_secs(60), || !processes_with(&marker)
+            .is_empty()),
+        "the build goes on"
+    );
+    build.interrupt_before_the_roll();
 }
