@@ -78,7 +78,7 @@ impl DaemonLock {
 }
 
 /// One file per daemon, in the temp directory every run on this machine shares.
-fn path_for(daemon_id: &str) -> PathBuf {
+pub fn path_for(daemon_id: &str) -> PathBuf {
     let name: String = daemon_id
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })

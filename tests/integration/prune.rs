@@ -152,3 +152,32 @@ fn prune_refuses_while_a_deploy_builds_on_the_same_daemon() {
     );
     build.interrupt_before_the_roll();
 }
+
+#[test]
+fn a_deploy_waits_for_a_running_prune_on_its_daemon() {
+    let Some(bed) = Testbed::get("a_deploy_waits_for_a_running_prune_on_its_daemon") else {
+        return;
+    };
+    let fixture = Fixture::unique();
+    let tag = fixture.short_sha();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    // What a running `deploy prune` holds: the daemon's lock file, alone.
+    let daemon_id = docker(&["info", "--format", "{{.ID}}"]);
+    let prune = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(deploy::daemon_lock::path_for(&daemon_id))
+        .unwrap();
+    prune.lock().unwrap();
+
+    let mut run = fixture.deploy().aws(&env, &bed).args(PUSH_API).spawn();
+    run.wait_for_line("the wait", |line| {
+        line.contains("waiting for `deploy prune` to finish on the Docker daemon")
+    });
+    assert!(!bed.registry_has("api", &tag));
+    drop(prune);
+    run.finish().code(0).printed("api: building");
+    assert!(bed.registry_has("api", &tag));
+}
