@@ -2,7 +2,7 @@
 //! missing or too old, credentials that do not work. (Workspace mismatch, missing
 //! var-file and an unreachable Docker daemon are tested beside their features.)
 
-use crate::support::{bootstrap_applied, Fixture, Testbed};
+use crate::support::{bootstrap_applied, Fixture, Testbed, DEPLOY_SANDBOX};
 
 /// A directory holding only a fake `terraform` that reports `version`.
 fn fake_terraform(version: &str) -> tempfile::TempDir {
@@ -103,13 +103,7 @@ fn a_missing_spa_build_tool_stops_before_any_build() {
         .deploy()
         .aws(&env, &bed)
         .env("PATH", bed.terraform.parent().unwrap())
-        .args([
-            "--var-file",
-            "tfvars/sandbox.tfvars",
-            "--profile",
-            "testbed",
-            "-y",
-        ])
+        .args(DEPLOY_SANDBOX)
         .run();
     out.code(1)
         .stderr_has("node (the build command of SPA admin-ui: `node build.mjs`) is not installed")

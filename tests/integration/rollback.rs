@@ -2,7 +2,7 @@
 //! still be in the registry. Nothing is built; terraform rolls; ECS is checked as for a
 //! deploy.
 
-use crate::support::{bootstrap_applied, Fixture, Testbed};
+use crate::support::{bootstrap_applied, Fixture, Testbed, DEPLOY_SANDBOX};
 
 #[test]
 fn rollback_dry_run_plans_the_earlier_tag_and_leaves_spas() {
@@ -94,13 +94,7 @@ fn rollback_rolls_the_earlier_images_without_building_and_refuses_missing_ones()
             .deploy()
             .aws(&env, &bed)
             .args(args.iter().copied())
-            .args([
-                "--var-file",
-                "tfvars/sandbox.tfvars",
-                "--profile",
-                "testbed",
-                "-y",
-            ])
+            .args(DEPLOY_SANDBOX)
             .run()
     };
 

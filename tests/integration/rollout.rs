@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use crate::support::{bootstrap_applied, AwsEnv, Fixture, Testbed, SERVICES};
+use crate::support::{bootstrap_applied, AwsEnv, Fixture, Testbed, DEPLOY_SANDBOX, SERVICES};
 
 /// Per service: (task definition ARN, image of the service's own container).
 fn live(env: &AwsEnv) -> BTreeMap<String, (String, String)> {
@@ -81,17 +81,7 @@ fn full_deploy_rolls_every_service_to_the_new_sha() {
     let tag = fixture.short_sha();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
 
-    let out = fixture
-        .deploy()
-        .aws(&env, &bed)
-        .args([
-            "--var-file",
-            "tfvars/sandbox.tfvars",
-            "--profile",
-            "testbed",
-            "-y",
-        ])
-        .run();
+    let out = fixture.deploy().aws(&env, &bed).args(DEPLOY_SANDBOX).run();
     out.success();
     for (service, (_, image)) in live(&env) {
         assert_eq!(

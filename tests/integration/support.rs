@@ -17,6 +17,15 @@ pub const PUSH_API: [&str; 7] = [
     "-y",
 ];
 
+/// A deploy to the sandbox environment, unattended.
+pub const DEPLOY_SANDBOX: [&str; 5] = [
+    "--var-file",
+    "tfvars/sandbox.tfvars",
+    "--profile",
+    "testbed",
+    "-y",
+];
+
 /// Who uses the Docker daemon. Docker 20.10's BuildKit panics and takes the daemon
 /// down (a nil pointer in its cache manager, seen in dockerd.log during a full test
 /// run) when its build cache is pruned while another build runs. So every deploy run
