@@ -77,15 +77,17 @@ pub fn run_request(cli: &Cli, request: Request) -> Result<()> {
         profiles::choose(request.profile.as_deref(), request.assume_yes)?
     };
     let runtime = crate::platform::runtime()?;
-    if plan.mode == Mode::Changed {
+    let outputs = if plan.mode == Mode::Changed {
         // --changed needs what ECS runs (read-only, also in a dry run).
         runtime.block_on(decide_changed(
             &mut plan,
             &platform,
             &repo,
             profile.as_deref(),
-        ))?;
-    }
+        ))?
+    } else {
+        None
+    };
     if request.dry_run {
         return print_json_or_text(&plan, request.output);
     }
@@ -109,6 +111,7 @@ pub fn run_request(cli: &Cli, request: Request) -> Result<()> {
         request: &request,
         plan: &plan,
         profile,
+        outputs,
         progress: &progress,
         log_dir: repo
             .git_dir()
@@ -165,6 +168,8 @@ struct Run<'a> {
     request: &'a Request,
     plan: &'a Plan,
     profile: Option<String>,
+    /// The environment's terraform outputs, when `--changed` has read them already.
+    outputs: Option<serde_json::Map<String, serde_json::Value>>,
     progress: &'a Progress,
     log_dir: std::path::PathBuf,
 }
@@ -254,7 +259,11 @@ impl Run<'_> {
                 );
             }
             tf.check_workspace(&step.apply.workspace).await?;
-            outputs = tf.outputs().await?;
+            // --changed read this workspace's outputs already (it is the selected one).
+            outputs = match &self.outputs {
+                Some(known) => known.clone(),
+                None => tf.outputs().await?,
+            };
             cluster = Some(live::cluster_from(self.platform, &outputs)?);
             let output = |name: &str| {
                 outputs
@@ -761,18 +770,26 @@ impl Run<'_> {
     }
 }
 
-/// 4. `--changed`: the survey of live tags vs HEAD decides each service.
+/// Step 4, `--changed`: the survey of live tags vs HEAD decides each service. Returns
+/// the terraform outputs when it read them, so that preflight does not read them again.
 async fn decide_changed(
     plan: &mut Plan,
     platform: &Platform,
     repo: &Repo,
     profile: Option<&str>,
-) -> Result<()> {
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
     // The live tags of the environment the tfvars name (preflight still requires that
     // workspace to be the selected one before anything is rolled).
     let workspace = plan.terraform.as_ref().map(|t| t.apply.workspace.as_str());
     let terraform = live::terraform_of(platform, profile, workspace);
-    let cluster = live::resolve_cluster(platform, &terraform).await?;
+    let outputs = match platform.config.ecs.cluster {
+        Some(_) => None,
+        None => Some(terraform.outputs().await?),
+    };
+    let cluster = match &outputs {
+        Some(outputs) => live::cluster_from(platform, outputs)?,
+        None => live::resolve_cluster(platform, &terraform).await?,
+    };
     let survey = live::survey(platform, repo, &plan.head.sha, profile, cluster).await?;
     let decisions = survey
         .services
@@ -780,7 +797,7 @@ async fn decide_changed(
         .map(|s| (s.name, s.action, s.reason))
         .collect();
     plan.decide(decisions, &platform.config.terraform);
-    Ok(())
+    Ok(outputs)
 }
 
 /// "Pushed: a, b. Already in the registry: c. Not pushed: d" for failure messages.

@@ -144,9 +144,32 @@ fn changed_deploys_exactly_what_changed_since_the_live_tags() {
             .any(|(n, _, r)| n == "billing" && r == "services/billing/src/index.ts changed"),
         "{plan:?}"
     );
+    // terraform on PATH writes down how it was called, then runs the real one.
+    let wrapper = tempfile::tempdir().unwrap();
+    let calls = wrapper.path().join("calls");
+    let script = wrapper.path().join("terraform");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            calls.display(),
+            bed.terraform.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = fixture
         .deploy()
         .aws(&env, &bed)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                wrapper.path().display(),
+                std::env::var("PATH").unwrap()
+            ),
+        )
         .args([
             "--var-file",
             "tfvars/sandbox.tfvars",
@@ -159,6 +182,25 @@ fn changed_deploys_exactly_what_changed_since_the_live_tags() {
     out.success()
         .stdout_has(&format!("yes (:{tag})"))
         .stdout_has(r#"-target=terraform_data.service["billing"]"#);
+    // The outputs (cluster, lock bucket, health URL) are read once, for the plan and
+    // preflight both.
+    let calls = std::fs::read_to_string(&calls).unwrap();
+    assert_eq!(
+        calls
+            .lines()
+            .filter(|call| call.contains(" output "))
+            .count(),
+        1,
+        "{calls}"
+    );
+    assert_eq!(
+        calls
+            .lines()
+            .filter(|call| call.contains(" apply "))
+            .count(),
+        1,
+        "{calls}"
+    );
     let after = changed_plan(&fixture, &env, &bed);
     assert!(
         deploying(&after).is_empty(),
