@@ -71,11 +71,20 @@ pub struct Lock {
 pub struct Held {
     pub location: LockLocation,
     pub holder: Option<Holder>,
+    /// The holder ran on this machine and its process is gone: the lock is stale.
+    pub holder_gone: bool,
 }
 
 impl std::fmt::Display for Held {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.holder {
+            Some(holder) if self.holder_gone => {
+                return write!(
+                    f,
+                    "the deploy lock of {env} is stale: it was taken by {holder}, and that process is no longer running on this machine (killed, or crashed). Nothing was touched. Break the lock with `deploy unlock --var-file tfvars/{env}.tfvars`, then run again",
+                    env = self.location.environment
+                )
+            }
             Some(holder) => write!(
                 f,
                 "another deploy to {} is running: {holder}",
@@ -141,7 +150,15 @@ impl Lock {
                         == Some("PreconditionFailed") =>
             {
                 let holder = read_holder(&s3, &location).await.ok().flatten();
-                Err(Held { location, holder }.into())
+                let holder_gone = holder
+                    .as_ref()
+                    .is_some_and(|h| h.host == hostname() && process_gone(h.pid));
+                Err(Held {
+                    location,
+                    holder,
+                    holder_gone,
+                }
+                .into())
             }
             Err(err) => Err(anyhow!(aws::explain(&err, profile))).with_context(|| {
                 format!(
@@ -248,6 +265,15 @@ fn now_nanos() -> u128 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0)
+}
+
+/// Whether no process `pid` runs on this machine. Known on Linux only (`/proc`);
+/// elsewhere a holder is assumed alive. A reused pid reads as alive: never a false
+/// "gone".
+fn process_gone(pid: u32) -> bool {
+    cfg!(target_os = "linux")
+        && std::path::Path::new("/proc/self").exists()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn hostname() -> String {

@@ -61,6 +61,7 @@ fn a_second_run_fails_naming_the_holder_and_unlock_breaks_a_stale_lock() {
         .stderr_has("another deploy to sandbox is running")
         .stderr_has("(pid ")
         .stderr_has("deploy unlock --var-file tfvars/sandbox.tfvars");
+    assert!(!second.stderr.contains("stale"), "{}", second.stderr);
     assert!(
         !second.stdout.contains("Summary"),
         "nothing was built: {}",
@@ -80,15 +81,20 @@ fn a_second_run_fails_naming_the_holder_and_unlock_breaks_a_stale_lock() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let pid = stale.child.id();
     stale.kill(); // SIGKILL: no chance to release
     assert!(lock_exists(&env));
+    // Its holder ran here and is gone: the message says the lock is stale.
     fixture
         .deploy()
         .aws(&env, &bed)
         .args(args)
         .run()
         .code(1)
-        .stderr_has("another deploy to sandbox is running");
+        .stderr_has("the deploy lock of sandbox is stale")
+        .stderr_has(&format!("(pid {pid})"))
+        .stderr_has("that process is no longer running on this machine")
+        .stderr_has("deploy unlock --var-file tfvars/sandbox.tfvars");
     fixture
         .unlock(&env, &bed)
         .success()
