@@ -22,6 +22,10 @@ pub struct Holder {
     pub command: String,
     /// Random per run: only the run that wrote it releases it.
     pub token: String,
+    /// The kernel boot and pid namespace the run's pid belongs to (Linux): only a run
+    /// in the same one can tell whether the holder still runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_space: Option<String>,
 }
 
 impl std::fmt::Display for Holder {
@@ -125,6 +129,7 @@ impl Lock {
             git_sha: git_sha.to_owned(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
             token: token.clone(),
+            pid_space: pid_space(),
         };
         let body = serde_json::to_vec_pretty(&holder)?;
         let put = s3
@@ -150,9 +155,9 @@ impl Lock {
                         == Some("PreconditionFailed") =>
             {
                 let holder = read_holder(&s3, &location).await.ok().flatten();
-                let holder_gone = holder
-                    .as_ref()
-                    .is_some_and(|h| h.host == hostname() && process_gone(h.pid));
+                let holder_gone = holder.as_ref().is_some_and(|h| {
+                    h.pid_space.is_some() && h.pid_space == pid_space() && process_gone(h.pid)
+                });
                 Err(Held {
                     location,
                     holder,
@@ -267,13 +272,18 @@ fn now_nanos() -> u128 {
         .unwrap_or(0)
 }
 
-/// Whether no process `pid` runs on this machine. Known on Linux only (`/proc`);
-/// elsewhere a holder is assumed alive. A reused pid reads as alive: never a false
-/// "gone".
+/// Which pids this process can see: the kernel's boot id and its pid namespace (Linux).
+/// The hostname is not enough: containers share one, each with its own pids.
+fn pid_space() -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let namespace = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    Some(format!("{}/{}", boot.trim(), namespace.display()))
+}
+
+/// Whether no process `pid` runs in this pid space. A reused pid reads as alive: a
+/// lock is never called stale while its holder may run.
 fn process_gone(pid: u32) -> bool {
-    cfg!(target_os = "linux")
-        && std::path::Path::new("/proc/self").exists()
-        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn hostname() -> String {
@@ -364,6 +374,17 @@ mod tests {
             state_bucket(dir.path()).as_deref(),
             Some("platform-tfstate")
         );
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_finished_process_is_gone_and_this_one_is_not() {
+        assert!(pid_space().is_some_and(|space| space.contains("pid:[")));
+        assert!(!process_gone(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(process_gone(pid));
     }
 
     #[test]
