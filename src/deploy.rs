@@ -519,26 +519,14 @@ impl Run<'_> {
         sdk: &aws_config::SdkConfig,
         engine: &Engine,
     ) -> Result<Vec<ImageResult>> {
-        let profile = self.profile.as_deref();
-        let ecr_client = aws_sdk_ecr::Client::new(sdk);
-        let steps: Vec<_> = self
-            .plan
-            .services
-            .iter()
-            .filter(|step| step.action == Action::Deploy)
-            .collect();
-        let repositories: Vec<String> = steps.iter().map(|s| s.repository.clone()).collect();
-        ecr::repository_uris(&ecr_client, &repositories, profile).await?;
-        let access =
-            ecr::registry_access(&ecr_client, self.plan.registry.host.as_deref(), profile).await?;
+        let (access, jobs) = self.image_jobs(sdk).await?;
         let credentials = access.docker_credentials();
         let mut found = Vec::new();
         let mut missing = Vec::new();
-        for step in steps {
-            let image = format!("{}/{}", access.host, step.image);
+        for ImageJob { service, image } in jobs {
             if engine.exists_in_registry(&image, &credentials).await? {
                 found.push(ImageResult {
-                    service: step.name.clone(),
+                    service,
                     image,
                     status: ImageStatus::AlreadyInRegistry,
                     build_secs: None,
@@ -546,7 +534,7 @@ impl Run<'_> {
                     error: None,
                 });
             } else {
-                missing.push(format!("  {}: no {image}", step.name));
+                missing.push(format!("  {service}: no {image}"));
             }
         }
         if !missing.is_empty() {
@@ -569,8 +557,12 @@ impl Run<'_> {
         Ok(found)
     }
 
-    /// 5-6. Build and push every planned image.
-    async fn build_and_push(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+    /// The images of the services this run deploys, named in their registry, after
+    /// checking that their ECR repositories exist; and how to reach that registry.
+    async fn image_jobs(
+        &self,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<(ecr::RegistryAccess, Vec<ImageJob>)> {
         let profile = self.profile.as_deref();
         let deploying: Vec<_> = self
             .plan
@@ -578,7 +570,7 @@ impl Run<'_> {
             .iter()
             .filter(|step| step.action == Action::Deploy)
             .collect();
-        let ecr_client = aws_sdk_ecr::Client::new(&ready.sdk);
+        let ecr_client = aws_sdk_ecr::Client::new(sdk);
         let repositories: Vec<String> = deploying
             .iter()
             .map(|step| step.repository.clone())
@@ -586,13 +578,19 @@ impl Run<'_> {
         ecr::repository_uris(&ecr_client, &repositories, profile).await?;
         let access =
             ecr::registry_access(&ecr_client, self.plan.registry.host.as_deref(), profile).await?;
-        let jobs: Vec<ImageJob> = deploying
+        let jobs = deploying
             .iter()
             .map(|step| ImageJob {
                 service: step.name.clone(),
                 image: format!("{}/{}", access.host, step.image),
             })
             .collect();
+        Ok((access, jobs))
+    }
+
+    /// 5-6. Build and push every planned image.
+    async fn build_and_push(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+        let (access, jobs) = self.image_jobs(&ready.sdk).await?;
         let docker_config = &self.platform.config.docker;
         let settings = ImageSettings {
             repo_root: self.platform.root.clone(),
