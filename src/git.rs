@@ -73,10 +73,7 @@ impl Repo {
         let commit = head
             .peel_to_commit()
             .context("HEAD does not point at a commit")?;
-        let short = commit
-            .as_object()
-            .short_id()
-            .context("cannot abbreviate the HEAD commit id")?;
+        let short = self.short_sha(commit.id())?;
         let branch = if head.is_branch() {
             head.shorthand().ok().map(str::to_owned)
         } else {
@@ -84,7 +81,7 @@ impl Repo {
         };
         Ok(Head {
             sha: commit.id().to_string(),
-            short_sha: short.as_str().unwrap_or_default().to_owned(),
+            short_sha: short,
             branch,
         })
     }
@@ -109,15 +106,39 @@ impl Repo {
                 object.kind().map_or("non-commit", |k| k.str())
             ))
         })?;
-        let short = commit
-            .as_object()
-            .short_id()
-            .context("cannot abbreviate the commit id")?;
         Ok(Head {
             sha: commit.id().to_string(),
-            short_sha: short.as_str().unwrap_or_default().to_owned(),
+            short_sha: self.short_sha(commit.id())?,
             branch: None,
         })
+    }
+
+    /// The commit id abbreviated exactly as `git rev-parse --short` does (SPEC: the image
+    /// tag is that string): `core.abbrev` when it is a number, else git's "auto" length
+    /// from the number of packed objects (at least 7), then longer until unique.
+    /// libgit2's own `short_id` starts at 7 whatever the repository's size, so in a
+    /// repository of 16384 or more objects it printed one character fewer than git.
+    fn short_sha(&self, id: git2::Oid) -> Result<String> {
+        let full = id.to_string();
+        let odb = self.repo.odb().context("cannot open the object database")?;
+        let mut len = match self.repo.config().and_then(|c| c.get_string("core.abbrev")) {
+            Ok(value) if value == "no" => full.len(),
+            Ok(value) => value
+                .parse::<usize>()
+                .map(|n| n.clamp(4, full.len()))
+                .unwrap_or_else(|_| auto_abbrev(self.repo.commondir())),
+            Err(_) => auto_abbrev(self.repo.commondir()),
+        };
+        while len < full.len() {
+            let prefix =
+                git2::Oid::from_str(&full[..len]).context("cannot abbreviate the commit id")?;
+            match odb.exists_prefix(prefix, len) {
+                Ok(_) => break,
+                Err(err) if err.code() == ErrorCode::Ambiguous => len += 1,
+                Err(err) => return Err(err).context("cannot abbreviate the commit id"),
+            }
+        }
+        Ok(full[..len].to_owned())
     }
 
     /// Paths with uncommitted changes (tracked files modified, staged, deleted or
@@ -141,6 +162,60 @@ impl Repo {
         paths.sort();
         Ok(paths)
     }
+}
+
+/// git's "auto" abbreviation: half the bits of the packed object count, rounded up,
+/// in hex digits, and at least 7 (git's `find_unique_abbrev_r`; like git, loose objects
+/// are not counted).
+fn auto_abbrev(common_dir: &Path) -> usize {
+    let count = packed_object_count(&common_dir.join("objects"));
+    let bits = (u64::BITS - count.leading_zeros()) as usize;
+    bits.div_ceil(2).max(7)
+}
+
+/// Objects in the pack indexes of an objects directory and of its alternates.
+fn packed_object_count(objects: &Path) -> u64 {
+    let mut dirs = vec![objects.to_path_buf()];
+    if let Ok(alternates) = std::fs::read_to_string(objects.join("info/alternates")) {
+        dirs.extend(
+            alternates
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                .map(|line| objects.join(line)),
+        );
+    }
+    let mut count = 0;
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir.join("pack")) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|ext| ext == "idx") {
+                count += pack_index_objects(&path).unwrap_or(0);
+            }
+        }
+    }
+    count
+}
+
+/// The number of objects a pack index (`.idx`, version 1 or 2) lists: the last entry
+/// of its fan-out table.
+fn pack_index_objects(path: &Path) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let mut header = [0u8; 8];
+    file.read_exact(&mut header)?;
+    let fanout = if header[..4] == [0xff, b't', b'O', b'c'] {
+        8
+    } else {
+        0
+    };
+    file.seek(SeekFrom::Start(fanout + 255 * 4))?;
+    let mut last = [0u8; 4];
+    file.read_exact(&mut last)?;
+    Ok(u64::from(u32::from_be_bytes(last)))
 }
 
 fn discover_error(start: &Path, err: git2::Error) -> anyhow::Error {

@@ -276,3 +276,44 @@ fn an_unreadable_var_file_is_a_usage_error() {
         .stderr_has("tfvars/sandbox.tfvars cannot be read");
     assert!(out.stdout.is_empty(), "{}", out.stdout);
 }
+
+#[test]
+fn the_tag_is_what_git_rev_parse_short_prints_also_in_a_big_repository() {
+    let fixture = Fixture::new();
+    // 20,000 objects in a pack, on a side branch: from 16,384 on, git abbreviates to 8
+    // characters (libgit2's own short ids stay at 7).
+    let mut stream =
+        String::from("commit refs/heads/bulk\ncommitter T <t@t> 0 +0000\ndata 4\nbulk\n");
+    for i in 0..20_000 {
+        let data = format!("{i}\n");
+        stream.push_str(&format!(
+            "M 100644 inline bulk/{i}\ndata {}\n{data}",
+            data.len()
+        ));
+    }
+    let mut import = std::process::Command::new("git")
+        .args(["fast-import", "--quiet"])
+        .current_dir(fixture.root())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(import.stdin.as_mut().unwrap(), stream.as_bytes()).unwrap();
+    drop(import.stdin.take());
+    assert!(import.wait().unwrap().success());
+    let tag = || {
+        let out = fixture
+            .deploy()
+            .args(["--skip-tf", "--dry-run", "--output", "json"])
+            .run();
+        out.success();
+        let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        plan["image_tag"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(fixture.short_sha().len(), 8);
+    assert_eq!(tag(), fixture.short_sha());
+
+    // core.abbrev, as git honours it.
+    fixture.git(&["config", "core.abbrev", "12"]);
+    assert_eq!(fixture.short_sha().len(), 12);
+    assert_eq!(tag(), fixture.short_sha());
+}
