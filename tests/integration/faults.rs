@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::support::{
     bootstrap_applied, bootstrap_aws, eventually, processes_with, FaultProxy, Fixture, Testbed,
+    DEPLOY_API,
 };
 
 #[test]
@@ -39,20 +40,7 @@ fn ctrl_c_during_a_build_exits_130_releases_the_lock_and_rolls_nothing() {
     let marker = fixture.slow_build();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
 
-    let mut run = fixture
-        .deploy()
-        .aws(&env, &bed)
-        .args([
-            "--var-file",
-            "tfvars/sandbox.tfvars",
-            "--skip-spas",
-            "--services",
-            "api",
-            "--profile",
-            "testbed",
-            "-y",
-        ])
-        .spawn();
+    let mut run = fixture.deploy().aws(&env, &bed).args(DEPLOY_API).spawn();
     run.wait_for_line("building", |line| line.contains("api: building"));
     assert!(
         eventually(Duration::from_secs(60), || !processes_with(&marker)

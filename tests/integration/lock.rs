@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{bootstrap_applied, AwsEnv, Fixture, Testbed};
+use crate::support::{bootstrap_applied, AwsEnv, Fixture, Testbed, UNLOCK_SANDBOX};
 
 fn lock_exists(env: &AwsEnv) -> bool {
     let bucket = env.summary["deploy_lock_bucket"]
@@ -103,15 +103,8 @@ fn a_second_run_fails_naming_the_holder_and_unlock_breaks_a_stale_lock() {
     let json = fixture
         .deploy()
         .aws(&env, &bed)
-        .args([
-            "unlock",
-            "--var-file",
-            "tfvars/sandbox.tfvars",
-            "--profile",
-            "testbed",
-            "--output",
-            "json",
-        ])
+        .args(UNLOCK_SANDBOX)
+        .args(["--output", "json"])
         .run();
     json.success();
     let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();

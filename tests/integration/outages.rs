@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{
     bootstrap_applied, bootstrap_aws, eventually, processes_with, unique_marker, FaultProxy,
-    Fixture, Testbed,
+    Fixture, Testbed, DEPLOY_API,
 };
 
 /// PUTs of SPA files (path-style S3: `/<env>-<account>-<spa>/<key>`).
@@ -21,18 +21,6 @@ const DEPLOY_API_AND_SPAS: [&str; 7] = [
     "tfvars/sandbox.tfvars",
     "--services",
     "api",
-    "--profile",
-    "testbed",
-    "-y",
-];
-
-/// api alone.
-const DEPLOY_API: [&str; 8] = [
-    "--var-file",
-    "tfvars/sandbox.tfvars",
-    "--services",
-    "api",
-    "--skip-spas",
     "--profile",
     "testbed",
     "-y",

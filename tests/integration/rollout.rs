@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use crate::support::{bootstrap_applied, AwsEnv, Fixture, Testbed, DEPLOY_SANDBOX, SERVICES};
+use crate::support::{
+    bootstrap_applied, AwsEnv, Fixture, Testbed, DEPLOY_API, DEPLOY_SANDBOX, SERVICES,
+};
 
 /// Per service: (task definition ARN, image of the service's own container).
 fn live(env: &AwsEnv) -> BTreeMap<String, (String, String)> {
@@ -261,16 +263,7 @@ fn a_failed_apply_says_what_was_pushed_and_that_a_rerun_resumes() {
         .deploy()
         .aws(&env, &bed)
         .env("DEPLOY_TESTBED_FAIL_SERVICES", "api")
-        .args([
-            "--var-file",
-            "tfvars/sandbox.tfvars",
-            "--skip-spas",
-            "--services",
-            "api",
-            "--profile",
-            "testbed",
-            "-y",
-        ])
+        .args(DEPLOY_API)
         .run()
         .code(1)
         .stderr_has("terraform apply failed")

@@ -26,6 +26,27 @@ pub const DEPLOY_SANDBOX: [&str; 5] = [
     "-y",
 ];
 
+/// Build, push and roll api alone, unattended, in the sandbox environment: no SPAs.
+pub const DEPLOY_API: [&str; 8] = [
+    "--var-file",
+    "tfvars/sandbox.tfvars",
+    "--services",
+    "api",
+    "--skip-spas",
+    "--profile",
+    "testbed",
+    "-y",
+];
+
+/// `deploy unlock` for the sandbox environment.
+pub const UNLOCK_SANDBOX: [&str; 5] = [
+    "unlock",
+    "--var-file",
+    "tfvars/sandbox.tfvars",
+    "--profile",
+    "testbed",
+];
+
 /// Who uses the Docker daemon. Docker 20.10's BuildKit panics and takes the daemon
 /// down (a nil pointer in its cache manager, seen in dockerd.log during a full test
 /// run) when its build cache is pruned while another build runs. So every deploy run
@@ -475,19 +496,9 @@ impl Fixture {
         Deploy::new().in_dir(self.root())
     }
 
-    /// Creates the per-environment tfvars file (gitignored, as in the platform).
     /// `deploy unlock` for the sandbox environment.
     pub fn unlock(&self, env: &AwsEnv, bed: &Testbed) -> Outcome {
-        self.deploy()
-            .aws(env, bed)
-            .args([
-                "unlock",
-                "--var-file",
-                "tfvars/sandbox.tfvars",
-                "--profile",
-                "testbed",
-            ])
-            .run()
+        self.deploy().aws(env, bed).args(UNLOCK_SANDBOX).run()
     }
 
     /// `deploy status --output json`: what ECS runs, as JSON text.
@@ -527,6 +538,7 @@ impl Fixture {
         marker
     }
 
+    /// Creates the per-environment tfvars file (gitignored, as in the platform).
     pub fn write_tfvars(&self, env: &str) -> &Self {
         self.write(
             &format!("infra/terraform/aws/tfvars/{env}.tfvars"),
