@@ -64,13 +64,6 @@ pub fn run_request(cli: &Cli, request: Request) -> Result<()> {
             rollback_to,
         },
     )?;
-    if !request.dry_run && !request.assume_yes && !std::io::stdin().is_terminal() {
-        // Never wait for input that cannot come (SPEC §3): fail before touching anything.
-        return Err(UsageError::new(
-            "no terminal to confirm on and -y not given; pass -y (with --profile) to deploy without the prompt. Nothing was touched",
-        )
-        .into());
-    }
     let profile = if request.dry_run {
         request.profile.clone()
     } else {
@@ -102,6 +95,15 @@ pub fn run_request(cli: &Cli, request: Request) -> Result<()> {
             println!("\nNothing changed since the live images: nothing to build, push or roll.");
         }
         return Ok(());
+    }
+
+    if !request.assume_yes && !std::io::stdin().is_terminal() {
+        // Never wait for input that cannot come (SPEC §3): fail before touching anything.
+        // Checked once the plan is known: nothing to do needs no confirmation.
+        return Err(UsageError::new(
+            "no terminal to confirm on and -y not given; pass -y (with --profile) to deploy without the prompt. Nothing was touched",
+        )
+        .into());
     }
 
     // 3-9. Execute, then always report what was done.
@@ -210,15 +212,31 @@ impl Run<'_> {
         };
         let args = step.apply.args(&self.platform.config.terraform);
         self.progress.note(&format!("running {}", step.command));
-        if let Err(err) = terraform.apply(&args).await {
+        let targeted = match &step.apply.roll {
+            terraform::Roll::Only { services, .. } => {
+                self.progress.note(&format!(
+                    "the roll is targeted on purpose at {} (-target); terraform's warnings about targeting are expected and not shown",
+                    services.join(", ")
+                ));
+                true
+            }
+            terraform::Roll::All { .. } => false,
+        };
+        let started = std::time::Instant::now();
+        if let Err(err) = terraform.apply(&args, targeted).await {
             if err.is::<Interrupted>() {
                 return Err(err);
             }
+            let advice = match err.downcast_ref::<terraform::ApplyFailed>() {
+                Some(failed) => failed.advice(&step.apply.var_file),
+                None => "fix what the message says, then run the same command again".to_owned(),
+            };
             return Err(err.context(format!(
-                "the roll failed; {}. Re-run the same command to retry: images already in the registry are not rebuilt",
+                "the roll failed and nothing was rolled by this run's apply; {}. {advice}: images already in the registry are not rebuilt",
                 pushed_sentence(&report.images)
             )));
         }
+        report.apply_secs = Some(started.elapsed().as_secs_f64());
         report.applied = true;
 
         // 9. Verify.
@@ -259,6 +277,9 @@ impl Run<'_> {
                 );
             }
             tf.check_workspace(&step.apply.workspace).await?;
+            if let terraform::Roll::Only { services, .. } = &step.apply.roll {
+                self.check_targets(&tf, services).await?;
+            }
             // --changed read this workspace's outputs already (it is the selected one).
             outputs = match &self.outputs {
                 Some(known) => known.clone(),
@@ -341,6 +362,47 @@ impl Run<'_> {
             lock_bucket,
             spas,
         })
+    }
+
+    /// A targeted roll applies only what `-target` names: an address that matches
+    /// nothing would apply nothing, and the run would only find out when ECS still runs
+    /// the old tag. So every planned service's targets must be in the state (or be new
+    /// instances of resources it has) before anything is built.
+    async fn check_targets(&self, tf: &Terraform, services: &[String]) -> Result<()> {
+        let state = tf.state_addresses().await?;
+        let config = &self.platform.config.terraform;
+        let mut problems = Vec::new();
+        for service in services {
+            let targets: Vec<String> = config
+                .targets
+                .iter()
+                .map(|target| config::expand(target, service))
+                .collect();
+            let unmatched = terraform::unmatched_targets(&targets, &state);
+            if unmatched.is_empty() {
+                continue;
+            }
+            let known = terraform::addresses_of(service, &state);
+            problems.push(format!(
+                "  {service}: {} match nothing in the state; terraform has {}",
+                unmatched.join(", "),
+                if known.is_empty() {
+                    "no address naming it".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(UsageError::new(format!(
+            "the roll's -target addresses match nothing terraform knows, so its apply would change nothing:\n{}\nSet terraform.targets in deploy.toml to this root's task definition and service addresses, with {{service}} for the service's name (now {:?}: {}). Nothing was built or pushed",
+            problems.join("\n"),
+            config.targets,
+            self.platform.origin("terraform.targets"),
+        ))
+        .into())
     }
 
     /// The SPAs this run deploys: their build tool must be installed, and each needs a
@@ -548,8 +610,11 @@ impl Run<'_> {
                 )
             };
             bail!(
-                "cannot roll back to {tag}: {} of its images are not in the registry:\n{}\nOnly a commit whose images were pushed (and not deleted since) can be rolled back to: {others}check out {tag} and deploy it (a build). Nothing was touched",
-                missing.len(),
+                "cannot roll back to {tag}: {} not in the registry:\n{}\nOnly a commit whose images were pushed (and not deleted since) can be rolled back to: {others}check out {tag} and deploy it (a build). Nothing was touched",
+                match missing.len() {
+                    1 => "1 of its images is".to_owned(),
+                    n => format!("{n} of its images are"),
+                },
                 missing.join("\n"),
                 tag = self.plan.image_tag,
             );

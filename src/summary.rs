@@ -20,6 +20,8 @@ pub struct RunReport {
     pub images: Vec<ImageResult>,
     /// Whether the terraform apply ran to completion.
     pub applied: bool,
+    /// How long that apply took: the roll of every service at once.
+    pub apply_secs: Option<f64>,
     pub rollouts: Vec<Settled>,
     pub health: Vec<crate::health::Check>,
     pub spas: Vec<SpaResult>,
@@ -41,6 +43,7 @@ impl RunReport {
             plan: plan.clone(),
             images: Vec::new(),
             applied: false,
+            apply_secs: None,
             rollouts: Vec::new(),
             health: Vec::new(),
             spas: Vec::new(),
@@ -111,10 +114,21 @@ impl fmt::Display for RunReport {
             } else {
                 "NO".to_owned()
             };
-            let seconds = image
-                .map(|i| i.build_secs.unwrap_or(0.0) + i.push_secs.unwrap_or(0.0))
-                .unwrap_or(0.0)
-                + rollout.map(|r| r.waited_secs).unwrap_or(0.0);
+            // What was timed for this service alone: its build, push and ECS wait. A
+            // rollback or a resumed run builds nothing, and that is "-", not "0.0s".
+            let timed: Vec<f64> = [
+                image.and_then(|i| i.build_secs),
+                image.and_then(|i| i.push_secs),
+                rollout.map(|r| r.waited_secs),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let time = match timed.iter().sum::<f64>() {
+                _ if timed.is_empty() => "-".to_owned(),
+                secs if secs < 0.05 => "<0.1s".to_owned(),
+                secs => format!("{secs:.1}s"),
+            };
             rows.push([
                 step.name.clone(),
                 image
@@ -124,7 +138,7 @@ impl fmt::Display for RunReport {
                 rolled.to_owned(),
                 steady,
                 health,
-                format!("{seconds:.1}s"),
+                time,
             ]);
         }
         write_table(
@@ -140,6 +154,12 @@ impl fmt::Display for RunReport {
             ],
             &rows,
         )?;
+        if let Some(secs) = self.apply_secs {
+            writeln!(
+                f,
+                "terraform apply (every service above at once): {secs:.1}s"
+            )?;
+        }
         if !self.spas.is_empty() {
             writeln!(f)?;
             let mut rows = Vec::new();

@@ -81,6 +81,21 @@ fn changed_deploys_exactly_what_changed_since_the_live_tags() {
         "terraform must not run: {}",
         out.stderr
     );
+    // The same from cron or CI, without -y and without a terminal: nothing needs
+    // confirming, so it is not a usage error.
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--changed",
+            "--profile",
+            "testbed",
+        ])
+        .run()
+        .success()
+        .stdout_has("Nothing changed since the live images");
 
     // Unrelated paths and slack-agent never deploy anything.
     fixture.write("docs/notes.md", "notes\n");

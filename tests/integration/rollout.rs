@@ -166,9 +166,18 @@ fn services_rolls_only_the_named_service() {
             "testbed",
             "-y",
         ])
+        // Piped, and without NO_COLOR: terraform must not colour a log.
+        .env_remove("NO_COLOR")
         .run()
         .success()
-        .stdout_has(&format!("yes (:{tag})"));
+        .stdout_has(&format!("yes (:{tag})"))
+        // The fixture's root requires image_tag (no default): a partial roll sets it too.
+        .stderr_lacks("No value for required variable")
+        .stderr_lacks("\u{1b}[")
+        // One line of ours instead of terraform's two warning boxes on every -target.
+        .stderr_has("the roll is targeted on purpose at auth")
+        .stderr_lacks("Resource targeting is in effect")
+        .stderr_lacks("Applied changes may be incomplete");
     let after = live(&env);
     for service in SERVICES {
         if service == "auth" {
@@ -251,6 +260,116 @@ fn a_service_that_never_settles_times_out_with_what_it_waited_on() {
         .stderr_has("task(s) running");
 }
 
+/// The shape the fixture had first: `image_tag` with a default. Partial rolls work on
+/// it too (the fixture itself now requires it).
+#[test]
+fn a_partial_roll_works_on_a_root_whose_image_tag_has_a_default() {
+    let Some(bed) = Testbed::get("a_partial_roll_works_on_a_root_whose_image_tag_has_a_default")
+    else {
+        return;
+    };
+    let fixture = Fixture::unique();
+    let variables = "infra/terraform/aws/variables.tf";
+    let text = std::fs::read_to_string(fixture.path(variables)).unwrap();
+    let required = "  type        = string\n}\n\nvariable \"image_tags\"";
+    assert!(
+        text.contains(required),
+        "the fixture's image_tag changed shape"
+    );
+    fixture.write(
+        variables,
+        &text.replace(
+            required,
+            "  type        = string\n  default     = \"\"\n}\n\nvariable \"image_tags\"",
+        ),
+    );
+    let tag = fixture.commit_all("image_tag with a default");
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let before = live(&env);
+
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(DEPLOY_API)
+        .run()
+        .success();
+    let after = live(&env);
+    for service in SERVICES {
+        if service == "api" {
+            assert_eq!(after[service].1, format!("{}/api:{tag}", bed.registry));
+        } else {
+            assert_eq!(
+                after[service], before[service],
+                "{service} must be untouched"
+            );
+        }
+    }
+}
+
+/// A variable the root requires and the tfvars lacks fails the same way on every
+/// run: the message quotes terraform and says what to fix, not "re-run".
+#[test]
+fn a_failed_apply_quotes_terraform_and_says_what_to_fix() {
+    let Some(bed) = Testbed::get("a_failed_apply_quotes_terraform_and_says_what_to_fix") else {
+        return;
+    };
+    let fixture = Fixture::unique();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    fixture.write(
+        "infra/terraform/aws/db.tf",
+        "variable \"db_host\" {\n  type = string\n}\n",
+    );
+    fixture.commit_all("a new required variable");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(DEPLOY_API)
+        .run()
+        .code(1)
+        .stderr_has(
+            "terraform apply failed (exit status: 1)\n  Error: No value for required variable",
+        )
+        .stderr_has("give it a value in tfvars/sandbox.tfvars")
+        .stderr_has("Pushed: api")
+        .stderr_lacks("this looks transient");
+    fixture.assert_nothing_rolled_and_no_lock_left(&env, &bed);
+}
+
+/// `terraform.targets` that do not match the root's addresses would apply nothing;
+/// found in preflight, before any build.
+#[test]
+fn targets_that_match_nothing_stop_the_run_before_any_build() {
+    let Some(bed) = Testbed::get("targets_that_match_nothing_stop_the_run_before_any_build") else {
+        return;
+    };
+    let fixture = Fixture::unique();
+    let config = std::fs::read_to_string(fixture.path("deploy.toml")).unwrap();
+    let ours = r#"targets = ['terraform_data.task_definition["{service}"]', 'terraform_data.service["{service}"]']"#;
+    assert!(config.contains(ours), "the fixture's targets changed");
+    // deploy's defaults: the addresses of an aws-provider root, not of this one.
+    fixture.write(
+        "deploy.toml",
+        &config.replace(
+            ours,
+            r#"targets = ['aws_ecs_task_definition.service["{service}"]', 'aws_ecs_service.service["{service}"]']"#,
+        ),
+    );
+    let tag = fixture.commit_all("targets of another root");
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(DEPLOY_API)
+        .run()
+        .usage_error()
+        .stderr_has("match nothing terraform knows")
+        .stderr_has(r#"api: aws_ecs_task_definition.service["api"], aws_ecs_service.service["api"] match nothing in the state; terraform has terraform_data.service["api"], terraform_data.task_definition["api"]"#)
+        .stderr_has("Set terraform.targets in deploy.toml")
+        .stderr_has("Nothing was built or pushed");
+    assert!(!bed.registry_has("api", &tag), "nothing may be pushed");
+    fixture.assert_nothing_rolled_and_no_lock_left(&env, &bed);
+}
+
 #[test]
 fn a_failed_apply_says_what_was_pushed_and_that_a_rerun_resumes() {
     let Some(bed) = Testbed::get("a_failed_apply_says_what_was_pushed_and_that_a_rerun_resumes")
@@ -267,8 +386,9 @@ fn a_failed_apply_says_what_was_pushed_and_that_a_rerun_resumes() {
         .run()
         .code(1)
         .stderr_has("terraform apply failed")
+        .stderr_has("Error: local-exec provisioner error")
         .stderr_has("Pushed: api")
-        .stderr_has("Re-run the same command");
+        .stderr_has("run the same command again: images already in the registry are not rebuilt");
 }
 
 #[test]
