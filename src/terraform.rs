@@ -492,7 +492,7 @@ impl OutputFilter {
         if let Some(summary) = content.strip_prefix("Error: ") {
             self.errors.push(summary.trim().to_owned());
         }
-        let targeting = TARGETING_WARNINGS.iter().any(|w| content == *w);
+        let targeting = TARGETING_WARNINGS.contains(&content);
         self.block = match std::mem::replace(&mut self.block, Block::None) {
             Block::None if text.starts_with('╷') => Block::Opening(line),
             Block::None if self.hide_targeting && targeting => Block::HidingPlain { blank: false },
