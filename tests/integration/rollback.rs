@@ -119,6 +119,9 @@ fn rollback_rolls_the_earlier_images_without_building_and_refuses_missing_ones()
         .stdout_has("already in registry")
         .stdout_has(&format!("yes (:{first})"))
         .stdout_lacks("built, pushed")
+        // Nothing was built: no "0.0s" as if it took no time; the apply is timed.
+        .stdout_lacks(" 0.0s")
+        .stdout_has("terraform apply (every service above at once): ")
         .stderr_has(&format!("rollback   to {first}; HEAD is {second}"));
     let live = fixture.live_images(&env, &bed);
     assert!(live.contains(&format!("/api:{first}")), "{live}");
@@ -135,6 +138,11 @@ fn rollback_rolls_the_earlier_images_without_building_and_refuses_missing_ones()
         .stderr_has("roll back only the services that have one (--services api)")
         .stderr_has("Nothing was touched")
         .stdout_lacks("Summary:");
+    roll(&["rollback", &first, "--services", "api,billing"])
+        .code(1)
+        .stderr_has(&format!(
+            "cannot roll back to {first}: 1 of its images is not in the registry"
+        ));
     let live = fixture.live_images(&env, &bed);
     assert!(live.contains(&format!("/api:{first}")), "{live}");
     fixture
