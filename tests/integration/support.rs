@@ -381,6 +381,16 @@ impl Outcome {
         self
     }
 
+    #[track_caller]
+    pub fn stderr_lacks(&self, needle: &str) -> &Self {
+        assert!(
+            !self.stderr.contains(needle),
+            "stderr has {needle:?}\n--- stderr\n{}",
+            self.stderr
+        );
+        self
+    }
+
     /// stderr with `path` replaced by `[REPO]`, for snapshots.
     pub fn stderr_redacted(&self, path: &Path) -> String {
         redact(&self.stderr, path)
