@@ -915,6 +915,13 @@ const PUSH_API_AND_SPAS: [&str; 6] = [
     "-y",
 ];
 
+/// A deploy of api and both SPAs (no terraform) that must succeed.
+fn push_api_and_spas(fixture: &Fixture, env: &AwsEnv, bed: &Testbed) -> crate::support::Outcome {
+    let out = fixture.deploy().aws(env, bed).args(PUSH_API_AND_SPAS).run();
+    out.success();
+    out
+}
+
 /// Per SPA of the fixture environment: (name, its bucket, its distribution).
 fn spa_buckets(env: &AwsEnv) -> Vec<(String, String, String)> {
     env.summary["spa_buckets"]
@@ -1130,15 +1137,7 @@ fn spa_manifests_stay_private_and_an_unchanged_spa_is_not_invalidated() {
     let fixture = Fixture::new();
     let short = fixture.short_sha();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
-    let deploy = || {
-        let out = fixture
-            .deploy()
-            .aws(&env, &bed)
-            .args(PUSH_API_AND_SPAS)
-            .run();
-        out.success();
-        out
-    };
+    let deploy = || push_api_and_spas(&fixture, &env, &bed);
 
     let first = deploy();
     // Progress lines are prefixed by the SPA's name once.
@@ -1189,15 +1188,7 @@ fn a_manifest_left_in_the_spa_bucket_moves_to_the_private_bucket() {
     let fixture = Fixture::new();
     let short = fixture.short_sha();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
-    let deploy = || {
-        let out = fixture
-            .deploy()
-            .aws(&env, &bed)
-            .args(PUSH_API_AND_SPAS)
-            .run();
-        out.success();
-        out
-    };
+    let deploy = || push_api_and_spas(&fixture, &env, &bed);
     deploy();
     // As an older deploy left it: the manifest in the SPA bucket, none in the private one.
     let bucket = env.summary["spa_buckets"][SPA].as_str().unwrap().to_owned();
