@@ -45,6 +45,12 @@ pub struct Cli {
     #[arg(long)]
     pub skip_spas: bool,
 
+    /// Build and upload SPAs even when files they build from (their directory, the
+    /// workspace packages they depend on, the lockfile) have uncommitted changes; the
+    /// upload is recorded as <sha>-dirty
+    #[arg(long, conflicts_with = "skip_spas")]
+    pub allow_dirty_spas: bool,
+
     /// Push images and SPAs only: no terraform apply, no ECS roll
     #[arg(long)]
     pub skip_tf: bool,

@@ -22,7 +22,7 @@ use crate::platform::{Checkout, Platform};
 use crate::progress::Progress;
 use crate::request::Request;
 use crate::spa::{self, SpaTarget};
-use crate::summary::{RunReport, SpaResult};
+use crate::summary::{Invalidation, RunReport, SpaResult};
 use crate::terraform::{self, Terraform};
 use crate::{aws, config, ecr, live, profiles};
 
@@ -428,14 +428,24 @@ impl Run<'_> {
         let names = &self.platform.config.terraform.outputs;
         let needs_outputs = deploying
             .iter()
-            .any(|spa| spa.bucket.is_none() || spa.distribution_id.is_none());
+            .any(|spa| spa.bucket.is_none() || spa.distribution_id.is_none())
+            || lock::private_bucket(self.platform, outputs).is_none();
         if needs_outputs && outputs.is_empty() {
             // --skip-tf: terraform is still where the names live (read-only).
             *outputs = live::terraform(self.platform, self.profile.as_deref())
                 .outputs()
                 .await
-                .context("cannot read the SPA buckets from terraform outputs (or set spas.<name>.bucket in deploy.toml)")?;
+                .context("cannot read the SPA buckets and the environment's private bucket from terraform outputs (or set spas.<name>.bucket and lock.bucket in deploy.toml)")?;
         }
+        // The upload manifests (every deployed SHA and file hash) are deploy's own
+        // bookkeeping: never in a bucket CloudFront serves, so no private bucket, no
+        // upload.
+        let private_bucket = lock::private_bucket(self.platform, outputs).with_context(|| {
+            format!(
+                "no private bucket to keep the SPA upload manifests in (they stay out of the buckets CloudFront serves): set lock.bucket in deploy.toml, add a terraform output {:?}, or use an S3 terraform backend; or pass --skip-spas. Nothing was touched",
+                names.deploy_lock_bucket
+            )
+        })?;
         let from_map = |map: &str, spa: &str| {
             outputs
                 .get(map)
@@ -472,6 +482,7 @@ impl Run<'_> {
                 spa,
                 bucket,
                 distribution,
+                &private_bucket,
             ));
         }
         Ok(targets)
@@ -498,7 +509,14 @@ impl Run<'_> {
         for target in &ready.spas {
             let item = self.progress.item(&target.name);
             item.state(&format!("uploading to s3://{}", target.bucket));
-            let uploaded = spa::upload(&s3, target, &self.plan.head.sha, settings, &item)
+            // HEAD's SHA, or `<sha>-dirty` for a build of uncommitted files (SPEC §4).
+            let git_sha = self
+                .plan
+                .spas
+                .iter()
+                .find(|step| step.name == target.name)
+                .map_or(self.plan.head.sha.as_str(), |step| &step.recorded_sha);
+            let uploaded = spa::upload(&s3, target, git_sha, settings, &item)
                 .await
                 .with_context(|| {
                     format!(
@@ -507,35 +525,38 @@ impl Run<'_> {
                         pushed_sentence(&report.images)
                     )
                 })?;
-            let invalidation_id = match &target.distribution_id {
-                Some(distribution) => {
+            // Hashed assets are new names, never cached: only a new entry point, or a
+            // removed file, can leave CloudFront serving something stale.
+            let needed = !uploaded.entry_points.is_empty() || !uploaded.deleted.is_empty();
+            let invalidation = match &target.distribution_id {
+                Some(distribution) if needed => {
                     let wait = (settings.invalidation_wait_secs > 0)
                         .then(|| std::time::Duration::from_secs(settings.invalidation_wait_secs));
-                    Some(
-                        spa::invalidate(
+                    Invalidation::Created {
+                        id: spa::invalidate(
                             &cloudfront,
                             distribution,
                             &settings.invalidation_paths,
                             wait,
                         )
                         .await?,
-                    )
+                    }
                 }
-                None => None,
+                Some(_) => Invalidation::NotNeeded,
+                None => Invalidation::NoDistribution,
             };
-            item.finish(&format!(
-                "{uploaded}{}",
-                invalidation_id
-                    .as_deref()
-                    .map(|id| format!("; invalidation {id}"))
-                    .unwrap_or_default()
-            ));
+            item.finish(&format!("{uploaded}; invalidation {invalidation}"));
             report.spas.push(SpaResult {
                 name: target.name.clone(),
                 bucket: target.bucket.clone(),
+                git_sha: git_sha.to_owned(),
                 uploaded: uploaded.uploaded.len(),
                 unchanged: uploaded.unchanged,
-                invalidation_id,
+                invalidation_id: match &invalidation {
+                    Invalidation::Created { id } => Some(id.clone()),
+                    _ => None,
+                },
+                invalidation,
             });
         }
         Ok(())

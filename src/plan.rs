@@ -106,6 +106,12 @@ pub struct SpaStep {
     pub output: PathBuf,
     /// The bucket, or where it will be read from.
     pub bucket: String,
+    /// Uncommitted paths among what the build reads (only with `--allow-dirty-spas`;
+    /// without it they stop the plan).
+    pub dirty: Vec<String>,
+    /// The git SHA the upload records: HEAD's, or `<sha>-dirty` when built from
+    /// uncommitted files (SPEC §4).
+    pub recorded_sha: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -140,7 +146,7 @@ impl Plan {
                 step.reason = format!("rolled back to {tag}: its image, not rebuilt");
             }
         }
-        let spas = plan_spas(platform, request, mode)?;
+        let spas = plan_spas(platform, request, mode, &context)?;
         let terraform = match &request.var_file {
             Some(var_file) if !request.skip_tf => {
                 let (var_file, workspace) = environment_of(platform, context.cwd, var_file)?;
@@ -337,7 +343,12 @@ fn validate_service_names(platform: &Platform, names: &[String]) -> Result<Vec<S
     Ok(chosen)
 }
 
-fn plan_spas(platform: &Platform, request: &Request, mode: Mode) -> Result<Vec<SpaStep>> {
+fn plan_spas(
+    platform: &Platform,
+    request: &Request,
+    mode: Mode,
+    context: &Context<'_>,
+) -> Result<Vec<SpaStep>> {
     let skip_reason = if mode == Mode::Rollback {
         Some("a rollback leaves SPAs as they are (their files are built from source, not kept per commit)")
     } else if request.skip_spas {
@@ -362,6 +373,28 @@ fn plan_spas(platform: &Platform, request: &Request, mode: Mode) -> Result<Vec<S
                 ))
                 .into());
             }
+            // SPAs are built from the working tree, not the commit (unlike images): an
+            // uncommitted input would be uploaded under a SHA that does not have it.
+            let dirty = if skip_reason.is_none() {
+                let inputs = crate::spa::inputs::spa_inputs(&platform.root, &spa.dir)?;
+                crate::spa::inputs::dirty_inputs(&context.uncommitted, &inputs)
+            } else {
+                Vec::new()
+            };
+            let (reason, recorded_sha) = match skip_reason {
+                Some(reason) => (reason.to_owned(), context.head.sha.clone()),
+                None if dirty.is_empty() => {
+                    ("built and uploaded".to_owned(), context.head.sha.clone())
+                }
+                None => (
+                    format!(
+                        "built from the working tree with {} uncommitted path(s) (--allow-dirty-spas): recorded as {}-dirty",
+                        dirty.len(),
+                        context.head.short_sha
+                    ),
+                    format!("{}-dirty", context.head.sha),
+                ),
+            };
             Ok(SpaStep {
                 name: spa.name.clone(),
                 action: if skip_reason.is_some() {
@@ -369,7 +402,7 @@ fn plan_spas(platform: &Platform, request: &Request, mode: Mode) -> Result<Vec<S
                 } else {
                     Action::Deploy
                 },
-                reason: skip_reason.unwrap_or("built and uploaded").to_owned(),
+                reason,
                 build: spa.build.clone(),
                 output: spa.output.clone(),
                 bucket: spa.bucket.clone().unwrap_or_else(|| {
@@ -378,9 +411,36 @@ fn plan_spas(platform: &Platform, request: &Request, mode: Mode) -> Result<Vec<S
                         outputs.spa_buckets, spa.name
                     )
                 }),
+                dirty,
+                recorded_sha,
             })
         })
-        .collect()
+        .collect::<Result<Vec<SpaStep>>>()
+        .and_then(|steps| refuse_dirty_spas(steps, request))
+}
+
+/// Without `--allow-dirty-spas`, an SPA whose inputs differ from HEAD stops the run
+/// here, before anything is built (exit 2), naming the paths.
+fn refuse_dirty_spas(steps: Vec<SpaStep>, request: &Request) -> Result<Vec<SpaStep>> {
+    if request.allow_dirty_spas {
+        return Ok(steps);
+    }
+    let dirty: Vec<String> = steps
+        .iter()
+        .filter(|step| !step.dirty.is_empty())
+        .map(|step| {
+            let paths: Vec<String> = step.dirty.iter().map(|p| format!("    {p}")).collect();
+            format!("  SPA {}:\n{}", step.name, paths.join("\n"))
+        })
+        .collect();
+    if dirty.is_empty() {
+        return Ok(steps);
+    }
+    Err(UsageError::new(format!(
+        "SPAs are built from the working tree, and these uncommitted paths are among what they build from:\n{}\nAn upload would be recorded as a commit that does not contain them. Commit or stash them, pass --skip-spas, or pass --allow-dirty-spas to upload them recorded as <sha>-dirty. Nothing was touched",
+        dirty.join("\n")
+    ))
+    .into())
 }
 
 /// Finds the tfvars file. The runbook's paths are relative to the terraform directory
@@ -552,7 +612,12 @@ impl fmt::Display for Plan {
                     } else {
                         format!("`{}` → {} → {}", s.build, s.output.display(), s.bucket)
                     };
-                    [s.name.clone(), s.action.to_string(), upload, String::new()]
+                    let note = if s.dirty.is_empty() {
+                        String::new()
+                    } else {
+                        s.reason.clone()
+                    };
+                    [s.name.clone(), s.action.to_string(), upload, note]
                 })
                 .collect();
             write_table(f, ["SPA", "ACTION", "BUILD → UPLOAD", ""], &rows)?;

@@ -21,6 +21,8 @@ pub struct Request {
     /// As typed; resolved against the terraform directory when the plan is made.
     pub var_file: Option<PathBuf>,
     pub skip_spas: bool,
+    /// Upload SPAs built from uncommitted inputs, recorded as `<sha>-dirty`.
+    pub allow_dirty_spas: bool,
     pub skip_tf: bool,
     pub profile: Option<String>,
     pub assume_yes: bool,
@@ -51,6 +53,7 @@ impl Request {
                 cli.var_file.clone()
             },
             skip_spas: cli.skip_spas,
+            allow_dirty_spas: cli.allow_dirty_spas,
             skip_tf: cli.skip_tf,
             profile: cli.profile.clone(),
             assume_yes: cli.yes,
@@ -80,6 +83,7 @@ impl Request {
             },
             var_file: Some(var_file.to_path_buf()),
             skip_spas: true,
+            allow_dirty_spas: false,
             skip_tf: false,
             profile: cli.profile.clone(),
             assume_yes,

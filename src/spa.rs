@@ -2,14 +2,16 @@
 //! changed to its S3 bucket (assets first, entry points last, the right Content-Type and
 //! Cache-Control, old files kept for a few deploys), then one CloudFront invalidation.
 //!
-//! Each bucket holds a deploy manifest ([`MANIFEST_KEY`]) written after everything else:
-//! our own SHA-256 of every file, the deploy that last shipped it, and the git SHA of
-//! every recent deploy ([`deployed_sha`]). See [`manifest`] for why it, and not ETags,
-//! decides what changed.
+//! Each SPA has a deploy manifest written after everything else: our own SHA-256 of
+//! every file, the deploy that last shipped it, and the git SHA of every recent deploy
+//! ([`deployed_sha`]). It lives in the environment's private bucket
+//! ([`ManifestLocation`]), not in the bucket CloudFront serves. See [`manifest`] for
+//! why it, and not ETags, decides what changed.
 
 mod bucket;
 mod build;
 mod cloudfront;
+pub mod inputs;
 pub mod manifest;
 pub mod rules;
 
@@ -32,7 +34,8 @@ use crate::progress::ItemProgress;
 pub use build::{build, SpaBuildFailed};
 pub use cloudfront::invalidate;
 use manifest::{DeployRecord, LocalFile, UploadPlan};
-pub use manifest::{Manifest, MANIFEST_KEY};
+pub use manifest::{Manifest, LEGACY_MANIFEST_KEY};
+
 use rules::FileClass;
 
 const MIB: u64 = 1024 * 1024;
@@ -53,8 +56,43 @@ pub struct SpaTarget {
     pub output: PathBuf,
     pub bucket: String,
     pub distribution_id: Option<String>,
+    /// Where its upload manifest is kept (the environment's private bucket).
+    pub manifest: ManifestLocation,
     /// Extra environment for the build.
     pub env: Vec<(String, String)>,
+}
+
+/// Where deploy keeps an SPA's upload manifest: in the environment's private bucket
+/// (the one the deploy lock lives in), under a key per SPA and SPA bucket, so that
+/// environments sharing a private bucket never share a manifest, and nothing of deploy's
+/// bookkeeping is served by CloudFront.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestLocation {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl ManifestLocation {
+    pub fn new(private_bucket: &str, spa: &str, spa_bucket: &str) -> Self {
+        Self {
+            bucket: private_bucket.to_owned(),
+            key: format!("deploy-spa/{spa}/{spa_bucket}/manifest.json"),
+        }
+    }
+
+    /// Where older deploys kept it: in the SPA bucket itself.
+    pub fn legacy(spa_bucket: &str) -> Self {
+        Self {
+            bucket: spa_bucket.to_owned(),
+            key: LEGACY_MANIFEST_KEY.to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for ManifestLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)
+    }
 }
 
 impl SpaTarget {
@@ -65,8 +103,10 @@ impl SpaTarget {
         spa: &Spa,
         bucket: String,
         distribution_id: Option<String>,
+        private_bucket: &str,
     ) -> Self {
         Self {
+            manifest: ManifestLocation::new(private_bucket, &spa.name, &bucket),
             name: spa.name.clone(),
             dir: repo_root.join(&spa.dir),
             build: spa.build.clone(),
@@ -108,8 +148,7 @@ impl fmt::Display for UploadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: s3://{} deploy #{} ({}): uploaded {} file(s) ({}), {} unchanged",
-            self.spa,
+            "s3://{} deploy #{} ({}): uploaded {} file(s) ({}), {} unchanged",
             self.bucket,
             self.deploy,
             self.git_sha,
@@ -151,15 +190,16 @@ pub async fn upload(
     item.state("comparing the build output with the bucket");
     // Hashing runs while the bucket is read.
     let bucket_state = async {
-        let previous = bucket::read_manifest(s3, bucket).await?;
+        let (previous, legacy) = read_manifest_or_legacy(s3, &spa.manifest, bucket).await?;
         let listing = if manifest::needs_listing(previous.as_ref(), settings.verify_every_deploys) {
             Some(bucket::list_bucket(s3, bucket).await?)
         } else {
             None
         };
-        Ok::<_, anyhow::Error>((previous, listing))
+        Ok::<_, anyhow::Error>((previous, legacy, listing))
     };
-    let (local, (found, listing)) = tokio::try_join!(scan_output(spa, settings), bucket_state)?;
+    let (local, (found, legacy, listing)) =
+        tokio::try_join!(scan_output(spa, settings), bucket_state)?;
     let previous = found.clone().unwrap_or_default();
     tracing::debug!(
         spa = %spa.name,
@@ -201,7 +241,7 @@ pub async fn upload(
                 ..found.clone()
             };
             let sha = found.deployed_sha().unwrap_or_default();
-            bucket::write_manifest(s3, bucket, &unverified, sha).await?;
+            bucket::write_manifest(s3, &spa.manifest, &unverified, sha).await?;
         }
     }
 
@@ -256,7 +296,16 @@ pub async fn upload(
         &new_etags,
         record,
     );
-    bucket::write_manifest(s3, bucket, &next, git_sha).await?;
+    bucket::write_manifest(s3, &spa.manifest, &next, git_sha).await?;
+    // Migration: the manifest an older deploy left in the served bucket goes only now,
+    // once its successor is written (a failure before leaves it to be read again).
+    let legacy_listed = listing
+        .as_ref()
+        .is_some_and(|listing| listing.contains_key(LEGACY_MANIFEST_KEY));
+    if legacy || legacy_listed {
+        bucket::delete_keys(s3, bucket, &[LEGACY_MANIFEST_KEY.to_owned()]).await?;
+        tracing::info!(spa = %spa.name, manifest = %spa.manifest, "moved the manifest out of the SPA bucket");
+    }
     tracing::debug!(
         spa = %spa.name,
         deleted = deleted.len(),
@@ -295,12 +344,34 @@ pub async fn upload(
     Ok(report)
 }
 
-/// The git SHA of the latest complete upload to `bucket`, from its manifest; `None`
-/// when nothing was ever uploaded by this tool.
-pub async fn deployed_sha(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Option<String>> {
-    Ok(bucket::read_manifest(s3, bucket)
-        .await?
-        .and_then(|manifest| manifest.deployed_sha().map(str::to_owned)))
+/// The git SHA of the latest complete upload to `bucket` (`<sha>-dirty` for a build of
+/// uncommitted files), from its manifest at `manifest` or, not migrated yet, in the
+/// bucket itself; `None` when nothing was ever uploaded by this tool.
+pub async fn deployed_sha(
+    s3: &aws_sdk_s3::Client,
+    manifest: Option<&ManifestLocation>,
+    bucket: &str,
+) -> Result<Option<String>> {
+    let found = match manifest {
+        Some(at) => read_manifest_or_legacy(s3, at, bucket).await?.0,
+        None => bucket::read_manifest(s3, &ManifestLocation::legacy(bucket)).await?,
+    };
+    Ok(found.and_then(|manifest| manifest.deployed_sha().map(str::to_owned)))
+}
+
+/// The manifest at `at`; else the one an older deploy kept in the SPA bucket (then
+/// `true`: it is to be moved).
+async fn read_manifest_or_legacy(
+    s3: &aws_sdk_s3::Client,
+    at: &ManifestLocation,
+    spa_bucket: &str,
+) -> Result<(Option<Manifest>, bool)> {
+    if let Some(manifest) = bucket::read_manifest(s3, at).await? {
+        return Ok((Some(manifest), false));
+    }
+    let legacy = bucket::read_manifest(s3, &ManifestLocation::legacy(spa_bucket)).await?;
+    let found = legacy.is_some();
+    Ok((legacy, found))
 }
 
 /// Lists, hashes and classifies every file under the SPA's output directory.
@@ -334,9 +405,9 @@ async fn scan_output(spa: &SpaTarget, settings: &SpaUploadConfig) -> Result<Vec<
         .try_collect()
         .await?;
     files.sort_by(|a, b| a.key.cmp(&b.key));
-    if let Some(file) = files.iter().find(|file| file.key == MANIFEST_KEY) {
+    if let Some(file) = files.iter().find(|file| file.key == LEGACY_MANIFEST_KEY) {
         bail!(
-            "the build output of SPA {} contains {}, the key deploy keeps its manifest under",
+            "the build output of SPA {} contains {}, the key older deploys kept their manifest under (deploy deletes it from the bucket): rename it",
             spa.name,
             file.path.display()
         );

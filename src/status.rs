@@ -24,8 +24,65 @@ struct Status {
 struct SpaStatus {
     name: String,
     bucket: Option<String>,
-    /// The git SHA recorded by the last upload, if any.
+    /// The git SHA recorded by the last upload, if any (`<sha>-dirty`: a build of
+    /// uncommitted files).
     deployed_sha: Option<String>,
+    /// The same, abbreviated as image tags are (`git rev-parse --short`).
+    deployed_short: Option<String>,
+    /// Whether HEAD's build would differ from what is live, and why.
+    changed: bool,
+    reason: String,
+}
+
+/// Whether the SPA live as `deployed` differs from HEAD's, and why: the deployed SHA read
+/// as `--changed` reads a live image tag, the diff taken over the SPA's inputs.
+fn spa_change(
+    repo: &crate::git::Repo,
+    head: &str,
+    deployed: Option<&str>,
+    inputs: Vec<String>,
+) -> Result<(bool, String)> {
+    use crate::changes::{resolve_tag, DiffCache, LiveBase};
+    let Some(deployed) = deployed else {
+        return Ok((true, "never deployed".into()));
+    };
+    let head = git2::Oid::from_str(head).context("HEAD is not a commit id")?;
+    Ok(match resolve_tag(repo.git(), deployed) {
+        LiveBase::Dirty(_) => (
+            true,
+            "a build of uncommitted files (-dirty): never a diff base".into(),
+        ),
+        LiveBase::NotASha(sha) => (true, format!("deployed {sha:?} is not a git SHA")),
+        LiveBase::UnknownCommit(sha) => (
+            true,
+            format!(
+                "deployed commit {sha} is not in local history: `git fetch origin` would fix it"
+            ),
+        ),
+        LiveBase::Commit(base) if base == head => (false, "deployed SHA is HEAD".into()),
+        LiveBase::Commit(base) => {
+            let mut diffs = DiffCache::new(repo.git(), head, inputs);
+            match diffs.changed_paths_since(base)? {
+                [] => (false, "unchanged since the deployed SHA".into()),
+                [path] => (true, format!("{path} changed")),
+                [path, rest @ ..] => (true, format!("{path} and {} more changed", rest.len())),
+            }
+        }
+    })
+}
+
+/// A recorded SHA as `status` shows image tags: `git rev-parse --short`, keeping a
+/// `-dirty` suffix; the first 7 characters when the commit is not in local history.
+fn abbreviate(repo: &crate::git::Repo, sha: &str) -> String {
+    let (commit, suffix) = match sha.strip_suffix("-dirty") {
+        Some(commit) => (commit, "-dirty"),
+        None => (sha, ""),
+    };
+    let short = repo
+        .commit(commit)
+        .map(|found| found.short_sha)
+        .unwrap_or_else(|_| commit.chars().take(7).collect());
+    format!("{short}{suffix}")
 }
 
 pub fn run(cli: &Cli, var_file: Option<&std::path::Path>) -> Result<()> {
@@ -52,6 +109,7 @@ pub fn run(cli: &Cli, var_file: Option<&std::path::Path>) -> Result<()> {
         let cluster = live::cluster_from(&platform, &outputs)?;
         let survey = live::survey(&platform, &repo, &head.sha, profile, cluster).await?;
         let s3 = crate::aws::s3(&crate::aws::load(profile).await);
+        let private_bucket = crate::lock::private_bucket(&platform, &outputs);
         let mut spas = Vec::new();
         for spa in &platform.spas {
             let bucket = spa.bucket.clone().or_else(|| {
@@ -62,13 +120,23 @@ pub fn run(cli: &Cli, var_file: Option<&std::path::Path>) -> Result<()> {
                     .map(str::to_owned)
             });
             let deployed_sha = match &bucket {
-                Some(bucket) => crate::spa::deployed_sha(&s3, bucket).await?,
+                Some(bucket) => {
+                    let manifest = private_bucket.as_deref().map(|private| {
+                        crate::spa::ManifestLocation::new(private, &spa.name, bucket)
+                    });
+                    crate::spa::deployed_sha(&s3, manifest.as_ref(), bucket).await?
+                }
                 None => None,
             };
+            let inputs = crate::spa::inputs::spa_inputs(&platform.root, &spa.dir)?;
+            let (changed, reason) = spa_change(&repo, &head.sha, deployed_sha.as_deref(), inputs)?;
             spas.push(SpaStatus {
                 name: spa.name.clone(),
                 bucket,
+                deployed_short: deployed_sha.as_deref().map(|sha| abbreviate(&repo, sha)),
                 deployed_sha,
+                changed,
+                reason,
             });
         }
         anyhow::Ok((survey, spas))
@@ -140,20 +208,20 @@ impl fmt::Display for Status {
             return Ok(());
         }
         writeln!(f)?;
-        let rows: Vec<[String; 3]> = self
+        let rows: Vec<[String; 5]> = self
             .spas
             .iter()
             .map(|spa| {
                 [
                     spa.name.clone(),
                     spa.bucket.clone().unwrap_or_else(|| "-".into()),
-                    spa.deployed_sha
-                        .clone()
-                        .unwrap_or_else(|| "never deployed".into()),
+                    spa.deployed_short.clone().unwrap_or_else(|| "-".into()),
+                    if spa.changed { "yes" } else { "no" }.to_owned(),
+                    spa.reason.clone(),
                 ]
             })
             .collect();
-        write_table(f, ["SPA", "BUCKET", "DEPLOYED SHA"], &rows)
+        write_table(f, ["SPA", "BUCKET", "DEPLOYED", "CHANGED", "WHY"], &rows)
     }
 }
 
@@ -164,22 +232,16 @@ pub fn unlock(cli: &Cli, var_file: &std::path::Path) -> Result<()> {
     let (_, environment) = crate::plan::environment_of(&platform, &cwd, var_file)?;
     let profile = cli.profile.as_deref();
     runtime()?.block_on(async {
-        let bucket = match &platform.config.lock.bucket {
-            Some(bucket) => Some(bucket.clone()),
+        let outputs = match &platform.config.lock.bucket {
+            Some(_) => Default::default(),
+            // The environment's own state, whichever workspace is selected.
             None => {
-                // The environment's own state, whichever workspace is selected.
-                let outputs = live::terraform_of(&platform, profile, Some(&environment))
+                live::terraform_of(&platform, profile, Some(&environment))
                     .outputs()
-                    .await?;
-                outputs
-                    .get(&platform.config.terraform.outputs.deploy_lock_bucket)
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned)
-                    .or_else(|| {
-                        crate::lock::state_bucket(&platform.root.join(platform.terraform_dir()))
-                    })
+                    .await?
             }
         };
+        let bucket = crate::lock::private_bucket(&platform, &outputs);
         let bucket = crate::lock::ensure_bucket_named(
             bucket,
             &platform.config.terraform.outputs.deploy_lock_bucket,

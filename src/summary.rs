@@ -31,9 +31,36 @@ pub struct RunReport {
 pub struct SpaResult {
     pub name: String,
     pub bucket: String,
+    /// What the upload recorded: HEAD's SHA, or `<sha>-dirty`.
+    pub git_sha: String,
     pub uploaded: usize,
     pub unchanged: usize,
+    /// The invalidation created, if one was.
     pub invalidation_id: Option<String>,
+    pub invalidation: Invalidation,
+}
+
+/// What happened on CloudFront after an upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum Invalidation {
+    Created {
+        id: String,
+    },
+    /// No entry point changed and no file was removed: nothing cached went stale.
+    NotNeeded,
+    /// The SPA has no distribution (config or terraform output).
+    NoDistribution,
+}
+
+impl fmt::Display for Invalidation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Invalidation::Created { id } => f.write_str(id),
+            Invalidation::NotNeeded => f.write_str("not needed (no entry point changed)"),
+            Invalidation::NoDistribution => f.write_str("- (no distribution)"),
+        }
+    }
 }
 
 impl RunReport {
@@ -169,7 +196,7 @@ impl fmt::Display for RunReport {
                     spa.bucket.clone(),
                     spa.uploaded.to_string(),
                     spa.unchanged.to_string(),
-                    spa.invalidation_id.clone().unwrap_or_else(|| "-".into()),
+                    spa.invalidation.to_string(),
                 ]);
             }
             write_table(

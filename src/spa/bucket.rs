@@ -9,8 +9,8 @@ use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier,
 };
 
-use super::manifest::{self, BucketObject, LocalFile, Manifest, MANIFEST_KEY};
-use super::{GIT_SHA_METADATA, MIB, SHA256_METADATA};
+use super::manifest::{self, BucketObject, LocalFile, Manifest};
+use super::{ManifestLocation, GIT_SHA_METADATA, MIB, SHA256_METADATA};
 use crate::aws;
 use crate::config::SpaUploadConfig;
 
@@ -51,16 +51,10 @@ pub(super) async fn list_bucket(
 
 pub(super) async fn read_manifest(
     s3: &aws_sdk_s3::Client,
-    bucket: &str,
+    at: &ManifestLocation,
 ) -> Result<Option<Manifest>> {
-    let location = format!("s3://{bucket}/{MANIFEST_KEY}");
-    let output = match s3
-        .get_object()
-        .bucket(bucket)
-        .key(MANIFEST_KEY)
-        .send()
-        .await
-    {
+    let location = at.to_string();
+    let output = match s3.get_object().bucket(&at.bucket).key(&at.key).send().await {
         Ok(output) => output,
         Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
         Err(err) => {
@@ -89,14 +83,14 @@ pub(super) async fn read_manifest(
 
 pub(super) async fn write_manifest(
     s3: &aws_sdk_s3::Client,
-    bucket: &str,
+    at: &ManifestLocation,
     manifest: &Manifest,
     git_sha: &str,
 ) -> Result<()> {
     let body = serde_json::to_vec_pretty(manifest).context("cannot encode the deploy manifest")?;
     s3.put_object()
-        .bucket(bucket)
-        .key(MANIFEST_KEY)
+        .bucket(&at.bucket)
+        .key(&at.key)
         .body(ByteStream::from(body))
         .content_type("application/json; charset=utf-8")
         .cache_control("no-store")
@@ -105,7 +99,7 @@ pub(super) async fn write_manifest(
         .await
         .map_err(|err| anyhow!(aws::explain(&err, None)))
         .with_context(|| {
-            format!("cannot write the deploy manifest s3://{bucket}/{MANIFEST_KEY} (every file is uploaded; the next run compares against the previous manifest)")
+            format!("cannot write the deploy manifest {at} (every file is uploaded; the next run compares against the previous manifest)")
         })?;
     Ok(())
 }

@@ -211,6 +211,7 @@ mod tests {
             output: dir.join("dist"),
             bucket: "bucket".into(),
             distribution_id: None,
+            manifest: super::super::ManifestLocation::new("private", "admin-ui", "bucket"),
             env: vec![("SPA_GREETING".into(), "hello".into())],
         }
     }

@@ -1,5 +1,5 @@
-//! The deploy manifest kept in each SPA bucket (`.deploy/manifest.json`), and the pure
-//! comparison of a build output against it and against the bucket listing: what to
+//! The deploy manifest kept for each SPA in the environment's private bucket (see
+//! [`super::ManifestLocation`]), and the pure comparison of a build output against it and against the bucket listing: what to
 //! upload, what is unchanged, which old files to keep and which to delete.
 //!
 //! Why a manifest rather than ETags: the ETag of a single-part upload is the MD5 of the
@@ -22,9 +22,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// Where the manifest lives in every SPA bucket. CloudFront would serve it like any
-/// object; it holds nothing the site does not already show but the deployed git SHA.
-pub const MANIFEST_KEY: &str = ".deploy/manifest.json";
+/// Where older deploys kept the manifest: in the SPA bucket itself, where CloudFront
+/// served it (every deployed SHA, time and file hash) to anyone. Read once to migrate,
+/// then deleted; never adopted as a file of the site.
+pub const LEGACY_MANIFEST_KEY: &str = ".deploy/manifest.json";
 
 /// The manifest format this code reads and writes.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -193,7 +194,9 @@ pub fn plan_upload(
     }
 
     for key in bucket.into_iter().flat_map(BTreeMap::keys) {
-        if key != MANIFEST_KEY && !built.contains(key.as_str()) && !manifest.files.contains_key(key)
+        if key != LEGACY_MANIFEST_KEY
+            && !built.contains(key.as_str())
+            && !manifest.files.contains_key(key)
         {
             plan.adopted.push(key.clone());
         }
@@ -467,7 +470,7 @@ mod tests {
             },
         );
         state.1.insert(
-            MANIFEST_KEY.into(),
+            LEGACY_MANIFEST_KEY.into(),
             BucketObject {
                 size: 5,
                 etag: None,
@@ -476,7 +479,7 @@ mod tests {
         let plan = deploy(&mut state, &[("index.html", "v1")], 1);
         assert_eq!(plan.adopted, ["legacy.js"]);
         assert_eq!(state.0.files["legacy.js"].deploy, 0);
-        assert!(!state.0.files.contains_key(MANIFEST_KEY));
+        assert!(!state.0.files.contains_key(LEGACY_MANIFEST_KEY));
         // Deploy 2: 2 - 0 > 1.
         let plan = deploy(&mut state, &[("index.html", "v1")], 1);
         assert_eq!(plan.expire, ["legacy.js"]);

@@ -112,16 +112,22 @@ fn full_deploy_rolls_every_service_to_the_new_sha() {
         .unwrap()
         .block_on(async {
             let s3 = deploy::aws::s3(&env.sdk().await);
+            let private = env.summary["deploy_lock_bucket"].as_str().unwrap();
             let mut deployed = Vec::new();
-            for bucket in buckets.values() {
+            for (name, bucket) in &buckets {
                 let bucket = bucket.as_str().unwrap();
+                let manifest = deploy::spa::ManifestLocation::new(private, name, bucket);
                 s3.head_object()
                     .bucket(bucket)
                     .key("index.html")
                     .send()
                     .await
                     .expect("index.html uploaded");
-                deployed.push(deploy::spa::deployed_sha(&s3, bucket).await.unwrap());
+                deployed.push(
+                    deploy::spa::deployed_sha(&s3, Some(&manifest), bucket)
+                        .await
+                        .unwrap(),
+                );
             }
             deployed
         });

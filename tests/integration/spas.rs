@@ -20,9 +20,9 @@ use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;
 use deploy::config::SpaUploadConfig;
 use deploy::progress::Progress;
-use deploy::spa::{self, SpaTarget, UploadReport};
+use deploy::spa::{self, ManifestLocation, SpaTarget, UploadReport};
 
-use crate::support::{bootstrap_aws, AwsEnv, Fixture, Testbed};
+use crate::support::{bootstrap_applied, bootstrap_aws, AwsEnv, Fixture, Testbed};
 
 const SPA: &str = "admin-ui";
 
@@ -121,15 +121,21 @@ impl Intercept for WireLog {
 /// The fixture's admin-ui, bound for its bucket in the fixture's moto account.
 fn target(fixture: &Fixture, env: &AwsEnv) -> SpaTarget {
     let dir = fixture.path(&format!("apps/{SPA}"));
+    let bucket = env.summary["spa_buckets"][SPA].as_str().unwrap();
     SpaTarget {
         name: SPA.into(),
         output: dir.join("dist"),
         dir,
         build: "node build.mjs".into(),
-        bucket: env.summary["spa_buckets"][SPA].as_str().unwrap().into(),
+        bucket: bucket.into(),
         distribution_id: env.summary["spa_distribution_ids"][SPA]
             .as_str()
             .map(str::to_owned),
+        manifest: ManifestLocation::new(
+            env.summary["deploy_lock_bucket"].as_str().unwrap(),
+            SPA,
+            bucket,
+        ),
         env: Vec::new(),
     }
 }
@@ -196,7 +202,12 @@ fn spa_upload_sets_headers_puts_entry_points_last_and_invalidates() {
     let settings = SpaUploadConfig::default();
     runtime().block_on(async {
         let (s3, cloudfront) = clients(&env, &bed).await;
-        assert_eq!(spa::deployed_sha(&s3, &spa.bucket).await.unwrap(), None);
+        assert_eq!(
+            spa::deployed_sha(&s3, Some(&spa.manifest), &spa.bucket)
+                .await
+                .unwrap(),
+            None
+        );
 
         let wire = WireLog::default();
         let report = build_and_upload(&wire.attach(&s3), &spa, "abc1234", &settings).await;
@@ -247,7 +258,7 @@ fn spa_upload_sets_headers_puts_entry_points_last_and_invalidates() {
             .iter()
             .position(|event| {
                 matches!(event, Wire::Sent { method, path }
-                    if method == "PUT" && path.ends_with(spa::MANIFEST_KEY))
+                    if method == "PUT" && path.ends_with(&spa.manifest.key))
             })
             .expect("the manifest was written");
         assert!(manifest_sent > index_sent, "the manifest goes last");
@@ -306,15 +317,23 @@ fn spa_upload_sets_headers_puts_entry_points_last_and_invalidates() {
             Some("abc1234")
         );
         assert_eq!(
-            spa::deployed_sha(&s3, &spa.bucket)
+            spa::deployed_sha(&s3, Some(&spa.manifest), &spa.bucket)
                 .await
                 .unwrap()
                 .as_deref(),
             Some("abc1234")
         );
-        assert!(bucket_keys(&s3, &spa.bucket)
+        // The manifest is in the private bucket, not in the one CloudFront serves.
+        assert!(bucket_keys(&s3, &spa.manifest.bucket)
             .await
-            .contains(&spa::MANIFEST_KEY.to_owned()));
+            .contains(&spa.manifest.key));
+        assert!(
+            !bucket_keys(&s3, &spa.bucket)
+                .await
+                .iter()
+                .any(|key| key.starts_with(".deploy/")),
+            "deploy's bookkeeping is not served"
+        );
 
         // One invalidation, with the default paths, waited for.
         let distribution = spa.distribution_id.as_deref().unwrap();
@@ -388,7 +407,7 @@ fn spa_reupload_sends_only_what_changed() {
         assert!(second.uploaded.is_empty(), "{second:?}");
         assert_eq!(second.unchanged, 4);
         assert_eq!(
-            spa::deployed_sha(&s3, &spa.bucket)
+            spa::deployed_sha(&s3, Some(&spa.manifest), &spa.bucket)
                 .await
                 .unwrap()
                 .as_deref(),
@@ -452,7 +471,7 @@ fn spa_a_run_that_died_half_way_makes_the_next_one_list_and_repair() {
             .iter()
             .filter(|event| {
                 matches!(event, Wire::Sent { method, path }
-                if method == "PUT" && path.ends_with(spa::MANIFEST_KEY))
+                if method == "PUT" && path.ends_with(&spa.manifest.key))
             })
             .count()
     };
@@ -461,8 +480,8 @@ fn spa_a_run_that_died_half_way_makes_the_next_one_list_and_repair() {
         build_and_upload(&s3, &spa, "1111111", &settings).await;
         let v1_manifest = s3
             .get_object()
-            .bucket(&spa.bucket)
-            .key(spa::MANIFEST_KEY)
+            .bucket(&spa.manifest.bucket)
+            .key(&spa.manifest.key)
             .send()
             .await
             .unwrap()
@@ -492,8 +511,8 @@ fn spa_a_run_that_died_half_way_makes_the_next_one_list_and_repair() {
         let mut died: serde_json::Value = serde_json::from_slice(&v1_manifest).unwrap();
         died["verified_deploy"] = 0.into();
         s3.put_object()
-            .bucket(&spa.bucket)
-            .key(spa::MANIFEST_KEY)
+            .bucket(&spa.manifest.bucket)
+            .key(&spa.manifest.key)
             .body(serde_json::to_vec(&died).unwrap().into())
             .send()
             .await
@@ -562,10 +581,7 @@ fn spa_removed_assets_are_kept_for_the_retention_then_deleted() {
         assert!(fourth.stale_kept.is_empty());
         let keys = bucket_keys(&s3, &spa.bucket).await;
         assert!(!keys.contains(&old_style), "{keys:?}");
-        let mut live: Vec<String> = keys
-            .into_iter()
-            .filter(|key| key != spa::MANIFEST_KEY)
-            .collect();
+        let mut live = keys;
         live.sort();
         assert_eq!(live, dist_keys(&spa.output));
     });
@@ -741,6 +757,12 @@ fn bench_spa_upload() {
                 build: "true".into(),
                 output: dist.clone(),
                 bucket: ours_bucket.clone(),
+                // A manifest per round's bucket: each round starts from nothing.
+                manifest: ManifestLocation::new(
+                    env.summary["deploy_lock_bucket"].as_str().unwrap(),
+                    "bench",
+                    &ours_bucket,
+                ),
                 ..target(&fixture, &env)
             };
             let upload = |settings: &SpaUploadConfig, expected: usize| {
@@ -881,4 +903,347 @@ fn generate_dist(dir: &Path, count: usize) -> (u64, usize) {
         total += size as u64;
     }
     (total, large)
+}
+
+/// Build and push api and upload both SPAs, unattended; no terraform.
+const PUSH_API_AND_SPAS: [&str; 6] = [
+    "--skip-tf",
+    "--services",
+    "api",
+    "--profile",
+    "testbed",
+    "-y",
+];
+
+/// A deploy of api and both SPAs (no terraform) that must succeed.
+fn push_api_and_spas(fixture: &Fixture, env: &AwsEnv, bed: &Testbed) -> crate::support::Outcome {
+    let out = fixture.deploy().aws(env, bed).args(PUSH_API_AND_SPAS).run();
+    out.success();
+    out
+}
+
+/// Per SPA of the fixture environment: (name, its bucket, its distribution).
+fn spa_buckets(env: &AwsEnv) -> Vec<(String, String, String)> {
+    env.summary["spa_buckets"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, bucket)| {
+            (
+                name.clone(),
+                bucket.as_str().unwrap().to_owned(),
+                env.summary["spa_distribution_ids"][name]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Where deploy keeps an SPA's manifest in the fixture environment's private bucket.
+fn private_manifest(env: &AwsEnv, spa: &str, bucket: &str) -> ManifestLocation {
+    ManifestLocation::new(
+        env.summary["deploy_lock_bucket"].as_str().unwrap(),
+        spa,
+        bucket,
+    )
+}
+
+/// How many invalidations CloudFront (moto) holds for a distribution.
+async fn invalidations(cloudfront: &aws_sdk_cloudfront::Client, distribution: &str) -> i32 {
+    cloudfront
+        .list_invalidations()
+        .distribution_id(distribution)
+        .send()
+        .await
+        .unwrap()
+        .invalidation_list()
+        .map_or(0, |list| list.quantity())
+}
+
+/// The `deploy status` row of an SPA (text output).
+fn status_row(fixture: &Fixture, env: &AwsEnv, bed: &Testbed, spa: &str) -> String {
+    let out = fixture
+        .deploy()
+        .aws(env, bed)
+        .args(["status", "--profile", "testbed"])
+        .run();
+    out.success();
+    out.stdout
+        .lines()
+        .find(|line| line.starts_with(&format!("{spa} ")))
+        .unwrap_or_else(|| panic!("no {spa} row: {}", out.stdout))
+        .to_owned()
+}
+
+#[test]
+fn a_dirty_spa_is_refused_before_anything_is_built() {
+    let Some(bed) = Testbed::get("a_dirty_spa_is_refused_before_anything_is_built") else {
+        return;
+    };
+    let fixture = Fixture::unique();
+    let tag = fixture.short_sha();
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    let app = "apps/admin-ui/src/app.js";
+    let text = std::fs::read_to_string(fixture.path(app)).unwrap();
+    fixture.write(app, &format!("{text}console.log(\"uncommitted\");\n"));
+    fixture.write("apps/admin-ui/src/extra.js", "export {};\n");
+    // Ignored files are never inputs (node_modules/, dist/ are in .gitignore).
+    fixture.write("apps/admin-ui/node_modules/left-pad/index.js", "x\n");
+
+    // The plan already says so: the dry run stops with the same message.
+    fixture
+        .deploy()
+        .args(["--skip-tf", "--dry-run"])
+        .run()
+        .usage_error()
+        .stderr_has(app);
+
+    let out = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(PUSH_API_AND_SPAS)
+        .run();
+    out.usage_error()
+        .stderr_has("SPA admin-ui:")
+        .stderr_has(app)
+        .stderr_has("apps/admin-ui/src/extra.js")
+        .stderr_has("--allow-dirty-spas")
+        .stderr_has("Nothing was touched")
+        .stderr_lacks("node_modules")
+        .stderr_lacks("SPA simulator");
+    // Nothing built (not the SPA, not the image), nothing pushed, nothing uploaded.
+    assert!(!fixture.path("apps/admin-ui/dist").exists());
+    assert!(!bed.registry_has("api", &tag));
+    runtime().block_on(async {
+        let s3 = deploy::aws::s3(&env.sdk().await);
+        for (_, bucket, _) in spa_buckets(&env) {
+            assert_eq!(bucket_keys(&s3, &bucket).await, Vec::<String>::new());
+        }
+    });
+}
+
+#[test]
+fn a_dirty_workspace_package_the_spa_builds_from_is_refused_too() {
+    let Some(_bed) = Testbed::get("a_dirty_workspace_package_the_spa_builds_from_is_refused_too")
+    else {
+        return;
+    };
+    let fixture = Fixture::new();
+    // The fixture's SPAs depend on no workspace package: admin-ui now uses
+    // @platform/common, which uses @platform/tsconfig.
+    fixture.write(
+        "apps/admin-ui/package.json",
+        r#"{"name": "@platform/admin-ui", "private": true, "dependencies": {"@platform/common": "workspace:*"}}"#,
+    );
+    fixture.commit_all("admin-ui uses common");
+    let dry_run = || fixture.deploy().args(["--skip-tf", "--dry-run"]).run();
+
+    // A package no SPA builds from: the images are built from the commit anyway.
+    fixture.write("packages/events/src/index.ts", "// uncommitted\n");
+    dry_run().success();
+
+    fixture.write("packages/tsconfig/base.json", "{}\n");
+    dry_run()
+        .usage_error()
+        .stderr_has("SPA admin-ui:\n    packages/tsconfig/base.json")
+        .stderr_lacks("packages/events");
+    fixture.git(&["checkout", "--", "packages/tsconfig"]);
+
+    fixture.write("pnpm-lock.yaml", "lockfileVersion: '9.0'\n# uncommitted\n");
+    dry_run()
+        .usage_error()
+        .stderr_has("SPA admin-ui:\n    pnpm-lock.yaml")
+        .stderr_has("SPA simulator:\n    pnpm-lock.yaml");
+}
+
+#[test]
+fn allow_dirty_spas_records_sha_dirty_and_status_shows_it_dirty() {
+    let Some(bed) = Testbed::get("allow_dirty_spas_records_sha_dirty_and_status_shows_it_dirty")
+    else {
+        return;
+    };
+    let fixture = Fixture::new();
+    let head = fixture.git(&["rev-parse", "HEAD"]);
+    let short = fixture.short_sha();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let app = "apps/admin-ui/src/app.js";
+    let text = std::fs::read_to_string(fixture.path(app)).unwrap();
+    fixture.write(app, &format!("{text}console.log(\"uncommitted\");\n"));
+
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(PUSH_API_AND_SPAS)
+        .args(["--allow-dirty-spas"])
+        .run()
+        .success()
+        .stdout_has(&format!("recorded as {short}-dirty"));
+    let bucket = env.summary["spa_buckets"][SPA].as_str().unwrap().to_owned();
+    let simulator = env.summary["spa_buckets"]["simulator"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    runtime().block_on(async {
+        let s3 = deploy::aws::s3(&env.sdk().await);
+        let manifest = private_manifest(&env, SPA, &bucket);
+        assert_eq!(
+            spa::deployed_sha(&s3, Some(&manifest), &bucket)
+                .await
+                .unwrap(),
+            Some(format!("{head}-dirty"))
+        );
+        let index = s3
+            .head_object()
+            .bucket(&bucket)
+            .key("index.html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            index.metadata().and_then(|m| m.get("deploy-git-sha")),
+            Some(&format!("{head}-dirty"))
+        );
+        // The other SPA's inputs are clean: it is recorded as HEAD.
+        let manifest = private_manifest(&env, "simulator", &simulator);
+        assert_eq!(
+            spa::deployed_sha(&s3, Some(&manifest), &simulator)
+                .await
+                .unwrap(),
+            Some(head.clone())
+        );
+    });
+    let row = status_row(&fixture, &env, &bed, SPA);
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells[2..4],
+        [format!("{short}-dirty").as_str(), "yes"],
+        "{row}"
+    );
+    assert!(row.contains("uncommitted"), "{row}");
+    let row = status_row(&fixture, &env, &bed, "simulator");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[2..4], [short.as_str(), "no"], "{row}");
+}
+
+#[test]
+fn spa_manifests_stay_private_and_an_unchanged_spa_is_not_invalidated() {
+    let Some(bed) =
+        Testbed::get("spa_manifests_stay_private_and_an_unchanged_spa_is_not_invalidated")
+    else {
+        return;
+    };
+    let fixture = Fixture::new();
+    let short = fixture.short_sha();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let deploy = || push_api_and_spas(&fixture, &env, &bed);
+
+    let first = deploy();
+    // Progress lines are prefixed by the SPA's name once.
+    first
+        .stderr_has("admin-ui: s3://")
+        .stderr_lacks("admin-ui: admin-ui:")
+        .stderr_lacks("simulator: simulator:");
+    runtime().block_on(async {
+        let sdk = env.sdk().await;
+        let s3 = deploy::aws::s3(&sdk);
+        let cloudfront = aws_sdk_cloudfront::Client::new(&sdk);
+        for (name, bucket, distribution) in spa_buckets(&env) {
+            assert_eq!(invalidations(&cloudfront, &distribution).await, 1, "{name}");
+            let keys = bucket_keys(&s3, &bucket).await;
+            assert!(keys.contains(&"index.html".to_owned()), "{keys:?}");
+            assert!(
+                !keys.iter().any(|key| key.starts_with(".deploy/")),
+                "{name}: deploy's manifest is served: {keys:?}"
+            );
+            let manifest = private_manifest(&env, &name, &bucket);
+            assert!(bucket_keys(&s3, &manifest.bucket)
+                .await
+                .contains(&manifest.key));
+        }
+    });
+    // status reads the private manifest, and shows the SHA as image tags are shown.
+    let row = status_row(&fixture, &env, &bed, SPA);
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[2..4], [short.as_str(), "no"], "{row}");
+
+    // Nothing changed: uploads nothing, and creates no invalidation.
+    let second = deploy();
+    second.stdout_has("not needed (no entry point changed)");
+    runtime().block_on(async {
+        let cloudfront = aws_sdk_cloudfront::Client::new(&env.sdk().await);
+        for (name, _, distribution) in spa_buckets(&env) {
+            assert_eq!(invalidations(&cloudfront, &distribution).await, 1, "{name}");
+        }
+    });
+}
+
+#[test]
+fn a_manifest_left_in_the_spa_bucket_moves_to_the_private_bucket() {
+    let Some(bed) = Testbed::get("a_manifest_left_in_the_spa_bucket_moves_to_the_private_bucket")
+    else {
+        return;
+    };
+    let fixture = Fixture::new();
+    let short = fixture.short_sha();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let deploy = || push_api_and_spas(&fixture, &env, &bed);
+    deploy();
+    // As an older deploy left it: the manifest in the SPA bucket, none in the private one.
+    let bucket = env.summary["spa_buckets"][SPA].as_str().unwrap().to_owned();
+    let manifest = private_manifest(&env, SPA, &bucket);
+    runtime().block_on(async {
+        let s3 = deploy::aws::s3(&env.sdk().await);
+        let body = s3
+            .get_object()
+            .bucket(&manifest.bucket)
+            .key(&manifest.key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        s3.put_object()
+            .bucket(&bucket)
+            .key(spa::LEGACY_MANIFEST_KEY)
+            .body(body.to_vec().into())
+            .send()
+            .await
+            .unwrap();
+        s3.delete_object()
+            .bucket(&manifest.bucket)
+            .key(&manifest.key)
+            .send()
+            .await
+            .unwrap();
+    });
+    // Not migrated yet: status reads the old place.
+    let row = status_row(&fixture, &env, &bed, SPA);
+    assert_eq!(row.split_whitespace().nth(2), Some(short.as_str()), "{row}");
+
+    // The next deploy compares against the old manifest (nothing to upload), writes the
+    // new one and deletes the old.
+    let out = deploy();
+    let row = out
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("admin-ui ") && line.contains(&bucket))
+        .unwrap_or_else(|| panic!("no admin-ui row: {}", out.stdout));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[2..4], ["0", "4"], "uploaded, unchanged: {row}");
+    runtime().block_on(async {
+        let s3 = deploy::aws::s3(&env.sdk().await);
+        let keys = bucket_keys(&s3, &bucket).await;
+        assert!(
+            !keys.contains(&spa::LEGACY_MANIFEST_KEY.to_owned()),
+            "{keys:?}"
+        );
+        assert!(bucket_keys(&s3, &manifest.bucket)
+            .await
+            .contains(&manifest.key));
+    });
 }
