@@ -1,6 +1,7 @@
 //! The AWS SDK configuration, built in one place: profile, region, endpoint
 //! (`AWS_ENDPOINT_URL` is honoured by the loader; S3 then needs path-style addressing).
 
+use aws_config::provider_config::ProviderConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 /// Loads the shared config for `profile` (or the default chain).
@@ -8,8 +9,15 @@ pub async fn load(profile: Option<&str>) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(profile) = profile {
         // The named profile's credentials, not static keys that happen to be in the
-        // environment: the operator chose an account.
+        // environment: the operator chose an account. With the profile's region: a profile
+        // that assumes a role (`role_arn` + `source_profile`) signs its STS call with it.
+        let region = aws_config::default_provider::region::DefaultRegionChain::builder()
+            .profile_name(profile)
+            .build()
+            .region()
+            .await;
         let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
+            .configure(&ProviderConfig::without_region().with_region(region))
             .profile_name(profile)
             .build();
         loader = loader

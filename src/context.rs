@@ -15,7 +15,7 @@ use futures_util::Stream;
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 use tokio::sync::mpsc;
 
-use crate::dockerignore::DockerIgnore;
+use crate::dockerignore::{DockerIgnore, ParentMatches};
 
 const CHUNK_SIZE: usize = 256 * 1024;
 const CHANNEL_CHUNKS: usize = 8;
@@ -89,6 +89,7 @@ pub fn write_tar(spec: &ContextSpec, out: impl Write) -> Result<ContextStats> {
                 )
             })?
     };
+    let dockerfile = slash_path(&spec.dockerfile);
     let ignore = match tree.get_path(Path::new(".dockerignore")) {
         Ok(entry) => {
             let blob = repo
@@ -97,8 +98,8 @@ pub fn write_tar(spec: &ContextSpec, out: impl Write) -> Result<ContextStats> {
             DockerIgnore::parse(&String::from_utf8_lossy(blob.content()))
         }
         Err(_) => DockerIgnore::default(),
-    };
-    let dockerfile = slash_path(&spec.dockerfile);
+    }
+    .keeping_build_files(&dockerfile);
     if tree.get_path(&spec.dockerfile).is_err() {
         return Err(anyhow!(
             "the Dockerfile {} is not in commit {} (under the context {})",
@@ -108,54 +109,87 @@ pub fn write_tar(spec: &ContextSpec, out: impl Write) -> Result<ContextStats> {
         ));
     }
     let mtime = u64::try_from(commit.time().seconds()).unwrap_or(0);
-    let walk_exceptions = ignore.has_exceptions();
 
     let mut tar = tar::Builder::new(out);
     tar.mode(tar::HeaderMode::Deterministic);
     let mut stats = ContextStats::default();
     let mut failure: Option<anyhow::Error> = None;
     let work_tree = spec.repo_root.join(&spec.dir);
+    // The directories above the current entry, outermost first. As in the docker CLI's
+    // walkers, an excluded directory is still walked when an exception may re-include
+    // something inside it, but it enters the context only once something inside it does:
+    // never as an empty directory the CLI's image would not have.
+    let mut ancestors: Vec<WalkedDir> = Vec::new();
 
     // One pass: each blob is read and written before the next is looked at.
     let walked = tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
         let Ok(name) = entry.name() else {
             return TreeWalkResult::Skip;
         };
+        while ancestors.last().is_some_and(|dir| dir.slashed != parent) {
+            ancestors.pop();
+        }
         let path = format!("{parent}{name}");
-        let always = path == dockerfile || path == ".dockerignore";
+        let (excluded, matches) = ignore.excludes(&path, ancestors.last().map(|dir| &dir.matches));
         let kind = match entry.kind() {
-            Some(ObjectType::Tree) => {
-                let holds_dockerfile = dockerfile.starts_with(&format!("{path}/"));
-                if ignore.is_excluded(&path) && !walk_exceptions && !holds_dockerfile {
-                    stats.ignored += 1;
-                    return TreeWalkResult::Skip;
-                }
-                ObjectType::Tree
-            }
-            Some(ObjectType::Blob) => {
-                if !always && ignore.is_excluded(&path) {
-                    stats.ignored += 1;
-                    return TreeWalkResult::Ok;
-                }
-                ObjectType::Blob
-            }
+            Some(kind @ (ObjectType::Tree | ObjectType::Blob)) => kind,
             // Submodules (commits) are not part of a docker context.
             _ => return TreeWalkResult::Skip,
         };
-        let entry = Entry {
-            path: &path,
-            oid: entry.id(),
-            mode: entry.filemode(),
-            kind,
-            mtime,
-        };
-        match append(&repo, &work_tree, &mut tar, &entry, &mut stats) {
-            Ok(()) => TreeWalkResult::Ok,
-            Err(err) => {
-                failure = Some(err);
-                TreeWalkResult::Abort
+        if excluded {
+            if kind == ObjectType::Tree && ignore.may_reinclude_under(&path) {
+                ancestors.push(WalkedDir {
+                    slashed: format!("{path}/"),
+                    matches,
+                    oid: entry.id(),
+                    sent: false,
+                });
+                return TreeWalkResult::Ok;
             }
+            stats.ignored += 1;
+            return if kind == ObjectType::Tree {
+                TreeWalkResult::Skip
+            } else {
+                TreeWalkResult::Ok
+            };
         }
+        let mut send = |path: &str, oid: Oid, mode: i32, kind: ObjectType| {
+            let entry = Entry {
+                path,
+                oid,
+                mode,
+                kind,
+                mtime,
+            };
+            append(&repo, &work_tree, &mut tar, &entry, &mut stats)
+        };
+        // Excluded directories on the way, held back until now.
+        let mut sent = Ok(());
+        for dir in ancestors.iter_mut().filter(|dir| !dir.sent) {
+            sent = sent.and_then(|()| {
+                send(
+                    dir.slashed.trim_end_matches('/'),
+                    dir.oid,
+                    0o040000,
+                    ObjectType::Tree,
+                )
+            });
+            dir.sent = true;
+        }
+        let sent = sent.and_then(|()| send(&path, entry.id(), entry.filemode(), kind));
+        if let Err(err) = sent {
+            failure = Some(err);
+            return TreeWalkResult::Abort;
+        }
+        if kind == ObjectType::Tree {
+            ancestors.push(WalkedDir {
+                slashed: format!("{path}/"),
+                matches,
+                oid: entry.id(),
+                sent: true,
+            });
+        }
+        TreeWalkResult::Ok
     });
     if let Some(err) = failure {
         return Err(err);
@@ -166,6 +200,17 @@ pub fn write_tar(spec: &ContextSpec, out: impl Write) -> Result<ContextStats> {
         .context("cannot finish the build context")?;
     out.flush().context("cannot send the build context")?;
     Ok(stats)
+}
+
+/// A directory the walk is inside of.
+struct WalkedDir {
+    /// Its path with a trailing `/`, as git2 names the parent of its entries.
+    slashed: String,
+    /// What its `.dockerignore` patterns matched, handed to its entries.
+    matches: ParentMatches,
+    oid: Oid,
+    /// Whether it is in the context yet (an excluded one is sent before its first entry).
+    sent: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -401,6 +446,70 @@ mod tests {
         assert_eq!(files[3].1, "committed\n");
         assert_eq!(stats.files, 4);
         assert!(stats.ignored >= 3, "{stats:?}");
+    }
+
+    /// Every entry of the context tar, directories with a trailing `/`.
+    fn tar_paths(spec: &ContextSpec) -> Vec<String> {
+        let mut tar_bytes = Vec::new();
+        write_tar(spec, &mut tar_bytes).unwrap();
+        let mut archive = tar::Archive::new(tar_bytes.as_slice());
+        archive
+            .entries()
+            .unwrap()
+            .map(|entry| {
+                let entry = entry.unwrap();
+                let path = entry.path().unwrap().display().to_string();
+                if entry.header().entry_type().is_dir() {
+                    format!("{}/", path.trim_end_matches('/'))
+                } else {
+                    path
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn excluded_directories_enter_the_context_only_with_something_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        // The field report: `!README.md` made every excluded dist/ an empty directory.
+        write(
+            root,
+            ".dockerignore",
+            "**/dist\ndocs\n!README.md\n!docs/keep/\n",
+        );
+        write(root, "Dockerfile", "FROM scratch\n");
+        write(root, "README.md", "readme\n");
+        write(root, "services/api/dist/index.js", "x\n");
+        write(root, "services/api/src/index.ts", "x\n");
+        write(root, "docs/guide.md", "x\n");
+        write(root, "docs/keep/a.md", "x\n");
+        git(root, &["init", "--quiet"]);
+        git(root, &["add", "--all"]);
+        git(root, &["commit", "--quiet", "-m", "init"]);
+        let spec = ContextSpec {
+            repo_root: root.to_path_buf(),
+            commit: "HEAD".into(),
+            dir: ".".into(),
+            dockerfile: "Dockerfile".into(),
+        };
+        assert_eq!(
+            tar_paths(&spec),
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "README.md",
+                // docs/ itself is excluded: sent, as the docker CLI's BuildKit does, only
+                // because something inside it is, and just before it.
+                "docs/",
+                "docs/keep/",
+                "docs/keep/a.md",
+                "services/",
+                "services/api/",
+                "services/api/src/",
+                "services/api/src/index.ts",
+            ]
+        );
     }
 
     #[test]

@@ -963,7 +963,7 @@ fn print_json_or_text<T: Serialize + std::fmt::Display>(
         OutputFormat::Text => write!(stdout, "{value}"),
         OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(value)?),
     }
-    .context("cannot write to stdout")
+    .context(crate::error::WritingStdout)
 }
 
 /// `DEPLOY_REGISTRY`: push to this host instead of ECR's (a local registry).

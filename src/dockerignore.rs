@@ -4,6 +4,10 @@
 //! excludes everything beneath it.
 //!
 //! The daemon never sees this file's rules: the client filters the context, so we must.
+//! A walk of the context uses [`DockerIgnore::excludes`] (patternmatcher's
+//! `MatchesUsingParentResults`, fed each directory's results) and
+//! [`DockerIgnore::may_reinclude_under`] (whether an excluded directory must still be
+//! walked, by fsutil's rule, the walker of the docker CLI's BuildKit builds).
 
 /// The parsed rules of one `.dockerignore`.
 #[derive(Debug, Clone, Default)]
@@ -13,10 +17,17 @@ pub struct DockerIgnore {
 
 #[derive(Debug, Clone)]
 struct Pattern {
+    /// The cleaned pattern, without its `!` (patternmatcher's `Pattern.String()`).
+    text: String,
     tokens: Vec<Token>,
     /// A `!` line: re-includes what earlier lines excluded.
     exception: bool,
 }
+
+/// Which patterns matched a directory, handed down to its entries (patternmatcher's
+/// `MatchInfo`): a pattern that matched a directory matches everything beneath it.
+#[derive(Debug, Clone, Default)]
+pub struct ParentMatches(Vec<bool>);
 
 #[derive(Debug, Clone, PartialEq)]
 enum Token {
@@ -63,6 +74,7 @@ impl DockerIgnore {
                 }
                 Some(Pattern {
                     tokens: tokenize(&cleaned),
+                    text: cleaned,
                     exception,
                 })
             })
@@ -70,31 +82,88 @@ impl DockerIgnore {
         Self { patterns }
     }
 
-    /// Whether any `!` exception exists: then an excluded directory must still be walked,
-    /// since something inside it may be re-included.
-    pub fn has_exceptions(&self) -> bool {
-        self.patterns.iter().any(|pattern| pattern.exception)
+    /// The rules the docker CLI applies to a build context: these, plus exceptions for
+    /// `.dockerignore` and the Dockerfile when they are excluded, since the daemon needs
+    /// them (docker/cli `TrimBuildFilesFromExcludes`). `dockerfile` is relative to the
+    /// context, `/`-separated.
+    pub fn keeping_build_files(mut self, dockerfile: &str) -> Self {
+        for kept in [".dockerignore", dockerfile] {
+            if self.is_excluded(kept) {
+                let text = clean(kept);
+                self.patterns.push(Pattern {
+                    tokens: tokenize(&text),
+                    text,
+                    exception: true,
+                });
+            }
+        }
+        self
     }
 
-    /// Whether `path` (relative to the context, `/`-separated) is left out of the context.
-    pub fn is_excluded(&self, path: &str) -> bool {
+    /// Whether `path` is left out, given what matched its parent directory (`None` for an
+    /// entry at the top of the context); also returns what matched `path`, for its own
+    /// entries. A port of patternmatcher's `MatchesUsingParentResults`, quirks included:
+    /// a pattern that cannot change the outcome is not evaluated, so it is not recorded
+    /// as matching the directory either.
+    pub fn excludes(&self, path: &str, parent: Option<&ParentMatches>) -> (bool, ParentMatches) {
         let path = clean(path);
-        let parents: Vec<&str> = path
-            .match_indices('/')
-            .map(|(index, _)| &path[..index])
-            .collect();
+        let mut matched_here = vec![false; self.patterns.len()];
         let mut excluded = false;
-        for pattern in &self.patterns {
-            let matched = matches(&pattern.tokens, &path)
-                || parents
-                    .iter()
-                    .any(|parent| matches(&pattern.tokens, parent));
+        for (index, pattern) in self.patterns.iter().enumerate() {
+            let mut matched = parent.is_some_and(|parent| parent.0[index]);
+            if !matched {
+                if pattern.exception != excluded {
+                    continue;
+                }
+                matched = matches(&pattern.tokens, &path)
+                    || (parent.is_none()
+                        && parents_of(&path).any(|dir| matches(&pattern.tokens, dir)));
+            }
+            matched_here[index] = matched;
             if matched {
                 excluded = !pattern.exception;
             }
         }
-        excluded
+        (excluded, ParentMatches(matched_here))
     }
+
+    /// Whether the excluded directory `dir` must still be walked, since a `!` exception
+    /// may re-include something inside it (fsutil's filter): when every exception is a
+    /// plain path (trailing `/*` or `/**` aside), only a directory on the way to one of
+    /// them; when an exception has wildcards, every directory.
+    pub fn may_reinclude_under(&self, dir: &str) -> bool {
+        let exceptions: Vec<&str> = self
+            .patterns
+            .iter()
+            .filter(|pattern| pattern.exception)
+            .map(|pattern| {
+                let text = pattern.text.as_str();
+                let text = text.strip_suffix("/**").unwrap_or(text);
+                text.strip_suffix("/*").unwrap_or(text)
+            })
+            .collect();
+        if exceptions
+            .iter()
+            .any(|text| text.contains(['*', '[', ']', '?', '^', '\\']))
+        {
+            return true;
+        }
+        let dir = format!("{}/", clean(dir));
+        exceptions
+            .iter()
+            .any(|text| format!("{text}/").starts_with(&dir))
+    }
+
+    /// Whether `path` (relative to the context, `/`-separated) is left out of the context,
+    /// judged alone (patternmatcher's `MatchesOrParentMatches`).
+    pub fn is_excluded(&self, path: &str) -> bool {
+        self.excludes(path, None).0
+    }
+}
+
+/// `a`, `a/b` for `a/b/c`: the directories above a path, outermost first.
+fn parents_of(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/').map(|(index, _)| &path[..index])
 }
 
 /// Go's `filepath.Clean` for `/`-separated relative paths.
@@ -276,7 +345,6 @@ mod tests {
         let rules = "docs\n!docs/keep.md\n";
         assert!(excluded(rules, "docs/other.md"));
         assert!(!excluded(rules, "docs/keep.md"));
-        assert!(DockerIgnore::parse(rules).has_exceptions());
     }
 
     #[test]
@@ -285,7 +353,6 @@ mod tests {
         assert!(excluded(rules, "build/out.js"));
         assert!(excluded(rules, "tmp/x"));
         assert!(!excluded(rules, "# a comment"));
-        assert!(!DockerIgnore::parse(rules).has_exceptions());
     }
 
     #[test]
@@ -295,6 +362,60 @@ mod tests {
         assert!(excluded("file[^0-9].txt", "filex.txt"));
         assert!(excluded(r"\*.txt", "*.txt"));
         assert!(!excluded(r"\*.txt", "a.txt"));
+    }
+
+    /// What a walk sees at `path`, each directory above it judged first (as the walkers do).
+    fn walked(ignore: &DockerIgnore, path: &str) -> bool {
+        let mut parent: Option<ParentMatches> = None;
+        for dir in parents_of(path) {
+            parent = Some(ignore.excludes(dir, parent.as_ref()).1);
+        }
+        ignore.excludes(path, parent.as_ref()).0
+    }
+
+    #[test]
+    fn a_walk_hands_each_directory_its_matches_as_patternmatcher_does() {
+        let ignore = DockerIgnore::parse("dist\n!dist/keep\ndist/keep/*.tmp\n");
+        assert!(walked(&ignore, "dist/a.js"));
+        assert!(!walked(&ignore, "dist/keep/a.js"));
+        assert!(walked(&ignore, "dist/keep/a.tmp"));
+        // patternmatcher's quirk: the second `dist` is not evaluated for the directory
+        // (it cannot change its outcome), so the directory does not hand it down, and the
+        // exception wins beneath it; judged alone, the last match would win.
+        let ignore = DockerIgnore::parse("dist\n!dist/keep\ndist\n");
+        assert!(ignore.is_excluded("dist/keep"));
+        assert!(!walked(&ignore, "dist/keep"));
+    }
+
+    #[test]
+    fn an_excluded_directory_is_walked_only_on_the_way_to_an_exception() {
+        let ignore = DockerIgnore::parse("**/dist\ndocs\n!services/api/dist/keep.js\n");
+        assert!(ignore.may_reinclude_under("services"));
+        assert!(ignore.may_reinclude_under("services/api/dist"));
+        assert!(!ignore.may_reinclude_under("services/auth/dist"));
+        assert!(!ignore.may_reinclude_under("docs"));
+        assert!(!DockerIgnore::parse("docs\n").may_reinclude_under("docs"));
+        // A trailing `/*` or `/**` still names a directory to walk to.
+        assert!(DockerIgnore::parse("docs\n!docs/keep/**\n").may_reinclude_under("docs"));
+        // With a wildcard in an exception, anything may be re-included anywhere (fsutil,
+        // the BuildKit builds of the docker CLI; its classic builder would not look).
+        let ignore = DockerIgnore::parse("docs\n!**/keep.md\n");
+        assert!(ignore.may_reinclude_under("docs"));
+        assert!(!walked(&ignore, "docs/a/keep.md"));
+    }
+
+    #[test]
+    fn the_dockerfile_and_dockerignore_are_kept_as_the_docker_cli_keeps_them() {
+        let ignore = DockerIgnore::parse("infra\n.dockerignore\n")
+            .keeping_build_files("infra/docker/service.Dockerfile");
+        assert!(!walked(&ignore, ".dockerignore"));
+        assert!(!walked(&ignore, "infra/docker/service.Dockerfile"));
+        assert!(walked(&ignore, "infra/docker/.npmrc"));
+        assert!(ignore.may_reinclude_under("infra/docker"));
+        assert!(!ignore.may_reinclude_under("infra/terraform"));
+        // Not excluded: no exception is added, so excluded directories are not walked.
+        let ignore = DockerIgnore::parse("docs\n").keeping_build_files("Dockerfile");
+        assert!(!ignore.may_reinclude_under("docs"));
     }
 
     #[test]

@@ -60,6 +60,29 @@ impl fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
+/// Context for every write of results to stdout. When that write fails because stdout is
+/// a pipe whose reader has gone (`deploy status | head -3`), the reader has what it wanted:
+/// the run ends quietly with success, as ripgrep does. Only stdout is let off so: a broken
+/// pipe to the Docker daemon or to AWS is a real failure.
+#[derive(Debug, Clone, Copy)]
+pub struct WritingStdout;
+
+impl fmt::Display for WritingStdout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("cannot write to stdout")
+    }
+}
+
+/// Whether the run failed only because stdout was closed early (see [`WritingStdout`]).
+pub fn stdout_closed(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<WritingStdout>().is_some()
+        && err.chain().any(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        })
+}
+
 /// The exit code an error chain maps to.
 pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
     if err.chain().any(|cause| cause.is::<Interrupted>()) {
@@ -89,5 +112,21 @@ mod tests {
             .unwrap_err();
         assert_eq!(exit_code_for(&err), ExitCode::Usage);
         assert_eq!(exit_code_for(&anyhow::anyhow!("boom")), ExitCode::Failure);
+    }
+
+    #[test]
+    fn only_a_broken_pipe_on_stdout_counts_as_stdout_closed() {
+        let pipe = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        let closed = Err::<(), _>(pipe()).context(WritingStdout).unwrap_err();
+        assert!(stdout_closed(&closed.context("printing the status")));
+        // The Docker daemon or AWS hanging up mid-request is a failure, not a reader gone.
+        let daemon = Err::<(), _>(pipe())
+            .context("cannot send the build context")
+            .unwrap_err();
+        assert!(!stdout_closed(&daemon));
+        let full = Err::<(), _>(std::io::Error::other("disk full"))
+            .context(WritingStdout)
+            .unwrap_err();
+        assert!(!stdout_closed(&full));
     }
 }

@@ -120,9 +120,7 @@ impl Lock {
     ) -> Result<Self> {
         let token = format!("{:016x}{:08x}", now_nanos(), std::process::id());
         let holder = Holder {
-            user: std::env::var("USER")
-                .or_else(|_| std::env::var("LOGNAME"))
-                .unwrap_or_else(|_| "unknown".into()),
+            user: user_name(),
             host: hostname(),
             pid: std::process::id(),
             since: now(),
@@ -286,6 +284,51 @@ fn process_gone(pid: u32) -> bool {
     !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Who runs deploy: the passwd name of this process's uid, then `$USER`/`$LOGNAME`. Root
+/// in a container or a CI job often has no `$USER`, and a lock held by `unknown` tells the
+/// next operator nothing.
+fn user_name() -> String {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| effective_uid(&status));
+    uid.and_then(|uid| {
+        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        passwd_name(&passwd, uid)
+    })
+    .or_else(|| std::env::var("USER").ok().filter(|user| !user.is_empty()))
+    .or_else(|| {
+        std::env::var("LOGNAME")
+            .ok()
+            .filter(|user| !user.is_empty())
+    })
+    .unwrap_or_else(|| match uid {
+        // Not in /etc/passwd (a uid given to `docker run --user`): the uid still says who.
+        Some(uid) => format!("uid{uid}"),
+        None => "unknown".into(),
+    })
+}
+
+/// The effective uid from `/proc/self/status` (`Uid:` real, effective, saved, fs).
+fn effective_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The name of `uid` in an `/etc/passwd` text (`name:password:uid:gid:...`).
+fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let entry_uid = fields.nth(1)?.parse::<u32>().ok()?;
+        (entry_uid == uid && !name.is_empty()).then(|| name.to_owned())
+    })
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()
@@ -408,6 +451,16 @@ mod tests {
         let pid = child.id();
         child.wait().unwrap();
         assert!(process_gone(pid));
+    }
+
+    #[test]
+    fn the_user_is_the_passwd_name_of_the_effective_uid() {
+        let status = "Name:\tdeploy\nUmask:\t0022\nUid:\t1000\t0\t0\t0\nGid:\t0\t0\t0\t0\n";
+        assert_eq!(effective_uid(status), Some(0));
+        let passwd = "# comment\nroot:x:0:0:root:/root:/bin/bash\nbroken\nci:x:1000:1000::/home/ci:/bin/sh\n";
+        assert_eq!(passwd_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(passwd_name(passwd, 1000).as_deref(), Some("ci"));
+        assert_eq!(passwd_name(passwd, 4242), None);
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! `deploy`: parse the flags, set up diagnostics, run, print the error chain, exit.
 
+use std::io::Write as _;
+
+use anyhow::Context as _;
 use clap::{CommandFactory, Parser};
 use deploy::cli::{Cli, Command};
-use deploy::error;
+use deploy::error::{self, WritingStdout};
 
 fn main() {
     let cli = Cli::parse();
@@ -10,9 +13,10 @@ fn main() {
     let outcome = match cli.command {
         Some(Command::Status { ref var_file }) => deploy::status::run(&cli, var_file.as_deref()),
         Some(Command::Completions { shell }) => {
-            let mut command = Cli::command();
-            clap_complete::generate(shell, &mut command, "deploy", &mut std::io::stdout());
-            Ok(())
+            // Rendered first: clap_complete panics when its writer fails (stdout closed).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "deploy", &mut script);
+            std::io::stdout().write_all(&script).context(WritingStdout)
         }
         Some(Command::Prune {
             keep,
@@ -22,7 +26,7 @@ fn main() {
         }) => deploy::prune::run(&cli, keep, dry_run, skip_live_check, var_file.as_deref()),
         Some(Command::Man) => clap_mangen::Man::new(Cli::command())
             .render(&mut std::io::stdout())
-            .map_err(Into::into),
+            .context(WritingStdout),
         Some(Command::Unlock { ref var_file }) => deploy::status::unlock(&cli, var_file),
         Some(Command::Rollback {
             ref revision,
@@ -45,6 +49,7 @@ fn main() {
     };
     let code = match outcome {
         Ok(()) => error::ExitCode::Success,
+        Err(err) if error::stdout_closed(&err) => error::ExitCode::Success,
         Err(err) => {
             let code = error::exit_code_for(&err);
             eprintln!("{} {err:#}", deploy::style::error_label());

@@ -140,38 +140,42 @@ pub fn run(
             dry_run,
         })
     })?;
+    let json = serde_json::to_string_pretty(&report)?;
     let mut stdout = std::io::stdout().lock();
     use std::io::Write;
-    match cli.output {
-        OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?,
-        OutputFormat::Text => {
-            let verb = if report.dry_run {
-                "would remove"
-            } else {
-                "removed"
-            };
-            for reference in &report.removed {
-                writeln!(stdout, "{verb} {reference}")?;
-            }
-            for (reference, why) in &report.kept {
-                writeln!(stdout, "kept {reference} ({why})")?;
-            }
-            if report.dry_run {
-                writeln!(
-                    stdout,
-                    "dry run: nothing removed; the build cache would be pruned too"
-                )?;
-            } else {
-                writeln!(
+    let written: std::io::Result<()> = (|| {
+        match cli.output {
+            OutputFormat::Json => writeln!(stdout, "{json}")?,
+            OutputFormat::Text => {
+                let verb = if report.dry_run {
+                    "would remove"
+                } else {
+                    "removed"
+                };
+                for reference in &report.removed {
+                    writeln!(stdout, "{verb} {reference}")?;
+                }
+                for (reference, why) in &report.kept {
+                    writeln!(stdout, "kept {reference} ({why})")?;
+                }
+                if report.dry_run {
+                    writeln!(
+                        stdout,
+                        "dry run: nothing removed; the build cache would be pruned too"
+                    )?;
+                } else {
+                    writeln!(
                     stdout,
                     "{} image tag(s) removed; build cache: {:.1} MB reclaimed; volumes untouched",
                     report.removed.len(),
                     report.build_cache_bytes as f64 / 1e6
                 )?;
+                }
             }
         }
-    }
-    Ok(())
+        Ok(())
+    })();
+    written.context(crate::error::WritingStdout)
 }
 
 #[cfg(test)]

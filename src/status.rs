@@ -151,7 +151,7 @@ pub fn run(cli: &Cli, var_file: Option<&std::path::Path>) -> Result<()> {
         OutputFormat::Text => write!(stdout, "{status}"),
         OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&status)?),
     }
-    .context("cannot write to stdout")
+    .context(crate::error::WritingStdout)
 }
 
 impl fmt::Display for Status {
@@ -249,6 +249,7 @@ pub fn unlock(cli: &Cli, var_file: &std::path::Path) -> Result<()> {
         let location = crate::lock::LockLocation::new(&bucket, &environment);
         let s3 = crate::aws::s3(&crate::aws::load(profile).await);
         let holder = crate::lock::break_lock(&s3, &location, profile).await?;
+        let mut stdout = std::io::stdout().lock();
         if cli.output == OutputFormat::Json {
             let report = serde_json::json!({
                 "environment": environment,
@@ -263,16 +264,20 @@ pub fn unlock(cli: &Cli, var_file: &std::path::Path) -> Result<()> {
                     "command": h.command,
                 })),
             });
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            return Ok(());
+            return writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)
+                .context(crate::error::WritingStdout);
         }
         match holder {
-            Some(holder) => println!("broke the deploy lock of {environment}, held by {holder}"),
-            None => println!(
+            Some(holder) => writeln!(
+                stdout,
+                "broke the deploy lock of {environment}, held by {holder}"
+            ),
+            None => writeln!(
+                stdout,
                 "no deploy lock held for {environment} (s3://{}/{})",
                 location.bucket, location.key
             ),
         }
-        Ok(())
+        .context(crate::error::WritingStdout)
     })
 }

@@ -1,7 +1,7 @@
 //! The command-line contract (SPEC §2): help, version, and every usage error exits 2
 //! naming the flags, before anything touches AWS, Docker or terraform.
 
-use crate::support::Deploy;
+use crate::support::{Deploy, Fixture};
 
 fn outside_any_repo() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
@@ -150,4 +150,26 @@ fn the_man_page_renders() {
         .success()
         .stdout_has(".TH deploy 1")
         .stdout_has("var\\-file");
+}
+
+/// `deploy status | head -3`: once the reader has gone, deploy ends quietly with success,
+/// as ripgrep does, whichever command was printing (clap_complete used to panic, the rest
+/// to print `error: Broken pipe`).
+#[test]
+fn a_closed_stdout_ends_the_run_quietly_with_success() {
+    let fixture = Fixture::new();
+    let commands: [&[&str]; 4] = [
+        &["completions", "bash"],
+        &["man"],
+        &["--skip-tf", "--skip-spas", "--dry-run"],
+        &["--skip-tf", "--skip-spas", "--dry-run", "--output", "json"],
+    ];
+    for args in commands {
+        let out = fixture.deploy().args(args).run_with_stdout_closed();
+        assert_eq!(
+            (out.code, out.stderr.as_str()),
+            (0, ""),
+            "deploy {args:?} with stdout closed"
+        );
+    }
 }

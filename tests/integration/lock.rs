@@ -25,6 +25,15 @@ fn lock_exists(env: &AwsEnv) -> bool {
         })
 }
 
+/// The user this test runs as, by `id -un` (root on our machines and in CI containers).
+fn whoami() -> String {
+    let output = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
 #[test]
 fn a_second_run_fails_naming_the_holder_and_unlock_breaks_a_stale_lock() {
     let Some(bed) =
@@ -71,8 +80,15 @@ fn a_second_run_fails_naming_the_holder_and_unlock_breaks_a_stale_lock() {
     first.finish().code(0);
     assert!(!lock_exists(&env), "a finished run releases the lock");
 
-    // A stale lock (its run is gone) blocks, until `deploy unlock` breaks it.
-    let stale = fixture.deploy().aws(&env, &bed).args(args).spawn();
+    // A stale lock (its run is gone) blocks, until `deploy unlock` breaks it. That run has
+    // no $USER, as root in a container or CI: the holder is still named, from passwd.
+    let stale = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .args(args)
+        .spawn();
     let started = Instant::now();
     while !lock_exists(&env) {
         assert!(
@@ -92,13 +108,14 @@ fn a_second_run_fails_naming_the_holder_and_unlock_breaks_a_stale_lock() {
         .run()
         .code(1)
         .stderr_has("the deploy lock of sandbox is stale")
+        .stderr_has(&format!("it was taken by {}@", whoami()))
         .stderr_has(&format!("(pid {pid})"))
         .stderr_has("that process is no longer running on this machine")
         .stderr_has("deploy unlock --var-file tfvars/sandbox.tfvars");
-    fixture
-        .unlock(&env, &bed)
-        .success()
-        .stdout_has("broke the deploy lock of sandbox, held by ");
+    fixture.unlock(&env, &bed).success().stdout_has(&format!(
+        "broke the deploy lock of sandbox, held by {}@",
+        whoami()
+    ));
     // For scripts: the same as JSON (nothing left to break now).
     let json = fixture
         .deploy()

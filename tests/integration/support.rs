@@ -172,6 +172,19 @@ impl Deploy {
         Outcome::from(output)
     }
 
+    /// Runs with stdout a pipe whose reader is already gone, as in `deploy status | head -0`.
+    pub fn run_with_stdout_closed(mut self) -> Outcome {
+        let _docker = self.use_docker();
+        let mut child = self
+            .command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the deploy binary starts");
+        drop(child.stdout.take());
+        Outcome::from(child.wait_with_output().expect("the deploy binary runs"))
+    }
+
     /// Starts the run in the background, stdout and stderr piped.
     pub fn spawn(mut self) -> Background {
         let docker = self.use_docker();
