@@ -90,7 +90,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
     }
     let usage = err
         .chain()
-        .any(|cause| cause.is::<UsageError>() || cause.is::<crate::config::ConfigError>());
+        .any(|cause| cause.is::<UsageError>() || cause.is::<crate::model::config::ConfigError>());
     if usage {
         ExitCode::Usage
     } else {

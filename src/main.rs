@@ -9,9 +9,11 @@ use deploy::error::{self, WritingStdout};
 
 fn main() {
     let cli = Cli::parse();
-    deploy::logging::init(cli.verbose, cli.quiet);
+    deploy::ui::logging::init(cli.verbose, cli.quiet);
     let outcome = match cli.command {
-        Some(Command::Status { ref var_file }) => deploy::status::run(&cli, var_file.as_deref()),
+        Some(Command::Status { ref var_file }) => {
+            deploy::commands::status::run(&cli, var_file.as_deref())
+        }
         Some(Command::Completions { shell }) => {
             // Rendered first: clap_complete panics when its writer fails (stdout closed).
             let mut script = Vec::new();
@@ -23,11 +25,13 @@ fn main() {
             dry_run,
             skip_live_check,
             ref var_file,
-        }) => deploy::prune::run(&cli, keep, dry_run, skip_live_check, var_file.as_deref()),
+        }) => {
+            deploy::commands::prune::run(&cli, keep, dry_run, skip_live_check, var_file.as_deref())
+        }
         Some(Command::Man) => clap_mangen::Man::new(Cli::command())
             .render(&mut std::io::stdout())
             .context(WritingStdout),
-        Some(Command::Unlock { ref var_file }) => deploy::status::unlock(&cli, var_file),
+        Some(Command::Unlock { ref var_file }) => deploy::commands::status::unlock(&cli, var_file),
         Some(Command::Rollback {
             ref revision,
             ref var_file,
@@ -52,7 +56,7 @@ fn main() {
         Err(err) if error::stdout_closed(&err) => error::ExitCode::Success,
         Err(err) => {
             let code = error::exit_code_for(&err);
-            eprintln!("{} {err:#}", deploy::style::error_label());
+            eprintln!("{} {err:#}", deploy::ui::style::error_label());
             code
         }
     };

@@ -12,7 +12,7 @@ use aws_sdk_s3::types::{
 use super::manifest::{self, BucketObject, LocalFile, Manifest};
 use super::{ManifestLocation, GIT_SHA_METADATA, MIB, SHA256_METADATA};
 use crate::aws;
-use crate::config::SpaUploadConfig;
+use crate::model::config::SpaUploadConfig;
 
 /// S3's limit of parts per multipart upload.
 const MAX_PARTS: u64 = 10_000;

@@ -11,8 +11,8 @@ use anyhow::{bail, Context as _, Result};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use super::SpaTarget;
-use crate::docker;
-use crate::progress::ItemProgress;
+use crate::docker::engine;
+use crate::ui::progress::ItemProgress;
 
 /// Lines of build output shown when a build fails.
 const BUILD_TAIL_LINES: usize = 30;
@@ -41,7 +41,7 @@ impl fmt::Display for SpaBuildFailed {
         for line in &self.tail {
             write!(f, "\n  | {line}")?;
         }
-        if docker::is_out_of_disk(&self.tail.join("\n")) {
+        if engine::is_out_of_disk(&self.tail.join("\n")) {
             write!(
                 f,
                 "\nthe disk holding {} is full: free some space and re-run",
@@ -57,7 +57,7 @@ impl std::error::Error for SpaBuildFailed {}
 impl SpaBuildFailed {
     /// An npm/corepack network blip (SPEC §5), worth one more try.
     fn is_transient(&self) -> bool {
-        docker::is_transient_build_failure(&docker::BuildFailed {
+        engine::is_transient_build_failure(&engine::BuildFailed {
             service: self.spa.clone(),
             message: self.status.clone(),
             tail: self.tail.clone(),
@@ -223,7 +223,7 @@ mod tests {
             dir.path(),
             "for i in $(seq 1 40); do echo line $i; done; sleep 0.2; echo oops >&2; exit 3",
         );
-        let progress = crate::progress::Progress::new(true);
+        let progress = crate::ui::progress::Progress::new(true);
         let err = build(&spa, &progress.item("admin-ui")).await.unwrap_err();
         let failure = err.downcast_ref::<SpaBuildFailed>().expect("typed failure");
         assert_eq!(failure.status, "exited with status 3");
@@ -241,7 +241,7 @@ mod tests {
     #[tokio::test]
     async fn a_build_without_output_is_an_error_and_env_reaches_it() {
         let dir = tempfile::tempdir().unwrap();
-        let progress = crate::progress::Progress::new(true);
+        let progress = crate::ui::progress::Progress::new(true);
         let spa = target(dir.path(), "test \"$SPA_GREETING\" = hello");
         let err = build(&spa, &progress.item("admin-ui")).await.unwrap_err();
         assert!(

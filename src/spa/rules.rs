@@ -2,7 +2,7 @@
 //! from what the file is (entry point, content-hashed asset, anything else), and the
 //! small glob patterns `[spa_upload]` uses to say which is which.
 
-use crate::config::SpaUploadConfig;
+use crate::model::config::SpaUploadConfig;
 
 /// What a file is, for caching and upload order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

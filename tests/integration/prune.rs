@@ -168,7 +168,7 @@ fn a_deploy_waits_for_a_running_prune_on_its_daemon() {
         .write(true)
         .create(true)
         .truncate(false)
-        .open(deploy::daemon_lock::path_for(&daemon_id))
+        .open(deploy::docker::daemon_lock::path_for(&daemon_id))
         .unwrap();
     prune.lock().unwrap();
 

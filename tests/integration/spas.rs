@@ -18,9 +18,9 @@ use aws_sdk_s3::config::interceptors::{
 };
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;
-use deploy::config::SpaUploadConfig;
-use deploy::progress::Progress;
+use deploy::model::config::SpaUploadConfig;
 use deploy::spa::{self, ManifestLocation, SpaTarget, UploadReport};
+use deploy::ui::progress::Progress;
 
 use crate::support::{bootstrap_applied, bootstrap_aws, AwsEnv, Fixture, Testbed};
 

@@ -9,22 +9,24 @@ use serde::Serialize;
 
 use futures_util::StreamExt;
 
+use crate::aws::deploy_lock::{self, Lock, LockLocation};
+use crate::aws::ecs::{Ecs, RolloutTarget, Settled};
+use crate::aws::{self, ecr, profiles};
+use crate::changes::live;
 use crate::cli::{Cli, OutputFormat};
-use crate::daemon_lock::DaemonLock;
-use crate::docker::Engine;
-use crate::ecs::{Ecs, RolloutTarget, Settled};
+use crate::docker::daemon_lock::DaemonLock;
+use crate::docker::engine::Engine;
+use crate::docker::images::{self, ImageJob, ImageResult, ImageSettings, ImageStatus};
 use crate::error::{Interrupted, UsageError};
 use crate::git::Repo;
-use crate::images::{self, ImageJob, ImageResult, ImageSettings, ImageStatus};
-use crate::lock::{self, Lock, LockLocation};
-use crate::plan::{self, Action, Mode, Plan};
-use crate::platform::{Checkout, Platform};
-use crate::progress::Progress;
+use crate::model::config;
+use crate::model::plan::{self, Action, Mode, Plan};
+use crate::model::platform::{Checkout, Platform};
+use crate::model::report::{Invalidation, RunReport, SpaResult};
 use crate::request::Request;
 use crate::spa::{self, SpaTarget};
-use crate::summary::{Invalidation, RunReport, SpaResult};
 use crate::terraform::{self, Terraform};
-use crate::{aws, config, ecr, live, profiles};
+use crate::ui::progress::Progress;
 
 pub fn run(cli: &Cli) -> Result<()> {
     run_request(cli, Request::from_cli(cli))
@@ -69,7 +71,7 @@ pub fn run_request(cli: &Cli, request: Request) -> Result<()> {
     } else {
         profiles::choose(request.profile.as_deref(), request.assume_yes)?
     };
-    let runtime = crate::platform::runtime()?;
+    let runtime = crate::model::platform::runtime()?;
     let outputs = if plan.mode == Mode::Changed {
         // --changed needs what ECS runs (read-only, also in a dry run).
         runtime.block_on(decide_changed(
@@ -411,7 +413,7 @@ impl Run<'_> {
         &self,
         outputs: &mut serde_json::Map<String, serde_json::Value>,
     ) -> Result<Vec<SpaTarget>> {
-        let deploying: Vec<&crate::platform::Spa> = self
+        let deploying: Vec<&crate::model::platform::Spa> = self
             .platform
             .spas
             .iter()
@@ -429,7 +431,7 @@ impl Run<'_> {
         let needs_outputs = deploying
             .iter()
             .any(|spa| spa.bucket.is_none() || spa.distribution_id.is_none())
-            || lock::private_bucket(self.platform, outputs).is_none();
+            || deploy_lock::private_bucket(self.platform, outputs).is_none();
         if needs_outputs && outputs.is_empty() {
             // --skip-tf: terraform is still where the names live (read-only).
             *outputs = live::terraform(self.platform, self.profile.as_deref())
@@ -440,7 +442,7 @@ impl Run<'_> {
         // The upload manifests (every deployed SHA and file hash) are deploy's own
         // bookkeeping: never in a bucket CloudFront serves, so no private bucket, no
         // upload.
-        let private_bucket = lock::private_bucket(self.platform, outputs).with_context(|| {
+        let private_bucket = deploy_lock::private_bucket(self.platform, outputs).with_context(|| {
             format!(
                 "no private bucket to keep the SPA upload manifests in (they stay out of the buckets CloudFront serves): set lock.bucket in deploy.toml, add a terraform output {:?}, or use an S3 terraform backend; or pass --skip-spas. Nothing was touched",
                 names.deploy_lock_bucket
@@ -575,7 +577,7 @@ impl Run<'_> {
         let Some(bucket) = ready
             .lock_bucket
             .clone()
-            .or_else(|| lock::state_bucket(&tf_dir))
+            .or_else(|| deploy_lock::state_bucket(&tf_dir))
         else {
             self.progress.note(&format!(
                 "warning: running WITHOUT the deploy lock: no bucket for it (set lock.bucket in deploy.toml, add a terraform output {:?}, or use an S3 terraform backend; lock.enabled = false silences this)",

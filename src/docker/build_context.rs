@@ -15,7 +15,7 @@ use futures_util::Stream;
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 use tokio::sync::mpsc;
 
-use crate::dockerignore::{DockerIgnore, ParentMatches};
+use crate::docker::dockerignore::{DockerIgnore, ParentMatches};
 
 const CHUNK_SIZE: usize = 256 * 1024;
 const CHANNEL_CHUNKS: usize = 8;

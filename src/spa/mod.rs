@@ -27,9 +27,9 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::SpaUploadConfig;
-use crate::platform::Spa;
-use crate::progress::ItemProgress;
+use crate::model::config::SpaUploadConfig;
+use crate::model::platform::Spa;
+use crate::ui::progress::ItemProgress;
 
 pub use build::{build, SpaBuildFailed};
 pub use cloudfront::invalidate;
@@ -502,7 +502,7 @@ fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::model::config::Config;
 
     #[test]
     fn hashes_are_hex_sha256() {

@@ -375,7 +375,7 @@ fn format_utc(seconds: u64) -> String {
 /// (`terraform.outputs.deploy_lock_bucket`) among `outputs`, else the S3 backend's
 /// bucket.
 pub fn private_bucket(
-    platform: &crate::platform::Platform,
+    platform: &crate::model::platform::Platform,
     outputs: &serde_json::Map<String, serde_json::Value>,
 ) -> Option<String> {
     platform

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::docker::Engine;
-use crate::progress::Progress;
+use crate::docker::engine::Engine;
+use crate::ui::progress::Progress;
 
 /// Held for as long as the builds (or the prune) run; the lock goes with the file.
 pub struct DaemonLock {

@@ -4,12 +4,12 @@
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use crate::changes::{self, DiffCache, LiveBase};
-use crate::config;
-use crate::ecs::{self, Ecs, LiveImage, Lookup};
+use crate::aws::ecs::{self, Ecs, LiveImage, Lookup};
+use crate::changes::diff::{self, DiffCache, LiveBase};
 use crate::git::Repo;
-use crate::plan::Action;
-use crate::platform::Platform;
+use crate::model::config;
+use crate::model::plan::Action;
+use crate::model::platform::Platform;
 use crate::terraform::Terraform;
 
 /// One service, live against HEAD.
@@ -123,7 +123,7 @@ pub async fn survey(
     let mut diffs = DiffCache::new(repo.git(), head, pathspecs);
     let mut services = Vec::new();
     for service in &platform.services {
-        let inputs = changes::Inputs {
+        let inputs = diff::Inputs {
             service_dir: &service.dir,
             shared_packages: &platform.config.shared.packages,
             build_inputs: &platform.config.shared.build_inputs,
@@ -139,7 +139,7 @@ pub async fn survey(
             ),
             LiveImage::Running { image, .. } => match ecs::image_tag_of(image) {
                 None => (Action::Deploy, format!("live image {image} has no tag to diff against")),
-                Some(tag) => match changes::resolve_tag(repo.git(), tag) {
+                Some(tag) => match diff::resolve_tag(repo.git(), tag) {
                     LiveBase::NotASha(tag) => (Action::Deploy, format!("live tag {tag:?} is not a git SHA")),
                     LiveBase::Dirty(tag) => (
                         Action::Deploy,
@@ -152,7 +152,7 @@ pub async fn survey(
                     LiveBase::Commit(base) if base == head => (Action::Skip, format!("live tag {tag} is HEAD")),
                     LiveBase::Commit(base) => {
                         let changed = diffs.changed_paths_since(base)?;
-                        match changes::reason_for(changed, &inputs) {
+                        match diff::reason_for(changed, &inputs) {
                             Some(reason) => (Action::Deploy, reason),
                             None => (Action::Skip, format!("unchanged since live {tag}")),
                         }

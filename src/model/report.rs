@@ -6,9 +6,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::ecs::Settled;
-use crate::images::{ImageResult, ImageStatus};
-use crate::plan::{write_table, Action, Mode, Plan};
+use crate::aws::ecs::Settled;
+use crate::docker::images::{ImageResult, ImageStatus};
+use crate::model::plan::{write_table, Action, Mode, Plan};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {

@@ -9,7 +9,7 @@ use aws_sdk_ecs::types::{DeploymentRolloutState, Service};
 use serde::Serialize;
 
 use crate::aws;
-use crate::progress::ItemProgress;
+use crate::ui::progress::ItemProgress;
 
 /// The tag of an image reference: `host:5000/repo:tag@sha256:…` → `tag`. `None` for a
 /// digest-only or untagged reference.

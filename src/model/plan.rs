@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::config::{self, TerraformConfig};
 use crate::error::UsageError;
 use crate::git::Head;
-use crate::platform::Platform;
+use crate::model::config::{self, TerraformConfig};
+use crate::model::platform::Platform;
 use crate::request::{Request, Selection};
 use crate::terraform::{self, Apply, Roll};
 
@@ -636,13 +636,13 @@ impl fmt::Display for Plan {
 }
 
 /// Writes an aligned table: a header row, then the rows (the last column unpadded),
-/// coloured when stdout is a terminal ([`crate::style`]).
+/// coloured when stdout is a terminal ([`crate::ui::style`]).
 pub(crate) fn write_table<const N: usize>(
     f: &mut fmt::Formatter<'_>,
     header: [&str; N],
     rows: &[[String; N]],
 ) -> fmt::Result {
-    let colour = crate::style::stdout();
+    let colour = crate::ui::style::stdout();
     let mut widths = header.map(|h| h.chars().count());
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -653,14 +653,14 @@ pub(crate) fn write_table<const N: usize>(
     let names: Vec<String> = header
         .iter()
         .enumerate()
-        .map(|(i, name)| crate::style::header(name, width(i), colour))
+        .map(|(i, name)| crate::ui::style::header(name, width(i), colour))
         .collect();
     writeln!(f, "{}", names.join("  ").trim_end())?;
     for row in rows {
         let cells: Vec<String> = row
             .iter()
             .enumerate()
-            .map(|(i, cell)| crate::style::cell(cell, width(i), colour))
+            .map(|(i, cell)| crate::ui::style::cell(cell, width(i), colour))
             .collect();
         writeln!(f, "{}", cells.join("  ").trim_end())?;
     }

@@ -14,7 +14,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
-use crate::context::{self, ContextSpec, ContextStats};
+use crate::docker::build_context::{self, ContextSpec, ContextStats};
 
 /// How long one request may take, context upload and build included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60 * 60);
@@ -107,7 +107,7 @@ impl Engine {
                 .version(BuilderVersion::BuilderBuildKit)
                 .session(&session);
         }
-        let (body, writer) = context::stream(request.context.clone());
+        let (body, writer) = build_context::stream(request.context.clone());
         let mut stream =
             self.client
                 .build_image(options.build(), None, Some(bollard::body_try_stream(body)));

@@ -1,6 +1,11 @@
 //! The AWS SDK configuration, built in one place: profile, region, endpoint
 //! (`AWS_ENDPOINT_URL` is honoured by the loader; S3 then needs path-style addressing).
 
+pub mod deploy_lock;
+pub mod ecr;
+pub mod ecs;
+pub mod profiles;
+
 use aws_config::provider_config::ProviderConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 

@@ -8,13 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use crate::aws::ecs::{image_tag_of, LiveImage};
+use crate::changes::live;
 use crate::cli::{Cli, OutputFormat};
-use crate::config;
-use crate::daemon_lock::DaemonLock;
-use crate::docker::{Engine, LocalTag};
-use crate::ecs::{image_tag_of, LiveImage};
-use crate::live;
-use crate::platform::{runtime, Checkout};
+use crate::docker::daemon_lock::DaemonLock;
+use crate::docker::engine::{Engine, LocalTag};
+use crate::model::config;
+use crate::model::platform::{runtime, Checkout};
 
 #[derive(Debug, Serialize)]
 struct PruneReport {
@@ -89,7 +89,7 @@ pub fn run(
         head,
         cwd,
     } = Checkout::open(cli.repo.as_deref())?;
-    let workspace = crate::plan::workspace_named(&platform, &cwd, var_file)?;
+    let workspace = crate::model::plan::workspace_named(&platform, &cwd, var_file)?;
     let runtime = runtime()?;
     let report = runtime.block_on(async {
         let engine = Engine::connect().await?;

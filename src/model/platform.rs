@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::config::{Config, ConfigSource};
 use crate::error::UsageError;
+use crate::model::config::{Config, ConfigSource};
 
 /// The platform as found on disk.
 #[derive(Debug, Clone)]

@@ -6,11 +6,11 @@ use std::io::Write;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use crate::aws::ecs::LiveImage;
+use crate::changes::live::{self, Survey};
 use crate::cli::{Cli, OutputFormat};
-use crate::ecs::LiveImage;
-use crate::live::{self, Survey};
-use crate::plan::write_table;
-use crate::platform::{runtime, Checkout};
+use crate::model::plan::write_table;
+use crate::model::platform::{runtime, Checkout};
 
 #[derive(Serialize)]
 struct Status {
@@ -42,7 +42,7 @@ fn spa_change(
     deployed: Option<&str>,
     inputs: Vec<String>,
 ) -> Result<(bool, String)> {
-    use crate::changes::{resolve_tag, DiffCache, LiveBase};
+    use crate::changes::diff::{resolve_tag, DiffCache, LiveBase};
     let Some(deployed) = deployed else {
         return Ok((true, "never deployed".into()));
     };
@@ -92,7 +92,7 @@ pub fn run(cli: &Cli, var_file: Option<&std::path::Path>) -> Result<()> {
         head,
         cwd,
     } = Checkout::open(cli.repo.as_deref())?;
-    let workspace = crate::plan::workspace_named(&platform, &cwd, var_file)?;
+    let workspace = crate::model::plan::workspace_named(&platform, &cwd, var_file)?;
     let runtime = runtime()?;
     let profile = cli.profile.as_deref();
     let (survey, spas) = runtime.block_on(async {
@@ -109,7 +109,7 @@ pub fn run(cli: &Cli, var_file: Option<&std::path::Path>) -> Result<()> {
         let cluster = live::cluster_from(&platform, &outputs)?;
         let survey = live::survey(&platform, &repo, &head.sha, profile, cluster).await?;
         let s3 = crate::aws::s3(&crate::aws::load(profile).await);
-        let private_bucket = crate::lock::private_bucket(&platform, &outputs);
+        let private_bucket = crate::aws::deploy_lock::private_bucket(&platform, &outputs);
         let mut spas = Vec::new();
         for spa in &platform.spas {
             let bucket = spa.bucket.clone().or_else(|| {
@@ -178,7 +178,9 @@ impl fmt::Display for Status {
                         deployments,
                         ..
                     } => (
-                        crate::ecs::image_tag_of(image).unwrap_or(image).to_owned(),
+                        crate::aws::ecs::image_tag_of(image)
+                            .unwrap_or(image)
+                            .to_owned(),
                         format!(
                             "{} {running}/{desired} running{}",
                             rollout_state.as_deref().unwrap_or("-"),
@@ -191,7 +193,7 @@ impl fmt::Display for Status {
                     ),
                 };
                 let changed = match s.action {
-                    crate::plan::Action::Skip => "no",
+                    crate::model::plan::Action::Skip => "no",
                     _ => "yes",
                 };
                 [
@@ -229,7 +231,7 @@ impl fmt::Display for Status {
 /// and says who held it.
 pub fn unlock(cli: &Cli, var_file: &std::path::Path) -> Result<()> {
     let Checkout { platform, cwd, .. } = Checkout::open(cli.repo.as_deref())?;
-    let (_, environment) = crate::plan::environment_of(&platform, &cwd, var_file)?;
+    let (_, environment) = crate::model::plan::environment_of(&platform, &cwd, var_file)?;
     let profile = cli.profile.as_deref();
     runtime()?.block_on(async {
         let outputs = match &platform.config.lock.bucket {
@@ -241,14 +243,14 @@ pub fn unlock(cli: &Cli, var_file: &std::path::Path) -> Result<()> {
                     .await?
             }
         };
-        let bucket = crate::lock::private_bucket(&platform, &outputs);
-        let bucket = crate::lock::ensure_bucket_named(
+        let bucket = crate::aws::deploy_lock::private_bucket(&platform, &outputs);
+        let bucket = crate::aws::deploy_lock::ensure_bucket_named(
             bucket,
             &platform.config.terraform.outputs.deploy_lock_bucket,
         )?;
-        let location = crate::lock::LockLocation::new(&bucket, &environment);
+        let location = crate::aws::deploy_lock::LockLocation::new(&bucket, &environment);
         let s3 = crate::aws::s3(&crate::aws::load(profile).await);
-        let holder = crate::lock::break_lock(&s3, &location, profile).await?;
+        let holder = crate::aws::deploy_lock::break_lock(&s3, &location, profile).await?;
         let mut stdout = std::io::stdout().lock();
         if cli.output == OutputFormat::Json {
             let report = serde_json::json!({

@@ -7,7 +7,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::config::{self, TerraformConfig};
+use crate::model::config::{self, TerraformConfig};
 
 /// What the closing `terraform apply` rolls.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

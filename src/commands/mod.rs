@@ -1,0 +1,4 @@
+//! The subcommands besides the deploy itself: `status`, `unlock` and `prune`.
+
+pub mod prune;
+pub mod status;

@@ -1,0 +1,9 @@
+//! Docker: the engine (connect, build, push), the build context taken from the
+//! committed tree and filtered by `.dockerignore`, the images of a run, and the
+//! per-daemon lock that keeps `deploy prune` away from running builds.
+
+pub mod build_context;
+pub mod daemon_lock;
+pub mod dockerignore;
+pub mod engine;
+pub mod images;

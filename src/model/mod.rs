@@ -1,0 +1,7 @@
+//! Pure values: the configuration, the platform found in the repository, the plan of a
+//! run and its report. No I/O beyond reading `deploy.toml` and the service directories.
+
+pub mod config;
+pub mod plan;
+pub mod platform;
+pub mod report;
