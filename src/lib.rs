@@ -10,6 +10,7 @@
 //! operator sees.
 
 pub mod aws;
+pub mod build_output;
 pub mod changes;
 pub mod cli;
 pub mod commands;

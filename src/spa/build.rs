@@ -11,7 +11,6 @@ use anyhow::{bail, Context as _, Result};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use super::SpaTarget;
-use crate::docker::engine;
 use crate::ui::progress::ItemProgress;
 
 /// Lines of build output shown when a build fails.
@@ -41,7 +40,7 @@ impl fmt::Display for SpaBuildFailed {
         for line in &self.tail {
             write!(f, "\n  | {line}")?;
         }
-        if engine::is_out_of_disk(&self.tail.join("\n")) {
+        if crate::build_output::is_out_of_disk(&self.tail.join("\n")) {
             write!(
                 f,
                 "\nthe disk holding {} is full: free some space and re-run",
@@ -57,12 +56,7 @@ impl std::error::Error for SpaBuildFailed {}
 impl SpaBuildFailed {
     /// An npm/corepack network blip (SPEC §5), worth one more try.
     fn is_transient(&self) -> bool {
-        engine::is_transient_build_failure(&engine::BuildFailed {
-            service: self.spa.clone(),
-            message: self.status.clone(),
-            tail: self.tail.clone(),
-            log_path: PathBuf::new(),
-        })
+        crate::build_output::is_transient(&self.status, &self.tail)
     }
 }
 
