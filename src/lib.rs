@@ -20,6 +20,7 @@ pub mod error;
 pub mod git;
 pub mod health;
 pub mod model;
+pub mod process;
 pub mod request;
 pub mod spa;
 pub mod terraform;

@@ -11,6 +11,7 @@ use anyhow::{bail, Context as _, Result};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use super::SpaTarget;
+use crate::process::GroupGuard;
 use crate::ui::progress::ItemProgress;
 
 /// Lines of build output shown when a build fails.
@@ -117,7 +118,7 @@ async fn run_build(
                 spa.dir.display()
             )
         })?;
-    let mut group = StopGroupOnDrop(child.id());
+    let mut group = GroupGuard::new(child.id());
     let (lines_tx, mut lines_rx) = tokio::sync::mpsc::channel::<String>(64);
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -141,7 +142,7 @@ async fn run_build(
         .wait()
         .await
         .with_context(|| format!("cannot wait for the build of SPA {}", spa.name))?;
-    group.0 = None;
+    group.disarm();
     if status.success() {
         return Ok(Ok(()));
     }
@@ -156,22 +157,6 @@ async fn run_build(
         status,
         tail: tail.into(),
     }))
-}
-
-/// SIGTERM to a build's process group when the build is abandoned before it ended (Ctrl-C
-/// drops the future): the whole tool stops, nothing is left writing into `dist/`.
-struct StopGroupOnDrop(Option<u32>);
-
-impl Drop for StopGroupOnDrop {
-    fn drop(&mut self) {
-        if let Some(group) = self.0 {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", "--", &format!("-{group}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
 }
 
 async fn forward_lines(reader: impl AsyncRead + Unpin, lines: tokio::sync::mpsc::Sender<String>) {

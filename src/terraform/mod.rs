@@ -8,7 +8,7 @@ mod output;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 pub use apply::{addresses_of, hcl_string, unmatched_targets, workspace_for, Apply, Roll};
 use output::{colour_wanted, forward};
@@ -58,16 +58,10 @@ pub fn installed_version(terraform: &Path) -> Result<Version> {
         .args(["version", "-json"])
         .output()
         .map_err(|err| missing_terraform(terraform, &err))?;
-    if !output.status.success() {
-        bail!(
-            "`{} version -json` failed ({}): {}",
-            terraform.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .context("`terraform version -json` did not print JSON")?;
+    let line = format!("{} version -json", terraform.display());
+    let stdout = crate::process::stdout_of(&line, output)?;
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout).context("`terraform version -json` did not print JSON")?;
     let text = json["terraform_version"]
         .as_str()
         .context("`terraform version -json` has no terraform_version")?;
@@ -128,14 +122,7 @@ impl Terraform {
             .output()
             .await
             .map_err(|err| missing_terraform(&self.bin, &err))?;
-        if !output.status.success() {
-            bail!(
-                "`{line}` failed ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        crate::process::stdout_of(&line, output)
     }
 
     /// Checks that the selected workspace is the one the tfvars file names.
@@ -257,10 +244,7 @@ impl Terraform {
             _ = tokio::signal::ctrl_c() => {
                 if !interactive {
                     if let Some(pid) = child.id() {
-                        let _ = tokio::process::Command::new("kill")
-                            .args(["-INT", &pid.to_string()])
-                            .status()
-                            .await;
+                        crate::process::signal(pid, crate::process::Signal::Interrupt).await;
                     }
                 }
                 eprintln!("deploy: interrupted; waiting for terraform to stop cleanly");
