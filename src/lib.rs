@@ -18,6 +18,7 @@ pub mod deploy;
 pub mod docker;
 pub mod error;
 pub mod git;
+pub mod glob;
 pub mod health;
 pub mod model;
 pub mod process;
