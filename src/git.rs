@@ -234,3 +234,24 @@ fn discover_error(start: &Path, err: git2::Error) -> anyhow::Error {
         _ => anyhow::Error::new(err).context(format!("cannot open the git repository at {}", start.display())),
     }
 }
+
+/// Whether `text` looks like a commit id deploy would tag an image with: 7 to 40 hex
+/// digits (an abbreviation or a full SHA).
+pub fn looks_like_sha(text: &str) -> bool {
+    (7..=40).contains(&text.len()) && text.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shas_are_7_to_40_hex_digits() {
+        assert!(looks_like_sha("3f2c1ab"));
+        assert!(looks_like_sha(&"a".repeat(40)));
+        assert!(!looks_like_sha("3f2c1a"));
+        assert!(!looks_like_sha(&"a".repeat(41)));
+        assert!(!looks_like_sha("latest1"));
+        assert!(!looks_like_sha("3f2c1ab-dirty"));
+    }
+}

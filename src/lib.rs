@@ -25,4 +25,5 @@ pub mod process;
 pub mod request;
 pub mod spa;
 pub mod terraform;
+pub mod timestamp;
 pub mod ui;

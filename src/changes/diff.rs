@@ -26,8 +26,7 @@ pub fn resolve_tag(repo: &Repository, tag: &str) -> LiveBase {
     if tag.ends_with("-dirty") || tag.contains("dirty") {
         return LiveBase::Dirty(tag.to_owned());
     }
-    let hex = tag.len() >= 7 && tag.len() <= 40 && tag.chars().all(|c| c.is_ascii_hexdigit());
-    if !hex {
+    if !crate::git::looks_like_sha(tag) {
         return LiveBase::NotASha(tag.to_owned());
     }
     match repo

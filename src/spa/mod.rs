@@ -19,10 +19,9 @@ pub mod rules;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use anyhow::Result;
-use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::Serialize;
 
@@ -281,7 +280,7 @@ pub async fn upload(
     let record = DeployRecord {
         number: *deploy,
         git_sha: git_sha.to_owned(),
-        time: now_rfc3339(),
+        time: crate::timestamp::rfc3339(crate::timestamp::now_unix()),
         uploaded: uploaded.len(),
         deleted: deleted.len(),
     };
@@ -369,12 +368,6 @@ async fn read_manifest_or_legacy(
     let legacy = bucket::read_manifest(s3, &ManifestLocation::legacy(spa_bucket)).await?;
     let found = legacy.is_some();
     Ok((legacy, found))
-}
-
-fn now_rfc3339() -> String {
-    DateTime::from(SystemTime::now())
-        .fmt(DateTimeFormat::DateTime)
-        .unwrap_or_default()
 }
 
 fn human_bytes(bytes: u64) -> String {
