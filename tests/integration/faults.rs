@@ -94,7 +94,7 @@ fn sigint_during_terraform_apply_lets_terraform_stop_cleanly_and_exits_130() {
         .printed("interrupted during terraform apply")
         .printed("deploy status");
     assert!(
-        ended.rest.contains("Interrupt received") || ended.rest.contains("Stopping operation"),
+        ended.rest().contains("Interrupt received") || ended.rest().contains("Stopping operation"),
         "terraform saw one SIGINT: {ended}"
     );
 

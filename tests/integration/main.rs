@@ -17,5 +17,6 @@ mod rollback;
 mod rollout;
 mod secrets;
 mod spas;
+#[path = "../support/mod.rs"]
 mod support;
 mod testbed;
