@@ -6,6 +6,7 @@ use std::process::Command;
 use super::Fixture;
 
 /// The running test bed, as `testbed/testbed.sh up` exported it.
+#[derive(Clone)]
 pub struct Testbed {
     pub endpoint: String,
     pub registry: String,
@@ -15,31 +16,59 @@ pub struct Testbed {
     pub dir: PathBuf,
 }
 
+/// What a test says when the test bed is missing: the `testbed` target fails rather
+/// than skips, so that a green run never hides tests that did not run.
+const NO_TESTBED: &str = "the `testbed` tests need the test bed: run `scripts/check`, or `testbed/testbed.sh up`, `. .testbed/env` and `cargo test --test testbed` (the tests that need no test bed: `cargo test --test cli`)";
+
 impl Testbed {
-    /// The test bed, or `None` (with a loud message) when tests run outside
-    /// `scripts/check`. Under CI a missing test bed is a failure, never a skip.
-    pub fn get(test: &str) -> Option<Self> {
+    /// The running test bed; panics, naming the fix, when its variables are not exported
+    /// or moto or the registry does not answer. Checked once per test process.
+    #[track_caller]
+    pub fn get() -> Self {
+        static FOUND: std::sync::OnceLock<Result<Testbed, String>> = std::sync::OnceLock::new();
+        match FOUND.get_or_init(Self::find) {
+            Ok(bed) => bed.clone(),
+            Err(missing) => panic!("{missing}; {NO_TESTBED}"),
+        }
+    }
+
+    fn find() -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
         if var("DEPLOY_TESTBED").is_none() {
-            let message = format!(
-                "SKIPPED {test}: no test bed (DEPLOY_TESTBED unset). Run `scripts/check`, or `testbed/testbed.sh up` and source .testbed/env"
-            );
-            if var("CI").is_some() {
-                panic!("{message}; under CI the test bed is required");
-            }
-            eprintln!("\n!!!!! {message}\n");
-            return None;
+            return Err("no test bed (DEPLOY_TESTBED unset)".to_owned());
         }
         let required =
-            |name: &str| var(name).unwrap_or_else(|| panic!("the test bed did not export {name}"));
-        Some(Self {
-            endpoint: required("AWS_ENDPOINT_URL"),
-            registry: required("DEPLOY_TESTBED_REGISTRY"),
-            base_image: required("DEPLOY_TESTBED_BASE_IMAGE"),
-            python: required("DEPLOY_TESTBED_PYTHON").into(),
-            terraform: required("DEPLOY_TESTBED_TERRAFORM").into(),
-            dir: required("DEPLOY_TESTBED_DIR").into(),
-        })
+            |name: &str| var(name).ok_or_else(|| format!("the test bed did not export {name}"));
+        let bed = Self {
+            endpoint: required("AWS_ENDPOINT_URL")?,
+            registry: required("DEPLOY_TESTBED_REGISTRY")?,
+            base_image: required("DEPLOY_TESTBED_BASE_IMAGE")?,
+            python: required("DEPLOY_TESTBED_PYTHON")?.into(),
+            terraform: required("DEPLOY_TESTBED_TERRAFORM")?.into(),
+            dir: required("DEPLOY_TESTBED_DIR")?.into(),
+        };
+        // An env file sourced after `testbed.sh down` exports everything but nothing
+        // answers: say so once, not as a connection error deep inside each test.
+        let moto = bed
+            .endpoint
+            .split_once("://")
+            .map_or(&*bed.endpoint, |(_, rest)| rest)
+            .trim_end_matches('/');
+        for (what, address) in [("moto", moto), ("the registry", &bed.registry)] {
+            let answers = std::net::ToSocketAddrs::to_socket_addrs(address)
+                .ok()
+                .and_then(|mut addresses| addresses.next())
+                .is_some_and(|socket| {
+                    std::net::TcpStream::connect_timeout(&socket, std::time::Duration::from_secs(2))
+                        .is_ok()
+                });
+            if !answers {
+                return Err(format!(
+                    "the test bed is not running: {what} does not answer at {address}"
+                ));
+            }
+        }
+        Ok(bed)
     }
 }
 
