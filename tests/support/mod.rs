@@ -12,6 +12,7 @@ mod docker_use;
 mod faults;
 mod fixture;
 mod run;
+pub mod spa;
 mod testbed;
 
 pub use docker_use::DockerUse;
