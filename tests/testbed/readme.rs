@@ -20,6 +20,10 @@ const RUN_ELSEWHERE: &[(&str, &str)] = &[
         "scripts/check runs it as written, after the tests",
     ),
     ("scripts/check", "the test command itself, which CI runs"),
+    (
+        "scripts/check --fast",
+        "the first steps of scripts/check, which CI runs in full",
+    ),
 ];
 
 /// The commands of the README's `sh` blocks, comments removed, in order.
