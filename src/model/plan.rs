@@ -86,6 +86,30 @@ impl fmt::Display for Action {
     }
 }
 
+/// What happens to one service, and the reason printed beside it (the `--changed`
+/// decision, [`crate::changes::decide`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub action: Action,
+    pub reason: String,
+}
+
+impl Decision {
+    pub fn deploy(reason: impl Into<String>) -> Self {
+        Self {
+            action: Action::Deploy,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn skip(reason: impl Into<String>) -> Self {
+        Self {
+            action: Action::Skip,
+            reason: reason.into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceStep {
     pub name: String,
@@ -117,8 +141,31 @@ pub struct SpaStep {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TerraformStep {
     pub apply: Apply,
-    /// The command line, shell-quoted for reading.
-    pub command: String,
+    /// The command line, shell-quoted for reading: always derived from `apply`
+    /// ([`TerraformStep::new`], [`TerraformStep::set_roll`]).
+    command: String,
+}
+
+impl TerraformStep {
+    pub fn new(apply: Apply, config: &TerraformConfig) -> Self {
+        let command =
+            shell_words(std::iter::once("terraform".to_owned()).chain(apply.args(config)));
+        Self { apply, command }
+    }
+
+    /// The command line terraform runs with, as printed in the plan.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// Changes what the apply rolls, and the displayed command with it.
+    pub fn set_roll(&mut self, roll: Roll, config: &TerraformConfig) {
+        let apply = Apply {
+            roll,
+            ..self.apply.clone()
+        };
+        *self = Self::new(apply, config);
+    }
 }
 
 /// Everything the plan needs besides the platform and the request.
@@ -170,11 +217,7 @@ impl Plan {
                     roll,
                     auto_approve: request.assume_yes,
                 };
-                let command = shell_words(
-                    std::iter::once("terraform".to_owned())
-                        .chain(apply.args(&platform.config.terraform)),
-                );
-                Some(TerraformStep { apply, command })
+                Some(TerraformStep::new(apply, &platform.config.terraform))
             }
             _ => None,
         };
@@ -211,8 +254,8 @@ impl Plan {
 impl Plan {
     /// Records the `--changed` decision for each service and narrows the terraform roll
     /// to the services that deploy.
-    pub fn decide(&mut self, decisions: Vec<(String, Action, String)>, config: &TerraformConfig) {
-        for (name, action, reason) in decisions {
+    pub fn decide(&mut self, decisions: Vec<(String, Decision)>, config: &TerraformConfig) {
+        for (name, Decision { action, reason }) in decisions {
             if let Some(step) = self.services.iter_mut().find(|s| s.name == name) {
                 step.action = action;
                 step.reason = reason;
@@ -225,12 +268,11 @@ impl Plan {
             .map(|s| s.name.clone())
             .collect();
         if let Some(step) = &mut self.terraform {
-            step.apply.roll = Roll::Only {
+            let roll = Roll::Only {
                 services: deploying,
                 tag: self.image_tag.clone(),
             };
-            step.command =
-                shell_words(std::iter::once("terraform".to_owned()).chain(step.apply.args(config)));
+            step.set_roll(roll, config);
         }
     }
 
@@ -629,7 +671,7 @@ impl fmt::Display for Plan {
         );
         match &self.terraform {
             Some(_) if nothing_to_roll => writeln!(f, "terraform: nothing to roll"),
-            Some(step) => writeln!(f, "terraform: {}", step.command),
+            Some(step) => writeln!(f, "terraform: {}", step.command()),
             None => writeln!(f, "terraform: skipped (--skip-tf): no apply, no ECS roll"),
         }
     }
