@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::aws::ecs::Settled;
 use crate::docker::images::{ImageResult, ImageStatus};
-use crate::model::plan::{write_table, Action, Mode, Plan};
+use crate::model::plan::{Action, Mode, Plan};
+use crate::ui::table::write_table;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
