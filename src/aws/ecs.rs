@@ -60,6 +60,46 @@ pub enum LiveImage {
     },
 }
 
+/// Where a rolled service stands, from one DescribeServices result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SettleState {
+    /// Tasks still starting or draining, or no PRIMARY deployment yet.
+    InProgress,
+    /// The PRIMARY deployment's rollout FAILED (fail fast, SPEC §3.9).
+    Failed { reason: String },
+    /// Only the new task set runs, fully, on the expected tag.
+    Steady,
+    /// Settled, but on another tag: the circuit breaker rolled it back.
+    RolledBack,
+}
+
+/// Classifies a described service: `running_tag` is the tag of the container in its
+/// current task definition, `expected_tag` the one rolled.
+fn settle_state(service: &Service, running_tag: Option<&str>, expected_tag: &str) -> SettleState {
+    let deployments = service.deployments();
+    let Some(primary) = deployments.iter().find(|d| d.status() == Some("PRIMARY")) else {
+        return SettleState::InProgress;
+    };
+    if primary.rollout_state() == Some(&DeploymentRolloutState::Failed) {
+        let reason = primary.rollout_state_reason().unwrap_or("no reason given");
+        return SettleState::Failed {
+            reason: reason.to_owned(),
+        };
+    }
+    let complete = deployments.len() == 1
+        && primary.running_count() == primary.desired_count()
+        && primary.pending_count() == 0
+        && matches!(
+            primary.rollout_state(),
+            None | Some(DeploymentRolloutState::Completed)
+        );
+    match (complete, running_tag == Some(expected_tag)) {
+        (false, _) => SettleState::InProgress,
+        (true, true) => SettleState::Steady,
+        (true, false) => SettleState::RolledBack,
+    }
+}
+
 /// One service to look up: the platform's name, the ECS service, the container.
 #[derive(Debug, Clone)]
 pub struct Lookup {
@@ -297,11 +337,9 @@ impl Ecs {
                     Err(err) => return finish(false, running_tag, Some(format!("{err:#}"))),
                 }
             }
-            let deployments = service.deployments();
-            let primary = deployments.iter().find(|d| d.status() == Some("PRIMARY"));
-            if let Some(primary) = primary {
-                if primary.rollout_state() == Some(&DeploymentRolloutState::Failed) {
-                    let reason = primary.rollout_state_reason().unwrap_or("no reason given");
+            match settle_state(&service, running_tag.as_deref(), &target.expected_tag) {
+                SettleState::InProgress => {}
+                SettleState::Failed { reason } => {
                     return finish(
                         false,
                         running_tag,
@@ -311,17 +349,8 @@ impl Ecs {
                         )),
                     );
                 }
-                let complete = deployments.len() == 1
-                    && primary.running_count() == primary.desired_count()
-                    && primary.pending_count() == 0
-                    && matches!(
-                        primary.rollout_state(),
-                        None | Some(DeploymentRolloutState::Completed)
-                    );
-                if complete {
-                    if running_tag.as_deref() == Some(target.expected_tag.as_str()) {
-                        return finish(true, running_tag, None);
-                    }
+                SettleState::Steady => return finish(true, running_tag, None),
+                SettleState::RolledBack => {
                     // Settled, but not on what we rolled: ECS rolled it back.
                     return finish(
                         false,
@@ -336,6 +365,8 @@ impl Ecs {
                     );
                 }
             }
+            let deployments = service.deployments();
+            let primary = deployments.iter().find(|d| d.status() == Some("PRIMARY"));
             if started.elapsed() >= timeout {
                 let stopped = self.stopped_task_reasons(&target.ecs_service).await;
                 let waiting = primary
@@ -426,5 +457,116 @@ mod tests {
         assert_eq!(image_tag_of("api"), None);
         assert_eq!(image_tag_of("127.0.0.1:5000/api"), None);
         assert_eq!(image_tag_of("api:latest"), Some("latest"));
+    }
+
+    use aws_sdk_ecs::types::Deployment;
+
+    fn deployment(status: &str, running: i32, desired: i32, pending: i32) -> Deployment {
+        Deployment::builder()
+            .status(status)
+            .running_count(running)
+            .desired_count(desired)
+            .pending_count(pending)
+            .build()
+    }
+
+    fn service(deployments: Vec<Deployment>) -> Service {
+        Service::builder()
+            .set_deployments(Some(deployments))
+            .build()
+    }
+
+    #[test]
+    fn one_full_primary_on_the_expected_tag_is_steady() {
+        let primary = deployment("PRIMARY", 2, 2, 0);
+        assert_eq!(
+            settle_state(&service(vec![primary.clone()]), Some("abc1234"), "abc1234"),
+            SettleState::Steady
+        );
+        let completed = Deployment::builder()
+            .rollout_state(DeploymentRolloutState::Completed)
+            .status("PRIMARY")
+            .build();
+        assert_eq!(
+            settle_state(&service(vec![completed]), Some("abc1234"), "abc1234"),
+            SettleState::Steady
+        );
+    }
+
+    #[test]
+    fn starting_draining_or_pending_tasks_are_in_progress() {
+        let cases = [
+            // The old task set still runs beside the new one.
+            vec![
+                deployment("PRIMARY", 2, 2, 0),
+                deployment("ACTIVE", 1, 0, 0),
+            ],
+            vec![deployment("PRIMARY", 1, 2, 0)],
+            vec![deployment("PRIMARY", 2, 2, 1)],
+            // No PRIMARY deployment yet.
+            vec![deployment("ACTIVE", 2, 2, 0)],
+            vec![],
+        ];
+        for deployments in cases {
+            let described = service(deployments);
+            assert_eq!(
+                settle_state(&described, Some("abc1234"), "abc1234"),
+                SettleState::InProgress,
+                "{described:?}"
+            );
+        }
+        let rolling = Deployment::builder()
+            .status("PRIMARY")
+            .rollout_state(DeploymentRolloutState::InProgress)
+            .build();
+        assert_eq!(
+            settle_state(&service(vec![rolling]), Some("abc1234"), "abc1234"),
+            SettleState::InProgress
+        );
+    }
+
+    #[test]
+    fn a_failed_rollout_fails_with_its_reason_even_before_settling() {
+        let failed = |reason: Option<&str>| {
+            Deployment::builder()
+                .status("PRIMARY")
+                .running_count(0)
+                .desired_count(2)
+                .rollout_state(DeploymentRolloutState::Failed)
+                .set_rollout_state_reason(reason.map(str::to_owned))
+                .build()
+        };
+        assert_eq!(
+            settle_state(
+                &service(vec![
+                    failed(Some("tasks failed to start")),
+                    deployment("ACTIVE", 2, 2, 0)
+                ]),
+                Some("old1234"),
+                "abc1234"
+            ),
+            SettleState::Failed {
+                reason: "tasks failed to start".into()
+            }
+        );
+        assert_eq!(
+            settle_state(&service(vec![failed(None)]), None, "abc1234"),
+            SettleState::Failed {
+                reason: "no reason given".into()
+            }
+        );
+    }
+
+    #[test]
+    fn settling_on_another_tag_is_a_rollback() {
+        let primary = deployment("PRIMARY", 2, 2, 0);
+        assert_eq!(
+            settle_state(&service(vec![primary.clone()]), Some("old1234"), "abc1234"),
+            SettleState::RolledBack
+        );
+        assert_eq!(
+            settle_state(&service(vec![primary]), None, "abc1234"),
+            SettleState::RolledBack
+        );
     }
 }
