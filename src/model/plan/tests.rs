@@ -2,7 +2,7 @@ use super::*;
 
 /// The integration tests' fixture platform (9 services, 2 SPAs, the terraform root);
 /// its tracked `example.tfvars` names the workspace `example`.
-fn fixture() -> Platform {
+pub(crate) fn fixture() -> Platform {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/platform");
     Platform::load(&root).unwrap()
 }
@@ -19,7 +19,7 @@ fn head(sha: &str) -> Head {
 }
 
 /// A run of `selection`, with or without `--skip-tf`, or `deploy rollback OLD`.
-fn plan(selection: Selection, skip_tf: bool, rollback: bool) -> Result<Plan> {
+pub(crate) fn plan(selection: Selection, skip_tf: bool, rollback: bool) -> Result<Plan> {
     let platform = fixture();
     let request = Request {
         selection,
