@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::aws::ecs::LiveImage;
 use crate::changes::live::{self, Survey};
 use crate::cli::{Cli, OutputFormat};
-use crate::model::plan::write_table;
 use crate::model::platform::{runtime, Checkout};
+use crate::ui::table::write_table;
 
 #[derive(Serialize)]
 struct Status {

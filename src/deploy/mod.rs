@@ -20,7 +20,7 @@ use crate::docker::images::{self, ImageJob, ImageResult, ImageSettings, ImageSta
 use crate::error::{Interrupted, UsageError};
 use crate::git::Repo;
 use crate::model::config;
-use crate::model::plan::{self, Action, Mode, Plan};
+use crate::model::plan::{self, Action, Decision, Mode, Plan};
 use crate::model::platform::{Checkout, Platform};
 use crate::model::report::{Invalidation, RunReport, SpaResult};
 use crate::request::Request;
@@ -213,7 +213,7 @@ impl Run<'_> {
             return Ok(());
         };
         let args = step.apply.args(&self.platform.config.terraform);
-        self.progress.note(&format!("running {}", step.command));
+        self.progress.note(&format!("running {}", step.command()));
         let targeted = match &step.apply.roll {
             terraform::Roll::Only { services, .. } => {
                 self.progress.note(&format!(
@@ -880,7 +880,13 @@ async fn decide_changed(
     let decisions = survey
         .services
         .into_iter()
-        .map(|s| (s.name, s.action, s.reason))
+        .map(|s| {
+            let decision = Decision {
+                action: s.action,
+                reason: s.reason,
+            };
+            (s.name, decision)
+        })
         .collect();
     plan.decide(decisions, &platform.config.terraform);
     Ok(outputs)
