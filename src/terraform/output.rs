@@ -207,10 +207,12 @@ fn plain(line: &[u8]) -> String {
     plain.trim().to_owned()
 }
 
-/// `terraform apply` exited non-zero. Carries terraform's own `Error:` summaries, so
+/// `terraform plan` or `terraform apply` exited non-zero. Carries terraform's own `Error:` summaries, so
 /// that the message says why, and whether running again can help.
 #[derive(Debug)]
 pub struct ApplyFailed {
+    /// `plan` or `apply`: the terraform command that failed.
+    pub command: &'static str,
     pub status: String,
     pub errors: Vec<String>,
 }
@@ -267,7 +269,7 @@ impl ApplyFailed {
 
 impl std::fmt::Display for ApplyFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "terraform apply failed ({})", self.status)?;
+        write!(f, "terraform {} failed ({})", self.command, self.status)?;
         for error in &self.errors {
             write!(f, "\n  Error: {error}")?;
         }
@@ -356,6 +358,7 @@ mod tests {
 
     fn failed(errors: &[&str]) -> ApplyFailed {
         ApplyFailed {
+            command: "apply",
             status: "exit status: 1".into(),
             errors: errors.iter().map(|e| e.to_string()).collect(),
         }
