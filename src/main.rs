@@ -38,6 +38,7 @@ fn main() {
             ref services,
             yes,
             dry_run,
+            allow_infra_changes,
         }) => deploy::deploy::run_request(
             &cli,
             deploy::request::Request::rollback(
@@ -47,7 +48,16 @@ fn main() {
                 services.as_deref(),
                 yes,
                 dry_run,
+                allow_infra_changes,
             ),
+        ),
+        Some(Command::Diff {
+            ref var_file,
+            changed,
+            ref services,
+        }) => deploy::deploy::run_request(
+            &cli,
+            deploy::request::Request::diff(&cli, var_file, changed, services.as_deref()),
         ),
         None => deploy::deploy::run(&cli),
     };

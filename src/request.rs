@@ -27,6 +27,10 @@ pub struct Request {
     pub profile: Option<String>,
     pub assume_yes: bool,
     pub dry_run: bool,
+    /// `deploy diff`: plan the roll and show its review, then stop (read-only).
+    pub diff_only: bool,
+    /// Apply a roll's plan that changes infrastructure outside the deployment.
+    pub allow_infra_changes: bool,
     pub output: OutputFormat,
     /// Where to look for the repository (default: the current directory).
     pub start_dir: Option<PathBuf>,
@@ -58,6 +62,8 @@ impl Request {
             profile: cli.profile.clone(),
             assume_yes: cli.yes,
             dry_run: cli.dry_run,
+            diff_only: false,
+            allow_infra_changes: cli.allow_infra_changes,
             output: cli.output,
             start_dir: cli.repo.clone(),
             rollback: None,
@@ -73,6 +79,7 @@ impl Request {
         services: Option<&[String]>,
         assume_yes: bool,
         dry_run: bool,
+        allow_infra_changes: bool,
     ) -> Self {
         Self {
             selection: match services {
@@ -88,9 +95,44 @@ impl Request {
             profile: cli.profile.clone(),
             assume_yes,
             dry_run,
+            diff_only: false,
+            allow_infra_changes,
             output: cli.output,
             start_dir: cli.repo.clone(),
             rollback: Some(revision.to_owned()),
+        }
+    }
+
+    /// `deploy diff`: a deploy's plan (every service, `--changed` or `--services`) up to
+    /// the review of its terraform plan. No SPAs (terraform does not upload them), no
+    /// confirmation (nothing is touched).
+    pub fn diff(
+        cli: &Cli,
+        var_file: &std::path::Path,
+        changed: bool,
+        services: Option<&[String]>,
+    ) -> Self {
+        let selection = match services {
+            _ if changed => Selection::Changed,
+            Some(names) => {
+                Selection::Named(names.iter().map(|name| name.trim().to_owned()).collect())
+            }
+            None => Selection::All,
+        };
+        Self {
+            selection,
+            var_file: Some(var_file.to_path_buf()),
+            skip_spas: true,
+            allow_dirty_spas: false,
+            skip_tf: false,
+            profile: cli.profile.clone(),
+            assume_yes: true,
+            dry_run: false,
+            diff_only: true,
+            allow_infra_changes: false,
+            output: cli.output,
+            start_dir: cli.repo.clone(),
+            rollback: None,
         }
     }
 }

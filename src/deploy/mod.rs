@@ -28,6 +28,10 @@ use crate::spa::{self, SpaTarget};
 use crate::terraform::{self, Terraform};
 use crate::ui::progress::Progress;
 
+mod review;
+
+pub use review::ALLOW_FLAG;
+
 pub fn run(cli: &Cli) -> Result<()> {
     run_request(cli, Request::from_cli(cli))
 }
@@ -123,6 +127,11 @@ pub fn run_request(cli: &Cli, request: Request) -> Result<()> {
             .join("logs")
             .join(&plan.image_tag),
     };
+    if request.diff_only {
+        let outcome = runtime.block_on(run.diff());
+        runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+        return outcome;
+    }
     let mut report = RunReport::new(&plan);
     let mut held = None;
     let mut outcome = runtime.block_on(run.execute(&mut report, &mut held));
@@ -193,11 +202,13 @@ struct Ready {
     spas: Vec<SpaTarget>,
     /// `deploy rollback`: the images rolled, found in the registry by preflight.
     rollback_images: Vec<ImageResult>,
+    /// The roll's saved terraform plan, reviewed: what the apply applies.
+    saved_plan: Option<review::SavedPlan>,
 }
 
 impl Run<'_> {
     async fn execute(&self, report: &mut RunReport, held: &mut Option<Lock>) -> Result<()> {
-        let ready = interruptible(Interrupted::BeforeRoll, self.preflight()).await?;
+        let ready = interruptible(Interrupted::BeforeRoll, self.preflight(report)).await?;
         *held = interruptible(Interrupted::BeforeRoll, self.lock(&ready)).await?;
         report.began = true;
         if self.plan.mode == Mode::Rollback {
@@ -209,11 +220,17 @@ impl Run<'_> {
 
         // 8. Roll. Not interruptible by dropping: terraform stops itself on Ctrl-C and
         // we wait for it, so that its state is never left half-written.
-        let (Some(step), Some(terraform)) = (&self.plan.terraform, &ready.terraform) else {
+        let (Some(step), Some(terraform), Some(saved)) =
+            (&self.plan.terraform, &ready.terraform, &ready.saved_plan)
+        else {
             return Ok(());
         };
-        let args = step.apply.args(&self.platform.config.terraform);
-        self.progress.note(&format!("running {}", step.command()));
+        // Exactly the plan reviewed before the confirmation: no -var, no -target.
+        let args = step.apply.apply_saved_args(&saved.file);
+        self.progress.note(&format!(
+            "running {} (the plan reviewed above)",
+            plan::shell_words(std::iter::once("terraform".to_owned()).chain(args.clone()))
+        ));
         let targeted = match &step.apply.roll {
             terraform::Roll::Only { services, .. } => {
                 self.progress.note(&format!(
@@ -245,8 +262,9 @@ impl Run<'_> {
         interruptible(Interrupted::AfterApply, self.verify(&ready, report)).await
     }
 
-    /// 2-3. Preflight and who-am-I, before anything is built.
-    async fn preflight(&self) -> Result<Ready> {
+    /// 2-3. Preflight and who-am-I, before anything is built; the roll planned and
+    /// reviewed (`report.review`) before the confirmation.
+    async fn preflight(&self, report: &mut RunReport) -> Result<Ready> {
         let engine = Engine::connect().await?;
         tracing::info!(host = %engine.host, builder = ?engine.builder, "docker daemon reachable");
         // Runbook: "A full deploy uses roughly 6-8GB" (a rollback builds nothing).
@@ -266,22 +284,9 @@ impl Run<'_> {
         let mut api_base_url = self.platform.config.health.base_url.clone();
         let mut lock_bucket = self.platform.config.lock.bucket.clone();
         let mut outputs = serde_json::Map::new();
+        let mut saved_plan = None;
         if let Some(step) = &self.plan.terraform {
-            let tf = live::terraform(self.platform, self.profile.as_deref());
-            let bin = tf.bin.clone();
-            let version = tokio::task::spawn_blocking(move || terraform::installed_version(&bin))
-                .await
-                .context("terraform version check panicked")??;
-            if version < terraform::MINIMUM_VERSION {
-                bail!(
-                    "terraform {version} is too old: install terraform >= {}",
-                    terraform::MINIMUM_VERSION
-                );
-            }
-            tf.check_workspace(&step.apply.workspace).await?;
-            if let terraform::Roll::Only { services, .. } = &step.apply.roll {
-                self.check_targets(&tf, services).await?;
-            }
+            let tf = self.terraform_checked(step).await?;
             // --changed read this workspace's outputs already (it is the selected one).
             outputs = match &self.outputs {
                 Some(known) => known.clone(),
@@ -297,6 +302,18 @@ impl Run<'_> {
             let names = &self.platform.config.terraform.outputs;
             api_base_url = api_base_url.or_else(|| output(&names.api_base_url));
             lock_bucket = lock_bucket.or_else(|| output(&names.deploy_lock_bucket));
+            // The plan needs the new tag only, not the images: planned here, a refused
+            // roll costs seconds, not a build.
+            saved_plan = Some(
+                review::plan_the_roll(
+                    &tf,
+                    step,
+                    self.plan,
+                    &self.platform.config.terraform,
+                    self.progress,
+                )
+                .await?,
+            );
             terraform = Some(tf);
         }
         let spas = self.spa_targets(&mut outputs).await?;
@@ -345,6 +362,12 @@ impl Run<'_> {
             ));
         }
         self.progress.note(&summary);
+        if let Some(saved) = &saved_plan {
+            self.progress
+                .note(&saved.review.render(crate::ui::style::stderr()));
+            report.review = Some(saved.review.clone());
+            review::guard(&saved.review, self.request.allow_infra_changes)?;
+        }
         // Before anything is touched, the rollback's images must all be there.
         let rollback_images = if self.plan.mode == Mode::Rollback {
             self.rollback_images(&sdk, &engine).await?
@@ -363,7 +386,29 @@ impl Run<'_> {
             api_base_url,
             lock_bucket,
             spas,
+            saved_plan,
         })
+    }
+
+    /// terraform's version, the workspace the tfvars names, and (for a targeted roll)
+    /// targets that match the state: the terraform half of preflight.
+    async fn terraform_checked(&self, step: &plan::TerraformStep) -> Result<Terraform> {
+        let tf = live::terraform(self.platform, self.profile.as_deref());
+        let bin = tf.bin.clone();
+        let version = tokio::task::spawn_blocking(move || terraform::installed_version(&bin))
+            .await
+            .context("terraform version check panicked")??;
+        if version < terraform::MINIMUM_VERSION {
+            bail!(
+                "terraform {version} is too old: install terraform >= {}",
+                terraform::MINIMUM_VERSION
+            );
+        }
+        tf.check_workspace(&step.apply.workspace).await?;
+        if let terraform::Roll::Only { services, .. } = &step.apply.roll {
+            self.check_targets(&tf, services).await?;
+        }
+        Ok(tf)
     }
 
     /// A targeted roll applies only what `-target` names: an address that matches

@@ -53,7 +53,7 @@ impl ChangeKind {
     }
 
     /// terraform's own symbols in its plan output.
-    fn symbol(self) -> &'static str {
+    pub fn symbol(self) -> &'static str {
         match self {
             ChangeKind::Create => "+",
             ChangeKind::Update => "~",
@@ -178,6 +178,19 @@ fn within(target: &str, address: &str) -> bool {
 pub struct AddressChange {
     pub address: String,
     pub action: ChangeKind,
+}
+
+impl fmt::Display for AddressChange {
+    /// `~   update   aws_security_group.db`: terraform's symbol, the action, the address.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:3} {:8} {}",
+            self.action.symbol(),
+            self.action.to_string(),
+            self.address
+        )
+    }
 }
 
 /// An image tag before and after the roll (`None`: no such image on that side, as when
@@ -323,13 +336,7 @@ impl Review {
             }
             for change in &diff.resources {
                 if change.action == ChangeKind::Delete {
-                    out.push_str(&red(format!(
-                        "  {:width$}    {} {} {}\n",
-                        "",
-                        change.action.symbol(),
-                        change.action,
-                        change.address
-                    )));
+                    out.push_str(&red(format!("  {:width$}    {change}\n", "")));
                 }
             }
         }
@@ -340,12 +347,7 @@ impl Review {
                     "  {n} change(s) to infrastructure outside the deployment:\n"
                 ));
                 for change in &self.other {
-                    let line = format!(
-                        "    {:3} {:8} {}\n",
-                        change.action.symbol(),
-                        change.action.to_string(),
-                        change.address
-                    );
+                    let line = format!("    {change}\n");
                     out.push_str(&if change.action.destroys() {
                         red(line)
                     } else {

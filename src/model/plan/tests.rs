@@ -30,6 +30,8 @@ pub(crate) fn plan(selection: Selection, skip_tf: bool, rollback: bool) -> Resul
         profile: None,
         assume_yes: false,
         dry_run: true,
+        diff_only: false,
+        allow_infra_changes: false,
         output: crate::cli::OutputFormat::Text,
         start_dir: None,
         rollback: rollback.then(|| OLD.to_owned()),

@@ -154,8 +154,8 @@ fn the_rendered_block_names_changes_and_paints_only_destroys_red() {
     assert_eq!(
         red,
         [
-            "- destroy terraform_data.service[\"webhooks\"]\x1b[0m",
-            "- destroy terraform_data.task_definition[\"webhooks\"]\x1b[0m"
+            "-   destroy  terraform_data.service[\"webhooks\"]\x1b[0m",
+            "-   destroy  terraform_data.task_definition[\"webhooks\"]\x1b[0m"
         ],
         "{coloured}"
     );
