@@ -187,6 +187,18 @@ impl Fixture {
         marker
     }
 
+    /// Runs the test bed's terraform in the fixture's terraform root, as the operator
+    /// would beside a deploy: `-chdir=infra/terraform/aws` and the environment's profile.
+    pub fn terraform(&self, env: &AwsEnv, bed: &Testbed, args: &[&str]) -> std::process::Output {
+        let mut command = Command::new(&bed.terraform);
+        command
+            .arg("-chdir=infra/terraform/aws")
+            .args(args)
+            .current_dir(self.root());
+        env.configure(&mut command);
+        command.output().expect("terraform runs")
+    }
+
     /// Creates the per-environment tfvars file (gitignored, as in the platform).
     pub fn write_tfvars(&self, env: &str) -> &Self {
         self.write(
