@@ -1,16 +1,17 @@
-//! `deploy status` (what runs now against HEAD, read-only) and `deploy unlock`.
+//! `deploy status`: what runs now against HEAD, read-only.
 
 use std::fmt;
-use std::io::Write;
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::aws::ecs::LiveImage;
 use crate::changes::live::{self, Survey};
-use crate::cli::{Cli, OutputFormat};
+use crate::model::environment::Environment;
 use crate::model::plan::write_table;
 use crate::model::platform::{runtime, Checkout};
+use crate::request::{Globals, StatusRequest};
+use crate::ui::output::emit_stdout;
 
 #[derive(Serialize)]
 struct Status {
@@ -85,16 +86,17 @@ fn abbreviate(repo: &crate::git::Repo, sha: &str) -> String {
     format!("{short}{suffix}")
 }
 
-pub fn run(cli: &Cli, var_file: Option<&std::path::Path>) -> Result<()> {
+pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
     let Checkout {
         repo,
         platform,
         head,
         cwd,
-    } = Checkout::open(cli.repo.as_deref())?;
-    let workspace = crate::model::plan::workspace_named(&platform, &cwd, var_file)?;
+    } = Checkout::open(globals.repo.as_deref())?;
+    let workspace =
+        crate::model::plan::workspace_named(&platform, &cwd, request.var_file.as_deref())?;
     let runtime = runtime()?;
-    let profile = cli.profile.as_deref();
+    let profile = globals.profile.as_deref();
     let (survey, spas) = runtime.block_on(async {
         // Read once: they name the cluster and the SPA buckets.
         let outputs = match live::terraform_of(&platform, profile, workspace.as_deref())
@@ -106,22 +108,16 @@ pub fn run(cli: &Cli, var_file: Option<&std::path::Path>) -> Result<()> {
             Err(_) if platform.config.ecs.cluster.is_some() => Default::default(),
             Err(err) => return Err(err),
         };
-        let cluster = live::cluster_from(&platform, &outputs)?;
+        let environment = Environment::read(&platform, workspace.as_deref(), &outputs)?;
+        let cluster = environment.cluster()?.to_owned();
         let survey = live::survey(&platform, &repo, &head.sha, profile, cluster).await?;
         let s3 = crate::aws::s3(&crate::aws::load(profile).await);
-        let private_bucket = crate::aws::deploy_lock::private_bucket(&platform, &outputs);
         let mut spas = Vec::new();
         for spa in &platform.spas {
-            let bucket = spa.bucket.clone().or_else(|| {
-                outputs
-                    .get(&platform.config.terraform.outputs.spa_buckets)
-                    .and_then(|m| m.get(&spa.name))
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned)
-            });
+            let bucket = environment.spa(&spa.name).bucket;
             let deployed_sha = match &bucket {
                 Some(bucket) => {
-                    let manifest = private_bucket.as_deref().map(|private| {
+                    let manifest = environment.lock_bucket.as_deref().map(|private| {
                         crate::spa::ManifestLocation::new(private, &spa.name, bucket)
                     });
                     crate::spa::deployed_sha(&s3, manifest.as_ref(), bucket).await?
@@ -146,12 +142,7 @@ pub fn run(cli: &Cli, var_file: Option<&std::path::Path>) -> Result<()> {
         head_short: head.short_sha,
         spas,
     };
-    let mut stdout = std::io::stdout().lock();
-    match cli.output {
-        OutputFormat::Text => write!(stdout, "{status}"),
-        OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&status)?),
-    }
-    .context(crate::error::WritingStdout)
+    emit_stdout(&status, globals.output)
 }
 
 impl fmt::Display for Status {
@@ -225,61 +216,4 @@ impl fmt::Display for Status {
             .collect();
         write_table(f, ["SPA", "BUCKET", "DEPLOYED", "CHANGED", "WHY"], &rows)
     }
-}
-
-/// `deploy unlock --var-file tfvars/<env>.tfvars`: deletes the environment's deploy lock
-/// and says who held it.
-pub fn unlock(cli: &Cli, var_file: &std::path::Path) -> Result<()> {
-    let Checkout { platform, cwd, .. } = Checkout::open(cli.repo.as_deref())?;
-    let (_, environment) = crate::model::plan::environment_of(&platform, &cwd, var_file)?;
-    let profile = cli.profile.as_deref();
-    runtime()?.block_on(async {
-        let outputs = match &platform.config.lock.bucket {
-            Some(_) => Default::default(),
-            // The environment's own state, whichever workspace is selected.
-            None => {
-                live::terraform_of(&platform, profile, Some(&environment))
-                    .outputs()
-                    .await?
-            }
-        };
-        let bucket = crate::aws::deploy_lock::private_bucket(&platform, &outputs);
-        let bucket = crate::aws::deploy_lock::ensure_bucket_named(
-            bucket,
-            &platform.config.terraform.outputs.deploy_lock_bucket,
-        )?;
-        let location = crate::aws::deploy_lock::LockLocation::new(&bucket, &environment);
-        let s3 = crate::aws::s3(&crate::aws::load(profile).await);
-        let holder = crate::aws::deploy_lock::break_lock(&s3, &location, profile).await?;
-        let mut stdout = std::io::stdout().lock();
-        if cli.output == OutputFormat::Json {
-            let report = serde_json::json!({
-                "environment": environment,
-                "lock": format!("s3://{}/{}", location.bucket, location.key),
-                "broken": holder.is_some(),
-                "holder": holder.map(|h| serde_json::json!({
-                    "user": h.user,
-                    "host": h.host,
-                    "pid": h.pid,
-                    "since": h.since,
-                    "git_sha": h.git_sha,
-                    "command": h.command,
-                })),
-            });
-            return writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)
-                .context(crate::error::WritingStdout);
-        }
-        match holder {
-            Some(holder) => writeln!(
-                stdout,
-                "broke the deploy lock of {environment}, held by {holder}"
-            ),
-            None => writeln!(
-                stdout,
-                "no deploy lock held for {environment} (s3://{}/{})",
-                location.bucket, location.key
-            ),
-        }
-        .context(crate::error::WritingStdout)
-    })
 }
