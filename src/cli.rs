@@ -82,7 +82,7 @@ pub struct Cli {
     #[arg(global = true, short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
-    /// Only errors on stderr
+    /// Only errors and warnings on stderr
     #[arg(global = true, short, long)]
     pub quiet: bool,
 }
