@@ -12,6 +12,7 @@ use crate::model::plan::write_table;
 use crate::model::platform::{runtime, Checkout};
 use crate::request::{Globals, StatusRequest};
 use crate::ui::output::emit_stdout;
+use crate::ui::style::{Cell, Tone};
 
 #[derive(Serialize)]
 struct Status {
@@ -145,6 +146,18 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
     emit_stdout(&status, globals.output)
 }
 
+/// The tone of an ECS deployment's rollout state (`COMPLETED`, `IN_PROGRESS`,
+/// `FAILED`; `PRIMARY` from older ECS answers without one).
+fn rollout_tone(state: Option<&str>) -> Tone {
+    match state {
+        Some("COMPLETED") => Tone::Done,
+        Some("IN_PROGRESS" | "PRIMARY") => Tone::Pending,
+        Some("FAILED") => Tone::Failed,
+        None => Tone::Skipped,
+        Some(_) => Tone::Plain,
+    }
+}
+
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -153,14 +166,14 @@ impl fmt::Display for Status {
             self.head_short, self.survey.cluster
         )?;
         writeln!(f)?;
-        let rows: Vec<[String; 5]> = self
+        let rows: Vec<[Cell; 5]> = self
             .survey
             .services
             .iter()
             .map(|s| {
                 let (live, rollout) = match &s.live {
-                    LiveImage::Missing { .. } => ("-".to_owned(), "missing".to_owned()),
-                    LiveImage::NoContainer { .. } => ("?".to_owned(), "-".to_owned()),
+                    LiveImage::Missing { .. } => (Cell::none(), Cell::plain("missing")),
+                    LiveImage::NoContainer { .. } => (Cell::plain("?"), Cell::none()),
                     LiveImage::Running {
                         image,
                         rollout_state,
@@ -169,30 +182,31 @@ impl fmt::Display for Status {
                         deployments,
                         ..
                     } => (
-                        crate::aws::ecs::image_tag_of(image)
-                            .unwrap_or(image)
-                            .to_owned(),
-                        format!(
-                            "{} {running}/{desired} running{}",
-                            rollout_state.as_deref().unwrap_or("-"),
-                            if *deployments > 1 {
-                                format!(", {deployments} deployments")
-                            } else {
-                                String::new()
-                            }
+                        Cell::plain(crate::aws::ecs::image_tag_of(image).unwrap_or(image)),
+                        Cell::new(
+                            format!(
+                                "{} {running}/{desired} running{}",
+                                rollout_state.as_deref().unwrap_or("-"),
+                                if *deployments > 1 {
+                                    format!(", {deployments} deployments")
+                                } else {
+                                    String::new()
+                                }
+                            ),
+                            rollout_tone(rollout_state.as_deref()),
                         ),
                     ),
                 };
                 let changed = match s.action {
-                    crate::model::plan::Action::Skip => "no",
-                    _ => "yes",
+                    crate::model::plan::Action::Skip => Cell::plain("no"),
+                    _ => Cell::new("yes", Tone::Done),
                 };
                 [
-                    s.name.clone(),
+                    Cell::plain(&s.name),
                     live,
-                    changed.to_owned(),
+                    changed,
                     rollout,
-                    s.reason.clone(),
+                    Cell::plain(&s.reason),
                 ]
             })
             .collect();
@@ -201,16 +215,22 @@ impl fmt::Display for Status {
             return Ok(());
         }
         writeln!(f)?;
-        let rows: Vec<[String; 5]> = self
+        let rows: Vec<[Cell; 5]> = self
             .spas
             .iter()
             .map(|spa| {
                 [
-                    spa.name.clone(),
-                    spa.bucket.clone().unwrap_or_else(|| "-".into()),
-                    spa.deployed_short.clone().unwrap_or_else(|| "-".into()),
-                    if spa.changed { "yes" } else { "no" }.to_owned(),
-                    spa.reason.clone(),
+                    Cell::plain(&spa.name),
+                    spa.bucket.as_deref().map_or_else(Cell::none, Cell::plain),
+                    spa.deployed_short
+                        .as_deref()
+                        .map_or_else(Cell::none, Cell::plain),
+                    if spa.changed {
+                        Cell::new("yes", Tone::Done)
+                    } else {
+                        Cell::plain("no")
+                    },
+                    Cell::plain(&spa.reason),
                 ]
             })
             .collect();
