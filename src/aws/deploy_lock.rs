@@ -183,7 +183,10 @@ impl Lock {
         match holder {
             Some(holder) if holder.token == self.token => {}
             _ => {
-                tracing::warn!(key = %self.location.key, "the deploy lock was broken or taken over; leaving it");
+                crate::ui::output::warn(&format!(
+                    "the deploy lock s3://{}/{} was broken or taken over during this run; leaving it",
+                    self.location.bucket, self.location.key
+                ));
                 return Ok(());
             }
         }
