@@ -9,9 +9,10 @@
 # bench/spa-results.md. Needs the test bed up (testbed/testbed.sh up); never starts or
 # stops it.
 #
-# The Rust side is the #[ignore]d integration test `spas::bench_spa_upload`, built with
-# --release (hashing 55 MiB in a debug build alone takes 2 s). The first run compiles the
-# release profile into target/release (about 15 minutes on 2 cores; later runs reuse it).
+# The Rust side is bench/spa_upload.rs, the `[[bench]]` target `spa_upload` (not part of
+# `cargo test`), run by `cargo bench` in the release profile (hashing 55 MiB in a debug
+# build alone takes 2 s). The first run compiles the release profile into target/release
+# (about 15 minutes on 2 cores; later runs reuse it).
 #
 # Environment:
 #   BENCH_FILES=N          files in the generated dist/ (default 2000)
@@ -63,18 +64,15 @@ aws_is_v1 "$AWS" || die "$AWS is not the AWS CLI v1 (set BENCH_AWS)"
 log "comparing with $("$AWS" --version 2>&1)"
 
 # ---------------------------------------------------------------------------- the benchmark
-cargo_profile=()
-[[ "$PROFILE" == release ]] && cargo_profile=(--release)
-log "building the integration tests ($PROFILE profile)"
-cargo test "${cargo_profile[@]}" --test integration --no-run --quiet
+log "building the benchmark ($PROFILE profile)"
+cargo bench --profile "$PROFILE" --bench spa_upload --no-run --quiet
 
 started=$(date +%s)
 output="$(mktemp)"
 trap 'rm -f "$output"' EXIT
 DEPLOY_BENCH_AWS="$AWS" DEPLOY_BENCH_FILES="$FILES" DEPLOY_BENCH_ROUNDS="$ROUNDS" \
     DEPLOY_BENCH_CONCURRENCY="${BENCH_CONCURRENCY:-}" \
-    cargo test "${cargo_profile[@]}" --quiet --test integration spas::bench_spa_upload \
-    -- --ignored --exact --nocapture --test-threads 1 2>&1 | tee "$output"
+    cargo bench --profile "$PROFILE" --quiet --bench spa_upload 2>&1 | tee "$output"
 grep -q '^| first upload' "$output" || die "the benchmark printed no table"
 elapsed=$(($(date +%s) - started))
 

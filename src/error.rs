@@ -98,6 +98,23 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
     }
 }
 
+/// The message printed for a failed run: the chain of causes joined by `: ` (as
+/// anyhow's `{:#}`), except that an AWS error is shown as explained for the operator and
+/// what the SDK said beneath it (and AWS's request id) only with `-vv`.
+pub fn render(err: &anyhow::Error, verbose: u8) -> String {
+    let mut parts = Vec::new();
+    for cause in err.chain() {
+        parts.push(cause.to_string());
+        if let Some(aws) = cause.downcast_ref::<crate::aws::AwsError>() {
+            if verbose >= 2 {
+                parts.push(format!("({})", aws.details()));
+            }
+            break;
+        }
+    }
+    parts.join(": ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +145,22 @@ mod tests {
             .context(WritingStdout)
             .unwrap_err();
         assert!(!stdout_closed(&full));
+    }
+
+    #[test]
+    fn an_aws_error_shows_the_sdk_beneath_it_only_at_vv() {
+        let sdk: Box<dyn std::error::Error + Send + Sync> = "dispatch failure: io error".into();
+        let aws = crate::aws::AwsError::new("cannot reach AWS", Some("req-1".into()), sdk);
+        let err = anyhow::Error::new(aws).context("cannot upload index.html");
+        assert_eq!(
+            render(&err, 0),
+            "cannot upload index.html: cannot reach AWS"
+        );
+        assert_eq!(
+            render(&err, 2),
+            "cannot upload index.html: cannot reach AWS: (AWS request id req-1; SDK error: dispatch failure: io error)"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(render(&plain, 2), format!("{plain:#}"));
     }
 }

@@ -234,3 +234,100 @@ fn discover_error(start: &Path, err: git2::Error) -> anyhow::Error {
         _ => anyhow::Error::new(err).context(format!("cannot open the git repository at {}", start.display())),
     }
 }
+
+/// Whether `text` looks like a commit id deploy would tag an image with: 7 to 40 hex
+/// digits (an abbreviation or a full SHA).
+pub fn looks_like_sha(text: &str) -> bool {
+    (7..=40).contains(&text.len()) && text.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::changes::testing::TestRepo;
+
+    /// A version-2 pack index (magic, version, fan-out) listing `objects` objects.
+    fn write_pack_index(dir: &Path, name: &str, objects: u32, version: u32) {
+        let mut bytes = Vec::new();
+        if version == 2 {
+            bytes.extend([0xff, b't', b'O', b'c']);
+            bytes.extend(2u32.to_be_bytes());
+        }
+        // The fan-out table: cumulative counts per first byte; the last is the total.
+        for first_byte in 0..256u32 {
+            bytes.extend((objects * (first_byte + 1) / 256).to_be_bytes());
+        }
+        std::fs::create_dir_all(dir.join("pack")).unwrap();
+        std::fs::write(dir.join("pack").join(name), bytes).unwrap();
+    }
+
+    #[test]
+    fn pack_indexes_of_both_versions_are_counted() {
+        let objects = tempfile::tempdir().unwrap();
+        write_pack_index(objects.path(), "pack-a.idx", 1000, 2);
+        write_pack_index(objects.path(), "pack-b.idx", 234, 1);
+        // Not an index: never read.
+        std::fs::write(objects.path().join("pack/pack-a.pack"), b"PACK").unwrap();
+        assert_eq!(packed_object_count(objects.path()), 1234);
+    }
+
+    #[test]
+    fn alternates_count_too() {
+        let shared = tempfile::tempdir().unwrap();
+        write_pack_index(shared.path(), "pack-s.idx", 500, 2);
+        let objects = tempfile::tempdir().unwrap();
+        write_pack_index(objects.path(), "pack-o.idx", 20, 2);
+        std::fs::create_dir_all(objects.path().join("info")).unwrap();
+        std::fs::write(
+            objects.path().join("info/alternates"),
+            format!("# shared\n\n{}\n", shared.path().display()),
+        )
+        .unwrap();
+        assert_eq!(packed_object_count(objects.path()), 520);
+    }
+
+    #[test]
+    fn the_auto_length_is_half_the_bits_of_the_object_count_and_at_least_seven() {
+        // git's find_unique_abbrev_r: 2^14 objects need 8 digits, 2^16 too, 2^17 need 9.
+        for (objects, length) in [
+            (0, 7),
+            (16383, 7),
+            (16384, 8),
+            (65535, 8),
+            (131072, 9),
+            (4_000_000, 11),
+        ] {
+            let common = tempfile::tempdir().unwrap();
+            write_pack_index(&common.path().join("objects"), "p.idx", objects, 2);
+            assert_eq!(auto_abbrev(common.path()), length, "{objects} objects");
+        }
+    }
+
+    #[test]
+    fn core_abbrev_sets_the_length_and_no_means_the_full_id() {
+        let test_repo = TestRepo::new();
+        let id = test_repo.commit(&[("a", "1")]);
+        let repo = Repo::discover(test_repo.dir.path()).unwrap();
+        assert_eq!(repo.short_sha(id).unwrap(), id.to_string()[..7]);
+        let mut config = test_repo.repo.config().unwrap();
+        for (value, length) in [("10", 10), ("2", 4), ("no", 40), ("auto", 7)] {
+            config.set_str("core.abbrev", value).unwrap();
+            let repo = Repo::discover(test_repo.dir.path()).unwrap();
+            assert_eq!(
+                repo.short_sha(id).unwrap(),
+                id.to_string()[..length],
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn shas_are_7_to_40_hex_digits() {
+        assert!(looks_like_sha("3f2c1ab"));
+        assert!(looks_like_sha(&"a".repeat(40)));
+        assert!(!looks_like_sha("3f2c1a"));
+        assert!(!looks_like_sha(&"a".repeat(41)));
+        assert!(!looks_like_sha("latest1"));
+        assert!(!looks_like_sha("3f2c1ab-dirty"));
+    }
+}

@@ -10,6 +10,7 @@
 //! operator sees.
 
 pub mod aws;
+pub mod build_output;
 pub mod changes;
 pub mod cli;
 pub mod commands;
@@ -17,9 +18,12 @@ pub mod deploy;
 pub mod docker;
 pub mod error;
 pub mod git;
+pub mod glob;
 pub mod health;
 pub mod model;
+pub mod process;
 pub mod request;
 pub mod spa;
 pub mod terraform;
+pub mod timestamp;
 pub mod ui;

@@ -32,7 +32,8 @@ fn main() {
         Err(err) if error::stdout_closed(&err) => error::ExitCode::Success,
         Err(err) => {
             let code = error::exit_code_for(&err);
-            eprintln!("{} {err:#}", deploy::ui::style::error_label());
+            let message = error::render(&err, cli.verbose);
+            eprintln!("{} {message}", deploy::ui::style::error_label());
             code
         }
     };

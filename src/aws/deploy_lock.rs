@@ -30,14 +30,14 @@ pub struct Holder {
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let age = now().saturating_sub(self.since);
+        let age = crate::timestamp::now_unix().saturating_sub(self.since);
         write!(
             f,
             "{}@{} (pid {}) since {} ({} ago), deploying {}: `{}`",
             self.user,
             self.host,
             self.pid,
-            format_utc(self.since),
+            crate::timestamp::utc(self.since),
             format_age(age),
             self.git_sha,
             self.command
@@ -123,7 +123,7 @@ impl Lock {
             user: user_name(),
             host: hostname(),
             pid: std::process::id(),
-            since: now(),
+            since: crate::timestamp::now_unix(),
             git_sha: git_sha.to_owned(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
             token: token.clone(),
@@ -259,13 +259,6 @@ pub async fn break_lock(
     Ok(holder)
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 fn now_nanos() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -349,27 +342,6 @@ fn format_age(seconds: u64) -> String {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS UTC` from Unix seconds (civil-from-days, no date crate).
-fn format_utc(seconds: u64) -> String {
-    let days = (seconds / 86_400) as i64;
-    let rem = seconds % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
 /// The bucket of an S3 terraform backend, from `<tf dir>/.terraform/terraform.tfstate`
 /// (written by `terraform init`): the platform's state bucket is private and already
 /// there, so it is the natural home of the lock. The last resort of
@@ -399,13 +371,6 @@ pub fn ensure_bucket_named(bucket: Option<String>, output: &str) -> Result<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_formatting_matches_known_dates() {
-        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(format_utc(1_795_000_000), "2026-11-18 11:06:40 UTC");
-        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
-    }
 
     #[test]
     fn the_s3_backend_bucket_is_found() {

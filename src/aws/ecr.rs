@@ -119,6 +119,23 @@ pub async fn registry_access(
     let token = data
         .authorization_token()
         .context("ECR returned no token")?;
+    let host = match host_override {
+        Some(host) => host.to_owned(),
+        None => registry_host(
+            data.proxy_endpoint()
+                .context("ECR returned no proxy endpoint")?,
+        ),
+    };
+    let (username, password) = parse_token(token)?;
+    Ok(RegistryAccess {
+        host,
+        username,
+        password,
+    })
+}
+
+/// An ECR authorization token: base64 of `user:password` (the user is `AWS`).
+fn parse_token(token: &str) -> Result<(String, String)> {
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(token)
         .context("the ECR token is not base64")?;
@@ -126,22 +143,72 @@ pub async fn registry_access(
     let (username, password) = decoded
         .split_once(':')
         .context("the ECR token is not user:password")?;
-    let host = match host_override {
-        Some(host) => host.to_owned(),
-        None => {
-            let endpoint = data
-                .proxy_endpoint()
-                .context("ECR returned no proxy endpoint")?;
-            endpoint
-                .trim_start_matches("https://")
-                .trim_start_matches("http://")
-                .trim_end_matches('/')
-                .to_owned()
+    Ok((username.to_owned(), password.to_owned()))
+}
+
+/// The registry host of an ECR proxy endpoint (`https://<host>` → `<host>`).
+fn registry_host(proxy_endpoint: &str) -> String {
+    proxy_endpoint
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(text: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(text)
+    }
+
+    #[test]
+    fn the_token_is_user_and_password_split_at_the_first_colon() {
+        assert_eq!(
+            parse_token(&token("AWS:eyJwYXlsb2Fk:with:colons")).unwrap(),
+            ("AWS".to_owned(), "eyJwYXlsb2Fk:with:colons".to_owned())
+        );
+    }
+
+    #[test]
+    fn malformed_tokens_say_what_is_wrong_and_never_show_the_token() {
+        let secret = "AWSsecretwithoutcolon";
+        for (token, message) in [
+            ("not base64!".to_owned(), "the ECR token is not base64"),
+            (
+                base64::engine::general_purpose::STANDARD.encode([0xff, 0xfe, b':', b'x']),
+                "the ECR token is not text",
+            ),
+            (token(secret), "the ECR token is not user:password"),
+        ] {
+            let err = parse_token(&token).unwrap_err();
+            assert_eq!(err.to_string(), message);
+            assert!(!format!("{err:#}").contains(secret));
         }
-    };
-    Ok(RegistryAccess {
-        host,
-        username: username.to_owned(),
-        password: password.to_owned(),
-    })
+    }
+
+    #[test]
+    fn the_host_is_the_proxy_endpoint_without_scheme_or_slash() {
+        assert_eq!(
+            registry_host("https://1234.dkr.ecr.eu-west-1.amazonaws.com"),
+            "1234.dkr.ecr.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(registry_host("http://127.0.0.1:5000/"), "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let (username, password) = parse_token(&token("AWS:s3cr3t-password")).unwrap();
+        let access = RegistryAccess {
+            host: "h".into(),
+            username,
+            password,
+        };
+        assert!(!format!("{access:?}").contains("s3cr3t"));
+        assert_eq!(
+            access.docker_credentials().password.as_deref(),
+            Some("s3cr3t-password")
+        );
+    }
 }

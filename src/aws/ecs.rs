@@ -60,6 +60,46 @@ pub enum LiveImage {
     },
 }
 
+/// Where a rolled service stands, from one DescribeServices result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SettleState {
+    /// Tasks still starting or draining, or no PRIMARY deployment yet.
+    InProgress,
+    /// The PRIMARY deployment's rollout FAILED (fail fast, SPEC §3.9).
+    Failed { reason: String },
+    /// Only the new task set runs, fully, on the expected tag.
+    Steady,
+    /// Settled, but on another tag: the circuit breaker rolled it back.
+    RolledBack,
+}
+
+/// Classifies a described service: `running_tag` is the tag of the container in its
+/// current task definition, `expected_tag` the one rolled.
+fn settle_state(service: &Service, running_tag: Option<&str>, expected_tag: &str) -> SettleState {
+    let deployments = service.deployments();
+    let Some(primary) = deployments.iter().find(|d| d.status() == Some("PRIMARY")) else {
+        return SettleState::InProgress;
+    };
+    if primary.rollout_state() == Some(&DeploymentRolloutState::Failed) {
+        let reason = primary.rollout_state_reason().unwrap_or("no reason given");
+        return SettleState::Failed {
+            reason: reason.to_owned(),
+        };
+    }
+    let complete = deployments.len() == 1
+        && primary.running_count() == primary.desired_count()
+        && primary.pending_count() == 0
+        && matches!(
+            primary.rollout_state(),
+            None | Some(DeploymentRolloutState::Completed)
+        );
+    match (complete, running_tag == Some(expected_tag)) {
+        (false, _) => SettleState::InProgress,
+        (true, true) => SettleState::Steady,
+        (true, false) => SettleState::RolledBack,
+    }
+}
+
 /// One service to look up: the platform's name, the ECS service, the container.
 #[derive(Debug, Clone)]
 pub struct Lookup {
@@ -297,11 +337,9 @@ impl Ecs {
                     Err(err) => return finish(false, running_tag, Some(format!("{err:#}"))),
                 }
             }
-            let deployments = service.deployments();
-            let primary = deployments.iter().find(|d| d.status() == Some("PRIMARY"));
-            if let Some(primary) = primary {
-                if primary.rollout_state() == Some(&DeploymentRolloutState::Failed) {
-                    let reason = primary.rollout_state_reason().unwrap_or("no reason given");
+            match settle_state(&service, running_tag.as_deref(), &target.expected_tag) {
+                SettleState::InProgress => {}
+                SettleState::Failed { reason } => {
                     return finish(
                         false,
                         running_tag,
@@ -311,17 +349,8 @@ impl Ecs {
                         )),
                     );
                 }
-                let complete = deployments.len() == 1
-                    && primary.running_count() == primary.desired_count()
-                    && primary.pending_count() == 0
-                    && matches!(
-                        primary.rollout_state(),
-                        None | Some(DeploymentRolloutState::Completed)
-                    );
-                if complete {
-                    if running_tag.as_deref() == Some(target.expected_tag.as_str()) {
-                        return finish(true, running_tag, None);
-                    }
+                SettleState::Steady => return finish(true, running_tag, None),
+                SettleState::RolledBack => {
                     // Settled, but not on what we rolled: ECS rolled it back.
                     return finish(
                         false,
@@ -336,6 +365,8 @@ impl Ecs {
                     );
                 }
             }
+            let deployments = service.deployments();
+            let primary = deployments.iter().find(|d| d.status() == Some("PRIMARY"));
             if started.elapsed() >= timeout {
                 let stopped = self.stopped_task_reasons(&target.ecs_service).await;
                 let waiting = primary
@@ -409,22 +440,4 @@ impl Ecs {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tags_are_read_from_every_reference_shape() {
-        assert_eq!(image_tag_of("127.0.0.1:5000/api:abc1234"), Some("abc1234"));
-        assert_eq!(
-            image_tag_of("1234.dkr.ecr.us-east-1.amazonaws.com/team/api:abc1234@sha256:00ff"),
-            Some("abc1234")
-        );
-        assert_eq!(
-            image_tag_of("1234.dkr.ecr.us-east-1.amazonaws.com/api@sha256:00ff"),
-            None
-        );
-        assert_eq!(image_tag_of("api"), None);
-        assert_eq!(image_tag_of("127.0.0.1:5000/api"), None);
-        assert_eq!(image_tag_of("api:latest"), Some("latest"));
-    }
-}
+mod tests;

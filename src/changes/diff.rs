@@ -26,8 +26,7 @@ pub fn resolve_tag(repo: &Repository, tag: &str) -> LiveBase {
     if tag.ends_with("-dirty") || tag.contains("dirty") {
         return LiveBase::Dirty(tag.to_owned());
     }
-    let hex = tag.len() >= 7 && tag.len() <= 40 && tag.chars().all(|c| c.is_ascii_hexdigit());
-    if !hex {
+    if !crate::git::looks_like_sha(tag) {
         return LiveBase::NotASha(tag.to_owned());
     }
     match repo
@@ -99,6 +98,16 @@ impl<'r> DiffCache<'r> {
             pathspecs,
             by_base: HashMap::new(),
         }
+    }
+
+    /// The repository the live tags are resolved in.
+    pub fn repo(&self) -> &'r Repository {
+        self.repo
+    }
+
+    /// The commit every diff ends at.
+    pub fn head(&self) -> Oid {
+        self.head
     }
 
     pub fn changed_paths_since(&mut self, base: Oid) -> Result<&[String]> {
@@ -190,45 +199,20 @@ mod tests {
 
     #[test]
     fn the_diff_lists_each_changed_path_once_and_only_under_the_pathspecs() {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = Repository::init(dir.path()).unwrap();
-        let commit = |files: &[(&str, &str)], parent: Option<Oid>| {
-            let mut index = repo.index().unwrap();
-            for (path, text) in files {
-                let full = dir.path().join(path);
-                std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-                std::fs::write(&full, text).unwrap();
-                index.add_path(Path::new(path)).unwrap();
-            }
-            index.write().unwrap();
-            let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-            let signature = git2::Signature::now("t", "t@example.invalid").unwrap();
-            let parents: Vec<git2::Commit> = parent
-                .map(|p| repo.find_commit(p).unwrap())
-                .into_iter()
-                .collect();
-            let parents: Vec<&git2::Commit> = parents.iter().collect();
-            repo.commit(Some("HEAD"), &signature, &signature, "c", &tree, &parents)
-                .unwrap()
-        };
-        let base = commit(
-            &[
-                ("services/api/a.ts", "1"),
-                ("services/apix/b.ts", "1"),
-                ("docs/x.md", "1"),
-            ],
-            None,
-        );
-        let head = commit(
-            &[
-                ("services/api/a.ts", "2"),
-                ("services/apix/b.ts", "2"),
-                ("docs/x.md", "2"),
-            ],
-            Some(base),
-        );
+        let test_repo = crate::changes::testing::TestRepo::new();
+        let repo = &test_repo.repo;
+        let base = test_repo.commit(&[
+            ("services/api/a.ts", "1"),
+            ("services/apix/b.ts", "1"),
+            ("docs/x.md", "1"),
+        ]);
+        let head = test_repo.commit(&[
+            ("services/api/a.ts", "2"),
+            ("services/apix/b.ts", "2"),
+            ("docs/x.md", "2"),
+        ]);
         let mut cache = DiffCache::new(
-            &repo,
+            repo,
             head,
             vec!["services/api".into(), "pnpm-lock.yaml".into()],
         );
@@ -236,7 +220,7 @@ mod tests {
             cache.changed_paths_since(base).unwrap(),
             ["services/api/a.ts"]
         );
-        let mut everything = DiffCache::new(&repo, head, Vec::new());
+        let mut everything = DiffCache::new(repo, head, Vec::new());
         assert_eq!(
             everything.changed_paths_since(base).unwrap(),
             ["docs/x.md", "services/api/a.ts", "services/apix/b.ts"]

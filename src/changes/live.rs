@@ -1,14 +1,17 @@
 //! What runs now compared with HEAD: per service, the live image tag from ECS, whether
 //! the code changed since, and why. `--changed` decides from it; `status` prints it.
 
+use std::collections::HashMap;
+
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use crate::aws::ecs::{self, Ecs, LiveImage, Lookup};
-use crate::changes::diff::{self, DiffCache, LiveBase};
+use crate::aws::ecs::{Ecs, LiveImage, Lookup};
+use crate::changes::decide::decide;
+use crate::changes::diff::{self, DiffCache};
 use crate::git::Repo;
 use crate::model::config;
-use crate::model::plan::Action;
+use crate::model::plan::{Action, Decision};
 use crate::model::platform::Platform;
 use crate::terraform::Terraform;
 
@@ -80,11 +83,9 @@ pub fn cluster_from(
         })
 }
 
-/// Reads what ECS runs for every service and compares it with HEAD: the live tag,
-/// resolved to a commit and diffed (git2, once per distinct base) over the service's
-/// inputs (runbook: service dir, shared packages, build inputs). `cluster` comes from
-/// [`resolve_cluster`] or [`cluster_from`], so that a caller that needs the terraform
-/// outputs anyway reads them once.
+/// Reads what ECS runs for every service and compares it with HEAD: [`fetch`], then
+/// [`compare`]. `cluster` comes from [`resolve_cluster`] or [`cluster_from`], so that a
+/// caller that needs the terraform outputs anyway reads them once.
 pub async fn survey(
     platform: &Platform,
     repo: &Repo,
@@ -92,10 +93,25 @@ pub async fn survey(
     profile: Option<&str>,
     cluster: String,
 ) -> Result<Survey> {
+    let live = fetch(platform, profile, &cluster).await?;
+    let services = compare(platform, repo, head_sha, live)?;
+    Ok(Survey {
+        cluster,
+        head: head_sha.to_owned(),
+        services,
+    })
+}
+
+/// What ECS runs for every service of the platform, by the platform's service name.
+pub async fn fetch(
+    platform: &Platform,
+    profile: Option<&str>,
+    cluster: &str,
+) -> Result<HashMap<String, LiveImage>> {
     let sdk = crate::aws::load(profile).await;
     let ecs = Ecs::new(
         aws_sdk_ecs::Client::new(&sdk),
-        cluster.clone(),
+        cluster.to_owned(),
         profile.map(str::to_owned),
     );
     let ecs_config = &platform.config.ecs;
@@ -108,8 +124,18 @@ pub async fn survey(
             container: config::expand(&ecs_config.container, &s.name),
         })
         .collect();
-    let mut live = ecs.live_images(&lookups).await?;
+    ecs.live_images(&lookups).await
+}
 
+/// Decides every service from what runs (`live`, from [`fetch`]): the live tag,
+/// resolved to a commit and diffed (git2, once per distinct base) over the service's
+/// inputs (runbook: service dir, shared packages, build inputs).
+pub fn compare(
+    platform: &Platform,
+    repo: &Repo,
+    head_sha: &str,
+    mut live: HashMap<String, LiveImage>,
+) -> Result<Vec<ServiceState>> {
     let head = git2::Oid::from_str(head_sha).context("HEAD is not a commit id")?;
     // Every path any service's image depends on: the diff needs to look at nothing else.
     let pathspecs: Vec<String> = platform
@@ -131,35 +157,8 @@ pub async fn survey(
         let state = live
             .remove(&service.name)
             .context("every service was looked up")?;
-        let (action, reason) = match &state {
-            LiveImage::Missing { reason } => (Action::Deploy, format!("{reason}: deploying")),
-            LiveImage::NoContainer { task_definition } => (
-                Action::Deploy,
-                format!("live task definition {task_definition} has no container {}", config::expand(&ecs_config.container, &service.name)),
-            ),
-            LiveImage::Running { image, .. } => match ecs::image_tag_of(image) {
-                None => (Action::Deploy, format!("live image {image} has no tag to diff against")),
-                Some(tag) => match diff::resolve_tag(repo.git(), tag) {
-                    LiveBase::NotASha(tag) => (Action::Deploy, format!("live tag {tag:?} is not a git SHA")),
-                    LiveBase::Dirty(tag) => (
-                        Action::Deploy,
-                        format!("live tag {tag} is a build of uncommitted code: never a diff base"),
-                    ),
-                    LiveBase::UnknownCommit(tag) => (
-                        Action::Deploy,
-                        format!("live commit {tag} is not in local history (shallow clone?): `git fetch --unshallow origin` or `git fetch origin` would fix it"),
-                    ),
-                    LiveBase::Commit(base) if base == head => (Action::Skip, format!("live tag {tag} is HEAD")),
-                    LiveBase::Commit(base) => {
-                        let changed = diffs.changed_paths_since(base)?;
-                        match diff::reason_for(changed, &inputs) {
-                            Some(reason) => (Action::Deploy, reason),
-                            None => (Action::Skip, format!("unchanged since live {tag}")),
-                        }
-                    }
-                },
-            },
-        };
+        let container = config::expand(&platform.config.ecs.container, &service.name);
+        let Decision { action, reason } = decide(&state, &container, &inputs, &mut diffs)?;
         services.push(ServiceState {
             name: service.name.clone(),
             live: state,
@@ -167,9 +166,5 @@ pub async fn survey(
             reason,
         });
     }
-    Ok(Survey {
-        cluster,
-        head: head_sha.to_owned(),
-        services,
-    })
+    Ok(services)
 }

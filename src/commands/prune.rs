@@ -46,9 +46,7 @@ impl Kept {
 fn sha_tagged(reference: &str) -> Option<(&str, &str)> {
     let tag = image_tag_of(reference)?;
     let name = &reference[..reference.len() - tag.len() - 1];
-    let hex = tag.trim_end_matches("-dirty");
-    let sha_like = (7..=40).contains(&hex.len()) && hex.chars().all(|c| c.is_ascii_hexdigit());
-    sha_like.then_some((name, tag))
+    crate::git::looks_like_sha(tag.trim_end_matches("-dirty")).then_some((name, tag))
 }
 
 /// Which local tags to remove: per repository, all SHA tags but the protected ones and

@@ -8,11 +8,11 @@ use serde::Serialize;
 use crate::aws::ecs::LiveImage;
 use crate::changes::live::{self, Survey};
 use crate::model::environment::Environment;
-use crate::model::plan::write_table;
 use crate::model::platform::{runtime, Checkout};
 use crate::request::{Globals, StatusRequest};
 use crate::ui::output::emit_stdout;
 use crate::ui::style::{Cell, Tone};
+use crate::ui::table::write_table;
 
 #[derive(Serialize)]
 struct Status {

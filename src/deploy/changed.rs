@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use crate::changes::live;
 use crate::model::environment::Outputs;
-use crate::model::plan::Plan;
+use crate::model::plan::{Decision, Plan};
 use crate::model::platform::Checkout;
 
 /// The survey of live tags vs HEAD decides each service. Returns the terraform outputs
@@ -30,7 +30,13 @@ pub(super) async fn decide(
     let decisions = survey
         .services
         .into_iter()
-        .map(|s| (s.name, s.action, s.reason))
+        .map(|s| {
+            let decision = Decision {
+                action: s.action,
+                reason: s.reason,
+            };
+            (s.name, decision)
+        })
         .collect();
     plan.decide(decisions, &platform.config.terraform);
     Ok(outputs)

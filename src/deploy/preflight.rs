@@ -201,7 +201,7 @@ impl Run<'_> {
         let mut targets = Vec::new();
         for spa in deploying {
             let program = spa.build.split_whitespace().next().unwrap_or_default();
-            if !program.contains('/') && find_on_path(program).is_none() {
+            if !program.contains('/') && crate::process::find_on_path(program).is_none() {
                 bail!(
                     "{program} (the build command of SPA {}: `{}`) is not installed: install it (for pnpm: `corepack enable pnpm`) or pass --skip-spas; nothing was touched",
                     spa.name,
@@ -328,13 +328,4 @@ impl Run<'_> {
             .collect();
         Ok((access, jobs))
     }
-}
-
-/// The full path of `program` if it is on PATH.
-fn find_on_path(program: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|path| path.is_file())
-    })
 }

@@ -195,7 +195,7 @@ impl Run<'_> {
             return Ok(false);
         };
         let args = step.apply.args(&self.platform.config.terraform);
-        self.progress.note(&format!("running {}", step.command));
+        self.progress.note(&format!("running {}", step.command()));
         let targeted = match &step.apply.roll {
             terraform::Roll::Only { services, .. } => {
                 self.progress.note(&format!(

@@ -9,6 +9,8 @@
 //! [`DockerIgnore::may_reinclude_under`] (whether an excluded directory must still be
 //! walked, by fsutil's rule, the walker of the docker CLI's BuildKit builds).
 
+use crate::glob::{Dialect, Glob};
+
 /// The parsed rules of one `.dockerignore`.
 #[derive(Debug, Clone, Default)]
 pub struct DockerIgnore {
@@ -19,7 +21,7 @@ pub struct DockerIgnore {
 struct Pattern {
     /// The cleaned pattern, without its `!` (patternmatcher's `Pattern.String()`).
     text: String,
-    tokens: Vec<Token>,
+    glob: Glob,
     /// A `!` line: re-includes what earlier lines excluded.
     exception: bool,
 }
@@ -28,24 +30,6 @@ struct Pattern {
 /// `MatchInfo`): a pattern that matched a directory matches everything beneath it.
 #[derive(Debug, Clone, Default)]
 pub struct ParentMatches(Vec<bool>);
-
-#[derive(Debug, Clone, PartialEq)]
-enum Token {
-    Literal(char),
-    /// `*`: any run of characters except `/`.
-    Star,
-    /// `?`: one character except `/`.
-    Question,
-    /// `[...]`: a character class.
-    Class {
-        negated: bool,
-        items: Vec<(char, char)>,
-    },
-    /// `**/` or `**` inside a pattern: zero or more whole directories.
-    AnyDirs,
-    /// `**` at the end: anything at all.
-    AnyRest,
-}
 
 impl DockerIgnore {
     pub fn parse(text: &str) -> Self {
@@ -73,7 +57,7 @@ impl DockerIgnore {
                     return None;
                 }
                 Some(Pattern {
-                    tokens: tokenize(&cleaned),
+                    glob: Glob::new(&cleaned, Dialect::Docker),
                     text: cleaned,
                     exception,
                 })
@@ -91,7 +75,7 @@ impl DockerIgnore {
             if self.is_excluded(kept) {
                 let text = clean(kept);
                 self.patterns.push(Pattern {
-                    tokens: tokenize(&text),
+                    glob: Glob::new(&text, Dialect::Docker),
                     text,
                     exception: true,
                 });
@@ -115,9 +99,8 @@ impl DockerIgnore {
                 if pattern.exception != excluded {
                     continue;
                 }
-                matched = matches(&pattern.tokens, &path)
-                    || (parent.is_none()
-                        && parents_of(&path).any(|dir| matches(&pattern.tokens, dir)));
+                matched = pattern.glob.matches(&path)
+                    || (parent.is_none() && parents_of(&path).any(|dir| pattern.glob.matches(dir)));
             }
             matched_here[index] = matched;
             if matched {
@@ -188,111 +171,6 @@ fn clean(path: &str) -> String {
         (true, _) => format!("/{joined}"),
         (false, true) => ".".to_owned(),
         (false, false) => joined,
-    }
-}
-
-fn tokenize(pattern: &str) -> Vec<Token> {
-    let chars: Vec<char> = pattern.chars().collect();
-    let mut tokens = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        match chars[i] {
-            '*' if chars.get(i + 1) == Some(&'*') => {
-                i += 2;
-                if chars.get(i) == Some(&'/') {
-                    i += 1;
-                }
-                tokens.push(if i >= chars.len() {
-                    Token::AnyRest
-                } else {
-                    Token::AnyDirs
-                });
-                continue;
-            }
-            '*' => tokens.push(Token::Star),
-            '?' => tokens.push(Token::Question),
-            '\\' if i + 1 < chars.len() => {
-                i += 1;
-                tokens.push(Token::Literal(chars[i]));
-            }
-            '[' => {
-                if let Some((class, next)) = parse_class(&chars, i) {
-                    tokens.push(class);
-                    i = next;
-                    continue;
-                }
-                tokens.push(Token::Literal('['));
-            }
-            other => tokens.push(Token::Literal(other)),
-        }
-        i += 1;
-    }
-    tokens
-}
-
-/// Parses `[...]` starting at `start`; returns the token and the index after `]`.
-fn parse_class(chars: &[char], start: usize) -> Option<(Token, usize)> {
-    let mut i = start + 1;
-    let negated = matches!(chars.get(i), Some('^'));
-    if negated {
-        i += 1;
-    }
-    let mut items = Vec::new();
-    let mut first = true;
-    while i < chars.len() {
-        let mut c = chars[i];
-        if c == ']' && !first {
-            return Some((Token::Class { negated, items }, i + 1));
-        }
-        first = false;
-        if c == '\\' && i + 1 < chars.len() {
-            i += 1;
-            c = chars[i];
-        }
-        if chars.get(i + 1) == Some(&'-') && chars.get(i + 2).is_some_and(|end| *end != ']') {
-            items.push((c, chars[i + 2]));
-            i += 3;
-        } else {
-            items.push((c, c));
-            i += 1;
-        }
-    }
-    None
-}
-
-/// Whole-string match of `text` against the tokens (backtracking; paths are short).
-fn matches(tokens: &[Token], text: &str) -> bool {
-    let chars: Vec<char> = text.chars().collect();
-    match_from(tokens, &chars)
-}
-
-fn match_from(tokens: &[Token], text: &[char]) -> bool {
-    let Some((token, rest)) = tokens.split_first() else {
-        return text.is_empty();
-    };
-    match token {
-        Token::Literal(c) => text.first() == Some(c) && match_from(rest, &text[1..]),
-        Token::Question => text.first().is_some_and(|c| *c != '/') && match_from(rest, &text[1..]),
-        Token::Class { negated, items } => {
-            text.first().is_some_and(|c| {
-                let inside = items.iter().any(|(low, high)| low <= c && c <= high);
-                inside != *negated
-            }) && match_from(rest, &text[1..])
-        }
-        Token::Star => {
-            let run = text.iter().take_while(|c| **c != '/').count();
-            (0..=run).any(|n| match_from(rest, &text[n..]))
-        }
-        Token::AnyRest => true,
-        Token::AnyDirs => {
-            // `(.*/)?`: nothing, or any prefix that ends with a slash.
-            match_from(rest, text)
-                || text
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| **c == '/')
-                    .any(|(index, _)| match_from(rest, &text[index + 1..]))
-        }
     }
 }
 

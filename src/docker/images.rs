@@ -11,8 +11,9 @@ use bollard::auth::DockerCredentials;
 use futures_util::{stream, StreamExt};
 use serde::Serialize;
 
+use crate::docker::build::{self, BuildFailed, BuildRequest};
 use crate::docker::build_context::ContextSpec;
-use crate::docker::engine::{self, BuildFailed, BuildRequest, Engine};
+use crate::docker::engine::Engine;
 use crate::ui::progress::Progress;
 
 /// One image to produce.
@@ -177,7 +178,7 @@ async fn build_then_push(
     let mut built = engine.build(&request, |step| item.detail(step)).await;
     if let Err(err) = &built {
         if let Some(failure) = err.downcast_ref::<BuildFailed>() {
-            if engine::is_transient_build_failure(failure) {
+            if build::is_transient_build_failure(failure) {
                 item.state("build hit a transient network error; retrying once");
                 built = engine.build(&request, |step| item.detail(step)).await;
             }

@@ -2,8 +2,10 @@
 //! committed tree and filtered by `.dockerignore`, the images of a run, and the
 //! per-daemon lock that keeps `deploy prune` away from running builds.
 
+pub mod build;
 pub mod build_context;
 pub mod daemon_lock;
 pub mod dockerignore;
 pub mod engine;
 pub mod images;
+pub mod push;

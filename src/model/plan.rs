@@ -16,6 +16,10 @@ use crate::model::platform::Platform;
 use crate::request::{Request, Selection};
 use crate::terraform::{self, Apply, Roll};
 use crate::ui::style::{Cell, Tone};
+use crate::ui::table::write_table;
+
+mod services;
+mod spas;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -87,6 +91,30 @@ impl fmt::Display for Action {
     }
 }
 
+/// What happens to one service, and the reason printed beside it (the `--changed`
+/// decision, [`crate::changes::decide`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub action: Action,
+    pub reason: String,
+}
+
+impl Decision {
+    pub fn deploy(reason: impl Into<String>) -> Self {
+        Self {
+            action: Action::Deploy,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn skip(reason: impl Into<String>) -> Self {
+        Self {
+            action: Action::Skip,
+            reason: reason.into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceStep {
     pub name: String,
@@ -118,8 +146,31 @@ pub struct SpaStep {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TerraformStep {
     pub apply: Apply,
-    /// The command line, shell-quoted for reading.
-    pub command: String,
+    /// The command line, shell-quoted for reading: always derived from `apply`
+    /// ([`TerraformStep::new`], [`TerraformStep::set_roll`]).
+    command: String,
+}
+
+impl TerraformStep {
+    pub fn new(apply: Apply, config: &TerraformConfig) -> Self {
+        let command =
+            shell_words(std::iter::once("terraform".to_owned()).chain(apply.args(config)));
+        Self { apply, command }
+    }
+
+    /// The command line terraform runs with, as printed in the plan.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// Changes what the apply rolls, and the displayed command with it.
+    pub fn set_roll(&mut self, roll: Roll, config: &TerraformConfig) {
+        let apply = Apply {
+            roll,
+            ..self.apply.clone()
+        };
+        *self = Self::new(apply, config);
+    }
 }
 
 /// Everything the plan needs besides the platform and the request.
@@ -140,14 +191,14 @@ impl Plan {
             Some(target) => target.short_sha.clone(),
             None => context.head.short_sha.clone(),
         };
-        let (mut mode, mut services) = plan_services(platform, &request.selection, &tag)?;
+        let (mut mode, mut services) = services::plan_services(platform, &request.selection, &tag)?;
         if context.rollback_to.is_some() {
             mode = Mode::Rollback;
             for step in services.iter_mut().filter(|s| s.action == Action::Deploy) {
                 step.reason = format!("rolled back to {tag}: its image, not rebuilt");
             }
         }
-        let spas = plan_spas(platform, request, mode, &context)?;
+        let spas = spas::plan_spas(platform, request, mode, &context)?;
         let terraform = match &request.var_file {
             Some(var_file) if !request.skip_tf => {
                 let (var_file, workspace) = environment_of(platform, context.cwd, var_file)?;
@@ -171,11 +222,7 @@ impl Plan {
                     roll,
                     auto_approve: request.assume_yes,
                 };
-                let command = shell_words(
-                    std::iter::once("terraform".to_owned())
-                        .chain(apply.args(&platform.config.terraform)),
-                );
-                Some(TerraformStep { apply, command })
+                Some(TerraformStep::new(apply, &platform.config.terraform))
             }
             _ => None,
         };
@@ -212,8 +259,8 @@ impl Plan {
 impl Plan {
     /// Records the `--changed` decision for each service and narrows the terraform roll
     /// to the services that deploy.
-    pub fn decide(&mut self, decisions: Vec<(String, Action, String)>, config: &TerraformConfig) {
-        for (name, action, reason) in decisions {
+    pub fn decide(&mut self, decisions: Vec<(String, Decision)>, config: &TerraformConfig) {
+        for (name, Decision { action, reason }) in decisions {
             if let Some(step) = self.services.iter_mut().find(|s| s.name == name) {
                 step.action = action;
                 step.reason = reason;
@@ -226,12 +273,11 @@ impl Plan {
             .map(|s| s.name.clone())
             .collect();
         if let Some(step) = &mut self.terraform {
-            step.apply.roll = Roll::Only {
+            let roll = Roll::Only {
                 services: deploying,
                 tag: self.image_tag.clone(),
             };
-            step.command =
-                shell_words(std::iter::once("terraform".to_owned()).chain(step.apply.args(config)));
+            step.set_roll(roll, config);
         }
     }
 
@@ -247,201 +293,6 @@ impl Plan {
         self.services.iter().any(|s| s.action != Action::Skip)
             || self.spas.iter().any(|s| s.action != Action::Skip)
     }
-}
-
-fn plan_services(
-    platform: &Platform,
-    selection: &Selection,
-    tag: &str,
-) -> Result<(Mode, Vec<ServiceStep>)> {
-    let step = |name: &str, action, reason: &str| {
-        let repository = config::expand(&platform.config.registry.repository, name);
-        ServiceStep {
-            name: name.to_owned(),
-            action,
-            reason: reason.to_owned(),
-            image: format!("{repository}:{tag}"),
-            repository,
-        }
-    };
-    let all = || {
-        platform
-            .services
-            .iter()
-            .map(|service| service.name.as_str())
-    };
-    Ok(match selection {
-        Selection::All => (
-            Mode::Full,
-            all()
-                .map(|name| step(name, Action::Deploy, "full deploy"))
-                .collect(),
-        ),
-        Selection::Changed => (
-            Mode::Changed,
-            all()
-                .map(|name| {
-                    step(
-                        name,
-                        Action::Check,
-                        "deployed if changed since its live ECS image tag",
-                    )
-                })
-                .collect(),
-        ),
-        Selection::Named(names) => {
-            let chosen = validate_service_names(platform, names)?;
-            (
-                Mode::Services,
-                all()
-                    .map(|name| {
-                        if chosen.iter().any(|chosen| chosen == name) {
-                            step(name, Action::Deploy, "selected with --services")
-                        } else {
-                            step(name, Action::Skip, "not selected")
-                        }
-                    })
-                    .collect(),
-            )
-        }
-    })
-}
-
-fn validate_service_names(platform: &Platform, names: &[String]) -> Result<Vec<String>> {
-    if names.is_empty() || names.iter().any(|name| name.is_empty()) {
-        return Err(UsageError::new(
-            "--services needs service names separated by commas, e.g. --services api,auth",
-        )
-        .into());
-    }
-    let known: Vec<&str> = platform.services.iter().map(|s| s.name.as_str()).collect();
-    for name in names {
-        if platform.excluded.contains(name) {
-            return Err(UsageError::new(format!(
-                "--services: {name} deploys on its own and is never part of a run ({})",
-                platform.origin("services.exclude")
-            ))
-            .into());
-        }
-    }
-    let unknown: Vec<&str> = names
-        .iter()
-        .map(String::as_str)
-        .filter(|name| !known.contains(name))
-        .collect();
-    if !unknown.is_empty() {
-        return Err(UsageError::new(format!(
-            "--services: unknown service{} {}; the services are: {}",
-            if unknown.len() == 1 { "" } else { "s" },
-            unknown.join(", "),
-            known.join(", ")
-        ))
-        .into());
-    }
-    let mut chosen = names.to_vec();
-    chosen.sort();
-    chosen.dedup();
-    Ok(chosen)
-}
-
-fn plan_spas(
-    platform: &Platform,
-    request: &Request,
-    mode: Mode,
-    context: &Context<'_>,
-) -> Result<Vec<SpaStep>> {
-    let skip_reason = if mode == Mode::Rollback {
-        Some("a rollback leaves SPAs as they are (their files are built from source, not kept per commit)")
-    } else if request.skip_spas {
-        Some("--skip-spas")
-    } else if mode == Mode::Changed {
-        // Runbook: "--changed covers backend services only (it skips SPAs)".
-        Some("--changed covers backend services only; deploy SPAs with a full deploy")
-    } else {
-        None
-    };
-    let outputs = &platform.config.terraform.outputs;
-    platform
-        .spas
-        .iter()
-        .map(|spa| {
-            if skip_reason.is_none() && !platform.root.join(&spa.dir).is_dir() {
-                return Err(UsageError::new(format!(
-                    "SPA {} has no directory {} ({}); set its dir in deploy.toml or pass --skip-spas",
-                    spa.name,
-                    platform.root.join(&spa.dir).display(),
-                    platform.origin(&format!("spas.{}.dir", spa.name))
-                ))
-                .into());
-            }
-            // SPAs are built from the working tree, not the commit (unlike images): an
-            // uncommitted input would be uploaded under a SHA that does not have it.
-            let dirty = if skip_reason.is_none() {
-                let inputs = crate::spa::inputs::spa_inputs(&platform.root, &spa.dir)?;
-                crate::spa::inputs::dirty_inputs(&context.uncommitted, &inputs)
-            } else {
-                Vec::new()
-            };
-            let (reason, recorded_sha) = match skip_reason {
-                Some(reason) => (reason.to_owned(), context.head.sha.clone()),
-                None if dirty.is_empty() => {
-                    ("built and uploaded".to_owned(), context.head.sha.clone())
-                }
-                None => (
-                    format!(
-                        "built from the working tree with {} uncommitted path(s) (--allow-dirty-spas): recorded as {}-dirty",
-                        dirty.len(),
-                        context.head.short_sha
-                    ),
-                    format!("{}-dirty", context.head.sha),
-                ),
-            };
-            Ok(SpaStep {
-                name: spa.name.clone(),
-                action: if skip_reason.is_some() {
-                    Action::Skip
-                } else {
-                    Action::Deploy
-                },
-                reason,
-                build: spa.build.clone(),
-                output: spa.output.clone(),
-                bucket: spa.bucket.clone().unwrap_or_else(|| {
-                    format!(
-                        "terraform output {}[\"{}\"]",
-                        outputs.spa_buckets, spa.name
-                    )
-                }),
-                dirty,
-                recorded_sha,
-            })
-        })
-        .collect::<Result<Vec<SpaStep>>>()
-        .and_then(|steps| refuse_dirty_spas(steps, request))
-}
-
-/// Without `--allow-dirty-spas`, an SPA whose inputs differ from HEAD stops the run
-/// here, before anything is built (exit 2), naming the paths.
-fn refuse_dirty_spas(steps: Vec<SpaStep>, request: &Request) -> Result<Vec<SpaStep>> {
-    if request.allow_dirty_spas {
-        return Ok(steps);
-    }
-    let dirty: Vec<String> = steps
-        .iter()
-        .filter(|step| !step.dirty.is_empty())
-        .map(|step| {
-            let paths: Vec<String> = step.dirty.iter().map(|p| format!("    {p}")).collect();
-            format!("  SPA {}:\n{}", step.name, paths.join("\n"))
-        })
-        .collect();
-    if dirty.is_empty() {
-        return Ok(steps);
-    }
-    Err(UsageError::new(format!(
-        "SPAs are built from the working tree, and these uncommitted paths are among what they build from:\n{}\nAn upload would be recorded as a commit that does not contain them. Commit or stash them, pass --skip-spas, or pass --allow-dirty-spas to upload them recorded as <sha>-dirty. Nothing was touched",
-        dirty.join("\n")
-    ))
-    .into())
 }
 
 /// Finds the tfvars file. The runbook's paths are relative to the terraform directory
@@ -640,7 +491,7 @@ impl fmt::Display for Plan {
         );
         match &self.terraform {
             Some(_) if nothing_to_roll => writeln!(f, "terraform: nothing to roll"),
-            Some(step) => writeln!(f, "terraform: {}", step.command),
+            Some(step) => writeln!(f, "terraform: {}", step.command()),
             None => writeln!(f, "terraform: skipped (--skip-tf): no apply, no ECS roll"),
         }
     }
@@ -656,50 +507,5 @@ pub(crate) fn action_cell(action: Action) -> Cell {
     Cell::new(action.to_string(), tone)
 }
 
-/// Writes an aligned table: a header row, then the rows (the last column unpadded),
-/// each cell in its tone when stdout is a terminal ([`crate::ui::style`]).
-pub(crate) fn write_table<const N: usize>(
-    f: &mut fmt::Formatter<'_>,
-    header: [&str; N],
-    rows: &[[Cell; N]],
-) -> fmt::Result {
-    let colour = crate::ui::style::stdout();
-    let mut widths = header.map(|h| h.chars().count());
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.text.chars().count());
-        }
-    }
-    let width = |i: usize| (i + 1 < N).then_some(widths[i]);
-    let names: Vec<String> = header
-        .iter()
-        .enumerate()
-        .map(|(i, name)| crate::ui::style::header(name, width(i), colour))
-        .collect();
-    writeln!(f, "{}", names.join("  ").trim_end())?;
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, cell)| crate::ui::style::cell(cell, width(i), colour))
-            .collect();
-        writeln!(f, "{}", cells.join("  ").trim_end())?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shell_words_quote_only_what_needs_it() {
-        let line = shell_words(
-            ["terraform", "-var", r#"image_tags={"api"="abc"}"#, "it's"].map(String::from),
-        );
-        assert_eq!(
-            line,
-            r#"terraform -var 'image_tags={"api"="abc"}' 'it'\''s'"#
-        );
-    }
-}
+pub(crate) mod tests;

@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use crate::aws::ecs::Settled;
 use crate::docker::images::{ImageResult, ImageStatus};
-use crate::model::plan::{write_table, Action, Mode, Plan};
+use crate::model::plan::{Action, Mode, Plan};
 use crate::ui::style::{Cell, Tone};
+use crate::ui::table::write_table;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
@@ -215,5 +216,107 @@ impl fmt::Display for RunReport {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::plan::tests::{fixture, plan};
+    use crate::model::plan::Decision;
+    use crate::request::Selection;
+
+    fn image(service: &str, status: ImageStatus, secs: Option<(f64, f64)>) -> ImageResult {
+        ImageResult {
+            service: service.to_owned(),
+            image: format!("127.0.0.1:5000/{service}:0123456"),
+            status,
+            build_secs: secs.map(|(build, _)| build),
+            push_secs: secs.map(|(_, push)| push),
+            error: None,
+        }
+    }
+
+    fn settled(service: &str, tag: &str, steady: bool) -> Settled {
+        Settled {
+            service: service.to_owned(),
+            steady,
+            running_tag: Some(tag.to_owned()),
+            waited_secs: 30.0,
+            error: None,
+        }
+    }
+
+    fn health(service: &str, healthy: bool) -> crate::health::Check {
+        crate::health::Check {
+            service: service.to_owned(),
+            url: format!("http://127.0.0.1/{service}/health"),
+            status: Some(if healthy { 200 } else { 503 }),
+            healthy,
+            error: None,
+        }
+    }
+
+    fn table(report: &RunReport) -> String {
+        crate::ui::table::without_colour(&report.to_string())
+    }
+
+    /// `--changed` deploying api, auth and billing, the others skipped.
+    fn changed_run() -> RunReport {
+        let mut plan = plan(Selection::Changed, false, false).unwrap();
+        let decisions = plan
+            .services
+            .iter()
+            .map(|s| {
+                let decision = match s.name.as_str() {
+                    "api" | "auth" | "billing" => Decision::deploy("changed"),
+                    _ => Decision::skip("unchanged"),
+                };
+                (s.name.clone(), decision)
+            })
+            .collect();
+        plan.decide(decisions, &fixture().config.terraform);
+        RunReport::new(&plan)
+    }
+
+    #[test]
+    fn the_summary_of_a_run_that_rolled() {
+        let mut report = changed_run();
+        report.images = vec![
+            image("api", ImageStatus::Pushed, Some((41.25, 3.5))),
+            image("auth", ImageStatus::AlreadyInRegistry, None),
+            image("billing", ImageStatus::Pushed, Some((0.01, 0.02))),
+        ];
+        report.applied = true;
+        report.apply_secs = Some(8.04);
+        report.rollouts = vec![
+            settled("api", "0123456", true),
+            // The circuit breaker put auth back on its old tag.
+            settled("auth", "fedcba9", false),
+        ];
+        report.health = vec![health("api", true), health("billing", false)];
+        report.spas = vec![SpaResult {
+            name: "admin-ui".into(),
+            bucket: "admin-ui-sandbox".into(),
+            git_sha: "0123456789abcdef0123456789abcdef01234567".into(),
+            uploaded: 3,
+            unchanged: 12,
+            invalidation_id: Some("I2J0I21PCUYOIK".into()),
+            invalidation: Invalidation::Created {
+                id: "I2J0I21PCUYOIK".into(),
+            },
+        }];
+        insta::assert_snapshot!(table(&report));
+    }
+
+    #[test]
+    fn the_summary_of_a_run_that_failed_before_the_apply() {
+        let mut report = changed_run();
+        report.images = vec![
+            image("api", ImageStatus::Pushed, Some((12.0, 2.0))),
+            image("auth", ImageStatus::Failed, Some((5.0, 0.0))),
+            image("billing", ImageStatus::NotStarted, None),
+        ];
+        insta::assert_snapshot!(table(&report));
     }
 }

@@ -11,7 +11,7 @@ use anyhow::{bail, Context as _, Result};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use super::SpaTarget;
-use crate::docker::engine;
+use crate::process::GroupGuard;
 use crate::ui::progress::ItemProgress;
 
 /// Lines of build output shown when a build fails.
@@ -41,7 +41,7 @@ impl fmt::Display for SpaBuildFailed {
         for line in &self.tail {
             write!(f, "\n  | {line}")?;
         }
-        if engine::is_out_of_disk(&self.tail.join("\n")) {
+        if crate::build_output::is_out_of_disk(&self.tail.join("\n")) {
             write!(
                 f,
                 "\nthe disk holding {} is full: free some space and re-run",
@@ -57,12 +57,7 @@ impl std::error::Error for SpaBuildFailed {}
 impl SpaBuildFailed {
     /// An npm/corepack network blip (SPEC §5), worth one more try.
     fn is_transient(&self) -> bool {
-        engine::is_transient_build_failure(&engine::BuildFailed {
-            service: self.spa.clone(),
-            message: self.status.clone(),
-            tail: self.tail.clone(),
-            log_path: PathBuf::new(),
-        })
+        crate::build_output::is_transient(&self.status, &self.tail)
     }
 }
 
@@ -123,7 +118,7 @@ async fn run_build(
                 spa.dir.display()
             )
         })?;
-    let mut group = StopGroupOnDrop(child.id());
+    let mut group = GroupGuard::new(child.id());
     let (lines_tx, mut lines_rx) = tokio::sync::mpsc::channel::<String>(64);
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -147,7 +142,7 @@ async fn run_build(
         .wait()
         .await
         .with_context(|| format!("cannot wait for the build of SPA {}", spa.name))?;
-    group.0 = None;
+    group.disarm();
     if status.success() {
         return Ok(Ok(()));
     }
@@ -162,22 +157,6 @@ async fn run_build(
         status,
         tail: tail.into(),
     }))
-}
-
-/// SIGTERM to a build's process group when the build is abandoned before it ended (Ctrl-C
-/// drops the future): the whole tool stops, nothing is left writing into `dist/`.
-struct StopGroupOnDrop(Option<u32>);
-
-impl Drop for StopGroupOnDrop {
-    fn drop(&mut self) {
-        if let Some(group) = self.0 {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", "--", &format!("-{group}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
 }
 
 async fn forward_lines(reader: impl AsyncRead + Unpin, lines: tokio::sync::mpsc::Sender<String>) {

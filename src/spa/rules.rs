@@ -2,6 +2,7 @@
 //! from what the file is (entry point, content-hashed asset, anything else), and the
 //! small glob patterns `[spa_upload]` uses to say which is which.
 
+use crate::glob::{Dialect, Glob};
 use crate::model::config::SpaUploadConfig;
 
 /// What a file is, for caching and upload order.
@@ -97,39 +98,7 @@ pub fn pattern_matches(pattern: &str, key: &str) -> bool {
         None => (pattern, pattern.contains('/')),
     };
     let subject = if anchored { key } else { file_name(key) };
-    let pattern: Vec<char> = pattern.chars().collect();
-    let subject: Vec<char> = subject.chars().collect();
-    glob(&pattern, &subject)
-}
-
-fn glob(pattern: &[char], subject: &[char]) -> bool {
-    match pattern {
-        [] => subject.is_empty(),
-        ['*', '*', rest @ ..] => {
-            // `**/` also matches no directory at all: `**/x.js` matches `x.js`.
-            if let ['/', after @ ..] = rest {
-                if glob(after, subject) {
-                    return true;
-                }
-            }
-            (0..=subject.len()).any(|i| glob(rest, &subject[i..]))
-        }
-        ['*', rest @ ..] => {
-            for i in 0..=subject.len() {
-                if glob(rest, &subject[i..]) {
-                    return true;
-                }
-                if subject.get(i) == Some(&'/') {
-                    break;
-                }
-            }
-            false
-        }
-        ['?', rest @ ..] => {
-            matches!(subject.first(), Some(c) if *c != '/') && glob(rest, &subject[1..])
-        }
-        [c, rest @ ..] => subject.first() == Some(c) && glob(rest, &subject[1..]),
-    }
+    Glob::new(pattern, Dialect::Simple).matches(subject)
 }
 
 #[cfg(test)]

@@ -1,0 +1,262 @@
+//! Building one image: the context streamed to the daemon, BuildKit's or the classic
+//! builder's progress read into the service's log, and a failure that shows the log's
+//! last lines.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context as _, Result};
+use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion};
+use futures_util::StreamExt;
+
+use super::engine::{is_from_the_daemon, BuilderKind, Engine};
+use crate::build_output::{self, is_out_of_disk};
+use crate::docker::build_context::{self, ContextSpec, ContextStats};
+
+/// Lines of a failed build's log shown in the error.
+const LOG_TAIL_LINES: usize = 25;
+
+impl Engine {
+    /// Builds one image from a commit's tree; every log line goes to `log_path`.
+    pub async fn build(
+        &self,
+        request: &BuildRequest,
+        mut on_step: impl FnMut(&str),
+    ) -> Result<Built> {
+        if let Some(dir) = request.log_path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the log directory {}", dir.display()))?;
+        }
+        let mut log = std::fs::File::create(&request.log_path).with_context(|| {
+            format!("cannot create the build log {}", request.log_path.display())
+        })?;
+        let mut tail = LogTail::default();
+
+        let dockerfile = request.context.dockerfile.to_string_lossy().into_owned();
+        let build_args: HashMap<&str, &str> = request
+            .build_args
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut options = BuildImageOptionsBuilder::default()
+            .dockerfile(&dockerfile)
+            .t(&request.image)
+            .buildargs(&build_args)
+            .rm(true)
+            .forcerm(true);
+        if self.builder == BuilderKind::BuildKit {
+            let session = format!("deploy-{}-{}", std::process::id(), request.service);
+            options = options
+                .version(BuilderVersion::BuilderBuildKit)
+                .session(&session);
+        }
+        let (body, writer) = build_context::stream(request.context.clone());
+        let mut stream =
+            self.client
+                .build_image(options.build(), None, Some(bollard::body_try_stream(body)));
+
+        let mut failure: Option<String> = None;
+        let mut vertex_names: HashMap<String, String> = HashMap::new();
+        while let Some(item) = stream.next().await {
+            let info = match item {
+                Ok(info) => info,
+                Err(err) if is_from_the_daemon(&err) => {
+                    failure = Some(err.to_string());
+                    break;
+                }
+                Err(err) => {
+                    let _ = log.flush();
+                    return Err(anyhow!(
+                        "lost the Docker daemon at {} while building {}: {err}. Check that Docker is running (`docker info`); the build log so far is in {}",
+                        self.host,
+                        request.service,
+                        request.log_path.display()
+                    ));
+                }
+            };
+            if let Some(text) = &info.stream {
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    tail.push(&mut log, line);
+                    if line.starts_with("Step ") {
+                        on_step(line);
+                    }
+                }
+            }
+            if let Some(detail) = &info.error_detail {
+                failure = detail
+                    .message
+                    .clone()
+                    .or(Some("unknown build error".into()));
+            }
+            if let Some(bollard::models::BuildInfoAux::BuildKit(status)) = &info.aux {
+                for vertex in &status.vertexes {
+                    if !vertex.name.is_empty() {
+                        let known = vertex_names.insert(vertex.digest.clone(), vertex.name.clone());
+                        if known.is_none() {
+                            tail.push(
+                                &mut log,
+                                &format!("#{} {}", short(&vertex.digest), vertex.name),
+                            );
+                            on_step(&vertex.name);
+                        }
+                    }
+                    if vertex.cached && vertex.completed.is_some() {
+                        tail.push(&mut log, &format!("#{} CACHED", short(&vertex.digest)));
+                    }
+                    if !vertex.error.is_empty() {
+                        tail.push(
+                            &mut log,
+                            &format!("#{} ERROR: {}", short(&vertex.digest), vertex.error),
+                        );
+                        failure.get_or_insert_with(|| vertex.error.clone());
+                    }
+                }
+                for entry in &status.logs {
+                    for line in String::from_utf8_lossy(&entry.msg).lines() {
+                        if !line.trim().is_empty() {
+                            tail.push(&mut log, &format!("#{} {line}", short(&entry.vertex)));
+                        }
+                    }
+                }
+            }
+        }
+        drop(stream);
+        let context = writer.await.context("the build context writer panicked")?;
+        // A build the daemon failed also stops it reading the context: report the build.
+        if let Some(message) = failure {
+            let _ = log.flush();
+            return Err(BuildFailed {
+                service: request.service.clone(),
+                message,
+                tail: tail.lines.into_iter().collect(),
+                log_path: request.log_path.clone(),
+            }
+            .into());
+        }
+        let stats = context
+            .with_context(|| format!("cannot send the build context of {}", request.service))?;
+        let image = self
+            .client
+            .inspect_image(&request.image)
+            .await
+            .with_context(|| {
+                format!(
+                    "the build of {} reported success but {} is missing",
+                    request.service, request.image
+                )
+            })?;
+        Ok(Built {
+            image_id: image.id.unwrap_or_default(),
+            context: stats,
+        })
+    }
+}
+
+/// One image to build.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub service: String,
+    /// Full reference: `<registry>/<repository>:<tag>`.
+    pub image: String,
+    pub context: ContextSpec,
+    pub build_args: Vec<(String, String)>,
+    pub log_path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub image_id: String,
+    pub context: ContextStats,
+}
+
+/// A build that the Dockerfile (not deploy) failed: the message, the log's last lines
+/// and where the whole log is.
+#[derive(Debug)]
+pub struct BuildFailed {
+    pub service: String,
+    pub message: String,
+    pub tail: Vec<String>,
+    pub log_path: PathBuf,
+}
+
+impl std::fmt::Display for BuildFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "the image build of {} failed: {}",
+            self.service,
+            self.message.trim()
+        )?;
+        writeln!(f, "last lines of the build log:")?;
+        for line in &self.tail {
+            writeln!(f, "  | {line}")?;
+        }
+        write!(f, "full log: {}", self.log_path.display())?;
+        if is_out_of_disk(&format!("{}\n{}", self.message, self.tail.join("\n"))) {
+            write!(
+                f,
+                "\nthe Docker host is out of disk. Reclaim space safely (never touch volumes: they hold local dev DB/Minio/Redis data):\n  docker builder prune -af   # build cache\n  docker image prune -af     # unused images (old SHA-tagged builds)\nor `deploy prune`; a full deploy needs roughly 6-8 GB free."
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for BuildFailed {}
+
+#[derive(Default)]
+struct LogTail {
+    lines: VecDeque<String>,
+}
+
+impl LogTail {
+    fn push(&mut self, log: &mut std::fs::File, line: &str) {
+        let _ = writeln!(log, "{line}");
+        if self.lines.len() == LOG_TAIL_LINES {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(line.to_owned());
+    }
+}
+
+/// A transient network error inside a build step (npm, corepack), worth one retry.
+pub fn is_transient_build_failure(failure: &BuildFailed) -> bool {
+    build_output::is_transient(&failure.message, &failure.tail)
+}
+
+fn short(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    &hex[..hex.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_disk_is_recognised_and_answered_with_the_safe_remedy() {
+        let failure = BuildFailed {
+            service: "api".into(),
+            message: "process \"/bin/sh -c pnpm install\" did not complete successfully".into(),
+            tail: vec!["ERR_PNPM_ENOSPC  ENOSPC: no space left on device, write".into()],
+            log_path: "/tmp/api.log".into(),
+        };
+        let text = failure.to_string();
+        assert!(text.contains("docker builder prune -af"), "{text}");
+        assert!(text.contains("never touch volumes"), "{text}");
+        assert!(!text.contains("volume prune"), "{text}");
+        assert!(!is_transient_build_failure(&failure));
+    }
+
+    #[test]
+    fn npm_blips_are_transient_builds() {
+        let failure = BuildFailed {
+            service: "api".into(),
+            message: "exit code: 1".into(),
+            tail: vec!["npm ERR! code ETIMEDOUT".into()],
+            log_path: "/tmp/api.log".into(),
+        };
+        assert!(is_transient_build_failure(&failure));
+    }
+}

@@ -1,0 +1,109 @@
+//! The SPA half of the plan: which SPAs build and upload, and the refusal of an SPA
+//! built from uncommitted inputs (SPEC §4).
+
+use anyhow::Result;
+
+use super::{Action, Context, Mode, SpaStep};
+use crate::error::UsageError;
+use crate::model::platform::Platform;
+use crate::request::Request;
+
+pub(super) fn plan_spas(
+    platform: &Platform,
+    request: &Request,
+    mode: Mode,
+    context: &Context<'_>,
+) -> Result<Vec<SpaStep>> {
+    let skip_reason = if mode == Mode::Rollback {
+        Some("a rollback leaves SPAs as they are (their files are built from source, not kept per commit)")
+    } else if request.skip_spas {
+        Some("--skip-spas")
+    } else if mode == Mode::Changed {
+        // Runbook: "--changed covers backend services only (it skips SPAs)".
+        Some("--changed covers backend services only; deploy SPAs with a full deploy")
+    } else {
+        None
+    };
+    let outputs = &platform.config.terraform.outputs;
+    platform
+        .spas
+        .iter()
+        .map(|spa| {
+            if skip_reason.is_none() && !platform.root.join(&spa.dir).is_dir() {
+                return Err(UsageError::new(format!(
+                    "SPA {} has no directory {} ({}); set its dir in deploy.toml or pass --skip-spas",
+                    spa.name,
+                    platform.root.join(&spa.dir).display(),
+                    platform.origin(&format!("spas.{}.dir", spa.name))
+                ))
+                .into());
+            }
+            // SPAs are built from the working tree, not the commit (unlike images): an
+            // uncommitted input would be uploaded under a SHA that does not have it.
+            let dirty = if skip_reason.is_none() {
+                let inputs = crate::spa::inputs::spa_inputs(&platform.root, &spa.dir)?;
+                crate::spa::inputs::dirty_inputs(&context.uncommitted, &inputs)
+            } else {
+                Vec::new()
+            };
+            let (reason, recorded_sha) = match skip_reason {
+                Some(reason) => (reason.to_owned(), context.head.sha.clone()),
+                None if dirty.is_empty() => {
+                    ("built and uploaded".to_owned(), context.head.sha.clone())
+                }
+                None => (
+                    format!(
+                        "built from the working tree with {} uncommitted path(s) (--allow-dirty-spas): recorded as {}-dirty",
+                        dirty.len(),
+                        context.head.short_sha
+                    ),
+                    format!("{}-dirty", context.head.sha),
+                ),
+            };
+            Ok(SpaStep {
+                name: spa.name.clone(),
+                action: if skip_reason.is_some() {
+                    Action::Skip
+                } else {
+                    Action::Deploy
+                },
+                reason,
+                build: spa.build.clone(),
+                output: spa.output.clone(),
+                bucket: spa.bucket.clone().unwrap_or_else(|| {
+                    format!(
+                        "terraform output {}[\"{}\"]",
+                        outputs.spa_buckets, spa.name
+                    )
+                }),
+                dirty,
+                recorded_sha,
+            })
+        })
+        .collect::<Result<Vec<SpaStep>>>()
+        .and_then(|steps| refuse_dirty_spas(steps, request))
+}
+
+/// Without `--allow-dirty-spas`, an SPA whose inputs differ from HEAD stops the run
+/// here, before anything is built (exit 2), naming the paths.
+fn refuse_dirty_spas(steps: Vec<SpaStep>, request: &Request) -> Result<Vec<SpaStep>> {
+    if request.allow_dirty_spas {
+        return Ok(steps);
+    }
+    let dirty: Vec<String> = steps
+        .iter()
+        .filter(|step| !step.dirty.is_empty())
+        .map(|step| {
+            let paths: Vec<String> = step.dirty.iter().map(|p| format!("    {p}")).collect();
+            format!("  SPA {}:\n{}", step.name, paths.join("\n"))
+        })
+        .collect();
+    if dirty.is_empty() {
+        return Ok(steps);
+    }
+    Err(UsageError::new(format!(
+        "SPAs are built from the working tree, and these uncommitted paths are among what they build from:\n{}\nAn upload would be recorded as a commit that does not contain them. Commit or stash them, pass --skip-spas, or pass --allow-dirty-spas to upload them recorded as <sha>-dirty. Nothing was touched",
+        dirty.join("\n")
+    ))
+    .into())
+}

@@ -1,0 +1,311 @@
+use super::*;
+
+/// The integration tests' fixture platform (9 services, 2 SPAs, the terraform root);
+/// its tracked `example.tfvars` names the workspace `example`.
+pub(crate) fn fixture() -> Platform {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/platform");
+    Platform::load(&root).unwrap()
+}
+
+const HEAD: &str = "0123456789abcdef0123456789abcdef01234567";
+const OLD: &str = "fedcba9876543210fedcba9876543210fedcba98";
+
+fn head(sha: &str) -> Head {
+    Head {
+        sha: sha.to_owned(),
+        short_sha: sha[..7].to_owned(),
+        branch: Some("main".into()),
+    }
+}
+
+/// A run of `selection`, with or without `--skip-tf`, or `deploy rollback OLD`.
+pub(crate) fn plan(selection: Selection, skip_tf: bool, rollback: bool) -> Result<Plan> {
+    let platform = fixture();
+    let request = Request {
+        selection,
+        var_file: (!skip_tf).then(|| PathBuf::from("tfvars/example.tfvars")),
+        skip_spas: false,
+        allow_dirty_spas: false,
+        skip_tf,
+        assume_yes: false,
+        dry_run: true,
+        rollback: rollback.then(|| OLD.to_owned()),
+    };
+    let context = Context {
+        head: head(HEAD),
+        uncommitted: Vec::new(),
+        cwd: &platform.root,
+        registry_env: None,
+        rollback_to: rollback.then(|| head(OLD)),
+    };
+    Plan::new(&platform, &request, context)
+}
+
+fn named(names: &[&str]) -> Selection {
+    Selection::Named(names.iter().map(|name| name.to_string()).collect())
+}
+
+/// Each service's action and reason, compactly: `api DEPLOY full deploy`.
+fn services(plan: &Plan) -> Vec<String> {
+    plan.services
+        .iter()
+        .map(|s| format!("{} {} {}", s.name, s.action, s.reason))
+        .collect()
+}
+
+fn spa_actions(plan: &Plan) -> Vec<Action> {
+    plan.spas.iter().map(|s| s.action).collect()
+}
+
+fn command(plan: &Plan) -> Option<&str> {
+    plan.terraform.as_ref().map(TerraformStep::command)
+}
+
+/// The `-var`/`-target` part the fixture's config adds for a partial roll of `services`.
+fn partial_roll(tag: &str, services: &[&str]) -> String {
+    let entries: Vec<String> = services
+        .iter()
+        .map(|s| format!(r#""{s}"="{tag}""#))
+        .collect();
+    let targets: Vec<String> = services
+        .iter()
+        .map(|s| {
+            format!(r#"'-target=terraform_data.task_definition["{s}"]' '-target=terraform_data.service["{s}"]'"#)
+        })
+        .collect();
+    format!(
+        "terraform -chdir=infra/terraform/aws apply -input=false -var-file=tfvars/example.tfvars -var 'image_tags={{{}}}' -var image_tag={tag} {}",
+        entries.join(","),
+        targets.join(" ")
+    )
+}
+
+#[test]
+fn a_full_deploy_builds_everything_and_rolls_the_global_tag() {
+    let plan = plan(Selection::All, false, false).unwrap();
+    assert_eq!(plan.mode, Mode::Full);
+    assert_eq!(plan.image_tag, "0123456");
+    assert!(services(&plan)
+        .iter()
+        .all(|s| s.ends_with(" DEPLOY full deploy")));
+    assert_eq!(plan.services.len(), 9);
+    assert_eq!(plan.services[0].image, "api:0123456");
+    assert_eq!(spa_actions(&plan), [Action::Deploy, Action::Deploy]);
+    assert_eq!(
+        command(&plan),
+        Some("terraform -chdir=infra/terraform/aws apply -input=false -var-file=tfvars/example.tfvars -var image_tag=0123456")
+    );
+}
+
+#[test]
+fn a_full_deploy_with_skip_tf_has_no_terraform_step() {
+    let plan = plan(Selection::All, true, false).unwrap();
+    assert_eq!(plan.mode, Mode::Full);
+    assert_eq!(spa_actions(&plan), [Action::Deploy, Action::Deploy]);
+    assert!(plan.terraform.is_none());
+    assert!(plan.has_work());
+}
+
+#[test]
+fn changed_checks_every_service_and_skips_the_spas() {
+    let plan = plan(Selection::Changed, false, false).unwrap();
+    assert_eq!(plan.mode, Mode::Changed);
+    assert!(plan.services.iter().all(|s| s.action == Action::Check));
+    assert_eq!(spa_actions(&plan), [Action::Skip, Action::Skip]);
+    // Undecided, the roll names every service still to be checked.
+    let every: Vec<&str> = plan.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        command(&plan),
+        Some(partial_roll("0123456", &every).as_str())
+    );
+}
+
+#[test]
+fn named_services_deploy_alone_and_roll_alone() {
+    let plan = plan(named(&["webhooks", "auth", "auth"]), false, false).unwrap();
+    assert_eq!(plan.mode, Mode::Services);
+    let deploying: Vec<String> = services(&plan)
+        .into_iter()
+        .filter(|s| !s.ends_with("skip not selected"))
+        .collect();
+    assert_eq!(
+        deploying,
+        [
+            "auth DEPLOY selected with --services",
+            "webhooks DEPLOY selected with --services"
+        ]
+    );
+    assert_eq!(
+        command(&plan),
+        Some(partial_roll("0123456", &["auth", "webhooks"]).as_str())
+    );
+}
+
+#[test]
+fn named_services_with_skip_tf_push_only() {
+    let plan = plan(named(&["api"]), true, false).unwrap();
+    assert_eq!(plan.mode, Mode::Services);
+    assert_eq!(plan.services[0].action, Action::Deploy);
+    assert!(plan.services[1..].iter().all(|s| s.action == Action::Skip));
+    assert!(plan.terraform.is_none());
+}
+
+#[test]
+fn a_rollback_of_everything_rolls_the_old_tag_globally_and_leaves_the_spas() {
+    let plan = plan(Selection::All, false, true).unwrap();
+    assert_eq!(plan.mode, Mode::Rollback);
+    assert_eq!(plan.image_tag, "fedcba9");
+    assert_eq!(plan.commit(), OLD);
+    assert!(services(&plan)
+        .iter()
+        .all(|s| s.ends_with(" DEPLOY rolled back to fedcba9: its image, not rebuilt")));
+    assert_eq!(plan.services[0].image, "api:fedcba9");
+    assert_eq!(spa_actions(&plan), [Action::Skip, Action::Skip]);
+    assert_eq!(
+        command(&plan),
+        Some("terraform -chdir=infra/terraform/aws apply -input=false -var-file=tfvars/example.tfvars -var image_tag=fedcba9")
+    );
+}
+
+#[test]
+fn a_rollback_of_named_services_rolls_only_them() {
+    let plan = plan(named(&["billing"]), false, true).unwrap();
+    assert_eq!(plan.mode, Mode::Rollback);
+    let billing = plan.services.iter().find(|s| s.name == "billing").unwrap();
+    assert_eq!(
+        billing.reason,
+        "rolled back to fedcba9: its image, not rebuilt"
+    );
+    assert!(plan
+        .services
+        .iter()
+        .filter(|s| s.name != "billing")
+        .all(|s| s.action == Action::Skip && s.reason == "not selected"));
+    assert_eq!(
+        command(&plan),
+        Some(partial_roll("fedcba9", &["billing"]).as_str())
+    );
+}
+
+#[test]
+fn bad_service_names_are_usage_errors() {
+    for (names, message) in [
+        (vec![], "--services needs service names separated by commas, e.g. --services api,auth"),
+        (vec!["api", ""], "--services needs service names separated by commas, e.g. --services api,auth"),
+        (vec!["slack-agent"], "--services: slack-agent deploys on its own and is never part of a run (services.exclude, default)"),
+        (vec!["nope", "api", "gone"], "--services: unknown services nope, gone; the services are: api, auth, billing, clinical-api, files, notifications, reports, scheduler, webhooks"),
+    ] {
+        let err = plan(named(&names), false, false).unwrap_err();
+        assert!(err.downcast_ref::<UsageError>().is_some(), "{err:#}");
+        assert_eq!(format!("{err:#}"), message);
+    }
+}
+
+#[test]
+fn decisions_narrow_the_roll_to_what_deploys() {
+    let platform = fixture();
+    let mut plan = plan(Selection::Changed, false, false).unwrap();
+    let decisions = vec![
+        (
+            "files".to_owned(),
+            Decision::deploy("services/files/src/a.ts changed"),
+        ),
+        (
+            "api".to_owned(),
+            Decision::deploy("shared package packages/common changed"),
+        ),
+        (
+            "auth".to_owned(),
+            Decision::skip("unchanged since live 0011223"),
+        ),
+    ];
+    plan.decide(decisions, &platform.config.terraform);
+    let api = &plan.services[0];
+    assert_eq!(
+        (api.action, api.reason.as_str()),
+        (Action::Deploy, "shared package packages/common changed")
+    );
+    assert_eq!(plan.services[1].action, Action::Skip);
+    // Services without a decision stay as they were planned.
+    assert_eq!(plan.services[2].action, Action::Check);
+    assert_eq!(
+        command(&plan),
+        Some(partial_roll("0123456", &["api", "files"]).as_str())
+    );
+    assert!(plan.has_work());
+}
+
+#[test]
+fn nothing_changed_means_no_work_and_nothing_to_roll() {
+    let platform = fixture();
+    let mut plan = plan(Selection::Changed, false, false).unwrap();
+    let decisions = plan
+        .services
+        .iter()
+        .map(|s| (s.name.clone(), Decision::skip("live tag 0123456 is HEAD")))
+        .collect();
+    plan.decide(decisions, &platform.config.terraform);
+    assert!(!plan.has_work());
+    assert!(plan.to_string().ends_with("\nterraform: nothing to roll\n"));
+}
+
+#[test]
+fn the_plan_table() {
+    let mut plan = plan(Selection::Changed, false, false).unwrap();
+    let decisions = vec![
+        (
+            "api".to_owned(),
+            Decision::deploy("lockfile pnpm-lock.yaml changed"),
+        ),
+        (
+            "auth".to_owned(),
+            Decision::skip("unchanged since live fedcba9"),
+        ),
+        (
+            "billing".to_owned(),
+            Decision::deploy(r#"live tag "latest" is not a git SHA"#),
+        ),
+    ];
+    plan.decide(decisions, &fixture().config.terraform);
+    plan.uncommitted = vec!["services/api/notes.txt".into()];
+    let text = crate::ui::table::without_colour(&plan.to_string())
+        .replace(&plan.repo.display().to_string(), "[REPO]");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn shell_words_quote_only_what_needs_it() {
+    let line =
+        shell_words(["terraform", "-var", r#"image_tags={"api"="abc"}"#, "it's"].map(String::from));
+    assert_eq!(
+        line,
+        r#"terraform -var 'image_tags={"api"="abc"}' 'it'\''s'"#
+    );
+}
+
+/// The displayed command is for pasting into a shell: a POSIX shell (the `shell-words`
+/// crate's splitter) must read back exactly the arguments terraform gets. The crate's
+/// own `join` is not used to print it: it also quotes every `=` (`'-chdir=…'`,
+/// `'image_tag=…'`), which would change the command the README and snapshots show.
+#[test]
+fn the_terraform_command_splits_back_into_its_arguments() {
+    let platform = fixture();
+    let mut plan = plan(named(&["api", "clinical-api"]), false, false).unwrap();
+    let step = plan.terraform.as_mut().unwrap();
+    step.apply.var_file = PathBuf::from("tfvars/café's env.tfvars");
+    let roll = step.apply.roll.clone();
+    step.set_roll(roll, &platform.config.terraform);
+    let args = step.apply.args(&platform.config.terraform);
+    let split = shell_words::split(step.command()).unwrap();
+    assert_eq!(split[0], "terraform");
+    assert_eq!(split[1..], args);
+    assert!(step
+        .command()
+        .contains(r"'-var-file=tfvars/café'\''s env.tfvars'"));
+    for arg in [
+        "", "a b", "$HOME", "`x`", "a\"b", "!x", "*", "~", "é", "{a,b}", "a\nb",
+    ] {
+        let line = shell_words(["echo".to_owned(), arg.to_owned()]);
+        assert_eq!(shell_words::split(&line).unwrap(), ["echo", arg], "{line}");
+    }
+}

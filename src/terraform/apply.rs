@@ -1,0 +1,293 @@
+//! The closing `terraform apply` as arguments: what it rolls (every service, or some
+//! through `image_tags` and `-target`), HCL quoting for `-var`, the workspace a tfvars
+//! file names, and whether the targets match anything in the state.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::model::config::{self, TerraformConfig};
+
+/// What the closing `terraform apply` rolls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Roll {
+    /// Every service, through the global `image_tag` variable (a full deploy).
+    All { tag: String },
+    /// Exactly these services: `image_tags` for them and `-target` at their resources.
+    Only { services: Vec<String>, tag: String },
+}
+
+/// A `terraform apply`, as arguments (never through a shell).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Apply {
+    /// The terraform root, relative to the repository root (where terraform runs from).
+    pub dir: PathBuf,
+    /// The tfvars file as terraform will read it (relative to `dir`, or absolute).
+    pub var_file: PathBuf,
+    /// The workspace the tfvars file's name implies (`tfvars/sandbox.tfvars` → `sandbox`).
+    pub workspace: String,
+    pub roll: Roll,
+    pub auto_approve: bool,
+}
+
+impl Apply {
+    /// The arguments after `terraform`.
+    pub fn args(&self, config: &TerraformConfig) -> Vec<String> {
+        let mut args = vec![
+            format!("-chdir={}", self.dir.display()),
+            "apply".to_owned(),
+            "-input=false".to_owned(),
+            format!("-var-file={}", self.var_file.display()),
+        ];
+        match &self.roll {
+            Roll::All { tag } => {
+                args.push("-var".to_owned());
+                args.push(format!("{}={tag}", config.image_tag_var));
+            }
+            Roll::Only { services, tag } => {
+                let entries: Vec<String> = services
+                    .iter()
+                    .map(|service| format!("{}={}", hcl_string(service), hcl_string(tag)))
+                    .collect();
+                args.push("-var".to_owned());
+                args.push(format!(
+                    "{}={{{}}}",
+                    config.image_tags_var,
+                    entries.join(",")
+                ));
+                // A root may declare `image_tag` without a default (natural when every
+                // full deploy sets it), and terraform then refuses any apply that leaves
+                // it unset, targeted or not. The -targets below confine the apply to the
+                // planned services, whose `image_tags` entries win, so giving the global
+                // variable the roll's tag too changes nothing else.
+                args.push("-var".to_owned());
+                args.push(format!("{}={tag}", config.image_tag_var));
+                for service in services {
+                    for target in &config.targets {
+                        args.push(format!("-target={}", config::expand(target, service)));
+                    }
+                }
+            }
+        }
+        if self.auto_approve {
+            args.push("-auto-approve".to_owned());
+        }
+        args
+    }
+}
+
+/// The workspace a tfvars file selects: its file name without the extension.
+pub fn workspace_for(var_file: &Path) -> Option<String> {
+    let name = var_file.file_name()?.to_str()?;
+    let stem = name
+        .strip_suffix(".tfvars.json")
+        .or_else(|| name.strip_suffix(".tfvars"))?;
+    (!stem.is_empty()).then(|| stem.to_owned())
+}
+
+/// A value as an HCL quoted string (for `-var 'name={"key"="value"}'`). Rust's `{:?}`
+/// is not HCL: it writes `\u{e9}` for é, which terraform rejects.
+pub fn hcl_string(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('"');
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            '\n' => quoted.push_str("\\n"),
+            '\r' => quoted.push_str("\\r"),
+            '\t' => quoted.push_str("\\t"),
+            // `${` and `%{` open template sequences; doubling the sign escapes them.
+            '$' | '%' if chars.peek() == Some(&'{') => {
+                quoted.push(c);
+                quoted.push(c);
+            }
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", c as u32)),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// The `-target` addresses that match nothing terraform knows: not in the state, and
+/// not a new instance of a resource the state has (a service added to a `for_each`
+/// would be created, and so is fine). An empty state (an environment never applied)
+/// would create everything: nothing is reported then.
+pub fn unmatched_targets<'a>(targets: &'a [String], state: &[String]) -> Vec<&'a str> {
+    if state.is_empty() {
+        return Vec::new();
+    }
+    let covers = |target: &str, address: &str| {
+        address == target
+            || address
+                .strip_prefix(target)
+                .is_some_and(|rest| rest.starts_with(['.', '[']))
+    };
+    targets
+        .iter()
+        .map(String::as_str)
+        .filter(|target| {
+            let resource = resource_of(target);
+            !state
+                .iter()
+                .any(|address| covers(target, address) || resource_of(address) == resource)
+        })
+        .collect()
+}
+
+/// An address without its final instance key: `a.b["x"]` → `a.b`.
+fn resource_of(address: &str) -> &str {
+    match address.strip_suffix(']').and_then(|a| a.rfind('[')) {
+        Some(open) => &address[..open],
+        None => address,
+    }
+}
+
+/// The state's addresses that look like they belong to `service` (an instance key or
+/// a name part equal to it), to show where a target should point.
+pub fn addresses_of<'a>(service: &str, state: &'a [String]) -> Vec<&'a str> {
+    let key = format!("[{}]", hcl_string(service));
+    state
+        .iter()
+        .map(String::as_str)
+        .filter(|address| {
+            address.contains(&key)
+                || address
+                    .split(['.', '[', ']'])
+                    .any(|part| part == service || part.trim_matches('"') == service)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(roll: Roll) -> Apply {
+        Apply {
+            dir: "infra/terraform/aws".into(),
+            var_file: "tfvars/sandbox.tfvars".into(),
+            workspace: "sandbox".into(),
+            roll,
+            auto_approve: false,
+        }
+    }
+
+    #[test]
+    fn full_roll_sets_the_global_tag() {
+        let args = apply(Roll::All {
+            tag: "3f2c1ab".into(),
+        })
+        .args(&TerraformConfig::default());
+        assert_eq!(
+            args,
+            [
+                "-chdir=infra/terraform/aws",
+                "apply",
+                "-input=false",
+                "-var-file=tfvars/sandbox.tfvars",
+                "-var",
+                "image_tag=3f2c1ab"
+            ]
+        );
+    }
+
+    #[test]
+    fn partial_roll_targets_only_the_named_services_and_gives_image_tag_the_same_tag() {
+        let mut plan = apply(Roll::Only {
+            services: vec!["api".into(), "clinical-api".into()],
+            tag: "3f2c1ab".into(),
+        });
+        plan.auto_approve = true;
+        let args = plan.args(&TerraformConfig::default());
+        assert!(
+            args.contains(&r#"image_tags={"api"="3f2c1ab","clinical-api"="3f2c1ab"}"#.to_owned())
+        );
+        // A root whose image_tag has no default refuses an apply without it; the
+        // targets keep it from reaching any other service.
+        assert!(args.contains(&"image_tag=3f2c1ab".to_owned()));
+        let targets: Vec<_> = args
+            .iter()
+            .filter(|arg| arg.starts_with("-target="))
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                r#"-target=aws_ecs_task_definition.service["api"]"#,
+                r#"-target=aws_ecs_service.service["api"]"#,
+                r#"-target=aws_ecs_task_definition.service["clinical-api"]"#,
+                r#"-target=aws_ecs_service.service["clinical-api"]"#,
+            ]
+        );
+        assert_eq!(args.last().unwrap(), "-auto-approve");
+    }
+
+    #[test]
+    fn workspace_is_the_tfvars_name() {
+        assert_eq!(
+            workspace_for(Path::new("tfvars/sandbox.tfvars")).as_deref(),
+            Some("sandbox")
+        );
+        assert_eq!(
+            workspace_for(Path::new("/x/prod.tfvars.json")).as_deref(),
+            Some("prod")
+        );
+        assert_eq!(workspace_for(Path::new("tfvars/notes.txt")), None);
+    }
+
+    #[test]
+    fn hcl_strings_escape_quotes_templates_and_controls_but_not_unicode() {
+        assert_eq!(hcl_string("api"), r#""api""#);
+        assert_eq!(hcl_string("café"), "\"café\"");
+        assert_eq!(hcl_string(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(hcl_string("${x} %{y} $z"), r#""$${x} %%{y} $z""#);
+        assert_eq!(hcl_string("a\nb\u{7}"), r#""a\nb\u0007""#);
+    }
+
+    fn owned(addresses: &[&str]) -> Vec<String> {
+        addresses.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn targets_must_match_the_state_or_be_new_instances_of_its_resources() {
+        let state = owned(&[
+            r#"terraform_data.task_definition["api"]"#,
+            r#"terraform_data.service["api"]"#,
+            r#"module.ecs["auth"].aws_ecs_service.this"#,
+        ]);
+        let good = owned(&[
+            r#"terraform_data.task_definition["api"]"#,
+            // A new service: a new instance of a resource the state has.
+            r#"terraform_data.service["billing"]"#,
+            // A whole module instance, and a resource without its key.
+            r#"module.ecs["auth"]"#,
+            "terraform_data.service",
+        ]);
+        assert!(unmatched_targets(&good, &state).is_empty());
+        let bad = owned(&[
+            r#"aws_ecs_service.service["api"]"#,
+            r#"module.ecs["auth"].aws_ecs_task_definition.this"#,
+            r#"terraform_data.task_definitions["api"]"#,
+        ]);
+        assert_eq!(
+            unmatched_targets(&bad, &state),
+            bad.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        // Nothing applied yet: everything would be created.
+        assert!(unmatched_targets(&bad, &[]).is_empty());
+        assert_eq!(
+            addresses_of("api", &state),
+            [
+                r#"terraform_data.task_definition["api"]"#,
+                r#"terraform_data.service["api"]"#
+            ]
+        );
+        assert_eq!(
+            addresses_of("auth", &state),
+            [r#"module.ecs["auth"].aws_ecs_service.this"#]
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! The tier that needs no test bed: the real `deploy` binary in temp git repositories,
+//! for everything it decides before it talks to AWS, Docker or terraform (flags, usage
+//! and config errors, help, completions, the man page, dry runs without `--changed`).
+//! `cargo test --test cli` runs anywhere, in seconds; `scripts/check --fast` runs it.
+
+mod cli;
+mod dry_run;
+mod rollback;
+#[path = "../support/mod.rs"]
+mod support;

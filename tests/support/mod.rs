@@ -1,0 +1,25 @@
+//! The harness shared by the integration test targets (`cli`: no test bed needed;
+//! `testbed`: the real test bed, SPEC §7): runs the real `deploy` binary in temp
+//! directories, builds the fixture platform as a real git repository, and finds the
+//! test bed.
+//!
+//! Each target includes this folder with `#[path = "../support/mod.rs"] mod support;`,
+//! so not every target uses every helper.
+
+#![allow(dead_code, unused_imports)]
+
+mod docker_use;
+mod faults;
+mod fixture;
+mod run;
+pub mod spa;
+mod testbed;
+
+pub use docker_use::DockerUse;
+pub use faults::{eventually, processes_with, unique_marker, FaultProxy};
+pub use fixture::{Fixture, DEPLOY_API, DEPLOY_SANDBOX, PUSH_API, SERVICES, UNLOCK_SANDBOX};
+pub use run::{Background, Deploy, Outcome};
+pub use testbed::{
+    bootstrap, bootstrap_applied, bootstrap_aws, bootstrap_prod_and_sandbox, bootstrap_with,
+    runtime, set_live_image, AwsEnv, Testbed,
+};

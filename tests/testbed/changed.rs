@@ -1,0 +1,322 @@
+//! `--changed` after a full deploy: live tags from ECS, the git2 change plan, the
+//! targeted roll, and every reason a live tag cannot be a diff base.
+
+use crate::support::{bootstrap_applied, set_live_image, AwsEnv, Fixture, Testbed, SERVICES};
+
+/// The `--changed` dry-run plan as JSON: service name → (action, reason).
+fn changed_plan(fixture: &Fixture, env: &AwsEnv, bed: &Testbed) -> Vec<(String, String, String)> {
+    let out = fixture
+        .deploy()
+        .aws(env, bed)
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--changed",
+            "--profile",
+            "testbed",
+            "--dry-run",
+            "--output",
+            "json",
+        ])
+        .run();
+    out.success();
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    plan["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["action"].as_str().unwrap().to_owned(),
+                s["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn deploying(plan: &[(String, String, String)]) -> Vec<&str> {
+    plan.iter()
+        .filter(|(_, a, _)| a == "DEPLOY")
+        .map(|(n, _, _)| n.as_str())
+        .collect()
+}
+
+#[test]
+fn changed_deploys_exactly_what_changed_since_the_live_tags() {
+    let bed = Testbed::get();
+    let fixture = Fixture::unique();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let full = [
+        "--var-file",
+        "tfvars/sandbox.tfvars",
+        "--skip-spas",
+        "--profile",
+        "testbed",
+        "-y",
+    ];
+    fixture.deploy().aws(&env, &bed).args(full).run().success();
+    let live_tag = fixture.short_sha();
+
+    // Nothing changed: say so, exit 0, build nothing, run no terraform.
+    let out = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--changed",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
+        .run();
+    out.success()
+        .stdout_has("Nothing changed since the live images")
+        .stdout_lacks("Summary");
+    assert!(
+        !out.stderr.contains("terraform_data"),
+        "terraform must not run: {}",
+        out.stderr
+    );
+    // The same from cron or CI, without -y and without a terminal: nothing needs
+    // confirming, so it is not a usage error.
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--changed",
+            "--profile",
+            "testbed",
+        ])
+        .run()
+        .success()
+        .stdout_has("Nothing changed since the live images");
+
+    // Unrelated paths and slack-agent never deploy anything.
+    fixture.write("docs/notes.md", "notes\n");
+    fixture.write(
+        "services/slack-agent/src/index.ts",
+        "export const changed = 1;\n",
+    );
+    fixture.commit_all("docs and slack-agent");
+    assert!(deploying(&changed_plan(&fixture, &env, &bed)).is_empty());
+
+    // Every shared package and build input fans out to all nine, with that reason.
+    for path in [
+        "packages/common/src/index.ts",
+        "packages/auth-client/src/index.ts",
+        "packages/events/src/index.ts",
+        "packages/tsconfig/base.json",
+        "packages/eslint-config/index.js",
+        "pnpm-lock.yaml",
+        "pnpm-workspace.yaml",
+        "package.json",
+        "infra/docker/service.Dockerfile",
+        "infra/docker/.npmrc",
+    ] {
+        let before = fixture.git(&["rev-parse", "HEAD"]);
+        let text = std::fs::read_to_string(fixture.path(path)).unwrap_or_default();
+        let comment = if path.ends_with(".json") {
+            ""
+        } else {
+            "\n# changed\n"
+        };
+        let edited = if path.ends_with(".json") {
+            text.replacen('{', "{\n  \"_changed\": true,", 1)
+        } else {
+            format!("{text}{comment}")
+        };
+        fixture.write(path, &edited);
+        fixture.commit_all(&format!("change {path}"));
+        let plan = changed_plan(&fixture, &env, &bed);
+        assert_eq!(deploying(&plan), SERVICES, "{path}: {plan:?}");
+        assert!(
+            plan.iter().all(|(_, _, reason)| reason.contains(
+                path.trim_end_matches("/src/index.ts")
+                    .trim_end_matches("/base.json")
+                    .trim_end_matches("/index.js")
+            )),
+            "{path}: {plan:?}"
+        );
+        fixture.git(&["reset", "--quiet", "--hard", &before]);
+    }
+
+    // One service's own change: only it deploys, and only it is rolled.
+    fixture.write(
+        "services/billing/src/index.ts",
+        "export const billing = 2;\n",
+    );
+    let tag = fixture.commit_all("billing change");
+    let plan = changed_plan(&fixture, &env, &bed);
+    assert_eq!(deploying(&plan), ["billing"]);
+    assert!(
+        plan.iter()
+            .any(|(n, _, r)| n == "billing" && r == "services/billing/src/index.ts changed"),
+        "{plan:?}"
+    );
+    // terraform on PATH writes down how it was called, then runs the real one.
+    let wrapper = tempfile::tempdir().unwrap();
+    let calls = wrapper.path().join("calls");
+    let script = wrapper.path().join("terraform");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            calls.display(),
+            bed.terraform.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                wrapper.path().display(),
+                std::env::var("PATH").unwrap()
+            ),
+        )
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--changed",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
+        .run();
+    out.success()
+        .stdout_has(&format!("yes (:{tag})"))
+        .stdout_has(r#"-target=terraform_data.service["billing"]"#);
+    // The outputs (cluster, lock bucket, health URL) are read once, for the plan and
+    // preflight both.
+    let calls = std::fs::read_to_string(&calls).unwrap();
+    assert_eq!(
+        calls
+            .lines()
+            .filter(|call| call.contains(" output "))
+            .count(),
+        1,
+        "{calls}"
+    );
+    assert_eq!(
+        calls
+            .lines()
+            .filter(|call| call.contains(" apply "))
+            .count(),
+        1,
+        "{calls}"
+    );
+    let after = changed_plan(&fixture, &env, &bed);
+    assert!(
+        deploying(&after).is_empty(),
+        "after the roll nothing is left: {after:?}"
+    );
+    assert!(
+        after
+            .iter()
+            .any(|(n, _, r)| n == "api" && r.contains(&live_tag)),
+        "api stays on the first deploy's tag: {after:?}"
+    );
+
+    // `status` reads the same: billing runs the new tag, the rest the first deploy's.
+    let status = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(["status", "--profile", "testbed", "--output", "json"])
+        .run();
+    status.success();
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    for service in status["services"].as_array().unwrap() {
+        let name = service["name"].as_str().unwrap();
+        let expected = if name == "billing" { &tag } else { &live_tag };
+        assert!(
+            service["live"]["image"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!(":{expected}")),
+            "{service}"
+        );
+        assert_eq!(service["action"], "SKIP", "{service}");
+        assert_eq!(service["live"]["rollout_state"], "COMPLETED", "{service}");
+    }
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(["status", "--profile", "testbed"])
+        .run()
+        .success()
+        .stdout_has("CHANGED")
+        .stdout_has(&format!("billing        {tag}"));
+
+    // Live tags that cannot be a diff base: deployed, with the reason.
+    set_live_image(&env, "api", Some(&format!("{}/api:latest", bed.registry)));
+    set_live_image(
+        &env,
+        "auth",
+        Some(&format!("{}/auth:deadbeefcafe", bed.registry)),
+    );
+    set_live_image(
+        &env,
+        "files",
+        Some(&format!("{}/files:{tag}-dirty", bed.registry)),
+    );
+    set_live_image(&env, "reports", None);
+    let plan = changed_plan(&fixture, &env, &bed);
+    let reason = |name: &str| plan.iter().find(|(n, _, _)| n == name).unwrap().2.clone();
+    assert_eq!(
+        deploying(&plan),
+        ["api", "auth", "files", "reports"],
+        "{plan:?}"
+    );
+    assert!(
+        reason("api").contains("\"latest\" is not a git SHA"),
+        "{}",
+        reason("api")
+    );
+    assert!(
+        reason("auth").contains("not in local history") && reason("auth").contains("git fetch"),
+        "{}",
+        reason("auth")
+    );
+    assert!(
+        reason("files").contains("uncommitted code"),
+        "{}",
+        reason("files")
+    );
+    assert!(
+        reason("reports").contains("not in cluster"),
+        "{}",
+        reason("reports")
+    );
+}
+
+/// `--changed` reads what ECS runs even in a dry run (read-only), so it needs the bed.
+#[test]
+fn changed_mode_skips_spas_as_the_runbook_says() {
+    let bed = Testbed::get();
+    let fixture = Fixture::new();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--changed",
+            "--profile",
+            "testbed",
+            "--dry-run",
+        ])
+        .run()
+        .success()
+        .stdout_has("incremental deploy (--changed)")
+        .stdout_has("--changed covers backend services only");
+}

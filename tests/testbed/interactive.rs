@@ -1,0 +1,111 @@
+//! The operator at a terminal (a real pseudo-terminal): the profile menu, the account
+//! summary and the typed `y`; `n` aborts with nothing pushed or applied.
+
+use std::process::Command;
+
+use crate::support::{bootstrap_applied, DockerUse, Fixture, Testbed};
+
+#[test]
+fn at_a_terminal_the_menu_and_typed_confirmation_gate_the_deploy() {
+    let bed = Testbed::get();
+    // Its deploys build images, outside the Deploy harness.
+    let _docker = DockerUse::shared();
+    let fixture = Fixture::unique();
+    let tag = fixture.short_sha();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/pty_run.py");
+    let deploy_api = [
+        "--var-file",
+        "tfvars/sandbox.tfvars",
+        "--skip-spas",
+        "--services",
+        "api",
+    ];
+    let drive = |args: &[&str], answers: &[(&str, &str)]| {
+        let mut command = Command::new(&bed.python);
+        command.arg(&script).args(["--timeout", "120"]);
+        for (expect, send) in answers {
+            command.args(["--expect", expect, "--send", send]);
+        }
+        command
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_deploy"))
+            .args(args)
+            .current_dir(fixture.root())
+            .env("DEPLOY_REGISTRY", &bed.registry)
+            .env("TERM", "xterm")
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .env_remove("AWS_PROFILE");
+        env.configure(&mut command);
+        // No AWS_PROFILE: the menu is the only way to choose.
+        command.env_remove("AWS_PROFILE");
+        let output = command.output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+
+    // `n` at the confirmation: exit 2, nothing pushed, nothing applied.
+    let (code, screen) = drive(
+        &deploy_api,
+        &[
+            ("AWS profile to deploy with", "\r"),
+            ("Type y to build and push", "n\r"),
+        ],
+    );
+    assert_eq!(code, Some(2), "{screen}");
+    assert!(
+        screen.contains("testbed"),
+        "the menu lists the profile: {screen}"
+    );
+    assert!(
+        screen.contains("AWS account"),
+        "the account summary comes first: {screen}"
+    );
+    assert!(
+        screen.contains("not confirmed: nothing was built or pushed"),
+        "{screen}"
+    );
+    assert!(!bed.registry_has("api", &tag));
+
+    // `y`, then terraform's own approval prompt (no -y): deployed.
+    let (code, screen) = drive(
+        &deploy_api,
+        &[
+            ("AWS profile to deploy with", "\r"),
+            ("Type y to build and push", "y\r"),
+            ("Enter a value", "yes\r"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(bed.registry_has("api", &tag));
+    assert!(
+        screen.contains("\x1b[32mDEPLOY"),
+        "at a terminal the plan is coloured: {screen}"
+    );
+    assert!(screen.contains(&format!("yes (:{tag})")), "{screen}");
+
+    // A rollback asks too, in its own words; `n` leaves everything as it is.
+    let (code, screen) = drive(
+        &[
+            "rollback",
+            &tag,
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--services",
+            "api",
+        ],
+        &[
+            ("AWS profile to deploy with", "\r"),
+            ("Type y to roll back", "n\r"),
+        ],
+    );
+    assert_eq!(code, Some(2), "{screen}");
+    assert!(screen.contains("rollback   to"), "{screen}");
+    assert!(
+        screen.contains("not confirmed: nothing was rolled back"),
+        "{screen}"
+    );
+}

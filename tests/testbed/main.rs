@@ -1,0 +1,23 @@
+//! The test-bed tier: the real `deploy` binary against real git repositories and the
+//! real test bed (moto, docker-registry, Docker, terraform; SPEC §7). One binary, as in
+//! ripgrep. Every test fails, never skips, when the test bed is missing: run
+//! `scripts/check`, or `testbed/testbed.sh up`, `. .testbed/env` and
+//! `cargo test --test testbed`.
+
+mod changed;
+mod environments;
+mod faults;
+mod images;
+mod interactive;
+mod lock;
+mod outages;
+mod preflight;
+mod prune;
+mod readme;
+mod rollback;
+mod rollout;
+mod secrets;
+mod spas;
+#[path = "../support/mod.rs"]
+mod support;
+mod testbed;
