@@ -1,7 +1,8 @@
 //! The command line: flags exactly as the runbook names them, validated by clap.
 //!
-//! These types only hold values. `Settings::from_cli` (in `settings.rs`) turns them
-//! into a typed request before any I/O; nothing here knows about AWS, Docker or git.
+//! These types only hold values. `request.rs` turns them into the typed request of
+//! each command (and the shared `Globals`) before any I/O; nothing here knows about
+//! AWS, Docker or git.
 
 use std::path::PathBuf;
 
@@ -81,7 +82,7 @@ pub struct Cli {
     #[arg(global = true, short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
-    /// Only errors on stderr
+    /// Only errors and warnings on stderr
     #[arg(global = true, short, long)]
     pub quiet: bool,
 }

@@ -183,7 +183,10 @@ impl Lock {
         match holder {
             Some(holder) if holder.token == self.token => {}
             _ => {
-                tracing::warn!(key = %self.location.key, "the deploy lock was broken or taken over; leaving it");
+                crate::ui::output::warn(&format!(
+                    "the deploy lock s3://{}/{} was broken or taken over during this run; leaving it",
+                    self.location.bucket, self.location.key
+                ));
                 return Ok(());
             }
         }
@@ -339,32 +342,10 @@ fn format_age(seconds: u64) -> String {
     }
 }
 
-/// The environment's private bucket, never one CloudFront serves: the deploy lock and
-/// the SPA upload manifests live there. `lock.bucket`, else the terraform output
-/// (`terraform.outputs.deploy_lock_bucket`) among `outputs`, else the S3 backend's
-/// bucket.
-pub fn private_bucket(
-    platform: &crate::model::platform::Platform,
-    outputs: &serde_json::Map<String, serde_json::Value>,
-) -> Option<String> {
-    platform
-        .config
-        .lock
-        .bucket
-        .clone()
-        .or_else(|| {
-            outputs
-                .get(&platform.config.terraform.outputs.deploy_lock_bucket)
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-        })
-        .filter(|bucket| !bucket.is_empty())
-        .or_else(|| state_bucket(&platform.root.join(platform.terraform_dir())))
-}
-
 /// The bucket of an S3 terraform backend, from `<tf dir>/.terraform/terraform.tfstate`
 /// (written by `terraform init`): the platform's state bucket is private and already
-/// there, so it is the natural home of the lock.
+/// there, so it is the natural home of the lock. The last resort of
+/// `model::environment::Environment::lock_bucket`.
 pub fn state_bucket(terraform_dir: &std::path::Path) -> Option<String> {
     let text = std::fs::read_to_string(terraform_dir.join(".terraform/terraform.tfstate")).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;

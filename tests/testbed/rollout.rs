@@ -180,7 +180,12 @@ fn services_rolls_only_the_named_service() {
         .stderr_has("the roll is targeted on purpose at auth")
         .stderr_lacks("Resource targeting is in effect")
         .stderr_lacks("Applied changes may be incomplete");
-    assert_only_rolled(&before, &live(&env), "auth", &format!("{}/auth:{tag}", bed.registry));
+    assert_only_rolled(
+        &before,
+        &live(&env),
+        "auth",
+        &format!("{}/auth:{tag}", bed.registry),
+    );
 }
 
 /// `rolled` runs `image` on a new task definition; every other service is untouched.
@@ -297,7 +302,12 @@ fn a_partial_roll_works_on_a_root_whose_image_tag_has_a_default() {
         .args(DEPLOY_API)
         .run()
         .success();
-    assert_only_rolled(&before, &live(&env), "api", &format!("{}/api:{tag}", bed.registry));
+    assert_only_rolled(
+        &before,
+        &live(&env),
+        "api",
+        &format!("{}/api:{tag}", bed.registry),
+    );
 }
 
 /// A variable the root requires and the tfvars lacks fails the same way on every

@@ -27,11 +27,8 @@ pub(crate) fn plan(selection: Selection, skip_tf: bool, rollback: bool) -> Resul
         skip_spas: false,
         allow_dirty_spas: false,
         skip_tf,
-        profile: None,
         assume_yes: false,
         dry_run: true,
-        output: crate::cli::OutputFormat::Text,
-        start_dir: None,
         rollback: rollback.then(|| OLD.to_owned()),
     };
     let context = Context {
