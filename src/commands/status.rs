@@ -112,7 +112,7 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
         let environment = Environment::read(&platform, workspace.as_deref(), &outputs)?;
         let cluster = environment.cluster()?.to_owned();
         let survey = live::survey(&platform, &repo, &head.sha, profile, cluster).await?;
-        let s3 = crate::aws::s3(&crate::aws::load(profile).await);
+        let s3 = crate::aws::Aws::load(profile).await.s3();
         let mut spas = Vec::new();
         for spa in &platform.spas {
             let bucket = environment.spa(&spa.name).bucket;

@@ -121,7 +121,7 @@ struct Run<'a> {
 
 /// What preflight found out.
 struct Ready {
-    sdk: aws_config::SdkConfig,
+    aws: crate::aws::Aws,
     engine: Engine,
     /// Terraform, when this run rolls services.
     terraform: Option<Terraform>,

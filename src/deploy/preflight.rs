@@ -33,15 +33,15 @@ impl Run<'_> {
         let terraform = self.check_terraform().await?;
         let environment = self.environment(terraform.as_ref()).await?;
         let spas = self.spa_targets(&environment)?;
-        let sdk = self.who_am_i().await?;
+        let aws = self.who_am_i().await?;
         // Before anything is touched, the rollback's images must all be there.
         let rollback_images = if self.plan.mode == Mode::Rollback {
-            self.rollback_images(&sdk, &engine).await?
+            self.rollback_images(&aws.sdk, &engine).await?
         } else {
             Vec::new()
         };
         Ok(Ready {
-            sdk,
+            aws,
             engine,
             terraform,
             environment,
@@ -227,10 +227,10 @@ impl Run<'_> {
     }
 
     /// STS GetCallerIdentity, and the account summary the operator confirms.
-    async fn who_am_i(&self) -> Result<aws_config::SdkConfig> {
+    async fn who_am_i(&self) -> Result<aws::Aws> {
         let profile = self.profile.as_deref();
-        let sdk = aws::load(profile).await;
-        let identity = aws_sdk_sts::Client::new(&sdk)
+        let aws = aws::Aws::load(profile).await;
+        let identity = aws_sdk_sts::Client::new(&aws.sdk)
             .get_caller_identity()
             .send()
             .await
@@ -239,7 +239,8 @@ impl Run<'_> {
         let summary = AccountSummary {
             account: identity.account().unwrap_or("?"),
             arn: identity.arn().unwrap_or("?"),
-            region: sdk
+            region: aws
+                .sdk
                 .region()
                 .map(|r| r.to_string())
                 .unwrap_or_else(|| "?".into()),
@@ -247,7 +248,7 @@ impl Run<'_> {
             plan: self.plan,
         };
         self.progress.note(&summary.to_string());
-        Ok(sdk)
+        Ok(aws)
     }
 
     /// `deploy rollback`: every image it rolls must already be in the registry; one

@@ -7,7 +7,6 @@ use futures_util::StreamExt;
 
 use super::messages::pushed_sentence;
 use super::{Ready, Run};
-use crate::aws;
 use crate::aws::deploy_lock::{Lock, LockLocation};
 use crate::aws::ecs::{Ecs, RolloutTarget, Settled};
 use crate::docker::daemon_lock::DaemonLock;
@@ -37,13 +36,7 @@ impl Run<'_> {
             return Ok(None);
         };
         let location = LockLocation::new(bucket, &step.apply.workspace);
-        let lock = Lock::acquire(
-            aws::s3(&ready.sdk),
-            location,
-            self.plan.commit(),
-            self.profile.as_deref(),
-        )
-        .await?;
+        let lock = Lock::acquire(ready.aws.s3(), location, self.plan.commit()).await?;
         tracing::info!(environment = %step.apply.workspace, "deploy lock taken");
         Ok(Some(lock))
     }
@@ -67,7 +60,7 @@ impl Run<'_> {
 
     /// Step 6: build and push every planned image.
     pub(super) async fn build_and_push(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
-        let (access, jobs) = self.image_jobs(&ready.sdk).await?;
+        let (access, jobs) = self.image_jobs(&ready.aws.sdk).await?;
         let docker_config = &self.platform.config.docker;
         let settings = ImageSettings {
             repo_root: self.platform.root.clone(),
@@ -130,8 +123,8 @@ impl Run<'_> {
                 ))
             })?;
         }
-        let s3 = aws::s3(&ready.sdk);
-        let cloudfront = aws_sdk_cloudfront::Client::new(&ready.sdk);
+        let s3 = ready.aws.s3();
+        let cloudfront = ready.aws.cloudfront();
         let settings = &self.platform.config.spa_upload;
         for target in &ready.spas {
             let item = self.progress.item(&target.name);
@@ -230,7 +223,7 @@ impl Run<'_> {
         let cluster = ready.environment.cluster()?;
         let ecs_config = &self.platform.config.ecs;
         let ecs = Ecs::new(
-            aws_sdk_ecs::Client::new(&ready.sdk),
+            aws_sdk_ecs::Client::new(&ready.aws.sdk),
             cluster.to_owned(),
             self.profile.clone(),
         );

@@ -122,9 +122,13 @@ fn full_deploy_rolls_every_service_to_the_new_sha() {
                     .await
                     .expect("index.html uploaded");
                 deployed.push(
-                    deploy::spa::deployed_sha(&s3, Some(&manifest), bucket)
-                        .await
-                        .unwrap(),
+                    deploy::spa::deployed_sha(
+                        &deploy::aws::Service::new(s3.clone(), None),
+                        Some(&manifest),
+                        bucket,
+                    )
+                    .await
+                    .unwrap(),
                 );
             }
             deployed
