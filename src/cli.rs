@@ -1,7 +1,8 @@
 //! The command line: flags exactly as the runbook names them, validated by clap.
 //!
-//! These types only hold values. `Settings::from_cli` (in `settings.rs`) turns them
-//! into a typed request before any I/O; nothing here knows about AWS, Docker or git.
+//! These types only hold values. `request.rs` turns them into the typed request of
+//! each command (and the shared `Globals`) before any I/O; nothing here knows about
+//! AWS, Docker or git.
 
 use std::path::PathBuf;
 
@@ -59,8 +60,9 @@ pub struct Cli {
     #[arg(global = true, long, value_name = "NAME", env = "DEPLOY_PROFILE")]
     pub profile: Option<String>,
 
-    /// Skip the profile menu and the account confirmation (pair with --profile); passes
-    /// -auto-approve to terraform
+    /// Skip the profile menu and the account confirmation (pair with --profile); the
+    /// review of the roll's terraform plan is still printed, and changes outside the
+    /// deployment still need --allow-infra-changes
     #[arg(short = 'y', long)]
     pub yes: bool,
 
@@ -87,7 +89,7 @@ pub struct Cli {
     #[arg(global = true, short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
-    /// Only errors on stderr
+    /// Only errors and warnings on stderr
     #[arg(global = true, short, long)]
     pub quiet: bool,
 }
@@ -144,8 +146,8 @@ pub enum Command {
         #[arg(long, value_name = "A,B", value_delimiter = ',', num_args = 1)]
         services: Option<Vec<String>>,
 
-        /// Skip the profile menu and the account confirmation (pair with --profile);
-        /// passes -auto-approve to terraform
+        /// Skip the profile menu and the account confirmation (pair with --profile); the
+        /// review of the roll's terraform plan is still printed
         #[arg(short = 'y', long)]
         yes: bool,
 

@@ -4,62 +4,28 @@ use std::io::Write as _;
 
 use anyhow::Context as _;
 use clap::{CommandFactory, Parser};
-use deploy::cli::{Cli, Command};
+use deploy::cli::Cli;
 use deploy::error::{self, WritingStdout};
+use deploy::request::{CommandRequest, Globals};
 
 fn main() {
     let cli = Cli::parse();
-    deploy::ui::logging::init(cli.verbose, cli.quiet);
-    let outcome = match cli.command {
-        Some(Command::Status { ref var_file }) => {
-            deploy::commands::status::run(&cli, var_file.as_deref())
-        }
-        Some(Command::Completions { shell }) => {
+    let globals = Globals::from_cli(&cli);
+    deploy::ui::logging::init(globals.verbose, globals.quiet);
+    let outcome = match CommandRequest::from_cli(&cli) {
+        CommandRequest::Deploy(request) => deploy::deploy::run(&globals, &request),
+        CommandRequest::Status(request) => deploy::commands::status::run(&globals, &request),
+        CommandRequest::Prune(request) => deploy::commands::prune::run(&globals, &request),
+        CommandRequest::Unlock(request) => deploy::commands::unlock::run(&globals, &request),
+        CommandRequest::Completions(shell) => {
             // Rendered first: clap_complete panics when its writer fails (stdout closed).
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "deploy", &mut script);
             std::io::stdout().write_all(&script).context(WritingStdout)
         }
-        Some(Command::Prune {
-            keep,
-            dry_run,
-            skip_live_check,
-            ref var_file,
-        }) => {
-            deploy::commands::prune::run(&cli, keep, dry_run, skip_live_check, var_file.as_deref())
-        }
-        Some(Command::Man) => clap_mangen::Man::new(Cli::command())
+        CommandRequest::Man => clap_mangen::Man::new(Cli::command())
             .render(&mut std::io::stdout())
             .context(WritingStdout),
-        Some(Command::Unlock { ref var_file }) => deploy::commands::status::unlock(&cli, var_file),
-        Some(Command::Rollback {
-            ref revision,
-            ref var_file,
-            ref services,
-            yes,
-            dry_run,
-            allow_infra_changes,
-        }) => deploy::deploy::run_request(
-            &cli,
-            deploy::request::Request::rollback(
-                &cli,
-                revision,
-                var_file,
-                services.as_deref(),
-                yes,
-                dry_run,
-                allow_infra_changes,
-            ),
-        ),
-        Some(Command::Diff {
-            ref var_file,
-            changed,
-            ref services,
-        }) => deploy::deploy::run_request(
-            &cli,
-            deploy::request::Request::diff(&cli, var_file, changed, services.as_deref()),
-        ),
-        None => deploy::deploy::run(&cli),
     };
     let code = match outcome {
         Ok(()) => error::ExitCode::Success,

@@ -1,13 +1,39 @@
-//! What the operator asked for, as a typed value: the flags after clap, before any I/O.
+//! What the operator asked for, as typed values: the flags after clap, before any I/O.
+//! Clap stops here: one request per command plus the [`Globals`] every command shares;
+//! nothing past this module sees [`Cli`].
 
 use std::path::PathBuf;
 
-use crate::cli::{Cli, OutputFormat};
+use crate::cli::{Cli, Command, OutputFormat};
+
+/// The flags every command shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Globals {
+    pub verbose: u8,
+    pub quiet: bool,
+    pub output: OutputFormat,
+    /// Where to look for the repository (default: the current directory).
+    pub repo: Option<PathBuf>,
+    pub profile: Option<String>,
+}
+
+impl Default for Globals {
+    fn default() -> Self {
+        Self {
+            verbose: 0,
+            quiet: false,
+            output: OutputFormat::Text,
+            repo: None,
+            profile: None,
+        }
+    }
+}
 
 /// Which services a run considers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Selection {
     /// Every service (a full deploy).
+    #[default]
     All,
     /// Only services whose live image is older than their code (`--changed`).
     Changed,
@@ -15,7 +41,8 @@ pub enum Selection {
     Named(Vec<String>),
 }
 
-#[derive(Debug, Clone)]
+/// A deploy, or a rollback (`deploy rollback`): the same pipeline.
+#[derive(Debug, Clone, Default)]
 pub struct Request {
     pub selection: Selection,
     /// As typed; resolved against the terraform directory when the plan is made.
@@ -24,19 +51,112 @@ pub struct Request {
     /// Upload SPAs built from uncommitted inputs, recorded as `<sha>-dirty`.
     pub allow_dirty_spas: bool,
     pub skip_tf: bool,
-    pub profile: Option<String>,
     pub assume_yes: bool,
     pub dry_run: bool,
     /// `deploy diff`: plan the roll and show its review, then stop (read-only).
     pub diff_only: bool,
-    /// Apply a roll's plan that changes infrastructure outside the deployment.
+    /// Apply a roll's terraform plan that also changes infrastructure outside the
+    /// deployment, or destroys something (`--allow-infra-changes`).
     pub allow_infra_changes: bool,
-    pub output: OutputFormat,
-    /// Where to look for the repository (default: the current directory).
-    pub start_dir: Option<PathBuf>,
     /// `deploy rollback <revision>`: roll the images of that commit, as typed; nothing
     /// is built.
     pub rollback: Option<String>,
+}
+
+/// `deploy status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusRequest {
+    /// The environment's tfvars file; default: the selected terraform workspace.
+    pub var_file: Option<PathBuf>,
+}
+
+/// `deploy prune`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneRequest {
+    /// SHA-tagged images kept per repository besides live and HEAD.
+    pub keep: usize,
+    pub dry_run: bool,
+    pub skip_live_check: bool,
+    /// The environment whose live tags are kept; default: the selected workspace.
+    pub var_file: Option<PathBuf>,
+}
+
+/// `deploy unlock`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnlockRequest {
+    /// The environment's tfvars file, as for a deploy.
+    pub var_file: PathBuf,
+}
+
+/// One command line, turned into the request of the command it names.
+#[derive(Debug, Clone)]
+pub enum CommandRequest {
+    Deploy(Request),
+    Status(StatusRequest),
+    Prune(PruneRequest),
+    Unlock(UnlockRequest),
+    Completions(clap_complete::Shell),
+    Man,
+}
+
+impl Globals {
+    pub fn from_cli(cli: &Cli) -> Self {
+        Self {
+            verbose: cli.verbose,
+            quiet: cli.quiet,
+            output: cli.output,
+            repo: cli.repo.clone(),
+            profile: cli.profile.clone(),
+        }
+    }
+}
+
+impl CommandRequest {
+    pub fn from_cli(cli: &Cli) -> Self {
+        match &cli.command {
+            None => Self::Deploy(Request::from_cli(cli)),
+            Some(Command::Status { var_file }) => Self::Status(StatusRequest {
+                var_file: var_file.clone(),
+            }),
+            Some(Command::Prune {
+                keep,
+                dry_run,
+                skip_live_check,
+                var_file,
+            }) => Self::Prune(PruneRequest {
+                keep: *keep,
+                dry_run: *dry_run,
+                skip_live_check: *skip_live_check,
+                var_file: var_file.clone(),
+            }),
+            Some(Command::Unlock { var_file }) => Self::Unlock(UnlockRequest {
+                var_file: var_file.clone(),
+            }),
+            Some(Command::Rollback {
+                revision,
+                var_file,
+                services,
+                yes,
+                dry_run,
+                allow_infra_changes,
+            }) => Self::Deploy(Request {
+                allow_infra_changes: *allow_infra_changes,
+                ..Request::rollback(revision, var_file, services.as_deref(), *yes, *dry_run)
+            }),
+            Some(Command::Diff {
+                var_file,
+                changed,
+                services,
+            }) => Self::Deploy(Request::diff(var_file, *changed, services.as_deref())),
+            Some(Command::Completions { shell }) => Self::Completions(*shell),
+            Some(Command::Man) => Self::Man,
+        }
+    }
+}
+
+/// `--services a, b` as typed, each name trimmed.
+fn named(names: &[String]) -> Selection {
+    Selection::Named(names.iter().map(|name| name.trim().to_owned()).collect())
 }
 
 impl Request {
@@ -44,7 +164,7 @@ impl Request {
         let selection = if cli.changed {
             Selection::Changed
         } else if let Some(names) = &cli.services {
-            Selection::Named(names.iter().map(|name| name.trim().to_owned()).collect())
+            named(names)
         } else {
             Selection::All
         };
@@ -59,80 +179,169 @@ impl Request {
             skip_spas: cli.skip_spas,
             allow_dirty_spas: cli.allow_dirty_spas,
             skip_tf: cli.skip_tf,
-            profile: cli.profile.clone(),
             assume_yes: cli.yes,
             dry_run: cli.dry_run,
-            diff_only: false,
             allow_infra_changes: cli.allow_infra_changes,
-            output: cli.output,
-            start_dir: cli.repo.clone(),
-            rollback: None,
-        }
-    }
-
-    /// `deploy rollback`: the services (all, or `--services`) go back to the images of
-    /// `revision`. SPAs are not rolled back: their files are built, not kept per commit.
-    pub fn rollback(
-        cli: &Cli,
-        revision: &str,
-        var_file: &std::path::Path,
-        services: Option<&[String]>,
-        assume_yes: bool,
-        dry_run: bool,
-        allow_infra_changes: bool,
-    ) -> Self {
-        Self {
-            selection: match services {
-                Some(names) => {
-                    Selection::Named(names.iter().map(|name| name.trim().to_owned()).collect())
-                }
-                None => Selection::All,
-            },
-            var_file: Some(var_file.to_path_buf()),
-            skip_spas: true,
-            allow_dirty_spas: false,
-            skip_tf: false,
-            profile: cli.profile.clone(),
-            assume_yes,
-            dry_run,
-            diff_only: false,
-            allow_infra_changes,
-            output: cli.output,
-            start_dir: cli.repo.clone(),
-            rollback: Some(revision.to_owned()),
+            ..Self::default()
         }
     }
 
     /// `deploy diff`: a deploy's plan (every service, `--changed` or `--services`) up to
-    /// the review of its terraform plan. No SPAs (terraform does not upload them), no
-    /// confirmation (nothing is touched).
-    pub fn diff(
-        cli: &Cli,
-        var_file: &std::path::Path,
-        changed: bool,
-        services: Option<&[String]>,
-    ) -> Self {
+    /// the review of its terraform plan. No SPAs (terraform does not upload them), and
+    /// no confirmation: nothing is touched.
+    pub fn diff(var_file: &std::path::Path, changed: bool, services: Option<&[String]>) -> Self {
         let selection = match services {
             _ if changed => Selection::Changed,
-            Some(names) => {
-                Selection::Named(names.iter().map(|name| name.trim().to_owned()).collect())
-            }
+            Some(names) => named(names),
             None => Selection::All,
         };
         Self {
             selection,
             var_file: Some(var_file.to_path_buf()),
             skip_spas: true,
+            assume_yes: true,
+            diff_only: true,
+            ..Self::default()
+        }
+    }
+
+    /// `deploy rollback`: the services (all, or `--services`) go back to the images of
+    /// `revision`. SPAs are not rolled back: their files are built, not kept per commit.
+    pub fn rollback(
+        revision: &str,
+        var_file: &std::path::Path,
+        services: Option<&[String]>,
+        assume_yes: bool,
+        dry_run: bool,
+    ) -> Self {
+        Self {
+            selection: services.map_or(Selection::All, named),
+            var_file: Some(var_file.to_path_buf()),
+            skip_spas: true,
             allow_dirty_spas: false,
             skip_tf: false,
-            profile: cli.profile.clone(),
-            assume_yes: true,
-            dry_run: false,
-            diff_only: true,
-            allow_infra_changes: false,
-            output: cli.output,
-            start_dir: cli.repo.clone(),
-            rollback: None,
+            assume_yes,
+            dry_run,
+            rollback: Some(revision.to_owned()),
+            ..Self::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> (Globals, CommandRequest) {
+        let cli =
+            Cli::try_parse_from(std::iter::once("deploy").chain(args.iter().copied())).unwrap();
+        (Globals::from_cli(&cli), CommandRequest::from_cli(&cli))
+    }
+
+    #[test]
+    fn globals_are_read_wherever_they_are_typed() {
+        let (globals, request) = parse(&[
+            "status",
+            "-q",
+            "--profile",
+            "prod",
+            "--output",
+            "json",
+            "-C",
+            "/tmp",
+        ]);
+        assert_eq!(
+            globals,
+            Globals {
+                verbose: 0,
+                quiet: true,
+                output: OutputFormat::Json,
+                repo: Some("/tmp".into()),
+                profile: Some("prod".into()),
+            }
+        );
+        assert!(matches!(
+            request,
+            CommandRequest::Status(StatusRequest { var_file: None })
+        ));
+    }
+
+    #[test]
+    fn a_deploy_trims_names_and_drops_the_var_file_with_skip_tf() {
+        let (_, request) = parse(&[
+            "--skip-tf",
+            "--var-file",
+            "x.tfvars",
+            "--services",
+            "api, auth",
+        ]);
+        let CommandRequest::Deploy(request) = request else {
+            panic!("not a deploy: {request:?}")
+        };
+        assert_eq!(
+            request.selection,
+            Selection::Named(vec!["api".into(), "auth".into()])
+        );
+        assert_eq!(request.var_file, None);
+        assert!(request.skip_tf && request.rollback.is_none());
+    }
+
+    #[test]
+    fn a_rollback_is_a_deploy_request_without_spas() {
+        let (_, request) = parse(&[
+            "rollback",
+            "HEAD~1",
+            "--var-file",
+            "tfvars/prod.tfvars",
+            "-y",
+        ]);
+        let CommandRequest::Deploy(request) = request else {
+            panic!("not a deploy: {request:?}")
+        };
+        assert_eq!(request.rollback.as_deref(), Some("HEAD~1"));
+        assert_eq!(request.selection, Selection::All);
+        assert!(request.skip_spas && request.assume_yes && !request.dry_run);
+    }
+
+    #[test]
+    fn diff_is_a_read_only_deploy_request_needing_no_confirmation() {
+        let (_, request) = parse(&["diff", "--var-file", "tfvars/prod.tfvars", "--changed"]);
+        let CommandRequest::Deploy(request) = request else {
+            panic!("not a deploy: {request:?}")
+        };
+        assert!(request.diff_only && request.assume_yes && request.skip_spas);
+        assert!(!request.allow_infra_changes && !request.dry_run);
+        assert_eq!(request.selection, Selection::Changed);
+        let (_, request) = parse(&[
+            "rollback",
+            "HEAD~1",
+            "--var-file",
+            "tfvars/prod.tfvars",
+            "--allow-infra-changes",
+        ]);
+        let CommandRequest::Deploy(request) = request else {
+            panic!("not a deploy: {request:?}")
+        };
+        assert!(request.allow_infra_changes && !request.diff_only);
+    }
+
+    #[test]
+    fn prune_and_unlock_carry_their_flags() {
+        let (_, request) = parse(&["prune", "--keep", "5", "--skip-live-check"]);
+        assert!(matches!(
+            request,
+            CommandRequest::Prune(PruneRequest {
+                keep: 5,
+                dry_run: false,
+                skip_live_check: true,
+                var_file: None
+            })
+        ));
+        let (_, request) = parse(&["unlock", "--var-file", "tfvars/sandbox.tfvars"]);
+        assert!(matches!(
+            request,
+            CommandRequest::Unlock(UnlockRequest { var_file }) if var_file == std::path::Path::new("tfvars/sandbox.tfvars")
+        ));
     }
 }

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
-use crate::aws;
+use crate::aws::S3;
 
 /// Who holds the lock (the object's body).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,7 +65,7 @@ impl LockLocation {
 
 /// A held lock; release it with [`Lock::release`].
 pub struct Lock {
-    s3: aws_sdk_s3::Client,
+    s3: S3,
     location: LockLocation,
     token: String,
 }
@@ -112,12 +112,7 @@ impl std::error::Error for Held {}
 
 impl Lock {
     /// Takes the lock, or fails with [`Held`] naming the holder.
-    pub async fn acquire(
-        s3: aws_sdk_s3::Client,
-        location: LockLocation,
-        git_sha: &str,
-        profile: Option<&str>,
-    ) -> Result<Self> {
+    pub async fn acquire(s3: S3, location: LockLocation, git_sha: &str) -> Result<Self> {
         let token = format!("{:016x}{:08x}", now_nanos(), std::process::id());
         let holder = Holder {
             user: user_name(),
@@ -131,6 +126,7 @@ impl Lock {
         };
         let body = serde_json::to_vec_pretty(&holder)?;
         let put = s3
+            .api
             .put_object()
             .bucket(&location.bucket)
             .key(&location.key)
@@ -163,7 +159,7 @@ impl Lock {
                 }
                 .into())
             }
-            Err(err) => Err(anyhow!(aws::explain(&err, profile))).with_context(|| {
+            Err(err) => Err(anyhow!(s3.explain(&err))).with_context(|| {
                 format!(
                     "cannot take the deploy lock s3://{}/{}; nothing was touched",
                     location.bucket, location.key
@@ -183,17 +179,21 @@ impl Lock {
         match holder {
             Some(holder) if holder.token == self.token => {}
             _ => {
-                tracing::warn!(key = %self.location.key, "the deploy lock was broken or taken over; leaving it");
+                crate::ui::output::warn(&format!(
+                    "the deploy lock s3://{}/{} was broken or taken over during this run; leaving it",
+                    self.location.bucket, self.location.key
+                ));
                 return Ok(());
             }
         }
         self.s3
+            .api
             .delete_object()
             .bucket(&self.location.bucket)
             .key(&self.location.key)
             .send()
             .await
-            .map_err(|err| anyhow!(aws::explain(&err, None)))
+            .map_err(|err| anyhow!(self.s3.explain(&err)))
             .with_context(|| {
                 format!(
                     "the deploy lock s3://{}/{} is still held: once AWS answers, break it with `deploy unlock --var-file tfvars/{}.tfvars`",
@@ -205,11 +205,9 @@ impl Lock {
 }
 
 /// The current holder, if the lock is taken.
-pub async fn read_holder(
-    s3: &aws_sdk_s3::Client,
-    location: &LockLocation,
-) -> Result<Option<Holder>> {
+pub async fn read_holder(s3: &S3, location: &LockLocation) -> Result<Option<Holder>> {
     let object = match s3
+        .api
         .get_object()
         .bucket(&location.bucket)
         .key(&location.key)
@@ -219,7 +217,7 @@ pub async fn read_holder(
         Ok(object) => object,
         Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
         Err(err) => {
-            return Err(anyhow!(aws::explain(&err, None))).with_context(|| {
+            return Err(anyhow!(s3.explain(&err))).with_context(|| {
                 format!(
                     "cannot read the deploy lock s3://{}/{}",
                     location.bucket, location.key
@@ -237,21 +235,18 @@ pub async fn read_holder(
 }
 
 /// Deletes the lock whoever holds it (`deploy unlock`); returns who held it.
-pub async fn break_lock(
-    s3: &aws_sdk_s3::Client,
-    location: &LockLocation,
-    profile: Option<&str>,
-) -> Result<Option<Holder>> {
+pub async fn break_lock(s3: &S3, location: &LockLocation) -> Result<Option<Holder>> {
     let holder = read_holder(s3, location).await?;
     if holder.is_none() {
         return Ok(None);
     }
-    s3.delete_object()
+    s3.api
+        .delete_object()
         .bucket(&location.bucket)
         .key(&location.key)
         .send()
         .await
-        .map_err(|err| anyhow!(aws::explain(&err, profile)))
+        .map_err(|err| anyhow!(s3.explain(&err)))
         .with_context(|| format!("cannot delete s3://{}/{}", location.bucket, location.key))?;
     Ok(holder)
 }
@@ -339,32 +334,10 @@ fn format_age(seconds: u64) -> String {
     }
 }
 
-/// The environment's private bucket, never one CloudFront serves: the deploy lock and
-/// the SPA upload manifests live there. `lock.bucket`, else the terraform output
-/// (`terraform.outputs.deploy_lock_bucket`) among `outputs`, else the S3 backend's
-/// bucket.
-pub fn private_bucket(
-    platform: &crate::model::platform::Platform,
-    outputs: &serde_json::Map<String, serde_json::Value>,
-) -> Option<String> {
-    platform
-        .config
-        .lock
-        .bucket
-        .clone()
-        .or_else(|| {
-            outputs
-                .get(&platform.config.terraform.outputs.deploy_lock_bucket)
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-        })
-        .filter(|bucket| !bucket.is_empty())
-        .or_else(|| state_bucket(&platform.root.join(platform.terraform_dir())))
-}
-
 /// The bucket of an S3 terraform backend, from `<tf dir>/.terraform/terraform.tfstate`
 /// (written by `terraform init`): the platform's state bucket is private and already
-/// there, so it is the natural home of the lock.
+/// there, so it is the natural home of the lock. The last resort of
+/// `model::environment::Environment::lock_bucket`.
 pub fn state_bucket(terraform_dir: &std::path::Path) -> Option<String> {
     let text = std::fs::read_to_string(terraform_dir.join(".terraform/terraform.tfstate")).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;

@@ -32,6 +32,79 @@ pub async fn load(profile: Option<&str>) -> SdkConfig {
     loader.load().await
 }
 
+/// One run's AWS context: the SDK configuration and the profile it was loaded for. The
+/// clients it makes carry the profile, so that an error met anywhere (an SSO session
+/// that expires mid-upload) says the right fix: `aws sso login --profile <that one>`.
+#[derive(Clone, Debug)]
+pub struct Aws {
+    pub sdk: SdkConfig,
+    pub profile: Option<String>,
+}
+
+impl Aws {
+    pub async fn load(profile: Option<&str>) -> Self {
+        Self {
+            sdk: load(profile).await,
+            profile: profile.map(str::to_owned),
+        }
+    }
+
+    /// S3, path-style when an endpoint is configured.
+    pub fn s3(&self) -> S3 {
+        Service {
+            api: s3(&self.sdk),
+            profile: self.profile.clone(),
+        }
+    }
+
+    pub fn cloudfront(&self) -> CloudFront {
+        Service {
+            api: aws_sdk_cloudfront::Client::new(&self.sdk),
+            profile: self.profile.clone(),
+        }
+    }
+}
+
+/// An SDK client and the profile it acts for.
+#[derive(Clone, Debug)]
+pub struct Service<C> {
+    pub api: C,
+    profile: Option<String>,
+}
+
+/// The SDK's own calls stay one dot away: `s3.put_object()`.
+impl<C> std::ops::Deref for Service<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.api
+    }
+}
+
+pub type S3 = Service<aws_sdk_s3::Client>;
+pub type CloudFront = Service<aws_sdk_cloudfront::Client>;
+
+impl<C> Service<C> {
+    /// A client for `profile` (tests, and callers holding a bare SDK client).
+    pub fn new(api: C, profile: Option<&str>) -> Self {
+        Self {
+            api,
+            profile: profile.map(str::to_owned),
+        }
+    }
+
+    /// [`explain`] with this client's profile.
+    pub fn explain<E>(
+        &self,
+        err: &aws_sdk_sts::error::SdkError<E, aws_sdk_sts::config::http::HttpResponse>,
+    ) -> AwsError
+    where
+        E: std::error::Error + aws_sdk_sts::error::ProvideErrorMetadata + Send + Sync + 'static,
+    {
+        explain(err, self.profile.as_deref())
+    }
+}
+
 /// An S3 client; path-style when an endpoint is configured (a local emulator has no
 /// `<bucket>.<host>` DNS).
 pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
@@ -178,5 +251,50 @@ where
         SdkError::TimeoutError(_) => "AWS did not answer in time".to_owned(),
         SdkError::ResponseError(_) => "AWS sent a response that could not be read".to_owned(),
         _ => "unknown AWS SDK error".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3::error::{ErrorMetadata, SdkError};
+    use aws_sdk_s3::operation::get_object::GetObjectError;
+
+    fn expired() -> SdkError<GetObjectError, aws_sdk_s3::config::http::HttpResponse> {
+        let metadata = ErrorMetadata::builder()
+            .code("ExpiredToken")
+            .message("The security token included in the request is expired")
+            .custom("aws_request_id", "4442587FB7D0A2F9")
+            .build();
+        let raw = aws_sdk_s3::config::http::HttpResponse::new(
+            403.try_into().expect("a status"),
+            "".into(),
+        );
+        SdkError::service_error(GetObjectError::generic(metadata), raw)
+    }
+
+    #[test]
+    fn a_client_names_the_profile_it_acts_for_when_credentials_are_rejected() {
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        let aws = Aws {
+            sdk,
+            profile: Some("sandbox".to_owned()),
+        };
+        let err = aws.s3().explain(&expired());
+        assert!(
+            err.to_string()
+                .contains("credentials rejected: run `aws sso login --profile sandbox`"),
+            "{err}"
+        );
+        assert_eq!(err.request_id.as_deref(), Some("4442587FB7D0A2F9"));
+        assert!(err.details().contains("ExpiredToken"), "{}", err.details());
+        // Without a profile, the advice is to give one.
+        let anonymous = Service::new((), None).explain(&expired());
+        assert!(
+            anonymous.to_string().contains("pass --profile NAME"),
+            "{anonymous}"
+        );
     }
 }

@@ -10,18 +10,35 @@ use serde::Serialize;
 
 use crate::aws::ecs::{image_tag_of, LiveImage};
 use crate::changes::live;
-use crate::cli::{Cli, OutputFormat};
 use crate::docker::daemon_lock::DaemonLock;
 use crate::docker::engine::{Engine, LocalTag};
 use crate::model::config;
 use crate::model::platform::{runtime, Checkout};
+use crate::request::{Globals, PruneRequest};
+use crate::ui::output::{emit_stdout, warn};
 
 #[derive(Debug, Serialize)]
 struct PruneReport {
     removed: Vec<String>,
-    kept: Vec<(String, String)>,
+    kept: Vec<Kept>,
     build_cache_bytes: u64,
     dry_run: bool,
+}
+
+/// A SHA-tagged image prune leaves, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct Kept {
+    reference: String,
+    reason: String,
+}
+
+impl Kept {
+    fn new(reference: &str, reason: String) -> Self {
+        Self {
+            reference: reference.to_owned(),
+            reason,
+        }
+    }
 }
 
 /// The repository (path after the registry host) and tag of a reference, if the tag
@@ -39,7 +56,7 @@ fn choose(
     repositories: &BTreeSet<String>,
     protected: &BTreeSet<String>,
     keep: usize,
-) -> (Vec<String>, Vec<(String, String)>) {
+) -> (Vec<String>, Vec<Kept>) {
     let mut by_repository: BTreeMap<&str, Vec<&LocalTag>> = BTreeMap::new();
     for tag in tags {
         let Some((name, _)) = sha_tagged(&tag.reference) else {
@@ -63,9 +80,12 @@ fn choose(
         for (index, tag) in tags.into_iter().enumerate() {
             let sha = image_tag_of(&tag.reference).unwrap_or_default();
             if protected.contains(sha) {
-                kept.push((tag.reference.clone(), "live or HEAD".to_owned()));
+                kept.push(Kept::new(&tag.reference, "live or HEAD".to_owned()));
             } else if index < keep {
-                kept.push((tag.reference.clone(), format!("among the newest {keep}")));
+                kept.push(Kept::new(
+                    &tag.reference,
+                    format!("among the newest {keep}"),
+                ));
             } else {
                 remove.push(tag.reference.clone());
             }
@@ -74,29 +94,35 @@ fn choose(
     (remove, kept)
 }
 
-pub fn run(
-    cli: &Cli,
-    keep: usize,
-    dry_run: bool,
-    skip_live_check: bool,
-    var_file: Option<&std::path::Path>,
-) -> Result<()> {
+pub fn run(globals: &Globals, request: &PruneRequest) -> Result<()> {
+    let PruneRequest {
+        keep,
+        dry_run,
+        skip_live_check,
+        ref var_file,
+    } = *request;
     let Checkout {
         repo,
         platform,
         head,
         cwd,
-    } = Checkout::open(cli.repo.as_deref())?;
-    let workspace = crate::model::plan::workspace_named(&platform, &cwd, var_file)?;
+    } = Checkout::open(globals.repo.as_deref())?;
+    let workspace = crate::model::plan::workspace_named(&platform, &cwd, var_file.as_deref())?;
     let runtime = runtime()?;
     let report = runtime.block_on(async {
         let engine = Engine::connect().await?;
         let mut protected = BTreeSet::from([head.short_sha.clone()]);
         if !skip_live_check {
-            let profile = cli.profile.as_deref();
+            let profile = globals.profile.as_deref();
             let survey = async {
-                let terraform = live::terraform_of(&platform, profile, workspace.as_deref());
-                let cluster = live::resolve_cluster(&platform, &terraform).await?;
+                let (environment, _) = super::read_environment(
+                    &platform,
+                    profile,
+                    workspace.as_deref(),
+                    platform.config.ecs.cluster.is_some(),
+                )
+                .await?;
+                let cluster = environment.cluster()?.to_owned();
                 live::survey(&platform, &repo, &head.sha, profile, cluster).await
             }
                 .await
@@ -124,7 +150,7 @@ pub fn run(
             for reference in &remove {
                 match engine.remove_tag(reference).await {
                     Ok(()) => removed.push(reference.clone()),
-                    Err(err) => eprintln!("warning: {err:#}"),
+                    Err(err) => warn(&format!("{err:#}")),
                 }
             }
             build_cache_bytes = engine.prune_build_cache().await?;
@@ -138,42 +164,36 @@ pub fn run(
             dry_run,
         })
     })?;
-    let json = serde_json::to_string_pretty(&report)?;
-    let mut stdout = std::io::stdout().lock();
-    use std::io::Write;
-    let written: std::io::Result<()> = (|| {
-        match cli.output {
-            OutputFormat::Json => writeln!(stdout, "{json}")?,
-            OutputFormat::Text => {
-                let verb = if report.dry_run {
-                    "would remove"
-                } else {
-                    "removed"
-                };
-                for reference in &report.removed {
-                    writeln!(stdout, "{verb} {reference}")?;
-                }
-                for (reference, why) in &report.kept {
-                    writeln!(stdout, "kept {reference} ({why})")?;
-                }
-                if report.dry_run {
-                    writeln!(
-                        stdout,
-                        "dry run: nothing removed; the build cache would be pruned too"
-                    )?;
-                } else {
-                    writeln!(
-                    stdout,
-                    "{} image tag(s) removed; build cache: {:.1} MB reclaimed; volumes untouched",
-                    report.removed.len(),
-                    report.build_cache_bytes as f64 / 1e6
-                )?;
-                }
-            }
+    emit_stdout(&report, globals.output)
+}
+
+impl std::fmt::Display for PruneReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verb = if self.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        for reference in &self.removed {
+            writeln!(f, "{verb} {reference}")?;
         }
-        Ok(())
-    })();
-    written.context(crate::error::WritingStdout)
+        for kept in &self.kept {
+            writeln!(f, "kept {} ({})", kept.reference, kept.reason)?;
+        }
+        if self.dry_run {
+            writeln!(
+                f,
+                "dry run: nothing removed; the build cache would be pruned too"
+            )
+        } else {
+            writeln!(
+                f,
+                "{} image tag(s) removed; build cache: {:.1} MB reclaimed; volumes untouched",
+                self.removed.len(),
+                self.build_cache_bytes as f64 / 1e6
+            )
+        }
+    }
 }
 
 #[cfg(test)]
@@ -208,9 +228,32 @@ mod tests {
             remove,
             ["127.0.0.1:5000/api:ccccccc", "127.0.0.1:5000/api:bbbbbbb"]
         );
-        let kept: Vec<&str> = kept.iter().map(|(r, _)| r.as_str()).collect();
+        let kept: Vec<&str> = kept.iter().map(|k| k.reference.as_str()).collect();
         assert!(kept.contains(&"127.0.0.1:5000/api:aaaaaaa"));
         assert!(kept.contains(&"127.0.0.1:5000/api:ddddddd"));
         assert!(kept.contains(&"1234.dkr.ecr.us-east-1.amazonaws.com/auth:fffffff"));
+    }
+
+    #[test]
+    fn the_report_names_its_fields_in_json_and_reads_as_lines_in_text() {
+        let report = PruneReport {
+            removed: vec!["r/api:bbbbbbb".into()],
+            kept: vec![Kept::new("r/api:aaaaaaa", "live or HEAD".into())],
+            build_cache_bytes: 2_500_000,
+            dry_run: false,
+        };
+        assert_eq!(
+            serde_json::to_value(&report).unwrap(),
+            serde_json::json!({
+                "removed": ["r/api:bbbbbbb"],
+                "kept": [{"reference": "r/api:aaaaaaa", "reason": "live or HEAD"}],
+                "build_cache_bytes": 2_500_000,
+                "dry_run": false,
+            })
+        );
+        assert_eq!(
+            report.to_string(),
+            "removed r/api:bbbbbbb\nkept r/api:aaaaaaa (live or HEAD)\n1 image tag(s) removed; build cache: 2.5 MB reclaimed; volumes untouched\n"
+        );
     }
 }

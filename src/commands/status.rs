@@ -1,15 +1,17 @@
-//! `deploy status` (what runs now against HEAD, read-only) and `deploy unlock`.
+//! `deploy status`: what runs now against HEAD, read-only.
 
 use std::fmt;
-use std::io::Write;
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::aws::ecs::LiveImage;
 use crate::changes::live::{self, Survey};
-use crate::cli::{Cli, OutputFormat};
+use crate::model::environment::Environment;
 use crate::model::platform::{runtime, Checkout};
+use crate::request::{Globals, StatusRequest};
+use crate::ui::output::emit_stdout;
+use crate::ui::style::{Cell, Tone};
 use crate::ui::table::write_table;
 
 #[derive(Serialize)]
@@ -85,16 +87,17 @@ fn abbreviate(repo: &crate::git::Repo, sha: &str) -> String {
     format!("{short}{suffix}")
 }
 
-pub fn run(cli: &Cli, var_file: Option<&std::path::Path>) -> Result<()> {
+pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
     let Checkout {
         repo,
         platform,
         head,
         cwd,
-    } = Checkout::open(cli.repo.as_deref())?;
-    let workspace = crate::model::plan::workspace_named(&platform, &cwd, var_file)?;
+    } = Checkout::open(globals.repo.as_deref())?;
+    let workspace =
+        crate::model::plan::workspace_named(&platform, &cwd, request.var_file.as_deref())?;
     let runtime = runtime()?;
-    let profile = cli.profile.as_deref();
+    let profile = globals.profile.as_deref();
     let (survey, spas) = runtime.block_on(async {
         // Read once: they name the cluster and the SPA buckets.
         let outputs = match live::terraform_of(&platform, profile, workspace.as_deref())
@@ -106,22 +109,16 @@ pub fn run(cli: &Cli, var_file: Option<&std::path::Path>) -> Result<()> {
             Err(_) if platform.config.ecs.cluster.is_some() => Default::default(),
             Err(err) => return Err(err),
         };
-        let cluster = live::cluster_from(&platform, &outputs)?;
+        let environment = Environment::read(&platform, workspace.as_deref(), &outputs)?;
+        let cluster = environment.cluster()?.to_owned();
         let survey = live::survey(&platform, &repo, &head.sha, profile, cluster).await?;
-        let s3 = crate::aws::s3(&crate::aws::load(profile).await);
-        let private_bucket = crate::aws::deploy_lock::private_bucket(&platform, &outputs);
+        let s3 = crate::aws::Aws::load(profile).await.s3();
         let mut spas = Vec::new();
         for spa in &platform.spas {
-            let bucket = spa.bucket.clone().or_else(|| {
-                outputs
-                    .get(&platform.config.terraform.outputs.spa_buckets)
-                    .and_then(|m| m.get(&spa.name))
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned)
-            });
+            let bucket = environment.spa(&spa.name).bucket;
             let deployed_sha = match &bucket {
                 Some(bucket) => {
-                    let manifest = private_bucket.as_deref().map(|private| {
+                    let manifest = environment.lock_bucket.as_deref().map(|private| {
                         crate::spa::ManifestLocation::new(private, &spa.name, bucket)
                     });
                     crate::spa::deployed_sha(&s3, manifest.as_ref(), bucket).await?
@@ -146,12 +143,19 @@ pub fn run(cli: &Cli, var_file: Option<&std::path::Path>) -> Result<()> {
         head_short: head.short_sha,
         spas,
     };
-    let mut stdout = std::io::stdout().lock();
-    match cli.output {
-        OutputFormat::Text => write!(stdout, "{status}"),
-        OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&status)?),
+    emit_stdout(&status, globals.output)
+}
+
+/// The tone of an ECS deployment's rollout state (`COMPLETED`, `IN_PROGRESS`,
+/// `FAILED`; `PRIMARY` from older ECS answers without one).
+fn rollout_tone(state: Option<&str>) -> Tone {
+    match state {
+        Some("COMPLETED") => Tone::Done,
+        Some("IN_PROGRESS" | "PRIMARY") => Tone::Pending,
+        Some("FAILED") => Tone::Failed,
+        None => Tone::Skipped,
+        Some(_) => Tone::Plain,
     }
-    .context(crate::error::WritingStdout)
 }
 
 impl fmt::Display for Status {
@@ -162,14 +166,14 @@ impl fmt::Display for Status {
             self.head_short, self.survey.cluster
         )?;
         writeln!(f)?;
-        let rows: Vec<[String; 5]> = self
+        let rows: Vec<[Cell; 5]> = self
             .survey
             .services
             .iter()
             .map(|s| {
                 let (live, rollout) = match &s.live {
-                    LiveImage::Missing { .. } => ("-".to_owned(), "missing".to_owned()),
-                    LiveImage::NoContainer { .. } => ("?".to_owned(), "-".to_owned()),
+                    LiveImage::Missing { .. } => (Cell::none(), Cell::plain("missing")),
+                    LiveImage::NoContainer { .. } => (Cell::plain("?"), Cell::none()),
                     LiveImage::Running {
                         image,
                         rollout_state,
@@ -178,30 +182,31 @@ impl fmt::Display for Status {
                         deployments,
                         ..
                     } => (
-                        crate::aws::ecs::image_tag_of(image)
-                            .unwrap_or(image)
-                            .to_owned(),
-                        format!(
-                            "{} {running}/{desired} running{}",
-                            rollout_state.as_deref().unwrap_or("-"),
-                            if *deployments > 1 {
-                                format!(", {deployments} deployments")
-                            } else {
-                                String::new()
-                            }
+                        Cell::plain(crate::aws::ecs::image_tag_of(image).unwrap_or(image)),
+                        Cell::new(
+                            format!(
+                                "{} {running}/{desired} running{}",
+                                rollout_state.as_deref().unwrap_or("-"),
+                                if *deployments > 1 {
+                                    format!(", {deployments} deployments")
+                                } else {
+                                    String::new()
+                                }
+                            ),
+                            rollout_tone(rollout_state.as_deref()),
                         ),
                     ),
                 };
                 let changed = match s.action {
-                    crate::model::plan::Action::Skip => "no",
-                    _ => "yes",
+                    crate::model::plan::Action::Skip => Cell::plain("no"),
+                    _ => Cell::new("yes", Tone::Done),
                 };
                 [
-                    s.name.clone(),
+                    Cell::plain(&s.name),
                     live,
-                    changed.to_owned(),
+                    changed,
                     rollout,
-                    s.reason.clone(),
+                    Cell::plain(&s.reason),
                 ]
             })
             .collect();
@@ -210,76 +215,25 @@ impl fmt::Display for Status {
             return Ok(());
         }
         writeln!(f)?;
-        let rows: Vec<[String; 5]> = self
+        let rows: Vec<[Cell; 5]> = self
             .spas
             .iter()
             .map(|spa| {
                 [
-                    spa.name.clone(),
-                    spa.bucket.clone().unwrap_or_else(|| "-".into()),
-                    spa.deployed_short.clone().unwrap_or_else(|| "-".into()),
-                    if spa.changed { "yes" } else { "no" }.to_owned(),
-                    spa.reason.clone(),
+                    Cell::plain(&spa.name),
+                    spa.bucket.as_deref().map_or_else(Cell::none, Cell::plain),
+                    spa.deployed_short
+                        .as_deref()
+                        .map_or_else(Cell::none, Cell::plain),
+                    if spa.changed {
+                        Cell::new("yes", Tone::Done)
+                    } else {
+                        Cell::plain("no")
+                    },
+                    Cell::plain(&spa.reason),
                 ]
             })
             .collect();
         write_table(f, ["SPA", "BUCKET", "DEPLOYED", "CHANGED", "WHY"], &rows)
     }
-}
-
-/// `deploy unlock --var-file tfvars/<env>.tfvars`: deletes the environment's deploy lock
-/// and says who held it.
-pub fn unlock(cli: &Cli, var_file: &std::path::Path) -> Result<()> {
-    let Checkout { platform, cwd, .. } = Checkout::open(cli.repo.as_deref())?;
-    let (_, environment) = crate::model::plan::environment_of(&platform, &cwd, var_file)?;
-    let profile = cli.profile.as_deref();
-    runtime()?.block_on(async {
-        let outputs = match &platform.config.lock.bucket {
-            Some(_) => Default::default(),
-            // The environment's own state, whichever workspace is selected.
-            None => {
-                live::terraform_of(&platform, profile, Some(&environment))
-                    .outputs()
-                    .await?
-            }
-        };
-        let bucket = crate::aws::deploy_lock::private_bucket(&platform, &outputs);
-        let bucket = crate::aws::deploy_lock::ensure_bucket_named(
-            bucket,
-            &platform.config.terraform.outputs.deploy_lock_bucket,
-        )?;
-        let location = crate::aws::deploy_lock::LockLocation::new(&bucket, &environment);
-        let s3 = crate::aws::s3(&crate::aws::load(profile).await);
-        let holder = crate::aws::deploy_lock::break_lock(&s3, &location, profile).await?;
-        let mut stdout = std::io::stdout().lock();
-        if cli.output == OutputFormat::Json {
-            let report = serde_json::json!({
-                "environment": environment,
-                "lock": format!("s3://{}/{}", location.bucket, location.key),
-                "broken": holder.is_some(),
-                "holder": holder.map(|h| serde_json::json!({
-                    "user": h.user,
-                    "host": h.host,
-                    "pid": h.pid,
-                    "since": h.since,
-                    "git_sha": h.git_sha,
-                    "command": h.command,
-                })),
-            });
-            return writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)
-                .context(crate::error::WritingStdout);
-        }
-        match holder {
-            Some(holder) => writeln!(
-                stdout,
-                "broke the deploy lock of {environment}, held by {holder}"
-            ),
-            None => writeln!(
-                stdout,
-                "no deploy lock held for {environment} (s3://{}/{})",
-                location.bucket, location.key
-            ),
-        }
-        .context(crate::error::WritingStdout)
-    })
 }

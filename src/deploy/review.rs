@@ -11,10 +11,10 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
-use crate::model::config::TerraformConfig;
-use crate::model::plan::{shell_words, Action, Plan, TerraformStep};
+use crate::model::plan::{shell_words, Action, TerraformStep};
+use crate::model::report::RunReport;
 use crate::terraform::{AddressChange, ApplyFailed, Review, Terraform};
-use crate::ui::progress::Progress;
+use crate::ui::output::emit_stdout;
 
 /// The flag that accepts changes outside the deployment.
 pub const ALLOW_FLAG: &str = "--allow-infra-changes";
@@ -28,49 +28,85 @@ pub(super) struct SavedPlan {
     pub review: Review,
 }
 
-/// Runs `terraform plan -out=…` for the roll and reviews the saved plan against the
-/// services `plan` rolls.
-pub(super) async fn plan_the_roll(
-    tf: &Terraform,
-    step: &TerraformStep,
-    plan: &Plan,
-    config: &TerraformConfig,
-    progress: &Progress,
-) -> Result<SavedPlan> {
-    let dir = tempfile::Builder::new()
-        .prefix("deploy-plan-")
-        .tempdir()
-        .context("cannot create a temp dir for the saved terraform plan")?;
-    let file = dir.path().join("roll.tfplan");
-    let args = step.apply.plan_args(config, &file);
-    progress.note(&format!(
-        "planning the roll: {}",
-        shell_words(std::iter::once("terraform".to_owned()).chain(args.iter().cloned()))
-    ));
-    if let Err(err) = tf.plan(&args).await {
-        let advice = match err.downcast_ref::<ApplyFailed>() {
-            Some(failed) => failed.advice(&step.apply.var_file),
-            None => "fix what the message says, then run the same command again".to_owned(),
-        };
-        return Err(err.context(format!(
-            "cannot plan the roll; nothing was built, pushed or applied. {advice}"
-        )));
+impl super::Run<'_> {
+    /// Runs `terraform plan -out=…` for the roll and reviews the saved plan against the
+    /// services this run rolls.
+    pub(super) async fn plan_the_roll(
+        &self,
+        tf: &Terraform,
+        step: &TerraformStep,
+    ) -> Result<SavedPlan> {
+        let config = &self.platform.config.terraform;
+        let dir = tempfile::Builder::new()
+            .prefix("deploy-plan-")
+            .tempdir()
+            .context("cannot create a temp dir for the saved terraform plan")?;
+        let file = dir.path().join("roll.tfplan");
+        let args = step.apply.plan_args(config, &file);
+        self.progress.note(&format!(
+            "planning the roll: {}",
+            shell_words(std::iter::once("terraform".to_owned()).chain(args.iter().cloned()))
+        ));
+        if let Err(err) = tf.plan(&args).await {
+            let advice = match err.downcast_ref::<ApplyFailed>() {
+                Some(failed) => failed.advice(&step.apply.var_file),
+                None => "fix what the message says, then run the same command again".to_owned(),
+            };
+            return Err(err.context(format!(
+                "cannot plan the roll; nothing was built, pushed or applied. {advice}"
+            )));
+        }
+        let diff = tf.show_plan(&file).await.context(
+            "cannot read the saved plan back (terraform show -json); nothing was built, pushed or applied",
+        )?;
+        let rolled: Vec<(String, String)> = self
+            .plan
+            .services
+            .iter()
+            .filter(|service| service.action != Action::Skip)
+            .map(|service| (service.name.clone(), service.repository.clone()))
+            .collect();
+        let review = Review::new(&diff, &step.apply.owners(config, &rolled));
+        Ok(SavedPlan {
+            _dir: dir,
+            file,
+            review,
+        })
     }
-    let diff = tf.show_plan(&file).await.context(
-        "cannot read the saved plan back (terraform show -json); nothing was built, pushed or applied",
-    )?;
-    let rolled: Vec<(String, String)> = plan
-        .services
-        .iter()
-        .filter(|service| service.action != Action::Skip)
-        .map(|service| (service.name.clone(), service.repository.clone()))
-        .collect();
-    let review = Review::new(&diff, &step.apply.owners(config, &rolled));
-    Ok(SavedPlan {
-        _dir: dir,
-        file,
-        review,
-    })
+
+    /// Step 4's first half: the review on the progress channel (under -y too), kept in
+    /// the report, then the guard.
+    pub(super) fn review(&self, saved: &SavedPlan, report: &mut RunReport) -> Result<()> {
+        self.progress
+            .note(&saved.review.render(crate::ui::style::stderr()));
+        report.review = Some(saved.review.clone());
+        guard(&saved.review, self.request.allow_infra_changes)
+    }
+
+    /// `deploy diff`: the terraform half of preflight, the plan and its review on
+    /// stdout; an error (exit 1) when a deploy of that plan would need the flag.
+    pub(super) async fn diff(&self, output: OutputFormat) -> Result<()> {
+        let (Some(step), Some(tf)) = (&self.plan.terraform, self.check_terraform().await?) else {
+            anyhow::bail!("deploy diff plans with terraform, which this run skips");
+        };
+        let saved = self.plan_the_roll(&tf, step).await?;
+        let needs_acceptance = saved.review.needs_acceptance();
+        emit_stdout(
+            &DiffReport {
+                image_tag: &self.plan.image_tag,
+                review: &saved.review,
+                needs_acceptance: needs_acceptance.clone(),
+            },
+            output,
+        )?;
+        if needs_acceptance.is_empty() {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "the plan would also change {} resource(s) outside the deployment, or destroy something (listed above): a deploy of it stops before any build unless given {ALLOW_FLAG}",
+            needs_acceptance.len()
+        )
+    }
 }
 
 /// One line per change: terraform's symbol, the action, the address.
@@ -102,63 +138,20 @@ pub(super) fn guard(review: &Review, accepted: bool) -> Result<()> {
     )
 }
 
-impl super::Run<'_> {
-    /// `deploy diff`: the terraform half of preflight, the plan and its review on
-    /// stdout; an error (exit 1) when a deploy of that plan would need the flag.
-    pub(super) async fn diff(&self) -> Result<()> {
-        let step = self
-            .plan
-            .terraform
-            .as_ref()
-            .context("deploy diff plans with terraform, which this run skips")?;
-        let tf = self.terraform_checked(step).await?;
-        let saved = plan_the_roll(
-            &tf,
-            step,
-            self.plan,
-            &self.platform.config.terraform,
-            self.progress,
-        )
-        .await?;
-        let needs_acceptance = saved.review.needs_acceptance();
-        {
-            use std::io::Write as _;
-            let mut stdout = std::io::stdout().lock();
-            match self.request.output {
-                OutputFormat::Text => write!(
-                    stdout,
-                    "\n{}",
-                    saved.review.render(crate::ui::style::stdout())
-                ),
-                OutputFormat::Json => writeln!(
-                    stdout,
-                    "{}",
-                    serde_json::to_string_pretty(&DiffReport {
-                        image_tag: &self.plan.image_tag,
-                        review: &saved.review,
-                        needs_acceptance: needs_acceptance.clone(),
-                    })?
-                ),
-            }
-            .context(crate::error::WritingStdout)?;
-        }
-        if needs_acceptance.is_empty() {
-            return Ok(());
-        }
-        anyhow::bail!(
-            "the plan would also change {} resource(s) outside the deployment, or destroy something (listed above): a deploy of it stops before any build unless given {ALLOW_FLAG}",
-            needs_acceptance.len()
-        )
-    }
-}
-
 /// What `deploy diff --output json` prints.
 #[derive(Serialize)]
-pub(super) struct DiffReport<'a> {
+struct DiffReport<'a> {
     pub image_tag: &'a str,
     pub review: &'a Review,
     /// What a deploy of this plan needs `--allow-infra-changes` for.
     pub needs_acceptance: Vec<AddressChange>,
+}
+
+impl std::fmt::Display for DiffReport<'_> {
+    /// Below the plan's table: the review, coloured as stdout allows.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\n{}", self.review.render(crate::ui::style::stdout()))
+    }
 }
 
 #[cfg(test)]

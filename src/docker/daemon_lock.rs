@@ -28,7 +28,10 @@ impl DaemonLock {
             Ok(file) => file,
             Err(err) => {
                 // The guard is a safety net for prune; a deploy does not stop for it.
-                tracing::warn!(path = %path.display(), %err, "cannot open the Docker build lock; building without it");
+                progress.warn(&format!(
+                    "cannot open the Docker build lock {}: {err}; building without it",
+                    path.display()
+                ));
                 return None;
             }
         };
@@ -47,7 +50,10 @@ impl DaemonLock {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 Err(TryLockError::Error(err)) => {
-                    tracing::warn!(path = %path.display(), %err, "cannot lock the Docker build lock; building without it");
+                    progress.warn(&format!(
+                        "cannot lock the Docker build lock {}: {err}; building without it",
+                        path.display()
+                    ));
                     return None;
                 }
             }

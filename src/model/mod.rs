@@ -2,6 +2,7 @@
 //! run and its report. No I/O beyond reading `deploy.toml` and the service directories.
 
 pub mod config;
+pub mod environment;
 pub mod plan;
 pub mod platform;
 pub mod report;

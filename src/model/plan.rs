@@ -15,6 +15,7 @@ use crate::model::config::{self, TerraformConfig};
 use crate::model::platform::Platform;
 use crate::request::{Request, Selection};
 use crate::terraform::{self, Apply, Roll};
+use crate::ui::style::{Cell, Tone};
 use crate::ui::table::write_table;
 
 mod services;
@@ -439,36 +440,46 @@ impl fmt::Display for Plan {
             }
         }
         writeln!(f)?;
-        let rows: Vec<[String; 4]> = self
+        let rows: Vec<[Cell; 4]> = self
             .services
             .iter()
             .map(|s| {
                 [
-                    s.name.clone(),
-                    s.action.to_string(),
-                    s.image.clone(),
-                    s.reason.clone(),
+                    Cell::plain(&s.name),
+                    action_cell(s.action),
+                    Cell::plain(&s.image),
+                    Cell::plain(&s.reason),
                 ]
             })
             .collect();
         write_table(f, ["SERVICE", "ACTION", "IMAGE", "REASON"], &rows)?;
         if !self.spas.is_empty() {
             writeln!(f)?;
-            let rows: Vec<[String; 4]> = self
+            let rows: Vec<[Cell; 4]> = self
                 .spas
                 .iter()
                 .map(|s| {
                     let upload = if s.action == Action::Skip {
-                        s.reason.clone()
+                        Cell::new(&s.reason, Tone::Skipped)
                     } else {
-                        format!("`{}` → {} → {}", s.build, s.output.display(), s.bucket)
+                        Cell::plain(format!(
+                            "`{}` → {} → {}",
+                            s.build,
+                            s.output.display(),
+                            s.bucket
+                        ))
                     };
                     let note = if s.dirty.is_empty() {
                         String::new()
                     } else {
                         s.reason.clone()
                     };
-                    [s.name.clone(), s.action.to_string(), upload, note]
+                    [
+                        Cell::plain(&s.name),
+                        action_cell(s.action),
+                        upload,
+                        Cell::plain(note),
+                    ]
                 })
                 .collect();
             write_table(f, ["SPA", "ACTION", "BUILD → UPLOAD", ""], &rows)?;
@@ -484,6 +495,16 @@ impl fmt::Display for Plan {
             None => writeln!(f, "terraform: skipped (--skip-tf): no apply, no ECS roll"),
         }
     }
+}
+
+/// An action as a table cell: DEPLOY done, skip dimmed.
+pub(crate) fn action_cell(action: Action) -> Cell {
+    let tone = match action {
+        Action::Deploy => Tone::Done,
+        Action::Skip => Tone::Skipped,
+        Action::Check => Tone::Plain,
+    };
+    Cell::new(action.to_string(), tone)
 }
 
 #[cfg(test)]

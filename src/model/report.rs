@@ -10,6 +10,7 @@ use crate::aws::ecs::Settled;
 use crate::docker::images::{ImageResult, ImageStatus};
 use crate::model::plan::{Action, Mode, Plan};
 use crate::terraform::Review;
+use crate::ui::style::{Cell, Tone};
 use crate::ui::table::write_table;
 
 #[derive(Debug, Clone, Serialize)]
@@ -116,24 +117,30 @@ impl fmt::Display for RunReport {
             let image = self.images.iter().find(|i| i.service == step.name);
             let rollout = self.rollouts.iter().find(|r| r.service == step.name);
             let push = match image.map(|i| i.status) {
-                Some(ImageStatus::Pushed) => "built, pushed",
-                Some(ImageStatus::AlreadyInRegistry) => "already in registry",
-                Some(ImageStatus::Failed) => "FAILED",
-                Some(ImageStatus::NotStarted) | None => "not done",
+                Some(ImageStatus::Pushed) => Cell::new("built, pushed", Tone::Done),
+                Some(ImageStatus::AlreadyInRegistry) => {
+                    Cell::new("already in registry", Tone::Known)
+                }
+                Some(ImageStatus::Failed) => Cell::new("FAILED", Tone::Failed),
+                Some(ImageStatus::NotStarted) | None => Cell::new("not done", Tone::Pending),
             };
             let rolled = if self.plan.terraform.is_none() {
-                "skipped (--skip-tf)"
+                Cell::new("skipped (--skip-tf)", Tone::Skipped)
             } else if self.rolled(&step.name) {
-                "yes"
+                Cell::new("yes", Tone::Done)
             } else {
-                "no"
+                Cell::plain("no")
             };
             let steady = match rollout {
-                Some(r) if r.steady => {
-                    format!("yes (:{})", r.running_tag.as_deref().unwrap_or("?"))
-                }
-                Some(r) => format!("NO (:{})", r.running_tag.as_deref().unwrap_or("?")),
-                None => "-".to_owned(),
+                Some(r) if r.steady => Cell::new(
+                    format!("yes (:{})", r.running_tag.as_deref().unwrap_or("?")),
+                    Tone::Done,
+                ),
+                Some(r) => Cell::new(
+                    format!("NO (:{})", r.running_tag.as_deref().unwrap_or("?")),
+                    Tone::Failed,
+                ),
+                None => Cell::none(),
             };
             let checks: Vec<_> = self
                 .health
@@ -141,11 +148,11 @@ impl fmt::Display for RunReport {
                 .filter(|c| c.service == step.name)
                 .collect();
             let health = if checks.is_empty() {
-                "-".to_owned()
+                Cell::none()
             } else if checks.iter().all(|c| c.healthy) {
-                "yes".to_owned()
+                Cell::new("yes", Tone::Done)
             } else {
-                "NO".to_owned()
+                Cell::new("NO", Tone::Failed)
             };
             // What was timed for this service alone: its build, push and ECS wait. A
             // rollback or a resumed run builds nothing, and that is "-", not "0.0s".
@@ -158,17 +165,15 @@ impl fmt::Display for RunReport {
             .flatten()
             .collect();
             let time = match timed.iter().sum::<f64>() {
-                _ if timed.is_empty() => "-".to_owned(),
-                secs if secs < 0.05 => "<0.1s".to_owned(),
-                secs => format!("{secs:.1}s"),
+                _ if timed.is_empty() => Cell::none(),
+                secs if secs < 0.05 => Cell::plain("<0.1s"),
+                secs => Cell::plain(format!("{secs:.1}s")),
             };
             rows.push([
-                step.name.clone(),
-                image
-                    .map(|i| i.image.clone())
-                    .unwrap_or_else(|| step.image.clone()),
-                push.to_owned(),
-                rolled.to_owned(),
+                Cell::plain(&step.name),
+                Cell::plain(image.map_or(&step.image, |i| &i.image)),
+                push,
+                rolled,
                 steady,
                 health,
                 time,
@@ -217,12 +222,16 @@ impl fmt::Display for RunReport {
             writeln!(f)?;
             let mut rows = Vec::new();
             for spa in &self.spas {
+                let invalidation = match spa.invalidation {
+                    Invalidation::NoDistribution => Tone::Skipped,
+                    Invalidation::Created { .. } | Invalidation::NotNeeded => Tone::Plain,
+                };
                 rows.push([
-                    spa.name.clone(),
-                    spa.bucket.clone(),
-                    spa.uploaded.to_string(),
-                    spa.unchanged.to_string(),
-                    spa.invalidation.to_string(),
+                    Cell::plain(&spa.name),
+                    Cell::plain(&spa.bucket),
+                    Cell::plain(spa.uploaded.to_string()),
+                    Cell::plain(spa.unchanged.to_string()),
+                    Cell::new(spa.invalidation.to_string(), invalidation),
                 ]);
             }
             write_table(

@@ -11,18 +11,20 @@ use aws_sdk_s3::types::{
 
 use super::manifest::{self, BucketObject, LocalFile, Manifest};
 use super::{ManifestLocation, GIT_SHA_METADATA, MIB, SHA256_METADATA};
-use crate::aws;
+use crate::aws::S3;
 use crate::model::config::SpaUploadConfig;
 
 /// S3's limit of parts per multipart upload.
 const MAX_PARTS: u64 = 10_000;
 
-pub(super) async fn list_bucket(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-) -> Result<BTreeMap<String, BucketObject>> {
+pub(super) async fn list_bucket(s3: &S3, bucket: &str) -> Result<BTreeMap<String, BucketObject>> {
     let mut objects = BTreeMap::new();
-    let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();
+    let mut pages = s3
+        .api
+        .list_objects_v2()
+        .bucket(bucket)
+        .into_paginator()
+        .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|err| {
             let missing = err
@@ -31,7 +33,7 @@ pub(super) async fn list_bucket(
             if missing {
                 anyhow!("the bucket s3://{bucket} does not exist in this account/region; was the environment bootstrapped (infra/scripts/bootstrap.sh)?")
             } else {
-                anyhow!(aws::explain(&err, None)).context(format!("cannot list s3://{bucket}"))
+                anyhow!(s3.explain(&err)).context(format!("cannot list s3://{bucket}"))
             }
         })?;
         for object in page.contents() {
@@ -49,16 +51,20 @@ pub(super) async fn list_bucket(
     Ok(objects)
 }
 
-pub(super) async fn read_manifest(
-    s3: &aws_sdk_s3::Client,
-    at: &ManifestLocation,
-) -> Result<Option<Manifest>> {
+pub(super) async fn read_manifest(s3: &S3, at: &ManifestLocation) -> Result<Option<Manifest>> {
     let location = at.to_string();
-    let output = match s3.get_object().bucket(&at.bucket).key(&at.key).send().await {
+    let output = match s3
+        .api
+        .get_object()
+        .bucket(&at.bucket)
+        .key(&at.key)
+        .send()
+        .await
+    {
         Ok(output) => output,
         Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
         Err(err) => {
-            return Err(anyhow!(aws::explain(&err, None)))
+            return Err(anyhow!(s3.explain(&err)))
                 .with_context(|| format!("cannot read the deploy manifest {location}"))
         }
     };
@@ -82,13 +88,13 @@ pub(super) async fn read_manifest(
 }
 
 pub(super) async fn write_manifest(
-    s3: &aws_sdk_s3::Client,
+    s3: &S3,
     at: &ManifestLocation,
     manifest: &Manifest,
     git_sha: &str,
 ) -> Result<()> {
     let body = serde_json::to_vec_pretty(manifest).context("cannot encode the deploy manifest")?;
-    s3.put_object()
+    s3.api.put_object()
         .bucket(&at.bucket)
         .key(&at.key)
         .body(ByteStream::from(body))
@@ -97,7 +103,7 @@ pub(super) async fn write_manifest(
         .metadata(GIT_SHA_METADATA, git_sha)
         .send()
         .await
-        .map_err(|err| anyhow!(aws::explain(&err, None)))
+        .map_err(|err| anyhow!(s3.explain(&err)))
         .with_context(|| {
             format!("cannot write the deploy manifest {at} (every file is uploaded; the next run compares against the previous manifest)")
         })?;
@@ -107,7 +113,7 @@ pub(super) async fn write_manifest(
 /// Uploads one file, streamed from disk; in parts above the multipart threshold.
 /// Returns the ETag S3 gave it.
 pub(super) async fn put_file(
-    s3: &aws_sdk_s3::Client,
+    s3: &S3,
     bucket: &str,
     file: &LocalFile,
     git_sha: &str,
@@ -128,6 +134,7 @@ pub(super) async fn put_file(
         .await
         .with_context(|| format!("cannot read {}", file.path.display()))?;
     let mut request = s3
+        .api
         .put_object()
         .bucket(bucket)
         .key(&file.key)
@@ -144,19 +151,20 @@ pub(super) async fn put_file(
     let output = request
         .send()
         .await
-        .map_err(|err| anyhow!(aws::explain(&err, None)))
+        .map_err(|err| anyhow!(s3.explain(&err)))
         .with_context(|| format!("cannot upload {} to {location}", file.path.display()))?;
     Ok(output.e_tag().map(str::to_owned))
 }
 
 pub(super) async fn put_multipart(
-    s3: &aws_sdk_s3::Client,
+    s3: &S3,
     bucket: &str,
     file: &LocalFile,
     git_sha: &str,
     settings: &SpaUploadConfig,
 ) -> Result<Option<String>> {
     let mut request = s3
+        .api
         .create_multipart_upload()
         .bucket(bucket)
         .key(&file.key)
@@ -172,7 +180,7 @@ pub(super) async fn put_multipart(
     let created = request
         .send()
         .await
-        .map_err(|err| anyhow!(aws::explain(&err, None)))
+        .map_err(|err| anyhow!(s3.explain(&err)))
         .context("CreateMultipartUpload failed")?;
     let upload_id = created
         .upload_id()
@@ -182,6 +190,7 @@ pub(super) async fn put_multipart(
     if result.is_err() {
         // Parts of an unfinished upload are stored (and billed) until aborted.
         let _ = s3
+            .api
             .abort_multipart_upload()
             .bucket(bucket)
             .key(&file.key)
@@ -193,7 +202,7 @@ pub(super) async fn put_multipart(
 }
 
 pub(super) async fn upload_parts(
-    s3: &aws_sdk_s3::Client,
+    s3: &S3,
     bucket: &str,
     file: &LocalFile,
     upload_id: &str,
@@ -214,6 +223,7 @@ pub(super) async fn upload_parts(
             .await
             .with_context(|| format!("cannot read {}", file.path.display()))?;
         let part = s3
+            .api
             .upload_part()
             .bucket(bucket)
             .key(&file.key)
@@ -223,7 +233,7 @@ pub(super) async fn upload_parts(
             .body(body)
             .send()
             .await
-            .map_err(|err| anyhow!(aws::explain(&err, None)))
+            .map_err(|err| anyhow!(s3.explain(&err)))
             .with_context(|| format!("UploadPart {number} failed"))?;
         parts.push(
             CompletedPart::builder()
@@ -236,6 +246,7 @@ pub(super) async fn upload_parts(
         number += 1;
     }
     let completed = s3
+        .api
         .complete_multipart_upload()
         .bucket(bucket)
         .key(&file.key)
@@ -247,17 +258,13 @@ pub(super) async fn upload_parts(
         )
         .send()
         .await
-        .map_err(|err| anyhow!(aws::explain(&err, None)))
+        .map_err(|err| anyhow!(s3.explain(&err)))
         .context("CompleteMultipartUpload failed")?;
     Ok(completed.e_tag().map(str::to_owned))
 }
 
 /// Deletes `keys` (DeleteObjects, 1,000 a call); returns the keys deleted.
-pub(super) async fn delete_keys(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    keys: &[String],
-) -> Result<Vec<String>> {
+pub(super) async fn delete_keys(s3: &S3, bucket: &str, keys: &[String]) -> Result<Vec<String>> {
     let mut deleted = Vec::new();
     for chunk in keys.chunks(1000) {
         let objects = chunk
@@ -271,12 +278,12 @@ pub(super) async fn delete_keys(
             .build()
             .context("cannot name the objects to delete")?;
         let output = s3
-            .delete_objects()
+            .api.delete_objects()
             .bucket(bucket)
             .delete(delete)
             .send()
             .await
-            .map_err(|err| anyhow!(aws::explain(&err, None)))
+            .map_err(|err| anyhow!(s3.explain(&err)))
             .with_context(|| {
                 format!(
                     "cannot delete {} old file(s) from s3://{bucket} (the new files are live; the next run deletes them)",

@@ -6,13 +6,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
-use crate::aws;
+use crate::aws::CloudFront;
 
 /// Creates one invalidation of `paths` on the distribution and returns its id. With
 /// `wait`, polls until it completes (CloudFront says `Completed`, moto `COMPLETED`; the
 /// SDK's own waiter only knows the first) or the time is up, which is an error.
 pub async fn invalidate(
-    cloudfront: &aws_sdk_cloudfront::Client,
+    cloudfront: &CloudFront,
     distribution_id: &str,
     paths: &[String],
     wait: Option<Duration>,
@@ -32,12 +32,13 @@ pub async fn invalidate(
         .build()
         .with_context(what)?;
     let created = cloudfront
+        .api
         .create_invalidation()
         .distribution_id(distribution_id)
         .invalidation_batch(batch)
         .send()
         .await
-        .map_err(|err| anyhow!(aws::explain(&err, None)))
+        .map_err(|err| anyhow!(cloudfront.explain(&err)))
         .with_context(what)?;
     let id = created
         .invalidation()
@@ -65,7 +66,7 @@ fn caller_reference() -> String {
 }
 
 async fn wait_for_invalidation(
-    cloudfront: &aws_sdk_cloudfront::Client,
+    cloudfront: &CloudFront,
     distribution_id: &str,
     id: &str,
     timeout: Duration,
@@ -74,12 +75,13 @@ async fn wait_for_invalidation(
     let mut interval = Duration::from_millis(500);
     loop {
         let output = cloudfront
+            .api
             .get_invalidation()
             .distribution_id(distribution_id)
             .id(id)
             .send()
             .await
-            .map_err(|err| anyhow!(aws::explain(&err, None)))
+            .map_err(|err| anyhow!(cloudfront.explain(&err)))
             .with_context(|| {
                 format!(
                     "cannot read invalidation {id} of CloudFront distribution {distribution_id}"

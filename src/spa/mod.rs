@@ -175,7 +175,7 @@ impl fmt::Display for UploadReport {
 /// point. On an error, what was uploaded stays; the manifest is not written, so the
 /// next run compares against the previous one and uploads again whatever differs.
 pub async fn upload(
-    s3: &aws_sdk_s3::Client,
+    s3: &crate::aws::S3,
     spa: &SpaTarget,
     git_sha: &str,
     settings: &SpaUploadConfig,
@@ -344,7 +344,7 @@ pub async fn upload(
 /// uncommitted files), from its manifest at `manifest` or, not migrated yet, in the
 /// bucket itself; `None` when nothing was ever uploaded by this tool.
 pub async fn deployed_sha(
-    s3: &aws_sdk_s3::Client,
+    s3: &crate::aws::S3,
     manifest: Option<&ManifestLocation>,
     bucket: &str,
 ) -> Result<Option<String>> {
@@ -358,7 +358,7 @@ pub async fn deployed_sha(
 /// The manifest at `at`; else the one an older deploy kept in the SPA bucket (then
 /// `true`: it is to be moved).
 async fn read_manifest_or_legacy(
-    s3: &aws_sdk_s3::Client,
+    s3: &crate::aws::S3,
     at: &ManifestLocation,
     spa_bucket: &str,
 ) -> Result<(Option<Manifest>, bool)> {

@@ -1,7 +1,9 @@
-//! What the operator sees: progress on stderr, aligned tables, styled labels, and the
-//! diagnostics set up by `-v`/`-q`/`RUST_LOG`.
+//! What the operator sees: results on stdout (`output`), progress and warnings on
+//! stderr, aligned tables (`table`), styled labels, and the diagnostics set up by
+//! `-v`/`-q`/`RUST_LOG`.
 
 pub mod logging;
+pub mod output;
 pub mod progress;
 pub mod style;
 pub mod table;

@@ -45,11 +45,21 @@ impl Progress {
         if self.quiet {
             return;
         }
+        self.println(message);
+    }
+
+    /// [`crate::ui::output::warn`] during a run: the same line and policy (never
+    /// silenced), printed above the live lines so that they do not overwrite it.
+    pub fn warn(&self, message: &str) {
+        self.println(&crate::ui::output::warning_line(message));
+    }
+
+    fn println(&self, line: &str) {
         match &self.multi {
             Some(multi) => {
-                let _ = multi.println(message);
+                let _ = multi.println(line);
             }
-            None => eprintln!("{message}"),
+            None => eprintln!("{line}"),
         }
     }
 }

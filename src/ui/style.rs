@@ -1,9 +1,10 @@
 //! Colour for people at a terminal, plain text everywhere else: pipes, files, `NO_COLOR`,
 //! `TERM=dumb`. `CLICOLOR_FORCE=1` colours even when the output is not a terminal.
 //!
-//! Tables are coloured by what a cell says, so that every table (plan, summary, status)
-//! reads the same way: green for done and healthy, red for failed, yellow for what was
-//! left undone, dim for what was skipped.
+//! Table cells carry a [`Tone`], chosen where the cell is made from what it means, so
+//! that every table (plan, summary, status) reads the same way: green for done and
+//! healthy, red for failed, yellow for what was left undone or is under way, cyan for
+//! what was already there, dim for what was skipped.
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
@@ -75,23 +76,61 @@ pub fn error_label() -> String {
     }
 }
 
-/// The colour a table cell gets, from what it says.
-fn cell_colour(text: &str) -> Option<&'static str> {
-    let first = text.split_whitespace().next().unwrap_or_default();
-    match first {
-        "FAILED" | "NO" | "UNHEALTHY" | "ERROR" => Some(RED),
-        "DEPLOY" | "yes" | "built," | "COMPLETED" => Some(GREEN),
-        "IN_PROGRESS" | "PRIMARY" => Some(YELLOW),
-        "already" => Some(CYAN),
-        "skip" | "skipped" | "-" => Some(DIM),
-        _ if text == "not done" => Some(YELLOW),
-        _ => None,
+/// What a table cell means, which decides its colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Plain,
+    /// Done, healthy, deployed.
+    Done,
+    Failed,
+    /// Left undone, or still under way.
+    Pending,
+    /// Already there: nothing had to be done.
+    Known,
+    Skipped,
+}
+
+impl Tone {
+    fn colour(self) -> Option<&'static str> {
+        match self {
+            Tone::Plain => None,
+            Tone::Done => Some(GREEN),
+            Tone::Failed => Some(RED),
+            Tone::Pending => Some(YELLOW),
+            Tone::Known => Some(CYAN),
+            Tone::Skipped => Some(DIM),
+        }
     }
 }
 
-/// A table cell padded to `width` (when given), coloured when `colour` is on.
-pub fn cell(text: &str, width: Option<usize>, colour: bool) -> String {
-    styled(text, width, cell_colour(text).filter(|_| colour))
+/// A table cell: its text and its tone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    pub text: String,
+    pub tone: Tone,
+}
+
+impl Cell {
+    pub fn new(text: impl Into<String>, tone: Tone) -> Self {
+        Self {
+            text: text.into(),
+            tone,
+        }
+    }
+
+    pub fn plain(text: impl Into<String>) -> Self {
+        Self::new(text, Tone::Plain)
+    }
+
+    /// `-`, dimmed: nothing to show.
+    pub fn none() -> Self {
+        Self::new("-", Tone::Skipped)
+    }
+}
+
+/// A table cell padded to `width` (when given), in its tone's colour when `colour` is on.
+pub fn cell(cell: &Cell, width: Option<usize>, colour: bool) -> String {
+    styled(&cell.text, width, cell.tone.colour().filter(|_| colour))
 }
 
 #[cfg(test)]
@@ -121,14 +160,34 @@ mod tests {
     }
 
     #[test]
-    fn cells_are_coloured_by_what_they_say_and_padded_by_their_text() {
-        assert_eq!(cell("FAILED", Some(8), true), "\x1b[1;31mFAILED\x1b[0m  ");
+    fn cells_are_coloured_by_their_tone_and_padded_by_their_text() {
+        let failed = Cell::new("FAILED", Tone::Failed);
+        assert_eq!(cell(&failed, Some(8), true), "\x1b[1;31mFAILED\x1b[0m  ");
         assert_eq!(
-            cell("yes (:abc1234)", None, true),
+            cell(&Cell::new("yes (:abc1234)", Tone::Done), None, true),
             "\x1b[32myes (:abc1234)\x1b[0m"
         );
-        assert_eq!(cell("skip", Some(6), true), "\x1b[2mskip\x1b[0m  ");
-        assert_eq!(cell("api", Some(5), true), "api  ");
-        assert_eq!(cell("FAILED", Some(8), false), "FAILED  ");
+        assert_eq!(
+            cell(&Cell::new("skip", Tone::Skipped), Some(6), true),
+            "\x1b[2mskip\x1b[0m  "
+        );
+        assert_eq!(cell(&Cell::plain("api"), Some(5), true), "api  ");
+        assert_eq!(cell(&failed, Some(8), false), "FAILED  ");
+        assert_eq!(
+            cell(&Cell::new("already in registry", Tone::Known), None, true),
+            "\x1b[36malready in registry\x1b[0m"
+        );
+        assert_eq!(
+            cell(&Cell::new("not done", Tone::Pending), None, true),
+            "\x1b[33mnot done\x1b[0m"
+        );
+    }
+
+    #[test]
+    fn what_a_cell_says_does_not_colour_it() {
+        // A service or a reason that happens to start with a status word stays plain.
+        for text in ["FAILED", "skip-list", "yes", "- (none)"] {
+            assert_eq!(cell(&Cell::plain(text), None, true), text);
+        }
     }
 }

@@ -2,18 +2,20 @@
 
 use std::fmt;
 
+use crate::ui::style::Cell;
+
 /// Writes an aligned table: a header row, then the rows (the last column unpadded),
-/// coloured when stdout is a terminal ([`crate::ui::style`]).
+/// each cell in its tone when stdout is a terminal ([`crate::ui::style`]).
 pub(crate) fn write_table<const N: usize>(
     f: &mut fmt::Formatter<'_>,
     header: [&str; N],
-    rows: &[[String; N]],
+    rows: &[[Cell; N]],
 ) -> fmt::Result {
     let colour = crate::ui::style::stdout();
     let mut widths = header.map(|h| h.chars().count());
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+            *width = (*width).max(cell.text.chars().count());
         }
     }
     let width = |i: usize| (i + 1 < N).then_some(widths[i]);
@@ -55,7 +57,11 @@ mod tests {
 
     #[test]
     fn colour_codes_are_removed_and_nothing_else() {
-        let painted = crate::ui::style::cell("FAILED", Some(8), true);
+        let painted = crate::ui::style::cell(
+            &Cell::new("FAILED", crate::ui::style::Tone::Failed),
+            Some(8),
+            true,
+        );
         assert_eq!(without_colour(&format!("a {painted}|é")), "a FAILED  |é");
     }
 }

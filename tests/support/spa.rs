@@ -27,10 +27,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// directly: the test process's environment is shared by tests running in parallel
 /// (and holds the test bed's default-account keys, which would win over a profile).
 #[allow(deprecated)]
-pub async fn clients(
-    env: &AwsEnv,
-    bed: &Testbed,
-) -> (aws_sdk_s3::Client, aws_sdk_cloudfront::Client) {
+pub async fn clients(env: &AwsEnv, bed: &Testbed) -> (deploy::aws::S3, deploy::aws::CloudFront) {
     let file = |key: &str| env.summary[key].as_str().expect(key).to_owned();
     let files = ProfileFiles::builder()
         .with_file(ProfileFileKind::Credentials, file("credentials_file"))
@@ -48,7 +45,12 @@ pub async fn clients(
         .endpoint_url(&bed.endpoint)
         .load()
         .await;
-    (deploy::aws::s3(&sdk), aws_sdk_cloudfront::Client::new(&sdk))
+    // As deploy makes them: the clients carry the profile their errors name.
+    let aws = deploy::aws::Aws {
+        sdk,
+        profile: Some("testbed".to_owned()),
+    };
+    (aws.s3(), aws.cloudfront())
 }
 
 /// The fixture's admin-ui, bound for its bucket in the fixture's moto account.

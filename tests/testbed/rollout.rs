@@ -122,9 +122,13 @@ fn full_deploy_rolls_every_service_to_the_new_sha() {
                     .await
                     .expect("index.html uploaded");
                 deployed.push(
-                    deploy::spa::deployed_sha(&s3, Some(&manifest), bucket)
-                        .await
-                        .unwrap(),
+                    deploy::spa::deployed_sha(
+                        &deploy::aws::Service::new(s3.clone(), None),
+                        Some(&manifest),
+                        bucket,
+                    )
+                    .await
+                    .unwrap(),
                 );
             }
             deployed
@@ -180,10 +184,25 @@ fn services_rolls_only_the_named_service() {
         .stderr_has("the roll is targeted on purpose at auth")
         .stderr_lacks("Resource targeting is in effect")
         .stderr_lacks("Applied changes may be incomplete");
-    let after = live(&env);
+    assert_only_rolled(
+        &before,
+        &live(&env),
+        "auth",
+        &format!("{}/auth:{tag}", bed.registry),
+    );
+}
+
+/// `rolled` runs `image` on a new task definition; every other service is untouched.
+#[track_caller]
+fn assert_only_rolled(
+    before: &BTreeMap<String, (String, String)>,
+    after: &BTreeMap<String, (String, String)>,
+    rolled: &str,
+    image: &str,
+) {
     for service in SERVICES {
-        if service == "auth" {
-            assert_eq!(after[service].1, format!("{}/auth:{tag}", bed.registry));
+        if service == rolled {
+            assert_eq!(after[service].1, image);
             assert_ne!(after[service].0, before[service].0);
         } else {
             assert_eq!(
@@ -287,17 +306,12 @@ fn a_partial_roll_works_on_a_root_whose_image_tag_has_a_default() {
         .args(DEPLOY_API)
         .run()
         .success();
-    let after = live(&env);
-    for service in SERVICES {
-        if service == "api" {
-            assert_eq!(after[service].1, format!("{}/api:{tag}", bed.registry));
-        } else {
-            assert_eq!(
-                after[service], before[service],
-                "{service} must be untouched"
-            );
-        }
-    }
+    assert_only_rolled(
+        &before,
+        &live(&env),
+        "api",
+        &format!("{}/api:{tag}", bed.registry),
+    );
 }
 
 /// A variable the root requires and the tfvars lacks fails the same way on every

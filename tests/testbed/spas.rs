@@ -32,9 +32,9 @@ enum Wire {
 
 impl WireLog {
     /// An S3 client like `s3` that records into this log.
-    fn attach(&self, s3: &aws_sdk_s3::Client) -> aws_sdk_s3::Client {
+    fn attach(&self, s3: &deploy::aws::S3) -> deploy::aws::S3 {
         let config = s3.config().to_builder().interceptor(self.clone()).build();
-        aws_sdk_s3::Client::from_conf(config)
+        deploy::aws::Service::new(aws_sdk_s3::Client::from_conf(config), Some("testbed"))
     }
 
     fn events(&self) -> Vec<Wire> {
@@ -80,7 +80,7 @@ impl Intercept for WireLog {
 
 /// Builds the SPA with its real build, then uploads it.
 async fn build_and_upload(
-    s3: &aws_sdk_s3::Client,
+    s3: &deploy::aws::S3,
     spa: &SpaTarget,
     git_sha: &str,
     settings: &SpaUploadConfig,
@@ -773,7 +773,11 @@ fn allow_dirty_spas_records_sha_dirty_and_status_shows_it_dirty() {
         .unwrap()
         .to_owned();
     runtime().block_on(async {
-        let s3 = deploy::aws::s3(&env.sdk().await);
+        let s3 = deploy::aws::Aws {
+            sdk: env.sdk().await,
+            profile: None,
+        }
+        .s3();
         let manifest = private_manifest(&env, SPA, &bucket);
         assert_eq!(
             spa::deployed_sha(&s3, Some(&manifest), &bucket)

@@ -27,14 +27,10 @@ pub(crate) fn plan(selection: Selection, skip_tf: bool, rollback: bool) -> Resul
         skip_spas: false,
         allow_dirty_spas: false,
         skip_tf,
-        profile: None,
         assume_yes: false,
         dry_run: true,
-        diff_only: false,
-        allow_infra_changes: false,
-        output: crate::cli::OutputFormat::Text,
-        start_dir: None,
         rollback: rollback.then(|| OLD.to_owned()),
+        ..Request::default()
     };
     let context = Context {
         head: head(HEAD),

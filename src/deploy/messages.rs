@@ -1,0 +1,184 @@
+//! What a run says to the operator besides progress: the plan, the typed `y`, the
+//! account summary, and the state of the world in failure messages.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{Context as _, Result};
+
+use crate::cli::OutputFormat;
+use crate::docker::images::{ImageResult, ImageStatus};
+use crate::error::{UsageError, WritingStdout};
+use crate::model::plan::{Mode, Plan};
+use crate::model::report::RunReport;
+use crate::request::Request;
+use crate::ui::output::emit_stdout;
+
+/// Step 2's output: the plan as a table (JSON says it in the summary instead), and,
+/// when there is nothing to do, the summary or a sentence saying so. Whether the run
+/// has work.
+pub(super) fn show_plan(plan: &Plan, output: OutputFormat) -> Result<bool> {
+    if output == OutputFormat::Text {
+        emit_stdout(plan, output)?;
+    }
+    if plan.has_work() {
+        return Ok(true);
+    }
+    if output == OutputFormat::Json {
+        emit_stdout(&RunReport::new(plan), output)?;
+    } else {
+        writeln!(
+            std::io::stdout().lock(),
+            "\nNothing changed since the live images: nothing to build, push or roll."
+        )
+        .context(WritingStdout)?;
+    }
+    Ok(false)
+}
+
+/// Never wait for input that cannot come (SPEC §3): fail before touching anything.
+/// Checked once the plan is known: nothing to do needs no confirmation.
+pub(super) fn require_a_way_to_confirm(request: &Request) -> Result<()> {
+    if request.assume_yes || std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    Err(UsageError::new(
+        "no terminal to confirm on and -y not given; pass -y (with --profile) to deploy without the prompt. Nothing was touched",
+    )
+    .into())
+}
+
+/// Step 4: the operator types `y`, or nothing is touched.
+pub(super) fn confirm(mode: Mode) -> Result<()> {
+    eprint!(
+        "{}",
+        if mode == Mode::Rollback {
+            "Type y to roll back: "
+        } else {
+            "Type y to build and push: "
+        }
+    );
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("cannot read the confirmation")?;
+    if answer.trim() == "y" {
+        Ok(())
+    } else {
+        Err(UsageError::new(if mode == Mode::Rollback {
+            "not confirmed: nothing was rolled back"
+        } else {
+            "not confirmed: nothing was built or pushed"
+        })
+        .into())
+    }
+}
+
+/// Who the run is about to act as, and on what: the account summary of step 3.
+pub(super) struct AccountSummary<'a> {
+    pub account: &'a str,
+    pub arn: &'a str,
+    pub region: String,
+    pub profile: Option<&'a str>,
+    pub plan: &'a Plan,
+}
+
+impl std::fmt::Display for AccountSummary<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plan = self.plan;
+        let deploying = plan
+            .services
+            .iter()
+            .filter(|s| s.action == crate::model::plan::Action::Deploy)
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>();
+        write!(
+            f,
+            "AWS account {} as {}\n  region     {}\n  profile    {}\n  workspace  {}\n  git        {} ({})\n  services   {}",
+            self.account,
+            self.arn,
+            self.region,
+            self.profile.unwrap_or("(default credential chain)"),
+            plan.terraform
+                .as_ref()
+                .map(|t| t.apply.workspace.as_str())
+                .unwrap_or("- (--skip-tf)"),
+            plan.image_tag,
+            plan.commit(),
+            deploying.join(", "),
+        )?;
+        if plan.mode == Mode::Rollback {
+            write!(
+                f,
+                "\n  rollback   to {}; HEAD is {}; SPAs are left as they are",
+                plan.image_tag, plan.head.short_sha
+            )?;
+        }
+        if !plan.uncommitted.is_empty() {
+            write!(
+                f,
+                "\n  note       images are built from commit {}: {} uncommitted path(s) are NOT included",
+                plan.image_tag,
+                plan.uncommitted.len()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// "Pushed: a, b. Already in the registry: c. Not pushed: d" for failure messages.
+pub(super) fn pushed_sentence(images: &[ImageResult]) -> String {
+    let names = |wanted: &[ImageStatus]| -> String {
+        let list: Vec<&str> = images
+            .iter()
+            .filter(|r| wanted.contains(&r.status))
+            .map(|r| r.service.as_str())
+            .collect();
+        if list.is_empty() {
+            "none".into()
+        } else {
+            list.join(", ")
+        }
+    };
+    format!(
+        "Pushed: {}. Already in the registry: {}. Not pushed: {}",
+        names(&[ImageStatus::Pushed]),
+        names(&[ImageStatus::AlreadyInRegistry]),
+        names(&[ImageStatus::Failed, ImageStatus::NotStarted]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(service: &str, status: ImageStatus) -> ImageResult {
+        ImageResult {
+            service: service.into(),
+            image: format!("registry/{service}:abc1234"),
+            status,
+            build_secs: None,
+            push_secs: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_pushed_sentence_names_every_image_by_its_state() {
+        assert_eq!(
+            pushed_sentence(&[]),
+            "Pushed: none. Already in the registry: none. Not pushed: none"
+        );
+        assert_eq!(
+            pushed_sentence(&[
+                image("api", ImageStatus::Pushed),
+                image("auth", ImageStatus::AlreadyInRegistry),
+                image("files", ImageStatus::Failed),
+                image("ai", ImageStatus::NotStarted),
+                image("chat", ImageStatus::Pushed),
+            ]),
+            "Pushed: api, chat. Already in the registry: auth. Not pushed: files, ai"
+        );
+    }
+}

@@ -1,0 +1,339 @@
+//! Step 3, preflight and who am I: everything checked before anything is built or
+//! touched (SPEC §3): Docker, terraform and its targets, the environment's outputs, the
+//! SPA build tools and buckets, the AWS account, and a rollback's images.
+
+use anyhow::{anyhow, bail, Context as _, Result};
+
+use super::messages::AccountSummary;
+use super::{Ready, Run};
+use crate::aws::{self, ecr, profiles};
+use crate::changes::live;
+use crate::docker::engine::Engine;
+use crate::docker::images::{ImageJob, ImageResult, ImageStatus};
+use crate::error::UsageError;
+use crate::model::config;
+use crate::model::environment::{Environment, Outputs};
+use crate::model::plan::{Action, Mode};
+use crate::request::{Globals, Request};
+use crate::spa::SpaTarget;
+use crate::terraform::{self, Terraform};
+
+/// The AWS profile: `--profile`, else the menu (never in a dry run, which touches
+/// nothing that needs it chosen).
+pub(super) fn choose_profile(globals: &Globals, request: &Request) -> Result<Option<String>> {
+    if request.dry_run {
+        return Ok(globals.profile.clone());
+    }
+    profiles::choose(globals.profile.as_deref(), request.assume_yes)
+}
+
+impl Run<'_> {
+    pub(super) async fn preflight(&self) -> Result<Ready> {
+        let engine = self.check_docker().await?;
+        let terraform = self.check_terraform().await?;
+        let environment = self.environment(terraform.as_ref()).await?;
+        let spas = self.spa_targets(&environment)?;
+        // The plan needs the new tag only, not the images: planned here, a refused roll
+        // costs seconds, not a build.
+        let saved_plan = match (&self.plan.terraform, &terraform) {
+            (Some(step), Some(tf)) => Some(self.plan_the_roll(tf, step).await?),
+            _ => None,
+        };
+        let aws = self.who_am_i().await?;
+        // Before anything is touched, the rollback's images must all be there.
+        let rollback_images = if self.plan.mode == Mode::Rollback {
+            self.rollback_images(&aws.sdk, &engine).await?
+        } else {
+            Vec::new()
+        };
+        Ok(Ready {
+            aws,
+            engine,
+            terraform,
+            environment,
+            spas,
+            rollback_images,
+            saved_plan,
+        })
+    }
+
+    /// The daemon answers, and has the disk a build needs.
+    async fn check_docker(&self) -> Result<Engine> {
+        let engine = Engine::connect().await?;
+        tracing::info!(host = %engine.host, builder = ?engine.builder, "docker daemon reachable");
+        // Runbook: "A full deploy uses roughly 6-8GB" (a rollback builds nothing).
+        let wanted = self.platform.config.docker.min_free_gb;
+        let builds = self.plan.mode != Mode::Rollback;
+        if let Some(free) = engine.free_disk().await.filter(|_| builds) {
+            let free = free as f64 / 1e9;
+            if free < wanted {
+                self.progress.warn(&format!(
+                    "the Docker host has {free:.1} GB free, less than the {wanted} GB a full deploy needs (docker.min_free_gb). `deploy prune` reclaims build cache and old images safely (never volumes)"
+                ));
+            }
+        }
+        Ok(engine)
+    }
+
+    /// When this run rolls: terraform recent enough, the workspace the tfvars name, and
+    /// a targeted roll's addresses in the state.
+    pub(super) async fn check_terraform(&self) -> Result<Option<Terraform>> {
+        let Some(step) = &self.plan.terraform else {
+            return Ok(None);
+        };
+        let tf = live::terraform(self.platform, self.profile.as_deref());
+        let bin = tf.bin.clone();
+        let version = tokio::task::spawn_blocking(move || terraform::installed_version(&bin))
+            .await
+            .context("terraform version check panicked")??;
+        if version < terraform::MINIMUM_VERSION {
+            bail!(
+                "terraform {version} is too old: install terraform >= {}",
+                terraform::MINIMUM_VERSION
+            );
+        }
+        tf.check_workspace(&step.apply.workspace).await?;
+        if let terraform::Roll::Only { services, .. } = &step.apply.roll {
+            self.check_targets(&tf, services).await?;
+        }
+        Ok(Some(tf))
+    }
+
+    /// A targeted roll applies only what `-target` names: an address that matches
+    /// nothing would apply nothing, and the run would only find out when ECS still runs
+    /// the old tag. So every planned service's targets must be in the state (or be new
+    /// instances of resources it has) before anything is built.
+    async fn check_targets(&self, tf: &Terraform, services: &[String]) -> Result<()> {
+        let state = tf.state_addresses().await?;
+        let config = &self.platform.config.terraform;
+        let mut problems = Vec::new();
+        for service in services {
+            let targets: Vec<String> = config
+                .targets
+                .iter()
+                .map(|target| config::expand(target, service))
+                .collect();
+            let unmatched = terraform::unmatched_targets(&targets, &state);
+            if unmatched.is_empty() {
+                continue;
+            }
+            let known = terraform::addresses_of(service, &state);
+            problems.push(format!(
+                "  {service}: {} match nothing in the state; terraform has {}",
+                unmatched.join(", "),
+                if known.is_empty() {
+                    "no address naming it".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(UsageError::new(format!(
+            "the roll's -target addresses match nothing terraform knows, so its apply would change nothing:\n{}\nSet terraform.targets in deploy.toml to this root's task definition and service addresses, with {{service}} for the service's name (now {:?}: {}). Nothing was built or pushed",
+            problems.join("\n"),
+            config.targets,
+            self.platform.origin("terraform.targets"),
+        ))
+        .into())
+    }
+
+    /// The environment: `deploy.toml`, then the workspace's terraform outputs. A roll
+    /// needs its cluster; with `--skip-tf` the outputs are read only when an SPA needs
+    /// a name that `deploy.toml` does not give.
+    async fn environment(&self, terraform: Option<&Terraform>) -> Result<Environment> {
+        let workspace = self
+            .plan
+            .terraform
+            .as_ref()
+            .map(|step| step.apply.workspace.as_str());
+        let outputs = match (terraform, &self.outputs) {
+            // --changed read this workspace's outputs already (it is the selected one).
+            (Some(_), Some(known)) => known.clone(),
+            (Some(tf), None) => tf.outputs().await?,
+            (None, _) => Outputs::new(),
+        };
+        let environment = Environment::read(self.platform, workspace, &outputs)?;
+        if terraform.is_some() {
+            environment.cluster()?;
+            return Ok(environment);
+        }
+        if !self.spas_need_outputs(&environment) {
+            return Ok(environment);
+        }
+        // --skip-tf: terraform is still where the names live (read-only).
+        let outputs = live::terraform(self.platform, self.profile.as_deref())
+            .outputs()
+            .await
+            .context("cannot read the SPA buckets and the environment's private bucket from terraform outputs (or set spas.<name>.bucket and lock.bucket in deploy.toml)")?;
+        Environment::read(self.platform, workspace, &outputs)
+    }
+
+    /// The SPAs this run deploys.
+    fn deploying_spas(&self) -> impl Iterator<Item = &crate::model::platform::Spa> {
+        self.platform.spas.iter().filter(|spa| {
+            self.plan
+                .spas
+                .iter()
+                .any(|step| step.name == spa.name && step.action == Action::Deploy)
+        })
+    }
+
+    fn spas_need_outputs(&self, environment: &Environment) -> bool {
+        let mut deploying = self.deploying_spas().peekable();
+        deploying.peek().is_some()
+            && (environment.lock_bucket.is_none()
+                || deploying.any(|spa| spa.bucket.is_none() || spa.distribution_id.is_none()))
+    }
+
+    /// The SPAs this run deploys: their build tool must be installed, and each needs a
+    /// bucket (config, else the terraform output map), all checked before anything runs.
+    fn spa_targets(&self, environment: &Environment) -> Result<Vec<SpaTarget>> {
+        let deploying: Vec<_> = self.deploying_spas().collect();
+        if deploying.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names = &self.platform.config.terraform.outputs;
+        // The upload manifests (every deployed SHA and file hash) are deploy's own
+        // bookkeeping: never in a bucket CloudFront serves, so no private bucket, no
+        // upload.
+        let private_bucket = environment.lock_bucket.as_deref().with_context(|| {
+            format!(
+                "no private bucket to keep the SPA upload manifests in (they stay out of the buckets CloudFront serves): set lock.bucket in deploy.toml, add a terraform output {:?}, or use an S3 terraform backend; or pass --skip-spas. Nothing was touched",
+                names.deploy_lock_bucket
+            )
+        })?;
+        let mut targets = Vec::new();
+        for spa in deploying {
+            let program = spa.build.split_whitespace().next().unwrap_or_default();
+            if !program.contains('/') && crate::process::find_on_path(program).is_none() {
+                bail!(
+                    "{program} (the build command of SPA {}: `{}`) is not installed: install it (for pnpm: `corepack enable pnpm`) or pass --skip-spas; nothing was touched",
+                    spa.name,
+                    spa.build
+                );
+            }
+            let place = environment.spa(&spa.name);
+            let bucket = place.bucket.with_context(|| {
+                format!(
+                    "no bucket for SPA {}: set spas.{}.bucket in deploy.toml or add it to the terraform output {:?}; nothing was touched",
+                    spa.name, spa.name, names.spa_buckets
+                )
+            })?;
+            targets.push(SpaTarget::new(
+                &self.platform.root,
+                spa,
+                bucket,
+                place.distribution_id,
+                private_bucket,
+            ));
+        }
+        Ok(targets)
+    }
+
+    /// STS GetCallerIdentity, and the account summary the operator confirms.
+    async fn who_am_i(&self) -> Result<aws::Aws> {
+        let profile = self.profile.as_deref();
+        let aws = aws::Aws::load(profile).await;
+        let identity = aws_sdk_sts::Client::new(&aws.sdk)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|err| anyhow!(aws::explain(&err, profile)))
+            .context("cannot tell which AWS account this is (STS GetCallerIdentity); nothing was touched")?;
+        let summary = AccountSummary {
+            account: identity.account().unwrap_or("?"),
+            arn: identity.arn().unwrap_or("?"),
+            region: aws
+                .sdk
+                .region()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "?".into()),
+            profile,
+            plan: self.plan,
+        };
+        self.progress.note(&summary.to_string());
+        Ok(aws)
+    }
+
+    /// `deploy rollback`: every image it rolls must already be in the registry; one
+    /// that is not stops the run before anything is touched, naming it.
+    async fn rollback_images(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        engine: &Engine,
+    ) -> Result<Vec<ImageResult>> {
+        let (access, jobs) = self.image_jobs(sdk).await?;
+        let credentials = access.docker_credentials();
+        let mut found = Vec::new();
+        let mut missing = Vec::new();
+        for ImageJob { service, image } in jobs {
+            if engine.exists_in_registry(&image, &credentials).await? {
+                found.push(ImageResult {
+                    service,
+                    image,
+                    status: ImageStatus::AlreadyInRegistry,
+                    build_secs: None,
+                    push_secs: None,
+                    error: None,
+                });
+            } else {
+                missing.push(format!("  {service}: no {image}"));
+            }
+        }
+        if !missing.is_empty() {
+            let others = if found.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<&str> = found.iter().map(|r| r.service.as_str()).collect();
+                format!(
+                    "roll back only the services that have one (--services {}), or ",
+                    names.join(",")
+                )
+            };
+            bail!(
+                "cannot roll back to {tag}: {} not in the registry:\n{}\nOnly a commit whose images were pushed (and not deleted since) can be rolled back to: {others}check out {tag} and deploy it (a build). Nothing was touched",
+                match missing.len() {
+                    1 => "1 of its images is".to_owned(),
+                    n => format!("{n} of its images are"),
+                },
+                missing.join("\n"),
+                tag = self.plan.image_tag,
+            );
+        }
+        Ok(found)
+    }
+
+    /// The images of the services this run deploys, named in their registry, after
+    /// checking that their ECR repositories exist; and how to reach that registry.
+    pub(super) async fn image_jobs(
+        &self,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<(ecr::RegistryAccess, Vec<ImageJob>)> {
+        let profile = self.profile.as_deref();
+        let deploying: Vec<_> = self
+            .plan
+            .services
+            .iter()
+            .filter(|step| step.action == Action::Deploy)
+            .collect();
+        let ecr_client = aws_sdk_ecr::Client::new(sdk);
+        let repositories: Vec<String> = deploying
+            .iter()
+            .map(|step| step.repository.clone())
+            .collect();
+        ecr::repository_uris(&ecr_client, &repositories, profile).await?;
+        let access =
+            ecr::registry_access(&ecr_client, self.plan.registry.host.as_deref(), profile).await?;
+        let jobs = deploying
+            .iter()
+            .map(|step| ImageJob {
+                service: step.name.clone(),
+                image: format!("{}/{}", access.host, step.image),
+            })
+            .collect();
+        Ok((access, jobs))
+    }
+}

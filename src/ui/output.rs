@@ -1,0 +1,110 @@
+//! The one way out: every command's result goes through [`emit`] to stdout, as text or
+//! JSON; every warning through [`warn`] to stderr, as `warning: …`.
+
+use std::fmt::Display;
+use std::io::Write;
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use crate::cli::OutputFormat;
+use crate::error::WritingStdout;
+
+/// Writes `value` as `format` says: its `Display` (the tables for people), or one
+/// pretty JSON document and a newline. A failed write (stdout closed) carries
+/// [`WritingStdout`], which `main` treats as the reader having gone away.
+pub fn emit<T: Serialize + Display>(
+    value: &T,
+    format: OutputFormat,
+    writer: &mut impl Write,
+) -> Result<()> {
+    match format {
+        OutputFormat::Text => write!(writer, "{value}"),
+        OutputFormat::Json => writeln!(writer, "{}", serde_json::to_string_pretty(value)?),
+    }
+    .and_then(|()| writer.flush())
+    .context(WritingStdout)
+}
+
+/// [`emit`] to stdout.
+pub fn emit_stdout<T: Serialize + Display>(value: &T, format: OutputFormat) -> Result<()> {
+    emit(value, format, &mut std::io::stdout().lock())
+}
+
+/// A warning on stderr, `warning: <message>`. One policy: warnings are never silenced,
+/// `-q` included (it hides progress and diagnostics), because each one says something
+/// about the state of the world the operator must act on (a lock left held, a run
+/// without the lock, a disk about to fill).
+///
+/// Progress bars draw on stderr too: a warning during a run goes through
+/// [`crate::ui::progress::Progress::warn`], which prints it above them.
+pub fn warn(message: &str) {
+    eprintln!("{}", warning_line(message));
+}
+
+pub(crate) fn warning_line(message: &str) -> String {
+    format!("warning: {message}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Answer {
+        name: &'static str,
+        count: usize,
+    }
+
+    impl Display for Answer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            writeln!(f, "{}: {}", self.name, self.count)
+        }
+    }
+
+    #[test]
+    fn text_is_the_display_and_json_one_document() {
+        let answer = Answer {
+            name: "api",
+            count: 2,
+        };
+        let mut text = Vec::new();
+        emit(&answer, OutputFormat::Text, &mut text).unwrap();
+        assert_eq!(String::from_utf8(text).unwrap(), "api: 2\n");
+        let mut json = Vec::new();
+        emit(&answer, OutputFormat::Json, &mut json).unwrap();
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            "{\n  \"name\": \"api\",\n  \"count\": 2\n}\n"
+        );
+    }
+
+    /// A reader that went away (`deploy status | head -1`).
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_stdout_is_an_error_main_recognises() {
+        let answer = Answer {
+            name: "api",
+            count: 2,
+        };
+        for format in [OutputFormat::Text, OutputFormat::Json] {
+            let err = emit(&answer, format, &mut Closed).unwrap_err();
+            assert!(crate::error::stdout_closed(&err), "{format:?}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn warnings_say_warning() {
+        assert_eq!(warning_line("no lock"), "warning: no lock");
+    }
+}
