@@ -41,7 +41,7 @@ impl super::Run<'_> {
             .prefix("deploy-plan-")
             .tempdir()
             .context("cannot create a temp dir for the saved terraform plan")?;
-        let file = dir.path().join("roll.tfplan");
+        let file = dir.path().join(crate::model::plan::SAVED_PLAN_NAME);
         let args = step.apply.plan_args(config, &file);
         self.progress.note(&format!(
             "planning the roll: {}",

@@ -28,28 +28,12 @@ pub struct Apply {
     /// The workspace the tfvars file's name implies (`tfvars/sandbox.tfvars` → `sandbox`).
     pub workspace: String,
     pub roll: Roll,
-    pub auto_approve: bool,
 }
 
 impl Apply {
-    /// The arguments after `terraform` of a direct apply (no saved plan): what the
-    /// dry run shows. A run plans with [`Apply::plan_args`] and applies that plan with
-    /// [`Apply::apply_saved_args`]; all three share the same variables and targets.
-    pub fn args(&self, config: &TerraformConfig) -> Vec<String> {
-        let mut args = vec![
-            format!("-chdir={}", self.dir.display()),
-            "apply".to_owned(),
-            "-input=false".to_owned(),
-        ];
-        args.extend(self.variables_and_targets(config));
-        if self.auto_approve {
-            args.push("-auto-approve".to_owned());
-        }
-        args
-    }
-
-    /// `terraform plan` with exactly the apply's variables and targets, saving the plan
-    /// to `out`.
+    /// `terraform plan` with exactly the roll's variables and targets, saving the plan
+    /// to `out`; [`Apply::apply_saved_args`] applies it. (A run never applies without a
+    /// saved plan: what the operator reviewed is what is applied.)
     pub fn plan_args(&self, config: &TerraformConfig, out: &Path) -> Vec<String> {
         let mut args = vec![
             format!("-chdir={}", self.dir.display()),
@@ -238,7 +222,6 @@ mod tests {
             var_file: "tfvars/sandbox.tfvars".into(),
             workspace: "sandbox".into(),
             roll,
-            auto_approve: false,
         }
     }
 
@@ -247,13 +230,14 @@ mod tests {
         let args = apply(Roll::All {
             tag: "3f2c1ab".into(),
         })
-        .args(&TerraformConfig::default());
+        .plan_args(&TerraformConfig::default(), Path::new("roll.tfplan"));
         assert_eq!(
             args,
             [
                 "-chdir=infra/terraform/aws",
-                "apply",
+                "plan",
                 "-input=false",
+                "-out=roll.tfplan",
                 "-var-file=tfvars/sandbox.tfvars",
                 "-var",
                 "image_tag=3f2c1ab"
@@ -263,12 +247,11 @@ mod tests {
 
     #[test]
     fn partial_roll_targets_only_the_named_services_and_gives_image_tag_the_same_tag() {
-        let mut plan = apply(Roll::Only {
+        let plan = apply(Roll::Only {
             services: vec!["api".into(), "clinical-api".into()],
             tag: "3f2c1ab".into(),
         });
-        plan.auto_approve = true;
-        let args = plan.args(&TerraformConfig::default());
+        let args = plan.plan_args(&TerraformConfig::default(), Path::new("roll.tfplan"));
         assert!(
             args.contains(&r#"image_tags={"api"="3f2c1ab","clinical-api"="3f2c1ab"}"#.to_owned())
         );
@@ -288,7 +271,6 @@ mod tests {
                 r#"-target=aws_ecs_service.service["clinical-api"]"#,
             ]
         );
-        assert_eq!(args.last().unwrap(), "-auto-approve");
     }
 
     #[test]
@@ -298,7 +280,6 @@ mod tests {
             tag: "3f2c1ab".into(),
         });
         let config = TerraformConfig::default();
-        let direct = plan.args(&config);
         let planned = plan.plan_args(&config, Path::new("/tmp/x/roll.tfplan"));
         assert_eq!(
             planned[..4],
@@ -309,8 +290,15 @@ mod tests {
                 "-out=/tmp/x/roll.tfplan"
             ]
         );
-        // Same -var-file, -var and -target, in the same order.
-        assert_eq!(planned[4..], direct[3..]);
+        assert_eq!(
+            planned[4..8],
+            [
+                "-var-file=tfvars/sandbox.tfvars",
+                "-var",
+                r#"image_tags={"api"="3f2c1ab"}"#,
+                "-var"
+            ]
+        );
         assert_eq!(
             plan.apply_saved_args(Path::new("/tmp/x/roll.tfplan")),
             [
