@@ -26,6 +26,16 @@ pub const DEPLOY_SANDBOX: [&str; 5] = [
     "-y",
 ];
 
+/// A deploy of every service to the sandbox environment without SPAs, unattended.
+pub const DEPLOY_SERVICES: [&str; 6] = [
+    "--var-file",
+    "tfvars/sandbox.tfvars",
+    "--skip-spas",
+    "--profile",
+    "testbed",
+    "-y",
+];
+
 /// Build, push and roll api alone, unattended, in the sandbox environment: no SPAs.
 pub const DEPLOY_API: [&str; 8] = [
     "--var-file",

@@ -3,11 +3,8 @@
 //! deployment stop the run before any build unless accepted, the saved plan is what is
 //! applied (a stale one fails cleanly), and `deploy diff` gates on the same review.
 
-use std::time::Duration;
-
 use crate::support::{
-    bootstrap_applied, eventually, processes_with, set_live_image, Fixture, Testbed, DEPLOY_API,
-    SERVICES,
+    bootstrap_applied, set_live_image, Fixture, Testbed, DEPLOY_API, DEPLOY_SERVICES, SERVICES,
 };
 
 /// `deploy diff` of the sandbox environment: no terminal, no -y.
@@ -17,16 +14,6 @@ const DIFF_SANDBOX: [&str; 5] = [
     "tfvars/sandbox.tfvars",
     "--profile",
     "testbed",
-];
-
-/// A full deploy of the sandbox environment without SPAs, unattended.
-const DEPLOY_SERVICES: [&str; 6] = [
-    "--var-file",
-    "tfvars/sandbox.tfvars",
-    "--skip-spas",
-    "--profile",
-    "testbed",
-    "-y",
 ];
 
 /// Commits a new default for the alarm's threshold: a change to infrastructure outside
@@ -214,12 +201,7 @@ fn a_plan_gone_stale_before_the_apply_fails_cleanly_and_applies_nothing() {
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
 
     let mut run = fixture.deploy().aws(&env, &bed).args(DEPLOY_API).spawn();
-    run.wait_for_line("the build", |line| line.contains("api: building"));
-    assert!(
-        eventually(Duration::from_secs(60), || !processes_with(&marker)
-            .is_empty()),
-        "the slow build step never ran on this machine's daemon"
-    );
+    run.wait_for_the_slow_build(&marker);
     // A second terraform run changes the state while deploy builds.
     let other = fixture.terraform(
         &env,
