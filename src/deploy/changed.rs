@@ -34,6 +34,7 @@ pub(super) async fn decide(
             let decision = Decision {
                 action: s.action,
                 reason: s.reason,
+                cause: s.cause,
             };
             (s.name, decision)
         })

@@ -24,6 +24,8 @@ pub const SERVICE_PLACEHOLDER: &str = "{service}";
 pub struct Config {
     pub services: ServicesConfig,
     pub shared: SharedConfig,
+    /// How `--changed` decides what changed.
+    pub changes: ChangesConfig,
     pub docker: DockerConfig,
     pub registry: RegistryConfig,
     pub terraform: TerraformConfig,
@@ -90,6 +92,43 @@ impl Default for SharedConfig {
             .map(PathBuf::from)
             .to_vec(),
         }
+    }
+}
+
+/// How `--changed` tells what changed since the live image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangesMode {
+    /// The runbook's rule: a service's directory, and any shared package or build input
+    /// for every service.
+    #[default]
+    Runbook,
+    /// The pnpm workspace graph and the lockfile by importer: only what a service (or
+    /// SPA) depends on; SPAs included.
+    Graph,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChangesConfig {
+    pub mode: ChangesMode,
+    /// Graph mode: changed paths matching these globs count for nothing
+    /// (`**/*.md`, `**/*.test.ts`).
+    pub ignore: Vec<String>,
+    /// Graph mode: extra input globs of every service (`infra/docker/**`).
+    pub inputs: Vec<String>,
+    /// Graph mode: extra input globs per service, on top of `inputs`.
+    pub service_inputs: BTreeMap<String, Vec<String>>,
+}
+
+impl ChangesConfig {
+    /// The extra input globs of `service`.
+    pub fn inputs_of(&self, service: &str) -> Vec<&str> {
+        self.inputs
+            .iter()
+            .chain(self.service_inputs.get(service).into_iter().flatten())
+            .map(String::as_str)
+            .collect()
     }
 }
 
@@ -421,6 +460,17 @@ impl Config {
             }
         }
         self.spa_upload.validate()?;
+        for glob in self
+            .changes
+            .ignore
+            .iter()
+            .chain(&self.changes.inputs)
+            .chain(self.changes.service_inputs.values().flatten())
+        {
+            if glob.trim().is_empty() {
+                return Err("changes.ignore and changes inputs must not hold an empty glob".into());
+            }
+        }
         Ok(())
     }
 }

@@ -68,6 +68,7 @@ pub(super) fn plan_spas(
                     Action::Deploy
                 },
                 reason,
+                cause: None,
                 build: spa.build.clone(),
                 output: spa.output.clone(),
                 bucket: spa.bucket.clone().unwrap_or_else(|| {
