@@ -97,9 +97,10 @@ pub async fn survey(
     head_sha: &str,
     profile: Option<&str>,
     cluster: String,
+    mode: ChangesMode,
 ) -> Result<Survey> {
     let live = fetch(platform, profile, &cluster).await?;
-    let services = compare(platform, repo, head_sha, live, platform.config.changes.mode)?;
+    let services = compare(platform, repo, head_sha, live, mode)?;
     Ok(Survey {
         cluster,
         head: head_sha.to_owned(),

@@ -385,6 +385,26 @@ impl Plan {
         }
     }
 
+    /// Records the graph-mode decision for each SPA (`--changed`, `[changes] mode =
+    /// "graph"`).
+    pub fn decide_spas(&mut self, decisions: Vec<(String, Decision)>) {
+        for (
+            name,
+            Decision {
+                action,
+                reason,
+                cause,
+            },
+        ) in decisions
+        {
+            if let Some(step) = self.spas.iter_mut().find(|s| s.name == name) {
+                step.action = action;
+                step.reason = reason;
+                step.cause = cause;
+            }
+        }
+    }
+
     /// The full id of the commit whose images this run rolls.
     pub fn commit(&self) -> &str {
         self.rollback_to
@@ -573,7 +593,9 @@ impl fmt::Display for Plan {
                             s.bucket
                         ))
                     };
-                    let note = if s.dirty.is_empty() {
+                    // In graph mode a deploying SPA says why, as services do.
+                    let says_why = self.mode == Mode::Changed && s.action != Action::Skip;
+                    let note = if s.dirty.is_empty() && !says_why {
                         String::new()
                     } else {
                         s.reason.clone()
