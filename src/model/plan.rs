@@ -16,9 +16,12 @@ use crate::model::platform::Platform;
 use crate::request::{Request, Selection};
 use crate::terraform::{self, Apply, Roll};
 
+mod cause;
 mod display;
 mod services;
 mod spas;
+
+pub use cause::Cause;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -96,6 +99,8 @@ impl fmt::Display for Action {
 pub struct Decision {
     pub action: Action,
     pub reason: String,
+    /// Why, as data (`[changes] mode = "graph"` only; `reason` is its text).
+    pub cause: Option<Cause>,
 }
 
 impl Decision {
@@ -103,6 +108,7 @@ impl Decision {
         Self {
             action: Action::Deploy,
             reason: reason.into(),
+            cause: None,
         }
     }
 
@@ -110,6 +116,16 @@ impl Decision {
         Self {
             action: Action::Skip,
             reason: reason.into(),
+            cause: None,
+        }
+    }
+
+    /// Deploys because of `cause`, its text as the reason.
+    pub fn because(cause: Cause) -> Self {
+        Self {
+            action: Action::Deploy,
+            reason: cause.to_string(),
+            cause: Some(cause),
         }
     }
 }
@@ -119,6 +135,9 @@ pub struct ServiceStep {
     pub name: String,
     pub action: Action,
     pub reason: String,
+    /// Why, as data, in graph mode (absent from the JSON plan otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
     /// ECR repository name.
     pub repository: String,
     /// `<repository>:<tag>`, without the registry host.
@@ -130,6 +149,9 @@ pub struct SpaStep {
     pub name: String,
     pub action: Action,
     pub reason: String,
+    /// Why, as data, in graph mode (absent from the JSON plan otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
     pub build: String,
     pub output: PathBuf,
     /// The bucket, or where it will be read from.
@@ -259,10 +281,19 @@ impl Plan {
     /// Records the `--changed` decision for each service and narrows the terraform roll
     /// to the services that deploy.
     pub fn decide(&mut self, decisions: Vec<(String, Decision)>, config: &TerraformConfig) {
-        for (name, Decision { action, reason }) in decisions {
+        for (
+            name,
+            Decision {
+                action,
+                reason,
+                cause,
+            },
+        ) in decisions
+        {
             if let Some(step) = self.services.iter_mut().find(|s| s.name == name) {
                 step.action = action;
                 step.reason = reason;
+                step.cause = cause;
             }
         }
         let deploying: Vec<String> = self
@@ -277,6 +308,26 @@ impl Plan {
                 tag: self.image_tag.clone(),
             };
             step.set_roll(roll, config);
+        }
+    }
+
+    /// Records the graph-mode decision for each SPA (`--changed`, `[changes] mode =
+    /// "graph"`).
+    pub fn decide_spas(&mut self, decisions: Vec<(String, Decision)>) {
+        for (
+            name,
+            Decision {
+                action,
+                reason,
+                cause,
+            },
+        ) in decisions
+        {
+            if let Some(step) = self.spas.iter_mut().find(|s| s.name == name) {
+                step.action = action;
+                step.reason = reason;
+                step.cause = cause;
+            }
         }
     }
 

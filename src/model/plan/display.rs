@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{Action, Plan};
+use super::{Action, Mode, Plan};
 use crate::model::config;
 use crate::terraform::Roll;
 use crate::ui::style::{Cell, Tone};
@@ -88,7 +88,9 @@ impl fmt::Display for Plan {
                             s.bucket
                         ))
                     };
-                    let note = if s.dirty.is_empty() {
+                    // In graph mode a deploying SPA says why, as services do.
+                    let says_why = self.mode == Mode::Changed && s.action != Action::Skip;
+                    let note = if s.dirty.is_empty() && !says_why {
                         String::new()
                     } else {
                         s.reason.clone()
