@@ -33,9 +33,18 @@ pub struct Cli {
     #[arg(long, value_name = "PATH", required_unless_present = "skip_tf")]
     pub var_file: Option<PathBuf>,
 
-    /// Incremental: rebuild and roll only the services changed since their live image
-    #[arg(long, conflicts_with_all = ["services", "skip_tf"])]
-    pub changed: bool,
+    /// Incremental: rebuild and roll only the services changed since their live image.
+    /// `--changed=graph` follows the pnpm workspace graph and lockfile (and includes
+    /// SPAs), `--changed=runbook` the runbook's rule; plain `--changed` uses
+    /// `[changes] mode` in deploy.toml (default runbook)
+    #[arg(
+        long,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        conflicts_with_all = ["services", "skip_tf"]
+    )]
+    pub changed: Option<Option<ChangedMode>>,
 
     /// Limit the run to these services (comma-separated); with terraform, only these
     /// services are rolled (a targeted apply, never the global image_tag)
@@ -187,6 +196,15 @@ pub enum Command {
     },
 }
 
+/// How `--changed=<MODE>` tells what changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChangedMode {
+    /// The pnpm workspace graph and the lockfile by importer; SPAs included
+    Graph,
+    /// The runbook's rule: service dir, shared packages and build inputs
+    Runbook,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     /// Tables for people
@@ -260,6 +278,28 @@ mod tests {
                 "{args:?}"
             );
         }
+    }
+
+    #[test]
+    fn changed_takes_an_optional_mode_after_an_equals_sign() {
+        let mode = |args: &[&str]| parse(args).map(|cli| cli.changed);
+        assert_eq!(mode(&["--var-file", "x.tfvars"]).unwrap(), None);
+        assert_eq!(
+            mode(&["--var-file", "x.tfvars", "--changed"]).unwrap(),
+            Some(None)
+        );
+        assert_eq!(
+            mode(&["--var-file", "x.tfvars", "--changed=graph"]).unwrap(),
+            Some(Some(ChangedMode::Graph))
+        );
+        assert_eq!(
+            mode(&["--var-file", "x.tfvars", "--changed=runbook"]).unwrap(),
+            Some(Some(ChangedMode::Runbook))
+        );
+        // A space never takes the mode: `--changed graph` is a stray argument.
+        assert!(mode(&["--var-file", "x.tfvars", "--changed", "graph"]).is_err());
+        let err = mode(&["--var-file", "x.tfvars", "--changed=nx"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::cli::{Cli, Command, OutputFormat};
+use crate::model::config::ChangesMode;
 
 /// The flags every command shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +62,8 @@ pub struct Request {
     /// `deploy rollback <revision>`: roll the images of that commit, as typed; nothing
     /// is built.
     pub rollback: Option<String>,
+    /// `--changed=<mode>`: overrides `[changes] mode` of deploy.toml.
+    pub changes_mode: Option<ChangesMode>,
 }
 
 /// `deploy status`.
@@ -160,8 +163,13 @@ fn named(names: &[String]) -> Selection {
 }
 
 impl Request {
+    /// How `--changed` decides: `--changed=<mode>`, else `[changes] mode`.
+    pub fn changes_mode(&self, config: &crate::model::config::Config) -> ChangesMode {
+        self.changes_mode.unwrap_or(config.changes.mode)
+    }
+
     pub fn from_cli(cli: &Cli) -> Self {
-        let selection = if cli.changed {
+        let selection = if cli.changed.is_some() {
             Selection::Changed
         } else if let Some(names) = &cli.services {
             named(names)
@@ -182,6 +190,10 @@ impl Request {
             assume_yes: cli.yes,
             dry_run: cli.dry_run,
             allow_infra_changes: cli.allow_infra_changes,
+            changes_mode: cli.changed.flatten().map(|mode| match mode {
+                crate::cli::ChangedMode::Graph => ChangesMode::Graph,
+                crate::cli::ChangedMode::Runbook => ChangesMode::Runbook,
+            }),
             ..Self::default()
         }
     }
@@ -223,6 +235,7 @@ impl Request {
             assume_yes,
             dry_run,
             rollback: Some(revision.to_owned()),
+            changes_mode: None,
             ..Self::default()
         }
     }

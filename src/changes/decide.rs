@@ -3,6 +3,7 @@
 //! ([`crate::changes::live`]), so every live-tag case is testable on a temporary repo.
 
 use anyhow::Result;
+use git2::{Oid, Repository};
 
 use crate::aws::ecs::{self, LiveImage};
 use crate::changes::diff::{self, DiffCache, LiveBase};
@@ -18,6 +19,22 @@ pub fn decide(
     container: &str,
     inputs: &diff::Inputs<'_>,
     diffs: &mut DiffCache<'_>,
+) -> Result<Decision> {
+    let (repo, head) = (diffs.repo(), diffs.head());
+    decide_with(live, container, repo, head, |base| {
+        Ok(diff::reason_for(diffs.changed_paths_since(base)?, inputs).map(Decision::deploy))
+    })
+}
+
+/// [`decide`] with the comparison of a usable live commit with HEAD left to
+/// `changed_since` (the runbook's diff, or the workspace graph): `None` when nothing
+/// the service depends on changed.
+pub fn decide_with(
+    live: &LiveImage,
+    container: &str,
+    repo: &Repository,
+    head: Oid,
+    changed_since: impl FnOnce(Oid) -> Result<Option<Decision>>,
 ) -> Result<Decision> {
     let image = match live {
         LiveImage::Missing { reason } => {
@@ -35,20 +52,34 @@ pub fn decide(
             "live image {image} has no tag to diff against"
         )));
     };
-    Ok(match diff::resolve_tag(diffs.repo(), tag) {
-        LiveBase::NotASha(tag) => Decision::deploy(format!("live tag {tag:?} is not a git SHA")),
+    let tag = tag.to_owned();
+    decide_base(repo, head, &tag, "live", changed_since)
+}
+
+/// The decision for a recorded SHA (`tag`, from an image tag or an SPA bucket; `what`
+/// names where it comes from: `live`, `recorded`). Anything that cannot serve as a
+/// diff base deploys, saying why.
+pub fn decide_base(
+    repo: &Repository,
+    head: Oid,
+    tag: &str,
+    what: &str,
+    changed_since: impl FnOnce(Oid) -> Result<Option<Decision>>,
+) -> Result<Decision> {
+    Ok(match diff::resolve_tag(repo, tag) {
+        LiveBase::NotASha(tag) => Decision::deploy(format!("{what} tag {tag:?} is not a git SHA")),
         LiveBase::Dirty(tag) => Decision::deploy(format!(
-            "live tag {tag} is a build of uncommitted code: never a diff base"
+            "{what} tag {tag} is a build of uncommitted code: never a diff base"
         )),
         LiveBase::UnknownCommit(tag) => Decision::deploy(format!(
-            "live commit {tag} is not in local history (shallow clone?): `git fetch --unshallow origin` or `git fetch origin` would fix it"
+            "{what} commit {tag} is not in local history (shallow clone?): `git fetch --unshallow origin` or `git fetch origin` would fix it"
         )),
-        LiveBase::Commit(base) if base == diffs.head() => {
-            Decision::skip(format!("live tag {tag} is HEAD"))
+        LiveBase::Commit(base) if base == head => {
+            Decision::skip(format!("{what} tag {tag} is HEAD"))
         }
-        LiveBase::Commit(base) => match diff::reason_for(diffs.changed_paths_since(base)?, inputs) {
-            Some(reason) => Decision::deploy(reason),
-            None => Decision::skip(format!("unchanged since live {tag}")),
+        LiveBase::Commit(base) => match changed_since(base)? {
+            Some(decision) => decision,
+            None => Decision::skip(format!("unchanged since {what} {tag}")),
         },
     })
 }

@@ -119,7 +119,7 @@ impl<'r> DiffCache<'r> {
     }
 }
 
-fn diff_paths(
+pub(crate) fn diff_paths(
     repo: &Repository,
     base: Oid,
     head: Oid,

@@ -7,11 +7,13 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::aws::ecs::{Ecs, LiveImage, Lookup};
-use crate::changes::decide::decide;
+use crate::changes::decide::{decide, decide_with};
 use crate::changes::diff::{self, DiffCache};
+use crate::changes::graph::{GraphCache, Subject};
 use crate::git::Repo;
 use crate::model::config;
-use crate::model::plan::{Action, Decision};
+use crate::model::config::ChangesMode;
+use crate::model::plan::{Action, Cause, Decision};
 use crate::model::platform::Platform;
 use crate::terraform::Terraform;
 
@@ -23,6 +25,9 @@ pub struct ServiceState {
     /// `DEPLOY` when HEAD differs from what runs (or what runs cannot be compared).
     pub action: Action,
     pub reason: String,
+    /// Why, as data (graph mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,9 +97,10 @@ pub async fn survey(
     head_sha: &str,
     profile: Option<&str>,
     cluster: String,
+    mode: ChangesMode,
 ) -> Result<Survey> {
     let live = fetch(platform, profile, &cluster).await?;
-    let services = compare(platform, repo, head_sha, live)?;
+    let services = compare(platform, repo, head_sha, live, mode)?;
     Ok(Survey {
         cluster,
         head: head_sha.to_owned(),
@@ -128,15 +134,29 @@ pub async fn fetch(
 }
 
 /// Decides every service from what runs (`live`, from [`fetch`]): the live tag,
-/// resolved to a commit and diffed (git2, once per distinct base) over the service's
-/// inputs (runbook: service dir, shared packages, build inputs).
+/// resolved to a commit and compared with HEAD (git2, once per distinct base) by
+/// `mode`: the runbook's inputs (service dir, shared packages, build inputs) or the
+/// workspace graph.
 pub fn compare(
     platform: &Platform,
     repo: &Repo,
     head_sha: &str,
-    mut live: HashMap<String, LiveImage>,
+    live: HashMap<String, LiveImage>,
+    mode: ChangesMode,
 ) -> Result<Vec<ServiceState>> {
     let head = git2::Oid::from_str(head_sha).context("HEAD is not a commit id")?;
+    match mode {
+        ChangesMode::Runbook => compare_runbook(platform, repo, head, live),
+        ChangesMode::Graph => compare_graph(platform, repo, head, live),
+    }
+}
+
+fn compare_runbook(
+    platform: &Platform,
+    repo: &Repo,
+    head: git2::Oid,
+    mut live: HashMap<String, LiveImage>,
+) -> Result<Vec<ServiceState>> {
     // Every path any service's image depends on: the diff needs to look at nothing else.
     let pathspecs: Vec<String> = platform
         .services
@@ -158,13 +178,83 @@ pub fn compare(
             .remove(&service.name)
             .context("every service was looked up")?;
         let container = config::expand(&platform.config.ecs.container, &service.name);
-        let Decision { action, reason } = decide(&state, &container, &inputs, &mut diffs)?;
-        services.push(ServiceState {
-            name: service.name.clone(),
-            live: state,
-            action,
-            reason,
-        });
+        let decision = decide(&state, &container, &inputs, &mut diffs)?;
+        services.push(service_state(&service.name, state, decision));
     }
     Ok(services)
+}
+
+fn service_state(name: &str, live: LiveImage, decision: Decision) -> ServiceState {
+    let Decision {
+        action,
+        reason,
+        cause,
+    } = decision;
+    ServiceState {
+        name: name.to_owned(),
+        live,
+        action,
+        reason,
+        cause,
+    }
+}
+
+/// Graph mode: every service against the workspace graph and the lockfile by importer.
+fn compare_graph(
+    platform: &Platform,
+    repo: &Repo,
+    head: git2::Oid,
+    mut live: HashMap<String, LiveImage>,
+) -> Result<Vec<ServiceState>> {
+    let mut graph = graph_cache(platform, repo, head);
+    let fan_out = service_fan_out(platform);
+    let mut services = Vec::new();
+    for service in &platform.services {
+        let state = live
+            .remove(&service.name)
+            .context("every service was looked up")?;
+        let container = config::expand(&platform.config.ecs.container, &service.name);
+        let dir = relative(&service.dir);
+        let inputs = platform.config.changes.inputs_of(&service.name);
+        let subject = Subject {
+            name: &service.name,
+            dir: &dir,
+            fan_out: &fan_out,
+            inputs: &inputs,
+        };
+        let decision = decide_with(&state, &container, repo.git(), head, |base| {
+            Ok(graph.cause(base, &subject)?.map(Decision::because))
+        })?;
+        services.push(service_state(&service.name, state, decision));
+    }
+    Ok(services)
+}
+
+/// The graph comparison for the platform's services and SPAs.
+pub fn graph_cache<'r>(platform: &Platform, repo: &'r Repo, head: git2::Oid) -> GraphCache<'r> {
+    let dirs = platform
+        .services
+        .iter()
+        .map(|s| relative(&s.dir))
+        .chain(platform.spas.iter().map(|s| relative(&s.dir)))
+        .collect();
+    GraphCache::new(repo.git(), head, dirs, &platform.config.changes.ignore)
+}
+
+/// The build inputs that still fan out to every service in graph mode: all but the
+/// lockfile, which is compared by importer.
+pub fn service_fan_out(platform: &Platform) -> Vec<String> {
+    platform
+        .config
+        .shared
+        .build_inputs
+        .iter()
+        .map(|p| relative(p))
+        .filter(|p| p != crate::changes::graph::LOCKFILE)
+        .collect()
+}
+
+/// A configured path as git names it.
+fn relative(path: &std::path::Path) -> String {
+    path.to_string_lossy().trim_end_matches('/').to_owned()
 }

@@ -1,10 +1,14 @@
 //! What changed since what runs: the git diff of a service's inputs between two
 //! commits, the `--changed` decision for one service, and the survey of what ECS runs
-//! against HEAD (`--changed`, `status`).
+//! against HEAD (`--changed`, `status`); in graph mode, through the pnpm workspace
+//! graph and the lockfile by importer.
 
 pub mod decide;
 pub mod diff;
+pub mod graph;
 pub mod live;
+pub mod lockfile;
+pub mod workspace;
 
 /// Temporary git repositories for unit tests of change detection.
 #[cfg(test)]

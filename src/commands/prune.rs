@@ -123,7 +123,15 @@ pub fn run(globals: &Globals, request: &PruneRequest) -> Result<()> {
                 )
                 .await?;
                 let cluster = environment.cluster()?.to_owned();
-                live::survey(&platform, &repo, &head.sha, profile, cluster).await
+                live::survey(
+            &platform,
+            &repo,
+            &head.sha,
+            profile,
+            cluster,
+            platform.config.changes.mode,
+        )
+        .await
             }
                 .await
                 .context("cannot read which tags run live (prune never removes a live image); fix the AWS access, or pass --skip-live-check to keep only HEAD and the newest N")?;

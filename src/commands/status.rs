@@ -111,7 +111,15 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
         };
         let environment = Environment::read(&platform, workspace.as_deref(), &outputs)?;
         let cluster = environment.cluster()?.to_owned();
-        let survey = live::survey(&platform, &repo, &head.sha, profile, cluster).await?;
+        let survey = live::survey(
+            &platform,
+            &repo,
+            &head.sha,
+            profile,
+            cluster,
+            platform.config.changes.mode,
+        )
+        .await?;
         let s3 = crate::aws::Aws::load(profile).await.s3();
         let mut spas = Vec::new();
         for spa in &platform.spas {

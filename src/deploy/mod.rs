@@ -34,9 +34,12 @@ pub fn run(globals: &Globals, request: &Request) -> Result<()> {
     let profile = preflight::choose_profile(globals, request)?;
     let runtime = runtime()?;
     let outputs = match plan.mode {
-        Mode::Changed => {
-            runtime.block_on(changed::decide(&mut plan, &checkout, profile.as_deref()))?
-        }
+        Mode::Changed => runtime.block_on(changed::decide(
+            &mut plan,
+            &checkout,
+            request,
+            profile.as_deref(),
+        ))?,
         _ => None,
     };
     if request.dry_run {

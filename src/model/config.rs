@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+mod changes;
 mod spa_upload;
+pub use changes::{ChangesConfig, ChangesMode};
 pub use spa_upload::SpaUploadConfig;
 
 /// The file name looked up at the repository root.
@@ -24,6 +26,8 @@ pub const SERVICE_PLACEHOLDER: &str = "{service}";
 pub struct Config {
     pub services: ServicesConfig,
     pub shared: SharedConfig,
+    /// How `--changed` decides what changed.
+    pub changes: ChangesConfig,
     pub docker: DockerConfig,
     pub registry: RegistryConfig,
     pub terraform: TerraformConfig,
@@ -421,6 +425,17 @@ impl Config {
             }
         }
         self.spa_upload.validate()?;
+        for glob in self
+            .changes
+            .ignore
+            .iter()
+            .chain(&self.changes.inputs)
+            .chain(self.changes.service_inputs.values().flatten())
+        {
+            if glob.trim().is_empty() {
+                return Err("changes.ignore and changes inputs must not hold an empty glob".into());
+            }
+        }
         Ok(())
     }
 }

@@ -11,15 +11,17 @@ use serde::Serialize;
 
 use crate::error::UsageError;
 use crate::git::Head;
-use crate::model::config::{self, TerraformConfig};
+use crate::model::config::TerraformConfig;
 use crate::model::platform::Platform;
 use crate::request::{Request, Selection};
 use crate::terraform::{self, Apply, Roll};
-use crate::ui::style::{Cell, Tone};
-use crate::ui::table::write_table;
 
+mod cause;
+mod display;
 mod services;
 mod spas;
+
+pub use cause::Cause;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -97,6 +99,8 @@ impl fmt::Display for Action {
 pub struct Decision {
     pub action: Action,
     pub reason: String,
+    /// Why, as data (`[changes] mode = "graph"` only; `reason` is its text).
+    pub cause: Option<Cause>,
 }
 
 impl Decision {
@@ -104,6 +108,7 @@ impl Decision {
         Self {
             action: Action::Deploy,
             reason: reason.into(),
+            cause: None,
         }
     }
 
@@ -111,6 +116,16 @@ impl Decision {
         Self {
             action: Action::Skip,
             reason: reason.into(),
+            cause: None,
+        }
+    }
+
+    /// Deploys because of `cause`, its text as the reason.
+    pub fn because(cause: Cause) -> Self {
+        Self {
+            action: Action::Deploy,
+            reason: cause.to_string(),
+            cause: Some(cause),
         }
     }
 }
@@ -120,6 +135,9 @@ pub struct ServiceStep {
     pub name: String,
     pub action: Action,
     pub reason: String,
+    /// Why, as data, in graph mode (absent from the JSON plan otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
     /// ECR repository name.
     pub repository: String,
     /// `<repository>:<tag>`, without the registry host.
@@ -131,6 +149,9 @@ pub struct SpaStep {
     pub name: String,
     pub action: Action,
     pub reason: String,
+    /// Why, as data, in graph mode (absent from the JSON plan otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
     pub build: String,
     pub output: PathBuf,
     /// The bucket, or where it will be read from.
@@ -266,10 +287,19 @@ impl Plan {
     /// Records the `--changed` decision for each service and narrows the terraform roll
     /// to the services that deploy.
     pub fn decide(&mut self, decisions: Vec<(String, Decision)>, config: &TerraformConfig) {
-        for (name, Decision { action, reason }) in decisions {
+        for (
+            name,
+            Decision {
+                action,
+                reason,
+                cause,
+            },
+        ) in decisions
+        {
             if let Some(step) = self.services.iter_mut().find(|s| s.name == name) {
                 step.action = action;
                 step.reason = reason;
+                step.cause = cause;
             }
         }
         let deploying: Vec<String> = self
@@ -284,6 +314,26 @@ impl Plan {
                 tag: self.image_tag.clone(),
             };
             step.set_roll(roll, config);
+        }
+    }
+
+    /// Records the graph-mode decision for each SPA (`--changed`, `[changes] mode =
+    /// "graph"`).
+    pub fn decide_spas(&mut self, decisions: Vec<(String, Decision)>) {
+        for (
+            name,
+            Decision {
+                action,
+                reason,
+                cause,
+            },
+        ) in decisions
+        {
+            if let Some(step) = self.spas.iter_mut().find(|s| s.name == name) {
+                step.action = action;
+                step.reason = reason;
+                step.cause = cause;
+            }
         }
     }
 
@@ -397,123 +447,6 @@ pub fn shell_words(args: impl IntoIterator<Item = String>) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-impl fmt::Display for Plan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let at = match &self.head.branch {
-            Some(branch) => format!("{} on {branch}", self.image_tag),
-            None => format!("{} (detached HEAD)", self.image_tag),
-        };
-        match &self.rollback_to {
-            Some(target) => writeln!(
-                f,
-                "Plan: rollback to {} ({}); HEAD is {}",
-                self.image_tag, target.sha, self.head.short_sha
-            )?,
-            None => writeln!(f, "Plan: {} of {at}", self.mode)?,
-        }
-        writeln!(f, "  repository  {}", self.repo.display())?;
-        match &self.config {
-            Some(path) => writeln!(f, "  config      {}", path.display())?,
-            None => writeln!(f, "  config      defaults (no {})", config::CONFIG_FILE)?,
-        }
-        match &self.registry.host {
-            Some(host) => writeln!(f, "  registry    {host} (from {})", self.registry.source)?,
-            None => writeln!(f, "  registry    {}", self.registry.source)?,
-        }
-        if let Some(step) = &self.terraform {
-            writeln!(
-                f,
-                "  workspace   {} (from {})",
-                step.apply.workspace,
-                step.apply.var_file.display()
-            )?;
-        }
-        if !self.uncommitted.is_empty() {
-            writeln!(
-                f,
-                "  uncommitted {} path(s) — never part of an image tagged {}:",
-                self.uncommitted.len(),
-                self.image_tag
-            )?;
-            for path in self.uncommitted.iter().take(10) {
-                writeln!(f, "                {path}")?;
-            }
-            if self.uncommitted.len() > 10 {
-                writeln!(
-                    f,
-                    "                … and {} more",
-                    self.uncommitted.len() - 10
-                )?;
-            }
-        }
-        writeln!(f)?;
-        let rows: Vec<[Cell; 4]> = self
-            .services
-            .iter()
-            .map(|s| {
-                [
-                    Cell::plain(&s.name),
-                    action_cell(s.action),
-                    Cell::plain(&s.image),
-                    Cell::plain(&s.reason),
-                ]
-            })
-            .collect();
-        write_table(f, ["SERVICE", "ACTION", "IMAGE", "REASON"], &rows)?;
-        if !self.spas.is_empty() {
-            writeln!(f)?;
-            let rows: Vec<[Cell; 4]> = self
-                .spas
-                .iter()
-                .map(|s| {
-                    let upload = if s.action == Action::Skip {
-                        Cell::new(&s.reason, Tone::Skipped)
-                    } else {
-                        Cell::plain(format!(
-                            "`{}` → {} → {}",
-                            s.build,
-                            s.output.display(),
-                            s.bucket
-                        ))
-                    };
-                    let note = if s.dirty.is_empty() {
-                        String::new()
-                    } else {
-                        s.reason.clone()
-                    };
-                    [
-                        Cell::plain(&s.name),
-                        action_cell(s.action),
-                        upload,
-                        Cell::plain(note),
-                    ]
-                })
-                .collect();
-            write_table(f, ["SPA", "ACTION", "BUILD → UPLOAD", ""], &rows)?;
-        }
-        writeln!(f)?;
-        let nothing_to_roll = matches!(
-            self.terraform.as_ref().map(|t| &t.apply.roll),
-            Some(Roll::Only { services, .. }) if services.is_empty()
-        );
-        match &self.terraform {
-            Some(_) if nothing_to_roll => writeln!(f, "terraform: nothing to roll"),
-            Some(step) => writeln!(f, "terraform: {}", step.command()),
-            None => writeln!(f, "terraform: skipped (--skip-tf): no apply, no ECS roll"),
-        }
-    }
-}
-
-/// An action as a table cell: DEPLOY done, skip dimmed.
-pub(crate) fn action_cell(action: Action) -> Cell {
-    let tone = match action {
-        Action::Deploy => Tone::Done,
-        Action::Skip => Tone::Skipped,
-        Action::Check => Tone::Plain,
-    };
-    Cell::new(action.to_string(), tone)
 }
 
 #[cfg(test)]

@@ -5,23 +5,55 @@
 //! makes the build differ from HEAD.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
 /// Files of the workspace itself that every SPA build reads.
 const WORKSPACE_FILES: [&str; 3] = ["pnpm-lock.yaml", "package.json", "pnpm-workspace.yaml"];
 
+/// A tree of workspace files: the working tree ([`Worktree`]) for an SPA build, or a
+/// commit's tree for `--changed` in graph mode ([`crate::changes::workspace`]).
+pub trait WorkspaceTree {
+    /// The text of a file (relative, `/`-separated), `None` when there is none.
+    fn read(&self, path: &str) -> Option<String>;
+    /// Names of the subdirectories of `dir` (`""` is the root), sorted.
+    fn subdirs(&self, dir: &str) -> Vec<String>;
+}
+
+/// The working tree at a repository root.
+pub struct Worktree<'a>(pub &'a Path);
+
+impl WorkspaceTree for Worktree<'_> {
+    fn read(&self, path: &str) -> Option<String> {
+        std::fs::read_to_string(self.0.join(path)).ok()
+    }
+
+    fn subdirs(&self, dir: &str) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.0.join(dir)) else {
+            return Vec::new();
+        };
+        let mut dirs: Vec<String> = entries
+            .flatten()
+            .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect();
+        dirs.sort();
+        dirs
+    }
+}
+
 /// The SPA's inputs, as paths relative to `root` (`/`-separated): `spa_dir`, the
 /// directories of the workspace packages it depends on, and the workspace files.
 pub fn spa_inputs(root: &Path, spa_dir: &Path) -> Result<Vec<String>> {
-    let packages = workspace_packages(root)?;
+    let tree = Worktree(root);
+    let packages = workspace_packages(&tree)?;
     let mut inputs: BTreeSet<String> = WORKSPACE_FILES.iter().map(|f| f.to_string()).collect();
     let own = relative(spa_dir);
     inputs.insert(own.clone());
     let mut queue = vec![own];
     while let Some(dir) = queue.pop() {
-        for name in workspace_dependencies(&root.join(&dir))? {
+        for name in workspace_dependencies(&tree, &dir)? {
             // A name no workspace package has: pnpm fails the install, so the build
             // cannot have read it.
             if let Some(dir) = packages.get(&name) {
@@ -52,13 +84,13 @@ pub fn dirty_inputs(uncommitted: &[String], inputs: &[String]) -> Vec<String> {
 }
 
 /// Names of the `workspace:` dependencies (any kind) in `dir/package.json`.
-fn workspace_dependencies(dir: &Path) -> Result<Vec<String>> {
-    let path = dir.join("package.json");
-    let Ok(text) = std::fs::read_to_string(&path) else {
+pub fn workspace_dependencies(tree: &impl WorkspaceTree, dir: &str) -> Result<Vec<String>> {
+    let path = join(dir, "package.json");
+    let Some(text) = tree.read(&path) else {
         return Ok(Vec::new());
     };
     let json: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{path} is not JSON"))?;
     let mut names = Vec::new();
     for kind in [
         "dependencies",
@@ -77,11 +109,10 @@ fn workspace_dependencies(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Package name → directory (relative to `root`) of every package the
+/// Package name → directory (relative to the root) of every package the
 /// `pnpm-workspace.yaml` globs match.
-fn workspace_packages(root: &Path) -> Result<BTreeMap<String, String>> {
-    let path = root.join("pnpm-workspace.yaml");
-    let Ok(text) = std::fs::read_to_string(&path) else {
+pub fn workspace_packages(tree: &impl WorkspaceTree) -> Result<BTreeMap<String, String>> {
+    let Some(text) = tree.read("pnpm-workspace.yaml") else {
         return Ok(BTreeMap::new());
     };
     let mut packages = BTreeMap::new();
@@ -89,15 +120,15 @@ fn workspace_packages(root: &Path) -> Result<BTreeMap<String, String>> {
         if pattern.starts_with('!') {
             continue;
         }
-        for dir in expand(root, &pattern) {
-            let manifest = dir.join("package.json");
-            let Ok(text) = std::fs::read_to_string(&manifest) else {
+        for dir in expand(tree, &pattern) {
+            let manifest = join(&dir, "package.json");
+            let Some(text) = tree.read(&manifest) else {
                 continue;
             };
-            let json: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not JSON", manifest.display()))?;
-            if let (Some(name), Ok(dir)) = (json["name"].as_str(), dir.strip_prefix(root)) {
-                packages.insert(name.to_owned(), relative(dir));
+            let json: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{manifest} is not JSON"))?;
+            if let Some(name) = json["name"].as_str() {
+                packages.insert(name.to_owned(), dir);
             }
         }
     }
@@ -130,25 +161,21 @@ fn workspace_globs(yaml: &str) -> Vec<String> {
 
 /// The directories a workspace glob names: `*` within one path segment, `**` any depth
 /// (never into `node_modules` or hidden directories).
-fn expand(root: &Path, pattern: &str) -> Vec<PathBuf> {
-    let mut dirs = vec![root.to_path_buf()];
+fn expand(tree: &impl WorkspaceTree, pattern: &str) -> Vec<String> {
+    let mut dirs = vec![String::new()];
     for segment in pattern.split('/').filter(|s| !s.is_empty() && *s != ".") {
         let mut next = Vec::new();
         for dir in &dirs {
             if segment == "**" {
                 next.push(dir.clone());
-                next.extend(descendants(dir));
+                next.extend(descendants(tree, dir));
             } else if segment.contains(['*', '?']) {
-                next.extend(subdirs(dir).into_iter().filter(|sub| {
-                    sub.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| super::rules::pattern_matches(segment, n))
+                next.extend(subdirs(tree, dir).into_iter().filter(|sub| {
+                    let name = sub.rsplit('/').next().unwrap_or(sub);
+                    super::rules::pattern_matches(segment, name)
                 }));
-            } else {
-                let sub = dir.join(segment);
-                if sub.is_dir() {
-                    next.push(sub);
-                }
+            } else if tree.subdirs(dir).iter().any(|name| name == segment) {
+                next.push(join(dir, segment));
             }
         }
         dirs = next;
@@ -156,32 +183,32 @@ fn expand(root: &Path, pattern: &str) -> Vec<PathBuf> {
     dirs
 }
 
-fn subdirs(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut dirs: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
-        .filter(|entry| {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            name != "node_modules" && !name.starts_with('.')
-        })
-        .map(|entry| entry.path())
-        .collect();
-    dirs.sort();
-    dirs
+/// The subdirectories of `dir` a workspace glob may enter, as paths from the root.
+fn subdirs(tree: &impl WorkspaceTree, dir: &str) -> Vec<String> {
+    tree.subdirs(dir)
+        .into_iter()
+        .filter(|name| name != "node_modules" && !name.starts_with('.'))
+        .map(|name| join(dir, &name))
+        .collect()
 }
 
-fn descendants(dir: &Path) -> Vec<PathBuf> {
+fn descendants(tree: &impl WorkspaceTree, dir: &str) -> Vec<String> {
     let mut found = Vec::new();
-    let mut stack = subdirs(dir);
+    let mut stack = subdirs(tree, dir);
     while let Some(next) = stack.pop() {
-        stack.extend(subdirs(&next));
+        stack.extend(subdirs(tree, &next));
         found.push(next);
     }
     found
+}
+
+/// `dir/name`, or `name` at the root.
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
 }
 
 /// A relative path as git names it: `/`-separated, no trailing slash.

@@ -2,7 +2,8 @@
 //! targeted roll, and every reason a live tag cannot be a diff base.
 
 use crate::support::{
-    bootstrap_applied, set_live_image, AwsEnv, Fixture, Testbed, DEPLOY_SERVICES, SERVICES,
+    bootstrap_applied, set_live_image, AwsEnv, Fixture, Testbed, DEPLOY_SANDBOX, DEPLOY_SERVICES,
+    SERVICES,
 };
 
 /// The `--changed` dry-run plan as JSON: service name → (action, reason).
@@ -314,4 +315,67 @@ fn changed_mode_skips_spas_as_the_runbook_says() {
         .success()
         .stdout_has("incremental deploy (--changed)")
         .stdout_has("--changed covers backend services only");
+}
+
+/// Graph mode on the real bed: a change in `@platform/events` rolls exactly the services
+/// that depend on it (api, auth and webhooks, by the fixture's `workspace:` edges), and
+/// a change in admin-ui's own files uploads admin-ui and leaves simulator's bucket on
+/// the first deploy's SHA. Asserted on ECS task definitions and the SPA upload
+/// manifests, not on the plan.
+#[test]
+fn graph_mode_rolls_exactly_the_dependents_and_the_changed_spa() {
+    let bed = Testbed::get();
+    let fixture = Fixture::unique();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(DEPLOY_SANDBOX)
+        .run()
+        .success();
+    let first = fixture.git(&["rev-parse", "HEAD"]);
+    fixture.write("packages/events/src/index.ts", "export const events = 2;\n");
+    fixture.write("apps/admin-ui/src/app.js", "console.log('admin 2');\n");
+    let tag = fixture.commit_all("events and admin-ui");
+    let head = fixture.git(&["rev-parse", "HEAD"]);
+    let before = crate::rollout::live(&env);
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--changed=graph",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
+        .run()
+        .success();
+    let after = crate::rollout::live(&env);
+    for service in SERVICES {
+        if ["api", "auth", "webhooks"].contains(&service) {
+            assert_eq!(
+                after[service].1,
+                format!("{}/{service}:{tag}", bed.registry)
+            );
+            assert_ne!(after[service].0, before[service].0, "{service}");
+        } else {
+            assert_eq!(
+                after[service], before[service],
+                "{service} must be untouched"
+            );
+        }
+    }
+    crate::support::spa::runtime().block_on(async {
+        let (s3, _) = crate::support::spa::clients(&env, &bed).await;
+        for (name, bucket, _) in crate::spas::spa_buckets(&env) {
+            let manifest = crate::spas::private_manifest(&env, &name, &bucket);
+            let recorded = deploy::spa::deployed_sha(&s3, Some(&manifest), &bucket)
+                .await
+                .unwrap();
+            let expected = if name == "admin-ui" { &head } else { &first };
+            assert_eq!(recorded.as_deref(), Some(expected.as_str()), "{name}");
+        }
+    });
 }

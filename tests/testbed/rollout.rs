@@ -9,7 +9,7 @@ use crate::support::{
 };
 
 /// Per service: (task definition ARN, image of the service's own container).
-fn live(env: &AwsEnv) -> BTreeMap<String, (String, String)> {
+pub(super) fn live(env: &AwsEnv) -> BTreeMap<String, (String, String)> {
     let cluster = env.summary["ecs_cluster"]
         .as_str()
         .expect("cluster in the bootstrap summary")

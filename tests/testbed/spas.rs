@@ -618,7 +618,7 @@ fn push_api_and_spas(fixture: &Fixture, env: &AwsEnv, bed: &Testbed) -> crate::s
 }
 
 /// Per SPA of the fixture environment: (name, its bucket, its distribution).
-fn spa_buckets(env: &AwsEnv) -> Vec<(String, String, String)> {
+pub(super) fn spa_buckets(env: &AwsEnv) -> Vec<(String, String, String)> {
     env.summary["spa_buckets"]
         .as_object()
         .unwrap()
@@ -637,7 +637,7 @@ fn spa_buckets(env: &AwsEnv) -> Vec<(String, String, String)> {
 }
 
 /// Where deploy keeps an SPA's manifest in the fixture environment's private bucket.
-fn private_manifest(env: &AwsEnv, spa: &str, bucket: &str) -> ManifestLocation {
+pub(super) fn private_manifest(env: &AwsEnv, spa: &str, bucket: &str) -> ManifestLocation {
     ManifestLocation::new(
         env.summary["deploy_lock_bucket"].as_str().unwrap(),
         spa,

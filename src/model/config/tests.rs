@@ -56,3 +56,22 @@ fn zero_concurrency_is_rejected() {
     let err = Config::parse("[docker]\nconcurrency = 0\n").unwrap_err();
     assert!(err.contains("docker.concurrency"), "{err}");
 }
+
+#[test]
+fn the_changes_table_selects_the_mode_and_its_globs() {
+    assert_eq!(Config::default().changes.mode, ChangesMode::Runbook);
+    let config = Config::parse(
+        "[changes]\nmode = \"graph\"\nignore = [\"**/*.md\"]\ninputs = [\"infra/docker/**\"]\nservice_inputs = { billing = [\"infra/billing/**\"] }\n",
+    )
+    .unwrap();
+    assert_eq!(config.changes.mode, ChangesMode::Graph);
+    assert_eq!(
+        config.changes.inputs_of("billing"),
+        ["infra/docker/**", "infra/billing/**"]
+    );
+    assert_eq!(config.changes.inputs_of("api"), ["infra/docker/**"]);
+    let err = Config::parse("[changes]\nmode = \"nx\"\n").unwrap_err();
+    assert!(err.contains("unknown variant `nx`"), "{err}");
+    let err = Config::parse("[changes]\nignore = [\" \"]\n").unwrap_err();
+    assert!(err.contains("empty glob"), "{err}");
+}

@@ -20,6 +20,7 @@ pub(super) fn plan_services(
             name: name.to_owned(),
             action,
             reason: reason.to_owned(),
+            cause: None,
             image: format!("{repository}:{tag}"),
             repository,
         }

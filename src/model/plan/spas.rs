@@ -5,6 +5,7 @@ use anyhow::Result;
 
 use super::{Action, Context, Mode, SpaStep};
 use crate::error::UsageError;
+use crate::model::config::ChangesMode;
 use crate::model::platform::Platform;
 use crate::request::Request;
 
@@ -18,8 +19,10 @@ pub(super) fn plan_spas(
         Some("a rollback leaves SPAs as they are (their files are built from source, not kept per commit)")
     } else if request.skip_spas {
         Some("--skip-spas")
-    } else if mode == Mode::Changed {
-        // Runbook: "--changed covers backend services only (it skips SPAs)".
+    } else if mode == Mode::Changed && request.changes_mode(&platform.config) != ChangesMode::Graph
+    {
+        // Runbook: "--changed covers backend services only (it skips SPAs)". Graph
+        // mode decides SPAs too, from the SHA their bucket records (deploy/changed.rs).
         Some("--changed covers backend services only; deploy SPAs with a full deploy")
     } else {
         None
@@ -68,6 +71,7 @@ pub(super) fn plan_spas(
                     Action::Deploy
                 },
                 reason,
+                cause: None,
                 build: spa.build.clone(),
                 output: spa.output.clone(),
                 bucket: spa.bucket.clone().unwrap_or_else(|| {

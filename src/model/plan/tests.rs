@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::config::ChangesMode;
 
 /// The integration tests' fixture platform (9 services, 2 SPAs, the terraform root);
 /// its tracked `example.tfvars` names the workspace `example`.
@@ -20,6 +21,16 @@ fn head(sha: &str) -> Head {
 
 /// A run of `selection`, with or without `--skip-tf`, or `deploy rollback OLD`.
 pub(crate) fn plan(selection: Selection, skip_tf: bool, rollback: bool) -> Result<Plan> {
+    plan_in(selection, skip_tf, rollback, None)
+}
+
+/// [`plan`] with `--changed=<mode>` given.
+fn plan_in(
+    selection: Selection,
+    skip_tf: bool,
+    rollback: bool,
+    changes_mode: Option<ChangesMode>,
+) -> Result<Plan> {
     let platform = fixture();
     let request = Request {
         selection,
@@ -30,6 +41,7 @@ pub(crate) fn plan(selection: Selection, skip_tf: bool, rollback: bool) -> Resul
         assume_yes: false,
         dry_run: true,
         rollback: rollback.then(|| OLD.to_owned()),
+        changes_mode,
         ..Request::default()
     };
     let context = Context {
@@ -323,4 +335,47 @@ fn the_terraform_command_splits_back_into_its_arguments() {
         let line = shell_words(["echo".to_owned(), arg.to_owned()]);
         assert_eq!(shell_words::split(&line).unwrap(), ["echo", arg], "{line}");
     }
+}
+
+#[test]
+fn graph_mode_decides_spas_and_carries_the_chain_as_data() {
+    // Runbook --changed skips SPAs; graph mode leaves them to the bucket's recorded SHA.
+    let runbook = plan_in(Selection::Changed, false, false, None).unwrap();
+    assert_eq!(spa_actions(&runbook), [Action::Skip, Action::Skip]);
+    let mut graph = plan_in(Selection::Changed, false, false, Some(ChangesMode::Graph)).unwrap();
+    assert_eq!(spa_actions(&graph), [Action::Deploy, Action::Deploy]);
+    let chain = Cause::Package {
+        path: "packages/events/src/x.ts".into(),
+        chain: vec![
+            "@platform/events".into(),
+            "@platform/common".into(),
+            "billing".into(),
+        ],
+    };
+    graph.decide(
+        vec![("billing".into(), Decision::because(chain.clone()))],
+        &fixture().config.terraform,
+    );
+    graph.decide_spas(vec![(
+        "admin-ui".into(),
+        Decision::skip(format!("unchanged since recorded {OLD}")),
+    )]);
+    let billing = graph.services.iter().find(|s| s.name == "billing").unwrap();
+    assert_eq!(
+        billing.reason,
+        "packages/events/src/x.ts → @platform/events ← @platform/common ← billing"
+    );
+    let json = serde_json::to_value(&graph).unwrap();
+    let billing_json = json["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "billing")
+        .unwrap();
+    assert_eq!(billing_json["cause"]["kind"], "package");
+    assert_eq!(billing_json["cause"]["chain"][1], "@platform/common");
+    assert_eq!(spa_actions(&graph), [Action::Skip, Action::Deploy]);
+    // The runbook's plan has no cause at all in its JSON.
+    let runbook_json = serde_json::to_string(&runbook).unwrap();
+    assert!(!runbook_json.contains("cause"), "{runbook_json}");
 }
