@@ -69,8 +69,9 @@ pub struct Cli {
     #[arg(global = true, long, value_name = "NAME", env = "DEPLOY_PROFILE")]
     pub profile: Option<String>,
 
-    /// Skip the profile menu and the account confirmation (pair with --profile); passes
-    /// -auto-approve to terraform
+    /// Skip the profile menu and the account confirmation (pair with --profile); the
+    /// review of the roll's terraform plan is still printed, and changes outside the
+    /// deployment still need --allow-infra-changes
     #[arg(short = 'y', long)]
     pub yes: bool,
 
@@ -78,6 +79,12 @@ pub struct Cli {
     /// nothing
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Apply the roll's terraform plan even when it also changes infrastructure outside
+    /// the deployment (resources other than the services' task definitions and
+    /// services), or destroys anything; without it such a run stops before any build
+    #[arg(long, conflicts_with = "skip_tf")]
+    pub allow_infra_changes: bool,
 
     /// Output format for results on stdout
     #[arg(global = true, long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
@@ -148,14 +155,38 @@ pub enum Command {
         #[arg(long, value_name = "A,B", value_delimiter = ',', num_args = 1)]
         services: Option<Vec<String>>,
 
-        /// Skip the profile menu and the account confirmation (pair with --profile);
-        /// passes -auto-approve to terraform
+        /// Skip the profile menu and the account confirmation (pair with --profile); the
+        /// review of the roll's terraform plan is still printed
         #[arg(short = 'y', long)]
         yes: bool,
 
         /// Print the plan and stop; touches nothing (the registry is not asked)
         #[arg(long)]
         dry_run: bool,
+
+        /// Apply the rollback's terraform plan even when it also changes infrastructure
+        /// outside the deployment, or destroys anything
+        #[arg(long)]
+        allow_infra_changes: bool,
+    },
+    /// Plan the roll and show what it would change, as a deploy shows it before its
+    /// confirmation: per service the image tag and other changed attributes, then every
+    /// change to other infrastructure. Read-only: builds, pushes and applies nothing;
+    /// needs no terminal. Exit 0: only the services' own changes; 1: it would also
+    /// change infrastructure outside the deployment, or destroy something (a deploy
+    /// would need --allow-infra-changes); 2: usage error
+    Diff {
+        /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)
+        #[arg(long, value_name = "PATH")]
+        var_file: std::path::PathBuf,
+
+        /// Plan only the services changed since their live image, as `deploy --changed`
+        #[arg(long, conflicts_with = "services")]
+        changed: bool,
+
+        /// Plan only these services (comma-separated), as `deploy --services`
+        #[arg(long, value_name = "A,B", value_delimiter = ',', num_args = 1)]
+        services: Option<Vec<String>>,
     },
     /// Break a stale deploy lock of an environment (when the run holding it is gone)
     Unlock {
@@ -227,6 +258,7 @@ mod tests {
             services,
             yes,
             dry_run,
+            ..
         }) = cli.command
         else {
             panic!("not a rollback: {:?}", cli.command)

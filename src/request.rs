@@ -54,6 +54,11 @@ pub struct Request {
     pub skip_tf: bool,
     pub assume_yes: bool,
     pub dry_run: bool,
+    /// `deploy diff`: plan the roll and show its review, then stop (read-only).
+    pub diff_only: bool,
+    /// Apply a roll's terraform plan that also changes infrastructure outside the
+    /// deployment, or destroys something (`--allow-infra-changes`).
+    pub allow_infra_changes: bool,
     /// `deploy rollback <revision>`: roll the images of that commit, as typed; nothing
     /// is built.
     pub rollback: Option<String>,
@@ -136,13 +141,16 @@ impl CommandRequest {
                 services,
                 yes,
                 dry_run,
-            }) => Self::Deploy(Request::rollback(
-                revision,
+                allow_infra_changes,
+            }) => Self::Deploy(Request {
+                allow_infra_changes: *allow_infra_changes,
+                ..Request::rollback(revision, var_file, services.as_deref(), *yes, *dry_run)
+            }),
+            Some(Command::Diff {
                 var_file,
-                services.as_deref(),
-                *yes,
-                *dry_run,
-            )),
+                changed,
+                services,
+            }) => Self::Deploy(Request::diff(var_file, *changed, services.as_deref())),
             Some(Command::Completions { shell }) => Self::Completions(*shell),
             Some(Command::Man) => Self::Man,
         }
@@ -181,11 +189,31 @@ impl Request {
             skip_tf: cli.skip_tf,
             assume_yes: cli.yes,
             dry_run: cli.dry_run,
-            rollback: None,
+            allow_infra_changes: cli.allow_infra_changes,
             changes_mode: cli.changed.flatten().map(|mode| match mode {
                 crate::cli::ChangedMode::Graph => ChangesMode::Graph,
                 crate::cli::ChangedMode::Runbook => ChangesMode::Runbook,
             }),
+            ..Self::default()
+        }
+    }
+
+    /// `deploy diff`: a deploy's plan (every service, `--changed` or `--services`) up to
+    /// the review of its terraform plan. No SPAs (terraform does not upload them), and
+    /// no confirmation: nothing is touched.
+    pub fn diff(var_file: &std::path::Path, changed: bool, services: Option<&[String]>) -> Self {
+        let selection = match services {
+            _ if changed => Selection::Changed,
+            Some(names) => named(names),
+            None => Selection::All,
+        };
+        Self {
+            selection,
+            var_file: Some(var_file.to_path_buf()),
+            skip_spas: true,
+            assume_yes: true,
+            diff_only: true,
+            ..Self::default()
         }
     }
 
@@ -208,6 +236,7 @@ impl Request {
             dry_run,
             rollback: Some(revision.to_owned()),
             changes_mode: None,
+            ..Self::default()
         }
     }
 }
@@ -286,6 +315,28 @@ mod tests {
         assert_eq!(request.rollback.as_deref(), Some("HEAD~1"));
         assert_eq!(request.selection, Selection::All);
         assert!(request.skip_spas && request.assume_yes && !request.dry_run);
+    }
+
+    #[test]
+    fn diff_is_a_read_only_deploy_request_needing_no_confirmation() {
+        let (_, request) = parse(&["diff", "--var-file", "tfvars/prod.tfvars", "--changed"]);
+        let CommandRequest::Deploy(request) = request else {
+            panic!("not a deploy: {request:?}")
+        };
+        assert!(request.diff_only && request.assume_yes && request.skip_spas);
+        assert!(!request.allow_infra_changes && !request.dry_run);
+        assert_eq!(request.selection, Selection::Changed);
+        let (_, request) = parse(&[
+            "rollback",
+            "HEAD~1",
+            "--var-file",
+            "tfvars/prod.tfvars",
+            "--allow-infra-changes",
+        ]);
+        let CommandRequest::Deploy(request) = request else {
+            panic!("not a deploy: {request:?}")
+        };
+        assert!(request.allow_infra_changes && !request.diff_only);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod changed;
 mod messages;
 mod preflight;
+mod review;
 mod stages;
 
 use anyhow::Result;
@@ -62,6 +63,12 @@ pub fn run(globals: &Globals, request: &Request) -> Result<()> {
         progress: &progress,
         log_dir: log_dir(&checkout.repo, &plan),
     };
+    if request.diff_only {
+        // `deploy diff`: the terraform half of preflight and the review; nothing else.
+        let outcome = runtime.block_on(run.diff(globals.output));
+        runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+        return outcome;
+    }
     let mut report = RunReport::new(&plan);
     let outcome = runtime.block_on(run.execute(&mut report));
     // Stop build/push streams now: the daemon cancels work whose connection closed.
@@ -77,7 +84,10 @@ impl Run<'_> {
     async fn execute(&self, report: &mut RunReport) -> Result<()> {
         // 3. Preflight and who am I.
         let ready = interruptible(Interrupted::BeforeRoll, self.preflight()).await?;
-        // 4. Confirm.
+        // 4. Review the roll's saved plan (also under -y), then confirm.
+        if let Some(saved) = &ready.saved_plan {
+            self.review(saved, report)?;
+        }
         if !self.request.assume_yes {
             messages::confirm(self.plan.mode)?;
         }
@@ -134,6 +144,8 @@ struct Ready {
     spas: Vec<SpaTarget>,
     /// `deploy rollback`: the images rolled, found in the registry by preflight.
     rollback_images: Vec<ImageResult>,
+    /// The roll's saved terraform plan, reviewed: exactly what step 8 applies.
+    saved_plan: Option<review::SavedPlan>,
 }
 
 /// Step 2: the plan of what this checkout would deploy.

@@ -33,6 +33,12 @@ impl Run<'_> {
         let terraform = self.check_terraform().await?;
         let environment = self.environment(terraform.as_ref()).await?;
         let spas = self.spa_targets(&environment)?;
+        // The plan needs the new tag only, not the images: planned here, a refused roll
+        // costs seconds, not a build.
+        let saved_plan = match (&self.plan.terraform, &terraform) {
+            (Some(step), Some(tf)) => Some(self.plan_the_roll(tf, step).await?),
+            _ => None,
+        };
         let aws = self.who_am_i().await?;
         // Before anything is touched, the rollback's images must all be there.
         let rollback_images = if self.plan.mode == Mode::Rollback {
@@ -47,6 +53,7 @@ impl Run<'_> {
             environment,
             spas,
             rollback_images,
+            saved_plan,
         })
     }
 
@@ -70,7 +77,7 @@ impl Run<'_> {
 
     /// When this run rolls: terraform recent enough, the workspace the tfvars name, and
     /// a targeted roll's addresses in the state.
-    async fn check_terraform(&self) -> Result<Option<Terraform>> {
+    pub(super) async fn check_terraform(&self) -> Result<Option<Terraform>> {
         let Some(step) = &self.plan.terraform else {
             return Ok(None);
         };

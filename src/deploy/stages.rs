@@ -184,11 +184,19 @@ impl Run<'_> {
 
     /// Step 8, roll: terraform apply. Whether there was a roll (none with `--skip-tf`).
     pub(super) async fn roll(&self, ready: &Ready, report: &mut RunReport) -> Result<bool> {
-        let (Some(step), Some(terraform)) = (&self.plan.terraform, &ready.terraform) else {
+        let (Some(step), Some(terraform), Some(saved)) =
+            (&self.plan.terraform, &ready.terraform, &ready.saved_plan)
+        else {
             return Ok(false);
         };
-        let args = step.apply.args(&self.platform.config.terraform);
-        self.progress.note(&format!("running {}", step.command()));
+        // Exactly the plan reviewed before the confirmation: no -var, no -target.
+        let args = step.apply.apply_saved_args(&saved.file);
+        self.progress.note(&format!(
+            "running {} (the plan reviewed above)",
+            crate::model::plan::shell_words(
+                std::iter::once("terraform".to_owned()).chain(args.clone())
+            )
+        ));
         let targeted = match &step.apply.roll {
             terraform::Roll::Only { services, .. } => {
                 self.progress.note(&format!(

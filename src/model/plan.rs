@@ -174,12 +174,19 @@ pub struct TerraformStep {
 
 impl TerraformStep {
     pub fn new(apply: Apply, config: &TerraformConfig) -> Self {
-        let command =
-            shell_words(std::iter::once("terraform".to_owned()).chain(apply.args(config)));
+        // A run saves the plan in a private temp file; the plan shows it by its name.
+        let planfile = Path::new(SAVED_PLAN_NAME);
+        let terraform = || std::iter::once("terraform".to_owned());
+        let command = format!(
+            "{} && {}",
+            shell_words(terraform().chain(apply.plan_args(config, planfile))),
+            shell_words(terraform().chain(apply.apply_saved_args(planfile)))
+        );
         Self { apply, command }
     }
 
-    /// The command line terraform runs with, as printed in the plan.
+    /// The command lines terraform runs with, as printed in the plan: the plan saved
+    /// (in preflight), then that plan applied (after the review and the confirmation).
     pub fn command(&self) -> &str {
         &self.command
     }
@@ -241,7 +248,6 @@ impl Plan {
                     var_file,
                     workspace,
                     roll,
-                    auto_approve: request.assume_yes,
                 };
                 Some(TerraformStep::new(apply, &platform.config.terraform))
             }
@@ -421,6 +427,9 @@ pub(crate) fn resolve_var_file(platform: &Platform, cwd: &Path, given: &Path) ->
         Err(_) => std::fs::canonicalize(found).unwrap_or_else(|_| found.clone()),
     })
 }
+
+/// The name of the saved plan file (in a private temp dir during a run).
+pub const SAVED_PLAN_NAME: &str = "roll.tfplan";
 
 /// Joins arguments into one line a shell would split back the same way.
 pub fn shell_words(args: impl IntoIterator<Item = String>) -> String {

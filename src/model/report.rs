@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::aws::ecs::Settled;
 use crate::docker::images::{ImageResult, ImageStatus};
 use crate::model::plan::{Action, Mode, Plan};
+use crate::terraform::Review;
 use crate::ui::style::{Cell, Tone};
 use crate::ui::table::write_table;
 
@@ -27,6 +28,9 @@ pub struct RunReport {
     pub rollouts: Vec<Settled>,
     pub health: Vec<crate::health::Check>,
     pub spas: Vec<SpaResult>,
+    /// The roll's terraform plan, reviewed in preflight (`None` with `--skip-tf`, or
+    /// when preflight stopped before it).
+    pub review: Option<Review>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +80,7 @@ impl RunReport {
             rollouts: Vec::new(),
             health: Vec::new(),
             spas: Vec::new(),
+            review: None,
         }
     }
 
@@ -192,6 +197,26 @@ impl fmt::Display for RunReport {
                 f,
                 "terraform apply (every service above at once): {secs:.1}s"
             )?;
+        }
+        let accepted = self
+            .review
+            .as_ref()
+            .map(Review::needs_acceptance)
+            .unwrap_or_default();
+        if !accepted.is_empty() {
+            // Only a run given --allow-infra-changes gets this far with any.
+            writeln!(
+                f,
+                "outside the deployment, accepted with --allow-infra-changes ({}):",
+                if self.applied {
+                    "applied"
+                } else {
+                    "NOT applied"
+                }
+            )?;
+            for change in &accepted {
+                writeln!(f, "  {change}")?;
+            }
         }
         if !self.spas.is_empty() {
             writeln!(f)?;

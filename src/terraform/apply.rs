@@ -28,18 +28,37 @@ pub struct Apply {
     /// The workspace the tfvars file's name implies (`tfvars/sandbox.tfvars` → `sandbox`).
     pub workspace: String,
     pub roll: Roll,
-    pub auto_approve: bool,
 }
 
 impl Apply {
-    /// The arguments after `terraform`.
-    pub fn args(&self, config: &TerraformConfig) -> Vec<String> {
+    /// `terraform plan` with exactly the roll's variables and targets, saving the plan
+    /// to `out`; [`Apply::apply_saved_args`] applies it. (A run never applies without a
+    /// saved plan: what the operator reviewed is what is applied.)
+    pub fn plan_args(&self, config: &TerraformConfig, out: &Path) -> Vec<String> {
         let mut args = vec![
+            format!("-chdir={}", self.dir.display()),
+            "plan".to_owned(),
+            "-input=false".to_owned(),
+            format!("-out={}", out.display()),
+        ];
+        args.extend(self.variables_and_targets(config));
+        args
+    }
+
+    /// `terraform apply <planfile>`: the saved plan carries its variables and targets
+    /// (terraform refuses -var and -target beside one), and applying a saved plan never
+    /// prompts: deploy's own confirmation, given after the review, is the approval.
+    pub fn apply_saved_args(&self, planfile: &Path) -> Vec<String> {
+        vec![
             format!("-chdir={}", self.dir.display()),
             "apply".to_owned(),
             "-input=false".to_owned(),
-            format!("-var-file={}", self.var_file.display()),
-        ];
+            planfile.display().to_string(),
+        ]
+    }
+
+    fn variables_and_targets(&self, config: &TerraformConfig) -> Vec<String> {
+        let mut args = vec![format!("-var-file={}", self.var_file.display())];
         match &self.roll {
             Roll::All { tag } => {
                 args.push("-var".to_owned());
@@ -64,17 +83,48 @@ impl Apply {
                 args.push("-var".to_owned());
                 args.push(format!("{}={tag}", config.image_tag_var));
                 for service in services {
-                    for target in &config.targets {
-                        args.push(format!("-target={}", config::expand(target, service)));
-                    }
+                    args.extend(
+                        targets_of(config, service)
+                            .into_iter()
+                            .map(|target| format!("-target={target}")),
+                    );
                 }
             }
         }
-        if self.auto_approve {
-            args.push("-auto-approve".to_owned());
-        }
         args
     }
+
+    /// The services this apply rolls, with the resources each one owns (the targets
+    /// expanded), for the review of its plan. A full roll rolls every service of
+    /// `all_services`.
+    pub fn owners(
+        &self,
+        config: &TerraformConfig,
+        all_services: &[(String, String)],
+    ) -> Vec<super::ServiceResources> {
+        let rolled = |name: &str| match &self.roll {
+            Roll::All { .. } => true,
+            Roll::Only { services, .. } => services.iter().any(|s| s == name),
+        };
+        all_services
+            .iter()
+            .filter(|(name, _)| rolled(name))
+            .map(|(name, repository)| super::ServiceResources {
+                service: name.clone(),
+                repository: repository.clone(),
+                targets: targets_of(config, name),
+            })
+            .collect()
+    }
+}
+
+/// `terraform.targets` for one service: the resources it owns.
+pub fn targets_of(config: &TerraformConfig, service: &str) -> Vec<String> {
+    config
+        .targets
+        .iter()
+        .map(|target| config::expand(target, service))
+        .collect()
 }
 
 /// The workspace a tfvars file selects: its file name without the extension.
@@ -172,7 +222,6 @@ mod tests {
             var_file: "tfvars/sandbox.tfvars".into(),
             workspace: "sandbox".into(),
             roll,
-            auto_approve: false,
         }
     }
 
@@ -181,13 +230,14 @@ mod tests {
         let args = apply(Roll::All {
             tag: "3f2c1ab".into(),
         })
-        .args(&TerraformConfig::default());
+        .plan_args(&TerraformConfig::default(), Path::new("roll.tfplan"));
         assert_eq!(
             args,
             [
                 "-chdir=infra/terraform/aws",
-                "apply",
+                "plan",
                 "-input=false",
+                "-out=roll.tfplan",
                 "-var-file=tfvars/sandbox.tfvars",
                 "-var",
                 "image_tag=3f2c1ab"
@@ -197,12 +247,11 @@ mod tests {
 
     #[test]
     fn partial_roll_targets_only_the_named_services_and_gives_image_tag_the_same_tag() {
-        let mut plan = apply(Roll::Only {
+        let plan = apply(Roll::Only {
             services: vec!["api".into(), "clinical-api".into()],
             tag: "3f2c1ab".into(),
         });
-        plan.auto_approve = true;
-        let args = plan.args(&TerraformConfig::default());
+        let args = plan.plan_args(&TerraformConfig::default(), Path::new("roll.tfplan"));
         assert!(
             args.contains(&r#"image_tags={"api"="3f2c1ab","clinical-api"="3f2c1ab"}"#.to_owned())
         );
@@ -222,7 +271,69 @@ mod tests {
                 r#"-target=aws_ecs_service.service["clinical-api"]"#,
             ]
         );
-        assert_eq!(args.last().unwrap(), "-auto-approve");
+    }
+
+    #[test]
+    fn the_plan_has_the_applys_variables_and_targets_and_the_saved_apply_has_none() {
+        let plan = apply(Roll::Only {
+            services: vec!["api".into()],
+            tag: "3f2c1ab".into(),
+        });
+        let config = TerraformConfig::default();
+        let planned = plan.plan_args(&config, Path::new("/tmp/x/roll.tfplan"));
+        assert_eq!(
+            planned[..4],
+            [
+                "-chdir=infra/terraform/aws",
+                "plan",
+                "-input=false",
+                "-out=/tmp/x/roll.tfplan"
+            ]
+        );
+        assert_eq!(
+            planned[4..8],
+            [
+                "-var-file=tfvars/sandbox.tfvars",
+                "-var",
+                r#"image_tags={"api"="3f2c1ab"}"#,
+                "-var"
+            ]
+        );
+        assert_eq!(
+            plan.apply_saved_args(Path::new("/tmp/x/roll.tfplan")),
+            [
+                "-chdir=infra/terraform/aws",
+                "apply",
+                "-input=false",
+                "/tmp/x/roll.tfplan"
+            ]
+        );
+    }
+
+    #[test]
+    fn owners_are_the_rolled_services_with_their_targets() {
+        let config = TerraformConfig::default();
+        let all: Vec<(String, String)> = ["api", "auth"]
+            .iter()
+            .map(|s| (s.to_string(), format!("platform/{s}")))
+            .collect();
+        let only = apply(Roll::Only {
+            services: vec!["auth".into()],
+            tag: "t".into(),
+        });
+        let owners = only.owners(&config, &all);
+        assert_eq!(owners.len(), 1);
+        assert_eq!(owners[0].service, "auth");
+        assert_eq!(owners[0].repository, "platform/auth");
+        assert_eq!(
+            owners[0].targets,
+            [
+                r#"aws_ecs_task_definition.service["auth"]"#,
+                r#"aws_ecs_service.service["auth"]"#
+            ]
+        );
+        let full = apply(Roll::All { tag: "t".into() });
+        assert_eq!(full.owners(&config, &all).len(), 2);
     }
 
     #[test]

@@ -4,15 +4,21 @@
 
 mod apply;
 mod output;
+mod plan;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
 
-pub use apply::{addresses_of, hcl_string, unmatched_targets, workspace_for, Apply, Roll};
+pub use apply::{
+    addresses_of, hcl_string, targets_of, unmatched_targets, workspace_for, Apply, Roll,
+};
 use output::{colour_wanted, forward};
 pub use output::{ApplyFailed, OutputFilter};
+pub use plan::{
+    AddressChange, ChangeKind, ImageChange, PlanDiff, Review, ServiceDiff, ServiceResources,
+};
 
 /// A terraform version, as `terraform version -json` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -201,6 +207,52 @@ impl Terraform {
             .collect())
     }
 
+    /// `terraform plan -out=<file>` (arguments from [`Apply::plan_args`]). Its listing
+    /// is not shown: the review of the saved plan ([`Review`]) says the same per service,
+    /// without values. When it fails, its diagnostics are shown and its `Error:`
+    /// summaries carried in [`ApplyFailed`]. Dropped (Ctrl-C in preflight), terraform is
+    /// killed: a plan writes no state.
+    pub async fn plan(&self, args: &[String]) -> Result<()> {
+        let mut args = args.to_vec();
+        let at = args.iter().position(|a| a == "plan").map_or(0, |i| i + 1);
+        args.insert(at, "-no-color".to_owned());
+        let output = self
+            .command()
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|err| missing_terraform(&self.bin, &err))?;
+        if output.status.success() {
+            return Ok(());
+        }
+        // Only the diagnostics (stderr): stdout holds the plan's listing, whose values
+        // are not ours to print.
+        let mut filter = OutputFilter::new(true);
+        let mut shown = Vec::new();
+        filter.feed(&output.stderr, &mut shown);
+        filter.finish(&mut shown);
+        {
+            use std::io::Write;
+            let _ = std::io::stderr().write_all(&shown);
+        }
+        Err(ApplyFailed {
+            command: "plan",
+            status: output.status.to_string(),
+            errors: filter.errors,
+        }
+        .into())
+    }
+
+    /// `terraform show -json <planfile>`, read into a [`PlanDiff`]. The document holds
+    /// every value (sensitive ones and tfvars included): it is parsed, never printed.
+    pub async fn show_plan(&self, planfile: &Path) -> Result<PlanDiff> {
+        let planfile = planfile.display().to_string();
+        let text = self.output_of(&["show", "-json", &planfile]).await?;
+        PlanDiff::from_show_json(&text)
+    }
+
     /// Runs the apply with terraform's own output streaming through (to stderr, so
     /// that stdout stays for results) and its approval prompt on our stdin. On Ctrl-C
     /// terraform (in our process group) stops itself; we wait for it to finish.
@@ -258,6 +310,7 @@ impl Terraform {
         errors.extend(stdout.await.unwrap_or_default());
         if !status.success() {
             return Err(ApplyFailed {
+                command: "apply",
                 status: status.to_string(),
                 errors,
             }

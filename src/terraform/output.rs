@@ -207,10 +207,12 @@ fn plain(line: &[u8]) -> String {
     plain.trim().to_owned()
 }
 
-/// `terraform apply` exited non-zero. Carries terraform's own `Error:` summaries, so
+/// `terraform plan` or `terraform apply` exited non-zero. Carries terraform's own `Error:` summaries, so
 /// that the message says why, and whether running again can help.
 #[derive(Debug)]
 pub struct ApplyFailed {
+    /// `plan` or `apply`: the terraform command that failed.
+    pub command: &'static str,
     pub status: String,
     pub errors: Vec<String>,
 }
@@ -247,7 +249,9 @@ impl ApplyFailed {
     /// What to do about it, for the end of the message.
     pub fn advice(&self, var_file: &Path) -> String {
         let has = |fragment: &str| self.errors.iter().any(|e| e.contains(fragment));
-        if has("Error acquiring the state lock") {
+        if has("Saved plan is stale") {
+            "the environment's terraform state changed after this run planned its roll (another terraform run); terraform applied nothing. Run the same command again to plan and review anew".to_owned()
+        } else if has("Error acquiring the state lock") {
             "another terraform run holds the state lock: wait for it to finish and run the same command again (`terraform force-unlock <ID>` only if that run is gone)".to_owned()
         } else if self.transient() {
             "this looks transient: run the same command again".to_owned()
@@ -267,7 +271,7 @@ impl ApplyFailed {
 
 impl std::fmt::Display for ApplyFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "terraform apply failed ({})", self.status)?;
+        write!(f, "terraform {} failed ({})", self.command, self.status)?;
         for error in &self.errors {
             write!(f, "\n  Error: {error}")?;
         }
@@ -356,6 +360,7 @@ mod tests {
 
     fn failed(errors: &[&str]) -> ApplyFailed {
         ApplyFailed {
+            command: "apply",
             status: "exit status: 1".into(),
             errors: errors.iter().map(|e| e.to_string()).collect(),
         }
@@ -378,6 +383,11 @@ mod tests {
             .contains("run the same command again"));
         let locked = failed(&["Error acquiring the state lock"]);
         assert!(locked.advice(var_file).contains("force-unlock"));
+        // A saved plan applied after another run changed the state: nothing applied,
+        // and a fresh run plans (and shows) again.
+        let stale = failed(&["Saved plan is stale"]);
+        assert!(stale.advice(var_file).contains("terraform applied nothing"));
+        assert!(stale.advice(var_file).contains("plan and review anew"));
         // One real error among transient ones still needs a fix.
         assert!(!failed(&["timeout", "Invalid reference"]).transient());
         assert!(!failed(&[]).transient());

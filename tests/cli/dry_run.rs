@@ -20,7 +20,7 @@ fn dry_run_lists_the_nine_services_both_spas_and_the_terraform_command() {
         .stdout_has("admin-ui")
         .stdout_has("simulator")
         .stdout_has(&format!(
-            "terraform: terraform -chdir=infra/terraform/aws apply -input=false -var-file=tfvars/sandbox.tfvars -var image_tag={tag}"
+            "terraform: terraform -chdir=infra/terraform/aws plan -input=false -out=roll.tfplan -var-file=tfvars/sandbox.tfvars -var image_tag={tag} && terraform -chdir=infra/terraform/aws apply -input=false roll.tfplan"
         ))
         .stdout_has("workspace   sandbox");
     let table = out.stdout_redacted(fixture.root()).replace(&tag, "[SHA]");

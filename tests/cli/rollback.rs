@@ -29,7 +29,7 @@ fn rollback_dry_run_plans_the_earlier_tag_and_leaves_spas() {
         .stdout_has(&format!("rolled back to {earlier}: its image, not rebuilt"))
         .stdout_has("a rollback leaves SPAs as they are")
         .stdout_has(&format!(
-            "terraform: terraform -chdir=infra/terraform/aws apply -input=false -var-file=tfvars/sandbox.tfvars -var image_tag={earlier}"
+            "terraform: terraform -chdir=infra/terraform/aws plan -input=false -out=roll.tfplan -var-file=tfvars/sandbox.tfvars -var image_tag={earlier} && terraform -chdir=infra/terraform/aws apply -input=false roll.tfplan"
         ))
         .stdout_lacks(&format!("api:{head}"));
 

@@ -26,6 +26,16 @@ pub const DEPLOY_SANDBOX: [&str; 5] = [
     "-y",
 ];
 
+/// A deploy of every service to the sandbox environment without SPAs, unattended.
+pub const DEPLOY_SERVICES: [&str; 6] = [
+    "--var-file",
+    "tfvars/sandbox.tfvars",
+    "--skip-spas",
+    "--profile",
+    "testbed",
+    "-y",
+];
+
 /// Build, push and roll api alone, unattended, in the sandbox environment: no SPAs.
 pub const DEPLOY_API: [&str; 8] = [
     "--var-file",
@@ -185,6 +195,18 @@ impl Fixture {
         );
         self.commit_all("a slow build");
         marker
+    }
+
+    /// Runs the test bed's terraform in the fixture's terraform root, as the operator
+    /// would beside a deploy: `-chdir=infra/terraform/aws` and the environment's profile.
+    pub fn terraform(&self, env: &AwsEnv, bed: &Testbed, args: &[&str]) -> std::process::Output {
+        let mut command = Command::new(&bed.terraform);
+        command
+            .arg("-chdir=infra/terraform/aws")
+            .args(args)
+            .current_dir(self.root());
+        env.configure(&mut command);
+        command.output().expect("terraform runs")
     }
 
     /// Creates the per-environment tfvars file (gitignored, as in the platform).

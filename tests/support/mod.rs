@@ -17,7 +17,9 @@ mod testbed;
 
 pub use docker_use::DockerUse;
 pub use faults::{eventually, processes_with, unique_marker, FaultProxy};
-pub use fixture::{Fixture, DEPLOY_API, DEPLOY_SANDBOX, PUSH_API, SERVICES, UNLOCK_SANDBOX};
+pub use fixture::{
+    Fixture, DEPLOY_API, DEPLOY_SANDBOX, DEPLOY_SERVICES, PUSH_API, SERVICES, UNLOCK_SANDBOX,
+};
 pub use run::{Background, Deploy, Outcome};
 pub use testbed::{
     bootstrap, bootstrap_applied, bootstrap_aws, bootstrap_prod_and_sandbox, bootstrap_with,

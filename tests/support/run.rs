@@ -139,6 +139,19 @@ impl Background {
         }
     }
 
+    /// Waits until api's image builds and the step `marker` names
+    /// ([`super::Fixture::slow_build`]) runs on the daemon: the run is mid-build.
+    #[track_caller]
+    pub fn wait_for_the_slow_build(&mut self, marker: &str) {
+        self.wait_for_line("the build", |line| line.contains("api: building"));
+        assert!(
+            super::eventually(std::time::Duration::from_secs(60), || {
+                !super::processes_with(marker).is_empty()
+            }),
+            "the slow build step never ran on this machine's daemon"
+        );
+    }
+
     /// Sends SIGINT, as Ctrl-C or a script's `kill -INT` would.
     pub fn interrupt(&self) {
         let status = Command::new("kill")

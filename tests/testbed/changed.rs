@@ -2,7 +2,8 @@
 //! targeted roll, and every reason a live tag cannot be a diff base.
 
 use crate::support::{
-    bootstrap_applied, set_live_image, AwsEnv, Fixture, Testbed, DEPLOY_SANDBOX, SERVICES,
+    bootstrap_applied, set_live_image, AwsEnv, Fixture, Testbed, DEPLOY_SANDBOX, DEPLOY_SERVICES,
+    SERVICES,
 };
 
 /// The `--changed` dry-run plan as JSON: service name → (action, reason).
@@ -49,14 +50,7 @@ fn changed_deploys_exactly_what_changed_since_the_live_tags() {
     let bed = Testbed::get();
     let fixture = Fixture::unique();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
-    let full = [
-        "--var-file",
-        "tfvars/sandbox.tfvars",
-        "--skip-spas",
-        "--profile",
-        "testbed",
-        "-y",
-    ];
+    let full = DEPLOY_SERVICES;
     fixture.deploy().aws(&env, &bed).args(full).run().success();
     let live_tag = fixture.short_sha();
 

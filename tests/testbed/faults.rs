@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::support::{
     bootstrap_applied, bootstrap_aws, eventually, processes_with, FaultProxy, Fixture, Testbed,
-    DEPLOY_API,
+    DEPLOY_API, DEPLOY_SERVICES,
 };
 
 #[test]
@@ -33,12 +33,7 @@ fn ctrl_c_during_a_build_exits_130_releases_the_lock_and_rolls_nothing() {
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
 
     let mut run = fixture.deploy().aws(&env, &bed).args(DEPLOY_API).spawn();
-    run.wait_for_line("building", |line| line.contains("api: building"));
-    assert!(
-        eventually(Duration::from_secs(60), || !processes_with(&marker)
-            .is_empty()),
-        "the slow build step never ran on this machine's daemon"
-    );
+    run.wait_for_the_slow_build(&marker);
     run.interrupt_before_the_roll();
     // The daemon cancelled the build: its step is not left running.
     assert!(
@@ -62,14 +57,7 @@ fn sigint_during_terraform_apply_lets_terraform_stop_cleanly_and_exits_130() {
         .aws(&env, &bed)
         // Every task definition registration takes 5 s: plenty of time to interrupt.
         .env("DEPLOY_TESTBED_SLOW_SECONDS", "5")
-        .args([
-            "--var-file",
-            "tfvars/sandbox.tfvars",
-            "--skip-spas",
-            "--profile",
-            "testbed",
-            "-y",
-        ])
+        .args(DEPLOY_SERVICES)
         .spawn();
     run.wait_for_line("the apply", |line| {
         line.contains("terraform_data.task_definition") && line.contains("Creating")

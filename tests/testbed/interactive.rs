@@ -70,16 +70,23 @@ fn at_a_terminal_the_menu_and_typed_confirmation_gate_the_deploy() {
     );
     assert!(!bed.registry_has("api", &tag));
 
-    // `y`, then terraform's own approval prompt (no -y): deployed.
+    // `y` after the review of the roll's plan: deployed. The typed `y` is the
+    // approval: terraform applies the saved plan that was reviewed, without a prompt
+    // of its own.
     let (code, screen) = drive(
         &deploy_api,
         &[
             ("AWS profile to deploy with", "\r"),
             ("Type y to build and push", "y\r"),
-            ("Enter a value", "yes\r"),
         ],
     );
     assert_eq!(code, Some(0), "{screen}");
+    let reviewed = screen.find("terraform plan, reviewed:");
+    assert!(
+        reviewed.is_some() && reviewed < screen.find("Type y to build and push"),
+        "the review comes before the question: {screen}"
+    );
+    assert!(!screen.contains("Enter a value"), "{screen}");
     assert!(bed.registry_has("api", &tag));
     assert!(
         screen.contains("\x1b[32mDEPLOY"),

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{bootstrap_applied, AwsEnv, Fixture, Testbed, UNLOCK_SANDBOX};
+use crate::support::{
+    bootstrap_applied, AwsEnv, Fixture, Testbed, DEPLOY_SERVICES, UNLOCK_SANDBOX,
+};
 
 fn lock_exists(env: &AwsEnv) -> bool {
     let bucket = env.summary["deploy_lock_bucket"]
@@ -39,14 +41,7 @@ fn a_second_run_fails_naming_the_holder_and_unlock_breaks_a_stale_lock() {
     let bed = Testbed::get();
     let fixture = Fixture::unique();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
-    let args = [
-        "--var-file",
-        "tfvars/sandbox.tfvars",
-        "--skip-spas",
-        "--profile",
-        "testbed",
-        "-y",
-    ];
+    let args = DEPLOY_SERVICES;
 
     // A first run, in the background.
     let first = fixture.deploy().aws(&env, &bed).args(args).spawn();

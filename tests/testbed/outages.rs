@@ -208,12 +208,7 @@ fn the_docker_daemon_going_away_mid_build_fails_clearly_and_rolls_nothing() {
         .env("DOCKER_HOST", format!("unix://{}", socket.display()))
         .args(DEPLOY_API)
         .spawn();
-    run.wait_for_line("the build", |line| line.contains("api: building"));
-    assert!(
-        eventually(Duration::from_secs(60), || !processes_with(&marker)
-            .is_empty()),
-        "the slow build step never ran on this machine's daemon"
-    );
+    run.wait_for_the_slow_build(&marker);
     drop(daemon);
     let ended = run.finish();
     ended

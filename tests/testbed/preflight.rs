@@ -2,7 +2,7 @@
 //! missing or too old, credentials that do not work. (Workspace mismatch, missing
 //! var-file and an unreachable Docker daemon are tested beside their features.)
 
-use crate::support::{bootstrap_applied, Fixture, Testbed, DEPLOY_SANDBOX};
+use crate::support::{bootstrap_applied, Fixture, Testbed, DEPLOY_SANDBOX, DEPLOY_SERVICES};
 
 /// A directory holding only a fake `terraform` that reports `version`.
 fn fake_terraform(version: &str) -> tempfile::TempDir {
@@ -23,14 +23,7 @@ fn terraform_missing_or_too_old_stops_before_any_build() {
     let bed = Testbed::get();
     let fixture = Fixture::new();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
-    let args = [
-        "--var-file",
-        "tfvars/sandbox.tfvars",
-        "--skip-spas",
-        "--profile",
-        "testbed",
-        "-y",
-    ];
+    let args = DEPLOY_SERVICES;
 
     let old = fake_terraform("1.5.7");
     let out = fixture

@@ -2,7 +2,8 @@
 //! written, through `sh -c` with the built `deploy` first on PATH, against a fixture
 //! platform bootstrapped with the environments and profiles the commands name
 //! (`sandbox`, `prod`). A command without `-y` runs in a real terminal and is answered
-//! as an operator would: the profile menu, the typed `y`, terraform's `yes`.
+//! as an operator would: the profile menu and the typed `y` (the approval of the
+//! reviewed plan, which terraform then applies without a prompt of its own).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -71,10 +72,14 @@ fn read_only(command: &str) -> bool {
     ["status", "prune", "unlock", "completions", "man"].contains(&words_of(command)[1])
 }
 
-/// Whether a command asks the operator anything: a deploy without `-y` or `--dry-run`.
+/// Whether a command asks the operator anything: a deploy without `-y` or `--dry-run`
+/// (`deploy diff` plans the environment's roll as a deploy does, asking nothing).
 fn asks(command: &str) -> bool {
     let words = words_of(command);
-    !read_only(command) && !words.contains(&"-y") && !words.contains(&"--dry-run")
+    !read_only(command)
+        && words[1] != "diff"
+        && !words.contains(&"-y")
+        && !words.contains(&"--dry-run")
 }
 
 struct Operator<'a> {
@@ -142,7 +147,6 @@ impl Operator<'_> {
                 .args(["--timeout", "300"])
                 .args(["--expect", "AWS profile to deploy with", "--send", down])
                 .args(["--expect", "Type y to build and push", "--send", "y\\r"])
-                .args(["--expect", "Enter a value", "--send", "yes\\r"])
                 .args(["--", "sh", "-c", line]);
             command
         } else {
@@ -270,6 +274,10 @@ fn check(line: &str, printed: &str, fixture: &Fixture, home: &Path) {
         }
         "status" => has("billing"),
         "prune" => has("dry run"),
+        "diff" => {
+            has("terraform plan, reviewed:");
+            has("no other infrastructure changes");
+        }
         "unlock" => has("deploy lock"),
         "completions" => {
             let script = std::fs::read_to_string(home.join(".deploy.bash")).unwrap();

@@ -315,9 +315,10 @@ fn a_partial_roll_works_on_a_root_whose_image_tag_has_a_default() {
 }
 
 /// A variable the root requires and the tfvars lacks fails the same way on every
-/// run: the message quotes terraform and says what to fix, not "re-run".
+/// run: the roll's plan, in preflight, quotes terraform and says what to fix, not
+/// "re-run", before anything is built.
 #[test]
-fn a_failed_apply_quotes_terraform_and_says_what_to_fix() {
+fn a_failed_plan_quotes_terraform_says_what_to_fix_and_builds_nothing() {
     let bed = Testbed::get();
     let fixture = Fixture::unique();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
@@ -325,7 +326,7 @@ fn a_failed_apply_quotes_terraform_and_says_what_to_fix() {
         "infra/terraform/aws/db.tf",
         "variable \"db_host\" {\n  type = string\n}\n",
     );
-    fixture.commit_all("a new required variable");
+    let tag = fixture.commit_all("a new required variable");
     fixture
         .deploy()
         .aws(&env, &bed)
@@ -333,11 +334,13 @@ fn a_failed_apply_quotes_terraform_and_says_what_to_fix() {
         .run()
         .code(1)
         .stderr_has(
-            "terraform apply failed (exit status: 1)\n  Error: No value for required variable",
+            "terraform plan failed (exit status: 1)\n  Error: No value for required variable",
         )
         .stderr_has("give it a value in tfvars/sandbox.tfvars")
-        .stderr_has("Pushed: api")
-        .stderr_lacks("this looks transient");
+        .stderr_has("cannot plan the roll; nothing was built, pushed or applied")
+        .stderr_lacks("this looks transient")
+        .stderr_lacks("building");
+    assert!(!bed.registry_has("api", &tag), "nothing may be pushed");
     fixture.assert_nothing_rolled_and_no_lock_left(&env, &bed);
 }
 

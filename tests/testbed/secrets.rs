@@ -174,3 +174,47 @@ fn credential_shapes_are_told_from_git_shas() {
     );
     assert!(credential_shapes(&format!("commit {sha}, key ASIA{sha}")).is_empty());
 }
+
+/// The plan's review shows no value, sensitive or not: terraform's `show -json` holds
+/// the tfvars values and the task definition's secret (db_password, which terraform
+/// marks in after_sensitive), old and new, and only the attribute's name may get out.
+#[test]
+fn the_plan_review_names_a_changed_secret_but_never_shows_it() {
+    let bed = Testbed::get();
+    let fixture = Fixture::unique();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let path = fixture.path("infra/terraform/aws/tfvars/sandbox.tfvars");
+    let tfvars = std::fs::read_to_string(&path).unwrap();
+    let old = value_of(&tfvars, "db_password");
+    let new = format!("rotated-{}", &old[old.len() - 8..]);
+    std::fs::write(&path, tfvars.replace(&old, &new)).unwrap();
+
+    for output in ["text", "json"] {
+        let out = fixture
+            .deploy()
+            .aws(&env, &bed)
+            .env("RUST_LOG", "trace")
+            .args([
+                "diff",
+                "--var-file",
+                "tfvars/sandbox.tfvars",
+                "--services",
+                "auth",
+                "--profile",
+                "testbed",
+                "--output",
+                output,
+                "-vv",
+            ])
+            .run();
+        out.success()
+            .stdout_has("triggers_replace.db_password (sensitive)");
+        for (channel, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            for (what, secret) in [("the old db_password", &old), ("the new db_password", &new)] {
+                if let Some(line) = leak(text, secret) {
+                    panic!("{what} appears in {channel} ({output}): {line}");
+                }
+            }
+        }
+    }
+}

@@ -42,6 +42,7 @@ fn plan_in(
         dry_run: true,
         rollback: rollback.then(|| OLD.to_owned()),
         changes_mode,
+        ..Request::default()
     };
     let context = Context {
         head: head(HEAD),
@@ -86,11 +87,14 @@ fn partial_roll(tag: &str, services: &[&str]) -> String {
         })
         .collect();
     format!(
-        "terraform -chdir=infra/terraform/aws apply -input=false -var-file=tfvars/example.tfvars -var 'image_tags={{{}}}' -var image_tag={tag} {}",
+        "terraform -chdir=infra/terraform/aws plan -input=false -out=roll.tfplan -var-file=tfvars/example.tfvars -var 'image_tags={{{}}}' -var image_tag={tag} {}{APPLY_SAVED}",
         entries.join(","),
         targets.join(" ")
     )
 }
+
+/// The second half of every terraform command: the saved plan applied.
+const APPLY_SAVED: &str = " && terraform -chdir=infra/terraform/aws apply -input=false roll.tfplan";
 
 #[test]
 fn a_full_deploy_builds_everything_and_rolls_the_global_tag() {
@@ -105,7 +109,9 @@ fn a_full_deploy_builds_everything_and_rolls_the_global_tag() {
     assert_eq!(spa_actions(&plan), [Action::Deploy, Action::Deploy]);
     assert_eq!(
         command(&plan),
-        Some("terraform -chdir=infra/terraform/aws apply -input=false -var-file=tfvars/example.tfvars -var image_tag=0123456")
+        Some(
+            format!("terraform -chdir=infra/terraform/aws plan -input=false -out=roll.tfplan -var-file=tfvars/example.tfvars -var image_tag=0123456{APPLY_SAVED}").as_str()
+        )
     );
 }
 
@@ -175,7 +181,9 @@ fn a_rollback_of_everything_rolls_the_old_tag_globally_and_leaves_the_spas() {
     assert_eq!(spa_actions(&plan), [Action::Skip, Action::Skip]);
     assert_eq!(
         command(&plan),
-        Some("terraform -chdir=infra/terraform/aws apply -input=false -var-file=tfvars/example.tfvars -var image_tag=fedcba9")
+        Some(
+            format!("terraform -chdir=infra/terraform/aws plan -input=false -out=roll.tfplan -var-file=tfvars/example.tfvars -var image_tag=fedcba9{APPLY_SAVED}").as_str()
+        )
     );
 }
 
@@ -307,10 +315,17 @@ fn the_terraform_command_splits_back_into_its_arguments() {
     step.apply.var_file = PathBuf::from("tfvars/café's env.tfvars");
     let roll = step.apply.roll.clone();
     step.set_roll(roll, &platform.config.terraform);
-    let args = step.apply.args(&platform.config.terraform);
-    let split = shell_words::split(step.command()).unwrap();
+    let args = step
+        .apply
+        .plan_args(&platform.config.terraform, Path::new(SAVED_PLAN_NAME));
+    let (planning, applying) = step.command().split_once(" && ").unwrap();
+    let split = shell_words::split(planning).unwrap();
     assert_eq!(split[0], "terraform");
     assert_eq!(split[1..], args);
+    assert_eq!(
+        shell_words::split(applying).unwrap()[1..],
+        step.apply.apply_saved_args(Path::new(SAVED_PLAN_NAME))
+    );
     assert!(step
         .command()
         .contains(r"'-var-file=tfvars/café'\''s env.tfvars'"));

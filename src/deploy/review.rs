@@ -1,0 +1,221 @@
+//! The reviewed roll (issue 15). In preflight, before anything is built, terraform
+//! plans exactly the roll (the apply's `-var-file`, variables and targets) into a saved
+//! plan; its review is shown before the confirmation (and under `-y`); the guard
+//! refuses changes to infrastructure outside the deployment, and any destroy, unless
+//! `--allow-infra-changes`; after the build and push, the apply applies that saved plan
+//! and nothing else. `deploy diff` is the same preflight and review, stopping there.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use crate::cli::OutputFormat;
+use crate::model::plan::{shell_words, Action, TerraformStep};
+use crate::model::report::RunReport;
+use crate::terraform::{AddressChange, ApplyFailed, Review, Terraform};
+use crate::ui::output::emit_stdout;
+
+/// The flag that accepts changes outside the deployment.
+pub const ALLOW_FLAG: &str = "--allow-infra-changes";
+
+/// A saved plan and its review. The file holds every variable's value (the tfvars
+/// secrets too): it lives in a private temp dir (mode 0700), removed when this is
+/// dropped, never in the repository.
+pub(super) struct SavedPlan {
+    _dir: tempfile::TempDir,
+    pub file: PathBuf,
+    pub review: Review,
+}
+
+impl super::Run<'_> {
+    /// Runs `terraform plan -out=…` for the roll and reviews the saved plan against the
+    /// services this run rolls.
+    pub(super) async fn plan_the_roll(
+        &self,
+        tf: &Terraform,
+        step: &TerraformStep,
+    ) -> Result<SavedPlan> {
+        let config = &self.platform.config.terraform;
+        let dir = tempfile::Builder::new()
+            .prefix("deploy-plan-")
+            .tempdir()
+            .context("cannot create a temp dir for the saved terraform plan")?;
+        let file = dir.path().join(crate::model::plan::SAVED_PLAN_NAME);
+        let args = step.apply.plan_args(config, &file);
+        self.progress.note(&format!(
+            "planning the roll: {}",
+            shell_words(std::iter::once("terraform".to_owned()).chain(args.iter().cloned()))
+        ));
+        if let Err(err) = tf.plan(&args).await {
+            let advice = match err.downcast_ref::<ApplyFailed>() {
+                Some(failed) => failed.advice(&step.apply.var_file),
+                None => "fix what the message says, then run the same command again".to_owned(),
+            };
+            return Err(err.context(format!(
+                "cannot plan the roll; nothing was built, pushed or applied. {advice}"
+            )));
+        }
+        let diff = tf.show_plan(&file).await.context(
+            "cannot read the saved plan back (terraform show -json); nothing was built, pushed or applied",
+        )?;
+        let rolled: Vec<(String, String)> = self
+            .plan
+            .services
+            .iter()
+            .filter(|service| service.action != Action::Skip)
+            .map(|service| (service.name.clone(), service.repository.clone()))
+            .collect();
+        let review = Review::new(&diff, &step.apply.owners(config, &rolled));
+        Ok(SavedPlan {
+            _dir: dir,
+            file,
+            review,
+        })
+    }
+
+    /// Step 4's first half: the review on the progress channel (under -y too), kept in
+    /// the report, then the guard.
+    pub(super) fn review(&self, saved: &SavedPlan, report: &mut RunReport) -> Result<()> {
+        self.progress
+            .note(&saved.review.render(crate::ui::style::stderr()));
+        report.review = Some(saved.review.clone());
+        guard(&saved.review, self.request.allow_infra_changes)
+    }
+
+    /// `deploy diff`: the terraform half of preflight, the plan and its review on
+    /// stdout; an error (exit 1) when a deploy of that plan would need the flag.
+    pub(super) async fn diff(&self, output: OutputFormat) -> Result<()> {
+        let (Some(step), Some(tf)) = (&self.plan.terraform, self.check_terraform().await?) else {
+            anyhow::bail!("deploy diff plans with terraform, which this run skips");
+        };
+        let saved = self.plan_the_roll(&tf, step).await?;
+        let needs_acceptance = saved.review.needs_acceptance();
+        emit_stdout(
+            &DiffReport {
+                image_tag: &self.plan.image_tag,
+                review: &saved.review,
+                needs_acceptance: needs_acceptance.clone(),
+            },
+            output,
+        )?;
+        if needs_acceptance.is_empty() {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "the plan would also change {} resource(s) outside the deployment, or destroy something (listed above): a deploy of it stops before any build unless given {ALLOW_FLAG}",
+            needs_acceptance.len()
+        )
+    }
+}
+
+/// One line per change: terraform's symbol, the action, the address.
+pub fn change_lines(changes: &[AddressChange]) -> String {
+    changes
+        .iter()
+        .map(|change| format!("  {change}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The guard: changes outside the deployment, and any destroy, stop the run before
+/// anything is built unless the operator accepted them. Exit 1, not 2: the flags are
+/// right, the terraform code or state is not what a roll expects.
+pub(super) fn guard(review: &Review, accepted: bool) -> Result<()> {
+    let listed = review.needs_acceptance();
+    if listed.is_empty() || accepted {
+        return Ok(());
+    }
+    let destroys = if review.destroyed.is_empty() {
+        ""
+    } else {
+        " A destroy always needs the flag, even with -y."
+    };
+    anyhow::bail!(
+        "the roll's terraform plan would also change {} resource(s) that are not the deployment's own task definitions and services:\n{}\nThey come with this commit's terraform code or the environment's state (a merged infrastructure change, drift, a first deploy), not with the images.{destroys} Review them, then run again with {ALLOW_FLAG} to apply them with the roll. Nothing was built, pushed or applied",
+        listed.len(),
+        change_lines(&listed),
+    )
+}
+
+/// What `deploy diff --output json` prints.
+#[derive(Serialize)]
+struct DiffReport<'a> {
+    pub image_tag: &'a str,
+    pub review: &'a Review,
+    /// What a deploy of this plan needs `--allow-infra-changes` for.
+    pub needs_acceptance: Vec<AddressChange>,
+}
+
+impl std::fmt::Display for DiffReport<'_> {
+    /// Below the plan's table: the review, coloured as stdout allows.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\n{}", self.review.render(crate::ui::style::stdout()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::terraform::{ChangeKind, ServiceDiff};
+
+    fn review(other: &[(&str, ChangeKind)], own_delete: bool) -> Review {
+        let change = |address: &str, action| AddressChange {
+            address: address.into(),
+            action,
+        };
+        let mut resources = vec![change(
+            r#"terraform_data.service["api"]"#,
+            ChangeKind::Replace,
+        )];
+        if own_delete {
+            resources.push(change(
+                r#"terraform_data.service["old"]"#,
+                ChangeKind::Delete,
+            ));
+        }
+        Review {
+            services: vec![ServiceDiff {
+                service: "api".into(),
+                image: None,
+                attributes: Vec::new(),
+                resources,
+            }],
+            other: other.iter().map(|(a, k)| change(a, *k)).collect(),
+            destroyed: if own_delete {
+                vec![r#"terraform_data.service["old"]"#.into()]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    #[test]
+    fn the_guard_lets_own_changes_through_and_stops_the_rest_unless_accepted() {
+        assert!(guard(&review(&[], false), false).is_ok());
+        let other = review(&[("aws_security_group.db", ChangeKind::Update)], false);
+        let err = guard(&other, false).unwrap_err().to_string();
+        assert!(
+            err.contains("  ~   update   aws_security_group.db"),
+            "{err}"
+        );
+        assert!(err.contains("--allow-infra-changes"), "{err}");
+        assert!(
+            err.contains("Nothing was built, pushed or applied"),
+            "{err}"
+        );
+        assert!(!err.contains("A destroy"), "{err}");
+        assert!(guard(&other, true).is_ok());
+        // A destroy of the deployment's own resources needs the flag too.
+        let err = guard(&review(&[], true), false).unwrap_err().to_string();
+        assert!(
+            err.contains(r#"-   destroy  terraform_data.service["old"]"#),
+            "{err}"
+        );
+        assert!(
+            err.contains("A destroy always needs the flag, even with -y"),
+            "{err}"
+        );
+        assert!(guard(&review(&[], true), true).is_ok());
+    }
+}
