@@ -19,32 +19,6 @@ fn run_in(image: &str, script: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// The tags the registry holds for a repository (its own HTTP API).
-fn registry_tags(bed: &Testbed, repository: &str) -> Vec<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(&bed.registry).unwrap();
-    write!(
-        stream,
-        "GET /v2/{repository}/tags/list HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        bed.registry
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let Some((_, body)) = response.split_once("\r\n\r\n") else {
-        return Vec::new();
-    };
-    let json: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_default();
-    json["tags"]
-        .as_array()
-        .map(|tags| {
-            tags.iter()
-                .filter_map(|t| t.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn builds_pushes_resumes_and_never_ships_uncommitted_code() {
     let bed = Testbed::get();
@@ -69,13 +43,13 @@ fn builds_pushes_resumes_and_never_ships_uncommitted_code() {
         .stderr_has("uncommitted path(s) are NOT included");
     for service in SERVICES {
         assert!(
-            registry_tags(&bed, service).contains(&tag),
+            bed.registry_has(service, &tag),
             "{service}:{tag} not in the registry"
         );
         first.stdout_has(&format!("{}/{service}:{tag}", bed.registry));
     }
     assert!(
-        !registry_tags(&bed, "slack-agent").contains(&tag),
+        !bed.registry_has("slack-agent", &tag),
         "slack-agent is never built"
     );
 
@@ -139,8 +113,8 @@ fn services_limits_the_build() {
         ])
         .run()
         .success();
-    assert!(registry_tags(&bed, "auth").contains(&tag));
-    assert!(!registry_tags(&bed, "api").contains(&tag));
+    assert!(bed.registry_has("auth", &tag));
+    assert!(!bed.registry_has("api", &tag));
 }
 
 #[test]
@@ -203,8 +177,8 @@ fn a_failed_build_shows_its_log_tail_the_disk_remedy_and_a_rerun_resumes() {
         .stderr_has("Not pushed: auth")
         .stderr_has("Nothing was applied")
         .stderr_has("Re-run the same command to resume");
-    assert!(registry_tags(&bed, "api").contains(&tag));
-    assert!(!registry_tags(&bed, "auth").contains(&tag));
+    assert!(bed.registry_has("api", &tag));
+    assert!(!bed.registry_has("auth", &tag));
     let log = fixture.path(&format!(".git/deploy/logs/{tag}/auth.log"));
     assert!(
         std::fs::read_to_string(&log)
