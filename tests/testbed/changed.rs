@@ -338,21 +338,7 @@ fn graph_mode_rolls_exactly_the_dependents_and_the_changed_spa() {
     fixture.write("apps/admin-ui/src/app.js", "console.log('admin 2');\n");
     let tag = fixture.commit_all("events and admin-ui");
     let head = fixture.git(&["rev-parse", "HEAD"]);
-    let before = crate::rollout::live(&env);
-    fixture
-        .deploy()
-        .aws(&env, &bed)
-        .args([
-            "--var-file",
-            "tfvars/sandbox.tfvars",
-            "--changed=graph",
-            "--profile",
-            "testbed",
-            "-y",
-        ])
-        .run()
-        .success();
-    let after = crate::rollout::live(&env);
+    let (before, after) = roll_in_graph_mode(&fixture, &env, &bed);
     for service in SERVICES {
         if ["api", "auth", "webhooks"].contains(&service) {
             assert_eq!(
@@ -367,15 +353,123 @@ fn graph_mode_rolls_exactly_the_dependents_and_the_changed_spa() {
             );
         }
     }
+    for (name, recorded) in recorded_spa_shas(&env, &bed) {
+        let expected = if name == "admin-ui" { &head } else { &first };
+        assert_eq!(recorded.as_deref(), Some(expected.as_str()), "{name}");
+    }
+}
+
+/// Per service: (task definition ARN, image), as `crate::rollout::live` reads them.
+type Live = std::collections::BTreeMap<String, (String, String)>;
+
+/// Runs `--changed=graph` for real; the live services before and after.
+fn roll_in_graph_mode(fixture: &Fixture, env: &AwsEnv, bed: &Testbed) -> (Live, Live) {
+    let before = crate::rollout::live(env);
+    fixture
+        .deploy()
+        .aws(env, bed)
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--changed=graph",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
+        .run()
+        .success();
+    (before, crate::rollout::live(env))
+}
+
+/// Per SPA: the git SHA its bucket records (read from S3, not from our output).
+fn recorded_spa_shas(env: &AwsEnv, bed: &Testbed) -> Vec<(String, Option<String>)> {
     crate::support::spa::runtime().block_on(async {
-        let (s3, _) = crate::support::spa::clients(&env, &bed).await;
-        for (name, bucket, _) in crate::spas::spa_buckets(&env) {
-            let manifest = crate::spas::private_manifest(&env, &name, &bucket);
-            let recorded = deploy::spa::deployed_sha(&s3, Some(&manifest), &bucket)
+        let (s3, _) = crate::support::spa::clients(env, bed).await;
+        let mut recorded = Vec::new();
+        for (name, bucket, _) in crate::spas::spa_buckets(env) {
+            let manifest = crate::spas::private_manifest(env, &name, &bucket);
+            let sha = deploy::spa::deployed_sha(&s3, Some(&manifest), &bucket)
                 .await
                 .unwrap();
-            let expected = if name == "admin-ui" { &head } else { &first };
-            assert_eq!(recorded.as_deref(), Some(expected.as_str()), "{name}");
+            recorded.push((name, sha));
         }
-    });
+        recorded
+    })
+}
+
+/// A lockfile-only bump of one service's external dependency (`pnpm update express
+/// --filter webhooks` within its `^4.19.2` range, as Renovate's lock maintenance does):
+/// webhooks moves from express 4.19.2 to 4.21.1 (with its new cookie) in the fixture's
+/// v9 lockfile, while api stays on 4.19.2 and no `package.json` changes. Graph mode
+/// rolls webhooks alone and uploads no SPA (asserted on ECS task definitions and the
+/// buckets' recorded SHAs); the runbook's rule plans all nine for the same commit, as
+/// a lockfile change fans out.
+#[test]
+fn graph_mode_rolls_only_the_importer_whose_lockfile_entry_was_bumped() {
+    let bed = Testbed::get();
+    let fixture = Fixture::unique();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(DEPLOY_SANDBOX)
+        .run()
+        .success();
+    let first = fixture.git(&["rev-parse", "HEAD"]);
+    let bumped = bump_express_for_webhooks(
+        &std::fs::read_to_string(fixture.path("pnpm-lock.yaml")).unwrap(),
+    );
+    fixture.write("pnpm-lock.yaml", &bumped);
+    let tag = fixture.commit_all("chore(deps): lock express 4.21.1 for webhooks");
+
+    // The runbook's rule, on the same commit: pnpm-lock.yaml fans out to all nine.
+    let runbook = changed_plan(&fixture, &env, &bed);
+    assert_eq!(deploying(&runbook), SERVICES, "{runbook:?}");
+
+    let (before, after) = roll_in_graph_mode(&fixture, &env, &bed);
+    for service in SERVICES {
+        if service == "webhooks" {
+            assert_eq!(
+                after[service].1,
+                format!("{}/{service}:{tag}", bed.registry)
+            );
+            assert_ne!(after[service].0, before[service].0, "{service}");
+        } else {
+            assert_eq!(
+                after[service], before[service],
+                "{service} must be untouched"
+            );
+        }
+    }
+    for (name, recorded) in recorded_spa_shas(&env, &bed) {
+        assert_eq!(recorded.as_deref(), Some(first.as_str()), "{name}");
+    }
+}
+
+/// `text` with `from` replaced, which must occur exactly once.
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "{from:?} in {text}");
+    text.replacen(from, to, 1)
+}
+
+/// The fixture's lockfile after `pnpm update express --filter webhooks`: the
+/// webhooks importer resolves 4.21.1, and the new express and cookie entries appear in
+/// `packages` and `snapshots` beside the ones api still uses.
+fn bump_express_for_webhooks(lock: &str) -> String {
+    // webhooks is the last importer: its express entry is the one before `packages:`.
+    let lock = replace_once(
+        lock,
+        "      express:\n        specifier: ^4.19.2\n        version: 4.19.2\n    devDependencies:\n      '@platform/tsconfig':\n        specifier: workspace:*\n        version: link:../../packages/tsconfig\n\npackages:",
+        "      express:\n        specifier: ^4.19.2\n        version: 4.21.1\n    devDependencies:\n      '@platform/tsconfig':\n        specifier: workspace:*\n        version: link:../../packages/tsconfig\n\npackages:",
+    );
+    let lock = replace_once(
+        &lock,
+        "\n  js-tokens@4.0.0:\n    resolution:",
+        "\n  cookie@0.7.1:\n    resolution: {integrity: sha512-W/Y5fa/ODfGwm4UQQaDMlLUYtRCA+0bSWR+bZCnfFzWGw+63nkc2Xd3N9Flqq85aTwY6Y7pl1lm5Nqx83MLnhQ==}\n    engines: {node: '>= 0.6'}\n\n  express@4.21.1:\n    resolution: {integrity: sha512-rAzf1CydYap1e4hQCgawnrbmFPhK3m5mqdtgbjAlrXv0/gw8R4LjfbRYlI6ep33Z4WjJBJf5F0iNXTYGtFezqA==}\n    engines: {node: '>= 0.10.0'}\n\n  js-tokens@4.0.0:\n    resolution:",
+    );
+    replace_once(
+        &lock,
+        "\n  js-tokens@4.0.0: {}",
+        "\n  cookie@0.7.1: {}\n\n  express@4.21.1:\n    dependencies:\n      accepts: 1.3.8\n      content-type: 1.0.5\n      cookie: 0.7.1\n\n  js-tokens@4.0.0: {}",
+    )
 }
