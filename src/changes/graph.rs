@@ -78,7 +78,10 @@ impl<'r> GraphCache<'r> {
     /// changed.
     pub fn cause(&mut self, base: Oid, subject: &Subject<'_>) -> Result<Option<Cause>> {
         if self.head_side.is_none() {
-            self.head_side = Some(self.side(self.head, false)?);
+            self.head_side = Some(Side {
+                workspace: self.workspace(self.head)?,
+                lockfile: None,
+            });
         }
         if !self.by_base.contains_key(&base) {
             let changed: Vec<String> = diff::diff_paths(self.repo, base, self.head, &[])?
@@ -86,11 +89,39 @@ impl<'r> GraphCache<'r> {
                 .filter(|path| !self.ignore.iter().any(|glob| glob.matches(path)))
                 .collect();
             let lockfile_changed = changed.iter().any(|p| p == LOCKFILE);
-            let before = self.side(base, lockfile_changed)?;
-            if lockfile_changed && self.head_lockfile_unread() {
-                let lockfile = self.lockfile(self.head)?;
+            let head_lockfile = lockfile_changed && self.head_lockfile_unread();
+            let wanted = [(base, lockfile_changed), (self.head, head_lockfile)];
+            let texts = wanted
+                .into_iter()
+                .filter(|(_, wanted)| *wanted)
+                .map(|(commit, _)| Ok((commit, GitTree::at(self.repo, commit)?.read(LOCKFILE))))
+                .collect::<Result<Vec<_>>>()?;
+            // The lockfiles parse on threads of their own while this one reads the graph
+            // (git2's repository stays here): on a large lockfile each parse is as long as
+            // the rest of the decision.
+            let (workspace, mut lockfiles) = std::thread::scope(|scope| {
+                let parses: Vec<_> = texts
+                    .into_iter()
+                    .map(|(commit, text)| scope.spawn(move || parse_lockfile(text, commit)))
+                    .collect();
+                let workspace = self.workspace(base);
+                let lockfiles: Vec<_> = parses
+                    .into_iter()
+                    .map(|parse| {
+                        parse
+                            .join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    })
+                    .collect();
+                (workspace, lockfiles)
+            });
+            let before = Side {
+                workspace: workspace?,
+                lockfile: lockfile_changed.then(|| lockfiles.remove(0)),
+            };
+            if head_lockfile {
                 if let Some(head) = &mut self.head_side {
-                    head.lockfile = Some(lockfile);
+                    head.lockfile = Some(lockfiles.remove(0));
                 }
             }
             self.by_base.insert(base, Base { changed, before });
@@ -105,25 +136,16 @@ impl<'r> GraphCache<'r> {
             .is_some_and(|head| head.lockfile.is_none())
     }
 
-    /// The graph at `commit`, and its lockfile when `with_lockfile`.
-    fn side(&self, commit: Oid, with_lockfile: bool) -> Result<Side> {
+    /// The graph at `commit`; the inner `Err` says why it cannot be used.
+    fn workspace(&self, commit: Oid) -> Result<Result<Workspace, String>> {
         let tree = GitTree::at(self.repo, commit)?;
         let dirs: Vec<&str> = self.dirs.iter().map(String::as_str).collect();
-        let workspace = Workspace::read(&tree, &dirs).map_err(|err| {
+        Ok(Workspace::read(&tree, &dirs).map_err(|err| {
             format!(
                 "cannot read the workspace graph at {} ({err:#})",
                 short(commit)
             )
-        });
-        let lockfile = with_lockfile.then(|| lockfile_of(&tree, commit));
-        Ok(Side {
-            workspace,
-            lockfile,
-        })
-    }
-
-    fn lockfile(&self, commit: Oid) -> Result<Result<Lockfile, String>> {
-        Ok(lockfile_of(&GitTree::at(self.repo, commit)?, commit))
+        }))
     }
 }
 
@@ -131,9 +153,10 @@ fn short(commit: Oid) -> String {
     commit.to_string()[..7].to_owned()
 }
 
-/// The lockfile at a commit; `Err` says why it cannot be compared by importer.
-fn lockfile_of(tree: &GitTree<'_>, commit: Oid) -> Result<Lockfile, String> {
-    match tree.read(LOCKFILE) {
+/// The lockfile at a commit, from its text; `Err` says why it cannot be compared by
+/// importer.
+fn parse_lockfile(text: Option<String>, commit: Oid) -> Result<Lockfile, String> {
+    match text {
         Some(text) => Lockfile::parse(&text).map_err(|unusable| unusable.0),
         None => Err(format!("{} has no {LOCKFILE}", short(commit))),
     }
