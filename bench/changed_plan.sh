@@ -192,13 +192,15 @@ if [[ -n "${BENCH_COMPARE_BIN:-}" ]]; then
 fi
 
 # ---------------------------------------------------------------------------- helpers
+# now, median, fx_env, bootstrap, summary_field, write_ecs_services: shared with changed_graph.sh
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+write_ecs_services "$WORK/ecs_services.py"
 gitc() { git -C "$1" -c user.name=bench -c user.email=bench@localhost -c commit.gpgsign=false "${@:2}"; }
 short_sha() { git -C "$1" rev-parse --short=7 HEAD; }
-now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
 fmt() { awk -v a="$1" 'BEGIN { printf "%.2f", a }'; }
-median() { "$PY" -c 'import statistics, sys; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.3f}")' "$@"; }
 # col_medians FILE: the median of each column of a file of numbers
 col_medians() {
     "$PY" -c '
@@ -207,21 +209,6 @@ rows = [line.split() for line in open(sys.argv[1]) if line.strip()]
 print(" ".join(f"{statistics.median(float(r[i]) for r in rows):.3f}" for i in range(len(rows[0]))))' "$1"
 }
 
-# fx_env DIR: (in a subshell) cd into a fixture copy and use its moto account.
-fx_env() {
-    cd "$1"
-    unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
-    export AWS_SHARED_CREDENTIALS_FILE="$1/.aws-test/credentials" AWS_CONFIG_FILE="$1/.aws-test/config" AWS_PROFILE=testbed
-}
-
-# bootstrap DIR: its own moto account (ECR, ECS cluster + 9 services, buckets), terraform
-# init, workspace and first apply, as in the integration tests. Summary in DIR.json.
-bootstrap() {
-    timeout 180 "$PY" "$ROOT/testbed/fixture_bootstrap.py" --repo "$1" --env sandbox --initial-apply \
-        >"$1.json" 2>"$1.bootstrap.log" ||
-        die "fixture_bootstrap.py failed, see $1.bootstrap.log: $(tail -3 "$1.bootstrap.log")"
-}
-summary_field() { "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 
 # timed NAME RUNS CMD...: runs CMD RUNS times (stdout discarded; hyperfine when installed,
 # without a shell); prints the median and then each run, in seconds.
@@ -329,41 +316,6 @@ if None in (found, first, last):
     sys.exit(f"phases.py: markers missing from {log}")
 kib = int(open(rss).read().split()[-1])
 print(f"{found - t0:.3f} {first - found:.3f} {last - first:.3f} {t1 - last:.3f} {t1 - t0:.3f} {requests} {kib / 1024:.0f}")
-EOF
-
-cat >"$WORK/ecs_services.py" <<'EOF'
-"""ecs_services.py create|retag SUMMARY_JSON TAG SVC...
-
-create: per service, a task definition running <registry>/<svc>:TAG and an ECS service on it;
-retag:  per service, a new task definition running :TAG, made the service's (UpdateService).
-Task definitions and services are made by the fixture's own ecs_roll.py, like terraform's.
-Credentials: the fixture's profile (AWS_PROFILE and the shared files in the environment)."""
-import importlib.util
-import json
-import sys
-from concurrent.futures import ThreadPoolExecutor
-
-import boto3
-
-sys.dont_write_bytecode = True
-mode, summary, tag, services = sys.argv[1], json.load(open(sys.argv[2])), sys.argv[3], sys.argv[4:]
-spec = importlib.util.spec_from_file_location("ecs_roll", "infra/terraform/aws/ecs_roll.py")
-ecs_roll = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ecs_roll)
-ecs = boto3.session.Session().client("ecs", endpoint_url=summary["endpoint_url"], region_name=summary["region"])
-cluster = summary["ecs_cluster"]
-
-
-def one(svc):
-    arn = ecs_roll.register_task_definition(ecs, svc, f"{summary['registry']}/{svc}:{tag}")
-    if mode == "create":
-        ecs_roll.create_service(ecs, cluster, svc, arn)
-    else:
-        ecs.update_service(cluster=cluster, service=svc, taskDefinition=arn)
-
-
-with ThreadPoolExecutor(4) as pool:
-    list(pool.map(one, services))
 EOF
 
 cat >"$WORK/bigrepo.py" <<'EOF'

@@ -3,11 +3,18 @@ stdout for bench/changed_graph.sh: a pnpm workspace of SERVICES services and PAC
 packages (a seeded random DAG of `workspace:` edges), a v9 pnpm-lock.yaml of EXTERNALS
 external packages (each depending on up to 2 others) with an importer per service and
 package, then COMMITS commits: ~60% one package's source, ~25% one service's source,
-~10% a lockfile bump of one importer's direct dependency, ~5% README only."""
+~10% a lockfile bump of one importer's direct dependency, ~5% README only.
+
+With a 6th argument FIXTURE (tests/fixtures/platform), commit 1 also gets the fixture's
+terraform root (infra/terraform), its .gitignore and its deploy.toml `[terraform]` section,
+so that testbed/fixture_bootstrap.py can bootstrap the workspace and the real binary can
+plan in it (`terraform output` included). They never change afterwards."""
+import os
 import random
 import sys
 
 seed, n_svc, n_pkg, n_ext, n_commits = (int(a) for a in sys.argv[1:6])
+fixture = sys.argv[6] if len(sys.argv) > 6 else None
 rnd = random.Random(seed)
 out = sys.stdout.buffer
 stamp = 1_600_000_000
@@ -69,9 +76,31 @@ def commit(n, message):
     data(message.encode())
 
 
-def put(path, body):
-    out.write(b"M 100644 inline %s\n" % path.encode())
+def put(path, body, mode=b"100644"):
+    out.write(b"M %s inline %s\n" % (mode, path.encode()))
     data(body)
+
+
+def fixture_files():
+    """The fixture's terraform root and .gitignore, and its deploy.toml [terraform] section."""
+    for root, _, names in os.walk(os.path.join(fixture, "infra", "terraform")):
+        for name in names:
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, fixture)
+            # Never the bootstrap's untracked leftovers in a developer's fixture.
+            if "/tfvars/" in rel and not rel.endswith("example.tfvars") or "/.terraform" in rel or "tfstate" in rel:
+                continue
+            with open(path, "rb") as f:
+                put(rel, f.read(), b"100755" if os.access(path, os.X_OK) else b"100644")
+    with open(os.path.join(fixture, ".gitignore"), "rb") as f:
+        put(".gitignore", f.read())
+    section, inside = [], False
+    for line in open(os.path.join(fixture, "deploy.toml")):
+        if line.startswith("["):
+            inside = line.strip() == "[terraform]"
+        if inside and not line.startswith("#"):
+            section.append(line)
+    return "".join(section).strip().encode() + b"\n"
 
 
 commit(1, "generated workspace")
@@ -80,7 +109,7 @@ put("pnpm-workspace.yaml", b'packages:\n  - "services/*"\n  - "packages/*"\n')
 put("README.md", b"generated\n")
 put("infra/docker/service.Dockerfile", b"FROM scratch\n")
 # The runbook's rule for this workspace: every package is shared.
-put("deploy.toml", b'[shared]\npackages = ["packages"]\n')
+put("deploy.toml", b'[shared]\npackages = ["packages"]\n' + (b"\n" + fixture_files() if fixture else b""))
 for s in svcs:
     put(f"services/{s}/package.json", manifest(s, svc_deps[s], importers[f"services/{s}"]))
     put(f"services/{s}/src/index.ts", b"export const v = 0;\n")

@@ -47,14 +47,16 @@ pub struct GraphCache<'r> {
 /// One commit's graph and lockfile; an `Err` is why it cannot be used.
 struct Side {
     workspace: Result<Workspace, String>,
-    lockfile: Result<Lockfile, String>,
+    /// Parsed only when some base's lockfile differs from HEAD's (parsing a large
+    /// lockfile is most of the decision's time), so `None` means "not needed".
+    lockfile: Option<Result<Lockfile, String>>,
 }
 
 struct Base {
     /// Changed paths, less the ignored ones.
     changed: Vec<String>,
+    /// Its lockfile is read when, and only when, it changed since (then HEAD's is too).
     before: Side,
-    lockfile_changed: bool,
 }
 
 impl<'r> GraphCache<'r> {
@@ -76,7 +78,10 @@ impl<'r> GraphCache<'r> {
     /// changed.
     pub fn cause(&mut self, base: Oid, subject: &Subject<'_>) -> Result<Option<Cause>> {
         if self.head_side.is_none() {
-            self.head_side = Some(self.side(self.head)?);
+            self.head_side = Some(Side {
+                workspace: self.workspace(self.head)?,
+                lockfile: None,
+            });
         }
         if !self.by_base.contains_key(&base) {
             let changed: Vec<String> = diff::diff_paths(self.repo, base, self.head, &[])?
@@ -84,32 +89,76 @@ impl<'r> GraphCache<'r> {
                 .filter(|path| !self.ignore.iter().any(|glob| glob.matches(path)))
                 .collect();
             let lockfile_changed = changed.iter().any(|p| p == LOCKFILE);
-            let before = self.side(base)?;
-            let base_entry = Base {
-                changed,
-                before,
-                lockfile_changed,
+            let head_lockfile = lockfile_changed && self.head_lockfile_unread();
+            let wanted = [(base, lockfile_changed), (self.head, head_lockfile)];
+            let texts = wanted
+                .into_iter()
+                .filter(|(_, wanted)| *wanted)
+                .map(|(commit, _)| Ok((commit, GitTree::at(self.repo, commit)?.read(LOCKFILE))))
+                .collect::<Result<Vec<_>>>()?;
+            // The lockfiles parse on threads of their own while this one reads the graph
+            // (git2's repository stays here): on a large lockfile each parse is as long as
+            // the rest of the decision.
+            let (workspace, mut lockfiles) = std::thread::scope(|scope| {
+                let parses: Vec<_> = texts
+                    .into_iter()
+                    .map(|(commit, text)| scope.spawn(move || parse_lockfile(text, commit)))
+                    .collect();
+                let workspace = self.workspace(base);
+                let lockfiles: Vec<_> = parses
+                    .into_iter()
+                    .map(|parse| {
+                        parse
+                            .join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    })
+                    .collect();
+                (workspace, lockfiles)
+            });
+            let before = Side {
+                workspace: workspace?,
+                lockfile: lockfile_changed.then(|| lockfiles.remove(0)),
             };
-            self.by_base.insert(base, base_entry);
+            if head_lockfile {
+                if let Some(head) = &mut self.head_side {
+                    head.lockfile = Some(lockfiles.remove(0));
+                }
+            }
+            self.by_base.insert(base, Base { changed, before });
         }
         let after = self.head_side.as_ref().expect("read above");
         Ok(cause_of(&self.by_base[&base], after, subject))
     }
 
-    fn side(&self, commit: Oid) -> Result<Side> {
+    fn head_lockfile_unread(&self) -> bool {
+        self.head_side
+            .as_ref()
+            .is_some_and(|head| head.lockfile.is_none())
+    }
+
+    /// The graph at `commit`; the inner `Err` says why it cannot be used.
+    fn workspace(&self, commit: Oid) -> Result<Result<Workspace, String>> {
         let tree = GitTree::at(self.repo, commit)?;
         let dirs: Vec<&str> = self.dirs.iter().map(String::as_str).collect();
-        let short = &commit.to_string()[..7];
-        let workspace = Workspace::read(&tree, &dirs)
-            .map_err(|err| format!("cannot read the workspace graph at {short} ({err:#})"));
-        let lockfile = match tree.read(LOCKFILE) {
-            Some(text) => Lockfile::parse(&text).map_err(|unusable| unusable.0),
-            None => Err(format!("{short} has no {LOCKFILE}")),
-        };
-        Ok(Side {
-            workspace,
-            lockfile,
-        })
+        Ok(Workspace::read(&tree, &dirs).map_err(|err| {
+            format!(
+                "cannot read the workspace graph at {} ({err:#})",
+                short(commit)
+            )
+        }))
+    }
+}
+
+fn short(commit: Oid) -> String {
+    commit.to_string()[..7].to_owned()
+}
+
+/// The lockfile at a commit, from its text; `Err` says why it cannot be compared by
+/// importer.
+fn parse_lockfile(text: Option<String>, commit: Oid) -> Result<Lockfile, String> {
+    match text {
+        Some(text) => Lockfile::parse(&text).map_err(|unusable| unusable.0),
+        None => Err(format!("{} has no {LOCKFILE}", short(commit))),
     }
 }
 
@@ -136,24 +185,22 @@ fn cause_of(base: &Base, after: &Side, subject: &Subject<'_>) -> Option<Cause> {
             })
         }
     };
-    let lockfiles = if base.lockfile_changed {
-        match (&base.before.lockfile, &after.lockfile) {
-            (Ok(before), Ok(after)) => match before.global_change(after) {
-                Some(key) => {
-                    return Some(Cause::LockfileFallback {
-                        reason: format!("{LOCKFILE}: {key} changed"),
-                    })
-                }
-                None => Some((before, after)),
-            },
-            (Err(reason), _) | (_, Err(reason)) => {
+    // Both lockfiles are read exactly when the lockfile changed since `base`.
+    let lockfiles = match (&base.before.lockfile, &after.lockfile) {
+        (Some(Ok(before)), Some(Ok(after))) => match before.global_change(after) {
+            Some(key) => {
                 return Some(Cause::LockfileFallback {
-                    reason: reason.clone(),
+                    reason: format!("{LOCKFILE}: {key} changed"),
                 })
             }
+            None => Some((before, after)),
+        },
+        (Some(Err(reason)), _) | (Some(_), Some(Err(reason))) => {
+            return Some(Cause::LockfileFallback {
+                reason: reason.clone(),
+            })
         }
-    } else {
-        None
+        (None, _) | (Some(_), None) => None,
     };
     for glob_text in subject.inputs {
         let glob = Glob::new(glob_text, Dialect::Simple);

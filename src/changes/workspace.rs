@@ -3,8 +3,8 @@
 //! `workspace:`, transitively. The globs and `package.json` reading are the SPA
 //! builder's ([`crate::spa::inputs`]), over a git tree instead of the disk.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::path::Path;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use anyhow::{Context as _, Result};
 use git2::{ObjectType, Oid, Repository, Tree};
@@ -12,9 +12,16 @@ use git2::{ObjectType, Oid, Repository, Tree};
 use crate::spa::inputs::{self, WorkspaceTree};
 
 /// The files of one commit.
+///
+/// Directory trees are kept once looked up: libgit2 caches no tree over 4 KiB and
+/// re-reads, re-hashes and re-parses it on every lookup, and a workspace of a few hundred
+/// packages reads `packages/<name>/package.json` through the same big `packages` tree
+/// hundreds of times (most of the graph decision's time before this cache).
 pub struct GitTree<'r> {
     repo: &'r Repository,
     tree: Tree<'r>,
+    /// Directory path (no trailing `/`) → its tree, `None` when there is none.
+    trees: RefCell<HashMap<String, Option<Tree<'r>>>>,
 }
 
 impl<'r> GitTree<'r> {
@@ -23,22 +30,36 @@ impl<'r> GitTree<'r> {
             .find_commit(commit)
             .and_then(|c| c.tree())
             .with_context(|| format!("cannot read the tree of commit {commit}"))?;
-        Ok(Self { repo, tree })
+        Ok(Self {
+            repo,
+            tree,
+            trees: RefCell::new(HashMap::new()),
+        })
     }
 
     fn subtree(&self, dir: &str) -> Option<Tree<'r>> {
+        let dir = dir.trim_matches('/');
         if dir.is_empty() {
             return Some(self.tree.clone());
         }
-        let entry = self.tree.get_path(Path::new(dir)).ok()?;
-        self.repo.find_tree(entry.id()).ok()
+        if let Some(tree) = self.trees.borrow().get(dir) {
+            return tree.clone();
+        }
+        let (parent, name) = dir.rsplit_once('/').unwrap_or(("", dir));
+        let tree = self.subtree(parent).and_then(|parent| {
+            let entry = parent.get_name(name)?;
+            self.repo.find_tree(entry.id()).ok()
+        });
+        self.trees.borrow_mut().insert(dir.to_owned(), tree.clone());
+        tree
     }
 }
 
 impl WorkspaceTree for GitTree<'_> {
     fn read(&self, path: &str) -> Option<String> {
-        let entry = self.tree.get_path(Path::new(path)).ok()?;
-        let blob = self.repo.find_blob(entry.id()).ok()?;
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let entry = self.subtree(dir)?.get_name(name)?.id();
+        let blob = self.repo.find_blob(entry).ok()?;
         String::from_utf8(blob.content().to_vec()).ok()
     }
 
