@@ -11,7 +11,6 @@ use crate::changes::live;
 use crate::docker::engine::Engine;
 use crate::docker::images::{ImageJob, ImageResult, ImageStatus};
 use crate::error::UsageError;
-use crate::model::config;
 use crate::model::environment::{Environment, Outputs};
 use crate::model::plan::{Action, Mode};
 use crate::request::{Globals, Request};
@@ -108,11 +107,7 @@ impl Run<'_> {
         let config = &self.platform.config.terraform;
         let mut problems = Vec::new();
         for service in services {
-            let targets: Vec<String> = config
-                .targets
-                .iter()
-                .map(|target| config::expand(target, service))
-                .collect();
+            let targets = terraform::targets_of(config, service);
             let unmatched = terraform::unmatched_targets(&targets, &state);
             if unmatched.is_empty() {
                 continue;

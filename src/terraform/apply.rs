@@ -170,12 +170,6 @@ pub fn unmatched_targets<'a>(targets: &'a [String], state: &[String]) -> Vec<&'a
     if state.is_empty() {
         return Vec::new();
     }
-    let covers = |target: &str, address: &str| {
-        address == target
-            || address
-                .strip_prefix(target)
-                .is_some_and(|rest| rest.starts_with(['.', '[']))
-    };
     targets
         .iter()
         .map(String::as_str)
@@ -183,9 +177,18 @@ pub fn unmatched_targets<'a>(targets: &'a [String], state: &[String]) -> Vec<&'a
             let resource = resource_of(target);
             !state
                 .iter()
-                .any(|address| covers(target, address) || resource_of(address) == resource)
+                .any(|address| within(target, address) || resource_of(address) == resource)
         })
         .collect()
+}
+
+/// Whether `address` is `target` or inside it (a module, or a resource's instance):
+/// what `-target=<target>` reaches.
+pub fn within(target: &str, address: &str) -> bool {
+    address == target
+        || address
+            .strip_prefix(target)
+            .is_some_and(|rest| rest.starts_with(['.', '[']))
 }
 
 /// An address without its final instance key: `a.b["x"]` → `a.b`.

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{ChangeKind, PlanDiff, ResourceChange};
+use crate::terraform::apply::within;
 
 /// The resources a planned service owns: its `terraform.targets`, expanded.
 #[derive(Debug, Clone)]
@@ -16,14 +17,6 @@ pub struct ServiceResources {
     /// The ECR repository its images are named after (`<registry>/<repository>:<tag>`).
     pub repository: String,
     pub targets: Vec<String>,
-}
-
-/// Whether `address` is `target` or inside it (a module, or a resource's instance).
-fn within(target: &str, address: &str) -> bool {
-    address == target
-        || address
-            .strip_prefix(target)
-            .is_some_and(|rest| rest.starts_with(['.', '[']))
 }
 
 /// A resource change, without its values.
