@@ -1,6 +1,7 @@
 //! `--changed` after a full deploy: live tags from ECS, the git2 change plan, the
 //! targeted roll, and every reason a live tag cannot be a diff base.
 
+use crate::rollout::assert_only_rolled;
 use crate::support::{
     bootstrap_applied, set_live_image, AwsEnv, Fixture, Testbed, DEPLOY_SANDBOX, DEPLOY_SERVICES,
     SERVICES,
@@ -339,20 +340,13 @@ fn graph_mode_rolls_exactly_the_dependents_and_the_changed_spa() {
     let tag = fixture.commit_all("events and admin-ui");
     let head = fixture.git(&["rev-parse", "HEAD"]);
     let (before, after) = roll_in_graph_mode(&fixture, &env, &bed);
-    for service in SERVICES {
-        if ["api", "auth", "webhooks"].contains(&service) {
-            assert_eq!(
-                after[service].1,
-                format!("{}/{service}:{tag}", bed.registry)
-            );
-            assert_ne!(after[service].0, before[service].0, "{service}");
-        } else {
-            assert_eq!(
-                after[service], before[service],
-                "{service} must be untouched"
-            );
-        }
-    }
+    assert_only_rolled(
+        &before,
+        &after,
+        &["api", "auth", "webhooks"],
+        &bed.registry,
+        &tag,
+    );
     for (name, recorded) in recorded_spa_shas(&env, &bed) {
         let expected = if name == "admin-ui" { &head } else { &first };
         assert_eq!(recorded.as_deref(), Some(expected.as_str()), "{name}");
@@ -427,20 +421,7 @@ fn graph_mode_rolls_only_the_importer_whose_lockfile_entry_was_bumped() {
     assert_eq!(deploying(&runbook), SERVICES, "{runbook:?}");
 
     let (before, after) = roll_in_graph_mode(&fixture, &env, &bed);
-    for service in SERVICES {
-        if service == "webhooks" {
-            assert_eq!(
-                after[service].1,
-                format!("{}/{service}:{tag}", bed.registry)
-            );
-            assert_ne!(after[service].0, before[service].0, "{service}");
-        } else {
-            assert_eq!(
-                after[service], before[service],
-                "{service} must be untouched"
-            );
-        }
-    }
+    assert_only_rolled(&before, &after, &["webhooks"], &bed.registry, &tag);
     for (name, recorded) in recorded_spa_shas(&env, &bed) {
         assert_eq!(recorded.as_deref(), Some(first.as_str()), "{name}");
     }

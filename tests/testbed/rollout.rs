@@ -184,26 +184,23 @@ fn services_rolls_only_the_named_service() {
         .stderr_has("the roll is targeted on purpose at auth")
         .stderr_lacks("Resource targeting is in effect")
         .stderr_lacks("Applied changes may be incomplete");
-    assert_only_rolled(
-        &before,
-        &live(&env),
-        "auth",
-        &format!("{}/auth:{tag}", bed.registry),
-    );
+    assert_only_rolled(&before, &live(&env), &["auth"], &bed.registry, &tag);
 }
 
-/// `rolled` runs `image` on a new task definition; every other service is untouched.
+/// Each of `rolled` runs `<registry>/<service>:<tag>` on a new task definition; every
+/// other service is untouched.
 #[track_caller]
-fn assert_only_rolled(
+pub(super) fn assert_only_rolled(
     before: &BTreeMap<String, (String, String)>,
     after: &BTreeMap<String, (String, String)>,
-    rolled: &str,
-    image: &str,
+    rolled: &[&str],
+    registry: &str,
+    tag: &str,
 ) {
     for service in SERVICES {
-        if service == rolled {
-            assert_eq!(after[service].1, image);
-            assert_ne!(after[service].0, before[service].0);
+        if rolled.contains(&service) {
+            assert_eq!(after[service].1, format!("{registry}/{service}:{tag}"));
+            assert_ne!(after[service].0, before[service].0, "{service}");
         } else {
             assert_eq!(
                 after[service], before[service],
@@ -306,12 +303,7 @@ fn a_partial_roll_works_on_a_root_whose_image_tag_has_a_default() {
         .args(DEPLOY_API)
         .run()
         .success();
-    assert_only_rolled(
-        &before,
-        &live(&env),
-        "api",
-        &format!("{}/api:{tag}", bed.registry),
-    );
+    assert_only_rolled(&before, &live(&env), &["api"], &bed.registry, &tag);
 }
 
 /// A variable the root requires and the tfvars lacks fails the same way on every
