@@ -132,9 +132,14 @@ fn a_traced_full_deploy_prints_no_secret() {
     out.success()
         .stderr_has(":assumed-role/deployer/")
         .stdout_has(&format!("{}/auth:{}", bed.registry, fixture.short_sha()));
+    // Verbose logging reached the run: the libraries that talk to AWS and the registry
+    // log at DEBUG under their caps (about 40 lines in this run; none without RUST_LOG).
+    // Counting every stderr line instead was flaky: terraform's and the progress lines
+    // vary, and the total sat at 99-107 around the old bound of 100.
+    let debug_lines = out.stderr.lines().filter(|l| l.contains(" DEBUG ")).count();
     assert!(
-        out.stderr.lines().count() > 100,
-        "trace logging is on: {} lines",
+        debug_lines > 20,
+        "verbose logging is on: {debug_lines} DEBUG lines of {}",
         out.stderr.lines().count()
     );
     let logs =
