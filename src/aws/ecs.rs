@@ -113,7 +113,7 @@ pub struct Ecs {
     client: aws_sdk_ecs::Client,
     cluster: String,
     profile: Option<String>,
-    images: tokio::sync::Mutex<HashMap<String, Vec<(String, String)>>>,
+    images: std::sync::Mutex<HashMap<String, Vec<(String, String)>>>,
 }
 
 impl Ecs {
@@ -259,36 +259,49 @@ impl Ecs {
     }
 
     /// The image of `container` in a task definition (cached: definitions are immutable).
+    /// The cache is not held across the request, so that the lookups of a survey run
+    /// side by side (two of the same definition at once both ask; the answers agree).
     pub async fn container_image(
         &self,
         task_definition: &str,
         container: &str,
     ) -> Result<Option<String>> {
-        let mut cache = self.images.lock().await;
-        if !cache.contains_key(task_definition) {
-            let output = self
-                .client
-                .describe_task_definition()
-                .task_definition(task_definition)
-                .send()
-                .await
-                .map_err(|err| anyhow!(aws::explain(&err, self.profile.as_deref())))
-                .with_context(|| format!("cannot describe task definition {task_definition}"))?;
-            let containers = output
-                .task_definition()
-                .map(|td| {
-                    td.container_definitions()
-                        .iter()
-                        .filter_map(|c| Some((c.name()?.to_owned(), c.image()?.to_owned())))
-                        .collect()
-                })
-                .unwrap_or_default();
-            cache.insert(task_definition.to_owned(), containers);
+        let image_of = |containers: &[(String, String)]| {
+            containers
+                .iter()
+                .find(|(name, _)| name == container)
+                .map(|(_, image)| image.clone())
+        };
+        if let Some(containers) = self.images().get(task_definition) {
+            return Ok(image_of(containers));
         }
-        Ok(cache[task_definition]
-            .iter()
-            .find(|(name, _)| name == container)
-            .map(|(_, image)| image.clone()))
+        let output = self
+            .client
+            .describe_task_definition()
+            .task_definition(task_definition)
+            .send()
+            .await
+            .map_err(|err| anyhow!(aws::explain(&err, self.profile.as_deref())))
+            .with_context(|| format!("cannot describe task definition {task_definition}"))?;
+        let containers: Vec<(String, String)> = output
+            .task_definition()
+            .map(|td| {
+                td.container_definitions()
+                    .iter()
+                    .filter_map(|c| Some((c.name()?.to_owned(), c.image()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let image = image_of(&containers);
+        self.images().insert(task_definition.to_owned(), containers);
+        Ok(image)
+    }
+
+    fn images(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(String, String)>>> {
+        // A panic elsewhere cannot leave the map half-written: take it as it is.
+        self.images
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Waits until the service runs only the new task set, fully. Fails fast on a
