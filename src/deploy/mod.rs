@@ -170,7 +170,7 @@ fn make_plan(checkout: &Checkout, request: &Request) -> Result<Plan> {
             head: checkout.head.clone(),
             uncommitted,
             cwd: &checkout.cwd,
-            registry_env: registry_override_env(),
+            registry_env: plan::registry::RegistryEnv::from_process(),
             rollback_to,
         },
     )
@@ -193,11 +193,4 @@ async fn interruptible<T>(
         outcome = step => outcome,
         _ = tokio::signal::ctrl_c() => Err(stage.into()),
     }
-}
-
-/// `DEPLOY_REGISTRY`: push to this host instead of ECR's (a local registry).
-fn registry_override_env() -> Option<String> {
-    std::env::var("DEPLOY_REGISTRY")
-        .ok()
-        .filter(|v| !v.is_empty())
 }

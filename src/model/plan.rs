@@ -18,6 +18,7 @@ use crate::terraform::{self, Apply, Roll};
 
 mod cause;
 mod display;
+pub mod registry;
 mod services;
 mod spas;
 
@@ -207,8 +208,8 @@ pub struct Context<'a> {
     pub uncommitted: Vec<String>,
     /// Where deploy was started (relative `--var-file` paths may be relative to it).
     pub cwd: &'a Path,
-    /// `DEPLOY_REGISTRY`, if set.
-    pub registry_env: Option<String>,
+    /// `DEPLOY_REGISTRY` and `DEPLOY_REGISTRY_<ENV>`.
+    pub registry_env: registry::RegistryEnv,
     /// `deploy rollback`: the commit named, resolved.
     pub rollback_to: Option<Head>,
 }
@@ -253,20 +254,8 @@ impl Plan {
             }
             _ => None,
         };
-        let registry = match (&context.registry_env, &platform.config.registry.host) {
-            (Some(host), _) => Registry {
-                host: Some(host.clone()),
-                source: "DEPLOY_REGISTRY".into(),
-            },
-            (None, Some(host)) => Registry {
-                host: Some(host.clone()),
-                source: platform.origin("registry.host"),
-            },
-            (None, None) => Registry {
-                host: None,
-                source: "the ECR repository URI".into(),
-            },
-        };
+        let workspace = terraform.as_ref().map(|step| step.apply.workspace.as_str());
+        let registry = registry::registry_of(platform, workspace, &context.registry_env);
         Ok(Self {
             repo: platform.root.clone(),
             config: platform.source.path.clone(),

@@ -14,6 +14,7 @@ mod outages;
 mod preflight;
 mod prune;
 mod readme;
+mod registry_copy;
 mod review;
 mod rollback;
 mod rollout;
