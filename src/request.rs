@@ -64,6 +64,17 @@ pub struct Request {
     pub rollback: Option<String>,
     /// `--changed=<mode>`: overrides `[changes] mode` of deploy.toml.
     pub changes_mode: Option<ChangesMode>,
+    /// `deploy promote`: where the images come from (`var_file` is the target).
+    pub promote: Option<Promotion>,
+}
+
+/// `deploy promote --from <tfvars> [--profile-from P]`: the source environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promotion {
+    /// The source environment's tfvars file, as typed.
+    pub from_var_file: PathBuf,
+    /// The source's AWS profile; `None`: the target's.
+    pub profile_from: Option<String>,
 }
 
 /// `deploy status`.
@@ -145,6 +156,27 @@ impl CommandRequest {
             }) => Self::Deploy(Request {
                 allow_infra_changes: *allow_infra_changes,
                 ..Request::rollback(revision, var_file, services.as_deref(), *yes, *dry_run)
+            }),
+            Some(Command::Promote {
+                from,
+                to,
+                services,
+                profile_from,
+                yes,
+                dry_run,
+                allow_infra_changes,
+            }) => Self::Deploy(Request {
+                selection: services.as_deref().map_or(Selection::All, named),
+                var_file: Some(to.clone()),
+                skip_spas: true,
+                assume_yes: *yes,
+                dry_run: *dry_run,
+                allow_infra_changes: *allow_infra_changes,
+                promote: Some(Promotion {
+                    from_var_file: from.clone(),
+                    profile_from: profile_from.clone(),
+                }),
+                ..Request::default()
             }),
             Some(Command::Diff {
                 var_file,

@@ -143,7 +143,7 @@ pub(super) fn pushed_sentence(images: &[ImageResult]) -> String {
     };
     format!(
         "Pushed: {}. Already in the registry: {}. Not pushed: {}",
-        names(&[ImageStatus::Pushed]),
+        names(&[ImageStatus::Pushed, ImageStatus::Copied]),
         names(&[ImageStatus::AlreadyInRegistry]),
         names(&[ImageStatus::Failed, ImageStatus::NotStarted]),
     )
