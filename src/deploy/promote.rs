@@ -104,6 +104,13 @@ pub(super) async fn decide(
         .with_context(|| format!("cannot reach the registry of {to}"))?;
 
     let mut refused = Vec::new();
+    let mut refused_names = Vec::new();
+    let checked: Vec<String> = plan
+        .services
+        .iter()
+        .filter(|s| s.action == Action::Check)
+        .map(|s| s.name.clone())
+        .collect();
     for step in plan
         .services
         .iter_mut()
@@ -180,15 +187,17 @@ pub(super) async fn decide(
                 step.reason = format!("{to} runs this digest already ({})", short_digest(&digest));
                 step.image = format!("{}:{tag}", step.repository);
             }
-            Verdict::Refuse(reason) => refused.push(format!("  {}: {reason}", step.name)),
+            Verdict::Refuse(reason) => {
+                refused.push(format!("  {}: {reason}", step.name));
+                refused_names.push(step.name.clone());
+            }
         }
     }
     if !refused.is_empty() {
-        let promotable: Vec<&str> = plan
-            .services
+        let promotable: Vec<&str> = checked
             .iter()
-            .filter(|s| s.action != Action::Check)
-            .map(|s| s.name.as_str())
+            .filter(|name| !refused_names.contains(name))
+            .map(String::as_str)
             .collect();
         let others = if promotable.is_empty() {
             String::new()

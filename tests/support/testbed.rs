@@ -191,8 +191,21 @@ pub fn bootstrap_aws(bed: &Testbed, fixture: &Fixture, env: &str) -> AwsEnv {
 
 /// Bootstraps with extra `fixture_bootstrap.py` arguments (`--profile NAME`, ...).
 pub fn bootstrap_with(bed: &Testbed, fixture: &Fixture, env: &str, extra: &[&str]) -> AwsEnv {
+    bootstrap_in_registry(bed, fixture, env, extra, &bed.registry)
+}
+
+/// As [`bootstrap_with`], with the environment's images in `registry` (its tfvars
+/// `registry`): the second registry gives prod a registry of its own.
+pub fn bootstrap_in_registry(
+    bed: &Testbed,
+    fixture: &Fixture,
+    env: &str,
+    extra: &[&str],
+    registry: &str,
+) -> AwsEnv {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/fixture_bootstrap.py");
     let output = Command::new(&bed.python)
+        .env("DEPLOY_TESTBED_REGISTRY", registry)
         .arg(&script)
         .args(["--repo"])
         .arg(fixture.root())

@@ -12,6 +12,7 @@ mod interactive;
 mod lock;
 mod outages;
 mod preflight;
+mod promote;
 mod prune;
 mod readme;
 mod registry_copy;
