@@ -333,6 +333,44 @@ mod tests {
     }
 
     #[test]
+    fn a_promotion_is_a_deploy_request_to_the_target_without_spas() {
+        let (globals, request) = parse(&[
+            "promote",
+            "--from",
+            "tfvars/sandbox.tfvars",
+            "--to",
+            "tfvars/prod.tfvars",
+            "--services",
+            "api,auth",
+            "--profile",
+            "prod",
+            "--profile-from",
+            "sandbox",
+            "-y",
+        ]);
+        let CommandRequest::Deploy(request) = request else {
+            panic!("not a deploy request: {request:?}");
+        };
+        assert_eq!(globals.profile.as_deref(), Some("prod"));
+        assert_eq!(
+            request.var_file.as_deref(),
+            Some(std::path::Path::new("tfvars/prod.tfvars"))
+        );
+        assert_eq!(
+            request.promote,
+            Some(Promotion {
+                from_var_file: "tfvars/sandbox.tfvars".into(),
+                profile_from: Some("sandbox".into()),
+            })
+        );
+        assert_eq!(
+            request.selection,
+            Selection::Named(vec!["api".into(), "auth".into()])
+        );
+        assert!(request.skip_spas && request.assume_yes && !request.dry_run);
+    }
+
+    #[test]
     fn a_rollback_is_a_deploy_request_without_spas() {
         let (_, request) = parse(&[
             "rollback",
