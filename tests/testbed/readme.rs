@@ -218,8 +218,9 @@ fn every_command_in_the_readme_runs_as_documented() {
         if !read_only(line) || named.is_none() {
             operator.select_workspace(environment);
         }
-        if line.contains("--changed") && asks(line) {
-            // Something to roll: one service changes, as in the runbook's example.
+        if line.contains("--changed") && !line.contains("--dry-run") {
+            // Something to roll: one service changes, as in the runbook's example (and
+            // then sandbox runs a billing that prod does not: the promotion copies it).
             fixture.write(
                 "services/billing/src/readme.ts",
                 "export const readme = 1;\n",
