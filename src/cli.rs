@@ -112,6 +112,15 @@ pub enum Command {
         /// default: the selected terraform workspace
         #[arg(long, value_name = "PATH")]
         var_file: Option<std::path::PathBuf>,
+
+        /// Also read another environment (its tfvars file) and say per service whether
+        /// both run the same bytes (the same image digest)
+        #[arg(long, value_name = "PATH")]
+        compare: Option<std::path::PathBuf>,
+
+        /// AWS profile of the --compare environment (default: --profile)
+        #[arg(long, value_name = "PROFILE", requires = "compare")]
+        compare_profile: Option<String>,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {

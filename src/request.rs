@@ -82,6 +82,10 @@ pub struct Promotion {
 pub struct StatusRequest {
     /// The environment's tfvars file; default: the selected terraform workspace.
     pub var_file: Option<PathBuf>,
+    /// `--compare`: another environment's tfvars file, compared by digest.
+    pub compare: Option<PathBuf>,
+    /// `--compare-profile`: its AWS profile (default: the global one).
+    pub compare_profile: Option<String>,
 }
 
 /// `deploy prune`.
@@ -129,8 +133,14 @@ impl CommandRequest {
     pub fn from_cli(cli: &Cli) -> Self {
         match &cli.command {
             None => Self::Deploy(Request::from_cli(cli)),
-            Some(Command::Status { var_file }) => Self::Status(StatusRequest {
+            Some(Command::Status {
+                var_file,
+                compare,
+                compare_profile,
+            }) => Self::Status(StatusRequest {
                 var_file: var_file.clone(),
+                compare: compare.clone(),
+                compare_profile: compare_profile.clone(),
             }),
             Some(Command::Prune {
                 keep,
@@ -308,7 +318,7 @@ mod tests {
         );
         assert!(matches!(
             request,
-            CommandRequest::Status(StatusRequest { var_file: None })
+            CommandRequest::Status(StatusRequest { var_file: None, .. })
         ));
     }
 

@@ -70,6 +70,40 @@ fn promote(fixture: &Fixture, bed: &Testbed, sandbox: &AwsEnv, prod_registry: &s
         ])
 }
 
+/// `deploy status` of prod `--compare` sandbox, as JSON: per service its `digests` entry.
+fn compare_status(
+    fixture: &Fixture,
+    bed: &Testbed,
+    sandbox: &AwsEnv,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let out = fixture
+        .deploy()
+        .aws(sandbox, bed)
+        .args([
+            "status",
+            "--var-file",
+            "tfvars/prod.tfvars",
+            "--profile",
+            "prod",
+            "--compare",
+            "tfvars/sandbox.tfvars",
+            "--compare-profile",
+            "sandbox",
+            "--output",
+            "json",
+        ])
+        .run();
+    out.success();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["compared_with"], "sandbox", "{json}");
+    json["digests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| (entry["service"].as_str().unwrap().to_owned(), entry.clone()))
+        .collect()
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -144,6 +178,18 @@ fn promote_copies_what_sandbox_runs_into_prod_by_digest_and_rolls_it_without_a_b
     // SPAs are not copied, and the plan says so.
     out.stdout_has("not promoted: an SPA build embeds its environment's settings");
 
+    // `status` shows the digests, and `--compare` that both run the same bytes.
+    let same = compare_status(&fixture, &bed, &sandbox);
+    for service in SERVICES {
+        let entry = &same[service];
+        assert_eq!(
+            entry["digest"].as_str(),
+            manifest_digest(&bed.registry2, service, &tag).as_deref(),
+            "{entry}"
+        );
+        assert_eq!(entry["other"]["same"], true, "{entry}");
+    }
+
     // Again: every service already runs that digest in prod.
     promote(&fixture, &bed, &sandbox, &bed.registry2)
         .args(["-y"])
@@ -156,6 +202,10 @@ fn promote_copies_what_sandbox_runs_into_prod_by_digest_and_rolls_it_without_a_b
     fixture.commit_all("api changed");
     let new_tag = fixture.short_sha();
     deploy_sandbox(&fixture, &bed, &sandbox, &["--services", "api"]);
+    let differs = compare_status(&fixture, &bed, &sandbox);
+    assert_eq!(differs["api"]["other"]["same"], false, "{}", differs["api"]);
+    assert_eq!(differs["api"]["other"]["tag"], new_tag.as_str());
+    assert_eq!(differs["auth"]["other"]["same"], true);
     let before = live(&prod);
     let out = promote(&fixture, &bed, &sandbox, &bed.registry2)
         .args(["-y", "--output", "json"])
