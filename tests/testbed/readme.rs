@@ -221,9 +221,10 @@ fn every_command_in_the_readme_runs_as_documented() {
         if line.contains("--changed") && !line.contains("--dry-run") {
             // Something to roll: one service changes, as in the runbook's example (and
             // then sandbox runs a billing that prod does not: the promotion copies it).
+            // A new content each time: the README deploys with --changed more than once.
             fixture.write(
                 "services/billing/src/readme.ts",
-                "export const readme = 1;\n",
+                &format!("export const readme = {};\n", ran.len()),
             );
             fixture.commit_all("billing: a change");
         }
