@@ -112,6 +112,15 @@ pub enum Command {
         /// default: the selected terraform workspace
         #[arg(long, value_name = "PATH")]
         var_file: Option<std::path::PathBuf>,
+
+        /// Also read another environment (its tfvars file) and say per service whether
+        /// both run the same bytes (the same image digest)
+        #[arg(long, value_name = "PATH")]
+        compare: Option<std::path::PathBuf>,
+
+        /// AWS profile of the --compare environment (default: --profile)
+        #[arg(long, value_name = "PROFILE", requires = "compare")]
+        compare_profile: Option<String>,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
@@ -165,6 +174,43 @@ pub enum Command {
         dry_run: bool,
 
         /// Apply the rollback's terraform plan even when it also changes infrastructure
+        /// outside the deployment, or destroys anything
+        #[arg(long)]
+        allow_infra_changes: bool,
+    },
+    /// Promote the images one environment runs to the next (sandbox to prod), by digest:
+    /// copied registry to registry (no build, no docker pull/push), proved identical,
+    /// then rolled through the target's pipeline (lock, review, confirmation, terraform,
+    /// ECS wait, health). Services the target runs at that digest already are skipped;
+    /// SPAs are not copied. --profile is the target's profile
+    Promote {
+        /// The source environment's tfvars file (e.g. tfvars/sandbox.tfvars)
+        #[arg(long, value_name = "PATH")]
+        from: std::path::PathBuf,
+
+        /// The target environment's tfvars file (e.g. tfvars/prod.tfvars)
+        #[arg(long, value_name = "PATH")]
+        to: std::path::PathBuf,
+
+        /// Promote only these services (comma-separated); default: every service
+        #[arg(long, value_name = "A,B", value_delimiter = ',', num_args = 1)]
+        services: Option<Vec<String>>,
+
+        /// AWS profile of the source environment (default: the target's, --profile)
+        #[arg(long, value_name = "PROFILE", env = "DEPLOY_PROFILE_FROM")]
+        profile_from: Option<String>,
+
+        /// Skip the profile menu and the account confirmation (pair with --profile); the
+        /// review of the roll's terraform plan is still printed
+        #[arg(short = 'y', long)]
+        yes: bool,
+
+        /// Print the plan (what each environment runs, by digest) and stop; copies and
+        /// rolls nothing
+        #[arg(long)]
+        dry_run: bool,
+
+        /// Apply the roll's terraform plan even when it also changes infrastructure
         /// outside the deployment, or destroys anything
         #[arg(long)]
         allow_infra_changes: bool,

@@ -22,6 +22,7 @@ pub mod glob;
 pub mod health;
 pub mod model;
 pub mod process;
+pub mod registry;
 pub mod request;
 pub mod spa;
 pub mod terraform;

@@ -64,6 +64,17 @@ pub struct Request {
     pub rollback: Option<String>,
     /// `--changed=<mode>`: overrides `[changes] mode` of deploy.toml.
     pub changes_mode: Option<ChangesMode>,
+    /// `deploy promote`: where the images come from (`var_file` is the target).
+    pub promote: Option<Promotion>,
+}
+
+/// `deploy promote --from <tfvars> [--profile-from P]`: the source environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promotion {
+    /// The source environment's tfvars file, as typed.
+    pub from_var_file: PathBuf,
+    /// The source's AWS profile; `None`: the target's.
+    pub profile_from: Option<String>,
 }
 
 /// `deploy status`.
@@ -71,6 +82,10 @@ pub struct Request {
 pub struct StatusRequest {
     /// The environment's tfvars file; default: the selected terraform workspace.
     pub var_file: Option<PathBuf>,
+    /// `--compare`: another environment's tfvars file, compared by digest.
+    pub compare: Option<PathBuf>,
+    /// `--compare-profile`: its AWS profile (default: the global one).
+    pub compare_profile: Option<String>,
 }
 
 /// `deploy prune`.
@@ -118,8 +133,14 @@ impl CommandRequest {
     pub fn from_cli(cli: &Cli) -> Self {
         match &cli.command {
             None => Self::Deploy(Request::from_cli(cli)),
-            Some(Command::Status { var_file }) => Self::Status(StatusRequest {
+            Some(Command::Status {
+                var_file,
+                compare,
+                compare_profile,
+            }) => Self::Status(StatusRequest {
                 var_file: var_file.clone(),
+                compare: compare.clone(),
+                compare_profile: compare_profile.clone(),
             }),
             Some(Command::Prune {
                 keep,
@@ -145,6 +166,27 @@ impl CommandRequest {
             }) => Self::Deploy(Request {
                 allow_infra_changes: *allow_infra_changes,
                 ..Request::rollback(revision, var_file, services.as_deref(), *yes, *dry_run)
+            }),
+            Some(Command::Promote {
+                from,
+                to,
+                services,
+                profile_from,
+                yes,
+                dry_run,
+                allow_infra_changes,
+            }) => Self::Deploy(Request {
+                selection: services.as_deref().map_or(Selection::All, named),
+                var_file: Some(to.clone()),
+                skip_spas: true,
+                assume_yes: *yes,
+                dry_run: *dry_run,
+                allow_infra_changes: *allow_infra_changes,
+                promote: Some(Promotion {
+                    from_var_file: from.clone(),
+                    profile_from: profile_from.clone(),
+                }),
+                ..Request::default()
             }),
             Some(Command::Diff {
                 var_file,
@@ -276,7 +318,7 @@ mod tests {
         );
         assert!(matches!(
             request,
-            CommandRequest::Status(StatusRequest { var_file: None })
+            CommandRequest::Status(StatusRequest { var_file: None, .. })
         ));
     }
 
@@ -298,6 +340,44 @@ mod tests {
         );
         assert_eq!(request.var_file, None);
         assert!(request.skip_tf && request.rollback.is_none());
+    }
+
+    #[test]
+    fn a_promotion_is_a_deploy_request_to_the_target_without_spas() {
+        let (globals, request) = parse(&[
+            "promote",
+            "--from",
+            "tfvars/sandbox.tfvars",
+            "--to",
+            "tfvars/prod.tfvars",
+            "--services",
+            "api,auth",
+            "--profile",
+            "prod",
+            "--profile-from",
+            "sandbox",
+            "-y",
+        ]);
+        let CommandRequest::Deploy(request) = request else {
+            panic!("not a deploy request: {request:?}");
+        };
+        assert_eq!(globals.profile.as_deref(), Some("prod"));
+        assert_eq!(
+            request.var_file.as_deref(),
+            Some(std::path::Path::new("tfvars/prod.tfvars"))
+        );
+        assert_eq!(
+            request.promote,
+            Some(Promotion {
+                from_var_file: "tfvars/sandbox.tfvars".into(),
+                profile_from: Some("sandbox".into()),
+            })
+        );
+        assert_eq!(
+            request.selection,
+            Selection::Named(vec!["api".into(), "auth".into()])
+        );
+        assert!(request.skip_spas && request.assume_yes && !request.dry_run);
     }
 
     #[test]

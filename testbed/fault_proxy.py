@@ -11,6 +11,11 @@ to close after each response), so each request can be looked at:
   --fail-manifest-puts N   the first N `PUT .../manifests/...` get a 500, as a registry
                            having a bad moment would answer;
   --drop-manifest-puts N   the first N such requests have their connection closed;
+  --fail-match REGEX --fail-count N
+                           the first N requests whose "METHOD PATH" matches REGEX get a
+                           500 (e.g. '^PATCH .*/blobs/uploads/': a blob upload failing);
+  --mangle-manifest-gets   GET .../manifests/... answers carry one more byte (a space)
+                           and no Docker-Content-Digest: a registry serving other bytes;
   --delay-ms MS --delay-match REGEX
                            requests whose "METHOD PATH" matches REGEX wait MS first.
 With --raw it pipes bytes both ways without reading them (the Docker API, whose
@@ -53,12 +58,16 @@ async def main() -> None:
     parser.add_argument("--raw", action="store_true")
     parser.add_argument("--fail-manifest-puts", type=int, default=0)
     parser.add_argument("--drop-manifest-puts", type=int, default=0)
+    parser.add_argument("--fail-match", default="")
+    parser.add_argument("--fail-count", type=int, default=0)
+    parser.add_argument("--mangle-manifest-gets", action="store_true")
     parser.add_argument("--delay-ms", type=int, default=0)
     parser.add_argument("--delay-match", default="")
     args = parser.parse_args()
     if not (args.upstream or args.upstream_unix):
         parser.error("--upstream or --upstream-unix is required")
-    budget = {"fail": args.fail_manifest_puts, "drop": args.drop_manifest_puts}
+    budget = {"fail": args.fail_manifest_puts, "drop": args.drop_manifest_puts, "match": args.fail_count}
+    failing = re.compile(args.fail_match) if args.fail_match else None
     delayed = re.compile(args.delay_match) if args.delay_ms else None
 
     async def connect_upstream():
@@ -83,6 +92,13 @@ async def main() -> None:
         if delayed is not None and delayed.search(f"{method} {path}"):
             log(f"delaying {method} {path} by {args.delay_ms} ms")
             await asyncio.sleep(args.delay_ms / 1000)
+        if failing is not None and budget["match"] > 0 and failing.search(f"{method} {path}"):
+            budget["match"] -= 1
+            log(f"500 for {method} {path} (--fail-match)")
+            client_writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            await client_writer.drain()
+            client_writer.close()
+            return
         if method == "PUT" and "/manifests/" in path:
             if budget["drop"] > 0:
                 budget["drop"] -= 1
@@ -101,7 +117,24 @@ async def main() -> None:
         up_reader, up_writer = await connect_upstream()
         up_writer.write(request)
         await up_writer.drain()
+        if args.mangle_manifest_gets and method == "GET" and "/manifests/" in path:
+            await mangle(up_reader, client_writer)
+            return
         await asyncio.gather(pipe(client_reader, up_writer), pipe(up_reader, client_writer))
+
+    async def mangle(up_reader, client_writer):
+        """Reads the whole answer (the upstream closes after it), adds a byte to a 200's body."""
+        answer = await up_reader.read()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        if " 200 " in lines[0] + " ":
+            body += b" "
+            kept = [l for l in lines[1:] if not l.lower().startswith(("content-length:", "docker-content-digest:", "etag:"))]
+            lines = [lines[0], *kept, f"Content-Length: {len(body)}"]
+            log(f"mangled a manifest GET ({lines[0]})")
+        client_writer.write("\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body)
+        await client_writer.drain()
+        client_writer.close()
 
     handle = handle_raw if args.raw else handle_http
     if args.listen_unix:

@@ -14,6 +14,8 @@ REPO_ROOT="$(dirname "$SCRIPT_DIR")"
 STATE="${DEPLOY_TESTBED_DIR:-$REPO_ROOT/.testbed}"
 MOTO_PORT="${DEPLOY_TESTBED_MOTO_PORT:-4566}"
 REGISTRY_PORT="${DEPLOY_TESTBED_REGISTRY_PORT:-5000}"
+# A second registry: another environment's (prod's) own, for promotion between them.
+REGISTRY2_PORT="${DEPLOY_TESTBED_REGISTRY2_PORT:-5001}"
 BASE_IMAGE="${DEPLOY_TESTBED_BASE_IMAGE:-deploy-testbed/busybox:latest}"
 REQUIREMENTS="$SCRIPT_DIR/requirements.txt"
 APT_PACKAGES=(docker-registry busybox-static curl ca-certificates)
@@ -24,6 +26,7 @@ VENV="$STATE/venv"
 BIN="$STATE/bin"
 MOTO_URL="http://127.0.0.1:$MOTO_PORT"
 REGISTRY_HOST="127.0.0.1:$REGISTRY_PORT"
+REGISTRY2_HOST="127.0.0.1:$REGISTRY2_PORT"
 
 # ---------------------------------------------------------------- helpers
 
@@ -73,6 +76,7 @@ svc_pid() {
     case "$name" in
         moto) ident="$VENV/bin/moto_server " ;;
         registry) ident="docker-registry serve $STATE/registry.yml" ;;
+        registry2) ident="docker-registry serve $STATE/registry2.yml" ;;
         *) return 1 ;;
     esac
     if [[ -n "$pid" && -r "/proc/$pid/cmdline" ]]; then
@@ -348,10 +352,13 @@ EOF
         die "moto is up but an STS GetCallerIdentity via boto3 failed" "$log"
 }
 
+# ensure_registry NAME PORT: a docker-registry on 127.0.0.1:PORT with its own storage
+# ($STATE/NAME-data), config ($STATE/NAME.yml), pid file and log.
 ensure_registry() {
-    local log="$STATE/registry.log" cfg="$STATE/registry.yml" pid tmp changed=0
-    mkdir -p "$STATE/registry-data"
-    tmp="$(mktemp "$STATE/.registry.yml.XXXXXX")"
+    local name=$1 port=$2
+    local host="127.0.0.1:$port" log="$STATE/$1.log" cfg="$STATE/$1.yml" pid tmp changed=0
+    mkdir -p "$STATE/$name-data"
+    tmp="$(mktemp "$STATE/.$name.yml.XXXXXX")"
     cat >"$tmp" <<EOF
 # written by testbed/testbed.sh
 version: 0.1
@@ -361,13 +368,13 @@ log:
     disabled: true
 storage:
   filesystem:
-    rootdirectory: $STATE/registry-data
+    rootdirectory: $STATE/$name-data
   delete:
     enabled: true
   cache:
     blobdescriptor: inmemory
 http:
-  addr: $REGISTRY_HOST
+  addr: $host
   headers:
     X-Content-Type-Options: [nosniff]
 EOF
@@ -377,20 +384,20 @@ EOF
         mv -f "$tmp" "$cfg"
         changed=1
     fi
-    if pid="$(svc_pid registry)"; then
-        if ((changed == 0)) && port_open "$REGISTRY_PORT"; then
-            step "registry already running (pid $pid, http://$REGISTRY_HOST)"
-            wait_http registry "http://$REGISTRY_HOST/v2/" "$log"
+    if pid="$(svc_pid "$name")"; then
+        if ((changed == 0)) && port_open "$port"; then
+            step "$name already running (pid $pid, http://$host)"
+            wait_http "$name" "http://$host/v2/" "$log"
             return 0
         fi
-        stop_svc registry
+        stop_svc "$name"
     fi
-    if port_open "$REGISTRY_PORT"; then
-        die "port 127.0.0.1:$REGISTRY_PORT is in use by a process this test bed did not start (Debian's docker-registry service?): $(port_holder "$REGISTRY_PORT") -- stop it or set DEPLOY_TESTBED_REGISTRY_PORT"
+    if port_open "$port"; then
+        die "port $host is in use by a process this test bed did not start (Debian's docker-registry service?): $(port_holder "$port") -- stop it or set DEPLOY_TESTBED_REGISTRY_PORT / DEPLOY_TESTBED_REGISTRY2_PORT"
     fi
-    step "starting docker-registry on http://$REGISTRY_HOST (log: $log)"
-    start_bg registry "$log" /usr/bin/docker-registry serve "$cfg"
-    wait_http registry "http://$REGISTRY_HOST/v2/" "$log"
+    step "starting docker-registry ($name) on http://$host (log: $log)"
+    start_bg "$name" "$log" /usr/bin/docker-registry serve "$cfg"
+    wait_http "$name" "http://$host/v2/" "$log"
 }
 
 # docker_error: the last line `docker info` prints when it cannot reach the daemon.
@@ -500,6 +507,7 @@ write_env() {
         printf 'export DEPLOY_TESTBED_DIR=%q\n' "$STATE"
         printf 'export DEPLOY_TESTBED_MOTO_URL=%q\n' "$MOTO_URL"
         printf 'export DEPLOY_TESTBED_REGISTRY=%q\n' "$REGISTRY_HOST"
+        printf 'export DEPLOY_TESTBED_REGISTRY2=%q\n' "$REGISTRY2_HOST"
         printf 'export DEPLOY_TESTBED_BASE_IMAGE=%q\n' "$BASE_IMAGE"
         printf 'export DEPLOY_TESTBED_PYTHON=%q\n' "$VENV/bin/python"
         printf 'export DEPLOY_TESTBED_TERRAFORM=%q\n' "$BIN/terraform"
@@ -531,7 +539,8 @@ cmd_up() {
     ensure_terraform_shim
     ensure_moto
     verify_terraform
-    ensure_registry
+    ensure_registry registry "$REGISTRY_PORT"
+    ensure_registry registry2 "$REGISTRY2_PORT"
     ensure_base_image
     write_env
     step "up in $((SECONDS - t0)) s"
@@ -547,7 +556,7 @@ cmd_down() {
     exec 9>"$STATE/.lock"
     flock 9
     local name
-    for name in moto registry; do
+    for name in moto registry registry2; do
         if svc_pid "$name" >/dev/null; then
             stop_svc "$name"
         else
@@ -578,17 +587,22 @@ cmd_status() {
         printf 'moto      down\n'
     fi
     total=$((total + 1))
-    if pid="$(svc_pid registry 2>/dev/null)"; then
-        if curl -sf -o /dev/null --max-time 2 "http://$REGISTRY_HOST/v2/"; then
-            printf 'registry  up    pid %-7s http://%s (log %s)\n' "$pid" "$REGISTRY_HOST" "$STATE/registry.log"
-            up=$((up + 1))
+    local name host
+    for name in registry registry2; do
+        host="$REGISTRY_HOST"
+        [[ "$name" == registry2 ]] && host="$REGISTRY2_HOST"
+        if pid="$(svc_pid "$name" 2>/dev/null)"; then
+            if curl -sf -o /dev/null --max-time 2 "http://$host/v2/"; then
+                printf '%-9s up    pid %-7s http://%s (log %s)\n' "$name" "$pid" "$host" "$STATE/$name.log"
+                up=$((up + 1))
+            else
+                printf '%-9s DOWN  pid %-7s running but not answering on http://%s\n' "$name" "$pid" "$host"
+            fi
         else
-            printf 'registry  DOWN  pid %-7s running but not answering on http://%s\n' "$pid" "$REGISTRY_HOST"
+            printf '%-9s down\n' "$name"
         fi
-    else
-        printf 'registry  down\n'
-    fi
-    total=$((total + 1))
+        total=$((total + 1))
+    done
     if [[ -x "$BIN/terraform" && -f "$STATE/.terraform-verified" ]]; then
         printf 'terraform ok    %s\n' "$BIN/terraform"
     else

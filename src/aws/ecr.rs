@@ -27,6 +27,17 @@ impl std::fmt::Debug for RegistryAccess {
 }
 
 impl RegistryAccess {
+    /// A client of this registry's HTTP API with these credentials (`deploy promote`).
+    pub fn registry_client(&self) -> Result<crate::registry::RegistryClient> {
+        crate::registry::RegistryClient::new(
+            &self.host,
+            Some(crate::registry::Credentials::new(
+                &self.username,
+                &self.password,
+            )),
+        )
+    }
+
     pub fn docker_credentials(&self) -> DockerCredentials {
         DockerCredentials {
             username: Some(self.username.clone()),

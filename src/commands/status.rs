@@ -20,6 +20,106 @@ struct Status {
     survey: Survey,
     head_short: String,
     spas: Vec<SpaStatus>,
+    /// Per service: the digest of what runs, in the registry its image names.
+    digests: Vec<ServiceDigest>,
+    /// `--compare`: the other environment's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compared_with: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ServiceDigest {
+    service: String,
+    digest: Option<String>,
+    /// Why the digest could not be read (the registry did not answer, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// `--compare`: what the other environment runs, and whether it is the same bytes
+    /// (`None`: cannot tell, one of the digests is unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    other: Option<OtherImage>,
+}
+
+#[derive(Serialize)]
+struct OtherImage {
+    tag: Option<String>,
+    digest: Option<String>,
+    same: Option<bool>,
+}
+
+/// The digest each running image has in the registry its reference names, asked with
+/// the ECR credentials of `profile`'s account; a registry that cannot be asked leaves
+/// `None` and the reason.
+async fn digests_of<'a>(
+    images: impl Iterator<Item = (&'a str, &'a LiveImage)>,
+    profile: Option<&str>,
+) -> Vec<(String, Option<String>, Option<String>)> {
+    use crate::registry::{self, Place, RegistryClient};
+    let sdk = crate::aws::load(profile).await;
+    let ecr = aws_sdk_ecr::Client::new(&sdk);
+    let mut clients: std::collections::HashMap<String, RegistryClient> = Default::default();
+    let mut found = Vec::new();
+    for (service, live) in images {
+        let LiveImage::Running { image, .. } = live else {
+            found.push((service.to_owned(), None, None));
+            continue;
+        };
+        let Some(reference) = registry::split_reference(image) else {
+            found.push((
+                service.to_owned(),
+                None,
+                Some(format!("{image} names no registry")),
+            ));
+            continue;
+        };
+        if let Some(digest) = reference.digest {
+            found.push((service.to_owned(), Some(digest), None));
+            continue;
+        }
+        let Some(tag) = reference.tag else {
+            found.push((
+                service.to_owned(),
+                None,
+                Some(format!("{image} has no tag")),
+            ));
+            continue;
+        };
+        if !clients.contains_key(&reference.host) {
+            let client = match crate::aws::ecr::registry_access(
+                &ecr,
+                Some(&reference.host),
+                profile,
+            )
+            .await
+            {
+                Ok(access) => access.registry_client(),
+                Err(_) => RegistryClient::new(&reference.host, None),
+            };
+            match client {
+                Ok(client) => {
+                    clients.insert(reference.host.clone(), client);
+                }
+                Err(err) => {
+                    found.push((service.to_owned(), None, Some(format!("{err:#}"))));
+                    continue;
+                }
+            }
+        }
+        let place = Place {
+            registry: &clients[&reference.host],
+            repository: &reference.repository,
+        };
+        match registry::digest_of(place, &tag).await {
+            Ok(Some(digest)) => found.push((service.to_owned(), Some(digest), None)),
+            Ok(None) => found.push((
+                service.to_owned(),
+                None,
+                Some(format!("{place}:{tag} is not in its registry")),
+            )),
+            Err(err) => found.push((service.to_owned(), None, Some(format!("{err:#}")))),
+        }
+    }
+    found
 }
 
 #[derive(Serialize)]
@@ -98,7 +198,7 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
         crate::model::plan::workspace_named(&platform, &cwd, request.var_file.as_deref())?;
     let runtime = runtime()?;
     let profile = globals.profile.as_deref();
-    let (survey, spas) = runtime.block_on(async {
+    let (survey, spas, digests, compared_with) = runtime.block_on(async {
         // Read once: they name the cluster and the SPA buckets.
         let outputs = match live::terraform_of(&platform, profile, workspace.as_deref())
             .outputs()
@@ -144,14 +244,94 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
                 reason,
             });
         }
-        anyhow::Ok((survey, spas))
+        let mut digests: Vec<ServiceDigest> = digests_of(
+            survey.services.iter().map(|s| (s.name.as_str(), &s.live)),
+            profile,
+        )
+        .await
+        .into_iter()
+        .map(|(service, digest, error)| ServiceDigest {
+            service,
+            digest,
+            error,
+            other: None,
+        })
+        .collect();
+        let mut compared_with = None;
+        if let Some(other_file) = &request.compare {
+            let other_workspace =
+                crate::model::plan::workspace_named(&platform, &cwd, Some(other_file))?;
+            let other_profile = request.compare_profile.as_deref().or(profile);
+            let (other_env, _) = crate::commands::read_environment(
+                &platform,
+                other_profile,
+                other_workspace.as_deref(),
+                platform.config.ecs.cluster.is_some(),
+            )
+            .await?;
+            let other_live = live::fetch(&platform, other_profile, other_env.cluster()?).await?;
+            let other_digests = digests_of(
+                other_live.iter().map(|(name, live)| (name.as_str(), live)),
+                other_profile,
+            )
+            .await;
+            for entry in &mut digests {
+                let tag = match other_live.get(&entry.service) {
+                    Some(LiveImage::Running { image, .. }) => {
+                        crate::aws::ecs::image_tag_of(image).map(str::to_owned)
+                    }
+                    _ => None,
+                };
+                let digest = other_digests
+                    .iter()
+                    .find(|(name, _, _)| name == &entry.service)
+                    .and_then(|(_, digest, _)| digest.clone());
+                let same = match (&entry.digest, &digest) {
+                    (Some(here), Some(there)) => Some(here == there),
+                    _ => None,
+                };
+                entry.other = Some(OtherImage { tag, digest, same });
+            }
+            compared_with = other_workspace;
+        }
+        anyhow::Ok((survey, spas, digests, compared_with))
     })?;
     let status = Status {
         survey,
         head_short: head.short_sha,
         spas,
+        digests,
+        compared_with,
     };
     emit_stdout(&status, globals.output)
+}
+
+/// `sha256:` and the first 12 hex digits.
+fn short_digest(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
+}
+
+/// A table whose column count is known only at run time.
+fn write_rows(f: &mut fmt::Formatter<'_>, headers: &[&str], rows: &[Vec<Cell>]) -> fmt::Result {
+    match headers.len() {
+        6 => write_table(
+            f,
+            <[&str; 6]>::try_from(headers).map_err(|_| fmt::Error)?,
+            &rows
+                .iter()
+                .map(|row| <[Cell; 6]>::try_from(row.clone()).map_err(|_| fmt::Error))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        7 => write_table(
+            f,
+            <[&str; 7]>::try_from(headers).map_err(|_| fmt::Error)?,
+            &rows
+                .iter()
+                .map(|row| <[Cell; 7]>::try_from(row.clone()).map_err(|_| fmt::Error))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        _ => Err(fmt::Error),
+    }
 }
 
 /// The tone of an ECS deployment's rollout state (`COMPLETED`, `IN_PROGRESS`,
@@ -174,11 +354,12 @@ impl fmt::Display for Status {
             self.head_short, self.survey.cluster
         )?;
         writeln!(f)?;
-        let rows: Vec<[Cell; 5]> = self
+        let rows: Vec<Vec<Cell>> = self
             .survey
             .services
             .iter()
             .map(|s| {
+                let digest = self.digests.iter().find(|d| d.service == s.name);
                 let (live, rollout) = match &s.live {
                     LiveImage::Missing { .. } => (Cell::none(), Cell::plain("missing")),
                     LiveImage::NoContainer { .. } => (Cell::plain("?"), Cell::none()),
@@ -209,16 +390,47 @@ impl fmt::Display for Status {
                     crate::model::plan::Action::Skip => Cell::plain("no"),
                     _ => Cell::new("yes", Tone::Done),
                 };
-                [
-                    Cell::plain(&s.name),
-                    live,
-                    changed,
-                    rollout,
-                    Cell::plain(&s.reason),
-                ]
+                let digest_cell = match digest.and_then(|d| d.digest.as_deref()) {
+                    Some(digest) => Cell::plain(short_digest(digest)),
+                    None if digest.is_some_and(|d| d.error.is_some()) => Cell::plain("?"),
+                    None => Cell::none(),
+                };
+                let mut row = vec![Cell::plain(&s.name), live, digest_cell];
+                if self.compared_with.is_some() {
+                    let other = digest.and_then(|d| d.other.as_ref());
+                    row.push(match other {
+                        Some(OtherImage {
+                            same: Some(true), ..
+                        }) => Cell::new("same bytes", Tone::Done),
+                        Some(OtherImage {
+                            same: Some(false),
+                            tag,
+                            digest,
+                        }) => Cell::new(
+                            format!(
+                                "differs (:{} {})",
+                                tag.as_deref().unwrap_or("?"),
+                                short_digest(digest.as_deref().unwrap_or("?"))
+                            ),
+                            Tone::Pending,
+                        ),
+                        _ => Cell::plain("cannot tell"),
+                    });
+                }
+                row.extend([changed, rollout, Cell::plain(&s.reason)]);
+                row
             })
             .collect();
-        write_table(f, ["SERVICE", "LIVE TAG", "CHANGED", "ECS", "WHY"], &rows)?;
+        let compare_header = self
+            .compared_with
+            .as_deref()
+            .map(|other| format!("VS {}", other.to_uppercase()));
+        let mut headers = vec!["SERVICE", "LIVE TAG", "DIGEST"];
+        if let Some(header) = &compare_header {
+            headers.push(header);
+        }
+        headers.extend(["CHANGED", "ECS", "WHY"]);
+        write_rows(f, &headers, &rows)?;
         if self.spas.is_empty() {
             return Ok(());
         }

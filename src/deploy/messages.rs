@@ -53,6 +53,8 @@ pub(super) fn confirm(mode: Mode) -> Result<()> {
         "{}",
         if mode == Mode::Rollback {
             "Type y to roll back: "
+        } else if mode == Mode::Promote {
+            "Type y to copy and roll: "
         } else {
             "Type y to build and push: "
         }
@@ -68,6 +70,8 @@ pub(super) fn confirm(mode: Mode) -> Result<()> {
     } else {
         Err(UsageError::new(if mode == Mode::Rollback {
             "not confirmed: nothing was rolled back"
+        } else if mode == Mode::Promote {
+            "not confirmed: nothing was copied or rolled"
         } else {
             "not confirmed: nothing was built or pushed"
         })
@@ -143,7 +147,7 @@ pub(super) fn pushed_sentence(images: &[ImageResult]) -> String {
     };
     format!(
         "Pushed: {}. Already in the registry: {}. Not pushed: {}",
-        names(&[ImageStatus::Pushed]),
+        names(&[ImageStatus::Pushed, ImageStatus::Copied]),
         names(&[ImageStatus::AlreadyInRegistry]),
         names(&[ImageStatus::Failed, ImageStatus::NotStarted]),
     )

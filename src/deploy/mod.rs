@@ -6,10 +6,13 @@
 mod changed;
 mod messages;
 mod preflight;
+mod promote;
 mod review;
 mod stages;
 
 use anyhow::Result;
+
+pub use promote::CopiedImage;
 
 use crate::docker::engine::Engine;
 use crate::docker::images::ImageResult;
@@ -40,6 +43,10 @@ pub fn run(globals: &Globals, request: &Request) -> Result<()> {
             request,
             profile.as_deref(),
         ))?,
+        // Both environments are read (read-only), also in a dry run.
+        Mode::Promote => {
+            runtime.block_on(promote::decide(&mut plan, &checkout, profile.as_deref()))?
+        }
         _ => None,
     };
     if request.dry_run {
@@ -103,6 +110,9 @@ impl Run<'_> {
         // 6. Build and push; a rollback's images were found in the registry by preflight.
         if self.plan.mode == Mode::Rollback {
             report.images = ready.rollback_images.clone();
+        } else if self.plan.mode == Mode::Promote {
+            // A promotion copies the source's images by digest instead.
+            interruptible(Interrupted::BeforeRoll, self.copy_images(ready, report)).await?;
         } else {
             interruptible(Interrupted::BeforeRoll, self.build_and_push(ready, report)).await?;
         }
@@ -135,7 +145,8 @@ struct Run<'a> {
 /// What preflight found out.
 struct Ready {
     aws: crate::aws::Aws,
-    engine: Engine,
+    /// The Docker daemon; a promotion needs none.
+    engine: Option<Engine>,
     /// Terraform, when this run rolls services.
     terraform: Option<Terraform>,
     /// The cluster, the health URL, the private bucket and the SPA buckets.
@@ -170,7 +181,7 @@ fn make_plan(checkout: &Checkout, request: &Request) -> Result<Plan> {
             head: checkout.head.clone(),
             uncommitted,
             cwd: &checkout.cwd,
-            registry_env: registry_override_env(),
+            registry_env: plan::registry::RegistryEnv::from_process(),
             rollback_to,
         },
     )
@@ -193,11 +204,4 @@ async fn interruptible<T>(
         outcome = step => outcome,
         _ = tokio::signal::ctrl_c() => Err(stage.into()),
     }
-}
-
-/// `DEPLOY_REGISTRY`: push to this host instead of ECR's (a local registry).
-fn registry_override_env() -> Option<String> {
-    std::env::var("DEPLOY_REGISTRY")
-        .ok()
-        .filter(|v| !v.is_empty())
 }

@@ -28,7 +28,11 @@ pub(super) fn choose_profile(globals: &Globals, request: &Request) -> Result<Opt
 
 impl Run<'_> {
     pub(super) async fn preflight(&self) -> Result<Ready> {
-        let engine = self.check_docker().await?;
+        // A promotion copies through the registries' HTTP API: no Docker at all.
+        let engine = match self.plan.mode {
+            Mode::Promote => None,
+            _ => Some(self.check_docker().await?),
+        };
         let terraform = self.check_terraform().await?;
         let environment = self.environment(terraform.as_ref()).await?;
         let spas = self.spa_targets(&environment)?;
@@ -39,11 +43,11 @@ impl Run<'_> {
             _ => None,
         };
         let aws = self.who_am_i().await?;
+        self.promotion_preflight(&aws).await?;
         // Before anything is touched, the rollback's images must all be there.
-        let rollback_images = if self.plan.mode == Mode::Rollback {
-            self.rollback_images(&aws.sdk, &engine).await?
-        } else {
-            Vec::new()
+        let rollback_images = match (&engine, self.plan.mode) {
+            (Some(engine), Mode::Rollback) => self.rollback_images(&aws.sdk, engine).await?,
+            _ => Vec::new(),
         };
         Ok(Ready {
             aws,

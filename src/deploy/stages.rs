@@ -76,10 +76,14 @@ impl Run<'_> {
             concurrency: docker_config.concurrency,
             log_dir: self.log_dir.clone(),
         };
+        let engine = ready
+            .engine
+            .as_ref()
+            .context("building images needs the Docker daemon")?;
         // Held until every image is built and pushed: `deploy prune` waits for it.
-        let _builds = DaemonLock::for_builds(&ready.engine, self.progress).await;
+        let _builds = DaemonLock::for_builds(engine, self.progress).await;
         images::build_and_push(
-            &ready.engine,
+            engine,
             &jobs,
             &settings,
             &access.docker_credentials(),
@@ -244,7 +248,8 @@ impl Run<'_> {
                 service: s.name.clone(),
                 ecs_service: config::expand(&ecs_config.service, &s.name),
                 container: config::expand(&ecs_config.container, &s.name),
-                expected_tag: self.plan.image_tag.clone(),
+                // A promotion's services may each be on a commit of their own.
+                expected_tag: s.tag().to_owned(),
             })
             .collect();
         let timeout = std::time::Duration::from_secs(ecs_config.wait_timeout_secs);

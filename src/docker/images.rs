@@ -47,6 +47,8 @@ pub enum ImageStatus {
     Failed,
     /// Not attempted because another image failed first.
     NotStarted,
+    /// Copied by digest from another environment's registry (`deploy promote`).
+    Copied,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -142,6 +142,9 @@ pub struct RegistryConfig {
     /// Push to this registry host instead of the ECR repository's own host (for a
     /// local registry; the `DEPLOY_REGISTRY` environment variable wins over it).
     pub host: Option<String>,
+    /// Per environment (terraform workspace): its registry host, instead of `host`
+    /// (`DEPLOY_REGISTRY_<ENV>` and `DEPLOY_REGISTRY` win over it).
+    pub hosts: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for RegistryConfig {
@@ -149,6 +152,7 @@ impl Default for RegistryConfig {
         Self {
             repository: SERVICE_PLACEHOLDER.into(),
             host: None,
+            hosts: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::terraform::{self, Apply, Roll};
 
 mod cause;
 mod display;
+pub mod registry;
 mod services;
 mod spas;
 
@@ -42,6 +43,33 @@ pub struct Plan {
     pub spas: Vec<SpaStep>,
     /// `None` with `--skip-tf`.
     pub terraform: Option<TerraformStep>,
+    /// `deploy promote`: the source environment and what it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PromotionPlan>,
+}
+
+/// `deploy promote`: where the images come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PromotionPlan {
+    /// The source's tfvars file and workspace.
+    pub from_var_file: PathBuf,
+    pub from_workspace: String,
+    /// The source's AWS profile (the target's when `None`).
+    pub profile_from: Option<String>,
+    /// The source's registry, and why there.
+    pub from_registry: Registry,
+    /// Per service promoted or skipped: the source's tag and digest (known once the
+    /// source was read).
+    pub images: Vec<PromotedImage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PromotedImage {
+    pub service: String,
+    pub tag: String,
+    pub digest: String,
+    /// The digest the target runs now, if it runs one.
+    pub target_digest: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -52,6 +80,8 @@ pub enum Mode {
     Services,
     /// `deploy rollback`: images already in the registry, rolled by terraform.
     Rollback,
+    /// `deploy promote`: the images another environment runs, copied by digest.
+    Promote,
 }
 
 impl fmt::Display for Mode {
@@ -61,6 +91,7 @@ impl fmt::Display for Mode {
             Mode::Changed => "incremental deploy (--changed)",
             Mode::Services => "partial deploy (--services)",
             Mode::Rollback => "rollback",
+            Mode::Promote => "promotion",
         })
     }
 }
@@ -144,6 +175,13 @@ pub struct ServiceStep {
     pub image: String,
 }
 
+impl ServiceStep {
+    /// The tag of this service's image (`<repository>:<tag>`).
+    pub fn tag(&self) -> &str {
+        self.image.rsplit_once(':').map_or("", |(_, tag)| tag)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SpaStep {
     pub name: String,
@@ -207,8 +245,8 @@ pub struct Context<'a> {
     pub uncommitted: Vec<String>,
     /// Where deploy was started (relative `--var-file` paths may be relative to it).
     pub cwd: &'a Path,
-    /// `DEPLOY_REGISTRY`, if set.
-    pub registry_env: Option<String>,
+    /// `DEPLOY_REGISTRY` and `DEPLOY_REGISTRY_<ENV>`.
+    pub registry_env: registry::RegistryEnv,
     /// `deploy rollback`: the commit named, resolved.
     pub rollback_to: Option<Head>,
 }
@@ -220,6 +258,14 @@ impl Plan {
             None => context.head.short_sha.clone(),
         };
         let (mut mode, mut services) = services::plan_services(platform, &request.selection, &tag)?;
+        if request.promote.is_some() {
+            mode = Mode::Promote;
+            for step in services.iter_mut().filter(|s| s.action == Action::Deploy) {
+                step.action = Action::Check;
+                step.reason =
+                    "promoted if the source runs a commit's image the target does not".into();
+            }
+        }
         if context.rollback_to.is_some() {
             mode = Mode::Rollback;
             for step in services.iter_mut().filter(|s| s.action == Action::Deploy) {
@@ -234,13 +280,14 @@ impl Plan {
                 let roll = match mode {
                     Mode::Full => Roll::All { tag: tag.clone() },
                     Mode::Rollback if every_service => Roll::All { tag: tag.clone() },
-                    Mode::Changed | Mode::Services | Mode::Rollback => Roll::Only {
+                    Mode::Changed | Mode::Services | Mode::Rollback | Mode::Promote => Roll::Only {
                         services: services
                             .iter()
                             .filter(|step| step.action != Action::Skip)
                             .map(|step| step.name.clone())
                             .collect(),
                         tag: tag.clone(),
+                        tags: Default::default(),
                     },
                 };
                 let apply = Apply {
@@ -253,19 +300,31 @@ impl Plan {
             }
             _ => None,
         };
-        let registry = match (&context.registry_env, &platform.config.registry.host) {
-            (Some(host), _) => Registry {
-                host: Some(host.clone()),
-                source: "DEPLOY_REGISTRY".into(),
-            },
-            (None, Some(host)) => Registry {
-                host: Some(host.clone()),
-                source: platform.origin("registry.host"),
-            },
-            (None, None) => Registry {
-                host: None,
-                source: "the ECR repository URI".into(),
-            },
+        let workspace = terraform.as_ref().map(|step| step.apply.workspace.as_str());
+        let registry = registry::registry_of(platform, workspace, &context.registry_env);
+        let promotion = match &request.promote {
+            Some(promote) => {
+                let (from_var_file, from_workspace) =
+                    environment_of(platform, context.cwd, &promote.from_var_file)?;
+                if Some(from_workspace.as_str()) == workspace {
+                    return Err(UsageError::new(format!(
+                        "--from and --to are the same environment ({from_workspace}): promote copies images from one environment to another"
+                    ))
+                    .into());
+                }
+                Some(PromotionPlan {
+                    from_registry: registry::registry_of(
+                        platform,
+                        Some(&from_workspace),
+                        &context.registry_env,
+                    ),
+                    from_var_file,
+                    from_workspace,
+                    profile_from: promote.profile_from.clone(),
+                    images: Vec::new(),
+                })
+            }
+            None => None,
         };
         Ok(Self {
             repo: platform.root.clone(),
@@ -279,6 +338,7 @@ impl Plan {
             services,
             spas,
             terraform,
+            promotion,
         })
     }
 }
@@ -312,6 +372,7 @@ impl Plan {
             let roll = Roll::Only {
                 services: deploying,
                 tag: self.image_tag.clone(),
+                tags: Default::default(),
             };
             step.set_roll(roll, config);
         }

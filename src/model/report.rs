@@ -31,6 +31,9 @@ pub struct RunReport {
     /// The roll's terraform plan, reviewed in preflight (`None` with `--skip-tf`, or
     /// when preflight stopped before it).
     pub review: Option<Review>,
+    /// `deploy promote`: each image copied, by digest.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<crate::deploy::CopiedImage>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +84,7 @@ impl RunReport {
             health: Vec::new(),
             spas: Vec::new(),
             review: None,
+            copies: Vec::new(),
         }
     }
 
@@ -118,6 +122,7 @@ impl fmt::Display for RunReport {
             let rollout = self.rollouts.iter().find(|r| r.service == step.name);
             let push = match image.map(|i| i.status) {
                 Some(ImageStatus::Pushed) => Cell::new("built, pushed", Tone::Done),
+                Some(ImageStatus::Copied) => Cell::new("copied by digest", Tone::Done),
                 Some(ImageStatus::AlreadyInRegistry) => {
                     Cell::new("already in registry", Tone::Known)
                 }

@@ -15,7 +15,14 @@ pub enum Roll {
     /// Every service, through the global `image_tag` variable (a full deploy).
     All { tag: String },
     /// Exactly these services: `image_tags` for them and `-target` at their resources.
-    Only { services: Vec<String>, tag: String },
+    /// `tags` gives a service its own tag instead of `tag` (a promotion: services may
+    /// run different commits).
+    Only {
+        services: Vec<String>,
+        tag: String,
+        #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        tags: std::collections::BTreeMap<String, String>,
+    },
 }
 
 /// A `terraform apply`, as arguments (never through a shell).
@@ -64,10 +71,17 @@ impl Apply {
                 args.push("-var".to_owned());
                 args.push(format!("{}={tag}", config.image_tag_var));
             }
-            Roll::Only { services, tag } => {
+            Roll::Only {
+                services,
+                tag,
+                tags,
+            } => {
                 let entries: Vec<String> = services
                     .iter()
-                    .map(|service| format!("{}={}", hcl_string(service), hcl_string(tag)))
+                    .map(|service| {
+                        let tag = tags.get(service).unwrap_or(tag);
+                        format!("{}={}", hcl_string(service), hcl_string(tag))
+                    })
                     .collect();
                 args.push("-var".to_owned());
                 args.push(format!(
@@ -253,6 +267,7 @@ mod tests {
         let plan = apply(Roll::Only {
             services: vec!["api".into(), "clinical-api".into()],
             tag: "3f2c1ab".into(),
+            tags: Default::default(),
         });
         let args = plan.plan_args(&TerraformConfig::default(), Path::new("roll.tfplan"));
         assert!(
@@ -281,6 +296,7 @@ mod tests {
         let plan = apply(Roll::Only {
             services: vec!["api".into()],
             tag: "3f2c1ab".into(),
+            tags: Default::default(),
         });
         let config = TerraformConfig::default();
         let planned = plan.plan_args(&config, Path::new("/tmp/x/roll.tfplan"));
@@ -314,6 +330,20 @@ mod tests {
     }
 
     #[test]
+    fn a_promotion_gives_each_service_its_own_tag() {
+        let plan = apply(Roll::Only {
+            services: vec!["api".into(), "auth".into()],
+            tag: "3f2c1ab".into(),
+            tags: [("auth".to_owned(), "9e8d7c6".to_owned())].into(),
+        });
+        let planned = plan.plan_args(&TerraformConfig::default(), Path::new("x"));
+        assert!(
+            planned.contains(&r#"image_tags={"api"="3f2c1ab","auth"="9e8d7c6"}"#.to_owned()),
+            "{planned:?}"
+        );
+    }
+
+    #[test]
     fn owners_are_the_rolled_services_with_their_targets() {
         let config = TerraformConfig::default();
         let all: Vec<(String, String)> = ["api", "auth"]
@@ -323,6 +353,7 @@ mod tests {
         let only = apply(Roll::Only {
             services: vec!["auth".into()],
             tag: "t".into(),
+            tags: Default::default(),
         });
         let owners = only.owners(&config, &all);
         assert_eq!(owners.len(), 1);

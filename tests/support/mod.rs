@@ -11,6 +11,7 @@
 mod docker_use;
 mod faults;
 mod fixture;
+pub mod registry;
 mod run;
 pub mod spa;
 mod testbed;
@@ -22,6 +23,6 @@ pub use fixture::{
 };
 pub use run::{Background, Deploy, Outcome};
 pub use testbed::{
-    bootstrap, bootstrap_applied, bootstrap_aws, bootstrap_prod_and_sandbox, bootstrap_with,
-    runtime, set_live_image, AwsEnv, Testbed,
+    bootstrap, bootstrap_applied, bootstrap_aws, bootstrap_in_registry, bootstrap_prod_and_sandbox,
+    bootstrap_with, runtime, set_live_image, AwsEnv, Testbed,
 };

@@ -10,6 +10,8 @@ use super::Fixture;
 pub struct Testbed {
     pub endpoint: String,
     pub registry: String,
+    /// The second registry (another environment's: prod's in the promotion tests).
+    pub registry2: String,
     pub base_image: String,
     pub python: PathBuf,
     pub terraform: PathBuf,
@@ -42,6 +44,7 @@ impl Testbed {
         let bed = Self {
             endpoint: required("AWS_ENDPOINT_URL")?,
             registry: required("DEPLOY_TESTBED_REGISTRY")?,
+            registry2: required("DEPLOY_TESTBED_REGISTRY2")?,
             base_image: required("DEPLOY_TESTBED_BASE_IMAGE")?,
             python: required("DEPLOY_TESTBED_PYTHON")?.into(),
             terraform: required("DEPLOY_TESTBED_TERRAFORM")?.into(),
@@ -54,7 +57,11 @@ impl Testbed {
             .split_once("://")
             .map_or(&*bed.endpoint, |(_, rest)| rest)
             .trim_end_matches('/');
-        for (what, address) in [("moto", moto), ("the registry", &bed.registry)] {
+        for (what, address) in [
+            ("moto", moto),
+            ("the registry", &bed.registry),
+            ("the second registry", &bed.registry2),
+        ] {
             let answers = std::net::ToSocketAddrs::to_socket_addrs(address)
                 .ok()
                 .and_then(|mut addresses| addresses.next())
@@ -184,8 +191,21 @@ pub fn bootstrap_aws(bed: &Testbed, fixture: &Fixture, env: &str) -> AwsEnv {
 
 /// Bootstraps with extra `fixture_bootstrap.py` arguments (`--profile NAME`, ...).
 pub fn bootstrap_with(bed: &Testbed, fixture: &Fixture, env: &str, extra: &[&str]) -> AwsEnv {
+    bootstrap_in_registry(bed, fixture, env, extra, &bed.registry)
+}
+
+/// As [`bootstrap_with`], with the environment's images in `registry` (its tfvars
+/// `registry`): the second registry gives prod a registry of its own.
+pub fn bootstrap_in_registry(
+    bed: &Testbed,
+    fixture: &Fixture,
+    env: &str,
+    extra: &[&str],
+    registry: &str,
+) -> AwsEnv {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/fixture_bootstrap.py");
     let output = Command::new(&bed.python)
+        .env("DEPLOY_TESTBED_REGISTRY", registry)
         .arg(&script)
         .args(["--repo"])
         .arg(fixture.root())

@@ -218,11 +218,13 @@ fn every_command_in_the_readme_runs_as_documented() {
         if !read_only(line) || named.is_none() {
             operator.select_workspace(environment);
         }
-        if line.contains("--changed") && asks(line) {
-            // Something to roll: one service changes, as in the runbook's example.
+        if line.contains("--changed") && !line.contains("--dry-run") {
+            // Something to roll: one service changes, as in the runbook's example (and
+            // then sandbox runs a billing that prod does not: the promotion copies it).
+            // A new content each time: the README deploys with --changed more than once.
             fixture.write(
                 "services/billing/src/readme.ts",
-                "export const readme = 1;\n",
+                &format!("export const readme = {};\n", ran.len()),
             );
             fixture.commit_all("billing: a change");
         }

@@ -15,18 +15,38 @@ impl fmt::Display for Plan {
             Some(branch) => format!("{} on {branch}", self.image_tag),
             None => format!("{} (detached HEAD)", self.image_tag),
         };
-        match &self.rollback_to {
-            Some(target) => writeln!(
+        match (&self.rollback_to, &self.promotion) {
+            (_, Some(promotion)) => writeln!(
+                f,
+                "Plan: promotion from {} to {} by digest (nothing is built); HEAD is {}",
+                promotion.from_workspace,
+                self.terraform
+                    .as_ref()
+                    .map_or("?", |t| t.apply.workspace.as_str()),
+                self.head.short_sha
+            )?,
+            (Some(target), None) => writeln!(
                 f,
                 "Plan: rollback to {} ({}); HEAD is {}",
                 self.image_tag, target.sha, self.head.short_sha
             )?,
-            None => writeln!(f, "Plan: {} of {at}", self.mode)?,
+            (None, None) => writeln!(f, "Plan: {} of {at}", self.mode)?,
         }
         writeln!(f, "  repository  {}", self.repo.display())?;
         match &self.config {
             Some(path) => writeln!(f, "  config      {}", path.display())?,
             None => writeln!(f, "  config      defaults (no {})", config::CONFIG_FILE)?,
+        }
+        if let Some(promotion) = &self.promotion {
+            let from = &promotion.from_registry;
+            match &from.host {
+                Some(host) => writeln!(f, "  from        {host} (from {})", from.source)?,
+                None => writeln!(
+                    f,
+                    "  from        {} of {}",
+                    from.source, promotion.from_workspace
+                )?,
+            }
         }
         match &self.registry.host {
             Some(host) => writeln!(f, "  registry    {host} (from {})", self.registry.source)?,

@@ -17,6 +17,8 @@ pub(super) fn plan_spas(
 ) -> Result<Vec<SpaStep>> {
     let skip_reason = if mode == Mode::Rollback {
         Some("a rollback leaves SPAs as they are (their files are built from source, not kept per commit)")
+    } else if mode == Mode::Promote {
+        Some("not promoted: an SPA build embeds its environment's settings; deploy SPAs to this environment with a normal deploy (`deploy --var-file <its tfvars>`)")
     } else if request.skip_spas {
         Some("--skip-spas")
     } else if mode == Mode::Changed && request.changes_mode(&platform.config) != ChangesMode::Graph

@@ -48,7 +48,7 @@ fn plan_in(
         head: head(HEAD),
         uncommitted: Vec::new(),
         cwd: &platform.root,
-        registry_env: None,
+        registry_env: Default::default(),
         rollback_to: rollback.then(|| head(OLD)),
     };
     Plan::new(&platform, &request, context)

@@ -1,0 +1,401 @@
+//! `deploy promote`: the images one environment runs, copied by digest into the next
+//! environment's registry and rolled there. Step 2 reads both environments (what each
+//! runs, by digest) into the plan; step 3 shows the source's account beside the
+//! target's; step 6 copies registry to registry instead of building, and proves the
+//! digests before anything is rolled.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use futures_util::StreamExt as _;
+use serde::Serialize;
+
+use super::{Ready, Run};
+use crate::aws::ecr;
+use crate::aws::ecs::{image_tag_of, LiveImage};
+use crate::changes::live;
+use crate::docker::images::{ImageResult, ImageStatus};
+use crate::model::environment::Outputs;
+use crate::model::plan::{Action, Plan, PromotedImage};
+use crate::model::platform::Checkout;
+use crate::model::report::RunReport;
+use crate::registry::{self, CopyReport, Place, RegistryClient};
+use crate::terraform::Roll;
+
+/// Images copied at once.
+const COPY_CONCURRENCY: usize = 4;
+
+/// One image copied, for the summary and `--output json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CopiedImage {
+    pub service: String,
+    pub tag: String,
+    #[serde(flatten)]
+    pub copy: CopyReport,
+}
+
+/// A registry client for an environment: `host` (an override), else its ECR host, with
+/// the GetAuthorizationToken credentials of the profile's account.
+async fn open_registry(profile: Option<&str>, host: Option<&str>) -> Result<RegistryClient> {
+    let sdk = crate::aws::load(profile).await;
+    let access = ecr::registry_access(&aws_sdk_ecr::Client::new(&sdk), host, profile).await?;
+    access.registry_client()
+}
+
+/// Whether a tag names a commit's image: a SHA, not `latest`, not `<sha>-dirty`.
+pub fn is_commit_tag(tag: &str) -> bool {
+    crate::git::looks_like_sha(tag) && !tag.contains("dirty")
+}
+
+/// `sha256:0123456789ab` (12 hex digits), for tables and messages.
+pub fn short_digest(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
+}
+
+/// What the promotion does to one service, decided from both environments.
+enum Verdict {
+    Promote { tag: String, digest: String },
+    Skip { tag: String, digest: String },
+    Refuse(String),
+}
+
+/// Step 2: reads what the source runs (ECS, then its registry for the digest) and what
+/// the target runs, and decides each chosen service: promote, skip (the target runs
+/// that digest), or refuse (the source runs no commit's image). Any refusal stops the
+/// run, naming each. Returns the target's terraform outputs for preflight.
+pub(super) async fn decide(
+    plan: &mut Plan,
+    checkout: &Checkout,
+    profile: Option<&str>,
+) -> Result<Option<Outputs>> {
+    let platform = &checkout.platform;
+    let mut promotion = plan
+        .promotion
+        .clone()
+        .context("deploy promote without a source")?;
+    let from = promotion.from_workspace.clone();
+    let profile_from = promotion.profile_from.as_deref().or(profile);
+    let to = plan
+        .terraform
+        .as_ref()
+        .map(|t| t.apply.workspace.clone())
+        .context("deploy promote needs the target's tfvars (--to)")?;
+    let config_suffices = platform.config.ecs.cluster.is_some();
+    let (source_env, _) =
+        crate::commands::read_environment(platform, profile_from, Some(&from), config_suffices)
+            .await
+            .with_context(|| format!("cannot read the source environment {from}"))?;
+    let source_live = live::fetch(platform, profile_from, source_env.cluster()?)
+        .await
+        .with_context(|| format!("cannot read what {from} runs"))?;
+    let (target_env, outputs) =
+        crate::commands::read_environment(platform, profile, Some(&to), config_suffices)
+            .await
+            .with_context(|| format!("cannot read the target environment {to}"))?;
+    let target_live = live::fetch(platform, profile, target_env.cluster()?)
+        .await
+        .with_context(|| format!("cannot read what {to} runs"))?;
+    let source_registry = open_registry(profile_from, promotion.from_registry.host.as_deref())
+        .await
+        .with_context(|| format!("cannot reach the registry of {from}"))?;
+    let target_registry = open_registry(profile, plan.registry.host.as_deref())
+        .await
+        .with_context(|| format!("cannot reach the registry of {to}"))?;
+
+    let mut refused = Vec::new();
+    let mut refused_names = Vec::new();
+    let checked: Vec<String> = plan
+        .services
+        .iter()
+        .filter(|s| s.action == Action::Check)
+        .map(|s| s.name.clone())
+        .collect();
+    for step in plan
+        .services
+        .iter_mut()
+        .filter(|s| s.action == Action::Check)
+    {
+        let source = Place {
+            registry: &source_registry,
+            repository: &step.repository,
+        };
+        let verdict = match source_live.get(&step.name) {
+            Some(LiveImage::Running { image, .. }) => match image_tag_of(image) {
+                Some(tag) if is_commit_tag(tag) => {
+                    match registry::digest_of(source, tag).await? {
+                        None => Verdict::Refuse(format!(
+                            "{from} runs {image}, but {from}'s registry has no {source}:{tag}"
+                        )),
+                        Some(digest) => {
+                            let target_digest = match target_live.get(&step.name) {
+                                Some(LiveImage::Running { image, .. }) => {
+                                    match image_tag_of(image) {
+                                        Some(live_tag) => {
+                                            let target = Place {
+                                                registry: &target_registry,
+                                                repository: &step.repository,
+                                            };
+                                            registry::digest_of(target, live_tag).await?
+                                        }
+                                        None => None,
+                                    }
+                                }
+                                _ => None,
+                            };
+                            promotion.images.push(PromotedImage {
+                                service: step.name.clone(),
+                                tag: tag.to_owned(),
+                                digest: digest.clone(),
+                                target_digest: target_digest.clone(),
+                            });
+                            if target_digest.as_deref() == Some(digest.as_str()) {
+                                Verdict::Skip {
+                                    tag: tag.to_owned(),
+                                    digest,
+                                }
+                            } else {
+                                Verdict::Promote {
+                                    tag: tag.to_owned(),
+                                    digest,
+                                }
+                            }
+                        }
+                    }
+                }
+                Some(tag) => Verdict::Refuse(format!(
+                    "{from} runs :{tag}, not a commit's image (only images tagged with a commit are promoted: not `latest`, not `-dirty`)"
+                )),
+                None => Verdict::Refuse(format!("{from} runs {image}, which has no tag")),
+            },
+            Some(LiveImage::Missing { reason }) => {
+                Verdict::Refuse(format!("not running in {from} ({reason})"))
+            }
+            Some(LiveImage::NoContainer { task_definition }) => Verdict::Refuse(format!(
+                "{from}'s task definition {task_definition} has no container for it"
+            )),
+            None => Verdict::Refuse(format!("not found in {from}")),
+        };
+        match verdict {
+            Verdict::Promote { tag, digest } => {
+                step.action = Action::Deploy;
+                step.reason = format!("{from} runs it ({})", short_digest(&digest));
+                step.image = format!("{}:{tag}", step.repository);
+            }
+            Verdict::Skip { tag, digest } => {
+                step.action = Action::Skip;
+                step.reason = format!("{to} runs this digest already ({})", short_digest(&digest));
+                step.image = format!("{}:{tag}", step.repository);
+            }
+            Verdict::Refuse(reason) => {
+                refused.push(format!("  {}: {reason}", step.name));
+                refused_names.push(step.name.clone());
+            }
+        }
+    }
+    if !refused.is_empty() {
+        let promotable: Vec<&str> = checked
+            .iter()
+            .filter(|name| !refused_names.contains(name))
+            .map(String::as_str)
+            .collect();
+        let others = if promotable.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "promote only the others (--services {}), or ",
+                promotable.join(",")
+            )
+        };
+        bail!(
+            "cannot promote from {from} to {to}: {} service(s) cannot be promoted:\n{}\n{others}deploy a commit to {from} first (`deploy --var-file {}`). Nothing was copied or rolled",
+            refused.len(),
+            refused.join("\n"),
+            promotion.from_var_file.display()
+        );
+    }
+    // The roll: exactly the promoted services, each at its own tag.
+    let tags: BTreeMap<String, String> = plan
+        .services
+        .iter()
+        .filter(|s| s.action == Action::Deploy)
+        .map(|s| (s.name.clone(), s.tag().to_owned()))
+        .collect();
+    if let (Some(step), Some(first)) = (&mut plan.terraform, tags.values().next().cloned()) {
+        let roll = Roll::Only {
+            services: tags.keys().cloned().collect(),
+            tag: first,
+            tags,
+        };
+        step.set_roll(roll, &platform.config.terraform);
+    } else if let Some(step) = &mut plan.terraform {
+        let roll = Roll::Only {
+            services: Vec::new(),
+            tag: plan.image_tag.clone(),
+            tags: BTreeMap::new(),
+        };
+        step.set_roll(roll, &platform.config.terraform);
+    }
+    plan.promotion = Some(promotion);
+    Ok(outputs)
+}
+
+impl Run<'_> {
+    /// Step 3, for a promotion: the source's account beside the target's (the operator
+    /// confirms both), and the target's ECR repositories exist.
+    pub(super) async fn promotion_preflight(&self, aws: &crate::aws::Aws) -> Result<()> {
+        let Some(promotion) = &self.plan.promotion else {
+            return Ok(());
+        };
+        let profile_from = promotion
+            .profile_from
+            .as_deref()
+            .or(self.profile.as_deref());
+        let sdk = crate::aws::load(profile_from).await;
+        let identity = aws_sdk_sts::Client::new(&sdk)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|err| anyhow!(crate::aws::explain(&err, profile_from)))
+            .context("cannot tell which AWS account the source is (STS GetCallerIdentity); nothing was touched")?;
+        self.progress.note(&format!(
+            "copying FROM AWS account {} as {}\n  region     {}\n  profile    {}\n  workspace  {} (read only: nothing there changes)",
+            identity.account().unwrap_or("?"),
+            identity.arn().unwrap_or("?"),
+            sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+            profile_from.unwrap_or("(default credential chain)"),
+            promotion.from_workspace,
+        ));
+        let repositories: Vec<String> = self
+            .plan
+            .services
+            .iter()
+            .filter(|s| s.action == Action::Deploy)
+            .map(|s| s.repository.clone())
+            .collect();
+        ecr::repository_uris(
+            &aws_sdk_ecr::Client::new(&aws.sdk),
+            &repositories,
+            self.profile.as_deref(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Step 6, for a promotion: each image copied registry to registry and its digest
+    /// proved; any failure stops the run before the roll.
+    pub(super) async fn copy_images(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+        let promotion = self
+            .plan
+            .promotion
+            .as_ref()
+            .context("a promotion without its source")?;
+        let profile_from = promotion
+            .profile_from
+            .as_deref()
+            .or(self.profile.as_deref());
+        let source_registry =
+            open_registry(profile_from, promotion.from_registry.host.as_deref()).await?;
+        let access = ecr::registry_access(
+            &aws_sdk_ecr::Client::new(&ready.aws.sdk),
+            self.plan.registry.host.as_deref(),
+            self.profile.as_deref(),
+        )
+        .await?;
+        let target_registry = access.registry_client()?;
+        let steps: Vec<_> = self
+            .plan
+            .services
+            .iter()
+            .filter(|s| s.action == Action::Deploy)
+            .collect();
+        let (source_registry, target_registry) = (&source_registry, &target_registry);
+        let results: Vec<(ImageResult, Option<CopiedImage>)> = futures_util::stream::iter(steps)
+            .map(|step| async move {
+                let item = self.progress.item(&step.name);
+                let tag = step.tag();
+                item.state(&format!("copying {}:{tag}", step.repository));
+                let started = Instant::now();
+                let copied = registry::copy_image(
+                    Place {
+                        registry: source_registry,
+                        repository: &step.repository,
+                    },
+                    Place {
+                        registry: target_registry,
+                        repository: &step.repository,
+                    },
+                    tag,
+                    &|message| item.state(message),
+                )
+                .await;
+                let image = format!("{}/{}", target_registry.host, step.image);
+                match copied {
+                    Ok(copy) => {
+                        item.finish(&format!(
+                            "copied {} ({} blob(s), {} bytes sent; {} already there, {} mounted)",
+                            short_digest(&copy.digest),
+                            copy.blobs_sent,
+                            copy.bytes_sent,
+                            copy.blobs_present,
+                            copy.blobs_mounted
+                        ));
+                        (
+                            ImageResult {
+                                service: step.name.clone(),
+                                image,
+                                status: ImageStatus::Copied,
+                                build_secs: None,
+                                push_secs: Some(started.elapsed().as_secs_f64()),
+                                error: None,
+                            },
+                            Some(CopiedImage {
+                                service: step.name.clone(),
+                                tag: tag.to_owned(),
+                                copy,
+                            }),
+                        )
+                    }
+                    Err(err) => {
+                        let message = format!("{}: {err:#}", step.name);
+                        item.finish(&format!("copy FAILED: {err:#}"));
+                        (
+                            ImageResult {
+                                service: step.name.clone(),
+                                image,
+                                status: ImageStatus::Failed,
+                                build_secs: None,
+                                push_secs: None,
+                                error: Some(message),
+                            },
+                            None,
+                        )
+                    }
+                }
+            })
+            .buffer_unordered(COPY_CONCURRENCY)
+            .collect()
+            .await;
+        for (image, copied) in results {
+            report.images.push(image);
+            report.copies.extend(copied);
+        }
+        report.images.sort_by(|a, b| a.service.cmp(&b.service));
+        report.copies.sort_by(|a, b| a.service.cmp(&b.service));
+        let failed: Vec<String> = report
+            .images
+            .iter()
+            .filter_map(|r| r.error.clone())
+            .map(|e| format!("  {e}"))
+            .collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "{} image(s) could not be copied to {}:\n{}\nNothing was rolled. Re-run the same command to resume: blobs already in the target registry are not sent again",
+            failed.len(),
+            target_registry.host,
+            failed.join("\n")
+        )
+    }
+}
