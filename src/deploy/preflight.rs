@@ -38,15 +38,16 @@ impl Run<'_> {
             (Some(step), Some(tf)) => Some(self.plan_the_roll(tf, step).await?),
             _ => None,
         };
-        let aws = self.who_am_i().await?;
+        let (aws, caller_arn) = self.who_am_i().await?;
         // Before anything is touched, the rollback's images must all be there.
-        let rollback_images = if self.plan.mode == Mode::Rollback {
+        let rollback_images = if matches!(self.plan.mode, Mode::Rollback | Mode::Undo) {
             self.rollback_images(&aws.sdk, &engine).await?
         } else {
             Vec::new()
         };
         Ok(Ready {
             aws,
+            caller_arn,
             engine,
             terraform,
             environment,
@@ -62,7 +63,7 @@ impl Run<'_> {
         tracing::info!(host = %engine.host, builder = ?engine.builder, "docker daemon reachable");
         // Runbook: "A full deploy uses roughly 6-8GB" (a rollback builds nothing).
         let wanted = self.platform.config.docker.min_free_gb;
-        let builds = self.plan.mode != Mode::Rollback;
+        let builds = !matches!(self.plan.mode, Mode::Rollback | Mode::Undo);
         if let Some(free) = engine.free_disk().await.filter(|_| builds) {
             let free = free as f64 / 1e9;
             if free < wanted {
@@ -92,8 +93,8 @@ impl Run<'_> {
             );
         }
         tf.check_workspace(&step.apply.workspace).await?;
-        if let terraform::Roll::Only { services, .. } = &step.apply.roll {
-            self.check_targets(&tf, services).await?;
+        if let Some(services) = step.apply.roll.targeted() {
+            self.check_targets(&tf, &services).await?;
         }
         Ok(Some(tf))
     }
@@ -229,7 +230,7 @@ impl Run<'_> {
     }
 
     /// STS GetCallerIdentity, and the account summary the operator confirms.
-    async fn who_am_i(&self) -> Result<aws::Aws> {
+    async fn who_am_i(&self) -> Result<(aws::Aws, String)> {
         let profile = self.profile.as_deref();
         let aws = aws::Aws::load(profile).await;
         let identity = aws_sdk_sts::Client::new(&aws.sdk)
@@ -250,7 +251,8 @@ impl Run<'_> {
             plan: self.plan,
         };
         self.progress.note(&summary.to_string());
-        Ok(aws)
+        let arn = identity.arn().unwrap_or("?").to_owned();
+        Ok((aws, arn))
     }
 
     /// `deploy rollback`: every image it rolls must already be in the registry; one

@@ -34,6 +34,9 @@ pub struct Plan {
     pub image_tag: String,
     /// `deploy rollback`: the commit whose images are rolled (nothing is built).
     pub rollback_to: Option<Head>,
+    /// `deploy undo`: the run undone; each service's tag is in `services[].image`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undo: Option<Undo>,
     /// Where images are pushed, and why there.
     pub registry: Registry,
     /// Uncommitted paths in the working tree (they never reach an image).
@@ -44,7 +47,7 @@ pub struct Plan {
     pub terraform: Option<TerraformStep>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     Full,
@@ -52,6 +55,9 @@ pub enum Mode {
     Services,
     /// `deploy rollback`: images already in the registry, rolled by terraform.
     Rollback,
+    /// `deploy undo`: each service back to the tag it ran before the last successful
+    /// run (from the history), images already in the registry.
+    Undo,
 }
 
 impl fmt::Display for Mode {
@@ -61,6 +67,7 @@ impl fmt::Display for Mode {
             Mode::Changed => "incremental deploy (--changed)",
             Mode::Services => "partial deploy (--services)",
             Mode::Rollback => "rollback",
+            Mode::Undo => "undo",
         })
     }
 }
@@ -213,6 +220,17 @@ pub struct Context<'a> {
     pub rollback_to: Option<Head>,
 }
 
+/// `deploy undo`: what the history says to restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Undo {
+    /// The run undone.
+    pub run_id: String,
+    /// Each service it changed → the tag that service ran before it.
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// Services it changed that cannot be restored, with why.
+    pub left: Vec<(String, String)>,
+}
+
 impl Plan {
     pub fn new(platform: &Platform, request: &Request, context: Context<'_>) -> Result<Self> {
         let tag = match &context.rollback_to {
@@ -226,12 +244,23 @@ impl Plan {
                 step.reason = format!("rolled back to {tag}: its image, not rebuilt");
             }
         }
+        if request.undo {
+            mode = Mode::Undo;
+            for step in &mut services {
+                step.action = Action::Check;
+                step.reason = "restored if the last successful run changed it".to_owned();
+            }
+        }
         let spas = spas::plan_spas(platform, request, mode, &context)?;
         let terraform = match &request.var_file {
             Some(var_file) if !request.skip_tf => {
                 let (var_file, workspace) = environment_of(platform, context.cwd, var_file)?;
                 let every_service = request.selection == Selection::All;
                 let roll = match mode {
+                    // Filled in from the history ([`Plan::restore`]).
+                    Mode::Undo => Roll::Restore {
+                        tags: Default::default(),
+                    },
                     Mode::Full => Roll::All { tag: tag.clone() },
                     Mode::Rollback if every_service => Roll::All { tag: tag.clone() },
                     Mode::Changed | Mode::Services | Mode::Rollback => Roll::Only {
@@ -274,6 +303,7 @@ impl Plan {
             mode,
             image_tag: tag,
             rollback_to: context.rollback_to,
+            undo: None,
             registry,
             uncommitted: context.uncommitted,
             services,
@@ -334,6 +364,49 @@ impl Plan {
                 step.reason = reason;
                 step.cause = cause;
             }
+        }
+    }
+
+    /// `deploy undo`: each service the undone run changed goes back to its tag before
+    /// it; the others are left as they are.
+    pub fn restore(&mut self, undo: Undo, config: &TerraformConfig) {
+        for step in &mut self.services {
+            match undo.tags.get(&step.name) {
+                Some(before) => {
+                    step.action = Action::Deploy;
+                    step.image = format!("{}:{before}", step.repository);
+                    step.reason = format!(
+                        "back to {before}, its tag before run {}: its image, not rebuilt",
+                        undo.run_id
+                    );
+                }
+                None => {
+                    step.action = Action::Skip;
+                    step.reason = undo
+                        .left
+                        .iter()
+                        .find(|(name, _)| name == &step.name)
+                        .map_or_else(
+                            || format!("not changed by run {}", undo.run_id),
+                            |(_, why)| why.clone(),
+                        );
+                }
+            }
+        }
+        if let Some(step) = &mut self.terraform {
+            let roll = Roll::Restore {
+                tags: undo.tags.clone(),
+            };
+            step.set_roll(roll, config);
+        }
+        self.undo = Some(undo);
+    }
+
+    /// The tag `service` is rolled to: its own in an undo, the run's otherwise.
+    pub fn tag_of(&self, service: &str) -> &str {
+        match self.terraform.as_ref().map(|t| &t.apply.roll) {
+            Some(Roll::Restore { tags }) => tags.get(service).map_or("", String::as_str),
+            _ => &self.image_tag,
         }
     }
 

@@ -16,6 +16,22 @@ pub enum Roll {
     All { tag: String },
     /// Exactly these services: `image_tags` for them and `-target` at their resources.
     Only { services: Vec<String>, tag: String },
+    /// Exactly these services, each to its own tag (`deploy undo`, the automatic
+    /// rollback): `image_tags` and `-target`, as `Only`.
+    Restore {
+        tags: std::collections::BTreeMap<String, String>,
+    },
+}
+
+impl Roll {
+    /// The services a targeted roll names (`None`: every service).
+    pub fn targeted(&self) -> Option<Vec<String>> {
+        match self {
+            Roll::All { .. } => None,
+            Roll::Only { services, .. } => Some(services.clone()),
+            Roll::Restore { tags } => Some(tags.keys().cloned().collect()),
+        }
+    }
 }
 
 /// A `terraform apply`, as arguments (never through a shell).
@@ -64,11 +80,19 @@ impl Apply {
                 args.push("-var".to_owned());
                 args.push(format!("{}={tag}", config.image_tag_var));
             }
-            Roll::Only { services, tag } => {
+            Roll::Only { .. } | Roll::Restore { .. } => {
+                let (services, tags): (Vec<&String>, Vec<&String>) = match &self.roll {
+                    Roll::Only { services, tag } => services.iter().map(|s| (s, tag)).unzip(),
+                    Roll::Restore { tags } => tags.iter().unzip(),
+                    Roll::All { .. } => unreachable!("matched above"),
+                };
                 let entries: Vec<String> = services
                     .iter()
-                    .map(|service| format!("{}={}", hcl_string(service), hcl_string(tag)))
+                    .zip(&tags)
+                    .map(|(service, tag)| format!("{}={}", hcl_string(service), hcl_string(tag)))
                     .collect();
+                // Any of the roll's tags will do for the global variable (see below).
+                let tag = tags.first().map_or("", |tag| tag.as_str());
                 args.push("-var".to_owned());
                 args.push(format!(
                     "{}={{{}}}",
@@ -82,7 +106,7 @@ impl Apply {
                 // variable the roll's tag too changes nothing else.
                 args.push("-var".to_owned());
                 args.push(format!("{}={tag}", config.image_tag_var));
-                for service in services {
+                for service in &services {
                     args.extend(
                         targets_of(config, service)
                             .into_iter()
@@ -102,9 +126,11 @@ impl Apply {
         config: &TerraformConfig,
         all_services: &[(String, String)],
     ) -> Vec<super::ServiceResources> {
-        let rolled = |name: &str| match &self.roll {
-            Roll::All { .. } => true,
-            Roll::Only { services, .. } => services.iter().any(|s| s == name),
+        let targeted = self.roll.targeted();
+        let rolled = |name: &str| {
+            targeted
+                .as_ref()
+                .is_none_or(|services| services.iter().any(|s| s == name))
         };
         all_services
             .iter()
@@ -245,6 +271,33 @@ mod tests {
                 "-var",
                 "image_tag=3f2c1ab"
             ]
+        );
+    }
+
+    #[test]
+    fn a_restore_gives_each_service_its_own_tag_and_targets_only_them() {
+        let plan = apply(Roll::Restore {
+            tags: [
+                ("auth".into(), "1a2b3c4".into()),
+                ("api".into(), "9e8d7c6".into()),
+            ]
+            .into_iter()
+            .collect(),
+        });
+        let args = plan.plan_args(&TerraformConfig::default(), Path::new("roll.tfplan"));
+        assert!(
+            args.contains(&r#"image_tags={"api"="9e8d7c6","auth"="1a2b3c4"}"#.to_owned()),
+            "{args:?}"
+        );
+        assert!(args.contains(&"image_tag=9e8d7c6".to_owned()), "{args:?}");
+        let targets: Vec<_> = args
+            .iter()
+            .filter(|arg| arg.starts_with("-target="))
+            .collect();
+        assert_eq!(targets.len(), 4, "{targets:?}");
+        assert_eq!(
+            plan.roll.targeted(),
+            Some(vec!["api".into(), "auth".into()])
         );
     }
 

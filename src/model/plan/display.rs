@@ -16,6 +16,12 @@ impl fmt::Display for Plan {
             None => format!("{} (detached HEAD)", self.image_tag),
         };
         match &self.rollback_to {
+            None if self.undo.is_some() => writeln!(
+                f,
+                "Plan: undo of run {}: each service it changed back to its tag before it; HEAD is {}",
+                self.undo.as_ref().map_or("", |u| u.run_id.as_str()),
+                self.head.short_sha
+            )?,
             Some(target) => writeln!(
                 f,
                 "Plan: rollback to {} ({}); HEAD is {}",

@@ -15,7 +15,9 @@ pub(super) fn plan_spas(
     mode: Mode,
     context: &Context<'_>,
 ) -> Result<Vec<SpaStep>> {
-    let skip_reason = if mode == Mode::Rollback {
+    let skip_reason = if mode == Mode::Undo {
+        Some("an undo leaves SPAs as they are (their files are built from source, not kept per commit)")
+    } else if mode == Mode::Rollback {
         Some("a rollback leaves SPAs as they are (their files are built from source, not kept per commit)")
     } else if request.skip_spas {
         Some("--skip-spas")
