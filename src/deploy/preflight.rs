@@ -280,6 +280,17 @@ impl Run<'_> {
                 missing.push(format!("  {service}: no {image}"));
             }
         }
+        if !missing.is_empty() && self.plan.mode == Mode::Undo {
+            bail!(
+                "cannot undo run {}: {} not in the registry:\n{}\nAn undo rolls images that were pushed before; these were never pushed here, or were deleted since. Roll those services with `deploy rollback <SHA> --services …` or deploy them (a build). Nothing was touched",
+                self.plan.undo.as_ref().map_or("?", |u| u.run_id.as_str()),
+                match missing.len() {
+                    1 => "1 of the images it would restore is".to_owned(),
+                    n => format!("{n} of the images it would restore are"),
+                },
+                missing.join("\n"),
+            );
+        }
         if !missing.is_empty() {
             let others = if found.is_empty() {
                 String::new()
