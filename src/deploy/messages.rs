@@ -51,10 +51,10 @@ pub(super) fn require_a_way_to_confirm(request: &Request) -> Result<()> {
 pub(super) fn confirm(mode: Mode) -> Result<()> {
     eprint!(
         "{}",
-        if mode == Mode::Rollback {
-            "Type y to roll back: "
-        } else {
-            "Type y to build and push: "
+        match mode {
+            Mode::Rollback => "Type y to roll back: ",
+            Mode::Undo => "Type y to undo: ",
+            _ => "Type y to build and push: ",
         }
     );
     std::io::stderr().flush().ok();
@@ -66,10 +66,10 @@ pub(super) fn confirm(mode: Mode) -> Result<()> {
     if answer.trim() == "y" {
         Ok(())
     } else {
-        Err(UsageError::new(if mode == Mode::Rollback {
-            "not confirmed: nothing was rolled back"
-        } else {
-            "not confirmed: nothing was built or pushed"
+        Err(UsageError::new(match mode {
+            Mode::Rollback => "not confirmed: nothing was rolled back",
+            Mode::Undo => "not confirmed: nothing was undone",
+            _ => "not confirmed: nothing was built or pushed",
         })
         .into())
     }

@@ -147,7 +147,9 @@ impl Run<'_> {
         // we wait for it, so that its state is never left half-written.
         let started = Instant::now();
         let rolled = self.roll(ready, report).await;
-        report.stage("terraform apply", started);
+        if self.plan.terraform.is_some() {
+            report.stage("terraform apply", started);
+        }
         if !rolled? {
             return Ok(());
         }

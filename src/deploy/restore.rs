@@ -12,6 +12,7 @@ use super::ledger::Before;
 use super::review::guard;
 use super::{interruptible, Ready, Run};
 use crate::error::Interrupted;
+use crate::model::history::ServiceTags;
 use crate::model::plan::{Action, TerraformStep};
 use crate::model::report::{RestoreReport, RunReport};
 use crate::terraform::{Apply, Roll};
@@ -132,10 +133,7 @@ impl Run<'_> {
 
 /// The services this run rolled to a new tag, each with the tag it ran before (from the
 /// survey under the lock); and those that cannot be restored, with why.
-fn restore_set(
-    run: &Run<'_>,
-    before: &Before,
-) -> (BTreeMap<String, String>, Vec<(String, String)>) {
+fn restore_set(run: &Run<'_>, before: &Before) -> (BTreeMap<String, String>, ServiceTags) {
     let mut tags = BTreeMap::new();
     let mut left = Vec::new();
     for step in run

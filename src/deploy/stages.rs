@@ -245,9 +245,9 @@ impl Run<'_> {
             return Ok(());
         }
         bail!(
-            "{} service(s) did not settle on :{}:\n{}\nImages are pushed and terraform was applied; check the services in ECS (events, stopped tasks) before re-running",
+            "{} service(s) did not settle on {}:\n{}\nImages are pushed and terraform was applied; check the services in ECS (events, stopped tasks) before re-running",
             failed.len(),
-            self.plan.image_tag,
+            self.rolled_tags(),
             failed.join("\n")
         )
     }
@@ -321,11 +321,20 @@ impl Run<'_> {
             return Ok(());
         }
         bail!(
-            "{} health check(s) failed after the roll:\n{}\nThe services run :{} in ECS but do not answer as expected",
+            "{} health check(s) failed after the roll:\n{}\nThe services run {} in ECS but do not answer as expected",
             failed.len(),
             failed.join("\n"),
-            self.plan.image_tag
+            self.rolled_tags()
         )
+    }
+
+    /// What the roll put the services on, for messages: `:<tag>`, or in an undo
+    /// "the tags undo restored".
+    fn rolled_tags(&self) -> String {
+        match &self.plan.undo {
+            Some(_) => "the tags undo restored".to_owned(),
+            None => format!(":{}", self.plan.image_tag),
+        }
     }
 
     /// The health checks of `services` that have a prefix (none without a base URL).

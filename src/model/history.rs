@@ -13,6 +13,9 @@ use crate::ui::table::write_table;
 /// Where records live in the bucket: `deploy-history/<env>/<UTC timestamp>-<run id>.json`.
 pub const PREFIX: &str = "deploy-history";
 
+/// (service, text) pairs: a tag per service, or why a service is left as it is.
+pub type ServiceTags = Vec<(String, String)>;
+
 /// The record format; bumped on an incompatible change.
 pub const FORMAT: u32 = 1;
 
@@ -156,7 +159,7 @@ impl Record {
 
     /// What undoing this run restores: each changed service to the tag it ran before,
     /// and the changed services that cannot be (nothing ran before), with why.
-    pub fn restore_set(&self) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    pub fn restore_set(&self) -> (ServiceTags, ServiceTags) {
         let mut tags = Vec::new();
         let mut left = Vec::new();
         for change in self.changed() {
