@@ -86,6 +86,12 @@ pub struct Cli {
     #[arg(long, conflicts_with = "skip_tf")]
     pub allow_infra_changes: bool,
 
+    /// When a rolled service does not settle, settles on another tag or fails its health
+    /// check, roll the services this run changed back to the tags they ran before it,
+    /// verify them, and exit 1 (also `verify.rollback_on_failure` in deploy.toml)
+    #[arg(long, conflicts_with = "skip_tf")]
+    pub rollback_on_failure: bool,
+
     /// Output format for results on stdout
     #[arg(global = true, long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
     pub output: OutputFormat,
@@ -177,6 +183,53 @@ pub enum Command {
         /// outside the deployment, or destroys anything
         #[arg(long)]
         allow_infra_changes: bool,
+
+        /// When the rollback does not settle, restore the tags the services ran before it
+        #[arg(long)]
+        rollback_on_failure: bool,
+    },
+    /// The environment's run history, newest first: when, who, mode, each service's
+    /// tag before and after, outcome, duration. Read-only
+    History {
+        /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)
+        #[arg(long, value_name = "PATH")]
+        var_file: std::path::PathBuf,
+
+        /// Only the runs that rolled this service: its lineage
+        #[arg(long, value_name = "NAME")]
+        service: Option<String>,
+
+        /// How many runs to show, newest first
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: usize,
+    },
+    /// Undo the last successful run: every service it changed goes back to the tag it
+    /// ran before that run (per service, from the history), with the same lock,
+    /// confirmation, terraform plan review, verify and health checks as any roll.
+    /// Nothing is built; an image gone from the registry stops it before anything is
+    /// touched. SPAs are left as they are
+    Undo {
+        /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)
+        #[arg(long, value_name = "PATH")]
+        var_file: std::path::PathBuf,
+
+        /// Skip the profile menu and the account confirmation (pair with --profile); the
+        /// review of the roll's terraform plan is still printed
+        #[arg(short = 'y', long)]
+        yes: bool,
+
+        /// Print the plan and stop (reads the history and ECS; touches nothing)
+        #[arg(long)]
+        dry_run: bool,
+
+        /// Apply the undo's terraform plan even when it also changes infrastructure
+        /// outside the deployment, or destroys anything
+        #[arg(long)]
+        allow_infra_changes: bool,
+
+        /// When the undo does not settle, restore the tags the services ran before it
+        #[arg(long)]
+        rollback_on_failure: bool,
     },
     /// Promote the images one environment runs to the next (sandbox to prod), by digest:
     /// copied registry to registry (no build, no docker pull/push), proved identical,

@@ -66,6 +66,11 @@ pub struct Request {
     pub changes_mode: Option<ChangesMode>,
     /// `deploy promote`: where the images come from (`var_file` is the target).
     pub promote: Option<Promotion>,
+    /// `deploy undo`: restore what the last successful run changed; nothing is built.
+    pub undo: bool,
+    /// `--rollback-on-failure`: a failed verify restores the previous tags (also
+    /// `verify.rollback_on_failure`).
+    pub rollback_on_failure: bool,
 }
 
 /// `deploy promote --from <tfvars> [--profile-from P]`: the source environment.
@@ -75,6 +80,16 @@ pub struct Promotion {
     pub from_var_file: PathBuf,
     /// The source's AWS profile; `None`: the target's.
     pub profile_from: Option<String>,
+}
+
+/// `deploy history`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRequest {
+    pub var_file: PathBuf,
+    /// The lineage of one service.
+    pub service: Option<String>,
+    /// The newest N runs.
+    pub limit: usize,
 }
 
 /// `deploy status`.
@@ -113,6 +128,7 @@ pub enum CommandRequest {
     Status(StatusRequest),
     Prune(PruneRequest),
     Unlock(UnlockRequest),
+    History(HistoryRequest),
     Completions(clap_complete::Shell),
     Man,
 }
@@ -163,8 +179,10 @@ impl CommandRequest {
                 yes,
                 dry_run,
                 allow_infra_changes,
+                rollback_on_failure,
             }) => Self::Deploy(Request {
                 allow_infra_changes: *allow_infra_changes,
+                rollback_on_failure: *rollback_on_failure,
                 ..Request::rollback(revision, var_file, services.as_deref(), *yes, *dry_run)
             }),
             Some(Command::Promote {
@@ -193,6 +211,32 @@ impl CommandRequest {
                 changed,
                 services,
             }) => Self::Deploy(Request::diff(var_file, *changed, services.as_deref())),
+            Some(Command::History {
+                var_file,
+                service,
+                limit,
+            }) => Self::History(HistoryRequest {
+                var_file: var_file.clone(),
+                service: service.clone(),
+                limit: *limit,
+            }),
+            Some(Command::Undo {
+                var_file,
+                yes,
+                dry_run,
+                allow_infra_changes,
+                rollback_on_failure,
+            }) => Self::Deploy(Request {
+                selection: Selection::All,
+                var_file: Some(var_file.clone()),
+                skip_spas: true,
+                assume_yes: *yes,
+                dry_run: *dry_run,
+                allow_infra_changes: *allow_infra_changes,
+                rollback_on_failure: *rollback_on_failure,
+                undo: true,
+                ..Request::default()
+            }),
             Some(Command::Completions { shell }) => Self::Completions(*shell),
             Some(Command::Man) => Self::Man,
         }
@@ -232,6 +276,7 @@ impl Request {
             assume_yes: cli.yes,
             dry_run: cli.dry_run,
             allow_infra_changes: cli.allow_infra_changes,
+            rollback_on_failure: cli.rollback_on_failure,
             changes_mode: cli.changed.flatten().map(|mode| match mode {
                 crate::cli::ChangedMode::Graph => ChangesMode::Graph,
                 crate::cli::ChangedMode::Runbook => ChangesMode::Runbook,

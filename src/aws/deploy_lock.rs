@@ -275,7 +275,7 @@ fn process_gone(pid: u32) -> bool {
 /// Who runs deploy: the passwd name of this process's uid, then `$USER`/`$LOGNAME`. Root
 /// in a container or a CI job often has no `$USER`, and a lock held by `unknown` tells the
 /// next operator nothing.
-fn user_name() -> String {
+pub(crate) fn user_name() -> String {
     let uid = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| effective_uid(&status));
@@ -317,7 +317,7 @@ fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
     })
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_owned())

@@ -4,6 +4,7 @@
 pub mod deploy_lock;
 pub mod ecr;
 pub mod ecs;
+pub mod history;
 pub mod profiles;
 
 use aws_config::provider_config::ProviderConfig;

@@ -1,5 +1,6 @@
-//! The subcommands besides the deploy itself: `status`, `prune` and `unlock`.
+//! The subcommands besides the deploy itself: `status`, `prune`, `unlock` and `history`.
 
+pub mod history;
 pub mod prune;
 pub mod status;
 pub mod unlock;

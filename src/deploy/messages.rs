@@ -51,12 +51,11 @@ pub(super) fn require_a_way_to_confirm(request: &Request) -> Result<()> {
 pub(super) fn confirm(mode: Mode) -> Result<()> {
     eprint!(
         "{}",
-        if mode == Mode::Rollback {
-            "Type y to roll back: "
-        } else if mode == Mode::Promote {
-            "Type y to copy and roll: "
-        } else {
-            "Type y to build and push: "
+        match mode {
+            Mode::Rollback => "Type y to roll back: ",
+            Mode::Undo => "Type y to undo: ",
+            Mode::Promote => "Type y to copy and roll: ",
+            _ => "Type y to build and push: ",
         }
     );
     std::io::stderr().flush().ok();
@@ -68,12 +67,11 @@ pub(super) fn confirm(mode: Mode) -> Result<()> {
     if answer.trim() == "y" {
         Ok(())
     } else {
-        Err(UsageError::new(if mode == Mode::Rollback {
-            "not confirmed: nothing was rolled back"
-        } else if mode == Mode::Promote {
-            "not confirmed: nothing was copied or rolled"
-        } else {
-            "not confirmed: nothing was built or pushed"
+        Err(UsageError::new(match mode {
+            Mode::Rollback => "not confirmed: nothing was rolled back",
+            Mode::Undo => "not confirmed: nothing was undone",
+            Mode::Promote => "not confirmed: nothing was copied or rolled",
+            _ => "not confirmed: nothing was built or pushed",
         })
         .into())
     }

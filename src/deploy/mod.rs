@@ -4,11 +4,15 @@
 //! only compose them, so that the whole pipeline reads on one screen.
 
 mod changed;
+mod ledger;
 mod messages;
 mod preflight;
 mod promote;
+mod restore;
 mod review;
 mod stages;
+
+use std::time::Instant;
 
 use anyhow::Result;
 
@@ -46,6 +50,16 @@ pub fn run(globals: &Globals, request: &Request) -> Result<()> {
         // Both environments are read (read-only), also in a dry run.
         Mode::Promote => {
             runtime.block_on(promote::decide(&mut plan, &checkout, profile.as_deref()))?
+        }
+        // `deploy undo`: the history decides what is restored, also in a dry run.
+        Mode::Undo => {
+            runtime.block_on(ledger::decide_undo(
+                &mut plan,
+                &checkout,
+                request,
+                profile.as_deref(),
+            ))?;
+            None
         }
         _ => None,
     };
@@ -100,33 +114,79 @@ impl Run<'_> {
         }
         // 5. Lock, released however the rest ends, interruption included.
         let lock = interruptible(Interrupted::BeforeRoll, self.lock(&ready)).await?;
-        let outcome = self.locked(&ready, report).await;
+        // Under the lock: what runs before this run, recorded in its history record
+        // (written now as `running`, rewritten at the end), and what an automatic
+        // rollback restores.
+        let before = self.survey_before(&ready).await;
+        let ledger = self.open_ledger(&ready, &before).await;
+        let outcome = self.locked(&ready, &before, report).await;
+        self.close_ledger(ledger, &ready, report, &outcome).await;
         self.release(lock, outcome).await
     }
 
     /// Steps 6-10, under the lock.
-    async fn locked(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+    async fn locked(
+        &self,
+        ready: &Ready,
+        before: &ledger::Before,
+        report: &mut RunReport,
+    ) -> Result<()> {
         report.began = true;
+        let started = Instant::now();
         // 6. Build and push; a rollback's images were found in the registry by preflight.
-        if self.plan.mode == Mode::Rollback {
+        if matches!(self.plan.mode, Mode::Rollback | Mode::Undo) {
             report.images = ready.rollback_images.clone();
         } else if self.plan.mode == Mode::Promote {
             // A promotion copies the source's images by digest instead.
             interruptible(Interrupted::BeforeRoll, self.copy_images(ready, report)).await?;
         } else {
-            interruptible(Interrupted::BeforeRoll, self.build_and_push(ready, report)).await?;
+            let built =
+                interruptible(Interrupted::BeforeRoll, self.build_and_push(ready, report)).await;
+            report.stage("build and push", started);
+            built?;
         }
         // 7. SPAs.
-        interruptible(Interrupted::BeforeRoll, self.deploy_spas(ready, report)).await?;
+        let started = Instant::now();
+        let uploaded =
+            interruptible(Interrupted::BeforeRoll, self.deploy_spas(ready, report)).await;
+        if !ready.spas.is_empty() {
+            report.stage("spas", started);
+        }
+        uploaded?;
         // 8. Roll. Not interruptible by dropping: terraform stops itself on Ctrl-C and
         // we wait for it, so that its state is never left half-written.
-        if !self.roll(ready, report).await? {
+        let started = Instant::now();
+        let rolled = self.roll(ready, report).await;
+        if self.plan.terraform.is_some() {
+            report.stage("terraform apply", started);
+        }
+        if !rolled? {
             return Ok(());
         }
-        // 9. Verify.
+        // 9. Verify, and 10. health; a failure restores the previous tags when asked to.
+        let started = Instant::now();
+        let verified = self.verify_and_check(ready, report).await;
+        report.stage("verify", started);
+        match verified {
+            Err(failure) if self.rollback_on_failure() && !failure.is::<Interrupted>() => {
+                let started = Instant::now();
+                let restored = self.restore(ready, before, report, failure).await;
+                report.stage("automatic rollback", started);
+                restored
+            }
+            verified => verified,
+        }
+    }
+
+    /// Steps 9 and 10.
+    async fn verify_and_check(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
         interruptible(Interrupted::AfterApply, self.verify(ready, report)).await?;
-        // 10. Health.
         interruptible(Interrupted::AfterApply, self.check_health(ready, report)).await
+    }
+
+    /// `--rollback-on-failure`, or `verify.rollback_on_failure` in deploy.toml.
+    fn rollback_on_failure(&self) -> bool {
+        self.request.rollback_on_failure || self.platform.config.verify.rollback_on_failure
     }
 }
 
@@ -145,6 +205,8 @@ struct Run<'a> {
 /// What preflight found out.
 struct Ready {
     aws: crate::aws::Aws,
+    /// Who this run acts as (STS), for its history record.
+    caller_arn: String,
     /// The Docker daemon; a promotion needs none.
     engine: Option<Engine>,
     /// Terraform, when this run rolls services.

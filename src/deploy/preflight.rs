@@ -42,15 +42,18 @@ impl Run<'_> {
             (Some(step), Some(tf)) => Some(self.plan_the_roll(tf, step).await?),
             _ => None,
         };
-        let aws = self.who_am_i().await?;
+        let (aws, caller_arn) = self.who_am_i().await?;
         self.promotion_preflight(&aws).await?;
         // Before anything is touched, the rollback's images must all be there.
         let rollback_images = match (&engine, self.plan.mode) {
-            (Some(engine), Mode::Rollback) => self.rollback_images(&aws.sdk, engine).await?,
+            (Some(engine), Mode::Rollback | Mode::Undo) => {
+                self.rollback_images(&aws.sdk, engine).await?
+            }
             _ => Vec::new(),
         };
         Ok(Ready {
             aws,
+            caller_arn,
             engine,
             terraform,
             environment,
@@ -66,7 +69,7 @@ impl Run<'_> {
         tracing::info!(host = %engine.host, builder = ?engine.builder, "docker daemon reachable");
         // Runbook: "A full deploy uses roughly 6-8GB" (a rollback builds nothing).
         let wanted = self.platform.config.docker.min_free_gb;
-        let builds = self.plan.mode != Mode::Rollback;
+        let builds = !matches!(self.plan.mode, Mode::Rollback | Mode::Undo);
         if let Some(free) = engine.free_disk().await.filter(|_| builds) {
             let free = free as f64 / 1e9;
             if free < wanted {
@@ -96,8 +99,8 @@ impl Run<'_> {
             );
         }
         tf.check_workspace(&step.apply.workspace).await?;
-        if let terraform::Roll::Only { services, .. } = &step.apply.roll {
-            self.check_targets(&tf, services).await?;
+        if let Some(services) = step.apply.roll.targeted() {
+            self.check_targets(&tf, &services).await?;
         }
         Ok(Some(tf))
     }
@@ -233,7 +236,7 @@ impl Run<'_> {
     }
 
     /// STS GetCallerIdentity, and the account summary the operator confirms.
-    async fn who_am_i(&self) -> Result<aws::Aws> {
+    async fn who_am_i(&self) -> Result<(aws::Aws, String)> {
         let profile = self.profile.as_deref();
         let aws = aws::Aws::load(profile).await;
         let identity = aws_sdk_sts::Client::new(&aws.sdk)
@@ -254,7 +257,8 @@ impl Run<'_> {
             plan: self.plan,
         };
         self.progress.note(&summary.to_string());
-        Ok(aws)
+        let arn = identity.arn().unwrap_or("?").to_owned();
+        Ok((aws, arn))
     }
 
     /// `deploy rollback`: every image it rolls must already be in the registry; one
@@ -281,6 +285,17 @@ impl Run<'_> {
             } else {
                 missing.push(format!("  {service}: no {image}"));
             }
+        }
+        if !missing.is_empty() && self.plan.mode == Mode::Undo {
+            bail!(
+                "cannot undo run {}: {} not in the registry:\n{}\nAn undo rolls images that were pushed before; these were never pushed here, or were deleted since. Roll those services with `deploy rollback <SHA> --services …` or deploy them (a build). Nothing was touched",
+                self.plan.undo.as_ref().map_or("?", |u| u.run_id.as_str()),
+                match missing.len() {
+                    1 => "1 of the images it would restore is".to_owned(),
+                    n => format!("{n} of the images it would restore are"),
+                },
+                missing.join("\n"),
+            );
         }
         if !missing.is_empty() {
             let others = if found.is_empty() {

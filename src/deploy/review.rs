@@ -36,6 +36,23 @@ impl super::Run<'_> {
         tf: &Terraform,
         step: &TerraformStep,
     ) -> Result<SavedPlan> {
+        let rolled: Vec<(String, String)> = self
+            .plan
+            .services
+            .iter()
+            .filter(|service| service.action != Action::Skip)
+            .map(|service| (service.name.clone(), service.repository.clone()))
+            .collect();
+        self.plan_roll(tf, step, &rolled).await
+    }
+
+    /// [`Self::plan_the_roll`] for the services `rolled` (name, repository).
+    pub(super) async fn plan_roll(
+        &self,
+        tf: &Terraform,
+        step: &TerraformStep,
+        rolled: &[(String, String)],
+    ) -> Result<SavedPlan> {
         let config = &self.platform.config.terraform;
         let dir = tempfile::Builder::new()
             .prefix("deploy-plan-")
@@ -59,14 +76,7 @@ impl super::Run<'_> {
         let diff = tf.show_plan(&file).await.context(
             "cannot read the saved plan back (terraform show -json); nothing was built, pushed or applied",
         )?;
-        let rolled: Vec<(String, String)> = self
-            .plan
-            .services
-            .iter()
-            .filter(|service| service.action != Action::Skip)
-            .map(|service| (service.name.clone(), service.repository.clone()))
-            .collect();
-        let review = Review::new(&diff, &step.apply.owners(config, &rolled));
+        let review = Review::new(&diff, &step.apply.owners(config, rolled));
         Ok(SavedPlan {
             _dir: dir,
             file,

@@ -201,15 +201,15 @@ impl Run<'_> {
                 std::iter::once("terraform".to_owned()).chain(args.clone())
             )
         ));
-        let targeted = match &step.apply.roll {
-            terraform::Roll::Only { services, .. } => {
+        let targeted = match step.apply.roll.targeted() {
+            Some(services) => {
                 self.progress.note(&format!(
                     "the roll is targeted on purpose at {} (-target); terraform's warnings about targeting are expected and not shown",
                     services.join(", ")
                 ));
                 true
             }
-            terraform::Roll::All { .. } => false,
+            None => false,
         };
         let started = std::time::Instant::now();
         if let Err(err) = terraform.apply(&args, targeted).await {
@@ -232,6 +232,36 @@ impl Run<'_> {
 
     /// Step 9, verify: wait for every rolled service to settle on the new tag.
     pub(super) async fn verify(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+        let targets: Vec<(String, String)> = self
+            .plan
+            .services
+            .iter()
+            .filter(|s| s.action == Action::Deploy)
+            .map(|s| (s.name.clone(), self.plan.tag_of(&s.name).to_owned()))
+            .collect();
+        report.rollouts = self.settle(ready, targets).await?;
+        let failed: Vec<String> = report
+            .rollouts
+            .iter()
+            .filter_map(|r| r.error.as_ref().map(|e| format!("  {}: {e}", r.service)))
+            .collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "{} service(s) did not settle on {}:\n{}\nImages are pushed and terraform was applied; check the services in ECS (events, stopped tasks) before re-running",
+            failed.len(),
+            self.rolled_tags(),
+            failed.join("\n")
+        )
+    }
+
+    /// Waits for each (service, tag) to settle in ECS, sorted by service.
+    pub(super) async fn settle(
+        &self,
+        ready: &Ready,
+        targets: Vec<(String, String)>,
+    ) -> Result<Vec<Settled>> {
         let cluster = ready.environment.cluster()?;
         let ecs_config = &self.platform.config.ecs;
         let ecs = Ecs::new(
@@ -239,17 +269,13 @@ impl Run<'_> {
             cluster.to_owned(),
             self.profile.clone(),
         );
-        let targets: Vec<RolloutTarget> = self
-            .plan
-            .services
-            .iter()
-            .filter(|s| s.action == Action::Deploy)
-            .map(|s| RolloutTarget {
-                service: s.name.clone(),
-                ecs_service: config::expand(&ecs_config.service, &s.name),
-                container: config::expand(&ecs_config.container, &s.name),
-                // A promotion's services may each be on a commit of their own.
-                expected_tag: s.tag().to_owned(),
+        let targets: Vec<RolloutTarget> = targets
+            .into_iter()
+            .map(|(service, tag)| RolloutTarget {
+                ecs_service: config::expand(&ecs_config.service, &service),
+                container: config::expand(&ecs_config.container, &service),
+                service,
+                expected_tag: tag,
             })
             .collect();
         let timeout = std::time::Duration::from_secs(ecs_config.wait_timeout_secs);
@@ -276,57 +302,77 @@ impl Run<'_> {
             .collect()
             .await;
         settled.sort_by(|a, b| a.service.cmp(&b.service));
-        report.rollouts = settled;
-        let failed: Vec<String> = report
-            .rollouts
-            .iter()
-            .filter_map(|r| r.error.as_ref().map(|e| format!("  {}: {e}", r.service)))
-            .collect();
-        if failed.is_empty() {
-            return Ok(());
-        }
-        bail!(
-            "{} service(s) did not settle on :{}:\n{}\nImages are pushed and terraform was applied; check the services in ECS (events, stopped tasks) before re-running",
-            failed.len(),
-            self.plan.image_tag,
-            failed.join("\n")
-        )
+        Ok(settled)
     }
 
     /// Step 10, health: the runbook's "GET https://<host>/<prefix>/health returns 200" (and `/docs`),
     /// for rolled services with a configured prefix.
     pub(super) async fn check_health(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+        let rolled: Vec<String> = self
+            .plan
+            .services
+            .iter()
+            .filter(|s| s.action == Action::Deploy)
+            .map(|s| s.name.clone())
+            .collect();
+        report.health = self.health_checks(ready, &rolled).await?;
+        let failed: Vec<String> = report
+            .health
+            .iter()
+            .filter_map(|c| c.error.as_ref().map(|e| format!("  {}: {e}", c.service)))
+            .collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "{} health check(s) failed after the roll:\n{}\nThe services run {} in ECS but do not answer as expected",
+            failed.len(),
+            failed.join("\n"),
+            self.rolled_tags()
+        )
+    }
+
+    /// What the roll put the services on, for messages: `:<tag>`, or in an undo
+    /// "the tags undo restored".
+    fn rolled_tags(&self) -> String {
+        match &self.plan.undo {
+            Some(_) => "the tags undo restored".to_owned(),
+            None => format!(":{}", self.plan.image_tag),
+        }
+    }
+
+    /// The health checks of `services` that have a prefix (none without a base URL).
+    pub(super) async fn health_checks(
+        &self,
+        ready: &Ready,
+        services: &[String],
+    ) -> Result<Vec<crate::health::Check>> {
         let health = &self.platform.config.health;
         let Some(base) = &ready.environment.api_base_url else {
             if !health.prefixes.is_empty() {
                 self.progress.note("health checks skipped: no base URL (set health.base_url or a terraform output api_base_url)");
             }
-            return Ok(());
+            return Ok(Vec::new());
         };
         let checker = crate::health::Checker::new()?;
         let patience = std::time::Duration::from_secs(health.timeout_secs);
         let mut urls = Vec::new();
-        for step in self
-            .plan
-            .services
-            .iter()
-            .filter(|s| s.action == Action::Deploy)
-        {
-            if let Some(prefix) = health.prefixes.get(&step.name) {
+        for service in services {
+            if let Some(prefix) = health.prefixes.get(service) {
                 urls.push((
-                    step.name.clone(),
+                    service.clone(),
                     crate::health::join_url(base, prefix, &health.path),
                 ));
                 if health.docs {
                     urls.push((
-                        step.name.clone(),
+                        service.clone(),
                         crate::health::join_url(base, prefix, "docs"),
                     ));
                 }
             }
         }
         let checker = &checker;
-        let checks: Vec<crate::health::Check> = futures_util::stream::iter(urls)
+        Ok(futures_util::stream::iter(urls)
             .map(|(service, url)| async move {
                 let check = checker.check(&service, url, patience).await;
                 let item = self.progress.item(&service);
@@ -338,22 +384,7 @@ impl Run<'_> {
             })
             .buffer_unordered(8)
             .collect()
-            .await;
-        report.health = checks;
-        let failed: Vec<String> = report
-            .health
-            .iter()
-            .filter_map(|c| c.error.as_ref().map(|e| format!("  {}: {e}", c.service)))
-            .collect();
-        if failed.is_empty() {
-            return Ok(());
-        }
-        bail!(
-            "{} health check(s) failed after the roll:\n{}\nThe services run :{} in ECS but do not answer as expected",
-            failed.len(),
-            failed.join("\n"),
-            self.plan.image_tag
-        )
+            .await)
     }
 }
 

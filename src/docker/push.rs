@@ -21,12 +21,22 @@ impl Engine {
         image: &str,
         credentials: &DockerCredentials,
     ) -> Result<bool> {
+        Ok(self.registry_digest(image, credentials).await?.is_some())
+    }
+
+    /// The digest of `image` (`host/repo:tag`) in its registry (`sha256:…`; empty when
+    /// the registry gives none), or `None` when the registry does not have it.
+    pub async fn registry_digest(
+        &self,
+        image: &str,
+        credentials: &DockerCredentials,
+    ) -> Result<Option<String>> {
         match self
             .client
             .inspect_registry_image(image, Some(credentials.clone()))
             .await
         {
-            Ok(_) => Ok(true),
+            Ok(found) => Ok(Some(found.descriptor.digest.unwrap_or_default())),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code,
                 message,
@@ -37,7 +47,7 @@ impl Engine {
                     || lower.contains("not found")
                     || lower.contains("name unknown")
                 {
-                    Ok(false)
+                    Ok(None)
                 } else {
                     bail!("cannot ask the registry about {image}: {message} (HTTP {status_code})")
                 }

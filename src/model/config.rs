@@ -38,6 +38,10 @@ pub struct Config {
     pub lock: LockConfig,
     /// How SPA output is uploaded and invalidated.
     pub spa_upload: SpaUploadConfig,
+    /// The record of every run (`deploy history`, `deploy undo`).
+    pub history: HistoryConfig,
+    /// What a failed verify does.
+    pub verify: VerifyConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -254,6 +258,33 @@ impl Default for LockConfig {
             bucket: None,
         }
     }
+}
+
+/// The record per run, kept in the environment's private bucket.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    pub enabled: bool,
+    /// The bucket; when unset, the environment's private bucket (the lock's).
+    pub bucket: Option<String>,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bucket: None,
+        }
+    }
+}
+
+/// What happens when the rolled services do not settle or are not healthy.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// Restore the services this run rolled to the tags they ran before it
+    /// (`--rollback-on-failure` turns it on for one run).
+    pub rollback_on_failure: bool,
 }
 
 /// HTTP checks after a roll (the runbook's "GET https://<host>/<prefix>/health returns

@@ -35,6 +35,9 @@ pub struct Plan {
     pub image_tag: String,
     /// `deploy rollback`: the commit whose images are rolled (nothing is built).
     pub rollback_to: Option<Head>,
+    /// `deploy undo`: the run undone; each service's tag is in `services[].image`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undo: Option<Undo>,
     /// Where images are pushed, and why there.
     pub registry: Registry,
     /// Uncommitted paths in the working tree (they never reach an image).
@@ -72,7 +75,7 @@ pub struct PromotedImage {
     pub target_digest: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     Full,
@@ -82,6 +85,9 @@ pub enum Mode {
     Rollback,
     /// `deploy promote`: the images another environment runs, copied by digest.
     Promote,
+    /// `deploy undo`: each service back to the tag it ran before the last successful
+    /// run (from the history), images already in the registry.
+    Undo,
 }
 
 impl fmt::Display for Mode {
@@ -92,6 +98,7 @@ impl fmt::Display for Mode {
             Mode::Services => "partial deploy (--services)",
             Mode::Rollback => "rollback",
             Mode::Promote => "promotion",
+            Mode::Undo => "undo",
         })
     }
 }
@@ -251,6 +258,17 @@ pub struct Context<'a> {
     pub rollback_to: Option<Head>,
 }
 
+/// `deploy undo`: what the history says to restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Undo {
+    /// The run undone.
+    pub run_id: String,
+    /// Each service it changed → the tag that service ran before it.
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// Services it changed that cannot be restored, with why.
+    pub left: Vec<(String, String)>,
+}
+
 impl Plan {
     pub fn new(platform: &Platform, request: &Request, context: Context<'_>) -> Result<Self> {
         let tag = match &context.rollback_to {
@@ -272,12 +290,21 @@ impl Plan {
                 step.reason = format!("rolled back to {tag}: its image, not rebuilt");
             }
         }
+        if request.undo {
+            mode = Mode::Undo;
+            for step in &mut services {
+                step.action = Action::Check;
+                step.reason = "restored if the last successful run changed it".to_owned();
+            }
+        }
         let spas = spas::plan_spas(platform, request, mode, &context)?;
         let terraform = match &request.var_file {
             Some(var_file) if !request.skip_tf => {
                 let (var_file, workspace) = environment_of(platform, context.cwd, var_file)?;
                 let every_service = request.selection == Selection::All;
                 let roll = match mode {
+                    // Filled in from the history ([`Plan::restore`]).
+                    Mode::Undo => Roll::restore(Default::default()),
                     Mode::Full => Roll::All { tag: tag.clone() },
                     Mode::Rollback if every_service => Roll::All { tag: tag.clone() },
                     Mode::Changed | Mode::Services | Mode::Rollback | Mode::Promote => Roll::Only {
@@ -333,6 +360,7 @@ impl Plan {
             mode,
             image_tag: tag,
             rollback_to: context.rollback_to,
+            undo: None,
             registry,
             uncommitted: context.uncommitted,
             services,
@@ -396,6 +424,47 @@ impl Plan {
                 step.cause = cause;
             }
         }
+    }
+
+    /// `deploy undo`: each service the undone run changed goes back to its tag before
+    /// it; the others are left as they are.
+    pub fn restore(&mut self, undo: Undo, config: &TerraformConfig) {
+        for step in &mut self.services {
+            match undo.tags.get(&step.name) {
+                Some(before) => {
+                    step.action = Action::Deploy;
+                    step.image = format!("{}:{before}", step.repository);
+                    step.reason = format!(
+                        "back to {before}, its tag before run {}: its image, not rebuilt",
+                        undo.run_id
+                    );
+                }
+                None => {
+                    step.action = Action::Skip;
+                    step.reason = undo
+                        .left
+                        .iter()
+                        .find(|(name, _)| name == &step.name)
+                        .map_or_else(
+                            || format!("not changed by run {}", undo.run_id),
+                            |(_, why)| why.clone(),
+                        );
+                }
+            }
+        }
+        if let Some(step) = &mut self.terraform {
+            step.set_roll(Roll::restore(undo.tags.clone()), config);
+        }
+        self.undo = Some(undo);
+    }
+
+    /// The tag `service` is rolled to: its own in an undo or a promotion, the run's
+    /// otherwise.
+    pub fn tag_of(&self, service: &str) -> &str {
+        self.services
+            .iter()
+            .find(|step| step.name == service)
+            .map_or(&self.image_tag, ServiceStep::tag)
     }
 
     /// The full id of the commit whose images this run rolls.

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::aws::ecs::Settled;
 use crate::docker::images::{ImageResult, ImageStatus};
+use crate::model::history::Stage;
 use crate::model::plan::{Action, Mode, Plan};
 use crate::terraform::Review;
 use crate::ui::style::{Cell, Tone};
@@ -34,6 +35,36 @@ pub struct RunReport {
     /// `deploy promote`: each image copied, by digest.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<crate::deploy::CopiedImage>,
+    /// Seconds per stage, in the order they ran.
+    pub stages: Vec<Stage>,
+    /// The automatic rollback after a failed verify (`--rollback-on-failure`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreReport>,
+}
+
+/// The automatic rollback: the services this run changed, back to their tags before it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RestoreReport {
+    /// Service → the tag it is restored to.
+    pub tags: Vec<(String, String)>,
+    /// Services that failed but cannot be restored, with why.
+    pub left: Vec<(String, String)>,
+    /// Whether the restore's terraform apply ran to completion.
+    pub applied: bool,
+    pub rollouts: Vec<Settled>,
+    pub health: Vec<crate::health::Check>,
+    /// Why the restore did not finish (planned, applied, settled and healthy).
+    pub error: Option<String>,
+}
+
+impl RestoreReport {
+    /// Whether every restored service settled on its old tag (and answered its checks).
+    pub fn settled(&self) -> bool {
+        self.applied
+            && self.error.is_none()
+            && self.rollouts.iter().all(|r| r.steady)
+            && self.health.iter().all(|c| c.error.is_none())
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -85,7 +116,17 @@ impl RunReport {
             spas: Vec::new(),
             review: None,
             copies: Vec::new(),
+            stages: Vec::new(),
+            restore: None,
         }
+    }
+
+    /// Records how long a stage took, from `started`.
+    pub fn stage(&mut self, name: &str, started: std::time::Instant) {
+        self.stages.push(Stage {
+            name: name.to_owned(),
+            secs: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        });
     }
 
     fn rolled(&self, service: &str) -> bool {
@@ -100,17 +141,20 @@ impl RunReport {
 
 impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "\nSummary: {} {} {}",
-            self.plan.mode,
-            if self.plan.mode == Mode::Rollback {
-                "to"
-            } else {
-                "of"
-            },
-            self.plan.image_tag
-        )?;
+        match &self.plan.undo {
+            Some(undo) => writeln!(f, "\nSummary: undo of run {}", undo.run_id)?,
+            None => writeln!(
+                f,
+                "\nSummary: {} {} {}",
+                self.plan.mode,
+                if self.plan.mode == Mode::Rollback {
+                    "to"
+                } else {
+                    "of"
+                },
+                self.plan.image_tag
+            )?,
+        }
         let mut rows = Vec::new();
         for step in self
             .plan
@@ -221,6 +265,40 @@ impl fmt::Display for RunReport {
             )?;
             for change in &accepted {
                 writeln!(f, "  {change}")?;
+            }
+        }
+        if let Some(restore) = &self.restore {
+            writeln!(
+                f,
+                "\nAutomatic rollback: {}",
+                if restore.settled() {
+                    "restored"
+                } else {
+                    "FAILED"
+                }
+            )?;
+            let rows: Vec<[Cell; 3]> = restore
+                .tags
+                .iter()
+                .map(|(service, tag)| {
+                    let settled = match restore.rollouts.iter().find(|r| &r.service == service) {
+                        Some(r) if r.steady => Cell::new(format!("yes (:{tag})"), Tone::Done),
+                        Some(r) => Cell::new(
+                            format!("NO (:{})", r.running_tag.as_deref().unwrap_or("?")),
+                            Tone::Failed,
+                        ),
+                        None => Cell::new("not verified", Tone::Pending),
+                    };
+                    [
+                        Cell::plain(service),
+                        Cell::plain(format!(":{tag}")),
+                        settled,
+                    ]
+                })
+                .collect();
+            write_table(f, ["SERVICE", "RESTORED TO", "STEADY"], &rows)?;
+            for (service, why) in &restore.left {
+                writeln!(f, "not restored: {service} ({why})")?;
             }
         }
         if !self.spas.is_empty() {

@@ -15,14 +15,35 @@ pub enum Roll {
     /// Every service, through the global `image_tag` variable (a full deploy).
     All { tag: String },
     /// Exactly these services: `image_tags` for them and `-target` at their resources.
-    /// `tags` gives a service its own tag instead of `tag` (a promotion: services may
-    /// run different commits).
+    /// `tags` gives a service its own tag instead of `tag` (a promotion, `deploy undo`
+    /// and the automatic rollback: services may run different commits).
     Only {
         services: Vec<String>,
         tag: String,
         #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
         tags: std::collections::BTreeMap<String, String>,
     },
+}
+
+impl Roll {
+    /// Exactly these services, each to its own tag (`deploy undo`, the automatic
+    /// rollback). Any of the tags will do for the global variable (see
+    /// [`Apply::plan_args`]): the targets confine the apply to these services.
+    pub fn restore(tags: std::collections::BTreeMap<String, String>) -> Self {
+        Roll::Only {
+            services: tags.keys().cloned().collect(),
+            tag: tags.values().next().cloned().unwrap_or_default(),
+            tags,
+        }
+    }
+
+    /// The services a targeted roll names (`None`: every service).
+    pub fn targeted(&self) -> Option<Vec<String>> {
+        match self {
+            Roll::All { .. } => None,
+            Roll::Only { services, .. } => Some(services.clone()),
+        }
+    }
 }
 
 /// A `terraform apply`, as arguments (never through a shell).
@@ -116,9 +137,11 @@ impl Apply {
         config: &TerraformConfig,
         all_services: &[(String, String)],
     ) -> Vec<super::ServiceResources> {
-        let rolled = |name: &str| match &self.roll {
-            Roll::All { .. } => true,
-            Roll::Only { services, .. } => services.iter().any(|s| s == name),
+        let targeted = self.roll.targeted();
+        let rolled = |name: &str| {
+            targeted
+                .as_ref()
+                .is_none_or(|services| services.iter().any(|s| s == name))
         };
         all_services
             .iter()
@@ -259,6 +282,33 @@ mod tests {
                 "-var",
                 "image_tag=3f2c1ab"
             ]
+        );
+    }
+
+    #[test]
+    fn a_restore_gives_each_service_its_own_tag_and_targets_only_them() {
+        let plan = apply(Roll::restore(
+            [
+                ("auth".into(), "1a2b3c4".into()),
+                ("api".into(), "9e8d7c6".into()),
+            ]
+            .into_iter()
+            .collect(),
+        ));
+        let args = plan.plan_args(&TerraformConfig::default(), Path::new("roll.tfplan"));
+        assert!(
+            args.contains(&r#"image_tags={"api"="9e8d7c6","auth"="1a2b3c4"}"#.to_owned()),
+            "{args:?}"
+        );
+        assert!(args.contains(&"image_tag=9e8d7c6".to_owned()), "{args:?}");
+        let targets: Vec<_> = args
+            .iter()
+            .filter(|arg| arg.starts_with("-target="))
+            .collect();
+        assert_eq!(targets.len(), 4, "{targets:?}");
+        assert_eq!(
+            plan.roll.targeted(),
+            Some(vec!["api".into(), "auth".into()])
         );
     }
 

@@ -7,6 +7,7 @@
 mod changed;
 mod environments;
 mod faults;
+mod history;
 mod images;
 mod interactive;
 mod lock;

@@ -69,7 +69,7 @@ fn words_of(line: &str) -> Vec<&str> {
 
 /// Whether a command is a subcommand rather than a deploy.
 fn read_only(command: &str) -> bool {
-    ["status", "prune", "unlock", "completions", "man"].contains(&words_of(command)[1])
+    ["status", "prune", "unlock", "history", "completions", "man"].contains(&words_of(command)[1])
 }
 
 /// Whether a command asks the operator anything: a deploy without `-y` or `--dry-run`
@@ -281,6 +281,11 @@ fn check(line: &str, printed: &str, fixture: &Fixture, home: &Path) {
             has("no other infrastructure changes");
         }
         "unlock" => has("deploy lock"),
+        // Run after the README's `rollback … -y`: the newest record is that rollback.
+        "history" => {
+            has("SERVICES (OLD → NEW)");
+            has("rollback");
+        }
         "completions" => {
             let script = std::fs::read_to_string(home.join(".deploy.bash")).unwrap();
             assert!(script.contains("complete -F"), "{script}");

@@ -25,6 +25,12 @@ impl fmt::Display for Plan {
                     .map_or("?", |t| t.apply.workspace.as_str()),
                 self.head.short_sha
             )?,
+            (None, None) if self.undo.is_some() => writeln!(
+                f,
+                "Plan: undo of run {}: each service it changed back to its tag before it; HEAD is {}",
+                self.undo.as_ref().map_or("", |u| u.run_id.as_str()),
+                self.head.short_sha
+            )?,
             (Some(target), None) => writeln!(
                 f,
                 "Plan: rollback to {} ({}); HEAD is {}",

@@ -15,7 +15,9 @@ pub(super) fn plan_spas(
     mode: Mode,
     context: &Context<'_>,
 ) -> Result<Vec<SpaStep>> {
-    let skip_reason = if mode == Mode::Rollback {
+    let skip_reason = if mode == Mode::Undo {
+        Some("an undo leaves SPAs as they are (their files are built from source, not kept per commit)")
+    } else if mode == Mode::Rollback {
         Some("a rollback leaves SPAs as they are (their files are built from source, not kept per commit)")
     } else if mode == Mode::Promote {
         Some("not promoted: an SPA build embeds its environment's settings; deploy SPAs to this environment with a normal deploy (`deploy --var-file <its tfvars>`)")

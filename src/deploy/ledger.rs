@@ -1,0 +1,386 @@
+//! The run's record in the environment's history (issue 17): what each planned service
+//! ran when the run took the lock (surveyed once, also what an automatic rollback
+//! restores), written as `running` then, and rewritten with the outcome at the end.
+//! Writing the history never fails a run: a failed write is a warning. `deploy undo`
+//! reads it back here too.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{bail, Result};
+
+use super::{Ready, Run};
+use crate::aws::ecs::{image_tag_of, Ecs, LiveImage, Lookup};
+use crate::aws::{ecr, history as store};
+use crate::error::Interrupted;
+use crate::model::config;
+use crate::model::history::{
+    self, ImageVersion, PlanSummary, Record, RestoreRecord, ServiceChange, SpaChange, State, Who,
+};
+use crate::model::plan::{Action, Plan, Undo};
+use crate::model::platform::Checkout;
+use crate::model::report::RunReport;
+use crate::request::Request;
+
+/// What ran before this run rolled anything, read under the lock.
+#[derive(Debug, Default)]
+pub(super) struct Before {
+    /// Per planned service: the image ECS ran (`None`: not running, or unreadable).
+    pub services: BTreeMap<String, Option<String>>,
+    /// Per deploying SPA: the git SHA its bucket recorded.
+    pub spas: BTreeMap<String, Option<String>>,
+    /// The registry digest of each image above.
+    pub digests: HashMap<String, Option<String>>,
+}
+
+impl Before {
+    /// The tag a service ran before the run, when known.
+    pub fn tag_of(&self, service: &str) -> Option<&str> {
+        self.services
+            .get(service)
+            .and_then(|image| image.as_deref())
+            .and_then(image_tag_of)
+    }
+}
+
+/// The record being kept for this run, and where.
+pub(super) struct Ledger {
+    s3: crate::aws::S3,
+    bucket: String,
+    record: Record,
+}
+
+impl Run<'_> {
+    /// What each planned service runs now, and what each deploying SPA's bucket records.
+    /// A read that fails is a warning: the run goes on, with less to record and
+    /// nothing an automatic rollback could restore.
+    pub(super) async fn survey_before(&self, ready: &Ready) -> Before {
+        let mut before = Before::default();
+        if self.plan.terraform.is_none() {
+            return before;
+        }
+        let Ok(cluster) = ready.environment.cluster() else {
+            return before;
+        };
+        let ecs_config = &self.platform.config.ecs;
+        let lookups: Vec<Lookup> = self
+            .plan
+            .services
+            .iter()
+            .filter(|s| s.action == Action::Deploy)
+            .map(|s| Lookup {
+                service: s.name.clone(),
+                ecs_service: config::expand(&ecs_config.service, &s.name),
+                container: config::expand(&ecs_config.container, &s.name),
+            })
+            .collect();
+        let ecs = Ecs::new(
+            aws_sdk_ecs::Client::new(&ready.aws.sdk),
+            cluster.to_owned(),
+            self.profile.clone(),
+        );
+        match ecs.live_images(&lookups).await {
+            Ok(live) => {
+                for (service, image) in live {
+                    let image = match image {
+                        LiveImage::Running { image, .. } => Some(image),
+                        _ => None,
+                    };
+                    before.services.insert(service, image);
+                }
+            }
+            Err(err) => self.progress.warn(&format!(
+                "cannot read what the services run before the roll ({err:#}): the run record will not say, and no automatic rollback is possible"
+            )),
+        }
+        let s3 = ready.aws.s3();
+        for target in &ready.spas {
+            let recorded =
+                crate::spa::deployed_sha(&s3, Some(&target.manifest), &target.bucket).await;
+            before
+                .spas
+                .insert(target.name.clone(), recorded.ok().flatten());
+        }
+        let images: Vec<String> = before.services.values().flatten().cloned().collect();
+        before.digests = self.digests(ready, images).await;
+        before
+    }
+
+    /// The registry digest of each image (`None` where the registry did not say).
+    async fn digests(&self, ready: &Ready, images: Vec<String>) -> HashMap<String, Option<String>> {
+        let mut digests = HashMap::new();
+        if images.is_empty() {
+            return digests;
+        }
+        let client = aws_sdk_ecr::Client::new(&ready.aws.sdk);
+        let access = match ecr::registry_access(
+            &client,
+            self.plan.registry.host.as_deref(),
+            self.profile.as_deref(),
+        )
+        .await
+        {
+            Ok(access) => access,
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "no registry access for digests");
+                return digests;
+            }
+        };
+        let registry = match access.registry_client() {
+            Ok(registry) => registry,
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "no registry client for digests");
+                return digests;
+            }
+        };
+        for image in images {
+            // `<host>/<repository>:<tag>`, asked of the registry's HTTP API (no Docker).
+            let place = image
+                .split_once('/')
+                .filter(|(host, _)| *host == registry.host)
+                .and_then(|(_, rest)| rest.rsplit_once(':'));
+            let digest = match place {
+                Some((repository, tag)) => {
+                    let place = crate::registry::Place {
+                        registry: &registry,
+                        repository,
+                    };
+                    match crate::registry::digest_of(place, tag).await {
+                        Ok(digest) => digest,
+                        Err(err) => {
+                            tracing::debug!(%image, error = %format!("{err:#}"), "no digest");
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
+            digests.insert(image, digest);
+        }
+        digests
+    }
+
+    /// Writes the run's record as `running`. `None` when the environment keeps no
+    /// history (`history.enabled = false`, no bucket, `--skip-tf`).
+    pub(super) async fn open_ledger(&self, ready: &Ready, before: &Before) -> Option<Ledger> {
+        let step = self.plan.terraform.as_ref()?;
+        if !self.platform.config.history.enabled {
+            return None;
+        }
+        let bucket = crate::commands::history::history_bucket(self.platform, &ready.environment)?;
+        let record = new_record(self.plan, &step.apply.workspace, &ready.caller_arn, before);
+        let ledger = Ledger {
+            s3: ready.aws.s3(),
+            bucket,
+            record,
+        };
+        self.write_record(&ledger).await;
+        Some(ledger)
+    }
+
+    /// Rewrites the record with what the run did and how it ended.
+    pub(super) async fn close_ledger(
+        &self,
+        ledger: Option<Ledger>,
+        ready: &Ready,
+        report: &RunReport,
+        outcome: &Result<()>,
+    ) {
+        let Some(mut ledger) = ledger else {
+            return;
+        };
+        let new_images: Vec<String> = report.images.iter().map(|i| i.image.clone()).collect();
+        let digests = if report.applied {
+            self.digests(ready, new_images).await
+        } else {
+            HashMap::new()
+        };
+        finish_record(&mut ledger.record, report, &digests, outcome);
+        self.write_record(&ledger).await;
+    }
+
+    async fn write_record(&self, ledger: &Ledger) {
+        if let Err(err) = store::write(&ledger.s3, &ledger.bucket, &ledger.record).await {
+            self.progress.warn(&format!(
+                "{err:#}; the run goes on without its history record"
+            ));
+        }
+    }
+}
+
+/// The record of a run that just took the lock.
+fn new_record(plan: &Plan, environment: &str, caller_arn: &str, before: &Before) -> Record {
+    let services = plan
+        .services
+        .iter()
+        .filter(|s| s.action == Action::Deploy)
+        .map(|s| ServiceChange {
+            service: s.name.clone(),
+            previous: before
+                .services
+                .get(&s.name)
+                .and_then(|image| image.as_ref())
+                .and_then(|image| {
+                    Some(ImageVersion {
+                        tag: image_tag_of(image)?.to_owned(),
+                        digest: before.digests.get(image).cloned().flatten(),
+                    })
+                }),
+            new: ImageVersion {
+                tag: plan.tag_of(&s.name).to_owned(),
+                digest: None,
+            },
+            rolled: false,
+            settled: None,
+        })
+        .collect();
+    let spas = plan
+        .spas
+        .iter()
+        .filter(|s| s.action == Action::Deploy)
+        .map(|s| SpaChange {
+            name: s.name.clone(),
+            previous_sha: before.spas.get(&s.name).cloned().flatten(),
+            new_sha: None,
+        })
+        .collect();
+    Record {
+        format: history::FORMAT,
+        run_id: history::new_run_id(),
+        environment: environment.to_owned(),
+        started: crate::timestamp::now_unix(),
+        finished: None,
+        state: State::Running,
+        who: Who {
+            caller_arn: caller_arn.to_owned(),
+            user: crate::aws::deploy_lock::user_name(),
+            host: crate::aws::deploy_lock::hostname(),
+            pid: std::process::id(),
+        },
+        command: crate::model::plan::shell_words(std::env::args()),
+        mode: plan.mode,
+        head: plan.head.sha.clone(),
+        image_tag: plan.image_tag.clone(),
+        undo_of: plan.undo.as_ref().map(|undo| undo.run_id.clone()),
+        services,
+        spas,
+        terraform: None,
+        stages: Vec::new(),
+        error: None,
+        restore: None,
+    }
+}
+
+/// What the run did, from its report, and how it ended.
+fn finish_record(
+    record: &mut Record,
+    report: &RunReport,
+    digests: &HashMap<String, Option<String>>,
+    outcome: &Result<()>,
+) {
+    record.finished = Some(crate::timestamp::now_unix());
+    record.state = match outcome {
+        Ok(()) => State::Succeeded,
+        Err(err) if err.is::<Interrupted>() => State::Interrupted,
+        Err(_) => State::Failed,
+    };
+    record.error = outcome.as_ref().err().map(|err| format!("{err:#}"));
+    for change in &mut record.services {
+        change.rolled = report.applied;
+        change.settled = report
+            .rollouts
+            .iter()
+            .find(|r| r.service == change.service)
+            .map(|r| r.steady);
+        if let Some(image) = report.images.iter().find(|i| i.service == change.service) {
+            change.new.digest = digests.get(&image.image).cloned().flatten();
+        }
+    }
+    for spa in &mut record.spas {
+        spa.new_sha = report
+            .spas
+            .iter()
+            .find(|s| s.name == spa.name)
+            .map(|s| s.git_sha.clone());
+    }
+    record.terraform = report.review.as_ref().map(|review| PlanSummary {
+        services: review
+            .services
+            .iter()
+            .filter(|s| !s.resources.is_empty())
+            .map(|s| s.service.clone())
+            .collect(),
+        other: review.other.iter().map(ToString::to_string).collect(),
+        destroyed: review.destroyed.clone(),
+    });
+    record.stages = report.stages.clone();
+    record.restore = report.restore.as_ref().map(|restore| RestoreRecord {
+        tags: restore.tags.clone(),
+        settled: restore.settled(),
+        error: restore.error.clone(),
+    });
+}
+
+/// `deploy undo`: the history decides the plan. The newest run of the environment that
+/// succeeded and changed a service is undone: each service it changed goes back to the
+/// tag it ran before it.
+pub(super) async fn decide_undo(
+    plan: &mut Plan,
+    checkout: &Checkout,
+    _request: &Request,
+    profile: Option<&str>,
+) -> Result<()> {
+    let platform = &checkout.platform;
+    let Some(step) = &plan.terraform else {
+        bail!("deploy undo rolls with terraform: it needs --var-file");
+    };
+    let environment = step.apply.workspace.clone();
+    let (records, location, _) =
+        crate::commands::history::read_records(platform, profile, &environment, UNDO_DEPTH).await?;
+    let Some(last) = history::last_undoable(&records) else {
+        bail!(
+            "nothing to undo in {environment}: none of its {} newest recorded runs (s3://{}/{}) succeeded and changed a service. `deploy history --var-file {}` lists them",
+            records.len(),
+            location.bucket,
+            location.prefix(),
+            step.apply.var_file.display()
+        );
+    };
+    let (tags, left) = last.restore_set();
+    if tags.is_empty() {
+        bail!(
+            "cannot undo run {} of {environment}: no service it changed ran anything before it ({}). Nothing was touched",
+            last.run_id,
+            left.iter()
+                .map(|(service, _)| service.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let undo = Undo {
+        run_id: last.run_id.clone(),
+        tags: tags.into_iter().collect(),
+        left,
+    };
+    plan.restore(undo, &platform.config.terraform);
+    Ok(())
+}
+
+/// How many of the newest records `deploy undo` looks through.
+const UNDO_DEPTH: usize = 100;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tag_before_comes_from_the_image_ecs_ran() {
+        let mut before = Before::default();
+        before
+            .services
+            .insert("api".into(), Some("127.0.0.1:5000/api:abc1234".into()));
+        before.services.insert("auth".into(), None);
+        assert_eq!(before.tag_of("api"), Some("abc1234"));
+        assert_eq!(before.tag_of("auth"), None);
+        assert_eq!(before.tag_of("files"), None);
+    }
+}

@@ -1,0 +1,239 @@
+//! The automatic rollback (`--rollback-on-failure`, `verify.rollback_on_failure`): when
+//! the rolled services do not settle, settle on another tag, or fail their health
+//! checks, the services this run changed go back to the tags they ran before it (the
+//! survey made under the lock), through the same reviewed, targeted terraform roll as
+//! `deploy undo`; then they are verified. Once: a failed restore stops and says so.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+
+use super::ledger::Before;
+use super::review::guard;
+use super::{interruptible, Ready, Run};
+use crate::error::Interrupted;
+use crate::model::history::ServiceTags;
+use crate::model::plan::{Action, TerraformStep};
+use crate::model::report::{RestoreReport, RunReport};
+use crate::terraform::{Apply, Roll};
+
+impl Run<'_> {
+    /// Restores what this run changed after `failure` (verify or health), and ends the
+    /// run with `failure` and what the restore did: always an error (exit 1), unless
+    /// interrupted (130).
+    pub(super) async fn restore(
+        &self,
+        ready: &Ready,
+        before: &Before,
+        report: &mut RunReport,
+        failure: anyhow::Error,
+    ) -> Result<()> {
+        let (tags, left) = restore_set(self, before);
+        let mut restore = RestoreReport {
+            tags: tags.iter().map(|(s, t)| (s.clone(), t.clone())).collect(),
+            left,
+            ..RestoreReport::default()
+        };
+        if tags.is_empty() {
+            restore.error = Some("nothing to restore".to_owned());
+            let why = if restore.left.is_empty() {
+                "every rolled service already ran its tag before this run".to_owned()
+            } else {
+                restore
+                    .left
+                    .iter()
+                    .map(|(service, why)| format!("{service}: {why}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            report.restore = Some(restore);
+            return Err(failure.context(format!(
+                "automatic rollback: nothing could be restored ({why})"
+            )));
+        }
+        self.progress.warn(&format!(
+            "the roll failed its checks: rolling {} back to the tags they ran before this run (automatic rollback)",
+            describe(&restore.tags)
+        ));
+        let outcome = self.restore_roll(ready, &tags, &mut restore).await;
+        if let Err(err) = &outcome {
+            restore.error = Some(format!("{err:#}"));
+        }
+        let summary = summary(&restore);
+        report.restore = Some(restore);
+        match outcome {
+            Err(err) if err.is::<Interrupted>() => Err(err),
+            _ => Err(anyhow!("{failure:#}\n\n{summary}")),
+        }
+    }
+
+    /// Plans, reviews, applies and verifies the restore. Never retried.
+    async fn restore_roll(
+        &self,
+        ready: &Ready,
+        tags: &BTreeMap<String, String>,
+        restore: &mut RestoreReport,
+    ) -> Result<()> {
+        let (Some(step), Some(tf)) = (&self.plan.terraform, &ready.terraform) else {
+            bail!("no terraform roll to restore from");
+        };
+        let config = &self.platform.config.terraform;
+        let apply = Apply {
+            roll: Roll::restore(tags.clone()),
+            ..step.apply.clone()
+        };
+        let restore_step = TerraformStep::new(apply, config);
+        let rolled: Vec<(String, String)> = self
+            .plan
+            .services
+            .iter()
+            .filter(|s| tags.contains_key(&s.name))
+            .map(|s| (s.name.clone(), s.repository.clone()))
+            .collect();
+        let saved = self
+            .plan_roll(tf, &restore_step, &rolled)
+            .await
+            .context("cannot plan the restore")?;
+        self.progress
+            .note(&saved.review.render(crate::ui::style::stderr()));
+        // The same guard as the roll's: a restore never drags other changes in unasked.
+        guard(&saved.review, self.request.allow_infra_changes)
+            .context("the restore's terraform plan was refused; nothing was restored")?;
+        let args = restore_step.apply.apply_saved_args(&saved.file);
+        tf.apply(&args, true)
+            .await
+            .context("the restore's terraform apply failed")?;
+        restore.applied = true;
+        let targets: Vec<(String, String)> =
+            tags.iter().map(|(s, t)| (s.clone(), t.clone())).collect();
+        restore.rollouts =
+            interruptible(Interrupted::AfterApply, self.settle(ready, targets)).await?;
+        let unsettled: Vec<String> = restore
+            .rollouts
+            .iter()
+            .filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.service)))
+            .collect();
+        if !unsettled.is_empty() {
+            bail!("{}", unsettled.join("; "));
+        }
+        let names: Vec<String> = tags.keys().cloned().collect();
+        restore.health =
+            interruptible(Interrupted::AfterApply, self.health_checks(ready, &names)).await?;
+        let unhealthy: Vec<String> = restore
+            .health
+            .iter()
+            .filter_map(|c| c.error.as_ref().map(|e| format!("{}: {e}", c.service)))
+            .collect();
+        if !unhealthy.is_empty() {
+            bail!("{}", unhealthy.join("; "));
+        }
+        Ok(())
+    }
+}
+
+/// The services this run rolled to a new tag, each with the tag it ran before (from the
+/// survey under the lock); and those that cannot be restored, with why.
+fn restore_set(run: &Run<'_>, before: &Before) -> (BTreeMap<String, String>, ServiceTags) {
+    let mut tags = BTreeMap::new();
+    let mut left = Vec::new();
+    for step in run
+        .plan
+        .services
+        .iter()
+        .filter(|s| s.action == Action::Deploy)
+    {
+        let new = run.plan.tag_of(&step.name);
+        match before.tag_of(&step.name) {
+            Some(old) if old == new => {}
+            Some(old) => {
+                tags.insert(step.name.clone(), old.to_owned());
+            }
+            None => left.push((
+                step.name.clone(),
+                "ran nothing readable before this run (no ECS service, or no tag)".to_owned(),
+            )),
+        }
+    }
+    (tags, left)
+}
+
+/// `api → 1a2b3c4, auth → 1a2b3c4`.
+fn describe(tags: &[(String, String)]) -> String {
+    tags.iter()
+        .map(|(service, tag)| format!("{service} → :{tag}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What the restore did, for the closing message.
+fn summary(restore: &RestoreReport) -> String {
+    let left = if restore.left.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Not restored: {}.",
+            restore
+                .left
+                .iter()
+                .map(|(service, why)| format!("{service} ({why})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    if restore.settled() {
+        format!(
+            "Automatic rollback: restored {}; they settled on those tags{}.{left} The run failed: fix the cause above, then deploy again",
+            describe(&restore.tags),
+            if restore.health.is_empty() {
+                ""
+            } else {
+                " and answered their health checks"
+            },
+        )
+    } else {
+        format!(
+            "Automatic rollback FAILED (not retried): restoring {} {}: {}.{left} Services may run a mix of old and new tags: check `deploy status` and ECS before anything else",
+            describe(&restore.tags),
+            if restore.applied {
+                "was applied but did not settle"
+            } else {
+                "was not applied"
+            },
+            restore.error.as_deref().unwrap_or("unknown error"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_says_what_was_restored_and_whether_it_settled() {
+        let mut restore = RestoreReport {
+            tags: vec![("api".into(), "1a2b3c4".into())],
+            left: vec![("files".into(), "ran nothing readable".into())],
+            applied: true,
+            ..RestoreReport::default()
+        };
+        let ok = summary(&restore);
+        assert!(
+            ok.starts_with("Automatic rollback: restored api → :1a2b3c4; they settled"),
+            "{ok}"
+        );
+        assert!(
+            ok.contains("Not restored: files (ran nothing readable)"),
+            "{ok}"
+        );
+        restore.error = Some("api: did not settle within 3s".into());
+        let failed = summary(&restore);
+        assert!(
+            failed.starts_with("Automatic rollback FAILED (not retried)"),
+            "{failed}"
+        );
+        assert!(
+            failed.contains("was applied but did not settle: api: did not settle"),
+            "{failed}"
+        );
+    }
+}
