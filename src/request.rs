@@ -64,6 +64,8 @@ pub struct Request {
     pub rollback: Option<String>,
     /// `--changed=<mode>`: overrides `[changes] mode` of deploy.toml.
     pub changes_mode: Option<ChangesMode>,
+    /// `--lock-wait`: how long to wait for another run's deploy lock (none: fail at once).
+    pub lock_wait: Option<std::time::Duration>,
 }
 
 /// `deploy status`.
@@ -142,8 +144,10 @@ impl CommandRequest {
                 yes,
                 dry_run,
                 allow_infra_changes,
+                lock_wait,
             }) => Self::Deploy(Request {
                 allow_infra_changes: *allow_infra_changes,
+                lock_wait: *lock_wait,
                 ..Request::rollback(revision, var_file, services.as_deref(), *yes, *dry_run)
             }),
             Some(Command::Diff {
@@ -190,6 +194,7 @@ impl Request {
             assume_yes: cli.yes,
             dry_run: cli.dry_run,
             allow_infra_changes: cli.allow_infra_changes,
+            lock_wait: cli.lock_wait,
             changes_mode: cli.changed.flatten().map(|mode| match mode {
                 crate::cli::ChangedMode::Graph => ChangesMode::Graph,
                 crate::cli::ChangedMode::Runbook => ChangesMode::Runbook,

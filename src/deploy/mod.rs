@@ -5,6 +5,7 @@
 
 mod changed;
 mod messages;
+mod notices;
 mod preflight;
 mod review;
 mod stages;
@@ -19,11 +20,13 @@ use crate::model::environment::{Environment, Outputs};
 use crate::model::plan::{self, Mode, Plan};
 use crate::model::platform::{runtime, Checkout, Platform};
 use crate::model::report::RunReport;
+use crate::notify::{Event, Notifier};
 use crate::request::{Globals, Request};
 use crate::spa::SpaTarget;
 use crate::terraform::Terraform;
 use crate::ui::output::emit_stdout;
 use crate::ui::progress::Progress;
+use notices::Step;
 
 /// A deploy, or a rollback (`deploy rollback`): the same pipeline, minus the builds.
 pub fn run(globals: &Globals, request: &Request) -> Result<()> {
@@ -82,8 +85,12 @@ pub fn run(globals: &Globals, request: &Request) -> Result<()> {
 
 impl Run<'_> {
     async fn execute(&self, report: &mut RunReport) -> Result<()> {
+        let started = std::time::Instant::now();
+        let notifier = Notifier::from_config(&self.platform.config.notify, |message| {
+            self.progress.warn(message)
+        });
         // 3. Preflight and who am I.
-        let ready = interruptible(Interrupted::BeforeRoll, self.preflight()).await?;
+        let mut ready = interruptible(Interrupted::BeforeRoll, self.preflight()).await?;
         // 4. Review the roll's saved plan (also under -y), then confirm.
         if let Some(saved) = &ready.saved_plan {
             self.review(saved, report)?;
@@ -91,31 +98,63 @@ impl Run<'_> {
         if !self.request.assume_yes {
             messages::confirm(self.plan.mode)?;
         }
-        // 5. Lock, released however the rest ends, interruption included.
-        let lock = interruptible(Interrupted::BeforeRoll, self.lock(&ready)).await?;
-        let outcome = self.locked(&ready, report).await;
-        self.release(lock, outcome).await
+        // 5. Lock, released however the rest ends, interruption included (Ctrl-C while
+        // taking or waiting for it ends the run holding nothing). A run that waited
+        // plans its roll again: the holder may have applied since.
+        let (lock, waited) = self.lock(&ready).await?;
+        self.notify(notifier.as_ref(), &ready, Event::Started, None)
+            .await;
+        let mut step = Step::Replan;
+        let outcome = match waited {
+            true => self.plan_again(&mut ready, report).await,
+            false => Ok(()),
+        };
+        let outcome = match outcome {
+            Ok(()) => self.locked(&ready, report, &mut step).await,
+            Err(err) => Err(err),
+        };
+        if outcome.is_ok() {
+            step = Step::Unlock;
+        }
+        let outcome = self.release(lock, outcome).await;
+        let (event, failure) = match &outcome {
+            Ok(()) => (Event::Succeeded, None),
+            Err(err) => (Event::Failed, Some((step, err))),
+        };
+        self.notify(
+            notifier.as_ref(),
+            &ready,
+            event,
+            Some((started.elapsed(), failure)),
+        )
+        .await;
+        outcome
     }
 
-    /// Steps 6-10, under the lock.
-    async fn locked(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+    /// Steps 6-10, under the lock; `step` follows them, for a failure's notification.
+    async fn locked(&self, ready: &Ready, report: &mut RunReport, step: &mut Step) -> Result<()> {
         report.began = true;
         // 6. Build and push; a rollback's images were found in the registry by preflight.
+        *step = Step::BuildAndPush;
         if self.plan.mode == Mode::Rollback {
             report.images = ready.rollback_images.clone();
         } else {
             interruptible(Interrupted::BeforeRoll, self.build_and_push(ready, report)).await?;
         }
         // 7. SPAs.
+        *step = Step::Spas;
         interruptible(Interrupted::BeforeRoll, self.deploy_spas(ready, report)).await?;
         // 8. Roll. Not interruptible by dropping: terraform stops itself on Ctrl-C and
         // we wait for it, so that its state is never left half-written.
+        *step = Step::Roll;
         if !self.roll(ready, report).await? {
             return Ok(());
         }
         // 9. Verify.
+        *step = Step::Verify;
         interruptible(Interrupted::AfterApply, self.verify(ready, report)).await?;
         // 10. Health.
+        *step = Step::Health;
         interruptible(Interrupted::AfterApply, self.check_health(ready, report)).await
     }
 }
@@ -146,6 +185,8 @@ struct Ready {
     rollback_images: Vec<ImageResult>,
     /// The roll's saved terraform plan, reviewed: exactly what step 8 applies.
     saved_plan: Option<review::SavedPlan>,
+    /// Who STS says this run acts as (for notifications).
+    caller_arn: Option<String>,
 }
 
 /// Step 2: the plan of what this checkout would deploy.

@@ -38,7 +38,7 @@ impl Run<'_> {
             (Some(step), Some(tf)) => Some(self.plan_the_roll(tf, step).await?),
             _ => None,
         };
-        let aws = self.who_am_i().await?;
+        let (aws, caller_arn) = self.who_am_i().await?;
         // Before anything is touched, the rollback's images must all be there.
         let rollback_images = if self.plan.mode == Mode::Rollback {
             self.rollback_images(&aws.sdk, &engine).await?
@@ -53,6 +53,7 @@ impl Run<'_> {
             spas,
             rollback_images,
             saved_plan,
+            caller_arn,
         })
     }
 
@@ -229,7 +230,7 @@ impl Run<'_> {
     }
 
     /// STS GetCallerIdentity, and the account summary the operator confirms.
-    async fn who_am_i(&self) -> Result<aws::Aws> {
+    async fn who_am_i(&self) -> Result<(aws::Aws, Option<String>)> {
         let profile = self.profile.as_deref();
         let aws = aws::Aws::load(profile).await;
         let identity = aws_sdk_sts::Client::new(&aws.sdk)
@@ -250,7 +251,8 @@ impl Run<'_> {
             plan: self.plan,
         };
         self.progress.note(&summary.to_string());
-        Ok(aws)
+        let arn = identity.arn().map(str::to_owned);
+        Ok((aws, arn))
     }
 
     /// `deploy rollback`: every image it rolls must already be in the registry; one

@@ -83,6 +83,42 @@ impl super::Run<'_> {
         guard(&saved.review, self.request.allow_infra_changes)
     }
 
+    /// After waiting for the deploy lock (`--lock-wait`): the run that held it may have
+    /// applied, and terraform refuses a saved plan made before the state changed. So
+    /// the roll is planned again and reviewed with the same guard. Without `-y`, a
+    /// review that differs from the one the operator typed `y` for stops the run:
+    /// nobody approved it. Under `-y` the new review is printed and goes on.
+    pub(super) async fn plan_again(
+        &self,
+        ready: &mut super::Ready,
+        report: &mut RunReport,
+    ) -> Result<()> {
+        let (Some(step), Some(tf), Some(before)) =
+            (&self.plan.terraform, &ready.terraform, &ready.saved_plan)
+        else {
+            return Ok(());
+        };
+        self.progress
+            .note("the run that held the lock may have rolled meanwhile: planning the roll again");
+        let saved = super::interruptible(
+            crate::error::Interrupted::AtLock,
+            self.plan_the_roll(tf, step),
+        )
+        .await?;
+        if saved.review != before.review {
+            if !self.request.assume_yes {
+                self.progress
+                    .note(&saved.review.render(crate::ui::style::stderr()));
+                anyhow::bail!(
+                    "the roll's terraform plan changed while this run waited for the deploy lock (the run that held it changed the environment), so it is not the plan you confirmed; nothing was built, pushed or applied. Run the same command again to review the new plan (shown above)"
+                );
+            }
+            self.review(&saved, report)?;
+        }
+        ready.saved_plan = Some(saved);
+        Ok(())
+    }
+
     /// `deploy diff`: the terraform half of preflight, the plan and its review on
     /// stdout; an error (exit 1) when a deploy of that plan would need the flag.
     pub(super) async fn diff(&self, output: OutputFormat) -> Result<()> {

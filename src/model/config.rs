@@ -38,6 +38,8 @@ pub struct Config {
     pub lock: LockConfig,
     /// How SPA output is uploaded and invalidated.
     pub spa_upload: SpaUploadConfig,
+    /// Webhook notifications at the start and end of a run.
+    pub notify: NotifyConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -252,6 +254,29 @@ impl Default for LockConfig {
     }
 }
 
+/// A Slack-compatible webhook told when a run starts, succeeds or fails. The URL is
+/// a secret: deploy.toml names the environment variable that holds it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// The environment variable holding the webhook URL; unset: no notifications.
+    pub webhook_env: Option<String>,
+    /// How long one attempt may take, in seconds.
+    pub timeout_secs: u64,
+    /// Attempts per message (connection errors, timeouts, 429 and 5xx are retried).
+    pub attempts: u32,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            webhook_env: None,
+            timeout_secs: 5,
+            attempts: 3,
+        }
+    }
+}
+
 /// HTTP checks after a roll (the runbook's "GET https://<host>/<prefix>/health returns
 /// 200"). Only services with a prefix are checked, and only when a base URL is known.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -425,6 +450,7 @@ impl Config {
             }
         }
         self.spa_upload.validate()?;
+        crate::notify::validate(&self.notify)?;
         for glob in self
             .changes
             .ignore
