@@ -201,7 +201,9 @@ impl Notifier {
             self.attempts
         };
         let mut last = String::new();
+        let mut tries = 0;
         for attempt in 0..attempts {
+            tries += 1;
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(500 << (attempt - 1).min(3))).await;
             }
@@ -220,7 +222,7 @@ impl Notifier {
             }
         }
         if !self.failed.swap(true, Ordering::Relaxed) {
-            let tries = match attempts {
+            let tries = match tries {
                 1 => "1 attempt".to_owned(),
                 n => format!("{n} attempts"),
             };

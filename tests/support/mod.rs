@@ -14,6 +14,7 @@ mod fixture;
 mod run;
 pub mod spa;
 mod testbed;
+pub mod webhook;
 
 pub use docker_use::DockerUse;
 pub use faults::{eventually, processes_with, unique_marker, FaultProxy};

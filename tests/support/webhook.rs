@@ -51,7 +51,10 @@ impl Webhook {
     /// The receiver's URL, with `secret` in its path as in a Slack webhook URL
     /// (`https://hooks.slack.com/services/T…/B…/<secret>`).
     pub fn url(&self, secret: &str) -> String {
-        format!("http://127.0.0.1:{}/services/T0TEST/B0TEST/{secret}", self.port)
+        format!(
+            "http://127.0.0.1:{}/services/T0TEST/B0TEST/{secret}",
+            self.port
+        )
     }
 
     /// Every request received so far, in order.
@@ -116,8 +119,9 @@ fn serve(stream: TcpStream, answer: Answer, log: &Mutex<Vec<Received>>) {
                 return;
             }
         };
-        let response =
-            format!("HTTP/1.1 {status} Whatever\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok");
+        let response = format!(
+            "HTTP/1.1 {status} Whatever\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+        );
         if writer.write_all(response.as_bytes()).is_err() {
             return;
         }

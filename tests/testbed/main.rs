@@ -10,6 +10,7 @@ mod faults;
 mod images;
 mod interactive;
 mod lock;
+mod notify;
 mod outages;
 mod preflight;
 mod prune;
