@@ -42,7 +42,13 @@ impl super::Run<'_> {
             .tempdir()
             .context("cannot create a temp dir for the saved terraform plan")?;
         let file = dir.path().join(crate::model::plan::SAVED_PLAN_NAME);
-        let args = step.apply.plan_args(config, &file);
+        let mut args = step.apply.plan_args(config, &file);
+        // A run queued with --lock-wait plans while the run ahead may be applying:
+        // terraform then waits for its state lock as long as deploy waits for its own,
+        // instead of failing at once.
+        if let Some(wait) = self.request.lock_wait {
+            args.insert(3, format!("-lock-timeout={}s", wait.as_secs()));
+        }
         self.progress.note(&format!(
             "planning the roll: {}",
             shell_words(std::iter::once("terraform".to_owned()).chain(args.iter().cloned()))
