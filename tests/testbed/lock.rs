@@ -204,7 +204,7 @@ fn lock_wait_takes_the_lock_once_the_holder_ends() {
         std::fs::read_to_string(fixture.path("infra/docker/service.Dockerfile")).unwrap();
     fixture.write(
         "infra/docker/service.Dockerfile",
-        &format!("{dockerfile}\nRUN sleep 20\n"),
+        &format!("{dockerfile}\nRUN sleep 45\n"),
     );
     fixture.commit_all("a build that takes a while");
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
@@ -301,4 +301,79 @@ fn lock_wait_times_out_naming_the_holder_and_ctrl_c_leaves_the_lock_alone() {
     );
     set_lock(&env, None);
     fixture.assert_nothing_rolled_and_no_lock_left(&env, &bed);
+}
+
+/// Without `-y`, the operator typed `y` for the review made before the wait. When the
+/// run ahead changed the environment meanwhile (here: rolled api), the plan made after
+/// the wait is not the one confirmed: it is shown, and the run stops before building.
+#[test]
+fn a_confirmed_plan_that_changed_while_waiting_for_the_lock_stops_the_run() {
+    let bed = Testbed::get();
+    let fixture = Fixture::unique();
+    let dockerfile =
+        std::fs::read_to_string(fixture.path("infra/docker/service.Dockerfile")).unwrap();
+    fixture.write(
+        "infra/docker/service.Dockerfile",
+        &format!("{dockerfile}\nRUN sleep 45\n"),
+    );
+    fixture.commit_all("a build that takes a while");
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+
+    let first = fixture.deploy().aws(&env, &bed).args(DEPLOY_API).spawn();
+    let started = Instant::now();
+    while !lock_exists(&env) {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the first run never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The operator, at a terminal, confirms the review and then waits for the lock.
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/pty_run.py");
+    let mut command = std::process::Command::new(&bed.python);
+    command
+        .arg(&script)
+        .args([
+            "--timeout",
+            "300",
+            "--expect",
+            "Type y to build and push",
+            "--send",
+            "y\r",
+        ])
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_deploy"))
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--services",
+            "api",
+            "--skip-spas",
+            "--profile",
+            "testbed",
+            "--lock-wait",
+            "5m",
+        ])
+        .current_dir(fixture.root())
+        .env("DEPLOY_REGISTRY", &bed.registry)
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "1");
+    env.configure(&mut command);
+    let operator = std::thread::spawn(move || command.output().unwrap());
+    first.finish().success();
+    let output = operator.join().unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{screen}");
+    for said in [
+        "waiting for the deploy lock of sandbox (up to ",
+        "planning the roll again",
+        "the roll's terraform plan changed while this run waited for the deploy lock",
+        "nothing was built, pushed or applied",
+    ] {
+        assert!(screen.contains(said), "{said:?} in:\n{screen}");
+    }
+    assert!(
+        lock_body(&env).is_none(),
+        "the stopped run released the lock"
+    );
 }
