@@ -236,6 +236,7 @@ fn lock_wait_takes_the_lock_once_the_holder_ends() {
     let second = second.finish();
     second
         .success()
+        .stderr_has("-lock-timeout=300s")
         .printed("took the deploy lock of sandbox")
         .printed("planning the roll again");
     assert!(
