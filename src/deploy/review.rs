@@ -107,7 +107,7 @@ impl super::Run<'_> {
         self.progress
             .note("the run that held the lock may have rolled meanwhile: planning the roll again");
         let saved = super::interruptible(
-            crate::error::Interrupted::AtLock,
+            crate::error::Interrupted::BeforeRoll,
             self.plan_the_roll(tf, step),
         )
         .await?;
