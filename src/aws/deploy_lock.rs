@@ -235,15 +235,18 @@ async fn try_put(
                     .and_then(|e| aws_sdk_s3::error::ProvideErrorMetadata::code(e))
                     == Some("PreconditionFailed") =>
         {
-            let holder = read_holder(s3, location).await.ok().flatten();
-            let holder_gone = holder.as_ref().is_some_and(|h| {
-                h.pid_space.is_some() && h.pid_space == pid_space() && process_gone(h.pid)
-            });
-            Ok(Some(Held {
-                location: location.clone(),
-                holder,
-                holder_gone,
-            }))
+            // Read back who holds it; gone meanwhile, it is still "held" for this try.
+            Ok(Some(
+                held(s3, location.clone())
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(Held {
+                        location: location.clone(),
+                        holder: None,
+                        holder_gone: false,
+                    }),
+            ))
         }
         Err(err) => Err(anyhow!(s3.explain(&err))).with_context(|| {
             format!(
@@ -339,6 +342,20 @@ pub async fn read_holder(s3: &S3, location: &LockLocation) -> Result<Option<Hold
         .context("cannot read the deploy lock's body")?
         .into_bytes();
     Ok(serde_json::from_slice(&bytes).ok())
+}
+
+/// Who holds the lock, as [`take`] would fail with it: `None` when it is free.
+pub async fn held(s3: &S3, location: LockLocation) -> Result<Option<Held>> {
+    let Some(holder) = read_holder(s3, &location).await? else {
+        return Ok(None);
+    };
+    let holder_gone =
+        holder.pid_space.is_some() && holder.pid_space == pid_space() && process_gone(holder.pid);
+    Ok(Some(Held {
+        location,
+        holder: Some(holder),
+        holder_gone,
+    }))
 }
 
 /// Deletes the lock whoever holds it (`deploy unlock`); returns who held it.

@@ -378,3 +378,59 @@ fn a_confirmed_plan_that_changed_while_waiting_for_the_lock_stops_the_run() {
         "the stopped run released the lock"
     );
 }
+
+/// A second run plans its roll (preflight) before it takes the deploy lock, so it can
+/// meet terraform's state lock while the run ahead applies. When another deploy
+/// holds the deploy lock, that is the run applying: the second run fails naming it,
+/// as the deploy lock would. With no deploy holding the lock, terraform's own message
+/// stands (a colleague's terraform run).
+#[test]
+fn a_plan_refused_by_the_state_lock_names_the_deploy_that_holds_the_lock() {
+    let bed = Testbed::get();
+    let fixture = Fixture::unique();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    // Terraform's local backend locks the state file with fcntl: hold that lock, as a
+    // running `terraform apply` does.
+    let state = fixture.path("infra/terraform/aws/terraform.tfstate.d/sandbox/terraform.tfstate");
+    assert!(state.exists(), "{}", state.display());
+    let mut holder = std::process::Command::new(&bed.python)
+        .args([
+            "-c",
+            "import fcntl, sys, time\nf = open(sys.argv[1], 'r+')\nfcntl.lockf(f, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(300)\n",
+        ])
+        .arg(&state)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(DEPLOY_API)
+        .run()
+        .code(1)
+        .stderr_has("another terraform run holds the state lock")
+        .stderr_lacks("another deploy to sandbox is running");
+
+    set_lock(&env, Some(other_machine_holder()));
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(DEPLOY_API)
+        .run()
+        .code(1)
+        .stderr_has("another deploy to sandbox is running: ci@runner-7 (pid 4242)")
+        .stderr_has("deploy unlock --var-file tfvars/sandbox.tfvars")
+        .stderr_lacks("state lock");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    set_lock(&env, None);
+    fixture.assert_nothing_rolled_and_no_lock_left(&env, &bed);
+}
