@@ -92,6 +92,12 @@ pub struct Cli {
     #[arg(long, conflicts_with = "skip_tf")]
     pub rollback_on_failure: bool,
 
+    /// When another run holds the environment's deploy lock, wait up to this long for
+    /// it (e.g. 90s, 10m, 1h) instead of failing at once; the holder is shown while
+    /// waiting. For CI pipelines that queue
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait, conflicts_with = "skip_tf")]
+    pub lock_wait: Option<std::time::Duration>,
+
     /// Output format for results on stdout
     #[arg(global = true, long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
     pub output: OutputFormat,
@@ -187,6 +193,11 @@ pub enum Command {
         /// When the rollback does not settle, restore the tags the services ran before it
         #[arg(long)]
         rollback_on_failure: bool,
+
+        /// When another run holds the environment's deploy lock, wait up to this long
+        /// for it (e.g. 90s, 10m) instead of failing at once
+        #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
+        lock_wait: Option<std::time::Duration>,
     },
     /// The environment's run history, newest first: when, who, mode, each service's
     /// tag before and after, outcome, duration. Read-only
@@ -230,6 +241,11 @@ pub enum Command {
         /// When the undo does not settle, restore the tags the services ran before it
         #[arg(long)]
         rollback_on_failure: bool,
+
+        /// When another run holds the environment's deploy lock, wait up to this long
+        /// for it (e.g. 90s, 10m) instead of failing at once
+        #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
+        lock_wait: Option<std::time::Duration>,
     },
     /// Promote the images one environment runs to the next (sandbox to prod), by digest:
     /// copied registry to registry (no build, no docker pull/push), proved identical,
@@ -267,6 +283,11 @@ pub enum Command {
         /// outside the deployment, or destroys anything
         #[arg(long)]
         allow_infra_changes: bool,
+
+        /// When another run holds the environment's deploy lock, wait up to this long
+        /// for it (e.g. 90s, 10m) instead of failing at once
+        #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
+        lock_wait: Option<std::time::Duration>,
     },
     /// Plan the roll and show what it would change, as a deploy shows it before its
     /// confirmation: per service the image tag and other changed attributes, then every
@@ -293,6 +314,43 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         var_file: std::path::PathBuf,
     },
+}
+
+/// `--lock-wait`: `90`, `90s`, `10m`, `1h`, `1h30m` (seconds without a unit); at
+/// most a day, since a deploy that queues longer than that is stuck, not waiting.
+pub fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    let invalid = || format!("{text:?} is not a duration: use e.g. 90s, 10m or 1h");
+    let mut seconds: u64 = 0;
+    let mut number = String::new();
+    let mut parts = 0;
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(invalid()),
+        };
+        let value: u64 = number.parse().map_err(|_| invalid())?;
+        seconds = seconds.saturating_add(value.saturating_mul(unit));
+        number.clear();
+        parts += 1;
+    }
+    if !number.is_empty() {
+        if parts > 0 {
+            return Err(invalid());
+        }
+        seconds = number.parse().map_err(|_| invalid())?;
+    } else if parts == 0 {
+        return Err(invalid());
+    }
+    if seconds > 24 * 3600 {
+        return Err(format!("{text:?} is more than a day; wait at most 24h"));
+    }
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 /// How `--changed=<MODE>` tells what changed.
@@ -399,6 +457,23 @@ mod tests {
         assert!(mode(&["--var-file", "x.tfvars", "--changed", "graph"]).is_err());
         let err = mode(&["--var-file", "x.tfvars", "--changed=nx"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+    }
+
+    #[test]
+    fn lock_wait_reads_durations_with_units() {
+        let secs = |text: &str| parse_wait(text).map(|d| d.as_secs());
+        assert_eq!(secs("90"), Ok(90));
+        assert_eq!(secs("90s"), Ok(90));
+        assert_eq!(secs("10m"), Ok(600));
+        assert_eq!(secs("1h30m"), Ok(5400));
+        assert_eq!(secs("0s"), Ok(0));
+        for bad in ["", "m", "10x", "1.5m", "-3s", "10m5", "25h"] {
+            assert!(parse_wait(bad).is_err(), "{bad:?}");
+        }
+        let cli = parse(&["--var-file", "x.tfvars", "--lock-wait", "5m"]).unwrap();
+        assert_eq!(cli.lock_wait, Some(std::time::Duration::from_secs(300)));
+        let err = parse(&["--skip-tf", "--lock-wait", "5m"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
 
     #[test]

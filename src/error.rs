@@ -40,6 +40,9 @@ impl std::error::Error for UsageError {}
 /// The run was interrupted (SIGINT): exit 130.
 #[derive(Debug)]
 pub enum Interrupted {
+    /// While taking (or waiting for) the deploy lock: nothing was done, and no lock
+    /// is held.
+    AtLock,
     /// Before the roll: builds, pushes or uploads were cancelled.
     BeforeRoll,
     /// During `terraform apply`, which was let stop cleanly.
@@ -51,6 +54,7 @@ pub enum Interrupted {
 impl fmt::Display for Interrupted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Interrupted::AtLock => "interrupted while waiting for the deploy lock: nothing was built, pushed or applied, and this run holds no lock",
             Interrupted::BeforeRoll => "interrupted: builds, pushes and uploads in flight were cancelled; nothing was applied. Re-run to resume: images already pushed are not rebuilt",
             Interrupted::DuringApply => "interrupted during terraform apply: terraform was let stop cleanly, and some services may already be rolled. Run `deploy status` to see what runs, then re-run the deploy to finish",
             Interrupted::AfterApply => "interrupted while waiting for ECS: terraform was applied and ECS goes on rolling; `deploy status` shows the rollouts",

@@ -6,7 +6,7 @@
 //! The folders are the layers: `deploy` composes a run; `commands` are the other
 //! subcommands; `model` holds the pure values (config, platform, plan, report);
 //! `changes` decides what changed since what runs; `docker`, `aws`, `spa`,
-//! `terraform`, `git` and `health` each talk to one outside system; `ui` is what the
+//! `terraform`, `git`, `health` and `notify` (the webhook) each talk to one outside system; `ui` is what the
 //! operator sees.
 
 pub mod aws;
@@ -21,6 +21,7 @@ pub mod git;
 pub mod glob;
 pub mod health;
 pub mod model;
+pub mod notify;
 pub mod process;
 pub mod registry;
 pub mod request;

@@ -71,6 +71,8 @@ pub struct Request {
     /// `--rollback-on-failure`: a failed verify restores the previous tags (also
     /// `verify.rollback_on_failure`).
     pub rollback_on_failure: bool,
+    /// `--lock-wait`: how long to wait for another run's deploy lock (none: fail at once).
+    pub lock_wait: Option<std::time::Duration>,
 }
 
 /// `deploy promote --from <tfvars> [--profile-from P]`: the source environment.
@@ -180,9 +182,11 @@ impl CommandRequest {
                 dry_run,
                 allow_infra_changes,
                 rollback_on_failure,
+                lock_wait,
             }) => Self::Deploy(Request {
                 allow_infra_changes: *allow_infra_changes,
                 rollback_on_failure: *rollback_on_failure,
+                lock_wait: *lock_wait,
                 ..Request::rollback(revision, var_file, services.as_deref(), *yes, *dry_run)
             }),
             Some(Command::Promote {
@@ -193,9 +197,11 @@ impl CommandRequest {
                 yes,
                 dry_run,
                 allow_infra_changes,
+                lock_wait,
             }) => Self::Deploy(Request {
                 selection: services.as_deref().map_or(Selection::All, named),
                 var_file: Some(to.clone()),
+                lock_wait: *lock_wait,
                 skip_spas: true,
                 assume_yes: *yes,
                 dry_run: *dry_run,
@@ -226,8 +232,10 @@ impl CommandRequest {
                 dry_run,
                 allow_infra_changes,
                 rollback_on_failure,
+                lock_wait,
             }) => Self::Deploy(Request {
                 selection: Selection::All,
+                lock_wait: *lock_wait,
                 var_file: Some(var_file.clone()),
                 skip_spas: true,
                 assume_yes: *yes,
@@ -277,6 +285,7 @@ impl Request {
             dry_run: cli.dry_run,
             allow_infra_changes: cli.allow_infra_changes,
             rollback_on_failure: cli.rollback_on_failure,
+            lock_wait: cli.lock_wait,
             changes_mode: cli.changed.flatten().map(|mode| match mode {
                 crate::cli::ChangedMode::Graph => ChangesMode::Graph,
                 crate::cli::ChangedMode::Runbook => ChangesMode::Runbook,

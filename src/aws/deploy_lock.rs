@@ -1,14 +1,16 @@
 //! One deploy at a time per environment (SPEC §5): an S3 object created with a
 //! conditional put (`If-None-Match: *`), held across build, push, apply and verify,
 //! naming who holds it and since when. `deploy unlock` breaks a stale one.
+//! `--lock-wait` waits for the holder instead, polling with backoff.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::S3;
+use crate::error::Interrupted;
 
 /// Who holds the lock (the object's body).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,64 +112,172 @@ impl std::fmt::Display for Held {
 
 impl std::error::Error for Held {}
 
-impl Lock {
-    /// Takes the lock, or fails with [`Held`] naming the holder.
-    pub async fn acquire(s3: S3, location: LockLocation, git_sha: &str) -> Result<Self> {
-        let token = format!("{:016x}{:08x}", now_nanos(), std::process::id());
-        let holder = Holder {
-            user: user_name(),
-            host: hostname(),
-            pid: std::process::id(),
-            since: crate::timestamp::now_unix(),
-            git_sha: git_sha.to_owned(),
-            command: std::env::args().collect::<Vec<_>>().join(" "),
-            token: token.clone(),
-            pid_space: pid_space(),
-        };
-        let body = serde_json::to_vec_pretty(&holder)?;
-        let put = s3
-            .api
-            .put_object()
-            .bucket(&location.bucket)
-            .key(&location.key)
-            .if_none_match("*")
-            .content_type("application/json")
-            .body(ByteStream::from(body))
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(Self {
-                s3,
-                location,
-                token,
-            }),
-            Err(err)
-                if err.raw_response().map(|r| r.status().as_u16()) == Some(412)
-                    || err
-                        .as_service_error()
-                        .and_then(|e| aws_sdk_s3::error::ProvideErrorMetadata::code(e))
-                        == Some("PreconditionFailed") =>
-            {
-                let holder = read_holder(&s3, &location).await.ok().flatten();
-                let holder_gone = holder.as_ref().is_some_and(|h| {
-                    h.pid_space.is_some() && h.pid_space == pid_space() && process_gone(h.pid)
-                });
-                Err(Held {
-                    location,
-                    holder,
-                    holder_gone,
-                }
-                .into())
+/// A lock taken by [`take`].
+pub struct Taken {
+    pub lock: Lock,
+    /// Whether another run held it first: this run waited for it (`--lock-wait`).
+    pub waited: bool,
+}
+
+/// Takes the lock. Held by another run, it fails at once with [`Held`] naming the
+/// holder; with `wait` (`--lock-wait`) it polls with backoff (see [`backoff`]) until
+/// the holder releases, calling `on_holder` each time the holder changes (with the
+/// time left), and fails naming the holder once `wait` has passed. A stale holder
+/// (its process gone from this machine) will never release: that fails at once too.
+///
+/// Ctrl-C (SIGINT) at any point ends it with [`Interrupted::AtLock`], holding nothing:
+/// a put that may have landed when the interrupt came is undone.
+pub async fn take(
+    s3: S3,
+    location: LockLocation,
+    git_sha: &str,
+    wait: Option<Duration>,
+    mut on_holder: impl FnMut(&Held, Duration),
+) -> Result<Taken> {
+    let token = format!("{:016x}{:08x}", now_nanos(), std::process::id());
+    let started = Instant::now();
+    let interrupt = tokio::signal::ctrl_c();
+    tokio::pin!(interrupt);
+    let mut attempt: u32 = 0;
+    let mut shown: Option<Option<String>> = None;
+    loop {
+        let put = tokio::select! {
+            put = try_put(&s3, &location, git_sha, &token) => put?,
+            Ok(()) = &mut interrupt => {
+                release_if_ours(&s3, &location, &token).await;
+                return Err(Interrupted::AtLock.into());
             }
-            Err(err) => Err(anyhow!(s3.explain(&err))).with_context(|| {
-                format!(
-                    "cannot take the deploy lock s3://{}/{}; nothing was touched",
-                    location.bucket, location.key
-                )
-            }),
+        };
+        let Some(held) = put else {
+            return Ok(Taken {
+                lock: Lock {
+                    s3,
+                    location,
+                    token,
+                },
+                waited: attempt > 0,
+            });
+        };
+        let Some(limit) = wait else {
+            return Err(held.into());
+        };
+        if held.holder_gone {
+            return Err(held.into());
+        }
+        let waited = started.elapsed();
+        if waited >= limit {
+            let context = format!(
+                "gave up waiting for the deploy lock of {} after {} (--lock-wait)",
+                location.environment,
+                format_age(waited.as_secs())
+            );
+            return Err(anyhow::Error::new(held).context(context));
+        }
+        let left = limit - waited;
+        let holder_token = held.holder.as_ref().map(|h| h.token.clone());
+        if shown.as_ref() != Some(&holder_token) {
+            on_holder(&held, left);
+            shown = Some(holder_token);
+        }
+        let pause = backoff(attempt, left);
+        attempt += 1;
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            Ok(()) = &mut interrupt => return Err(Interrupted::AtLock.into()),
         }
     }
+}
 
+/// The pause before try `attempt + 1` while waiting for the lock: 1 s, doubling up to
+/// 15 s, never past the time `left` (so the last try comes at the deadline). Short
+/// at first, because a run that just released is the common case (a queue of CI
+/// jobs); bounded, so that a long wait costs S3 a request every 15 s.
+pub fn backoff(attempt: u32, left: Duration) -> Duration {
+    let pause = Duration::from_secs(1u64 << attempt.min(4)).min(Duration::from_secs(15));
+    pause.min(left)
+}
+
+/// One conditional put of this run's holder record: `None` when it took the lock,
+/// the holder when another run has it.
+async fn try_put(
+    s3: &S3,
+    location: &LockLocation,
+    git_sha: &str,
+    token: &str,
+) -> Result<Option<Held>> {
+    let holder = Holder {
+        user: user_name(),
+        host: hostname(),
+        pid: std::process::id(),
+        since: crate::timestamp::now_unix(),
+        git_sha: git_sha.to_owned(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        token: token.to_owned(),
+        pid_space: pid_space(),
+    };
+    let body = serde_json::to_vec_pretty(&holder)?;
+    let put = s3
+        .api
+        .put_object()
+        .bucket(&location.bucket)
+        .key(&location.key)
+        .if_none_match("*")
+        .content_type("application/json")
+        .body(ByteStream::from(body))
+        .send()
+        .await;
+    match put {
+        Ok(_) => Ok(None),
+        Err(err)
+            if err.raw_response().map(|r| r.status().as_u16()) == Some(412)
+                || err
+                    .as_service_error()
+                    .and_then(|e| aws_sdk_s3::error::ProvideErrorMetadata::code(e))
+                    == Some("PreconditionFailed") =>
+        {
+            // Read back who holds it; gone meanwhile, it is still "held" for this try.
+            Ok(Some(
+                held(s3, location.clone())
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(Held {
+                        location: location.clone(),
+                        holder: None,
+                        holder_gone: false,
+                    }),
+            ))
+        }
+        Err(err) => Err(anyhow!(s3.explain(&err))).with_context(|| {
+            format!(
+                "cannot take the deploy lock s3://{}/{}; nothing was touched",
+                location.bucket, location.key
+            )
+        }),
+    }
+}
+
+/// After an interrupted put: deletes the lock if the put landed (the record is this
+/// run's), so that an interrupted run holds nothing. Best effort, bounded: the run
+/// is ending anyway, and a lock left behind is named by the next run.
+async fn release_if_ours(s3: &S3, location: &LockLocation, token: &str) {
+    let undo = async {
+        if let Ok(Some(holder)) = read_holder(s3, location).await {
+            if holder.token == token {
+                let _ = s3
+                    .api
+                    .delete_object()
+                    .bucket(&location.bucket)
+                    .key(&location.key)
+                    .send()
+                    .await;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), undo).await;
+}
+
+impl Lock {
     /// Releases the lock if it is still ours.
     pub async fn release(self) -> Result<()> {
         let holder = read_holder(&self.s3, &self.location).await.with_context(|| {
@@ -234,6 +344,20 @@ pub async fn read_holder(s3: &S3, location: &LockLocation) -> Result<Option<Hold
     Ok(serde_json::from_slice(&bytes).ok())
 }
 
+/// Who holds the lock, as [`take`] would fail with it: `None` when it is free.
+pub async fn held(s3: &S3, location: LockLocation) -> Result<Option<Held>> {
+    let Some(holder) = read_holder(s3, &location).await? else {
+        return Ok(None);
+    };
+    let holder_gone =
+        holder.pid_space.is_some() && holder.pid_space == pid_space() && process_gone(holder.pid);
+    Ok(Some(Held {
+        location,
+        holder: Some(holder),
+        holder_gone,
+    }))
+}
+
 /// Deletes the lock whoever holds it (`deploy unlock`); returns who held it.
 pub async fn break_lock(s3: &S3, location: &LockLocation) -> Result<Option<Holder>> {
     let holder = read_holder(s3, location).await?;
@@ -270,6 +394,11 @@ fn pid_space() -> Option<String> {
 /// lock is never called stale while its holder may run.
 fn process_gone(pid: u32) -> bool {
     !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// `user@host`: who runs this deploy, as the lock and notifications name them.
+pub fn operator() -> String {
+    format!("{}@{}", user_name(), hostname())
 }
 
 /// Who runs deploy: the passwd name of this process's uid, then `$USER`/`$LOGNAME`. Root
@@ -326,7 +455,7 @@ pub(crate) fn hostname() -> String {
         .unwrap_or_else(|| "unknown-host".into())
 }
 
-fn format_age(seconds: u64) -> String {
+pub fn format_age(seconds: u64) -> String {
     match seconds {
         s if s < 120 => format!("{s}s"),
         s if s < 7200 => format!("{}m", s / 60),
@@ -399,6 +528,18 @@ mod tests {
         assert_eq!(passwd_name(passwd, 0).as_deref(), Some("root"));
         assert_eq!(passwd_name(passwd, 1000).as_deref(), Some("ci"));
         assert_eq!(passwd_name(passwd, 4242), None);
+    }
+
+    #[test]
+    fn waiting_polls_soon_then_every_15s_and_never_past_the_deadline() {
+        let left = Duration::from_secs(600);
+        let pauses: Vec<u64> = (0..7).map(|a| backoff(a, left).as_secs()).collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 15, 15, 15]);
+        assert_eq!(backoff(40, left), Duration::from_secs(15));
+        assert_eq!(
+            backoff(3, Duration::from_millis(300)),
+            Duration::from_millis(300)
+        );
     }
 
     #[test]

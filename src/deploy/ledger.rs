@@ -167,7 +167,12 @@ impl Run<'_> {
             return None;
         }
         let bucket = crate::commands::history::history_bucket(self.platform, &ready.environment)?;
-        let record = new_record(self.plan, &step.apply.workspace, &ready.caller_arn, before);
+        let record = new_record(
+            self.plan,
+            &step.apply.workspace,
+            ready.caller_arn.as_deref().unwrap_or("?"),
+            before,
+        );
         let ledger = Ledger {
             s3: ready.aws.s3(),
             bucket,

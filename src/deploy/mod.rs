@@ -6,6 +6,7 @@
 mod changed;
 mod ledger;
 mod messages;
+mod notices;
 mod preflight;
 mod promote;
 mod restore;
@@ -26,11 +27,13 @@ use crate::model::environment::{Environment, Outputs};
 use crate::model::plan::{self, Mode, Plan};
 use crate::model::platform::{runtime, Checkout, Platform};
 use crate::model::report::RunReport;
+use crate::notify::{Event, Notifier};
 use crate::request::{Globals, Request};
 use crate::spa::SpaTarget;
 use crate::terraform::Terraform;
 use crate::ui::output::emit_stdout;
 use crate::ui::progress::Progress;
+use notices::Step;
 
 /// A deploy, or a rollback (`deploy rollback`): the same pipeline, minus the builds.
 pub fn run(globals: &Globals, request: &Request) -> Result<()> {
@@ -103,8 +106,12 @@ pub fn run(globals: &Globals, request: &Request) -> Result<()> {
 
 impl Run<'_> {
     async fn execute(&self, report: &mut RunReport) -> Result<()> {
+        let started = std::time::Instant::now();
+        let notifier = Notifier::from_config(&self.platform.config.notify, |message| {
+            self.progress.warn(message)
+        });
         // 3. Preflight and who am I.
-        let ready = interruptible(Interrupted::BeforeRoll, self.preflight()).await?;
+        let mut ready = interruptible(Interrupted::BeforeRoll, self.preflight()).await?;
         // 4. Review the roll's saved plan (also under -y), then confirm.
         if let Some(saved) = &ready.saved_plan {
             self.review(saved, report)?;
@@ -112,28 +119,57 @@ impl Run<'_> {
         if !self.request.assume_yes {
             messages::confirm(self.plan.mode)?;
         }
-        // 5. Lock, released however the rest ends, interruption included.
-        let lock = interruptible(Interrupted::BeforeRoll, self.lock(&ready)).await?;
+        // 5. Lock, released however the rest ends, interruption included (Ctrl-C while
+        // taking or waiting for it ends the run holding nothing). A run that waited
+        // plans its roll again: the holder may have applied since.
+        let (lock, waited) = self.lock(&ready).await?;
+        self.notify(notifier.as_ref(), &ready, Event::Started, None)
+            .await;
+        let mut step = Step::Replan;
+        let outcome = match waited {
+            true => self.plan_again(&mut ready, report).await,
+            false => Ok(()),
+        };
         // Under the lock: what runs before this run, recorded in its history record
         // (written now as `running`, rewritten at the end), and what an automatic
         // rollback restores.
         let before = self.survey_before(&ready).await;
         let ledger = self.open_ledger(&ready, &before).await;
-        let outcome = self.locked(&ready, &before, report).await;
+        let outcome = match outcome {
+            Ok(()) => self.locked(&ready, &before, report, &mut step).await,
+            Err(err) => Err(err),
+        };
         self.close_ledger(ledger, &ready, report, &outcome).await;
-        self.release(lock, outcome).await
+        if outcome.is_ok() {
+            step = Step::Unlock;
+        }
+        let outcome = self.release(lock, outcome).await;
+        let (event, failure) = match &outcome {
+            Ok(()) => (Event::Succeeded, None),
+            Err(err) => (Event::Failed, Some((step, err))),
+        };
+        self.notify(
+            notifier.as_ref(),
+            &ready,
+            event,
+            Some((started.elapsed(), failure)),
+        )
+        .await;
+        outcome
     }
 
-    /// Steps 6-10, under the lock.
+    /// Steps 6-10, under the lock; `step` follows them, for a failure's notification.
     async fn locked(
         &self,
         ready: &Ready,
         before: &ledger::Before,
         report: &mut RunReport,
+        step: &mut Step,
     ) -> Result<()> {
         report.began = true;
         let started = Instant::now();
         // 6. Build and push; a rollback's images were found in the registry by preflight.
+        *step = Step::BuildAndPush;
         if matches!(self.plan.mode, Mode::Rollback | Mode::Undo) {
             report.images = ready.rollback_images.clone();
         } else if self.plan.mode == Mode::Promote {
@@ -146,6 +182,7 @@ impl Run<'_> {
             built?;
         }
         // 7. SPAs.
+        *step = Step::Spas;
         let started = Instant::now();
         let uploaded =
             interruptible(Interrupted::BeforeRoll, self.deploy_spas(ready, report)).await;
@@ -155,6 +192,7 @@ impl Run<'_> {
         uploaded?;
         // 8. Roll. Not interruptible by dropping: terraform stops itself on Ctrl-C and
         // we wait for it, so that its state is never left half-written.
+        *step = Step::Roll;
         let started = Instant::now();
         let rolled = self.roll(ready, report).await;
         if self.plan.terraform.is_some() {
@@ -165,7 +203,7 @@ impl Run<'_> {
         }
         // 9. Verify, and 10. health; a failure restores the previous tags when asked to.
         let started = Instant::now();
-        let verified = self.verify_and_check(ready, report).await;
+        let verified = self.verify_and_check(ready, report, step).await;
         report.stage("verify", started);
         match verified {
             Err(failure) if self.rollback_on_failure() && !failure.is::<Interrupted>() => {
@@ -179,8 +217,15 @@ impl Run<'_> {
     }
 
     /// Steps 9 and 10.
-    async fn verify_and_check(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+    async fn verify_and_check(
+        &self,
+        ready: &Ready,
+        report: &mut RunReport,
+        step: &mut Step,
+    ) -> Result<()> {
+        *step = Step::Verify;
         interruptible(Interrupted::AfterApply, self.verify(ready, report)).await?;
+        *step = Step::Health;
         interruptible(Interrupted::AfterApply, self.check_health(ready, report)).await
     }
 
@@ -205,8 +250,6 @@ struct Run<'a> {
 /// What preflight found out.
 struct Ready {
     aws: crate::aws::Aws,
-    /// Who this run acts as (STS), for its history record.
-    caller_arn: String,
     /// The Docker daemon; a promotion needs none.
     engine: Option<Engine>,
     /// Terraform, when this run rolls services.
@@ -219,6 +262,8 @@ struct Ready {
     rollback_images: Vec<ImageResult>,
     /// The roll's saved terraform plan, reviewed: exactly what step 8 applies.
     saved_plan: Option<review::SavedPlan>,
+    /// Who STS says this run acts as (for its history record and notifications).
+    caller_arn: Option<String>,
 }
 
 /// Step 2: the plan of what this checkout would deploy.

@@ -6,6 +6,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 
 use super::messages::AccountSummary;
 use super::{Ready, Run};
+use crate::aws::deploy_lock::{self, LockLocation};
 use crate::aws::{self, ecr, profiles};
 use crate::changes::live;
 use crate::docker::engine::Engine;
@@ -39,7 +40,10 @@ impl Run<'_> {
         // The plan needs the new tag only, not the images: planned here, a refused roll
         // costs seconds, not a build.
         let saved_plan = match (&self.plan.terraform, &terraform) {
-            (Some(step), Some(tf)) => Some(self.plan_the_roll(tf, step).await?),
+            (Some(step), Some(tf)) => match self.plan_the_roll(tf, step).await {
+                Ok(saved) => Some(saved),
+                Err(err) => return Err(self.deploy_lock_explains(&environment, err).await),
+            },
             _ => None,
         };
         let (aws, caller_arn) = self.who_am_i().await?;
@@ -53,14 +57,48 @@ impl Run<'_> {
         };
         Ok(Ready {
             aws,
-            caller_arn,
             engine,
             terraform,
             environment,
             spas,
             rollback_images,
             saved_plan,
+            caller_arn,
         })
+    }
+
+    /// The roll's plan failed on terraform's state lock: when another deploy holds
+    /// the deploy lock, that run is applying, and the run fails as the deploy lock
+    /// would have it a step later, naming the holder (the plan comes before the
+    /// lock). Otherwise `err` stands.
+    async fn deploy_lock_explains(
+        &self,
+        environment: &Environment,
+        err: anyhow::Error,
+    ) -> anyhow::Error {
+        let state_locked = err.chain().any(|cause| {
+            cause
+                .downcast_ref::<terraform::ApplyFailed>()
+                .is_some_and(|failed| {
+                    failed
+                        .errors
+                        .iter()
+                        .any(|e| e.contains("Error acquiring the state lock"))
+                })
+        });
+        let (Some(step), Some(bucket), true) = (
+            &self.plan.terraform,
+            &environment.lock_bucket,
+            state_locked && self.platform.config.lock.enabled,
+        ) else {
+            return err;
+        };
+        let aws = aws::Aws::load(self.profile.as_deref()).await;
+        let location = LockLocation::new(bucket, &step.apply.workspace);
+        match deploy_lock::held(&aws.s3(), location).await {
+            Ok(Some(held)) => held.into(),
+            _ => err,
+        }
     }
 
     /// The daemon answers, and has the disk a build needs.
@@ -236,7 +274,7 @@ impl Run<'_> {
     }
 
     /// STS GetCallerIdentity, and the account summary the operator confirms.
-    async fn who_am_i(&self) -> Result<(aws::Aws, String)> {
+    async fn who_am_i(&self) -> Result<(aws::Aws, Option<String>)> {
         let profile = self.profile.as_deref();
         let aws = aws::Aws::load(profile).await;
         let identity = aws_sdk_sts::Client::new(&aws.sdk)
@@ -257,7 +295,7 @@ impl Run<'_> {
             plan: self.plan,
         };
         self.progress.note(&summary.to_string());
-        let arn = identity.arn().unwrap_or("?").to_owned();
+        let arn = identity.arn().map(str::to_owned);
         Ok((aws, arn))
     }
 

@@ -59,7 +59,13 @@ impl super::Run<'_> {
             .tempdir()
             .context("cannot create a temp dir for the saved terraform plan")?;
         let file = dir.path().join(crate::model::plan::SAVED_PLAN_NAME);
-        let args = step.apply.plan_args(config, &file);
+        let mut args = step.apply.plan_args(config, &file);
+        // A run queued with --lock-wait plans while the run ahead may be applying:
+        // terraform then waits for its state lock as long as deploy waits for its own,
+        // instead of failing at once.
+        if let Some(wait) = self.request.lock_wait {
+            args.insert(3, format!("-lock-timeout={}s", wait.as_secs()));
+        }
         self.progress.note(&format!(
             "planning the roll: {}",
             shell_words(std::iter::once("terraform".to_owned()).chain(args.iter().cloned()))
@@ -91,6 +97,42 @@ impl super::Run<'_> {
             .note(&saved.review.render(crate::ui::style::stderr()));
         report.review = Some(saved.review.clone());
         guard(&saved.review, self.request.allow_infra_changes)
+    }
+
+    /// After waiting for the deploy lock (`--lock-wait`): the run that held it may have
+    /// applied, and terraform refuses a saved plan made before the state changed. So
+    /// the roll is planned again and reviewed with the same guard. Without `-y`, a
+    /// review that differs from the one the operator typed `y` for stops the run:
+    /// nobody approved it. Under `-y` the new review is printed and goes on.
+    pub(super) async fn plan_again(
+        &self,
+        ready: &mut super::Ready,
+        report: &mut RunReport,
+    ) -> Result<()> {
+        let (Some(step), Some(tf), Some(before)) =
+            (&self.plan.terraform, &ready.terraform, &ready.saved_plan)
+        else {
+            return Ok(());
+        };
+        self.progress
+            .note("the run that held the lock may have rolled meanwhile: planning the roll again");
+        let saved = super::interruptible(
+            crate::error::Interrupted::BeforeRoll,
+            self.plan_the_roll(tf, step),
+        )
+        .await?;
+        if saved.review != before.review {
+            if !self.request.assume_yes {
+                self.progress
+                    .note(&saved.review.render(crate::ui::style::stderr()));
+                anyhow::bail!(
+                    "the roll's terraform plan changed while this run waited for the deploy lock (the run that held it changed the environment), so it is not the plan you confirmed; nothing was built, pushed or applied. Run the same command again to review the new plan (shown above)"
+                );
+            }
+            self.review(&saved, report)?;
+        }
+        ready.saved_plan = Some(saved);
+        Ok(())
     }
 
     /// `deploy diff`: the terraform half of preflight, the plan and its review on

@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 
 use super::messages::pushed_sentence;
 use super::{Ready, Run};
-use crate::aws::deploy_lock::{Lock, LockLocation};
+use crate::aws::deploy_lock::{self, Lock, LockLocation};
 use crate::aws::ecs::{Ecs, RolloutTarget, Settled};
 use crate::docker::daemon_lock::DaemonLock;
 use crate::docker::images::{self, ImageResult, ImageSettings, ImageStatus};
@@ -19,26 +19,49 @@ use crate::spa;
 use crate::terraform;
 
 impl Run<'_> {
-    /// Step 5, lock: one run at a time per environment, held from here until the run ends.
-    pub(super) async fn lock(&self, ready: &Ready) -> Result<Option<Lock>> {
+    /// Step 5, lock: one run at a time per environment, held from here until the run
+    /// ends. With `--lock-wait` it waits for another run's lock, showing the holder;
+    /// the second value says whether it did (another run may have rolled meanwhile).
+    pub(super) async fn lock(&self, ready: &Ready) -> Result<(Option<Lock>, bool)> {
         let Some(step) = &self.plan.terraform else {
             // No environment (--skip-tf): images and SPAs only.
-            return Ok(None);
+            return Ok((None, false));
         };
         if !self.platform.config.lock.enabled {
-            return Ok(None);
+            return Ok((None, false));
         }
         let Some(bucket) = &ready.environment.lock_bucket else {
             self.progress.warn(&format!(
                 "running WITHOUT the deploy lock: no bucket for it (set lock.bucket in deploy.toml, add a terraform output {:?}, or use an S3 terraform backend; lock.enabled = false silences this)",
                 self.platform.config.terraform.outputs.deploy_lock_bucket
             ));
-            return Ok(None);
+            return Ok((None, false));
         };
         let location = LockLocation::new(bucket, &step.apply.workspace);
-        let lock = Lock::acquire(ready.aws.s3(), location, self.plan.commit()).await?;
-        tracing::info!(environment = %step.apply.workspace, "deploy lock taken");
-        Ok(Some(lock))
+        let environment = &step.apply.workspace;
+        let taken = deploy_lock::take(
+            ready.aws.s3(),
+            location,
+            self.plan.commit(),
+            self.request.lock_wait,
+            |held, left| {
+                let holder = match &held.holder {
+                    Some(holder) => format!("held by {holder}"),
+                    None => "held by another run".to_owned(),
+                };
+                self.progress.note(&format!(
+                    "waiting for the deploy lock of {environment} (up to {} more, --lock-wait): {holder}",
+                    deploy_lock::format_age(left.as_secs().max(1))
+                ));
+            },
+        )
+        .await?;
+        tracing::info!(environment = %environment, waited = taken.waited, "deploy lock taken");
+        if taken.waited {
+            self.progress
+                .note(&format!("took the deploy lock of {environment}"));
+        }
+        Ok((Some(taken.lock), taken.waited))
     }
 
     /// Releases the lock whatever `outcome` was. The run's own failure stays the

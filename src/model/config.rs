@@ -42,6 +42,8 @@ pub struct Config {
     pub history: HistoryConfig,
     /// What a failed verify does.
     pub verify: VerifyConfig,
+    /// Webhook notifications at the start and end of a run.
+    pub notify: NotifyConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -278,6 +280,29 @@ impl Default for HistoryConfig {
     }
 }
 
+/// A Slack-compatible webhook told when a run starts, succeeds or fails. The URL is
+/// a secret: deploy.toml names the environment variable that holds it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// The environment variable holding the webhook URL; unset: no notifications.
+    pub webhook_env: Option<String>,
+    /// How long one attempt may take, in seconds.
+    pub timeout_secs: u64,
+    /// Attempts per message (connection errors, timeouts, 429 and 5xx are retried).
+    pub attempts: u32,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            webhook_env: None,
+            timeout_secs: 5,
+            attempts: 3,
+        }
+    }
+}
+
 /// What happens when the rolled services do not settle or are not healthy.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -460,6 +485,7 @@ impl Config {
             }
         }
         self.spa_upload.validate()?;
+        crate::notify::validate(&self.notify)?;
         for glob in self
             .changes
             .ignore

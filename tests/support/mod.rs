@@ -15,6 +15,7 @@ pub mod registry;
 mod run;
 pub mod spa;
 mod testbed;
+pub mod webhook;
 
 pub use docker_use::DockerUse;
 pub use faults::{eventually, processes_with, unique_marker, FaultProxy};

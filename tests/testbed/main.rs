@@ -11,6 +11,7 @@ mod history;
 mod images;
 mod interactive;
 mod lock;
+mod notify;
 mod outages;
 mod preflight;
 mod promote;
