@@ -67,47 +67,11 @@ pub fn stream(
 
 /// Writes the whole context as a tar into `out` (used by `stream`, and by tests).
 pub fn write_tar(spec: &ContextSpec, out: impl Write) -> Result<ContextStats> {
-    let repo = Repository::open(&spec.repo_root)
-        .with_context(|| format!("cannot open the repository at {}", spec.repo_root.display()))?;
-    let commit = repo
-        .revparse_single(&spec.commit)
-        .and_then(|object| object.peel_to_commit())
-        .with_context(|| format!("commit {} not found", spec.commit))?;
-    let root_tree = commit.tree().context("cannot read the commit's tree")?;
-    let tree = if spec.dir == Path::new(".") || spec.dir.as_os_str().is_empty() {
-        root_tree
-    } else {
-        root_tree
-            .get_path(&spec.dir)
-            .and_then(|entry| entry.to_object(&repo))
-            .and_then(|object| object.peel_to_tree())
-            .with_context(|| {
-                format!(
-                    "the build context {} is not a directory in commit {}",
-                    spec.dir.display(),
-                    spec.commit
-                )
-            })?
-    };
+    let repo = open_repo(spec)?;
+    let commit = find_commit(&repo, spec)?;
+    let tree = context_tree(&repo, &commit, spec)?;
     let dockerfile = slash_path(&spec.dockerfile);
-    let ignore = match tree.get_path(Path::new(".dockerignore")) {
-        Ok(entry) => {
-            let blob = repo
-                .find_blob(entry.id())
-                .context("cannot read .dockerignore")?;
-            DockerIgnore::parse(&String::from_utf8_lossy(blob.content()))
-        }
-        Err(_) => DockerIgnore::default(),
-    }
-    .keeping_build_files(&dockerfile);
-    if tree.get_path(&spec.dockerfile).is_err() {
-        return Err(anyhow!(
-            "the Dockerfile {} is not in commit {} (under the context {})",
-            spec.dockerfile.display(),
-            spec.commit,
-            spec.dir.display()
-        ));
-    }
+    let ignore = dockerignore_of(&repo, &tree)?.keeping_build_files(&dockerfile);
     let mtime = u64::try_from(commit.time().seconds()).unwrap_or(0);
 
     let mut tar = tar::Builder::new(out);
@@ -200,6 +164,72 @@ pub fn write_tar(spec: &ContextSpec, out: impl Write) -> Result<ContextStats> {
         .context("cannot finish the build context")?;
     out.flush().context("cannot send the build context")?;
     Ok(stats)
+}
+
+/// Checks that the commit has the context directory and the Dockerfile, and returns
+/// the commit's `.dockerignore` rules for the context (as the docker CLI reads them for a
+/// BuildKit build: the Dockerfile is served apart, so no exception is added for it).
+pub fn check(spec: &ContextSpec) -> Result<DockerIgnore> {
+    let repo = open_repo(spec)?;
+    let commit = find_commit(&repo, spec)?;
+    let tree = context_tree(&repo, &commit, spec)?;
+    dockerignore_of(&repo, &tree)
+}
+
+fn open_repo(spec: &ContextSpec) -> Result<Repository> {
+    Repository::open(&spec.repo_root)
+        .with_context(|| format!("cannot open the repository at {}", spec.repo_root.display()))
+}
+
+fn find_commit<'r>(repo: &'r Repository, spec: &ContextSpec) -> Result<git2::Commit<'r>> {
+    repo.revparse_single(&spec.commit)
+        .and_then(|object| object.peel_to_commit())
+        .with_context(|| format!("commit {} not found", spec.commit))
+}
+
+/// The context directory's tree in the commit; fails when it or the Dockerfile is missing.
+fn context_tree<'r>(
+    repo: &'r Repository,
+    commit: &git2::Commit<'r>,
+    spec: &ContextSpec,
+) -> Result<git2::Tree<'r>> {
+    let root_tree = commit.tree().context("cannot read the commit's tree")?;
+    let tree = if spec.dir == Path::new(".") || spec.dir.as_os_str().is_empty() {
+        root_tree
+    } else {
+        root_tree
+            .get_path(&spec.dir)
+            .and_then(|entry| entry.to_object(repo))
+            .and_then(|object| object.peel_to_tree())
+            .with_context(|| {
+                format!(
+                    "the build context {} is not a directory in commit {}",
+                    spec.dir.display(),
+                    spec.commit
+                )
+            })?
+    };
+    if tree.get_path(&spec.dockerfile).is_err() {
+        return Err(anyhow!(
+            "the Dockerfile {} is not in commit {} (under the context {})",
+            spec.dockerfile.display(),
+            spec.commit,
+            spec.dir.display()
+        ));
+    }
+    Ok(tree)
+}
+
+fn dockerignore_of(repo: &Repository, tree: &git2::Tree<'_>) -> Result<DockerIgnore> {
+    Ok(match tree.get_path(Path::new(".dockerignore")) {
+        Ok(entry) => {
+            let blob = repo
+                .find_blob(entry.id())
+                .context("cannot read .dockerignore")?;
+            DockerIgnore::parse(&String::from_utf8_lossy(blob.content()))
+        }
+        Err(_) => DockerIgnore::default(),
+    })
 }
 
 /// A directory the walk is inside of.
@@ -295,7 +325,7 @@ fn append<W: Write>(
 
 /// The work-tree file, if it holds exactly blob `oid` (same size, same git hash):
 /// then it can be streamed, and memory does not grow with the file.
-fn committed_file_in_work_tree(path: &Path, oid: Oid, size: u64) -> Option<std::fs::File> {
+pub(crate) fn committed_file_in_work_tree(path: &Path, oid: Oid, size: u64) -> Option<std::fs::File> {
     let metadata = std::fs::symlink_metadata(path).ok()?;
     if !metadata.is_file() || metadata.len() != size {
         return None;

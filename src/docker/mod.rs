@@ -7,5 +7,7 @@ pub mod build_context;
 pub mod daemon_lock;
 pub mod dockerignore;
 pub mod engine;
+pub mod file_sync;
 pub mod images;
 pub mod push;
+pub mod session;
