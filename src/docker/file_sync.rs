@@ -265,10 +265,16 @@ fn open(dir: &SyncedDir) -> Result<(Repository, Oid)> {
             .and_then(|object| object.peel_to_commit())
             .with_context(|| format!("commit {} not found", dir.commit))?;
         let root = commit.tree().context("cannot read the commit's tree")?;
-        if dir.dir.as_os_str().is_empty() || dir.dir == Path::new(".") {
+        // `./infra/docker` is `infra/docker` to git.
+        let relative: PathBuf = dir
+            .dir
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .collect();
+        if relative.as_os_str().is_empty() {
             root.id()
         } else {
-            root.get_path(&dir.dir)
+            root.get_path(&relative)
                 .and_then(|entry| entry.to_object(&repo))
                 .and_then(|object| object.peel_to_tree())
                 .with_context(|| {
