@@ -165,7 +165,9 @@ impl Engine {
                 drop(session);
                 Ok(stats)
             }
-            ContextFeed::Tar(writer) => writer.await.context("the build context writer panicked")?,
+            ContextFeed::Tar(writer) => {
+                writer.await.context("the build context writer panicked")?
+            }
         };
         // A build the daemon failed also stops it reading the context: report the build.
         if let Some(message) = failure {
@@ -230,7 +232,10 @@ impl Engine {
             excludes,
         };
         let dirs = HashMap::from([
-            ("context".to_owned(), synced(spec.dir.clone(), Some(excludes))),
+            (
+                "context".to_owned(),
+                synced(spec.dir.clone(), Some(excludes)),
+            ),
             ("dockerfile".to_owned(), synced(dockerfile_dir, None)),
         ]);
         let nanos = std::time::SystemTime::now()

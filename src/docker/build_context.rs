@@ -325,7 +325,11 @@ fn append<W: Write>(
 
 /// The work-tree file, if it holds exactly blob `oid` (same size, same git hash):
 /// then it can be streamed, and memory does not grow with the file.
-pub(crate) fn committed_file_in_work_tree(path: &Path, oid: Oid, size: u64) -> Option<std::fs::File> {
+pub(crate) fn committed_file_in_work_tree(
+    path: &Path,
+    oid: Oid,
+    size: u64,
+) -> Option<std::fs::File> {
     let metadata = std::fs::symlink_metadata(path).ok()?;
     if !metadata.is_file() || metadata.len() != size {
         return None;

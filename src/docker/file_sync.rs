@@ -108,7 +108,8 @@ impl FileSync for FileSyncService {
                 "no access allowed to dir {name:?}"
             )));
         };
-        let override_excludes = values("override-excludes").first().map(String::as_str) == Some("true");
+        let override_excludes =
+            values("override-excludes").first().map(String::as_str) == Some("true");
         let excludes = match (&dir.excludes, override_excludes) {
             (Some(ours), false) => ours.clone(),
             _ => DockerIgnore::parse(&values("exclude-patterns").join("\n")),
@@ -143,7 +144,9 @@ impl FileSync for FileSyncService {
         &self,
         _request: Request<Streaming<Packet>>,
     ) -> Result<Response<Self::TarStreamStream>, Status> {
-        Err(Status::unimplemented("deploy serves the context with DiffCopy"))
+        Err(Status::unimplemented(
+            "deploy serves the context with DiffCopy",
+        ))
     }
 }
 
@@ -194,7 +197,10 @@ async fn serve(
             };
             let work_tree = dir.repo_root.join(&dir.dir);
             while let Some(id) = requested.blocking_recv() {
-                let file = files.lock().ok().and_then(|f| f.get(id as usize).cloned().flatten());
+                let file = files
+                    .lock()
+                    .ok()
+                    .and_then(|f| f.get(id as usize).cloned().flatten());
                 let sent = match file {
                     Some(file) => send_file(&repo, &work_tree, id, &file, &tx, &transferred),
                     None => Err(anyhow!("invalid file id {id}")),
@@ -299,7 +305,9 @@ fn walk(
     tx: &mpsc::Sender<Result<Packet, Status>>,
 ) -> Result<()> {
     let (repo, tree_id) = open(dir)?;
-    let tree = repo.find_tree(tree_id).context("cannot read the context's tree")?;
+    let tree = repo
+        .find_tree(tree_id)
+        .context("cannot read the context's tree")?;
     let includes = include_patterns(&repo, &tree, &filter.includes, &filter.follow_paths)?;
     let mut walker = Walker {
         repo: &repo,
@@ -348,7 +356,8 @@ impl IncludePattern {
     fn matches(&self, path: &str) -> Option<bool> {
         let depth = path.matches('/').count();
         let glob = self.prefixes.get(depth)?;
-        glob.matches(path).then_some(depth + 1 < self.prefixes.len())
+        glob.matches(path)
+            .then_some(depth + 1 < self.prefixes.len())
     }
 }
 

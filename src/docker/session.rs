@@ -75,7 +75,11 @@ pub fn shared_key(repo_root: &std::path::Path, context_dir: &std::path::Path) ->
     let root = repo_root
         .canonicalize()
         .unwrap_or_else(|_| repo_root.to_path_buf());
-    let digest = Sha256::digest(format!("deploy:{}:{}", root.display(), context_dir.display()));
+    let digest = Sha256::digest(format!(
+        "deploy:{}:{}",
+        root.display(),
+        context_dir.display()
+    ));
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -215,10 +219,7 @@ impl AsyncWrite for SessionIo {
         Pin::new(&mut self.0).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
@@ -226,9 +227,8 @@ impl AsyncWrite for SessionIo {
 /// The daemon checks the session's health while it lasts.
 struct Healthy;
 
-type HealthStream = Pin<
-    Box<dyn futures_util::Stream<Item = Result<HealthCheckResponse, tonic::Status>> + Send>,
->;
+type HealthStream =
+    Pin<Box<dyn futures_util::Stream<Item = Result<HealthCheckResponse, tonic::Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Health for Healthy {

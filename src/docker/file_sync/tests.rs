@@ -80,7 +80,12 @@ fn synced(root: &Path, commit: &str, excludes: Option<&str>) -> SyncedDir {
 #[test]
 fn the_walk_is_in_filepath_walk_order_with_parents_first() {
     let (dir, head) = repo(
-        &[("a.txt", "1"), ("a/b.txt", "2"), ("a/c/d.txt", "3"), ("b", "4")],
+        &[
+            ("a.txt", "1"),
+            ("a/b.txt", "2"),
+            ("a/c/d.txt", "3"),
+            ("b", "4"),
+        ],
         None,
     );
     let all = walked(&synced(dir.path(), &head, None), &[], &[]);
