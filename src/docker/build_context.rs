@@ -16,6 +16,7 @@ use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 use tokio::sync::mpsc;
 
 use crate::docker::dockerignore::{DockerIgnore, ParentMatches};
+use crate::docker::file_sync::{included, IncludePattern, Included};
 
 const CHUNK_SIZE: usize = 256 * 1024;
 const CHANNEL_CHUNKS: usize = 8;
@@ -31,6 +32,9 @@ pub struct ContextSpec {
     pub dir: PathBuf,
     /// The Dockerfile, relative to the context directory; always sent, even if ignored.
     pub dockerfile: PathBuf,
+    /// For a tar (the classic builder): the paths the Dockerfile reads (`COPY`/`ADD`
+    /// sources, wildcards allowed); `None` for the whole context.
+    pub include: Option<Vec<String>>,
 }
 
 /// Counts of what a context held.
@@ -72,6 +76,15 @@ pub fn write_tar(spec: &ContextSpec, out: impl Write) -> Result<ContextStats> {
     let tree = context_tree(&repo, &commit, spec)?;
     let dockerfile = slash_path(&spec.dockerfile);
     let ignore = dockerignore_of(&repo, &tree)?.keeping_build_files(&dockerfile);
+    // Only what COPY/ADD read, and the two files the classic builder itself reads.
+    let include: Option<Vec<IncludePattern>> = spec.include.as_ref().map(|paths| {
+        paths
+            .iter()
+            .map(String::as_str)
+            .chain([dockerfile.as_str(), ".dockerignore"])
+            .map(IncludePattern::new)
+            .collect()
+    });
     let mtime = u64::try_from(commit.time().seconds()).unwrap_or(0);
 
     let mut tar = tar::Builder::new(out);
@@ -100,13 +113,30 @@ pub fn write_tar(spec: &ContextSpec, out: impl Write) -> Result<ContextStats> {
             // Submodules (commits) are not part of a docker context.
             _ => return TreeWalkResult::Skip,
         };
-        if excluded {
-            if kind == ObjectType::Tree && ignore.may_reinclude_under(&path) {
+        let inclusion = match &include {
+            Some(patterns) if !ancestors.last().is_some_and(|dir| dir.all_included) => {
+                included(patterns, &path)
+            }
+            _ => Included::Yes,
+        };
+        if inclusion == Included::No
+            || (inclusion == Included::OnTheWay && kind != ObjectType::Tree)
+        {
+            return if kind == ObjectType::Tree {
+                TreeWalkResult::Skip
+            } else {
+                TreeWalkResult::Ok
+            };
+        }
+        let all_included = inclusion == Included::Yes;
+        if excluded || !all_included {
+            if kind == ObjectType::Tree && (!excluded || ignore.may_reinclude_under(&path)) {
                 ancestors.push(WalkedDir {
                     slashed: format!("{path}/"),
                     matches,
                     oid: entry.id(),
                     sent: false,
+                    all_included,
                 });
                 return TreeWalkResult::Ok;
             }
@@ -151,6 +181,7 @@ pub fn write_tar(spec: &ContextSpec, out: impl Write) -> Result<ContextStats> {
                 matches,
                 oid: entry.id(),
                 sent: true,
+                all_included: true,
             });
         }
         TreeWalkResult::Ok
@@ -220,6 +251,20 @@ fn context_tree<'r>(
     Ok(tree)
 }
 
+/// The Dockerfile's text in the commit.
+pub fn dockerfile_text(spec: &ContextSpec) -> Result<String> {
+    let repo = open_repo(spec)?;
+    let commit = find_commit(&repo, spec)?;
+    let tree = context_tree(&repo, &commit, spec)?;
+    let entry = tree
+        .get_path(&spec.dockerfile)
+        .with_context(|| format!("cannot find {}", spec.dockerfile.display()))?;
+    let blob = repo
+        .find_blob(entry.id())
+        .with_context(|| format!("cannot read {}", spec.dockerfile.display()))?;
+    Ok(String::from_utf8_lossy(blob.content()).into_owned())
+}
+
 fn dockerignore_of(repo: &Repository, tree: &git2::Tree<'_>) -> Result<DockerIgnore> {
     Ok(match tree.get_path(Path::new(".dockerignore")) {
         Ok(entry) => {
@@ -241,6 +286,8 @@ struct WalkedDir {
     oid: Oid,
     /// Whether it is in the context yet (an excluded one is sent before its first entry).
     sent: bool,
+    /// Whether an include pattern matched it whole (so everything beneath is included).
+    all_included: bool,
 }
 
 #[derive(Clone, Copy)]

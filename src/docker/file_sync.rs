@@ -337,13 +337,13 @@ fn walk(
 
 /// An include pattern as fsutil matches it (`matchPrefix`): against a path with fewer
 /// components, only the pattern's first components, and then only as the way in.
-struct IncludePattern {
+pub(crate) struct IncludePattern {
     /// `prefixes[k]`: the pattern's first `k + 1` components.
     prefixes: Vec<Glob>,
 }
 
 impl IncludePattern {
-    fn new(pattern: &str) -> Self {
+    pub(crate) fn new(pattern: &str) -> Self {
         let parts: Vec<&str> = pattern.split('/').collect();
         let prefixes = (1..=parts.len())
             .map(|n| Glob::new(&parts[..n].join("/"), Dialect::Docker))
@@ -363,14 +363,14 @@ impl IncludePattern {
 
 /// How a path stands against the include patterns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Included {
+pub(crate) enum Included {
     No,
     /// A directory on the way to something included.
     OnTheWay,
     Yes,
 }
 
-fn included(patterns: &[IncludePattern], path: &str) -> Included {
+pub(crate) fn included(patterns: &[IncludePattern], path: &str) -> Included {
     let mut result = Included::No;
     for pattern in patterns {
         match pattern.matches(path) {

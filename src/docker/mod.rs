@@ -5,6 +5,7 @@
 pub mod build;
 pub mod build_context;
 pub mod daemon_lock;
+pub mod dockerfile_sources;
 pub mod dockerignore;
 pub mod engine;
 pub mod file_sync;
