@@ -180,3 +180,89 @@ fn the_daemon_pulls_only_what_the_dockerfile_copies_once_and_from_the_commit() {
         "the uncommitted edit of copied.bin reached the image"
     );
 }
+
+/// The classic builder (`DOCKER_BUILDKIT=0`) reads a tar: it holds only what the
+/// Dockerfile copies, or everything, said once, for a `COPY . .`.
+#[test]
+fn the_classic_builder_builds_from_a_tar_of_what_the_dockerfile_copies() {
+    let bed = Testbed::get();
+    let fixture = Fixture::unique();
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    // The fixture's own Dockerfile needs BuildKit (RUN --mount): one that does not.
+    fixture.write(
+        "infra/docker/service.Dockerfile",
+        &format!(
+            "ARG BASE_IMAGE={}\nFROM ${{BASE_IMAGE}}\nARG SERVICE\nWORKDIR /app\nCOPY pnpm-lock.yaml package.json ./\nCOPY packages/ ./packages/\nCOPY services/${{SERVICE}}/ ./services/${{SERVICE}}/\nRUN echo \"$SERVICE\" > /app/SERVICE\n",
+            bed.base_image
+        ),
+    );
+    std::fs::create_dir_all(fixture.path("bigdata")).unwrap();
+    std::fs::write(
+        fixture.path("bigdata/never-copied.bin"),
+        random_bytes(8 * MIB as usize, seed()),
+    )
+    .unwrap();
+    let tag = fixture.commit_all("a classic Dockerfile, 8 MiB never copied");
+
+    let sockets = tempfile::tempdir().unwrap();
+    let socket = sockets.path().join("docker.sock");
+    let count = sockets.path().join("sent");
+    let _proxy = FaultProxy::unix_counting(&bed, &socket, &docker_socket(), &count);
+    let deploy = || {
+        fixture
+            .deploy()
+            .aws(&env, &bed)
+            .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+            .env("DOCKER_BUILDKIT", "0")
+            .args([
+                "--skip-tf",
+                "--skip-spas",
+                "--services",
+                "api,auth",
+                "--profile",
+                "testbed",
+                "-y",
+            ])
+            .run()
+    };
+    deploy()
+        .success()
+        .stderr_lacks("gets the whole build context");
+    let first = sent(&count);
+    assert!(
+        first < MIB,
+        "two classic builds that copy a few kB sent {first} bytes to the daemon"
+    );
+    let api = format!("{}/api:{tag}", bed.registry);
+    assert_eq!(run_in(&api, "cat /app/SERVICE").trim(), "api");
+    assert_eq!(
+        run_in(
+            &api,
+            "ls /app/services; test ! -e /app/bigdata && echo no-bigdata"
+        ),
+        "api\nno-bigdata\n"
+    );
+
+    // `COPY . .` reads everything: the whole filtered tree goes, and deploy says so once.
+    let dockerfile = std::fs::read_to_string(fixture.path("infra/docker/service.Dockerfile"))
+        .unwrap()
+        .replace("COPY packages/ ./packages/", "COPY . /ctx/");
+    fixture.write("infra/docker/service.Dockerfile", &dockerfile);
+    let tag = fixture.commit_all("COPY . in a classic build");
+    let whole = deploy();
+    whole.success();
+    let said = whole
+        .rest()
+        .matches("the classic builder gets the whole build context")
+        .count();
+    assert_eq!(said, 1, "said once: {}", whole.rest());
+    assert!(
+        sent(&count) - first > 2 * 8 * MIB,
+        "the whole tree goes to each of the two classic builds"
+    );
+    let api = format!("{}/api:{tag}", bed.registry);
+    assert_eq!(
+        run_in(&api, "wc -c < /ctx/bigdata/never-copied.bin").trim(),
+        (8 * MIB).to_string()
+    );
+}
