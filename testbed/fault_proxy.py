@@ -19,21 +19,26 @@ to close after each response), so each request can be looked at:
   --delay-ms MS --delay-match REGEX
                            requests whose "METHOD PATH" matches REGEX wait MS first.
 With --raw it pipes bytes both ways without reading them (the Docker API, whose
-builds hijack their connection). Killing the proxy is a server going away: every
+builds hijack their connection); --count-file PATH keeps there the number of bytes
+the clients have sent upstream so far (rewritten as they flow), which is what a
+build context costs on the wire. Killing the proxy is a server going away: every
 connection through it drops and new ones are refused. Stops on SIGTERM.
 """
 import argparse
 import asyncio
+import os
 import re
 import sys
 
 
-async def pipe(reader, writer):
+async def pipe(reader, writer, counted=None):
     try:
         while True:
             data = await reader.read(65536)
             if not data:
                 break
+            if counted is not None:
+                counted(len(data))
             writer.write(data)
             await writer.drain()
     except (ConnectionError, asyncio.CancelledError):
@@ -56,6 +61,7 @@ async def main() -> None:
     parser.add_argument("--upstream")
     parser.add_argument("--upstream-unix")
     parser.add_argument("--raw", action="store_true")
+    parser.add_argument("--count-file")
     parser.add_argument("--fail-manifest-puts", type=int, default=0)
     parser.add_argument("--drop-manifest-puts", type=int, default=0)
     parser.add_argument("--fail-match", default="")
@@ -76,9 +82,21 @@ async def main() -> None:
         host, port = args.upstream.rsplit(":", 1)
         return await asyncio.open_connection(host, int(port))
 
+    sent_upstream = [0]
+
+    def count(n):
+        sent_upstream[0] += n
+        with open(args.count_file + ".tmp", "w") as out:
+            out.write(str(sent_upstream[0]))
+        os.replace(args.count_file + ".tmp", args.count_file)
+
+    counted = count if args.count_file else None
+    if counted is not None:
+        counted(0)
+
     async def handle_raw(client_reader, client_writer):
         up_reader, up_writer = await connect_upstream()
-        await asyncio.gather(pipe(client_reader, up_writer), pipe(up_reader, client_writer))
+        await asyncio.gather(pipe(client_reader, up_writer, counted), pipe(up_reader, client_writer))
 
     async def handle_http(client_reader, client_writer):
         try:

@@ -4,15 +4,19 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use anyhow::{anyhow, Context as _, Result};
-use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion};
+use bollard::query_parameters::BuildImageOptionsBuilder;
 use futures_util::StreamExt;
 
 use super::engine::{is_from_the_daemon, BuilderKind, Engine};
 use crate::build_output::{self, is_out_of_disk};
 use crate::docker::build_context::{self, ContextSpec, ContextStats};
+use crate::docker::dockerignore::DockerIgnore;
+use crate::docker::file_sync::SyncedDir;
+use crate::docker::session::{self, DaemonAddress, Session, SessionSpec};
 
 /// Lines of a failed build's log shown in the error.
 const LOG_TAIL_LINES: usize = 25;
@@ -33,28 +37,57 @@ impl Engine {
         })?;
         let mut tail = LogTail::default();
 
-        let dockerfile = request.context.dockerfile.to_string_lossy().into_owned();
         let build_args: HashMap<&str, &str> = request
             .build_args
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let mut options = BuildImageOptionsBuilder::default()
-            .dockerfile(&dockerfile)
-            .t(&request.image)
-            .buildargs(&build_args)
-            .rm(true)
-            .forcerm(true);
-        if self.builder == BuilderKind::BuildKit {
-            let session = format!("deploy-{}-{}", std::process::id(), request.service);
-            options = options
-                .version(BuilderVersion::BuilderBuildKit)
-                .session(&session);
-        }
-        let (body, writer) = build_context::stream(request.context.clone());
-        let mut stream =
-            self.client
-                .build_image(options.build(), None, Some(bollard::body_try_stream(body)));
+        let buildkit_client = self.client.clone().with_request_modifier(as_buildkit_build);
+        let (feed, mut stream) = match self.builder {
+            BuilderKind::BuildKit => {
+                // The context is served over our session, as the docker CLI does
+                // (`remote=client-session`): the daemon pulls what the Dockerfile reads.
+                let session = self.open_context_session(request).await?;
+                let dockerfile_name = request
+                    .context
+                    .dockerfile
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                // bollard's BuildKit builds start bollard's own session, which cannot
+                // serve files: ask for builder version 1 and turn the request into a
+                // BuildKit one on its way out.
+                let options = BuildImageOptionsBuilder::default()
+                    .dockerfile(&dockerfile_name)
+                    .t(&request.image)
+                    .buildargs(&build_args)
+                    .remote(CLIENT_SESSION)
+                    .session(&session.id)
+                    .rm(true)
+                    .forcerm(true)
+                    .build();
+                let stream = buildkit_client
+                    .build_image(options, None, Some(bollard::body_full(bytes::Bytes::new())))
+                    .boxed();
+                (ContextFeed::Served(session), stream)
+            }
+            BuilderKind::Classic => {
+                let dockerfile = request.context.dockerfile.to_string_lossy().into_owned();
+                let options = BuildImageOptionsBuilder::default()
+                    .dockerfile(&dockerfile)
+                    .t(&request.image)
+                    .buildargs(&build_args)
+                    .rm(true)
+                    .forcerm(true)
+                    .build();
+                let (body, writer) = build_context::stream(request.context.clone());
+                let stream = self
+                    .client
+                    .build_image(options, None, Some(bollard::body_try_stream(body)))
+                    .boxed();
+                (ContextFeed::Tar(writer), stream)
+            }
+        };
 
         let mut failure: Option<String> = None;
         let mut vertex_names: HashMap<String, String> = HashMap::new();
@@ -122,7 +155,20 @@ impl Engine {
             }
         }
         drop(stream);
-        let context = writer.await.context("the build context writer panicked")?;
+        let context = match feed {
+            ContextFeed::Served(session) => {
+                let stats = ContextStats {
+                    files: session.transferred.files.load(Ordering::Relaxed),
+                    bytes: session.transferred.bytes.load(Ordering::Relaxed),
+                    ignored: 0,
+                };
+                drop(session);
+                Ok(stats)
+            }
+            ContextFeed::Tar(writer) => {
+                writer.await.context("the build context writer panicked")?
+            }
+        };
         // A build the daemon failed also stops it reading the context: report the build.
         if let Some(message) = failure {
             let _ = log.flush();
@@ -136,6 +182,13 @@ impl Engine {
         }
         let stats = context
             .with_context(|| format!("cannot send the build context of {}", request.service))?;
+        tail.push(
+            &mut log,
+            &format!(
+                "build context: {} file(s), {} byte(s) transferred",
+                stats.files, stats.bytes
+            ),
+        );
         let image = self
             .client
             .inspect_image(&request.image)
@@ -151,6 +204,92 @@ impl Engine {
             context: stats,
         })
     }
+}
+
+/// The `remote` of a build whose context the client serves over its session.
+const CLIENT_SESSION: &str = "client-session";
+
+/// How the daemon gets the context: served over our session, or a tar in the request.
+enum ContextFeed {
+    Served(Session),
+    Tar(tokio::task::JoinHandle<Result<ContextStats>>),
+}
+
+impl Engine {
+    /// Opens the session that serves `request`'s context (`context`) and Dockerfile
+    /// (`dockerfile`, its directory) from the commit's tree.
+    async fn open_context_session(&self, request: &BuildRequest) -> Result<Session> {
+        let spec = &request.context;
+        let excludes = build_context::check(spec)?;
+        let address = DaemonAddress::parse(&self.host)?;
+        let dockerfile_dir = spec
+            .dir
+            .join(spec.dockerfile.parent().unwrap_or(Path::new("")));
+        let synced = |dir: PathBuf, excludes: Option<DockerIgnore>| SyncedDir {
+            repo_root: spec.repo_root.clone(),
+            commit: spec.commit.clone(),
+            dir,
+            excludes,
+        };
+        let dirs = HashMap::from([
+            (
+                "context".to_owned(),
+                synced(spec.dir.clone(), Some(excludes)),
+            ),
+            ("dockerfile".to_owned(), synced(dockerfile_dir, None)),
+        ]);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let name = spec
+            .repo_root
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "context".to_owned());
+        session::start(
+            &address,
+            SessionSpec {
+                id: format!("deploy-{}-{}-{nanos}", std::process::id(), request.service),
+                name,
+                shared_key: session::shared_key(&spec.repo_root, &spec.dir),
+                dirs,
+            },
+        )
+        .await
+        .map_err(|err| {
+            anyhow!(
+                "cannot serve the build context of {} to the Docker daemon at {}: {err:#}. Check that Docker is running (`docker info`)",
+                request.service,
+                self.host
+            )
+        })
+    }
+}
+
+/// Turns bollard's classic-builder `/build` request into a BuildKit one (`version=2`).
+fn as_buildkit_build(mut request: bollard::BollardRequest) -> bollard::BollardRequest {
+    let uri = request.uri();
+    if !uri.path().ends_with("/build") {
+        return request;
+    }
+    let query: Vec<String> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|param| !param.is_empty() && !param.starts_with("version="))
+        .map(str::to_owned)
+        .chain(["version=2".to_owned()])
+        .collect();
+    let rewritten = format!("{}?{}", uri.path(), query.join("&"));
+    let mut parts = uri.clone().into_parts();
+    if let Ok(path_and_query) = rewritten.parse() {
+        parts.path_and_query = Some(path_and_query);
+        if let Ok(uri) = hyper::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
 }
 
 /// One image to build.

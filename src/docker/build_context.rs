@@ -16,6 +16,7 @@ use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 use tokio::sync::mpsc;
 
 use crate::docker::dockerignore::{DockerIgnore, ParentMatches};
+use crate::docker::file_sync::{included, IncludePattern, Included};
 
 const CHUNK_SIZE: usize = 256 * 1024;
 const CHANNEL_CHUNKS: usize = 8;
@@ -31,6 +32,9 @@ pub struct ContextSpec {
     pub dir: PathBuf,
     /// The Dockerfile, relative to the context directory; always sent, even if ignored.
     pub dockerfile: PathBuf,
+    /// For a tar (the classic builder): the paths the Dockerfile reads (`COPY`/`ADD`
+    /// sources, wildcards allowed); `None` for the whole context.
+    pub include: Option<Vec<String>>,
 }
 
 /// Counts of what a context held.
@@ -67,47 +71,20 @@ pub fn stream(
 
 /// Writes the whole context as a tar into `out` (used by `stream`, and by tests).
 pub fn write_tar(spec: &ContextSpec, out: impl Write) -> Result<ContextStats> {
-    let repo = Repository::open(&spec.repo_root)
-        .with_context(|| format!("cannot open the repository at {}", spec.repo_root.display()))?;
-    let commit = repo
-        .revparse_single(&spec.commit)
-        .and_then(|object| object.peel_to_commit())
-        .with_context(|| format!("commit {} not found", spec.commit))?;
-    let root_tree = commit.tree().context("cannot read the commit's tree")?;
-    let tree = if spec.dir == Path::new(".") || spec.dir.as_os_str().is_empty() {
-        root_tree
-    } else {
-        root_tree
-            .get_path(&spec.dir)
-            .and_then(|entry| entry.to_object(&repo))
-            .and_then(|object| object.peel_to_tree())
-            .with_context(|| {
-                format!(
-                    "the build context {} is not a directory in commit {}",
-                    spec.dir.display(),
-                    spec.commit
-                )
-            })?
-    };
+    let repo = open_repo(spec)?;
+    let commit = find_commit(&repo, spec)?;
+    let tree = context_tree(&repo, &commit, spec)?;
     let dockerfile = slash_path(&spec.dockerfile);
-    let ignore = match tree.get_path(Path::new(".dockerignore")) {
-        Ok(entry) => {
-            let blob = repo
-                .find_blob(entry.id())
-                .context("cannot read .dockerignore")?;
-            DockerIgnore::parse(&String::from_utf8_lossy(blob.content()))
-        }
-        Err(_) => DockerIgnore::default(),
-    }
-    .keeping_build_files(&dockerfile);
-    if tree.get_path(&spec.dockerfile).is_err() {
-        return Err(anyhow!(
-            "the Dockerfile {} is not in commit {} (under the context {})",
-            spec.dockerfile.display(),
-            spec.commit,
-            spec.dir.display()
-        ));
-    }
+    let ignore = dockerignore_of(&repo, &tree)?.keeping_build_files(&dockerfile);
+    // Only what COPY/ADD read, and the two files the classic builder itself reads.
+    let include: Option<Vec<IncludePattern>> = spec.include.as_ref().map(|paths| {
+        paths
+            .iter()
+            .map(String::as_str)
+            .chain([dockerfile.as_str(), ".dockerignore"])
+            .map(IncludePattern::new)
+            .collect()
+    });
     let mtime = u64::try_from(commit.time().seconds()).unwrap_or(0);
 
     let mut tar = tar::Builder::new(out);
@@ -136,13 +113,30 @@ pub fn write_tar(spec: &ContextSpec, out: impl Write) -> Result<ContextStats> {
             // Submodules (commits) are not part of a docker context.
             _ => return TreeWalkResult::Skip,
         };
-        if excluded {
-            if kind == ObjectType::Tree && ignore.may_reinclude_under(&path) {
+        let inclusion = match &include {
+            Some(patterns) if !ancestors.last().is_some_and(|dir| dir.all_included) => {
+                included(patterns, &path)
+            }
+            _ => Included::Yes,
+        };
+        if inclusion == Included::No
+            || (inclusion == Included::OnTheWay && kind != ObjectType::Tree)
+        {
+            return if kind == ObjectType::Tree {
+                TreeWalkResult::Skip
+            } else {
+                TreeWalkResult::Ok
+            };
+        }
+        let all_included = inclusion == Included::Yes;
+        if excluded || !all_included {
+            if kind == ObjectType::Tree && (!excluded || ignore.may_reinclude_under(&path)) {
                 ancestors.push(WalkedDir {
                     slashed: format!("{path}/"),
                     matches,
                     oid: entry.id(),
                     sent: false,
+                    all_included,
                 });
                 return TreeWalkResult::Ok;
             }
@@ -187,6 +181,7 @@ pub fn write_tar(spec: &ContextSpec, out: impl Write) -> Result<ContextStats> {
                 matches,
                 oid: entry.id(),
                 sent: true,
+                all_included: true,
             });
         }
         TreeWalkResult::Ok
@@ -202,6 +197,86 @@ pub fn write_tar(spec: &ContextSpec, out: impl Write) -> Result<ContextStats> {
     Ok(stats)
 }
 
+/// Checks that the commit has the context directory and the Dockerfile, and returns
+/// the commit's `.dockerignore` rules for the context (as the docker CLI reads them for a
+/// BuildKit build: the Dockerfile is served apart, so no exception is added for it).
+pub fn check(spec: &ContextSpec) -> Result<DockerIgnore> {
+    let repo = open_repo(spec)?;
+    let commit = find_commit(&repo, spec)?;
+    let tree = context_tree(&repo, &commit, spec)?;
+    dockerignore_of(&repo, &tree)
+}
+
+fn open_repo(spec: &ContextSpec) -> Result<Repository> {
+    Repository::open(&spec.repo_root)
+        .with_context(|| format!("cannot open the repository at {}", spec.repo_root.display()))
+}
+
+fn find_commit<'r>(repo: &'r Repository, spec: &ContextSpec) -> Result<git2::Commit<'r>> {
+    repo.revparse_single(&spec.commit)
+        .and_then(|object| object.peel_to_commit())
+        .with_context(|| format!("commit {} not found", spec.commit))
+}
+
+/// The context directory's tree in the commit; fails when it or the Dockerfile is missing.
+fn context_tree<'r>(
+    repo: &'r Repository,
+    commit: &git2::Commit<'r>,
+    spec: &ContextSpec,
+) -> Result<git2::Tree<'r>> {
+    let root_tree = commit.tree().context("cannot read the commit's tree")?;
+    let tree = if spec.dir == Path::new(".") || spec.dir.as_os_str().is_empty() {
+        root_tree
+    } else {
+        root_tree
+            .get_path(&spec.dir)
+            .and_then(|entry| entry.to_object(repo))
+            .and_then(|object| object.peel_to_tree())
+            .with_context(|| {
+                format!(
+                    "the build context {} is not a directory in commit {}",
+                    spec.dir.display(),
+                    spec.commit
+                )
+            })?
+    };
+    if tree.get_path(&spec.dockerfile).is_err() {
+        return Err(anyhow!(
+            "the Dockerfile {} is not in commit {} (under the context {})",
+            spec.dockerfile.display(),
+            spec.commit,
+            spec.dir.display()
+        ));
+    }
+    Ok(tree)
+}
+
+/// The Dockerfile's text in the commit.
+pub fn dockerfile_text(spec: &ContextSpec) -> Result<String> {
+    let repo = open_repo(spec)?;
+    let commit = find_commit(&repo, spec)?;
+    let tree = context_tree(&repo, &commit, spec)?;
+    let entry = tree
+        .get_path(&spec.dockerfile)
+        .with_context(|| format!("cannot find {}", spec.dockerfile.display()))?;
+    let blob = repo
+        .find_blob(entry.id())
+        .with_context(|| format!("cannot read {}", spec.dockerfile.display()))?;
+    Ok(String::from_utf8_lossy(blob.content()).into_owned())
+}
+
+fn dockerignore_of(repo: &Repository, tree: &git2::Tree<'_>) -> Result<DockerIgnore> {
+    Ok(match tree.get_path(Path::new(".dockerignore")) {
+        Ok(entry) => {
+            let blob = repo
+                .find_blob(entry.id())
+                .context("cannot read .dockerignore")?;
+            DockerIgnore::parse(&String::from_utf8_lossy(blob.content()))
+        }
+        Err(_) => DockerIgnore::default(),
+    })
+}
+
 /// A directory the walk is inside of.
 struct WalkedDir {
     /// Its path with a trailing `/`, as git2 names the parent of its entries.
@@ -211,6 +286,8 @@ struct WalkedDir {
     oid: Oid,
     /// Whether it is in the context yet (an excluded one is sent before its first entry).
     sent: bool,
+    /// Whether an include pattern matched it whole (so everything beneath is included).
+    all_included: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -295,7 +372,11 @@ fn append<W: Write>(
 
 /// The work-tree file, if it holds exactly blob `oid` (same size, same git hash):
 /// then it can be streamed, and memory does not grow with the file.
-fn committed_file_in_work_tree(path: &Path, oid: Oid, size: u64) -> Option<std::fs::File> {
+pub(crate) fn committed_file_in_work_tree(
+    path: &Path,
+    oid: Oid,
+    size: u64,
+) -> Option<std::fs::File> {
     let metadata = std::fs::symlink_metadata(path).ok()?;
     if !metadata.is_file() || metadata.len() != size {
         return None;

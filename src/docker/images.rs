@@ -12,8 +12,9 @@ use futures_util::{stream, StreamExt};
 use serde::Serialize;
 
 use crate::docker::build::{self, BuildFailed, BuildRequest};
-use crate::docker::build_context::ContextSpec;
-use crate::docker::engine::Engine;
+use crate::docker::build_context::{self, ContextSpec};
+use crate::docker::dockerfile_sources::{copy_sources, Sources};
+use crate::docker::engine::{BuilderKind, Engine};
 use crate::ui::progress::Progress;
 
 /// One image to produce.
@@ -144,6 +145,33 @@ pub async fn build_and_push(
     Ok(())
 }
 
+/// Whether the run has said that the classic builder gets the whole context.
+static WHOLE_CONTEXT_SAID: AtomicBool = AtomicBool::new(false);
+
+/// For the classic builder, which reads a tar: the paths its Dockerfile's `COPY`/`ADD`
+/// lines read, or `None` (the whole filtered context, said once per run) when they cannot
+/// be told statically. BuildKit asks for its paths itself.
+fn classic_context_paths(
+    context: &ContextSpec,
+    build_args: &[(String, String)],
+    progress: &Progress,
+) -> Option<Vec<String>> {
+    let why = match build_context::dockerfile_text(context) {
+        Ok(text) => match copy_sources(&text, build_args) {
+            Sources::Paths(paths) => return Some(paths),
+            Sources::Whole(why) => why,
+        },
+        Err(err) => format!("{err:#}"),
+    };
+    if !WHOLE_CONTEXT_SAID.swap(true, Ordering::SeqCst) {
+        progress.note(&format!(
+            "the classic builder gets the whole build context, since {} cannot be read for the paths it copies ({why})",
+            context.dockerfile.display()
+        ));
+    }
+    None
+}
+
 async fn build_then_push(
     engine: &Engine,
     job: &ImageJob,
@@ -154,15 +182,20 @@ async fn build_then_push(
     let item = progress.item(&job.service);
     let mut build_args = settings.build_args.clone();
     build_args.push((settings.service_arg.clone(), job.service.clone()));
+    let mut context = ContextSpec {
+        repo_root: settings.repo_root.clone(),
+        commit: settings.commit.clone(),
+        dir: settings.context_dir.clone(),
+        dockerfile: settings.dockerfile.clone(),
+        include: None,
+    };
+    if engine.builder == BuilderKind::Classic {
+        context.include = classic_context_paths(&context, &build_args, progress);
+    }
     let request = BuildRequest {
         service: job.service.clone(),
         image: job.image.clone(),
-        context: ContextSpec {
-            repo_root: settings.repo_root.clone(),
-            commit: settings.commit.clone(),
-            dir: settings.context_dir.clone(),
-            dockerfile: settings.dockerfile.clone(),
-        },
+        context,
         build_args,
         log_path: settings.log_dir.join(format!("{}.log", job.service)),
     };

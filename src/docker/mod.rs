@@ -5,7 +5,10 @@
 pub mod build;
 pub mod build_context;
 pub mod daemon_lock;
+pub mod dockerfile_sources;
 pub mod dockerignore;
 pub mod engine;
+pub mod file_sync;
 pub mod images;
 pub mod push;
+pub mod session;

@@ -46,6 +46,30 @@ impl FaultProxy {
         }
     }
 
+    /// Like [`FaultProxy::unix`], counting the bytes clients send upstream; read them
+    /// with [`FaultProxy::bytes_sent`].
+    pub fn unix_counting(bed: &Testbed, listen: &Path, upstream: &Path, count: &Path) -> Self {
+        let listen = listen.display().to_string();
+        let upstream = upstream.display().to_string();
+        let count = count.display().to_string();
+        let (child, _) = Self::spawn(
+            bed,
+            &[
+                "--raw",
+                "--listen-unix",
+                &listen,
+                "--upstream-unix",
+                &upstream,
+                "--count-file",
+                &count,
+            ],
+        );
+        Self {
+            child,
+            address: listen,
+        }
+    }
+
     /// Starts the proxy and reads the line it prints once it accepts connections.
     fn spawn(bed: &Testbed, args: &[&str]) -> (std::process::Child, String) {
         use std::io::BufRead;

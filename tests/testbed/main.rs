@@ -5,6 +5,7 @@
 //! `cargo test --test testbed`.
 
 mod changed;
+mod context;
 mod environments;
 mod faults;
 mod history;

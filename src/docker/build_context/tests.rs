@@ -64,6 +64,7 @@ fn context_is_the_committed_tree_filtered_by_dockerignore() {
         commit: "HEAD".into(),
         dir: ".".into(),
         dockerfile: "infra/docker/service.Dockerfile".into(),
+        include: None,
     };
     let (files, stats) = entries(&spec);
     let names: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
@@ -125,6 +126,7 @@ fn excluded_directories_enter_the_context_only_with_something_inside() {
         commit: "HEAD".into(),
         dir: ".".into(),
         dockerfile: "Dockerfile".into(),
+        include: None,
     };
     assert_eq!(
         tar_paths(&spec),
@@ -163,6 +165,7 @@ fn big_files_stream_from_the_work_tree_only_when_it_holds_the_committed_bytes() 
         commit: "HEAD".into(),
         dir: ".".into(),
         dockerfile: "Dockerfile".into(),
+        include: None,
     };
     let (files, _) = entries(&spec);
     let content = |name: &str| files.iter().find(|(p, _)| p == name).unwrap().1.clone();
@@ -182,7 +185,51 @@ fn a_missing_dockerfile_is_named() {
         commit: "HEAD".into(),
         dir: ".".into(),
         dockerfile: "infra/docker/service.Dockerfile".into(),
+        include: None,
     };
     let err = write_tar(&spec, Vec::new()).unwrap_err().to_string();
     assert!(err.contains("infra/docker/service.Dockerfile"), "{err}");
+}
+
+#[test]
+fn a_classic_context_holds_only_what_copy_reads_and_the_build_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, ".dockerignore", "**/*.md\n");
+    write(root, "Dockerfile", "FROM scratch\n");
+    write(root, "pnpm-lock.yaml", "lock\n");
+    write(root, "packages/common/index.ts", "common\n");
+    write(root, "packages/common/README.md", "ignored\n");
+    write(root, "services/api/src/index.ts", "api\n");
+    write(root, "services/auth/src/index.ts", "auth\n");
+    write(root, "bigdata/blob.bin", "never copied\n");
+    git(root, &["init", "--quiet"]);
+    git(root, &["add", "--all"]);
+    git(root, &["commit", "--quiet", "-m", "init"]);
+    let spec = ContextSpec {
+        repo_root: root.to_path_buf(),
+        commit: "HEAD".into(),
+        dir: ".".into(),
+        dockerfile: "Dockerfile".into(),
+        include: Some(vec![
+            "pnpm-lock.yaml".into(),
+            "packages".into(),
+            "service[s]/api".into(),
+        ]),
+    };
+    assert_eq!(
+        tar_paths(&spec),
+        [
+            ".dockerignore",
+            "Dockerfile",
+            "packages/",
+            "packages/common/",
+            "packages/common/index.ts",
+            "pnpm-lock.yaml",
+            "services/",
+            "services/api/",
+            "services/api/src/",
+            "services/api/src/index.ts",
+        ]
+    );
 }

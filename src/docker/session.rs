@@ -1,0 +1,285 @@
+//! A BuildKit session of our own: the `/session` endpoint upgraded to h2c, on which the
+//! daemon calls the gRPC services we expose (the build context's file sync, health).
+//!
+//! bollard's own session serves only registry auth and exports (its `GrpcServer` is
+//! closed), so this follows its approach (and the docker CLI's `client/session`): one
+//! HTTP/1.1 request with `Upgrade: h2c` and the `X-Docker-Expose-Session-*` headers, then
+//! tonic serving HTTP/2 on the upgraded connection.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use anyhow::{anyhow, Context as _, Result};
+use bollard::health::health_check_response::ServingStatus;
+use bollard::health::health_server::{Health, HealthServer};
+use bollard::health::{
+    HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse,
+};
+use bollard::moby::filesync::v1::file_sync_server::FileSyncServer;
+use hyper_util::rt::TokioIo;
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::docker::file_sync::{FileSyncService, SyncedDir, Transferred};
+
+/// The gRPC methods the daemon may call on our side.
+const EXPOSED_METHODS: [&str; 2] = [
+    "/moby.filesync.v1.FileSync/DiffCopy",
+    "/grpc.health.v1.Health/Check",
+];
+
+/// Where the daemon listens, from `DOCKER_HOST`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaemonAddress {
+    Unix(PathBuf),
+    Tcp(String),
+}
+
+impl DaemonAddress {
+    /// Reads `DOCKER_HOST` as the docker CLI does, for the schemes a session can use.
+    pub fn parse(host: &str) -> Result<Self> {
+        if let Some(path) = host.strip_prefix("unix://") {
+            return Ok(Self::Unix(PathBuf::from(path)));
+        }
+        let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0");
+        if let Some(address) = host
+            .strip_prefix("tcp://")
+            .or_else(|| host.strip_prefix("http://"))
+        {
+            if tls {
+                return Err(anyhow!(
+                    "DOCKER_TLS_VERIFY is set: deploy cannot yet open a BuildKit session over TLS to {host}; build with DOCKER_BUILDKIT=0 (the classic builder) or on a local daemon"
+                ));
+            }
+            let address = address.trim_end_matches('/');
+            let address = if address.contains(':') {
+                address.to_owned()
+            } else {
+                format!("{address}:2375")
+            };
+            return Ok(Self::Tcp(address));
+        }
+        Err(anyhow!(
+            "deploy serves the build context over a BuildKit session, which it can open on unix:// and tcp:// Docker hosts, not {host}; build with DOCKER_BUILDKIT=0 (the classic builder) or point DOCKER_HOST at a unix:// or tcp:// daemon"
+        ))
+    }
+}
+
+/// The session's shared key: one per repository and context directory, stable across
+/// builds and runs, so the daemon's file-sync cache (keyed by it) is reused and only
+/// files whose stat changed are transferred again.
+pub fn shared_key(repo_root: &std::path::Path, context_dir: &std::path::Path) -> String {
+    let root = repo_root
+        .canonicalize()
+        .unwrap_or_else(|_| repo_root.to_path_buf());
+    let digest = Sha256::digest(format!(
+        "deploy:{}:{}",
+        root.display(),
+        context_dir.display()
+    ));
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A running session; dropping it closes the connection, which ends the session.
+pub struct Session {
+    pub id: String,
+    serving: tokio::task::JoinHandle<()>,
+    pub transferred: Arc<Transferred>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.serving.abort();
+    }
+}
+
+/// What a session serves and how the daemon knows it.
+pub struct SessionSpec {
+    pub id: String,
+    /// Shown by the daemon (the docker CLI uses the context directory's name).
+    pub name: String,
+    pub shared_key: String,
+    pub dirs: HashMap<String, SyncedDir>,
+}
+
+/// Opens the session on the daemon; returns once the daemon has accepted it.
+pub async fn start(address: &DaemonAddress, spec: SessionSpec) -> Result<Session> {
+    let upgraded = match address {
+        DaemonAddress::Unix(path) => {
+            let stream = tokio::net::UnixStream::connect(path)
+                .await
+                .with_context(|| format!("cannot connect to {}", path.display()))?;
+            upgrade(stream, &spec).await?
+        }
+        DaemonAddress::Tcp(address) => {
+            let stream = tokio::net::TcpStream::connect(address)
+                .await
+                .with_context(|| format!("cannot connect to {address}"))?;
+            upgrade(stream, &spec).await?
+        }
+    };
+    let transferred = Arc::new(Transferred::default());
+    let file_sync = FileSyncService::new(spec.dirs, transferred.clone());
+    let incoming = futures_util::stream::iter([Ok::<_, std::io::Error>(SessionIo(upgraded))]);
+    let serving = tokio::spawn(async move {
+        let served = tonic::transport::Server::builder()
+            .add_service(FileSyncServer::new(file_sync))
+            .add_service(HealthServer::new(Healthy))
+            .serve_with_incoming(incoming)
+            .await;
+        if let Err(err) = served {
+            tracing::debug!("the BuildKit session ended: {err}");
+        }
+    });
+    Ok(Session {
+        id: spec.id,
+        serving,
+        transferred,
+    })
+}
+
+async fn upgrade<S>(stream: S, spec: &SessionSpec) -> Result<TokioIo<hyper::upgrade::Upgraded>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .context("cannot open a BuildKit session on the Docker daemon")?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.with_upgrades().await {
+            tracing::debug!("the session's HTTP connection ended: {err}");
+        }
+    });
+    let mut request = hyper::Request::builder()
+        .method("POST")
+        .uri("/session")
+        .header("Host", "docker")
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "h2c")
+        .header("X-Docker-Expose-Session-Uuid", &spec.id)
+        .header("X-Docker-Expose-Session-Name", &spec.name)
+        .header("X-Docker-Expose-Session-Sharedkey", &spec.shared_key);
+    for method in EXPOSED_METHODS {
+        request = request.header("X-Docker-Expose-Session-Grpc-Method", method);
+    }
+    let request = request
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .context("cannot make the session request")?;
+    let response = sender
+        .send_request(request)
+        .await
+        .context("cannot open a BuildKit session on the Docker daemon")?;
+    if response.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+        let status = response.status();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .map(|body| String::from_utf8_lossy(&body.to_bytes()).trim().to_owned())
+            .unwrap_or_default();
+        return Err(anyhow!(
+            "the Docker daemon refused a BuildKit session ({status}): {body}"
+        ));
+    }
+    let upgraded = hyper::upgrade::on(response)
+        .await
+        .context("cannot open a BuildKit session on the Docker daemon")?;
+    Ok(TokioIo::new(upgraded))
+}
+
+/// The upgraded connection, as tonic's server takes it.
+struct SessionIo(TokioIo<hyper::upgrade::Upgraded>);
+
+impl tonic::transport::server::Connected for SessionIo {
+    type ConnectInfo = ();
+    fn connect_info(&self) -> Self::ConnectInfo {}
+}
+
+impl AsyncRead for SessionIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SessionIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// The daemon checks the session's health while it lasts.
+struct Healthy;
+
+type HealthStream =
+    Pin<Box<dyn futures_util::Stream<Item = Result<HealthCheckResponse, tonic::Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Health for Healthy {
+    async fn check(
+        &self,
+        _request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<HealthCheckResponse>, tonic::Status> {
+        Ok(tonic::Response::new(HealthCheckResponse {
+            status: ServingStatus::Serving as i32,
+        }))
+    }
+
+    async fn list(
+        &self,
+        _request: tonic::Request<HealthListRequest>,
+    ) -> Result<tonic::Response<HealthListResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("list"))
+    }
+
+    type WatchStream = HealthStream;
+
+    async fn watch(
+        &self,
+        _request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("watch"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_hosts_a_session_can_use() {
+        assert_eq!(
+            DaemonAddress::parse("unix:///var/run/docker.sock").unwrap(),
+            DaemonAddress::Unix("/var/run/docker.sock".into())
+        );
+        assert!(DaemonAddress::parse("npipe:////./pipe/docker_engine")
+            .unwrap_err()
+            .to_string()
+            .contains("DOCKER_BUILDKIT=0"));
+    }
+
+    #[test]
+    fn the_shared_key_is_stable_per_repository_and_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = shared_key(dir.path(), std::path::Path::new("."));
+        assert_eq!(a, shared_key(dir.path(), std::path::Path::new(".")));
+        assert_ne!(a, shared_key(dir.path(), std::path::Path::new("services")));
+        assert_eq!(a.len(), 64);
+    }
+}
