@@ -19,7 +19,6 @@ use crate::model::history::{
 use crate::model::plan::{Action, Plan, Undo};
 use crate::model::platform::Checkout;
 use crate::model::report::RunReport;
-use crate::request::Request;
 
 /// What ran before this run rolled anything, read under the lock.
 #[derive(Debug, Default)]
@@ -306,7 +305,6 @@ fn finish_record(
 pub(super) async fn decide_undo(
     plan: &mut Plan,
     checkout: &Checkout,
-    _request: &Request,
     profile: Option<&str>,
 ) -> Result<()> {
     let platform = &checkout.platform;
