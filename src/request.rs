@@ -474,6 +474,41 @@ mod tests {
     }
 
     #[test]
+    fn undo_is_a_deploy_request_building_nothing_and_history_is_read_only() {
+        let (_, request) = parse(&[
+            "undo",
+            "--var-file",
+            "tfvars/prod.tfvars",
+            "-y",
+            "--rollback-on-failure",
+        ]);
+        let CommandRequest::Deploy(request) = request else {
+            panic!("not a deploy: {request:?}")
+        };
+        assert!(request.undo && request.skip_spas && request.assume_yes);
+        assert!(request.rollback_on_failure && request.rollback.is_none());
+        assert_eq!(request.selection, Selection::All);
+        let (_, request) = parse(&[
+            "history",
+            "--var-file",
+            "tfvars/prod.tfvars",
+            "--service",
+            "api",
+        ]);
+        assert!(matches!(
+            request,
+            CommandRequest::History(HistoryRequest { limit: 20, service: Some(ref s), .. }) if s == "api"
+        ));
+        let (_, request) = parse(&["--var-file", "x.tfvars", "--rollback-on-failure"]);
+        let CommandRequest::Deploy(request) = request else {
+            panic!("not a deploy: {request:?}")
+        };
+        assert!(request.rollback_on_failure && !request.undo);
+        assert!(Cli::try_parse_from(["deploy", "undo"]).is_err());
+        assert!(Cli::try_parse_from(["deploy", "--skip-tf", "--rollback-on-failure"]).is_err());
+    }
+
+    #[test]
     fn prune_and_unlock_carry_their_flags() {
         let (_, request) = parse(&["prune", "--keep", "5", "--skip-live-check"]);
         assert!(matches!(

@@ -19,7 +19,6 @@ use crate::model::history::{
 use crate::model::plan::{Action, Plan, Undo};
 use crate::model::platform::Checkout;
 use crate::model::report::RunReport;
-use crate::request::Request;
 
 /// What ran before this run rolled anything, read under the lock.
 #[derive(Debug, Default)]
@@ -331,7 +330,6 @@ fn finish_record(
 pub(super) async fn decide_undo(
     plan: &mut Plan,
     checkout: &Checkout,
-    _request: &Request,
     profile: Option<&str>,
 ) -> Result<()> {
     let platform = &checkout.platform;
@@ -350,15 +348,24 @@ pub(super) async fn decide_undo(
             step.apply.var_file.display()
         );
     };
-    let (tags, left) = last.restore_set();
+    let (restorable, mut left) = last.restore_set();
+    // Only services this checkout still deploys: terraform targets them by name.
+    let mut tags = Vec::new();
+    for (service, tag) in restorable {
+        if platform.services.iter().any(|s| s.name == service) {
+            tags.push((service, tag));
+        } else {
+            left.push((service, "no longer a service of this checkout".to_owned()));
+        }
+    }
     if tags.is_empty() {
         bail!(
-            "cannot undo run {} of {environment}: no service it changed ran anything before it ({}). Nothing was touched",
+            "cannot undo run {} of {environment}: none of the services it changed can be restored ({}). Nothing was touched",
             last.run_id,
             left.iter()
-                .map(|(service, _)| service.as_str())
+                .map(|(service, why)| format!("{service}: {why}"))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join("; ")
         );
     }
     let undo = Undo {

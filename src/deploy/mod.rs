@@ -59,7 +59,6 @@ pub fn run(globals: &Globals, request: &Request) -> Result<()> {
             runtime.block_on(ledger::decide_undo(
                 &mut plan,
                 &checkout,
-                request,
                 profile.as_deref(),
             ))?;
             None

@@ -379,3 +379,58 @@ fn graph_mode_decides_spas_and_carries_the_chain_as_data() {
     let runbook_json = serde_json::to_string(&runbook).unwrap();
     assert!(!runbook_json.contains("cause"), "{runbook_json}");
 }
+
+#[test]
+fn an_undo_restores_each_changed_service_to_its_own_tag_and_skips_the_rest() {
+    let platform = fixture();
+    let request = Request {
+        var_file: Some(PathBuf::from("tfvars/example.tfvars")),
+        skip_spas: true,
+        dry_run: true,
+        undo: true,
+        ..Request::default()
+    };
+    let context = Context {
+        head: head(HEAD),
+        uncommitted: Vec::new(),
+        cwd: &platform.root,
+        registry_env: Default::default(),
+        rollback_to: None,
+    };
+    let mut plan = Plan::new(&platform, &request, context).unwrap();
+    assert_eq!(plan.mode, Mode::Undo);
+    assert!(plan.spas.iter().all(|s| s.action == Action::Skip));
+    plan.restore(
+        Undo {
+            run_id: "r1".into(),
+            tags: [
+                ("api".into(), "aaaaaaa".into()),
+                ("auth".into(), "bbbbbbb".into()),
+            ]
+            .into_iter()
+            .collect(),
+            left: vec![("files".into(), "ran nothing readable before run r1".into())],
+        },
+        &platform.config.terraform,
+    );
+    let deploying: Vec<(&str, &str)> = plan
+        .services
+        .iter()
+        .filter(|s| s.action == Action::Deploy)
+        .map(|s| (s.name.as_str(), s.image.as_str()))
+        .collect();
+    assert_eq!(
+        deploying,
+        [("api", "api:aaaaaaa"), ("auth", "auth:bbbbbbb")]
+    );
+    assert_eq!(plan.tag_of("auth"), "bbbbbbb");
+    let files = plan.services.iter().find(|s| s.name == "files").unwrap();
+    assert_eq!(files.reason, "ran nothing readable before run r1");
+    let command = command(&plan).unwrap();
+    assert!(
+        command.contains(r#"image_tags={"api"="aaaaaaa","auth"="bbbbbbb"}"#),
+        "{command}"
+    );
+    assert!(!command.contains(r#"["files"]"#), "{command}");
+    assert!(plan.to_string().starts_with("Plan: undo of run r1"));
+}
