@@ -82,26 +82,37 @@ pub(super) async fn decide(
         .map(|t| t.apply.workspace.clone())
         .context("deploy promote needs the target's tfvars (--to)")?;
     let config_suffices = platform.config.ecs.cluster.is_some();
-    let (source_env, _) =
-        crate::commands::read_environment(platform, profile_from, Some(&from), config_suffices)
+    // The two environments are read at once: each is a terraform output, then ECS, then
+    // its registry's credentials, and neither depends on the other.
+    let source = async {
+        let (source_env, _) =
+            crate::commands::read_environment(platform, profile_from, Some(&from), config_suffices)
+                .await
+                .with_context(|| format!("cannot read the source environment {from}"))?;
+        let source_live = live::fetch(platform, profile_from, source_env.cluster()?)
             .await
-            .with_context(|| format!("cannot read the source environment {from}"))?;
-    let source_live = live::fetch(platform, profile_from, source_env.cluster()?)
-        .await
-        .with_context(|| format!("cannot read what {from} runs"))?;
-    let (target_env, outputs) =
-        crate::commands::read_environment(platform, profile, Some(&to), config_suffices)
+            .with_context(|| format!("cannot read what {from} runs"))?;
+        let source_registry = open_registry(profile_from, promotion.from_registry.host.as_deref())
             .await
-            .with_context(|| format!("cannot read the target environment {to}"))?;
-    let target_live = live::fetch(platform, profile, target_env.cluster()?)
-        .await
-        .with_context(|| format!("cannot read what {to} runs"))?;
-    let source_registry = open_registry(profile_from, promotion.from_registry.host.as_deref())
-        .await
-        .with_context(|| format!("cannot reach the registry of {from}"))?;
-    let target_registry = open_registry(profile, plan.registry.host.as_deref())
-        .await
-        .with_context(|| format!("cannot reach the registry of {to}"))?;
+            .with_context(|| format!("cannot reach the registry of {from}"))?;
+        anyhow::Ok((source_live, source_registry))
+    };
+    let target = async {
+        let (target_env, outputs) =
+            crate::commands::read_environment(platform, profile, Some(&to), config_suffices)
+                .await
+                .with_context(|| format!("cannot read the target environment {to}"))?;
+        let target_live = live::fetch(platform, profile, target_env.cluster()?)
+            .await
+            .with_context(|| format!("cannot read what {to} runs"))?;
+        let target_registry = open_registry(profile, plan.registry.host.as_deref())
+            .await
+            .with_context(|| format!("cannot reach the registry of {to}"))?;
+        anyhow::Ok((outputs, target_live, target_registry))
+    };
+    let (source, target) = tokio::join!(source, target);
+    let (source_live, source_registry) = source?;
+    let (outputs, target_live, target_registry) = target?;
 
     let mut refused = Vec::new();
     let mut refused_names = Vec::new();

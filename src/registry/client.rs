@@ -193,7 +193,8 @@ impl RegistryClient {
                 .await
                 .map_err(|_| {
                     anyhow!(Transient(format!(
-                        "{method} {url}: no answer within {}s",
+                        "{method} {}: no answer within {}s",
+                        shown(&url),
                         ANSWER_TIMEOUT.as_secs()
                     )))
                 })??;
@@ -218,7 +219,7 @@ impl RegistryClient {
             }
             return transient_status(&method, &url, response);
         }
-        Err(anyhow!("{method} {url}: too many redirects"))
+        Err(anyhow!("{method} {}: too many redirects", shown(&url)))
     }
 
     async fn send_once(
@@ -240,11 +241,14 @@ impl RegistryClient {
         }
         let request = builder
             .body(body)
-            .with_context(|| format!("{method} {url}: not a valid request"))?;
-        self.http
-            .request(request)
-            .await
-            .map_err(|err| anyhow!(Transient(format!("{method} {url}: {}", error_chain(&err)))))
+            .with_context(|| format!("{method} {}: not a valid request", shown(url)))?;
+        self.http.request(request).await.map_err(|err| {
+            anyhow!(Transient(format!(
+                "{method} {}: {}",
+                shown(url),
+                error_chain(&err)
+            )))
+        })
     }
 
     /// The Bearer token dance: GET `realm?service=..&scope=..` with our credentials.
@@ -305,7 +309,10 @@ fn transient_status(
 ) -> Result<Response<Incoming>> {
     let status = response.status();
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-        return Err(anyhow!(Transient(format!("{method} {url}: HTTP {status}"))));
+        return Err(anyhow!(Transient(format!(
+            "{method} {}: HTTP {status}",
+            shown(url)
+        ))));
     }
     Ok(response)
 }
@@ -353,6 +360,12 @@ pub async fn error_text(response: Response<Incoming>) -> String {
     } else {
         format!("HTTP {status}, {}", messages.join("; "))
     }
+}
+
+/// A URL as messages show it: without its query, which can carry a presigned
+/// signature (ECR serves blobs from S3 through one) or an upload's state.
+pub fn shown(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {

@@ -269,10 +269,14 @@ async fn copy_blob(
         return Ok(BlobOutcome::Mounted);
     }
     if status != StatusCode::ACCEPTED {
-        bail!("POST {start_url}: {}", client::error_text(started).await);
+        bail!(
+            "POST {}: {}",
+            client::shown(&start_url),
+            client::error_text(started).await
+        );
     }
     let location = client::header(&started, "location")
-        .with_context(|| format!("POST {start_url}: no upload location"))?;
+        .with_context(|| format!("POST {}: no upload location", client::shown(&start_url)))?;
 
     // The source's bytes, streamed: hashed and counted as they pass.
     let blob_url = source

@@ -79,3 +79,37 @@ fn rollback_to_a_revision_git_does_not_know_is_a_usage_error() {
         .stderr_has("\"deadbee\" is not a commit in")
         .stderr_has("give a SHA from `git log`");
 }
+
+/// `deploy promote` with one environment as both source and target: a usage error
+/// (exit 2) before anything is read from AWS; and a missing source tfvars file too.
+#[test]
+fn promote_needs_two_different_environments_with_tfvars() {
+    let fixture = Fixture::new();
+    fixture.write_tfvars("sandbox");
+    fixture
+        .deploy()
+        .args([
+            "promote",
+            "--from",
+            "tfvars/sandbox.tfvars",
+            "--to",
+            "tfvars/sandbox.tfvars",
+            "--dry-run",
+        ])
+        .run()
+        .usage_error()
+        .stderr_has("--from and --to are the same environment (sandbox)");
+    fixture
+        .deploy()
+        .args([
+            "promote",
+            "--from",
+            "tfvars/staging.tfvars",
+            "--to",
+            "tfvars/sandbox.tfvars",
+            "--dry-run",
+        ])
+        .run()
+        .usage_error()
+        .stderr_has("--var-file tfvars/staging.tfvars: no such file");
+}
