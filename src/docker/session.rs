@@ -40,11 +40,16 @@ pub enum DaemonAddress {
 
 impl DaemonAddress {
     /// Reads `DOCKER_HOST` as the docker CLI does, for the schemes a session can use.
-    pub fn parse(host: &str) -> Result<Self> {
+    pub fn from_env(host: &str) -> Result<Self> {
+        let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0");
+        Self::parse(host, tls)
+    }
+
+    /// `host` as `DOCKER_HOST` gives it; `tls`: whether `DOCKER_TLS_VERIFY` is set.
+    pub fn parse(host: &str, tls: bool) -> Result<Self> {
         if let Some(path) = host.strip_prefix("unix://") {
             return Ok(Self::Unix(PathBuf::from(path)));
         }
-        let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0");
         if let Some(address) = host
             .strip_prefix("tcp://")
             .or_else(|| host.strip_prefix("http://"))
@@ -265,13 +270,36 @@ mod tests {
     #[test]
     fn docker_hosts_a_session_can_use() {
         assert_eq!(
-            DaemonAddress::parse("unix:///var/run/docker.sock").unwrap(),
+            DaemonAddress::parse("unix:///var/run/docker.sock", false).unwrap(),
             DaemonAddress::Unix("/var/run/docker.sock".into())
         );
-        assert!(DaemonAddress::parse("npipe:////./pipe/docker_engine")
-            .unwrap_err()
-            .to_string()
-            .contains("DOCKER_BUILDKIT=0"));
+        assert_eq!(
+            DaemonAddress::parse("tcp://10.0.0.5:2375", false).unwrap(),
+            DaemonAddress::Tcp("10.0.0.5:2375".into())
+        );
+        assert_eq!(
+            DaemonAddress::parse("tcp://builder", false).unwrap(),
+            DaemonAddress::Tcp("builder:2375".into())
+        );
+        for (host, tls, said) in [
+            (
+                "tcp://10.0.0.5:2376",
+                true,
+                "cannot yet open a BuildKit session over TLS",
+            ),
+            ("ssh://me@builder", false, "not ssh://me@builder"),
+            (
+                "npipe:////./pipe/docker_engine",
+                false,
+                "unix:// and tcp://",
+            ),
+        ] {
+            let err = DaemonAddress::parse(host, tls).unwrap_err().to_string();
+            assert!(
+                err.contains(said) && err.contains("DOCKER_BUILDKIT=0"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
