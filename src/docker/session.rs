@@ -88,17 +88,13 @@ pub fn shared_key(repo_root: &std::path::Path, context_dir: &std::path::Path) ->
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A running session; dropping it closes the connection, which ends the session.
+/// A running session; dropping it shuts the connection down (gracefully: a transfer in
+/// flight finishes first), which ends the session on the daemon.
 pub struct Session {
     pub id: String,
-    serving: tokio::task::JoinHandle<()>,
     pub transferred: Arc<Transferred>,
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        self.serving.abort();
-    }
+    /// Dropped with the session: tells the server to close the connection.
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 /// What a session serves and how the daemon knows it.
@@ -128,12 +124,20 @@ pub async fn start(address: &DaemonAddress, spec: SessionSpec) -> Result<Session
     };
     let transferred = Arc::new(Transferred::default());
     let file_sync = FileSyncService::new(spec.dirs, transferred.clone());
-    let incoming = futures_util::stream::iter([Ok::<_, std::io::Error>(SessionIo(upgraded))]);
-    let serving = tokio::spawn(async move {
+    // One connection, then none: the server keeps it until told to stop (tonic serves
+    // each connection on a task of its own, which outlives an aborted server).
+    let incoming = futures_util::StreamExt::chain(
+        futures_util::stream::iter([Ok::<_, std::io::Error>(SessionIo(upgraded))]),
+        futures_util::stream::pending(),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
         let served = tonic::transport::Server::builder()
             .add_service(FileSyncServer::new(file_sync))
             .add_service(HealthServer::new(Healthy))
-            .serve_with_incoming(incoming)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            })
             .await;
         if let Err(err) = served {
             tracing::debug!("the BuildKit session ended: {err}");
@@ -141,8 +145,8 @@ pub async fn start(address: &DaemonAddress, spec: SessionSpec) -> Result<Session
     });
     Ok(Session {
         id: spec.id,
-        serving,
         transferred,
+        _stop: stop,
     })
 }
 
