@@ -221,7 +221,7 @@ impl Engine {
     async fn open_context_session(&self, request: &BuildRequest) -> Result<Session> {
         let spec = &request.context;
         let excludes = build_context::check(spec)?;
-        let address = DaemonAddress::parse(&self.host)?;
+        let address = DaemonAddress::from_env(&self.host)?;
         let dockerfile_dir = spec
             .dir
             .join(spec.dockerfile.parent().unwrap_or(Path::new("")));

@@ -224,9 +224,9 @@ async fn serve(
         };
         match PacketType::try_from(packet.r#type) {
             Ok(PacketType::PacketReq) => {
-                if requests.send(packet.id).is_err() {
+                let Ok(()) = requests.send(packet.id) else {
                     break;
-                }
+                };
             }
             Ok(PacketType::PacketFin) => {
                 // Every file asked for is sent before the FIN is answered.

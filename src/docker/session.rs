@@ -40,11 +40,16 @@ pub enum DaemonAddress {
 
 impl DaemonAddress {
     /// Reads `DOCKER_HOST` as the docker CLI does, for the schemes a session can use.
-    pub fn parse(host: &str) -> Result<Self> {
+    pub fn from_env(host: &str) -> Result<Self> {
+        let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0");
+        Self::parse(host, tls)
+    }
+
+    /// `host` as `DOCKER_HOST` gives it; `tls`: whether `DOCKER_TLS_VERIFY` is set.
+    pub fn parse(host: &str, tls: bool) -> Result<Self> {
         if let Some(path) = host.strip_prefix("unix://") {
             return Ok(Self::Unix(PathBuf::from(path)));
         }
-        let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0");
         if let Some(address) = host
             .strip_prefix("tcp://")
             .or_else(|| host.strip_prefix("http://"))
@@ -83,17 +88,13 @@ pub fn shared_key(repo_root: &std::path::Path, context_dir: &std::path::Path) ->
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A running session; dropping it closes the connection, which ends the session.
+/// A running session; dropping it shuts the connection down (gracefully: a transfer in
+/// flight finishes first), which ends the session on the daemon.
 pub struct Session {
     pub id: String,
-    serving: tokio::task::JoinHandle<()>,
     pub transferred: Arc<Transferred>,
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        self.serving.abort();
-    }
+    /// Dropped with the session: tells the server to close the connection.
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 /// What a session serves and how the daemon knows it.
@@ -123,12 +124,20 @@ pub async fn start(address: &DaemonAddress, spec: SessionSpec) -> Result<Session
     };
     let transferred = Arc::new(Transferred::default());
     let file_sync = FileSyncService::new(spec.dirs, transferred.clone());
-    let incoming = futures_util::stream::iter([Ok::<_, std::io::Error>(SessionIo(upgraded))]);
-    let serving = tokio::spawn(async move {
+    // One connection, then none: the server keeps it until told to stop (tonic serves
+    // each connection on a task of its own, which outlives an aborted server).
+    let incoming = futures_util::StreamExt::chain(
+        futures_util::stream::iter([Ok::<_, std::io::Error>(SessionIo(upgraded))]),
+        futures_util::stream::pending(),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
         let served = tonic::transport::Server::builder()
             .add_service(FileSyncServer::new(file_sync))
             .add_service(HealthServer::new(Healthy))
-            .serve_with_incoming(incoming)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            })
             .await;
         if let Err(err) = served {
             tracing::debug!("the BuildKit session ended: {err}");
@@ -136,8 +145,8 @@ pub async fn start(address: &DaemonAddress, spec: SessionSpec) -> Result<Session
     });
     Ok(Session {
         id: spec.id,
-        serving,
         transferred,
+        _stop: stop,
     })
 }
 
@@ -265,13 +274,36 @@ mod tests {
     #[test]
     fn docker_hosts_a_session_can_use() {
         assert_eq!(
-            DaemonAddress::parse("unix:///var/run/docker.sock").unwrap(),
+            DaemonAddress::parse("unix:///var/run/docker.sock", false).unwrap(),
             DaemonAddress::Unix("/var/run/docker.sock".into())
         );
-        assert!(DaemonAddress::parse("npipe:////./pipe/docker_engine")
-            .unwrap_err()
-            .to_string()
-            .contains("DOCKER_BUILDKIT=0"));
+        assert_eq!(
+            DaemonAddress::parse("tcp://10.0.0.5:2375", false).unwrap(),
+            DaemonAddress::Tcp("10.0.0.5:2375".into())
+        );
+        assert_eq!(
+            DaemonAddress::parse("tcp://builder", false).unwrap(),
+            DaemonAddress::Tcp("builder:2375".into())
+        );
+        for (host, tls, said) in [
+            (
+                "tcp://10.0.0.5:2376",
+                true,
+                "cannot yet open a BuildKit session over TLS",
+            ),
+            ("ssh://me@builder", false, "not ssh://me@builder"),
+            (
+                "npipe:////./pipe/docker_engine",
+                false,
+                "unix:// and tcp://",
+            ),
+        ] {
+            let err = DaemonAddress::parse(host, tls).unwrap_err().to_string();
+            assert!(
+                err.contains(said) && err.contains("DOCKER_BUILDKIT=0"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

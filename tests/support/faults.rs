@@ -70,6 +70,17 @@ impl FaultProxy {
         }
     }
 
+    /// A byte pipe on a loopback TCP port in front of the unix socket `upstream`: the
+    /// Docker daemon as a `tcp://` `DOCKER_HOST`.
+    pub fn tcp_to_unix(bed: &Testbed, upstream: &Path) -> Self {
+        let upstream = upstream.display().to_string();
+        let (child, port) = Self::spawn(bed, &["--raw", "--upstream-unix", &upstream]);
+        Self {
+            child,
+            address: format!("127.0.0.1:{port}"),
+        }
+    }
+
     /// Starts the proxy and reads the line it prints once it accepts connections.
     fn spawn(bed: &Testbed, args: &[&str]) -> (std::process::Child, String) {
         use std::io::BufRead;

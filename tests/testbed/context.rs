@@ -266,3 +266,32 @@ fn the_classic_builder_builds_from_a_tar_of_what_the_dockerfile_copies() {
         (8 * MIB).to_string()
     );
 }
+
+/// A `tcp://` `DOCKER_HOST` (the daemon behind a loopback TCP port): bollard's requests
+/// and deploy's own BuildKit session both go there.
+#[test]
+fn a_tcp_docker_host_gets_the_served_context() {
+    let bed = Testbed::get();
+    let fixture = Fixture::unique();
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    let tag = fixture.short_sha();
+    let daemon = FaultProxy::tcp_to_unix(&bed, &docker_socket());
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("DOCKER_HOST", format!("tcp://{}", daemon.address))
+        .env_remove("DOCKER_TLS_VERIFY")
+        .args([
+            "--skip-tf",
+            "--skip-spas",
+            "--services",
+            "api",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
+        .run()
+        .success();
+    let api = format!("{}/api:{tag}", bed.registry);
+    assert_eq!(run_in(&api, "cat /app/SERVICE").trim(), "api");
+}
