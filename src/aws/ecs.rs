@@ -297,6 +297,18 @@ impl Ecs {
         Ok(image)
     }
 
+    /// Seeds the task definitions' containers already known (e.g. from a local cache:
+    /// a task definition revision never changes, so its images never go stale).
+    pub fn with_known(self, known: HashMap<String, Vec<(String, String)>>) -> Self {
+        self.images().extend(known);
+        self
+    }
+
+    /// Every task definition's containers (name, image) read or seeded so far.
+    pub fn known(&self) -> HashMap<String, Vec<(String, String)>> {
+        self.images().clone()
+    }
+
     fn images(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(String, String)>>> {
         // A panic elsewhere cannot leave the map half-written: take it as it is.
         self.images

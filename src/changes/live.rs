@@ -99,7 +99,8 @@ pub async fn survey(
     cluster: String,
     mode: ChangesMode,
 ) -> Result<Survey> {
-    let live = fetch(platform, profile, &cluster).await?;
+    let cache = repo.git_dir().join("deploy").join(TASK_DEFINITION_CACHE);
+    let live = fetch_with(platform, profile, &cluster, Some(&cache)).await?;
     let services = compare(platform, repo, head_sha, live, mode)?;
     Ok(Survey {
         cluster,
@@ -108,18 +109,41 @@ pub async fn survey(
     })
 }
 
+/// The survey's cache of task definition ARN → containers (name, image), under the
+/// repository's `.git/deploy/`. A task definition revision is immutable (a new image is a
+/// new revision, with a new ARN), so an entry never goes stale; the cache spares one
+/// DescribeTaskDefinition per service on every `--changed` and `status` after the first.
+const TASK_DEFINITION_CACHE: &str = "task-definitions.json";
+
+/// Entries kept at most; beyond, the cache starts again from what this survey read.
+const TASK_DEFINITION_CACHE_MAX: usize = 5_000;
+
 /// What ECS runs for every service of the platform, by the platform's service name.
 pub async fn fetch(
     platform: &Platform,
     profile: Option<&str>,
     cluster: &str,
 ) -> Result<HashMap<String, LiveImage>> {
+    fetch_with(platform, profile, cluster, None).await
+}
+
+/// [`fetch`], reading and updating the task definition cache at `cache` when given. A
+/// cache that cannot be read or written only costs the requests it would have saved.
+async fn fetch_with(
+    platform: &Platform,
+    profile: Option<&str>,
+    cluster: &str,
+    cache: Option<&std::path::Path>,
+) -> Result<HashMap<String, LiveImage>> {
     let sdk = crate::aws::load(profile).await;
+    let known = cache.map(read_task_definitions).unwrap_or_default();
+    let seeded = known.len();
     let ecs = Ecs::new(
         aws_sdk_ecs::Client::new(&sdk),
         cluster.to_owned(),
         profile.map(str::to_owned),
-    );
+    )
+    .with_known(known);
     let ecs_config = &platform.config.ecs;
     let lookups: Vec<Lookup> = platform
         .services
@@ -130,7 +154,61 @@ pub async fn fetch(
             container: config::expand(&ecs_config.container, &s.name),
         })
         .collect();
-    ecs.live_images(&lookups).await
+    let live = ecs.live_images(&lookups).await?;
+    if let Some(cache) = cache {
+        let mut known = ecs.known();
+        if known.len() != seeded {
+            if known.len() > TASK_DEFINITION_CACHE_MAX {
+                let running: std::collections::HashSet<&str> = live
+                    .values()
+                    .filter_map(|l| match l {
+                        LiveImage::Running {
+                            task_definition, ..
+                        } => Some(task_definition.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                known.retain(|arn, _| running.contains(arn.as_str()));
+            }
+            write_task_definitions(cache, &known);
+        }
+    }
+    Ok(live)
+}
+
+type TaskDefinitions = HashMap<String, Vec<(String, String)>>;
+
+fn read_task_definitions(path: &std::path::Path) -> TaskDefinitions {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return TaskDefinitions::new();
+    };
+    serde_json::from_str::<TaskDefinitions>(&text)
+        .map(|known| {
+            known
+                .into_iter()
+                // Only ARNs with a revision name one immutable definition.
+                .filter(|(arn, _)| arn.starts_with("arn:") && arn.contains("task-definition/"))
+                .collect()
+        })
+        .unwrap_or_else(|err| {
+            tracing::debug!(path = %path.display(), error = %err, "task definition cache ignored");
+            TaskDefinitions::new()
+        })
+}
+
+fn write_task_definitions(path: &std::path::Path, known: &TaskDefinitions) {
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        // Whole or not at all: a concurrent reader never sees half a file.
+        let partial = path.with_extension("json.partial");
+        std::fs::write(&partial, serde_json::to_vec(known)?)?;
+        std::fs::rename(&partial, path)
+    };
+    if let Err(err) = write() {
+        tracing::debug!(path = %path.display(), error = %err, "task definition cache not written");
+    }
 }
 
 /// Decides every service from what runs (`live`, from [`fetch`]): the live tag,
@@ -257,4 +335,33 @@ pub fn service_fan_out(platform: &Platform) -> Vec<String> {
 /// A configured path as git names it.
 fn relative(path: &std::path::Path) -> String {
     path.to_string_lossy().trim_end_matches('/').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_task_definition_cache_reads_back_what_it_wrote_and_ignores_junk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deploy").join(TASK_DEFINITION_CACHE);
+        assert!(read_task_definitions(&path).is_empty(), "no file yet");
+        let arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/api:7".to_owned();
+        let known: TaskDefinitions = [
+            (
+                arn.clone(),
+                vec![("api".to_owned(), "r.example/api:abc1234".to_owned())],
+            ),
+            // Not a revision's ARN: never trusted from the cache.
+            ("api".to_owned(), vec![("api".to_owned(), "x".to_owned())]),
+        ]
+        .into_iter()
+        .collect();
+        write_task_definitions(&path, &known);
+        let read = read_task_definitions(&path);
+        assert_eq!(read.len(), 1, "{read:?}");
+        assert_eq!(read[&arn], known[&arn]);
+        std::fs::write(&path, "{not json").unwrap();
+        assert!(read_task_definitions(&path).is_empty());
+    }
 }
