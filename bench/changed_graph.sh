@@ -122,7 +122,7 @@ src="$(git rev-parse --short HEAD)"
     echo
     echo "## The real binary: \`deploy --changed=<mode> --dry-run\`, wall time"
     echo
-    echo "Process start, git status, \`terraform output\`, $N_SERVICES ECS round trips and the decision; the two modes alternate, $RUNS runs each."
+    echo "Process start, git status, \`terraform output\`, the ECS round trips ($N_SERVICES services: DescribeServices by 10; the task definitions come from deploy's cache, filled by the untimed plan before) and the decision; the two modes alternate, $RUNS runs each."
     echo
     echo "| mode | median (s) | runs (s) | services to deploy |"
     echo "| --- | ---: | --- | ---: |"
