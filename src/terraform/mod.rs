@@ -172,24 +172,18 @@ impl Terraform {
 
     /// `terraform output -json`, as a map of output name to value.
     pub async fn outputs(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
-        // terraform reads a workspace that does not exist as an empty state, so the
-        // workspace is checked; both read-only commands run side by side (each is a
-        // terraform start, most of their time).
-        let exists = async {
-            match &self.workspace {
-                Some(workspace) => self.workspace_exists(workspace).await,
-                None => true,
+        if let Some(workspace) = &self.workspace {
+            // terraform reads a workspace that does not exist as an empty state (and
+            // creates its directory): checked first, never read.
+            if !self.workspace_exists(workspace).await {
+                return Err(crate::error::UsageError::new(format!(
+                    "the terraform workspace {workspace:?} (named by the tfvars file) does not exist, so there is no {workspace} environment to read; nothing was touched. Create it with\n  terraform -chdir={} workspace new {workspace}\nand deploy it",
+                    self.dir.display()
+                ))
+                .into());
             }
-        };
-        let (exists, text) = tokio::join!(exists, self.output_of(&["output", "-json"]));
-        if let (false, Some(workspace)) = (exists, &self.workspace) {
-            return Err(crate::error::UsageError::new(format!(
-                "the terraform workspace {workspace:?} (named by the tfvars file) does not exist, so there is no {workspace} environment to read; nothing was touched. Create it with\n  terraform -chdir={} workspace new {workspace}\nand deploy it",
-                self.dir.display()
-            ))
-            .into());
         }
-        let text = text?;
+        let text = self.output_of(&["output", "-json"]).await?;
         let json: serde_json::Value =
             serde_json::from_str(&text).context("`terraform output -json` did not print JSON")?;
         Ok(json
