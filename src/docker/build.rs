@@ -11,7 +11,7 @@ use anyhow::{anyhow, Context as _, Result};
 use bollard::query_parameters::BuildImageOptionsBuilder;
 use futures_util::StreamExt;
 
-use super::engine::{is_from_the_daemon, BuilderKind, Engine};
+use super::engine::{daemon_messages, is_from_the_daemon, BuilderKind, Engine};
 use crate::build_output::{self, is_out_of_disk};
 use crate::docker::build_context::{self, ContextSpec, ContextStats};
 use crate::docker::dockerignore::DockerIgnore;
@@ -66,9 +66,12 @@ impl Engine {
                     .rm(true)
                     .forcerm(true)
                     .build();
-                let stream = buildkit_client
-                    .build_image(options, None, Some(bollard::body_full(bytes::Bytes::new())))
-                    .boxed();
+                let stream = daemon_messages(buildkit_client.build_image(
+                    options,
+                    None,
+                    Some(bollard::body_full(bytes::Bytes::new())),
+                ))
+                .boxed();
                 (ContextFeed::Served(session), stream)
             }
             BuilderKind::Classic => {
@@ -81,10 +84,12 @@ impl Engine {
                     .forcerm(true)
                     .build();
                 let (body, writer) = build_context::stream(request.context.clone());
-                let stream = self
-                    .client
-                    .build_image(options, None, Some(bollard::body_try_stream(body)))
-                    .boxed();
+                let stream = daemon_messages(self.client.build_image(
+                    options,
+                    None,
+                    Some(bollard::body_try_stream(body)),
+                ))
+                .boxed();
                 (ContextFeed::Tar(writer), stream)
             }
         };

@@ -170,3 +170,125 @@ pub(super) fn is_from_the_daemon(err: &bollard::errors::Error) -> bool {
             | Error::JsonSerdeError { .. }
     )
 }
+
+/// The daemon's progress messages (a build's, a push's), ending where the daemon ended them.
+///
+/// bollard's JSON-lines decoder can end a stream the daemon completed cleanly with
+/// "bytes remaining on stream": when a message and its `\r\n` reach it in separate chunks it
+/// decodes the message, keeps the lone `\r`, and reports that `\r` when the body ends. Every
+/// whole message was decoded by then, and the HTTP response was complete (a daemon that goes
+/// away mid-stream fails the body with a different error), so that error is the stream's end,
+/// not a lost daemon. Before this, one build in a few hundred failed as "lost the Docker daemon".
+pub(super) fn daemon_messages<T>(
+    stream: impl futures_util::Stream<Item = Result<T, bollard::errors::Error>>,
+) -> impl futures_util::Stream<Item = Result<T, bollard::errors::Error>> {
+    use futures_util::StreamExt as _;
+    stream.take_while(|item| {
+        std::future::ready(!matches!(item, Err(err) if is_trailing_bytes_at_end(err)))
+    })
+}
+
+/// The decoder's end-of-body complaint about bytes that were not a message (see
+/// `daemon_messages`).
+fn is_trailing_bytes_at_end(err: &bollard::errors::Error) -> bool {
+    matches!(err, bollard::errors::Error::IOError { err }
+        if err.kind() == std::io::ErrorKind::Other && err.to_string() == "bytes remaining on stream")
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// A one-request daemon on a Unix socket that answers with `chunks`, each its own HTTP
+    /// chunk, written apart so the client reads them apart; `complete` ends the body, else the
+    /// connection is dropped mid-body, as by a daemon that went away.
+    async fn daemon_answering(
+        chunks: &'static [&'static str],
+        complete: bool,
+    ) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).await.unwrap();
+                request.extend_from_slice(&buf[..n]);
+            }
+            conn.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+            )
+            .await
+            .unwrap();
+            for chunk in chunks {
+                conn.write_all(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes())
+                    .await
+                    .unwrap();
+                conn.flush().await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            if complete {
+                conn.write_all(b"0\r\n\r\n").await.unwrap();
+                conn.flush().await.unwrap();
+            }
+        });
+        let host = format!("unix://{}", socket.display());
+        (dir, host)
+    }
+
+    async fn push_messages(
+        chunks: &'static [&'static str],
+        complete: bool,
+    ) -> Vec<Result<String, String>> {
+        let (_dir, host) = daemon_answering(chunks, complete).await;
+        let client =
+            bollard::Docker::connect_with_unix(&host, 10, bollard::API_DEFAULT_VERSION).unwrap();
+        let stream = client.push_image(
+            "registry.test/api",
+            None::<bollard::query_parameters::PushImageOptions>,
+            None,
+        );
+        super::daemon_messages(stream)
+            .map(|item| {
+                item.map(|info| info.status.unwrap_or_default())
+                    .map_err(|err| err.to_string())
+            })
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_message_whose_line_end_comes_apart_ends_the_stream_cleanly() {
+        let messages = push_messages(
+            &[
+                "{\"status\":\"Preparing\"}\r\n",
+                "{\"status\":\"abc123: digest: sha256:00 size: 1\"}",
+                "\r\n",
+            ],
+            true,
+        )
+        .await;
+        assert_eq!(
+            messages,
+            vec![
+                Ok("Preparing".to_owned()),
+                Ok("abc123: digest: sha256:00 size: 1".to_owned())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_daemon_gone_mid_message_is_still_an_error() {
+        let messages = push_messages(
+            &["{\"status\":\"Preparing\"}\r\n", "{\"status\":\"Pus"],
+            false,
+        )
+        .await;
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert_eq!(messages[0], Ok("Preparing".to_owned()));
+        assert!(messages[1].is_err(), "{messages:?}");
+    }
+}

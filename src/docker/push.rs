@@ -8,7 +8,7 @@ use bollard::auth::DockerCredentials;
 use bollard::query_parameters::PushImageOptionsBuilder;
 use futures_util::StreamExt;
 
-use super::engine::{is_from_the_daemon, Engine};
+use super::engine::{daemon_messages, is_from_the_daemon, Engine};
 
 /// Attempts per push: the first and four retries with backoff.
 const PUSH_ATTEMPTS: u32 = 5;
@@ -107,9 +107,11 @@ impl Engine {
         on_progress: &mut impl FnMut(&str),
     ) -> std::result::Result<(), PushError> {
         let options = PushImageOptionsBuilder::default().tag(tag).build();
-        let mut stream = self
-            .client
-            .push_image(name, Some(options), Some(credentials.clone()));
+        let mut stream = std::pin::pin!(daemon_messages(self.client.push_image(
+            name,
+            Some(options),
+            Some(credentials.clone())
+        )));
         while let Some(item) = stream.next().await {
             let info = item.map_err(|err| {
                 if is_from_the_daemon(&err) {
