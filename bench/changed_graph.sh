@@ -43,7 +43,7 @@ curl -sS -o /dev/null --max-time 5 "$DEPLOY_TESTBED_MOTO_URL" ||
 
 START=$SECONDS
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/deploy-bench-graph.XXXXXX")"
-trap 'rm -rf "$WORK"' EXIT
+[[ -n "${BENCH_KEEP_WORK:-}" ]] || trap 'rm -rf "$WORK"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 # shellcheck source=bench/lib.sh

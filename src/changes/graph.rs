@@ -42,6 +42,14 @@ pub struct GraphCache<'r> {
     ignore: Vec<Glob>,
     head_side: Option<Side>,
     by_base: HashMap<Oid, Base>,
+    /// Lockfiles parsed before, by blob id; `None`: parse every time.
+    lockfiles: Option<lockfile::Cache>,
+}
+
+/// A lockfile to compare: parsed before, or the text at a commit (and its blob id).
+enum LockfileSource {
+    Parsed(Lockfile),
+    Text(Oid, Option<Oid>, Option<String>),
 }
 
 /// One commit's graph and lockfile; an `Err` is why it cannot be used.
@@ -71,7 +79,14 @@ impl<'r> GraphCache<'r> {
                 .collect(),
             head_side: None,
             by_base: HashMap::new(),
+            lockfiles: None,
         }
+    }
+
+    /// Keeps parsed lockfiles in `cache` and reads them from it.
+    pub fn with_lockfile_cache(mut self, cache: lockfile::Cache) -> Self {
+        self.lockfiles = Some(cache);
+        self
     }
 
     /// Why `subject` must deploy since `base`, or `None` when nothing it depends on
@@ -91,18 +106,33 @@ impl<'r> GraphCache<'r> {
             let lockfile_changed = changed.iter().any(|p| p == LOCKFILE);
             let head_lockfile = lockfile_changed && self.head_lockfile_unread();
             let wanted = [(base, lockfile_changed), (self.head, head_lockfile)];
-            let texts = wanted
-                .into_iter()
-                .filter(|(_, wanted)| *wanted)
-                .map(|(commit, _)| Ok((commit, GitTree::at(self.repo, commit)?.read(LOCKFILE))))
-                .collect::<Result<Vec<_>>>()?;
+            // Each lockfile wanted: parsed before (the cache, by blob id), or its text.
+            let mut sources = Vec::new();
+            for (commit, _) in wanted.into_iter().filter(|(_, wanted)| *wanted) {
+                let tree = GitTree::at(self.repo, commit)?;
+                let blob = tree.id_of(LOCKFILE);
+                let cached = blob
+                    .zip(self.lockfiles.as_ref())
+                    .and_then(|(blob, cache)| cache.load(blob));
+                sources.push(match cached {
+                    Some(lockfile) => LockfileSource::Parsed(lockfile),
+                    None => LockfileSource::Text(commit, blob, tree.read(LOCKFILE)),
+                });
+            }
             // The lockfiles parse on threads of their own while this one reads the graph
             // (git2's repository stays here): on a large lockfile each parse is as long as
             // the rest of the decision.
-            let (workspace, mut lockfiles) = std::thread::scope(|scope| {
-                let parses: Vec<_> = texts
+            let (workspace, lockfiles) = std::thread::scope(|scope| {
+                let parses: Vec<_> = sources
                     .into_iter()
-                    .map(|(commit, text)| scope.spawn(move || parse_lockfile(text, commit)))
+                    .map(|source| {
+                        scope.spawn(move || match source {
+                            LockfileSource::Parsed(lockfile) => (None, Ok(lockfile)),
+                            LockfileSource::Text(commit, blob, text) => {
+                                (blob, parse_lockfile(text, commit))
+                            }
+                        })
+                    })
                     .collect();
                 let workspace = self.workspace(base);
                 let lockfiles: Vec<_> = parses
@@ -115,6 +145,14 @@ impl<'r> GraphCache<'r> {
                     .collect();
                 (workspace, lockfiles)
             });
+            if let Some(cache) = &self.lockfiles {
+                for (blob, lockfile) in &lockfiles {
+                    if let (Some(blob), Ok(lockfile)) = (blob, lockfile) {
+                        cache.store(*blob, lockfile);
+                    }
+                }
+            }
+            let mut lockfiles: Vec<_> = lockfiles.into_iter().map(|(_, parsed)| parsed).collect();
             let before = Side {
                 workspace: workspace?,
                 lockfile: lockfile_changed.then(|| lockfiles.remove(0)),

@@ -316,7 +316,9 @@ pub fn graph_cache<'r>(platform: &Platform, repo: &'r Repo, head: git2::Oid) -> 
         .map(|s| relative(&s.dir))
         .chain(platform.spas.iter().map(|s| relative(&s.dir)))
         .collect();
-    GraphCache::new(repo.git(), head, dirs, &platform.config.changes.ignore)
+    GraphCache::new(repo.git(), head, dirs, &platform.config.changes.ignore).with_lockfile_cache(
+        crate::changes::lockfile::Cache::new(repo.git_dir().join("deploy").join("lockfiles")),
+    )
 }
 
 /// The build inputs that still fan out to every service in graph mode: all but the

@@ -8,37 +8,39 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
+use serde::{Deserialize, Serialize};
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// Top-level keys that change how every package resolves: a change in any of them
 /// rolls every service (pnpm re-resolves the whole workspace).
 const GLOBAL_KEYS: [&str; 3] = ["overrides", "patchedDependencies", "pnpmfileChecksum"];
 
-/// A lockfile, parsed.
-#[derive(Debug, Clone, PartialEq)]
+/// A lockfile, parsed. Serialisable for [`Cache`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lockfile {
     /// `lockfileVersion` as written (`'6.0'`, `'9.0'`).
     pub version: String,
     /// The [`GLOBAL_KEYS`] present, each as a canonical text.
-    global: BTreeMap<&'static str, String>,
+    global: BTreeMap<String, String>,
     /// Importer directory (`.` for the root, `services/billing`) → its entries.
     importers: BTreeMap<String, Importer>,
     /// Package key (`zod@3.22.4`, `react-dom@18.2.0(react@18.2.0)`) → resolved entry.
     packages: HashMap<String, Package>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Importer {
-    /// The importer's whole section, canonical: any change to it counts.
-    text: String,
+    /// The importer's whole section, canonical, as a [`digest`]: any change to it counts.
+    text: u64,
     /// Direct dependency name → resolved version as written (`3.22.4`, `link:../x`).
     dependencies: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Package {
-    /// The entry (v9: its `packages` and `snapshots` entries together), canonical.
-    text: String,
+    /// The entry (v9: its `packages` and `snapshots` entries together), canonical, as a
+    /// [`digest`].
+    text: u64,
     /// Keys of the packages it depends on (dependencies and optionalDependencies).
     dependencies: Vec<String>,
 }
@@ -100,7 +102,7 @@ impl Lockfile {
         let global = GLOBAL_KEYS
             .into_iter()
             .filter(|key| !doc[*key].is_badvalue())
-            .map(|key| (key, canonical(&doc[key])))
+            .map(|key| (key.to_owned(), canonical(&doc[key])))
             .collect();
         let mut importers = BTreeMap::new();
         match doc["importers"].as_hash() {
@@ -139,7 +141,13 @@ impl Lockfile {
                         }
                     }
                 }
-                packages.insert(key, Package { text, dependencies });
+                packages.insert(
+                    key,
+                    Package {
+                        text: digest(&text),
+                        dependencies,
+                    },
+                );
             }
         }
         Ok(Self {
@@ -155,7 +163,7 @@ impl Lockfile {
     pub fn global_change(&self, after: &Lockfile) -> Option<&'static str> {
         GLOBAL_KEYS
             .into_iter()
-            .find(|key| self.global.get(key) != after.global.get(key))
+            .find(|key| self.global.get(*key) != after.global.get(*key))
     }
 
     /// Whether `dir`'s own importer section differs between `self` and `after`.
@@ -165,7 +173,7 @@ impl Lockfile {
 
     /// Every external package `dir` reaches (its direct dependencies and theirs), by key,
     /// with its entry. Workspace links (`link:`) are not followed: the graph covers them.
-    pub fn closure(&self, dir: &str) -> BTreeMap<&str, &str> {
+    pub fn closure(&self, dir: &str) -> BTreeMap<&str, u64> {
         let mut seen = BTreeMap::new();
         let Some(importer) = self.importers.get(dir) else {
             return seen;
@@ -179,7 +187,7 @@ impl Lockfile {
             let Some((key, package)) = self.packages.get_key_value(&key) else {
                 continue;
             };
-            if seen.insert(key.as_str(), package.text.as_str()).is_none() {
+            if seen.insert(key.as_str(), package.text).is_none() {
                 queue.extend(package.dependencies.iter().cloned());
             }
         }
@@ -187,13 +195,79 @@ impl Lockfile {
     }
 }
 
+/// Parsed lockfiles by blob id, under the repository's `.git/deploy/lockfiles/`: a blob
+/// never changes, and the live commit's lockfile is the same on every `--changed` until the
+/// next deploy, so a warm plan parses neither side (on a 43k-line lockfile each parse is
+/// most of the graph decision: bench/results-changed-graph.md). A cache that cannot be read
+/// or written only costs the parse it would have saved.
+pub struct Cache {
+    dir: std::path::PathBuf,
+}
+
+/// Entries kept at most (each is about the lockfile's size); beyond, the oldest go.
+const CACHE_MAX: usize = 16;
+
+/// Changes when what [`Lockfile::parse`] keeps changes, so an older deploy's entries are
+/// not read as this one's.
+const CACHE_FORMAT: u32 = 1;
+
+impl Cache {
+    pub fn new(dir: std::path::PathBuf) -> Self {
+        Self { dir }
+    }
+
+    fn path(&self, blob: git2::Oid) -> std::path::PathBuf {
+        self.dir.join(format!(
+            "{blob}-v{CACHE_FORMAT}-{}.json",
+            env!("CARGO_PKG_VERSION")
+        ))
+    }
+
+    /// The lockfile whose blob is `blob`, when parsed before.
+    pub fn load(&self, blob: git2::Oid) -> Option<Lockfile> {
+        let text = std::fs::read(self.path(blob)).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Keeps `lockfile` (the parse of `blob`), dropping the oldest entries beyond
+    /// [`CACHE_MAX`].
+    pub fn store(&self, blob: git2::Oid, lockfile: &Lockfile) {
+        if std::fs::create_dir_all(&self.dir).is_err() {
+            return;
+        }
+        let Ok(text) = serde_json::to_vec(lockfile) else {
+            return;
+        };
+        // Written aside and renamed: a concurrent reader sees all of it or nothing.
+        let path = self.path(blob);
+        let partial = path.with_extension(format!("json.{}", std::process::id()));
+        if std::fs::write(&partial, text).is_err() || std::fs::rename(&partial, &path).is_err() {
+            let _ = std::fs::remove_file(&partial);
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut entries: Vec<(std::time::SystemTime, std::path::PathBuf)> = entries
+            .flatten()
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .collect();
+        if entries.len() > CACHE_MAX {
+            entries.sort();
+            for (_, old) in &entries[..entries.len() - CACHE_MAX] {
+                let _ = std::fs::remove_file(old);
+            }
+        }
+    }
+}
+
 /// What differs between two closures of one importer, first by name: `None` when
 /// they are the same.
-pub fn closure_change(before: &BTreeMap<&str, &str>, after: &BTreeMap<&str, &str>) -> Option<Bump> {
+pub fn closure_change(before: &BTreeMap<&str, u64>, after: &BTreeMap<&str, u64>) -> Option<Bump> {
     if before == after {
         return None;
     }
-    let by_name = |closure: &BTreeMap<&str, &str>| {
+    let by_name = |closure: &BTreeMap<&str, u64>| {
         let mut names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for key in closure.keys() {
             let (name, version) = split_key(key);
@@ -214,7 +288,7 @@ pub fn closure_change(before: &BTreeMap<&str, &str>, after: &BTreeMap<&str, &str
         .find(|name| old.get(**name) != new.get(**name))
         .or_else(|| {
             names.iter().find(|name| {
-                let differs = |(key, text): (&&str, &&str)| {
+                let differs = |(key, text): (&&str, &u64)| {
                     split_key(key).0 == name.as_str() && after.get(key) != Some(text)
                 };
                 before.iter().any(differs)
@@ -300,7 +374,7 @@ fn importer(entry: &Yaml) -> Result<Importer, Unusable> {
         }
     }
     Ok(Importer {
-        text: canonical(entry),
+        text: digest(&canonical(entry)),
         dependencies,
     })
 }
@@ -317,6 +391,15 @@ fn scalar(yaml: &Yaml) -> Option<String> {
         Yaml::Boolean(b) => Some(b.to_string()),
         _ => None,
     }
+}
+
+/// A canonical text as 64 bits (FNV-1a): entries compare by it, and the [`Cache`] keeps
+/// 8 bytes instead of the text. Stable across builds, unlike std's hasher, since a cached
+/// lockfile is compared with one parsed now.
+fn digest(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// A value as one deterministic line, so that two entries compare by content.

@@ -55,11 +55,17 @@ impl<'r> GitTree<'r> {
     }
 }
 
+impl GitTree<'_> {
+    /// The id of the blob (or tree) at `path`, when there is one.
+    pub fn id_of(&self, path: &str) -> Option<Oid> {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        Some(self.subtree(dir)?.get_name(name)?.id())
+    }
+}
+
 impl WorkspaceTree for GitTree<'_> {
     fn read(&self, path: &str) -> Option<String> {
-        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-        let entry = self.subtree(dir)?.get_name(name)?.id();
-        let blob = self.repo.find_blob(entry).ok()?;
+        let blob = self.repo.find_blob(self.id_of(path)?).ok()?;
         String::from_utf8(blob.content().to_vec()).ok()
     }
 

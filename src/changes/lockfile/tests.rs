@@ -224,3 +224,43 @@ fn global_keys_and_unusable_lockfiles() {
         Unusable("pnpm-lock.yaml is not a YAML mapping".into())
     );
 }
+
+#[test]
+fn the_cache_gives_back_what_it_kept_by_blob_and_drops_the_oldest_beyond_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(dir.path().join("lockfiles"));
+    let lock = Lockfile::parse(V9).unwrap();
+    let blob = git2::Oid::hash_object(git2::ObjectType::Blob, V9.as_bytes()).unwrap();
+    assert_eq!(cache.load(blob), None, "nothing kept yet");
+    cache.store(blob, &lock);
+    assert_eq!(cache.load(blob), Some(lock.clone()));
+    // What the comparison reads survives the round trip.
+    let loaded = cache.load(blob).unwrap();
+    assert_eq!(
+        loaded.closure("services/billing"),
+        lock.closure("services/billing")
+    );
+
+    // A torn or foreign file is a miss, not an error.
+    std::fs::write(cache.path(blob), b"{\"version\":").unwrap();
+    assert_eq!(cache.load(blob), None);
+
+    for n in 0..CACHE_MAX + 3 {
+        let other =
+            git2::Oid::hash_object(git2::ObjectType::Blob, format!("{n}").as_bytes()).unwrap();
+        cache.store(other, &lock);
+    }
+    let kept = std::fs::read_dir(dir.path().join("lockfiles"))
+        .unwrap()
+        .count();
+    assert_eq!(kept, CACHE_MAX);
+}
+
+#[test]
+fn entries_compare_by_a_digest_that_any_change_of_content_changes() {
+    assert_eq!(digest("zod@3.22.4{}"), digest("zod@3.22.4{}"));
+    assert_ne!(digest("zod@3.22.4{}"), digest("zod@3.22.5{}"));
+    // Fixed across builds: a cached digest is compared with one computed now.
+    assert_eq!(digest(""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(digest("a"), 0xaf63_dc4c_8601_ec8c);
+}
