@@ -118,6 +118,10 @@ async fn bridge(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group, as the docker CLI's helper does: a Ctrl-C at the
+        // terminal reaches deploy, which cancels its builds over these connections,
+        // not ssh, which would cut them first.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn();
     let mut child = match spawned {
@@ -144,7 +148,11 @@ async fn bridge(
                 all.drain(..all.len() - STDERR_KEPT);
             }
         }
-        String::from_utf8_lossy(&all).trim().to_owned()
+        // Its last line ends the sentence deploy adds to it.
+        String::from_utf8_lossy(&all)
+            .trim()
+            .trim_end_matches('.')
+            .to_owned()
     });
     let (mut from_client, mut to_client) = stream.into_split();
     let up = async {

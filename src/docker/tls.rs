@@ -40,54 +40,41 @@ impl TlsDialer {
     pub fn new(address: &str, server_name: &str, cert_dir: &Path) -> Result<Self> {
         let file = |name: &str| cert_dir.join(name);
         let (ca, cert, key) = (file("ca.pem"), file("cert.pem"), file("key.pem"));
-        let remedy = |path: &Path| {
-            format!(
-                "DOCKER_TLS_VERIFY is set, so deploy reads ca.pem, cert.pem and key.pem from DOCKER_CERT_PATH ({}), as the docker CLI does; check {} (or unset DOCKER_TLS_VERIFY for a daemon without TLS)",
-                cert_dir.display(),
-                path.display()
-            )
+        let remedy = format!(
+            "DOCKER_TLS_VERIFY is set, so deploy reads ca.pem, cert.pem and key.pem from DOCKER_CERT_PATH ({}), as the docker CLI does (unset DOCKER_TLS_VERIFY for a daemon without TLS)",
+            cert_dir.display()
+        );
+        let read = |path: &Path, what: &str| {
+            std::fs::read(path).map_err(|err| {
+                anyhow!("cannot read the {what} {}: {err}. {remedy}", path.display())
+            })
         };
         let certificates = |path: &Path, what: &str| -> Result<Vec<CertificateDer<'static>>> {
-            let bytes = std::fs::read(path).with_context(|| {
-                format!(
-                    "cannot read the {what} {}. {}",
-                    path.display(),
-                    remedy(path)
-                )
-            })?;
+            let bytes = read(path, what)?;
             let certs = CertificateDer::pem_slice_iter(&bytes)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|err| {
                     anyhow!(
-                        "{} is not a PEM certificate ({err}). {}",
-                        path.display(),
-                        remedy(path)
+                        "{} is not a PEM certificate ({err}). {remedy}",
+                        path.display()
                     )
                 })?;
             if certs.is_empty() {
                 return Err(anyhow!(
-                    "{} holds no PEM certificate. {}",
-                    path.display(),
-                    remedy(path)
+                    "{} holds no PEM certificate. {remedy}",
+                    path.display()
                 ));
             }
             Ok(certs)
         };
         let authorities = certificates(&ca, "CA certificate")?;
         let chain = certificates(&cert, "client certificate")?;
-        let key_bytes = std::fs::read(&key).with_context(|| {
-            format!(
-                "cannot read the client key {}. {}",
-                key.display(),
-                remedy(&key)
-            )
-        })?;
+        let key_bytes = read(&key, "client key")?;
         // The key's own bytes never reach a message.
         let private_key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|_| {
             anyhow!(
-                "{} holds no PEM private key (PKCS#1, PKCS#8 or SEC1). {}",
-                key.display(),
-                remedy(&key)
+                "{} holds no PEM private key (PKCS#1, PKCS#8 or SEC1). {remedy}",
+                key.display()
             )
         })?;
 
@@ -95,9 +82,8 @@ impl TlsDialer {
         for authority in authorities {
             roots.add(authority).map_err(|err| {
                 anyhow!(
-                    "{} is not a usable CA certificate ({err}). {}",
-                    ca.display(),
-                    remedy(&ca)
+                    "{} is not a usable CA certificate ({err}). {remedy}",
+                    ca.display()
                 )
             })?;
         }
@@ -109,10 +95,9 @@ impl TlsDialer {
             .with_client_auth_cert(chain, private_key)
             .map_err(|err| {
                 anyhow!(
-                    "the client certificate {} and key {} do not go together ({err}). {}",
+                    "the client certificate {} and key {} do not go together ({err}). {remedy}",
                     cert.display(),
-                    key.display(),
-                    remedy(&cert)
+                    key.display()
                 )
             })?;
         let server_name = ServerName::try_from(server_name.to_owned()).map_err(|_| {

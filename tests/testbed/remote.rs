@@ -212,19 +212,21 @@ impl TlsDaemon {
             "starting the second dockerd removed the machine's docker0"
         );
         // It pulls nothing: it gets the base image from the machine's daemon.
-        let save = Command::new("docker")
+        let mut save = Command::new("docker")
             .args(["save", &bed.base_image])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         let load = daemon
             .docker_command(&["load"])
-            .stdin(save.stdout.unwrap())
+            .stdin(save.stdout.take().unwrap())
             .output()
             .unwrap();
+        let saved = save.wait().unwrap();
         assert!(
-            load.status.success(),
-            "docker load into the second dockerd: {}",
+            saved.success() && load.status.success(),
+            "docker save {} | docker load into the second dockerd: {}",
+            bed.base_image,
             String::from_utf8_lossy(&load.stderr)
         );
         daemon
