@@ -448,7 +448,8 @@ struct Sshd {
 }
 
 impl Sshd {
-    fn start() -> Self {
+    /// `extra`: more sshd_config lines.
+    fn start(extra: &str) -> Self {
         let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"]
             .into_iter()
             .find(|path| Path::new(path).exists())
@@ -468,7 +469,7 @@ impl Sshd {
         std::fs::write(
             d.join("sshd_config"),
             format!(
-                "ListenAddress 127.0.0.1\nPort {port}\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin prohibit-password\nStrictModes no\nLogLevel VERBOSE\n",
+                "ListenAddress 127.0.0.1\nPort {port}\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin prohibit-password\nStrictModes no\nLogLevel VERBOSE\n{extra}",
                 d = d.display()
             ),
         )
@@ -549,7 +550,7 @@ impl Drop for Sshd {
 #[test]
 fn a_build_over_ssh_runs_on_the_remote_daemon_and_ssh_ends_with_deploy() {
     let bed = Testbed::get();
-    let sshd = Sshd::start();
+    let sshd = Sshd::start("");
     let fixture = Fixture::unique();
     fixture.write("services/api/src/remote.txt", "over ssh\n");
     let tag = fixture.commit_all("a file the build over ssh copies");
@@ -600,9 +601,10 @@ fn a_build_over_ssh_runs_on_the_remote_daemon_and_ssh_ends_with_deploy() {
 }
 
 #[test]
-fn an_ssh_host_deploy_cannot_reach_is_one_clear_error_with_sshs_own_words() {
+fn an_ssh_host_deploy_cannot_reach_or_without_docker_is_one_clear_error_in_sshs_words() {
     let bed = Testbed::get();
-    let sshd = Sshd::start();
+    // Logins get a PATH without docker: the host has no docker CLI.
+    let sshd = Sshd::start("SetEnv PATH=/nonexistent\n");
     let fixture = Fixture::new();
     let env = bootstrap_aws(&bed, &fixture, "sandbox");
     let closed = free_port();
@@ -614,6 +616,10 @@ fn an_ssh_host_deploy_cannot_reach_is_one_clear_error_with_sshs_own_words() {
         (
             format!("ssh://nosuchuser@127.0.0.1:{}", sshd.port),
             "Permission denied (publickey)".to_owned(),
+        ),
+        (
+            format!("ssh://root@127.0.0.1:{}", sshd.port),
+            "docker: command not found".to_owned(),
         ),
     ] {
         let out = fixture
