@@ -118,9 +118,11 @@ async fn bridge(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        // Its own process group, as the docker CLI's helper does: a Ctrl-C at the
-        // terminal reaches deploy, which cancels its builds over these connections,
-        // not ssh, which would cut them first.
+        // A process group of its own, so that a Ctrl-C at the terminal reaches deploy,
+        // which cancels its builds over these connections, and not ssh. (The docker
+        // CLI's helper goes further with a session of its own, `setsid`, which needs
+        // `pre_exec` and so unsafe code; with BatchMode, ssh has no prompt for the
+        // terminal either way.)
         .process_group(0)
         .kill_on_drop(true)
         .spawn();

@@ -601,6 +601,50 @@ fn a_build_over_ssh_runs_on_the_remote_daemon_and_ssh_ends_with_deploy() {
 }
 
 #[test]
+fn ctrl_c_during_a_build_over_ssh_cancels_the_remote_build_and_leaves_no_ssh() {
+    let bed = Testbed::get();
+    let sshd = Sshd::start("");
+    let fixture = Fixture::unique();
+    let marker = fixture.slow_build();
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    let mut run = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("DOCKER_HOST", format!("ssh://root@127.0.0.1:{}", sshd.port))
+        .env("PATH", sshd.path_env())
+        .args(DEPLOY_API_ONLY)
+        .own_process_group()
+        .spawn();
+    // The slow step runs on the remote daemon (here the machine's, behind sshd).
+    run.wait_for_the_slow_build(&marker);
+    let interrupted = std::time::Instant::now();
+    run.interrupt_group();
+    let ended = run.finish();
+    // As Ctrl-C at a terminal: the signal goes to deploy's process group (ssh runs in
+    // one of its own). The run ends as an interrupted build ends on a local daemon, the
+    // remote step is cancelled, and no ssh is left. (With ssh in deploy's group, ssh
+    // dies of the SIGINT and the build is cancelled all the same: this test does not
+    // tell the two apart.)
+    ended.code(130).printed("interrupted");
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(20),
+        "stopped promptly: {ended}"
+    );
+    assert!(
+        eventually(Duration::from_secs(15), || processes_with(&marker)
+            .is_empty()),
+        "the remote build step still runs after the interrupt: {:?}",
+        processes_with(&marker)
+    );
+    let ssh = sshd.dir.path().join("ssh_config").display().to_string();
+    assert!(
+        eventually(Duration::from_secs(10), || processes_with(&ssh).is_empty()),
+        "ssh processes left after deploy was interrupted: {:?}",
+        processes_with(&ssh)
+    );
+}
+
+#[test]
 fn an_ssh_host_deploy_cannot_reach_or_without_docker_is_one_clear_error_in_sshs_words() {
     let bed = Testbed::get();
     // Logins get a PATH without docker: the host has no docker CLI.
