@@ -18,9 +18,9 @@ REGISTRY_PORT="${DEPLOY_TESTBED_REGISTRY_PORT:-5000}"
 REGISTRY2_PORT="${DEPLOY_TESTBED_REGISTRY2_PORT:-5001}"
 BASE_IMAGE="${DEPLOY_TESTBED_BASE_IMAGE:-deploy-testbed/busybox:latest}"
 REQUIREMENTS="$SCRIPT_DIR/requirements.txt"
-# openssh-server and openssl: the remote-builder tests (tests/testbed/remote.rs) start
-# their own sshd and a second dockerd behind TLS with certificates they make.
-APT_PACKAGES=(docker-registry busybox-static curl ca-certificates openssh-server openssl)
+# openssh-server, openssl, iproute2: the remote-builder tests (tests/testbed/remote.rs) start
+# their own sshd, and a second dockerd behind TLS (certificates they make, a bridge of its own).
+APT_PACKAGES=(docker-registry busybox-static curl ca-certificates openssh-server openssl iproute2)
 STARTUP_TIMEOUT="${DEPLOY_TESTBED_STARTUP_TIMEOUT:-60}"
 DOCKER_TIMEOUT="${DEPLOY_TESTBED_DOCKER_TIMEOUT:-120}"
 
