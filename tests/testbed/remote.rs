@@ -19,6 +19,20 @@ const DEPLOY_API_ONLY: [&str; 7] = [
     "-y",
 ];
 
+/// These tests start daemons and a bridge: root only. They fail, never skip, elsewhere.
+fn assert_root() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let uid = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        .unwrap_or("?");
+    assert_eq!(
+        uid, "0",
+        "the remote-builder tests start a dockerd, a Linux bridge and an sshd: run them as root"
+    );
+}
+
 /// A port nothing listens on (the OS picked it free a moment ago).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -141,6 +155,7 @@ struct TlsDaemon {
 
 impl TlsDaemon {
     fn start(bed: &Testbed) -> Self {
+        assert_root();
         let dir = tempfile::Builder::new()
             .prefix("deploy-tls-dockerd-")
             .tempdir()
@@ -450,6 +465,7 @@ struct Sshd {
 impl Sshd {
     /// `extra`: more sshd_config lines.
     fn start(extra: &str) -> Self {
+        assert_root();
         let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"]
             .into_iter()
             .find(|path| Path::new(path).exists())
