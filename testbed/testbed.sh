@@ -18,7 +18,9 @@ REGISTRY_PORT="${DEPLOY_TESTBED_REGISTRY_PORT:-5000}"
 REGISTRY2_PORT="${DEPLOY_TESTBED_REGISTRY2_PORT:-5001}"
 BASE_IMAGE="${DEPLOY_TESTBED_BASE_IMAGE:-deploy-testbed/busybox:latest}"
 REQUIREMENTS="$SCRIPT_DIR/requirements.txt"
-APT_PACKAGES=(docker-registry busybox-static curl ca-certificates)
+# openssh-server, openssl, iproute2: the remote-builder tests (tests/testbed/remote.rs) start
+# their own sshd, and a second dockerd behind TLS (certificates they make, a bridge of its own).
+APT_PACKAGES=(docker-registry busybox-static curl ca-certificates openssh-server openssl iproute2)
 STARTUP_TIMEOUT="${DEPLOY_TESTBED_STARTUP_TIMEOUT:-60}"
 DOCKER_TIMEOUT="${DEPLOY_TESTBED_DOCKER_TIMEOUT:-120}"
 
@@ -191,7 +193,14 @@ ensure_apt_packages() {
         "${sudo[@]}" rm -f "$policy"
     fi
     ((rc == 0)) || die "apt-get install ${missing[*]} failed (exit $rc)" "$log"
-    # And keep it from starting at boot: the test bed runs its own registry.
+    # And keep it from starting at boot: the test bed runs its own registry (and the
+    # ssh tests their own sshd).
+    if [[ " ${missing[*]} " == *" openssh-server "* ]]; then
+        "${sudo[@]}" update-rc.d ssh disable >/dev/null 2>&1 || true
+        if [[ -d /run/systemd/system ]] && have systemctl; then
+            "${sudo[@]}" systemctl disable --now ssh.service >/dev/null 2>&1 || true
+        fi
+    fi
     if [[ " ${missing[*]} " == *" docker-registry "* ]]; then
         "${sudo[@]}" update-rc.d docker-registry disable >/dev/null 2>&1 || true
         if [[ -d /run/systemd/system ]] && have systemctl; then

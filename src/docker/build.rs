@@ -16,7 +16,7 @@ use crate::build_output::{self, is_out_of_disk};
 use crate::docker::build_context::{self, ContextSpec, ContextStats};
 use crate::docker::dockerignore::DockerIgnore;
 use crate::docker::file_sync::SyncedDir;
-use crate::docker::session::{self, DaemonAddress, Session, SessionSpec};
+use crate::docker::session::{self, Session, SessionSpec};
 
 /// Lines of a failed build's log shown in the error.
 const LOG_TAIL_LINES: usize = 25;
@@ -226,7 +226,6 @@ impl Engine {
     async fn open_context_session(&self, request: &BuildRequest) -> Result<Session> {
         let spec = &request.context;
         let excludes = build_context::check(spec)?;
-        let address = DaemonAddress::from_env(&self.host)?;
         let dockerfile_dir = spec
             .dir
             .join(spec.dockerfile.parent().unwrap_or(Path::new("")));
@@ -253,7 +252,7 @@ impl Engine {
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_else(|| "context".to_owned());
         session::start(
-            &address,
+            &self.session_route,
             SessionSpec {
                 id: format!("deploy-{}-{}-{nanos}", std::process::id(), request.service),
                 name,

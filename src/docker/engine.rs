@@ -1,10 +1,17 @@
-//! The Docker engine (bollard): connect with API version negotiation, find the builder
+//! The Docker engine (bollard): connect (a local socket, plain TCP, TLS, or ssh through
+//! a local bridge) with API version negotiation, find the builder
 //! it runs, and the housekeeping `prune` needs (local tags, build cache, free disk).
 //! Building is in `build`, pushing in `push`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
+
+use super::address::DaemonAddress;
+use super::session::SessionRoute;
+use super::ssh::SshBridge;
+use super::tls::{self, TlsDialer};
 
 /// How long one request may take, context upload and build included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60 * 60);
@@ -24,7 +31,12 @@ pub enum BuilderKind {
 pub struct Engine {
     pub(super) client: bollard::Docker,
     pub builder: BuilderKind,
+    /// `DOCKER_HOST` as given (the default socket's URL when unset).
     pub host: String,
+    /// How a BuildKit session reaches the same daemon.
+    pub(super) session_route: SessionRoute,
+    /// An `ssh://` daemon's bridge: lives as long as any clone of the engine.
+    _ssh: Option<Arc<SshBridge>>,
 }
 
 impl Engine {
@@ -40,14 +52,69 @@ impl Engine {
                 "cannot reach the Docker daemon at {host}: {err}; start Docker (or point DOCKER_HOST at a running daemon)"
             )
         };
-        let client = bollard::Docker::connect_with_defaults()
-            .map_err(|err| unreachable(&err))?
-            .with_timeout(REQUEST_TIMEOUT);
-        let client = client
-            .negotiate_version()
-            .await
-            .map_err(|err| unreachable(&err))?;
-        let version = client.version().await.map_err(|err| unreachable(&err))?;
+        let timeout = REQUEST_TIMEOUT.as_secs();
+        let (client, session_route, ssh) = match DaemonAddress::from_env(&host)? {
+            DaemonAddress::Unix(path) => (
+                bollard::Docker::connect_with_unix(&host, timeout, bollard::API_DEFAULT_VERSION)
+                    .map_err(|err| unreachable(&err))?,
+                SessionRoute::Unix(path),
+                None,
+            ),
+            DaemonAddress::Tcp(address) => (
+                bollard::Docker::connect_with_http(&address, timeout, bollard::API_DEFAULT_VERSION)
+                    .map_err(|err| unreachable(&err))?,
+                SessionRoute::Tcp(address),
+                None,
+            ),
+            DaemonAddress::Tls {
+                address,
+                server_name,
+                cert_dir,
+            } => {
+                let dialer = TlsDialer::new(&address, &server_name, &cert_dir)?;
+                // The handshake first, for one clear message per way it fails (bollard
+                // would say only "client error (Connect)").
+                dialer.check().await.map_err(|err| {
+                    anyhow!("cannot reach the Docker daemon at {host} over TLS: {err:#}")
+                })?;
+                (
+                    tls::bollard_client(&dialer, timeout)?,
+                    SessionRoute::Tls(dialer),
+                    None,
+                )
+            }
+            DaemonAddress::Ssh(target) => {
+                let bridge = SshBridge::start(&target)?;
+                let socket = bridge.socket().to_path_buf();
+                let client = bollard::Docker::connect_with_unix(
+                    &socket.to_string_lossy(),
+                    timeout,
+                    bollard::API_DEFAULT_VERSION,
+                )
+                .map_err(|err| unreachable(&err))?;
+                (client, SessionRoute::Unix(socket), Some(Arc::new(bridge)))
+            }
+        };
+        let answered = async {
+            let client = client.negotiate_version().await?;
+            let version = client.version().await?;
+            Ok::<_, bollard::errors::Error>((client, version))
+        }
+        .await;
+        let (client, version) = match (answered, &ssh) {
+            (Ok(answered), _) => answered,
+            // What ssh said is the news ("Permission denied (publickey)", "docker: command
+            // not found"), not the connection bollard saw closed.
+            (Err(err), Some(bridge)) => {
+                return Err(match bridge.failure(Duration::from_secs(5)).await {
+                    Some(failure) => anyhow!(
+                        "cannot reach the Docker daemon at {host}: {failure}. deploy runs `ssh … docker system dial-stdio` as the docker CLI does: check that `docker -H {host} info` works (keys, known hosts and users in ~/.ssh/config; docker installed on that host)"
+                    ),
+                    None => unreachable(&err),
+                })
+            }
+            (Err(err), None) => return Err(unreachable(&err)),
+        };
         tracing::debug!(?version.version, ?version.api_version, "docker daemon");
         // DOCKER_BUILDKIT=0 selects the classic builder, as it does for the docker CLI.
         let builder = match std::env::var("DOCKER_BUILDKIT").as_deref() {
@@ -59,6 +126,8 @@ impl Engine {
             client,
             builder,
             host,
+            session_route,
+            _ssh: ssh,
         })
     }
 }

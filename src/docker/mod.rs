@@ -1,7 +1,9 @@
-//! Docker: the engine (connect, build, push), the build context taken from the
-//! committed tree and filtered by `.dockerignore`, the images of a run, and the
-//! per-daemon lock that keeps `deploy prune` away from running builds.
+//! Docker: the engine (connect, build, push) on a local socket, over TLS or over ssh,
+//! the build context taken from the committed tree and filtered by `.dockerignore`, the
+//! images of a run, and the per-daemon lock that keeps `deploy prune` away from
+//! running builds.
 
+pub mod address;
 pub mod build;
 pub mod build_context;
 pub mod daemon_lock;
@@ -12,3 +14,5 @@ pub mod file_sync;
 pub mod images;
 pub mod push;
 pub mod session;
+pub mod ssh;
+pub mod tls;

@@ -24,6 +24,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::docker::file_sync::{FileSyncService, SyncedDir, Transferred};
+use crate::docker::tls::TlsDialer;
 
 /// The gRPC methods the daemon may call on our side.
 const EXPOSED_METHODS: [&str; 2] = [
@@ -31,46 +32,13 @@ const EXPOSED_METHODS: [&str; 2] = [
     "/grpc.health.v1.Health/Check",
 ];
 
-/// Where the daemon listens, from `DOCKER_HOST`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DaemonAddress {
+/// How a session reaches the daemon: the engine's own route (see `Engine::connect`); an
+/// `ssh://` daemon is reached through the engine's ssh bridge, a Unix socket.
+#[derive(Clone)]
+pub enum SessionRoute {
     Unix(PathBuf),
     Tcp(String),
-}
-
-impl DaemonAddress {
-    /// Reads `DOCKER_HOST` as the docker CLI does, for the schemes a session can use.
-    pub fn from_env(host: &str) -> Result<Self> {
-        let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0");
-        Self::parse(host, tls)
-    }
-
-    /// `host` as `DOCKER_HOST` gives it; `tls`: whether `DOCKER_TLS_VERIFY` is set.
-    pub fn parse(host: &str, tls: bool) -> Result<Self> {
-        if let Some(path) = host.strip_prefix("unix://") {
-            return Ok(Self::Unix(PathBuf::from(path)));
-        }
-        if let Some(address) = host
-            .strip_prefix("tcp://")
-            .or_else(|| host.strip_prefix("http://"))
-        {
-            if tls {
-                return Err(anyhow!(
-                    "DOCKER_TLS_VERIFY is set: deploy cannot yet open a BuildKit session over TLS to {host}; build with DOCKER_BUILDKIT=0 (the classic builder) or on a local daemon"
-                ));
-            }
-            let address = address.trim_end_matches('/');
-            let address = if address.contains(':') {
-                address.to_owned()
-            } else {
-                format!("{address}:2375")
-            };
-            return Ok(Self::Tcp(address));
-        }
-        Err(anyhow!(
-            "deploy serves the build context over a BuildKit session, which it can open on unix:// and tcp:// Docker hosts, not {host}; build with DOCKER_BUILDKIT=0 (the classic builder) or point DOCKER_HOST at a unix:// or tcp:// daemon"
-        ))
-    }
+    Tls(TlsDialer),
 }
 
 /// The session's shared key: one per repository and context directory, stable across
@@ -107,20 +75,21 @@ pub struct SessionSpec {
 }
 
 /// Opens the session on the daemon; returns once the daemon has accepted it.
-pub async fn start(address: &DaemonAddress, spec: SessionSpec) -> Result<Session> {
-    let upgraded = match address {
-        DaemonAddress::Unix(path) => {
+pub async fn start(route: &SessionRoute, spec: SessionSpec) -> Result<Session> {
+    let upgraded = match route {
+        SessionRoute::Unix(path) => {
             let stream = tokio::net::UnixStream::connect(path)
                 .await
                 .with_context(|| format!("cannot connect to {}", path.display()))?;
             upgrade(stream, &spec).await?
         }
-        DaemonAddress::Tcp(address) => {
+        SessionRoute::Tcp(address) => {
             let stream = tokio::net::TcpStream::connect(address)
                 .await
                 .with_context(|| format!("cannot connect to {address}"))?;
             upgrade(stream, &spec).await?
         }
+        SessionRoute::Tls(dialer) => upgrade(dialer.connect().await?, &spec).await?,
     };
     let transferred = Arc::new(Transferred::default());
     let file_sync = FileSyncService::new(spec.dirs, transferred.clone());
@@ -270,41 +239,6 @@ impl Health for Healthy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn docker_hosts_a_session_can_use() {
-        assert_eq!(
-            DaemonAddress::parse("unix:///var/run/docker.sock", false).unwrap(),
-            DaemonAddress::Unix("/var/run/docker.sock".into())
-        );
-        assert_eq!(
-            DaemonAddress::parse("tcp://10.0.0.5:2375", false).unwrap(),
-            DaemonAddress::Tcp("10.0.0.5:2375".into())
-        );
-        assert_eq!(
-            DaemonAddress::parse("tcp://builder", false).unwrap(),
-            DaemonAddress::Tcp("builder:2375".into())
-        );
-        for (host, tls, said) in [
-            (
-                "tcp://10.0.0.5:2376",
-                true,
-                "cannot yet open a BuildKit session over TLS",
-            ),
-            ("ssh://me@builder", false, "not ssh://me@builder"),
-            (
-                "npipe:////./pipe/docker_engine",
-                false,
-                "unix:// and tcp://",
-            ),
-        ] {
-            let err = DaemonAddress::parse(host, tls).unwrap_err().to_string();
-            assert!(
-                err.contains(said) && err.contains("DOCKER_BUILDKIT=0"),
-                "{err}"
-            );
-        }
-    }
 
     #[test]
     fn the_shared_key_is_stable_per_repository_and_context() {

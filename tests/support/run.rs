@@ -73,6 +73,14 @@ impl Deploy {
         self
     }
 
+    /// The run leads a process group of its own, as a job at a terminal does, so that
+    /// [`Background::interrupt_group`] signals it and all it starts in its group, as
+    /// Ctrl-C at the terminal does.
+    pub fn own_process_group(mut self) -> Self {
+        std::os::unix::process::CommandExt::process_group(&mut self.command, 0);
+        self
+    }
+
     pub fn run(mut self) -> Outcome {
         let _docker = self.use_docker();
         let output = self.command.output().expect("the deploy binary runs");
@@ -156,6 +164,16 @@ impl Background {
     pub fn interrupt(&self) {
         let status = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGINT to the run's whole process group ([`Deploy::own_process_group`]), as
+    /// Ctrl-C at a terminal sends it.
+    pub fn interrupt_group(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", "--", &format!("-{}", self.child.id())])
             .status()
             .unwrap();
         assert!(status.success());

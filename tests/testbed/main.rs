@@ -19,6 +19,7 @@ mod promote;
 mod prune;
 mod readme;
 mod registry_copy;
+mod remote;
 mod review;
 mod rollback;
 mod rollout;
