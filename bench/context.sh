@@ -18,6 +18,7 @@
 #   BENCH_COPIED_MIB=N    size added under packages/ (default 100)
 #   DEPLOY_BIN=path       the deploy binary (default target/debug/deploy)
 #   BENCH_RESULTS=path    where to write the results (default bench/results-context.md)
+#   BENCH_TREES="..."     which trees to measure (default "big-unused copied")
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -99,7 +100,7 @@ UPTIME_START="$(uptime)"
 log "work dir $WORK; $(nproc) cores; $UPTIME_START"
 
 ROWS=()
-for tree in big-unused copied; do
+for tree in ${BENCH_TREES:-big-unused copied}; do
     dir="$WORK/$tree"
     mkdir -p "$dir"
     cp -a "$FIXTURE/." "$dir"
@@ -154,12 +155,13 @@ for tree in big-unused copied; do
         for svc in "${SERVICES[@]}"; do echo "$DEPLOY_TESTBED_REGISTRY/$svc:$(short_sha "$dir")" >>"$TAGS_FILE"; done
     }
     rss_of() { awk '/Maximum resident set size/ { printf "%.1f", $NF / 1024 }' "$1.time"; }
+    cpu_of() { awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.1f", s }' "$1.time"; }
     fresh_commit "$dir"
     log "$tree: deploy at $(short_sha "$dir")"
     c0="$(cache_bytes)" s0="$(sent)" t0="$(now)"
     run_deploy "$WORK/deploy-$tree"
     d_wall="$(since "$t0")" d_sent=$(($(sent) - s0)) d_cache=$(($(cache_bytes) - c0))
-    d_rss="$(rss_of "$WORK/deploy-$tree")"
+    d_rss="$(rss_of "$WORK/deploy-$tree")" d_cpu="$(cpu_of "$WORK/deploy-$tree")"
     echo "bench: nothing copied changes" >>"$dir/docs-bench.txt"
     gitc "$dir" add -A
     gitc "$dir" commit -qm "bench: a change no image copies"
@@ -169,9 +171,9 @@ for tree in big-unused copied; do
     a_wall="$(since "$t0")" a_sent=$(($(sent) - s0)) a_rss="$(rss_of "$WORK/again-$tree")"
     ratio="$(awk -v b="$b_wall" -v d="$d_wall" 'BEGIN { printf "%.2f", b / d }')"
     growth="$(awk -v b="$b_cache" -v d="$d_cache" 'BEGIN { if (b > 0) printf "%.2f", d / b; else print "n/a" }')"
-    log "$tree: deploy ${d_wall}s (${ratio}x), $(mib "$d_sent") MiB sent, cache +$(mib "$d_cache") MiB (${growth}x), RSS $d_rss MiB; again ${a_wall}s, $(mib "$a_sent") MiB sent"
+    log "$tree: deploy ${d_wall}s (${ratio}x), $(mib "$d_sent") MiB sent, cache +$(mib "$d_cache") MiB (${growth}x), RSS $d_rss MiB, CPU $d_cpu s; again ${a_wall}s, $(mib "$a_sent") MiB sent"
     n=${#SERVICES[@]}
-    ROWS+=("| $tree | $tree_mib | $b_wall | $d_wall | **${ratio}x** | $(mib $((b_sent / n))) | $(mib $((d_sent / n))) | $(mib "$b_cache") | $(mib "$d_cache") | $growth | $d_rss | $a_wall | $(mib "$a_sent") | $a_rss |")
+    ROWS+=("| $tree | $tree_mib | $b_wall | $d_wall | **${ratio}x** | $(mib $((b_sent / n))) | $(mib $((d_sent / n))) | $(mib "$b_cache") | $(mib "$d_cache") | $growth | $d_rss | $d_cpu | $a_wall | $(mib "$a_sent") | $a_rss |")
     rm -rf "$dir"
 done
 UPTIME_END="$(uptime)"
@@ -193,8 +195,8 @@ UPTIME_END="$(uptime)"
     echo "Cache growth: the daemon's build-cache total after minus before (other clients of the"
     echo "daemon during the run count too)."
     echo
-    echo "| tree | committed MiB | baseline wall (s) | deploy wall (s) | ratio | baseline sent/image (MiB) | deploy sent/image (MiB) | baseline cache growth (MiB) | deploy cache growth (MiB) | growth ratio | deploy peak RSS (MiB) | again wall (s) | again sent, all (MiB) | again peak RSS (MiB) |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| tree | committed MiB | baseline wall (s) | deploy wall (s) | ratio | baseline sent/image (MiB) | deploy sent/image (MiB) | baseline cache growth (MiB) | deploy cache growth (MiB) | growth ratio | deploy peak RSS (MiB) | deploy CPU (s) | again wall (s) | again sent, all (MiB) | again peak RSS (MiB) |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     printf '%s\n' "${ROWS[@]}"
     echo
     echo "Targets: ratio >= 1.5x; growth ratio <= 1.1x; \"again\" under 1 MiB; peak RSS under 64 MiB."

@@ -97,6 +97,7 @@ impl Run<'_> {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             concurrency: docker_config.concurrency,
+            shared_context_bytes: (docker_config.shared_context_mib * 1024.0 * 1024.0) as u64,
             log_dir: self.log_dir.clone(),
         };
         let engine = ready

@@ -114,10 +114,18 @@ pub struct DockerConfig {
     pub service_arg: String,
     /// Extra build arguments for every image.
     pub build_args: BTreeMap<String, String>,
-    /// How many images build and push at the same time. 4 even on 2 cores: much of a
-    /// build is the daemon starting containers and exporting layers, not CPU (measured:
-    /// 9 fixture images in 6.9 s at 4, 9.3 s at 2, 7.0 s at 6).
+    /// How many images are in flight (building or pushing) at the same time. 4 even on
+    /// 2 cores: much of a build is the daemon starting containers and exporting layers,
+    /// not CPU (measured: 9 fixture images in 6.9 s at 4, 9.3 s at 2, 7.0 s at 6).
     pub concurrency: usize,
+    /// When the first image's build (which runs alone) pulled at least this many MiB of
+    /// build context, the other images build one at a time, each reusing the daemon's
+    /// copy, and push while the next one builds. Docker 20.10 lends that copy only to a
+    /// build that overlaps no other, so builds side by side pull what they copy again and
+    /// keep a copy each; below this, they build side by side (`concurrency`). Measured
+    /// (bench/results-context.md): 100 MiB that every image copies, 9 images in 42 s one
+    /// at a time and 58 s four at a time; a few kB copied, 17.7 s and 9.7 s.
+    pub shared_context_mib: f64,
     /// Preflight warns when the Docker host has less free disk than this, in GB
     /// (runbook: "a full deploy uses roughly 6-8GB").
     pub min_free_gb: f64,
@@ -135,6 +143,7 @@ impl Default for DockerConfig {
                 ("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD".into(), "1".into()),
             ]),
             concurrency: 4,
+            shared_context_mib: 16.0,
             min_free_gb: 8.0,
         }
     }
@@ -448,6 +457,9 @@ impl Config {
         }
         if self.docker.concurrency == 0 {
             return Err("docker.concurrency must be at least 1".into());
+        }
+        if !(self.docker.shared_context_mib >= 0.0 && self.docker.shared_context_mib.is_finite()) {
+            return Err("docker.shared_context_mib must be a number of MiB, 0 or more".into());
         }
         if self.ecs.wait_timeout_secs == 0 {
             return Err("ecs.wait_timeout_secs must be at least 1".into());

@@ -181,6 +181,55 @@ fn the_daemon_pulls_only_what_the_dockerfile_copies_once_and_from_the_commit() {
     );
 }
 
+/// Five images copy the same 2 MiB. The first builds alone; at `docker.concurrency` 4 the
+/// other four would build side by side, and Docker 20.10 gives each running build a
+/// context copy of its own (four more transfers). Since the first pulled more than
+/// `docker.shared_context_mib` (1 here, 16 by default), the others build one at a time,
+/// each reusing the copy: the 2 MiB crosses the socket once for all five.
+#[test]
+fn a_large_shared_context_is_sent_once_for_all_images_by_building_one_at_a_time() {
+    let bed = Testbed::get();
+    let fixture = Fixture::unique();
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    std::fs::write(
+        fixture.path("packages/common/copied.bin"),
+        random_bytes(2 * MIB as usize, seed()),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(fixture.path("deploy.toml")).unwrap();
+    fixture.write(
+        "deploy.toml",
+        &format!("{config}\n[docker]\nshared_context_mib = 1\n"),
+    );
+    fixture.commit_all("2 MiB every image copies");
+
+    let sockets = tempfile::tempdir().unwrap();
+    let socket = sockets.path().join("docker.sock");
+    let count = sockets.path().join("sent");
+    let _proxy = FaultProxy::unix_counting(&bed, &socket, &docker_socket(), &count);
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .args([
+            "--skip-tf",
+            "--skip-spas",
+            "--services",
+            "api,auth,billing,files,reports",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
+        .run()
+        .success()
+        .stderr_has("the others build one at a time");
+    let sent = sent(&count);
+    assert!(
+        (2 * MIB..3 * MIB).contains(&sent),
+        "five images copying the same 2 MiB sent {sent} bytes to the daemon"
+    );
+}
+
 /// The classic builder (`DOCKER_BUILDKIT=0`) reads a tar: it holds only what the
 /// Dockerfile copies, or everything, said once, for a `COPY . .`.
 #[test]

@@ -52,9 +52,13 @@ fn spas_table_replaces_the_default_pair() {
 }
 
 #[test]
-fn zero_concurrency_is_rejected() {
+fn zero_concurrency_and_a_negative_shared_context_are_rejected() {
     let err = Config::parse("[docker]\nconcurrency = 0\n").unwrap_err();
     assert!(err.contains("docker.concurrency"), "{err}");
+    let err = Config::parse("[docker]\nshared_context_mib = -1\n").unwrap_err();
+    assert!(err.contains("docker.shared_context_mib"), "{err}");
+    let config = Config::parse("[docker]\nshared_context_mib = 1\n").unwrap();
+    assert_eq!(config.docker.shared_context_mib, 1.0);
 }
 
 #[test]
