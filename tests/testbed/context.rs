@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{bootstrap_aws, FaultProxy, Fixture, Testbed};
+use crate::support::{bootstrap_aws, FaultProxy, Fixture, Testbed, PUSH_API};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -330,15 +330,7 @@ fn a_tcp_docker_host_gets_the_served_context() {
         .aws(&env, &bed)
         .env("DOCKER_HOST", format!("tcp://{}", daemon.address))
         .env_remove("DOCKER_TLS_VERIFY")
-        .args([
-            "--skip-tf",
-            "--skip-spas",
-            "--services",
-            "api",
-            "--profile",
-            "testbed",
-            "-y",
-        ])
+        .args(PUSH_API)
         .run()
         .success();
     let api = format!("{}/api:{tag}", bed.registry);

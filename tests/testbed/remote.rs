@@ -7,17 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{bootstrap_aws, eventually, processes_with, Fixture, Testbed};
-
-const DEPLOY_API_ONLY: [&str; 7] = [
-    "--skip-tf",
-    "--skip-spas",
-    "--services",
-    "api",
-    "--profile",
-    "testbed",
-    "-y",
-];
+use crate::support::{bootstrap_aws, eventually, processes_with, Fixture, Testbed, PUSH_API};
 
 /// These tests start daemons and a bridge: root only. They fail, never skip, elsewhere.
 fn assert_root() {
@@ -362,7 +352,7 @@ fn a_build_on_a_daemon_behind_tls_runs_there_with_the_committed_tree() {
         .env("DOCKER_TLS_VERIFY", "1")
         .env("DOCKER_CERT_PATH", &daemon.certs)
         .env("DOCKER_BUILDKIT", "1")
-        .args(DEPLOY_API_ONLY)
+        .args(PUSH_API)
         .run()
         .success();
 
@@ -439,7 +429,7 @@ fn a_daemon_behind_tls_deploy_cannot_trust_or_that_refuses_deploy_is_one_clear_e
             .env("DOCKER_HOST", &host)
             .env("DOCKER_TLS_VERIFY", "1")
             .env("DOCKER_CERT_PATH", certs)
-            .args(DEPLOY_API_ONLY)
+            .args(PUSH_API)
             .run();
         // As for any daemon deploy cannot reach (faults.rs): exit 1, nothing built.
         out.code(1).stderr_has(&said);
@@ -579,7 +569,7 @@ fn a_build_over_ssh_runs_on_the_remote_daemon_and_ssh_ends_with_deploy() {
         .env_remove("DOCKER_TLS_VERIFY")
         .env("DOCKER_BUILDKIT", "1")
         .env("PATH", sshd.path_env())
-        .args(DEPLOY_API_ONLY)
+        .args(PUSH_API)
         .run();
     out.success();
 
@@ -628,7 +618,7 @@ fn ctrl_c_during_a_build_over_ssh_cancels_the_remote_build_and_leaves_no_ssh() {
         .aws(&env, &bed)
         .env("DOCKER_HOST", format!("ssh://root@127.0.0.1:{}", sshd.port))
         .env("PATH", sshd.path_env())
-        .args(DEPLOY_API_ONLY)
+        .args(PUSH_API)
         .own_process_group()
         .spawn();
     // The slow step runs on the remote daemon (here the machine's, behind sshd).
@@ -687,7 +677,7 @@ fn an_ssh_host_deploy_cannot_reach_or_without_docker_is_one_clear_error_in_sshs_
             .aws(&env, &bed)
             .env("DOCKER_HOST", &host)
             .env("PATH", sshd.path_env())
-            .args(DEPLOY_API_ONLY)
+            .args(PUSH_API)
             .run();
         out.code(1)
             .stderr_has(&format!("cannot reach the Docker daemon at {host}"))
