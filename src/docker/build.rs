@@ -160,6 +160,7 @@ impl Engine {
             }
         }
         drop(stream);
+        let mut context_size = None;
         let context = match feed {
             ContextFeed::Served(session) => {
                 let stats = ContextStats {
@@ -167,6 +168,7 @@ impl Engine {
                     bytes: session.transferred.bytes.load(Ordering::Relaxed),
                     ignored: 0,
                 };
+                context_size = Some(session.transferred.listed.load(Ordering::Relaxed));
                 drop(session);
                 Ok(stats)
             }
@@ -207,6 +209,7 @@ impl Engine {
         Ok(Built {
             image_id: image.id.unwrap_or_default(),
             context: stats,
+            context_size: context_size.unwrap_or(stats.bytes),
         })
     }
 }
@@ -310,7 +313,11 @@ pub struct BuildRequest {
 #[derive(Debug, Clone)]
 pub struct Built {
     pub image_id: String,
+    /// What crossed the wire.
     pub context: ContextStats,
+    /// Bytes of the context the build saw (served: every file the daemon listed, sent or
+    /// already held; a tar: what it held).
+    pub context_size: u64,
 }
 
 /// A build that the Dockerfile (not deploy) failed: the message, the log's last lines

@@ -66,6 +66,9 @@ pub struct SyncedDir {
 pub struct Transferred {
     pub files: AtomicU64,
     pub bytes: AtomicU64,
+    /// Bytes of the files the walks announced: what the daemon's copy of this context
+    /// weighs, whether or not it already held them.
+    pub listed: AtomicU64,
 }
 
 /// The `FileSync` service of one build's session.
@@ -177,8 +180,9 @@ async fn serve(
     let files: Arc<Mutex<Vec<Option<FileRef>>>> = Arc::default();
     let walker = {
         let (dir, files, tx) = (dir.clone(), files.clone(), tx.clone());
+        let transferred_by_walk = transferred.clone();
         tokio::task::spawn_blocking(move || {
-            if let Err(err) = walk(&dir, &filter, &files, &tx) {
+            if let Err(err) = walk(&dir, &filter, &files, &tx, &transferred_by_walk) {
                 tracing::debug!("file sync walk stopped: {err:#}");
                 let _ = tx.blocking_send(Ok(error_packet(&format!("{err:#}"))));
             }
@@ -303,6 +307,7 @@ fn walk(
     filter: &RequestFilter,
     files: &Mutex<Vec<Option<FileRef>>>,
     tx: &mpsc::Sender<Result<Packet, Status>>,
+    transferred: &Transferred,
 ) -> Result<()> {
     let (repo, tree_id) = open(dir)?;
     let tree = repo
@@ -315,6 +320,9 @@ fn walk(
         excludes: &filter.excludes,
         pending: Vec::new(),
         emit: &mut |stat: Stat, file: Option<FileRef>| {
+            if let Some(file) = &file {
+                transferred.listed.fetch_add(file.size, Ordering::Relaxed);
+            }
             files
                 .lock()
                 .map_err(|_| anyhow!("the file list is poisoned"))?

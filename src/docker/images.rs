@@ -146,14 +146,15 @@ pub async fn build_and_push(
         results.push(result);
         // Docker 20.10 lends the daemon's copy of the context only to a build that
         // overlaps no other, so builds side by side each pull what they copy again and
-        // keep a copy each. Worth it for a small context (the per-build latency runs in
+        // keep a copy each. The size is what the first build's context holds, sent or
+        // already in the daemon's copy (a later deploy sends next to nothing). Worth it for a small context (the per-build latency runs in
         // parallel), not for a large one: with 100 MiB that every image copies, 9 images
         // took 42 s one build at a time and 58 s four at a time, against 64 s for
         // sequential `docker build` (bench/results-context.md).
         let shared = context.unwrap_or(0);
         if shared >= settings.shared_context_bytes {
             progress.note(&format!(
-                "the first image pulled {:.1} MiB of build context: the others build one at a time, each reusing it, and push while the next builds (docker.shared_context_mib)",
+                "the first image's build context holds {:.1} MiB: the others build one at a time, each reusing the daemon's copy, and push while the next builds (docker.shared_context_mib)",
                 shared as f64 / MIB
             ));
         } else {
@@ -254,7 +255,7 @@ async fn build_then_push(
     // Pushing needs no build slot: the next image builds meanwhile.
     drop(slot);
     let context = match built {
-        Ok(built) => built.context.bytes,
+        Ok(built) => built.context_size,
         Err(err) => {
             item.finish("build FAILED");
             return (failed(format!("{err:#}"), Some(build_secs)), None);

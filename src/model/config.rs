@@ -118,8 +118,8 @@ pub struct DockerConfig {
     /// 2 cores: much of a build is the daemon starting containers and exporting layers,
     /// not CPU (measured: 9 fixture images in 6.9 s at 4, 9.3 s at 2, 7.0 s at 6).
     pub concurrency: usize,
-    /// When the first image's build (which runs alone) pulled at least this many MiB of
-    /// build context, the other images build one at a time, each reusing the daemon's
+    /// When the first image's build (which runs alone) used a context of at least this
+    /// many MiB (what its Dockerfile copies), the other images build one at a time, each reusing the daemon's
     /// copy, and push while the next one builds. Docker 20.10 lends that copy only to a
     /// build that overlaps no other, so builds side by side pull what they copy again and
     /// keep a copy each; below this, they build side by side (`concurrency`). Measured
