@@ -51,9 +51,11 @@ fn walked(dir: &SyncedDir, includes: &[&str], follow: &[&str]) -> Vec<String> {
     };
     let (tx, mut rx) = mpsc::channel(10_000);
     let files = Mutex::new(Vec::new());
-    walk(dir, &filter, &files, &tx).unwrap();
+    let transferred = Transferred::default();
+    walk(dir, &filter, &files, &tx, &transferred).unwrap();
     drop(tx);
     let mut out = Vec::new();
+    let mut file_bytes = 0;
     while let Ok(Ok(packet)) = rx.try_recv() {
         let Some(stat) = packet.stat else {
             out.push("<end>".to_owned());
@@ -62,9 +64,19 @@ fn walked(dir: &SyncedDir, includes: &[&str], follow: &[&str]) -> Vec<String> {
         if stat.mode & GO_MODE_DIR != 0 {
             out.push(format!("{}/", stat.path));
         } else {
+            if stat.mode & GO_MODE_SYMLINK == 0 {
+                file_bytes += stat.size as u64;
+            }
             out.push(stat.path);
         }
     }
+    // What the context weighs (the one-build-at-a-time rule reads it) is every regular
+    // file announced, sent or not.
+    assert_eq!(
+        transferred.listed.load(Ordering::Relaxed),
+        file_bytes,
+        "listed bytes"
+    );
     out
 }
 
