@@ -180,6 +180,10 @@ impl TlsDaemon {
             .arg(d.join("daemon.json"))
             .arg(format!("--bridge={}", bridge.name))
             .args(["--iptables=false", "--ip-masq=false"])
+            // Should it share a system containerd with the machine's daemon, not its
+            // namespace.
+            .args(["--containerd-namespace", "deploy-test-tls"])
+            .args(["--containerd-plugins-namespace", "deploy-test-tls-plugins"])
             .arg("--data-root")
             .arg(d.join("data"))
             .arg("--exec-root")
