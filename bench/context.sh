@@ -61,7 +61,7 @@ cleanup() {
     if [[ -s "$TAGS_FILE" ]]; then
         sort -u "$TAGS_FILE" | xargs -r "$DOCKER" rmi >/dev/null 2>&1 || true
     fi
-    rm -rf "$WORK"
+    [[ -n "${BENCH_KEEP_WORK:-}" ]] || rm -rf "$WORK"
     exit "$rc"
 }
 trap cleanup EXIT

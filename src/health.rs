@@ -8,10 +8,9 @@ use anyhow::{anyhow, Context as _, Result};
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 
-type Https = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+use crate::http::Https;
 
 /// An HTTP(S) client for health checks (rustls, the system's roots).
 pub struct Checker {
@@ -29,14 +28,8 @@ pub struct Check {
 
 impl Checker {
     pub fn new() -> Result<Self> {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .context("cannot load the system's TLS root certificates")?
-            .https_or_http()
-            .enable_http1()
-            .build();
         Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            client: crate::http::client()?,
         })
     }
 

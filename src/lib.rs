@@ -20,6 +20,7 @@ pub mod error;
 pub mod git;
 pub mod glob;
 pub mod health;
+pub mod http;
 pub mod model;
 pub mod notify;
 pub mod process;

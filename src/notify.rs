@@ -11,13 +11,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::http::Https;
 use crate::model::config::NotifyConfig;
-
-type Https = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 
 /// What a message is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -171,17 +169,15 @@ impl Notifier {
                 return None;
             }
         };
-        let https = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-            Ok(builder) => builder.https_or_http().enable_http1().build(),
+        let client = match crate::http::client() {
+            Ok(client) => client,
             Err(err) => {
-                warn(&format!(
-                    "cannot load the system's TLS root certificates ({err}): this run sends no notifications"
-                ));
+                warn(&format!("{err:#}: this run sends no notifications"));
                 return None;
             }
         };
         Some(Self {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            client,
             url: uri,
             variable: variable.to_owned(),
             timeout: Duration::from_secs(config.timeout_secs),

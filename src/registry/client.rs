@@ -13,12 +13,12 @@ use http_body_util::{BodyExt as _, Empty, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+
+use crate::http::Https;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A request body: empty, a small manifest, or a blob streamed from the other registry.
 pub type Body = BoxBody<Bytes, BoxError>;
-type Https = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 
 /// How long a request without a body may take to answer (a blob's upload may take
 /// longer: its answer comes once the body is sent).
@@ -120,18 +120,12 @@ pub fn full(bytes: Bytes) -> Body {
 
 impl RegistryClient {
     pub fn new(host: &str, credentials: Option<Credentials>) -> Result<Self> {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .context("cannot load the system's TLS root certificates")?
-            .https_or_http()
-            .enable_http1()
-            .build();
         let (scheme, host) = scheme_and_host(host);
         Ok(Self {
             host,
             scheme,
             credentials,
-            http: Client::builder(TokioExecutor::new()).build(https),
+            http: crate::http::client()?,
             bearer: std::sync::Mutex::new(None),
         })
     }
