@@ -146,13 +146,14 @@ pub async fn build_and_push(
         results.push(result);
         // Docker 20.10 lends the daemon's copy of the context only to a build that
         // overlaps no other, so builds side by side each pull what they copy again and
-        // keep a copy each. The size is what the first build's context holds, sent or
-        // already in the daemon's copy (a later deploy sends next to nothing). Worth it for a small context (the per-build latency runs in
-        // parallel), not for a large one: with 100 MiB that every image copies, 9 images
-        // took 42 s one build at a time and 58 s four at a time, against 64 s for
-        // sequential `docker build` (bench/results-context.md).
+        // keep a copy each. Worth it for a small context (the per-build latency runs in
+        // parallel), not for a large one: with 100 MiB that every image copies, one build
+        // at a time sent it once instead of four times and kept one copy instead of four,
+        // in about the same time (bench/README.md). The size is what the first build's
+        // context holds, sent or already in the daemon's copy (a later deploy sends next
+        // to nothing). The classic builder reads a tar per build whatever runs beside it.
         let shared = context.unwrap_or(0);
-        if shared >= settings.shared_context_bytes {
+        if engine.builder == BuilderKind::BuildKit && shared >= settings.shared_context_bytes {
             progress.note(&format!(
                 "the first image's build context holds {:.1} MiB: the others build one at a time, each reusing the daemon's copy, and push while the next builds (docker.shared_context_mib)",
                 shared as f64 / MIB

@@ -119,12 +119,13 @@ pub struct DockerConfig {
     /// not CPU (measured: 9 fixture images in 6.9 s at 4, 9.3 s at 2, 7.0 s at 6).
     pub concurrency: usize,
     /// When the first image's build (which runs alone) used a context of at least this
-    /// many MiB (what its Dockerfile copies), the other images build one at a time, each reusing the daemon's
-    /// copy, and push while the next one builds. Docker 20.10 lends that copy only to a
-    /// build that overlaps no other, so builds side by side pull what they copy again and
-    /// keep a copy each; below this, they build side by side (`concurrency`). Measured
-    /// (bench/results-context.md): 100 MiB that every image copies, 9 images in 42 s one
-    /// at a time and 58 s four at a time; a few kB copied, 17.7 s and 9.7 s.
+    /// many MiB (what its Dockerfile copies), the other images build one at a time, each
+    /// reusing the daemon's copy, and push while the next one builds. Docker 20.10 lends
+    /// that copy only to a build that overlaps no other, so builds side by side pull what
+    /// they copy again and keep a copy each; below this, they build side by side
+    /// (`concurrency`). BuildKit only. Measured (bench/README.md): 100 MiB that every
+    /// image copies, sent once instead of four times in about the same wall time; a few
+    /// kB copied, 9.7 s side by side against 17.7 s one at a time.
     pub shared_context_mib: f64,
     /// Preflight warns when the Docker host has less free disk than this, in GB
     /// (runbook: "a full deploy uses roughly 6-8GB").
