@@ -37,8 +37,8 @@ pub struct ImageSettings {
     pub build_args: Vec<(String, String)>,
     /// Images in flight (built or pushing).
     pub concurrency: usize,
-    /// When the first image's build pulled at least this much context, the others build
-    /// one at a time (see `docker.shared_context_mib`).
+    /// When the first image's build used a context of at least this many bytes, the
+    /// others build one at a time (see `docker.shared_context_mib`).
     pub shared_context_bytes: u64,
     pub log_dir: PathBuf,
 }
@@ -115,22 +115,12 @@ pub async fn build_and_push(
         let failed = &failed;
         let build_slots = &build_slots;
         async move {
-            if failed.load(Ordering::SeqCst) {
-                progress
-                    .item(&job.service)
-                    .finish("not started (another image failed)");
-                let result = ImageResult {
-                    service: job.service,
-                    image: job.image,
-                    status: ImageStatus::NotStarted,
-                    build_secs: None,
-                    push_secs: None,
-                    error: None,
-                };
-                return (result, None);
-            }
+            let slots = BuildSlots {
+                slots: build_slots,
+                failed,
+            };
             let (result, context) =
-                build_then_push(engine, &job, settings, credentials, progress, build_slots).await;
+                build_then_push(engine, &job, settings, credentials, progress, slots).await;
             if result.status == ImageStatus::Failed {
                 failed.store(true, Ordering::SeqCst);
             }
@@ -174,6 +164,14 @@ pub async fn build_and_push(
 
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// Who may build now (one until the first image is built, then one or `concurrency`),
+/// and whether an image failed, after which none starts.
+#[derive(Clone, Copy)]
+struct BuildSlots<'a> {
+    slots: &'a tokio::sync::Semaphore,
+    failed: &'a AtomicBool,
+}
+
 /// Whether the run has said that the classic builder gets the whole context.
 static WHOLE_CONTEXT_SAID: AtomicBool = AtomicBool::new(false);
 
@@ -207,7 +205,7 @@ async fn build_then_push(
     settings: &ImageSettings,
     credentials: &DockerCredentials,
     progress: &Progress,
-    build_slots: &tokio::sync::Semaphore,
+    slots: BuildSlots<'_>,
 ) -> (ImageResult, Option<u64>) {
     let item = progress.item(&job.service);
     let mut build_args = settings.build_args.clone();
@@ -240,7 +238,20 @@ async fn build_then_push(
 
     item.state("waiting for a build slot");
     // Never closed, so never an error.
-    let slot = build_slots.acquire().await.ok();
+    let slot = slots.slots.acquire().await.ok();
+    // Checked once the slot is ours: an image that waited does not start after a failure.
+    if slots.failed.load(Ordering::SeqCst) {
+        item.finish("not started (another image failed)");
+        let result = ImageResult {
+            service: job.service.clone(),
+            image: job.image.clone(),
+            status: ImageStatus::NotStarted,
+            build_secs: None,
+            push_secs: None,
+            error: None,
+        };
+        return (result, None);
+    }
     item.state("building");
     let started = Instant::now();
     let mut built = engine.build(&request, |step| item.detail(step)).await;

@@ -202,6 +202,54 @@ fn a_failed_build_shows_its_log_tail_the_disk_remedy_and_a_rerun_resumes() {
         .stderr_has("Already in the registry: api");
 }
 
+/// One build at a time (`docker.shared_context_mib = 0` makes every context large): the
+/// images waiting for the build slot when auth's build fails never start, as none would
+/// after a failure when they build side by side.
+#[test]
+fn after_a_failed_build_the_images_waiting_for_their_turn_never_start() {
+    let bed = Testbed::get();
+    let fixture = Fixture::new();
+    let dockerfile =
+        std::fs::read_to_string(fixture.path("infra/docker/service.Dockerfile")).unwrap();
+    fixture.write(
+        "infra/docker/service.Dockerfile",
+        &format!(
+            "{dockerfile}\n# {:?}\nRUN if [ \"$SERVICE\" = auth ]; then echo 'auth cannot build' >&2; exit 1; fi\n",
+            std::time::SystemTime::now()
+        ),
+    );
+    let config = std::fs::read_to_string(fixture.path("deploy.toml")).unwrap();
+    fixture.write(
+        "deploy.toml",
+        &format!("{config}\n[docker]\nshared_context_mib = 0\n"),
+    );
+    let tag = fixture.commit_all("auth's build fails; one build at a time");
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args([
+            "--skip-tf",
+            "--skip-spas",
+            "--services",
+            "api,auth,billing,files",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
+        .run()
+        .code(1)
+        .stderr_has("the others build one at a time")
+        .stderr_has("the image build of auth failed");
+    assert!(bed.registry_has("api", &tag), "api builds first, alone");
+    for service in ["auth", "billing", "files"] {
+        assert!(
+            !bed.registry_has(service, &tag),
+            "{service}:{tag} was pushed after auth's build failed"
+        );
+    }
+}
+
 /// Every directory (with a trailing `/`) and file under `/ctx` in an image, sorted.
 fn context_in(image: &str) -> Vec<String> {
     let listing = run_in(
