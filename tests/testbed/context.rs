@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{bootstrap_aws, FaultProxy, Fixture, Testbed, PUSH_API};
+use crate::support::{bootstrap_aws, AwsEnv, Deploy, FaultProxy, Fixture, Testbed, PUSH_API};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -37,13 +37,46 @@ fn docker_socket() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"))
 }
 
-/// Bytes deploy has sent to the daemon through the counting proxy so far.
-fn sent(count: &Path) -> u64 {
-    std::fs::read_to_string(count)
-        .unwrap_or_default()
-        .trim()
-        .parse()
-        .unwrap_or(0)
+/// The daemon reached through a byte-counting proxy on a socket of its own.
+struct Counted {
+    dir: tempfile::TempDir,
+    _proxy: FaultProxy,
+}
+
+impl Counted {
+    fn start(bed: &Testbed) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (socket, count) = (dir.path().join("docker.sock"), dir.path().join("sent"));
+        let _proxy = FaultProxy::unix_counting(bed, &socket, &docker_socket(), &count);
+        Self { dir, _proxy }
+    }
+
+    /// `deploy --skip-tf --skip-spas --services <services> -y` through the proxy, to run.
+    fn push(&self, fixture: &Fixture, env: &AwsEnv, bed: &Testbed, services: &str) -> Deploy {
+        let socket = self.dir.path().join("docker.sock");
+        fixture
+            .deploy()
+            .aws(env, bed)
+            .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+            .args([
+                "--skip-tf",
+                "--skip-spas",
+                "--services",
+                services,
+                "--profile",
+                "testbed",
+                "-y",
+            ])
+    }
+
+    /// Bytes sent to the daemon through the proxy so far.
+    fn sent(&self) -> u64 {
+        std::fs::read_to_string(self.dir.path().join("sent"))
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    }
 }
 
 /// Runs a command in an image with the docker CLI and returns its stdout.
@@ -95,29 +128,11 @@ fn the_daemon_pulls_only_what_the_dockerfile_copies_once_and_from_the_commit() {
     let tag = fixture.commit_all("a big tree, most of it never copied");
     let committed = sha256_of(&copied);
 
-    let sockets = tempfile::tempdir().unwrap();
-    let socket = sockets.path().join("docker.sock");
-    let count = sockets.path().join("sent");
-    let _proxy = FaultProxy::unix_counting(&bed, &socket, &docker_socket(), &count);
-    let deploy = |services: &str| {
-        fixture
-            .deploy()
-            .aws(&env, &bed)
-            .env("DOCKER_HOST", format!("unix://{}", socket.display()))
-            .args([
-                "--skip-tf",
-                "--skip-spas",
-                "--services",
-                services,
-                "--profile",
-                "testbed",
-                "-y",
-            ])
-            .run()
-    };
+    let daemon = Counted::start(&bed);
+    let deploy = |services: &str| daemon.push(&fixture, &env, &bed, services).run();
 
     deploy("api,auth").success();
-    let first = sent(&count);
+    let first = daemon.sent();
     // The copied 2 MiB went through the proxy (so it counts the context), once for both
     // images; the 8 MiB never did.
     assert!(
@@ -151,7 +166,7 @@ fn the_daemon_pulls_only_what_the_dockerfile_copies_once_and_from_the_commit() {
     fixture.write("docs/notes.txt", "not copied\n");
     fixture.commit_all("a change no image copies");
     deploy("api,auth").success();
-    let second = sent(&count) - first;
+    let second = daemon.sent() - first;
     eprintln!(
         "sent to the daemon: {first} bytes for the first deploy, {second} for the unchanged one"
     );
@@ -203,30 +218,16 @@ fn a_large_shared_context_is_sent_once_for_all_images_by_building_one_at_a_time(
     );
     fixture.commit_all("2 MiB every image copies");
 
-    let sockets = tempfile::tempdir().unwrap();
-    let socket = sockets.path().join("docker.sock");
-    let count = sockets.path().join("sent");
-    let _proxy = FaultProxy::unix_counting(&bed, &socket, &docker_socket(), &count);
+    let daemon = Counted::start(&bed);
     let deploy = || {
-        fixture
-            .deploy()
-            .aws(&env, &bed)
-            .env("DOCKER_HOST", format!("unix://{}", socket.display()))
-            .args([
-                "--skip-tf",
-                "--skip-spas",
-                "--services",
-                "api,auth,billing,files,reports",
-                "--profile",
-                "testbed",
-                "-y",
-            ])
+        daemon
+            .push(&fixture, &env, &bed, "api,auth,billing,files,reports")
             .run()
     };
     deploy()
         .success()
         .stderr_has("the others build one at a time");
-    let first = sent(&count);
+    let first = daemon.sent();
     assert!(
         (2 * MIB..3 * MIB).contains(&first),
         "five images copying the same 2 MiB sent {first} bytes to the daemon"
@@ -239,7 +240,7 @@ fn a_large_shared_context_is_sent_once_for_all_images_by_building_one_at_a_time(
     deploy()
         .success()
         .stderr_has("the others build one at a time");
-    let again = sent(&count) - first;
+    let again = daemon.sent() - first;
     assert!(
         again < MIB,
         "five images whose copied files did not change sent {again} bytes"
@@ -269,31 +270,17 @@ fn the_classic_builder_builds_from_a_tar_of_what_the_dockerfile_copies() {
     .unwrap();
     let tag = fixture.commit_all("a classic Dockerfile, 8 MiB never copied");
 
-    let sockets = tempfile::tempdir().unwrap();
-    let socket = sockets.path().join("docker.sock");
-    let count = sockets.path().join("sent");
-    let _proxy = FaultProxy::unix_counting(&bed, &socket, &docker_socket(), &count);
+    let daemon = Counted::start(&bed);
     let deploy = || {
-        fixture
-            .deploy()
-            .aws(&env, &bed)
-            .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        daemon
+            .push(&fixture, &env, &bed, "api,auth")
             .env("DOCKER_BUILDKIT", "0")
-            .args([
-                "--skip-tf",
-                "--skip-spas",
-                "--services",
-                "api,auth",
-                "--profile",
-                "testbed",
-                "-y",
-            ])
             .run()
     };
     deploy()
         .success()
         .stderr_lacks("gets the whole build context");
-    let first = sent(&count);
+    let first = daemon.sent();
     assert!(
         first < MIB,
         "two classic builds that copy a few kB sent {first} bytes to the daemon"
@@ -322,7 +309,7 @@ fn the_classic_builder_builds_from_a_tar_of_what_the_dockerfile_copies() {
         .count();
     assert_eq!(said, 1, "said once: {}", whole.rest());
     assert!(
-        sent(&count) - first > 2 * 8 * MIB,
+        daemon.sent() - first > 2 * 8 * MIB,
         "the whole tree goes to each of the two classic builds"
     );
     let api = format!("{}/api:{tag}", bed.registry);

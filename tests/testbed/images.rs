@@ -140,18 +140,28 @@ fn a_missing_ecr_repository_is_named_and_nothing_is_built() {
         .stderr_has("bootstrap");
 }
 
-#[test]
-fn a_failed_build_shows_its_log_tail_the_disk_remedy_and_a_rerun_resumes() {
-    let bed = Testbed::get();
-    let fixture = Fixture::new();
+/// Makes `service`'s build fail with `message` on stderr (a last step of the fixture's
+/// Dockerfile; the other services build as before). Uncommitted.
+fn fail_the_build_of(fixture: &Fixture, service: &str, message: &str) {
     let dockerfile =
         std::fs::read_to_string(fixture.path("infra/docker/service.Dockerfile")).unwrap();
     fixture.write(
         "infra/docker/service.Dockerfile",
         &format!(
-            "{dockerfile}\n# {:?}\nRUN if [ \"$SERVICE\" = auth ]; then echo 'ERR_PNPM_ENOSPC  ENOSPC: no space left on device, write' >&2; exit 1; fi\n",
+            "{dockerfile}\n# {:?}\nRUN if [ \"$SERVICE\" = {service} ]; then echo '{message}' >&2; exit 1; fi\n",
             std::time::SystemTime::now()
         ),
+    );
+}
+
+#[test]
+fn a_failed_build_shows_its_log_tail_the_disk_remedy_and_a_rerun_resumes() {
+    let bed = Testbed::get();
+    let fixture = Fixture::new();
+    fail_the_build_of(
+        &fixture,
+        "auth",
+        "ERR_PNPM_ENOSPC  ENOSPC: no space left on device, write",
     );
     let tag = fixture.commit_all("auth's build runs out of disk");
     let env = bootstrap_aws(&bed, &fixture, "sandbox");
@@ -209,15 +219,7 @@ fn a_failed_build_shows_its_log_tail_the_disk_remedy_and_a_rerun_resumes() {
 fn after_a_failed_build_the_images_waiting_for_their_turn_never_start() {
     let bed = Testbed::get();
     let fixture = Fixture::new();
-    let dockerfile =
-        std::fs::read_to_string(fixture.path("infra/docker/service.Dockerfile")).unwrap();
-    fixture.write(
-        "infra/docker/service.Dockerfile",
-        &format!(
-            "{dockerfile}\n# {:?}\nRUN if [ \"$SERVICE\" = auth ]; then echo 'auth cannot build' >&2; exit 1; fi\n",
-            std::time::SystemTime::now()
-        ),
-    );
+    fail_the_build_of(&fixture, "auth", "auth cannot build");
     let config = std::fs::read_to_string(fixture.path("deploy.toml")).unwrap();
     fixture.write(
         "deploy.toml",
