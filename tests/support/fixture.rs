@@ -17,6 +17,19 @@ pub const PUSH_API: [&str; 7] = [
     "-y",
 ];
 
+/// Build and push `services` (comma-separated), unattended: no SPAs, no terraform.
+pub fn push(services: &str) -> [&str; 7] {
+    [
+        "--skip-tf",
+        "--skip-spas",
+        "--services",
+        services,
+        "--profile",
+        "testbed",
+        "-y",
+    ]
+}
+
 /// A deploy to the sandbox environment, unattended.
 pub const DEPLOY_SANDBOX: [&str; 5] = [
     "--var-file",

@@ -20,7 +20,7 @@ pub mod webhook;
 pub use docker_use::DockerUse;
 pub use faults::{eventually, processes_with, unique_marker, FaultProxy};
 pub use fixture::{
-    Fixture, DEPLOY_API, DEPLOY_SANDBOX, DEPLOY_SERVICES, PUSH_API, SERVICES, UNLOCK_SANDBOX,
+    push, Fixture, DEPLOY_API, DEPLOY_SANDBOX, DEPLOY_SERVICES, PUSH_API, SERVICES, UNLOCK_SANDBOX,
 };
 pub use run::{Background, Deploy, Outcome};
 pub use testbed::{

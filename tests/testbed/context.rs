@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{bootstrap_aws, AwsEnv, Deploy, FaultProxy, Fixture, Testbed, PUSH_API};
+use crate::support::{bootstrap_aws, push, AwsEnv, Deploy, FaultProxy, Fixture, Testbed, PUSH_API};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -58,15 +58,7 @@ impl Counted {
             .deploy()
             .aws(env, bed)
             .env("DOCKER_HOST", format!("unix://{}", socket.display()))
-            .args([
-                "--skip-tf",
-                "--skip-spas",
-                "--services",
-                services,
-                "--profile",
-                "testbed",
-                "-y",
-            ])
+            .args(push(services))
     }
 
     /// Bytes sent to the daemon through the proxy so far.

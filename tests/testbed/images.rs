@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::support::{bootstrap_aws, DockerUse, Fixture, Testbed, PUSH_API, SERVICES};
+use crate::support::{bootstrap_aws, push, DockerUse, Fixture, Testbed, PUSH_API, SERVICES};
 
 /// Runs a command in an image with the docker CLI and returns its stdout.
 fn run_in(image: &str, script: &str) -> String {
@@ -165,15 +165,7 @@ fn a_failed_build_shows_its_log_tail_the_disk_remedy_and_a_rerun_resumes() {
     );
     let tag = fixture.commit_all("auth's build runs out of disk");
     let env = bootstrap_aws(&bed, &fixture, "sandbox");
-    let args = [
-        "--skip-tf",
-        "--skip-spas",
-        "--services",
-        "api,auth",
-        "--profile",
-        "testbed",
-        "-y",
-    ];
+    let args = push("api,auth");
 
     let failed = fixture.deploy().aws(&env, &bed).args(args).run();
     failed
@@ -230,15 +222,7 @@ fn after_a_failed_build_the_images_waiting_for_their_turn_never_start() {
     fixture
         .deploy()
         .aws(&env, &bed)
-        .args([
-            "--skip-tf",
-            "--skip-spas",
-            "--services",
-            "api,auth,billing,files",
-            "--profile",
-            "testbed",
-            "-y",
-        ])
+        .args(push("api,auth,billing,files"))
         .run()
         .code(1)
         .stderr_has("the others build one at a time")
