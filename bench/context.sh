@@ -79,9 +79,17 @@ for _ in $(seq 50); do [[ -s "$WORK/proxy.ready" ]] && break; sleep 0.1; done
 export DOCKER_HOST="unix://$PROXY_SOCKET"
 sent() { cat "$COUNT"; }
 
-cache_bytes() { # total size of the daemon's build cache (read straight from the daemon)
+cache_records() { # FILE: the daemon's build-cache records, "ID size" per line (straight from the daemon)
     curl -fsS --max-time 30 --unix-socket "$DAEMON_SOCKET" http://localhost/v1.41/system/df |
-        "$PY" -c 'import json,sys; print(sum(r["Size"] for r in json.load(sys.stdin)["BuildCache"] or []))'
+        "$PY" -c 'import json,sys; [print(r["ID"], r["Size"]) for r in json.load(sys.stdin)["BuildCache"] or []]' |
+        sort >"$1"
+}
+cache_bytes() { # total size of the daemon's build cache
+    cache_records "$WORK/records" && awk '{ s += $2 } END { print s + 0 }' "$WORK/records"
+}
+new_cache_bytes() { # BEFORE-FILE: bytes of the records created since (not the total's change,
+    # which a record the daemon drops or replaces meanwhile lowers)
+    cache_records "$WORK/records-now" && join -v2 "$1" "$WORK/records-now" | awk '{ s += $2 } END { print s + 0 }'
 }
 gitc() { git -C "$1" -c user.name=bench -c user.email=bench@localhost -c commit.gpgsign=false "${@:2}"; }
 short_sha() { git -C "$1" rev-parse --short=7 HEAD; }
@@ -129,6 +137,7 @@ for tree in ${BENCH_TREES:-big-unused copied}; do
     fresh_commit "$dir"
     tag="$(short_sha "$dir")"
     log "$tree ($tree_mib MiB committed): baseline at $tag"
+    cache_records "$WORK/records-b0"
     c0="$(cache_bytes)" s0="$(sent)" t0="$(now)"
     for svc in "${SERVICES[@]}"; do
         ref="$DEPLOY_TESTBED_REGISTRY/$svc:$tag"
@@ -140,7 +149,8 @@ for tree in ${BENCH_TREES:-big-unused copied}; do
         timeout 120 "$DOCKER" push "$ref" >>"$WORK/baseline-$tree.log" 2>&1 || die "docker push $ref failed"
     done
     b_wall="$(since "$t0")" b_sent=$(($(sent) - s0)) b_cache=$(($(cache_bytes) - c0))
-    log "$tree: baseline ${b_wall}s, $(mib "$b_sent") MiB sent, build cache +$(mib "$b_cache") MiB"
+    b_new="$(new_cache_bytes "$WORK/records-b0")"
+    log "$tree: baseline ${b_wall}s, $(mib "$b_sent") MiB sent, build cache +$(mib "$b_cache") MiB (new records $(mib "$b_new") MiB)"
 
     # deploy, on a commit of its own; then again on a commit no image copies anything of.
     run_deploy() { # OUT
@@ -158,9 +168,11 @@ for tree in ${BENCH_TREES:-big-unused copied}; do
     cpu_of() { awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.1f", s }' "$1.time"; }
     fresh_commit "$dir"
     log "$tree: deploy at $(short_sha "$dir")"
+    cache_records "$WORK/records-d0"
     c0="$(cache_bytes)" s0="$(sent)" t0="$(now)"
     run_deploy "$WORK/deploy-$tree"
     d_wall="$(since "$t0")" d_sent=$(($(sent) - s0)) d_cache=$(($(cache_bytes) - c0))
+    d_new="$(new_cache_bytes "$WORK/records-d0")"
     d_rss="$(rss_of "$WORK/deploy-$tree")" d_cpu="$(cpu_of "$WORK/deploy-$tree")"
     echo "bench: nothing copied changes" >>"$dir/docs-bench.txt"
     gitc "$dir" add -A
@@ -171,7 +183,7 @@ for tree in ${BENCH_TREES:-big-unused copied}; do
     a_wall="$(since "$t0")" a_sent=$(($(sent) - s0)) a_rss="$(rss_of "$WORK/again-$tree")"
     ratio="$(awk -v b="$b_wall" -v d="$d_wall" 'BEGIN { printf "%.2f", b / d }')"
     growth="$(awk -v b="$b_cache" -v d="$d_cache" 'BEGIN { if (b > 0) printf "%.2f", d / b; else print "n/a" }')"
-    log "$tree: deploy ${d_wall}s (${ratio}x), $(mib "$d_sent") MiB sent, cache +$(mib "$d_cache") MiB (${growth}x), RSS $d_rss MiB, CPU $d_cpu s; again ${a_wall}s, $(mib "$a_sent") MiB sent"
+    log "$tree: deploy ${d_wall}s (${ratio}x), $(mib "$d_sent") MiB sent, cache +$(mib "$d_cache") MiB (${growth}x; new records $(mib "$d_new") MiB vs $(mib "$b_new")), RSS $d_rss MiB, CPU $d_cpu s; again ${a_wall}s, $(mib "$a_sent") MiB sent"
     n=${#SERVICES[@]}
     ROWS+=("| $tree | $tree_mib | $b_wall | $d_wall | **${ratio}x** | $(mib $((b_sent / n))) | $(mib $((d_sent / n))) | $(mib "$b_cache") | $(mib "$d_cache") | $growth | $d_rss | $d_cpu | $a_wall | $(mib "$a_sent") | $a_rss |")
     rm -rf "$dir"
