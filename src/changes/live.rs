@@ -198,13 +198,7 @@ fn read_task_definitions(path: &std::path::Path) -> TaskDefinitions {
 
 fn write_task_definitions(path: &std::path::Path, known: &TaskDefinitions) {
     let write = || -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        // Whole or not at all: a concurrent reader never sees half a file.
-        let partial = path.with_extension("json.partial");
-        std::fs::write(&partial, serde_json::to_vec(known)?)?;
-        std::fs::rename(&partial, path)
+        crate::changes::write_whole(path, &serde_json::to_vec(known)?)
     };
     if let Err(err) = write() {
         tracing::debug!(path = %path.display(), error = %err, "task definition cache not written");

@@ -232,17 +232,10 @@ impl Cache {
     /// Keeps `lockfile` (the parse of `blob`), dropping the oldest entries beyond
     /// [`CACHE_MAX`].
     pub fn store(&self, blob: git2::Oid, lockfile: &Lockfile) {
-        if std::fs::create_dir_all(&self.dir).is_err() {
-            return;
-        }
         let Ok(text) = serde_json::to_vec(lockfile) else {
             return;
         };
-        // Written aside and renamed: a concurrent reader sees all of it or nothing.
-        let path = self.path(blob);
-        let partial = path.with_extension(format!("json.{}", std::process::id()));
-        if std::fs::write(&partial, text).is_err() || std::fs::rename(&partial, &path).is_err() {
-            let _ = std::fs::remove_file(&partial);
+        if crate::changes::write_whole(&self.path(blob), &text).is_err() {
             return;
         }
         let Ok(entries) = std::fs::read_dir(&self.dir) else {

@@ -10,6 +10,22 @@ pub mod live;
 pub mod lockfile;
 pub mod workspace;
 
+/// Writes one of the caches kept under `.git/deploy/` whole or not at all: aside (a name
+/// of this process's own) and then renamed over `path`, so a concurrent run reads all of
+/// it or the previous one, never half. Creates the directory; leaves no partial file.
+pub(crate) fn write_whole(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(format!(".{}.partial", std::process::id()));
+    let written = std::fs::write(&partial, bytes).and_then(|()| std::fs::rename(&partial, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
+
 /// Temporary git repositories for unit tests of change detection.
 #[cfg(test)]
 pub(crate) mod testing {
