@@ -46,12 +46,6 @@ pub struct GraphCache<'r> {
     lockfiles: Option<lockfile::Cache>,
 }
 
-/// A lockfile to compare: parsed before, or the text at a commit (and its blob id).
-enum LockfileSource {
-    Parsed(Lockfile),
-    Text(Oid, Option<Oid>, Option<String>),
-}
-
 /// One commit's graph and lockfile; an `Err` is why it cannot be used.
 struct Side {
     workspace: Result<Workspace, String>,
@@ -106,30 +100,29 @@ impl<'r> GraphCache<'r> {
             let lockfile_changed = changed.iter().any(|p| p == LOCKFILE);
             let head_lockfile = lockfile_changed && self.head_lockfile_unread();
             let wanted = [(base, lockfile_changed), (self.head, head_lockfile)];
-            // Each lockfile wanted: parsed before (the cache, by blob id), or its text.
-            let mut sources = Vec::new();
-            for (commit, _) in wanted.into_iter().filter(|(_, wanted)| *wanted) {
-                let tree = GitTree::at(self.repo, commit)?;
-                let blob = tree.id_of(LOCKFILE);
-                let cached = blob
-                    .zip(self.lockfiles.as_ref())
-                    .and_then(|(blob, cache)| cache.load(blob));
-                sources.push(match cached {
-                    Some(lockfile) => LockfileSource::Parsed(lockfile),
-                    None => LockfileSource::Text(commit, blob, tree.read(LOCKFILE)),
-                });
-            }
-            // The lockfiles parse on threads of their own while this one reads the graph
-            // (git2's repository stays here): on a large lockfile each parse is as long as
-            // the rest of the decision.
+            // Each lockfile wanted: its blob id and text (git2's repository stays on this
+            // thread).
+            let sources = wanted
+                .into_iter()
+                .filter(|(_, wanted)| *wanted)
+                .map(|(commit, _)| {
+                    let tree = GitTree::at(self.repo, commit)?;
+                    Ok((commit, tree.id_of(LOCKFILE), tree.read(LOCKFILE)))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            // The lockfiles load from the cache (by blob id) or parse on threads of their
+            // own while this one reads the graph: on a large lockfile each parse is as long
+            // as the rest of the decision. A lockfile parsed now comes back with its blob
+            // id, to be kept.
+            let cache = self.lockfiles.as_ref();
             let (workspace, lockfiles) = std::thread::scope(|scope| {
                 let parses: Vec<_> = sources
                     .into_iter()
-                    .map(|source| {
-                        scope.spawn(move || match source {
-                            LockfileSource::Parsed(lockfile) => (None, Ok(lockfile)),
-                            LockfileSource::Text(commit, blob, text) => {
-                                (blob, parse_lockfile(text, commit))
+                    .map(|(commit, blob, text)| {
+                        scope.spawn(move || {
+                            match blob.zip(cache).and_then(|(blob, cache)| cache.load(blob)) {
+                                Some(cached) => (None, Ok(cached)),
+                                None => (blob, parse_lockfile(text, commit)),
                             }
                         })
                     })
@@ -145,7 +138,7 @@ impl<'r> GraphCache<'r> {
                     .collect();
                 (workspace, lockfiles)
             });
-            if let Some(cache) = &self.lockfiles {
+            if let Some(cache) = cache {
                 for (blob, lockfile) in &lockfiles {
                     if let (Some(blob), Ok(lockfile)) = (blob, lockfile) {
                         cache.store(*blob, lockfile);
