@@ -9,6 +9,19 @@ use std::time::Duration;
 
 use crate::support::{bootstrap_aws, eventually, processes_with, Fixture, Testbed, PUSH_API};
 
+/// `docker` arguments that print the test's committed `remote.txt` from api's `image`.
+fn cat_remote_txt(image: &str) -> [&str; 7] {
+    [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        image,
+        "cat",
+        "/app/services/api/src/remote.txt",
+    ]
+}
+
 /// These tests start daemons and a bridge: root only. They fail, never skip, elsewhere.
 fn assert_root() {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -362,15 +375,7 @@ fn a_build_on_a_daemon_behind_tls_runs_there_with_the_committed_tree() {
 
     // Built on the second daemon (it holds the image), from the commit, and pushed.
     let image = format!("{}/api:{tag}", bed.registry);
-    let content = daemon.docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        &image,
-        "cat",
-        "/app/services/api/src/remote.txt",
-    ]);
+    let content = daemon.docker(&cat_remote_txt(&image));
     assert_eq!(content, "committed\n");
     assert!(bed.registry_has("api", &tag), "api:{tag} was not pushed");
     let on_the_machine = Command::new("docker")
@@ -589,15 +594,7 @@ fn a_build_over_ssh_runs_on_the_remote_daemon_and_ssh_ends_with_deploy() {
         sshd.log()
     );
     let image = format!("{}/api:{tag}", bed.registry);
-    let content = run(Command::new("docker").args([
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        &image,
-        "cat",
-        "/app/services/api/src/remote.txt",
-    ]));
+    let content = run(Command::new("docker").args(cat_remote_txt(&image)));
     assert_eq!(content, "over ssh\n");
     assert!(bed.registry_has("api", &tag), "api:{tag} was not pushed");
     // No ssh outlives deploy.
