@@ -15,6 +15,7 @@ mod lock;
 mod notify;
 mod outages;
 mod preflight;
+mod private_base;
 mod promote;
 mod prune;
 mod readme;
