@@ -35,15 +35,26 @@ struct CertFiles {
 }
 
 impl TlsDialer {
-    /// Reads the certificates in `cert_dir`; each missing or unusable file is one error
-    /// naming it.
-    pub fn new(address: &str, server_name: &str, cert_dir: &Path) -> Result<Self> {
+    /// Reads the certificates in `cert_dir` (`DOCKER_CERT_PATH`, or the store of the Docker
+    /// context `context` names); each missing or unusable file is one error naming it.
+    pub fn new(
+        address: &str,
+        server_name: &str,
+        cert_dir: &Path,
+        context: Option<&str>,
+    ) -> Result<Self> {
         let file = |name: &str| cert_dir.join(name);
         let (ca, cert, key) = (file("ca.pem"), file("cert.pem"), file("key.pem"));
-        let remedy = format!(
-            "DOCKER_TLS_VERIFY is set, so deploy reads ca.pem, cert.pem and key.pem from DOCKER_CERT_PATH ({}), as the docker CLI does (unset DOCKER_TLS_VERIFY for a daemon without TLS)",
-            cert_dir.display()
-        );
+        let remedy = match context {
+            None => format!(
+                "DOCKER_TLS_VERIFY is set, so deploy reads ca.pem, cert.pem and key.pem from DOCKER_CERT_PATH ({}), as the docker CLI does (unset DOCKER_TLS_VERIFY for a daemon without TLS)",
+                cert_dir.display()
+            ),
+            Some(context) => format!(
+                "{context} has TLS material, so deploy reads ca.pem, cert.pem and key.pem from its store ({}), as the docker CLI does (`docker context update <name> --docker \"host=…,ca=…,cert=…,key=…\"` puts them there)",
+                cert_dir.display()
+            ),
+        };
         let read = |path: &Path, what: &str| {
             std::fs::read(path).map_err(|err| {
                 anyhow!("cannot read the {what} {}: {err}. {remedy}", path.display())

@@ -6,6 +6,7 @@
 
 mod changed;
 mod context;
+mod contexts;
 mod environments;
 mod faults;
 mod history;
