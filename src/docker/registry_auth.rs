@@ -30,6 +30,8 @@ pub struct RegistryLogins {
     /// The run's own registries (host → login): no `docker login` needed for them.
     run: BTreeMap<String, Login>,
     config: DockerConfig,
+    /// [`Self::all`], asked of the helpers once per run (each classic build sends it).
+    all: tokio::sync::OnceCell<HashMap<String, DockerCredentials>>,
 }
 
 impl std::fmt::Debug for RegistryLogins {
@@ -82,7 +84,11 @@ impl RegistryLogins {
                 ))
             })
             .collect();
-        Self { run, config }
+        Self {
+            run,
+            config,
+            all: tokio::sync::OnceCell::new(),
+        }
     }
 
     /// The config file the logins come from, for messages.
@@ -111,8 +117,12 @@ impl RegistryLogins {
     /// Every login, keyed as the classic builder's `X-Registry-Config` takes them (the
     /// docker CLI's `GetAllCredentials`: the file or `credsStore`, then each `credHelpers`
     /// host, then the run's registries). A login that cannot be read is left out, with a
-    /// warning naming the host.
+    /// warning naming the host (once per run).
     pub async fn all(&self) -> HashMap<String, DockerCredentials> {
+        self.all.get_or_init(|| self.read_all()).await.clone()
+    }
+
+    async fn read_all(&self) -> HashMap<String, DockerCredentials> {
         let mut all = HashMap::new();
         let mut add = |key: &str, login: Login| {
             all.insert(key.to_owned(), docker_credentials(key, login));

@@ -30,6 +30,10 @@ pub struct TlsDialer {
 #[derive(Clone)]
 struct CertFiles {
     dir: PathBuf,
+    /// What named the host and the files, for messages: `DOCKER_HOST` / `DOCKER_CERT_PATH`,
+    /// or the Docker context.
+    host_from: String,
+    files_from: String,
     ca: PathBuf,
     cert: PathBuf,
 }
@@ -112,7 +116,10 @@ impl TlsDialer {
                 )
             })?;
         let server_name = ServerName::try_from(server_name.to_owned()).map_err(|_| {
-            anyhow!("`{server_name}` in DOCKER_HOST is not a host name or IP address TLS can check")
+            anyhow!(
+                "`{server_name}` in {} is not a host name or IP address TLS can check",
+                context.unwrap_or("DOCKER_HOST")
+            )
         })?;
         Ok(Self {
             address: address.to_owned(),
@@ -120,6 +127,10 @@ impl TlsDialer {
             config: Arc::new(config),
             files: CertFiles {
                 dir: cert_dir.to_path_buf(),
+                host_from: context.unwrap_or("DOCKER_HOST").to_owned(),
+                files_from: context
+                    .map(|context| format!("the store of {context}"))
+                    .unwrap_or_else(|| "DOCKER_CERT_PATH".to_owned()),
                 ca,
                 cert,
             },
@@ -153,8 +164,9 @@ impl TlsDialer {
         let head = exchange.await.map_err(|err| self.explain(&err))?;
         if !head.starts_with(b"HTTP/1.") {
             return Err(anyhow!(
-                "{} answered TLS with something other than HTTP: is DOCKER_HOST the Docker daemon's TLS port?",
-                self.address
+                "{} answered TLS with something other than HTTP: is the host of {} the Docker daemon's TLS port?",
+                self.address,
+                self.files.host_from
             ));
         }
         Ok(())
@@ -170,13 +182,15 @@ impl TlsDialer {
         let dir = self.files.dir.display();
         match tls {
             Tls::InvalidCertificate(Cert::UnknownIssuer) => anyhow!(
-                "the Docker daemon at {} presented a certificate that the CA in {} did not sign: DOCKER_CERT_PATH ({dir}) must hold the CA of that daemon's certificate",
+                "the Docker daemon at {} presented a certificate that the CA in {} did not sign: {} ({dir}) must hold the CA of that daemon's certificate",
                 self.address,
-                self.files.ca.display()
+                self.files.ca.display(),
+                self.files.files_from
             ),
             Tls::InvalidCertificate(Cert::NotValidForName | Cert::NotValidForNameContext { .. }) => anyhow!(
-                "the Docker daemon's certificate at {} is not valid for the host name `{name}` in DOCKER_HOST: use a name or address the certificate was issued for (its subject alternative names)",
-                self.address
+                "the Docker daemon's certificate at {} is not valid for the host name `{name}` in {}: use a name or address the certificate was issued for (its subject alternative names)",
+                self.address,
+                self.files.host_from
             ),
             Tls::InvalidCertificate(other) => anyhow!(
                 "the Docker daemon at {} presented a certificate deploy does not accept ({other:?}), checked against {}",
