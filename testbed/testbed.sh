@@ -16,11 +16,16 @@ MOTO_PORT="${DEPLOY_TESTBED_MOTO_PORT:-4566}"
 REGISTRY_PORT="${DEPLOY_TESTBED_REGISTRY_PORT:-5000}"
 # A second registry: another environment's (prod's) own, for promotion between them.
 REGISTRY2_PORT="${DEPLOY_TESTBED_REGISTRY2_PORT:-5001}"
+# A third registry that requires a login (htpasswd): it holds a copy of the base image,
+# for the tests of private base images (tests/testbed/private_base.rs).
+PRIVATE_REGISTRY_PORT="${DEPLOY_TESTBED_PRIVATE_REGISTRY_PORT:-5002}"
+PRIVATE_USER=deploy-testbed
 BASE_IMAGE="${DEPLOY_TESTBED_BASE_IMAGE:-deploy-testbed/busybox:latest}"
 REQUIREMENTS="$SCRIPT_DIR/requirements.txt"
 # openssh-server, openssl, iproute2: the remote-builder tests (tests/testbed/remote.rs) start
 # their own sshd, and a second dockerd behind TLS (certificates they make, a bridge of its own).
-APT_PACKAGES=(docker-registry busybox-static curl ca-certificates openssh-server openssl iproute2)
+# apache2-utils: `htpasswd -B`, the bcrypt password file of the registry that requires a login.
+APT_PACKAGES=(docker-registry busybox-static curl ca-certificates openssh-server openssl iproute2 apache2-utils)
 STARTUP_TIMEOUT="${DEPLOY_TESTBED_STARTUP_TIMEOUT:-60}"
 DOCKER_TIMEOUT="${DEPLOY_TESTBED_DOCKER_TIMEOUT:-120}"
 
@@ -29,6 +34,8 @@ BIN="$STATE/bin"
 MOTO_URL="http://127.0.0.1:$MOTO_PORT"
 REGISTRY_HOST="127.0.0.1:$REGISTRY_PORT"
 REGISTRY2_HOST="127.0.0.1:$REGISTRY2_PORT"
+PRIVATE_REGISTRY_HOST="127.0.0.1:$PRIVATE_REGISTRY_PORT"
+PRIVATE_BASE_IMAGE="$PRIVATE_REGISTRY_HOST/deploy-testbed/base:latest"
 
 # ---------------------------------------------------------------- helpers
 
@@ -79,6 +86,7 @@ svc_pid() {
         moto) ident="$VENV/bin/moto_server " ;;
         registry) ident="docker-registry serve $STATE/registry.yml" ;;
         registry2) ident="docker-registry serve $STATE/registry2.yml" ;;
+        private-registry) ident="docker-registry serve $STATE/private-registry.yml" ;;
         *) return 1 ;;
     esac
     if [[ -n "$pid" && -r "/proc/$pid/cmdline" ]]; then
@@ -128,9 +136,10 @@ start_bg() {
     printf '%s\n' "$pid" >"$STATE/$name.pid"
 }
 
-# wait_http NAME URL LOG: wait until URL answers 200, or the process dies, or timeout.
+# wait_http NAME URL LOG [CODE]: wait until URL answers CODE (200), or the process dies,
+# or timeout.
 wait_http() {
-    local name=$1 url=$2 log=$3 deadline code pid
+    local name=$1 url=$2 log=$3 want=${4:-200} deadline code pid
     deadline=$((SECONDS + STARTUP_TIMEOUT))
     while ((SECONDS < deadline)); do
         # Alive is enough here: right after the fork the process may not have exec'd the
@@ -140,14 +149,14 @@ wait_http() {
             die "$name exited during startup" "$log"
         fi
         code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" 2>/dev/null || true)"
-        if [[ "$code" == 200 ]]; then
+        if [[ "$code" == "$want" ]]; then
             svc_pid "$name" >/dev/null ||
                 die "$name answers on $url but pid $pid is not the server we started" "$log"
             return 0
         fi
         sleep 0.2
     done
-    die "$name did not answer 200 on $url within ${STARTUP_TIMEOUT}s (pid $pid)" "$log"
+    die "$name did not answer $want on $url within ${STARTUP_TIMEOUT}s (pid $pid)" "$log"
 }
 
 sha_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
@@ -361,11 +370,12 @@ EOF
         die "moto is up but an STS GetCallerIdentity via boto3 failed" "$log"
 }
 
-# ensure_registry NAME PORT: a docker-registry on 127.0.0.1:PORT with its own storage
-# ($STATE/NAME-data), config ($STATE/NAME.yml), pid file and log.
+# ensure_registry NAME PORT [HTPASSWD]: a docker-registry on 127.0.0.1:PORT with its own
+# storage ($STATE/NAME-data), config ($STATE/NAME.yml), pid file and log; with HTPASSWD,
+# every request needs a login of that file (/v2/ then answers 401 without one).
 ensure_registry() {
-    local name=$1 port=$2
-    local host="127.0.0.1:$port" log="$STATE/$1.log" cfg="$STATE/$1.yml" pid tmp changed=0
+    local name=$1 port=$2 htpasswd=${3:-}
+    local host="127.0.0.1:$port" log="$STATE/$1.log" cfg="$STATE/$1.yml" pid tmp changed=0 ready=200
     mkdir -p "$STATE/$name-data"
     tmp="$(mktemp "$STATE/.$name.yml.XXXXXX")"
     cat >"$tmp" <<EOF
@@ -387,6 +397,15 @@ http:
   headers:
     X-Content-Type-Options: [nosniff]
 EOF
+    if [[ -n "$htpasswd" ]]; then
+        cat >>"$tmp" <<EOF
+auth:
+  htpasswd:
+    realm: deploy-testbed
+    path: $htpasswd
+EOF
+        ready=401
+    fi
     if [[ -f "$cfg" ]] && cmp -s "$tmp" "$cfg"; then
         rm -f "$tmp"
     else
@@ -396,7 +415,7 @@ EOF
     if pid="$(svc_pid "$name")"; then
         if ((changed == 0)) && port_open "$port"; then
             step "$name already running (pid $pid, http://$host)"
-            wait_http "$name" "http://$host/v2/" "$log"
+            wait_http "$name" "http://$host/v2/" "$log" "$ready"
             return 0
         fi
         stop_svc "$name"
@@ -406,7 +425,25 @@ EOF
     fi
     step "starting docker-registry ($name) on http://$host (log: $log)"
     start_bg "$name" "$log" /usr/bin/docker-registry serve "$cfg"
-    wait_http "$name" "http://$host/v2/" "$log"
+    wait_http "$name" "http://$host/v2/" "$log" "$ready"
+}
+
+# ensure_private_registry: the registry that requires a login, its user's password made
+# once ($STATE/private-registry.password, kept so a running registry keeps its file).
+ensure_private_registry() {
+    local password="$STATE/private-registry.password" htpasswd="$STATE/private-registry.htpasswd"
+    if [[ ! -s "$password" ]]; then
+        (umask 077 && od -An -N18 -tx1 /dev/urandom | tr -d ' \n' >"$password.tmp")
+        mv -f "$password.tmp" "$password"
+        rm -f "$htpasswd"
+    fi
+    if [[ ! -s "$htpasswd" ]] || ! htpasswd -bv "$htpasswd" "$PRIVATE_USER" "$(cat "$password")" >/dev/null 2>&1; then
+        # -B: bcrypt, the only hash docker-registry's htpasswd accepts; -i: password on stdin.
+        htpasswd -iBc "$htpasswd" "$PRIVATE_USER" <"$password" >/dev/null 2>&1 ||
+            die "htpasswd -B could not write $htpasswd (package apache2-utils)"
+        rm -f "$STATE/.private-base-pushed"
+    fi
+    ensure_registry private-registry "$PRIVATE_REGISTRY_PORT" "$htpasswd"
 }
 
 # docker_error: the last line `docker info` prints when it cannot reach the daemon.
@@ -507,6 +544,34 @@ ensure_base_image() {
     printf '%s\n' "$want" >"$marker"
 }
 
+# ensure_private_base_image: a copy of the base image in the registry that requires a
+# login, pushed with a login of its own (a Docker config of the test bed's, never
+# ~/.docker), and no local tag left, so a build must pull it with a login.
+ensure_private_base_image() {
+    local marker="$STATE/.private-base-pushed" want log="$STATE/docker.log"
+    want="$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")-$PRIVATE_BASE_IMAGE-$(sha_of "$STATE/private-registry.htpasswd")"
+    if [[ -f "$marker" && "$(cat "$marker")" == "$want" ]] &&
+        curl -sf -o /dev/null --max-time 5 -u "$PRIVATE_USER:$(cat "$STATE/private-registry.password")" \
+            -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+            "http://$PRIVATE_REGISTRY_HOST/v2/deploy-testbed/base/manifests/latest"; then
+        step "private base image $PRIVATE_BASE_IMAGE present"
+        return 0
+    fi
+    step "pushing $PRIVATE_BASE_IMAGE (with a login) to the registry that requires one"
+    local config="$STATE/private-registry-login"
+    mkdir -p "$config"
+    DOCKER_CONFIG="$config" docker login -u "$PRIVATE_USER" --password-stdin "$PRIVATE_REGISTRY_HOST" \
+        <"$STATE/private-registry.password" >>"$log" 2>&1 ||
+        die "docker login $PRIVATE_REGISTRY_HOST failed" "$log" "$STATE/private-registry.log"
+    docker tag "$BASE_IMAGE" "$PRIVATE_BASE_IMAGE" >>"$log" 2>&1 || die "docker tag $PRIVATE_BASE_IMAGE failed" "$log"
+    local rc=0
+    DOCKER_CONFIG="$config" docker push "$PRIVATE_BASE_IMAGE" >>"$log" 2>&1 || rc=$?
+    docker rmi "$PRIVATE_BASE_IMAGE" >>"$log" 2>&1 || true
+    rm -rf "$config"
+    ((rc == 0)) || die "docker push $PRIVATE_BASE_IMAGE failed" "$log" "$STATE/private-registry.log"
+    printf '%s\n' "$want" >"$marker"
+}
+
 write_env() {
     local envfile="$STATE/env" tmp
     tmp="$(mktemp "$STATE/.env.XXXXXX")"
@@ -517,6 +582,10 @@ write_env() {
         printf 'export DEPLOY_TESTBED_MOTO_URL=%q\n' "$MOTO_URL"
         printf 'export DEPLOY_TESTBED_REGISTRY=%q\n' "$REGISTRY_HOST"
         printf 'export DEPLOY_TESTBED_REGISTRY2=%q\n' "$REGISTRY2_HOST"
+        printf 'export DEPLOY_TESTBED_PRIVATE_REGISTRY=%q\n' "$PRIVATE_REGISTRY_HOST"
+        printf 'export DEPLOY_TESTBED_PRIVATE_BASE_IMAGE=%q\n' "$PRIVATE_BASE_IMAGE"
+        printf 'export DEPLOY_TESTBED_PRIVATE_USER=%q\n' "$PRIVATE_USER"
+        printf 'export DEPLOY_TESTBED_PRIVATE_PASSWORD_FILE=%q\n' "$STATE/private-registry.password"
         printf 'export DEPLOY_TESTBED_BASE_IMAGE=%q\n' "$BASE_IMAGE"
         printf 'export DEPLOY_TESTBED_PYTHON=%q\n' "$VENV/bin/python"
         printf 'export DEPLOY_TESTBED_TERRAFORM=%q\n' "$BIN/terraform"
@@ -550,7 +619,9 @@ cmd_up() {
     verify_terraform
     ensure_registry registry "$REGISTRY_PORT"
     ensure_registry registry2 "$REGISTRY2_PORT"
+    ensure_private_registry
     ensure_base_image
+    ensure_private_base_image
     write_env
     step "up in $((SECONDS - t0)) s"
     cmd_status
@@ -565,7 +636,7 @@ cmd_down() {
     exec 9>"$STATE/.lock"
     flock 9
     local name
-    for name in moto registry registry2; do
+    for name in moto registry registry2 private-registry; do
         if svc_pid "$name" >/dev/null; then
             stop_svc "$name"
         else
@@ -596,12 +667,13 @@ cmd_status() {
         printf 'moto      down\n'
     fi
     total=$((total + 1))
-    local name host
-    for name in registry registry2; do
-        host="$REGISTRY_HOST"
+    local name host want
+    for name in registry registry2 private-registry; do
+        host="$REGISTRY_HOST" want=200
         [[ "$name" == registry2 ]] && host="$REGISTRY2_HOST"
+        [[ "$name" == private-registry ]] && host="$PRIVATE_REGISTRY_HOST" want=401
         if pid="$(svc_pid "$name" 2>/dev/null)"; then
-            if curl -sf -o /dev/null --max-time 2 "http://$host/v2/"; then
+            if [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$host/v2/" || true)" == "$want" ]]; then
                 printf '%-9s up    pid %-7s http://%s (log %s)\n' "$name" "$pid" "$host" "$STATE/$name.log"
                 up=$((up + 1))
             else

@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use anyhow::{anyhow, Context as _, Result};
 use bollard::query_parameters::BuildImageOptionsBuilder;
@@ -16,6 +17,7 @@ use crate::build_output::{self, is_out_of_disk};
 use crate::docker::build_context::{self, ContextSpec, ContextStats};
 use crate::docker::dockerignore::DockerIgnore;
 use crate::docker::file_sync::SyncedDir;
+use crate::docker::registry_auth::{self, Asked, RegistryLogins};
 use crate::docker::session::{self, Session, SessionSpec};
 
 /// Lines of a failed build's log shown in the error.
@@ -84,9 +86,12 @@ impl Engine {
                     .forcerm(true)
                     .build();
                 let (body, writer) = build_context::stream(request.context.clone());
+                // The logins for the images the build pulls, as the docker CLI sends them
+                // (`X-Registry-Config`).
+                let logins = request.logins.all().await;
                 let stream = daemon_messages(self.client.build_image(
                     options,
-                    None,
+                    Some(logins),
                     Some(bollard::body_try_stream(body)),
                 ))
                 .boxed();
@@ -161,8 +166,12 @@ impl Engine {
         }
         drop(stream);
         let mut context_size = None;
+        let mut asked: Vec<Asked> = Vec::new();
         let context = match feed {
             ContextFeed::Served(session) => {
+                if let Ok(hosts) = session.asked.lock() {
+                    asked = hosts.clone();
+                }
                 let stats = ContextStats {
                     files: session.transferred.files.load(Ordering::Relaxed),
                     bytes: session.transferred.bytes.load(Ordering::Relaxed),
@@ -179,8 +188,10 @@ impl Engine {
         // A build the daemon failed also stops it reading the context: report the build.
         if let Some(message) = failure {
             let _ = log.flush();
+            let login = self.login_advice(request, &message, &asked).await;
             return Err(BuildFailed {
                 service: request.service.clone(),
+                login,
                 message,
                 tail: tail.lines.into_iter().collect(),
                 log_path: request.log_path.clone(),
@@ -211,6 +222,41 @@ impl Engine {
             context: stats,
             context_size: context_size.unwrap_or(stats.bytes),
         })
+    }
+}
+
+impl Engine {
+    /// When a registry refused to let the build pull an image: which one, and how to
+    /// log in to it. BuildKit asked the session for the registry's login (the last host
+    /// deploy had none for, else the last asked); the classic builder names it in a URL.
+    async fn login_advice(
+        &self,
+        request: &BuildRequest,
+        message: &str,
+        asked: &[Asked],
+    ) -> Option<String> {
+        if !registry_auth::is_login_failure(message) {
+            return None;
+        }
+        let config = request.logins.config_path();
+        let refused = asked
+            .iter()
+            .rev()
+            .find(|asked| asked.found.is_none())
+            .or_else(|| asked.last());
+        if let Some(asked) = refused {
+            return Some(registry_auth::login_advice(
+                &asked.host,
+                asked.found.as_ref(),
+                &config,
+            ));
+        }
+        let host = registry_auth::registry_in(message)?;
+        let found = match request.logins.login_for(&host).await {
+            Ok(found) => found.map(|(_, found)| found),
+            Err(_) => None,
+        };
+        Some(registry_auth::login_advice(&host, found.as_ref(), &config))
     }
 }
 
@@ -261,6 +307,7 @@ impl Engine {
                 name,
                 shared_key: session::shared_key(&spec.repo_root, &spec.dir),
                 dirs,
+                logins: request.logins.clone(),
             },
         )
         .await
@@ -308,6 +355,8 @@ pub struct BuildRequest {
     pub context: ContextSpec,
     pub build_args: Vec<(String, String)>,
     pub log_path: PathBuf,
+    /// The logins for the images the build pulls (`FROM` a private registry).
+    pub logins: Arc<RegistryLogins>,
 }
 
 #[derive(Debug, Clone)]
@@ -325,6 +374,8 @@ pub struct Built {
 #[derive(Debug)]
 pub struct BuildFailed {
     pub service: String,
+    /// A registry refused the pull of an image: which, and how to log in.
+    pub login: Option<String>,
     pub message: String,
     pub tail: Vec<String>,
     pub log_path: PathBuf,
@@ -332,12 +383,18 @@ pub struct BuildFailed {
 
 impl std::fmt::Display for BuildFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "the image build of {} failed: {}",
-            self.service,
-            self.message.trim()
-        )?;
+        match &self.login {
+            Some(advice) => {
+                writeln!(f, "the image build of {} failed: {advice}", self.service)?;
+                writeln!(f, "the Docker daemon said: {}", self.message.trim())?;
+            }
+            None => writeln!(
+                f,
+                "the image build of {} failed: {}",
+                self.service,
+                self.message.trim()
+            )?,
+        }
         writeln!(f, "last lines of the build log:")?;
         for line in &self.tail {
             writeln!(f, "  | {line}")?;
@@ -388,6 +445,7 @@ mod tests {
     fn out_of_disk_is_recognised_and_answered_with_the_safe_remedy() {
         let failure = BuildFailed {
             service: "api".into(),
+            login: None,
             message: "process \"/bin/sh -c pnpm install\" did not complete successfully".into(),
             tail: vec!["ERR_PNPM_ENOSPC  ENOSPC: no space left on device, write".into()],
             log_path: "/tmp/api.log".into(),
@@ -403,6 +461,7 @@ mod tests {
     fn npm_blips_are_transient_builds() {
         let failure = BuildFailed {
             service: "api".into(),
+            login: None,
             message: "exit code: 1".into(),
             tail: vec!["npm ERR! code ETIMEDOUT".into()],
             log_path: "/tmp/api.log".into(),

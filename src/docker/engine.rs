@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _, Result};
 
 use super::address::DaemonAddress;
+use super::context::Daemon;
 use super::session::SessionRoute;
 use super::ssh::SshBridge;
 use super::tls::{self, TlsDialer};
@@ -31,7 +32,8 @@ pub enum BuilderKind {
 pub struct Engine {
     pub(super) client: bollard::Docker,
     pub builder: BuilderKind,
-    /// `DOCKER_HOST` as given (the default socket's URL when unset).
+    /// The daemon's URL: `DOCKER_HOST` as given, the Docker context's endpoint, or the
+    /// default socket's.
     pub host: String,
     /// How a BuildKit session reaches the same daemon.
     pub(super) session_route: SessionRoute,
@@ -40,20 +42,22 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Connects to `DOCKER_HOST` (or the default socket) and negotiates the API version,
-    /// since the daemon may be older than bollard's default.
+    /// Connects to the daemon the docker CLI would use (`DOCKER_HOST`, else the Docker
+    /// context, else the default socket) and negotiates the API version, since the daemon
+    /// may be older than bollard's default.
     pub async fn connect() -> Result<Self> {
-        let host = std::env::var("DOCKER_HOST")
-            .ok()
-            .filter(|host| !host.is_empty())
-            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned());
+        let daemon = Daemon::from_env()?;
+        let host = daemon.host.clone();
+        let at = daemon.describe();
+        let remedy = match &daemon.context {
+            Some(_) => "start that context's Docker (or choose another: `docker context use <name>`, DOCKER_CONTEXT or DOCKER_HOST)",
+            None => "start Docker (or point DOCKER_HOST at a running daemon)",
+        };
         let unreachable = |err: &dyn std::fmt::Display| {
-            anyhow!(
-                "cannot reach the Docker daemon at {host}: {err}; start Docker (or point DOCKER_HOST at a running daemon)"
-            )
+            anyhow!("cannot reach the Docker daemon at {at}: {err}; {remedy}")
         };
         let timeout = REQUEST_TIMEOUT.as_secs();
-        let (client, session_route, ssh) = match DaemonAddress::from_env(&host)? {
+        let (client, session_route, ssh) = match daemon.address {
             DaemonAddress::Unix(path) => (
                 bollard::Docker::connect_with_unix(&host, timeout, bollard::API_DEFAULT_VERSION)
                     .map_err(|err| unreachable(&err))?,
@@ -71,11 +75,12 @@ impl Engine {
                 server_name,
                 cert_dir,
             } => {
-                let dialer = TlsDialer::new(&address, &server_name, &cert_dir)?;
+                let dialer =
+                    TlsDialer::new(&address, &server_name, &cert_dir, daemon.context.as_deref())?;
                 // The handshake first, for one clear message per way it fails (bollard
                 // would say only "client error (Connect)").
                 dialer.check().await.map_err(|err| {
-                    anyhow!("cannot reach the Docker daemon at {host} over TLS: {err:#}")
+                    anyhow!("cannot reach the Docker daemon at {at} over TLS: {err:#}")
                 })?;
                 (
                     tls::bollard_client(&dialer, timeout)?,
@@ -108,7 +113,7 @@ impl Engine {
             (Err(err), Some(bridge)) => {
                 return Err(match bridge.failure(Duration::from_secs(5)).await {
                     Some(failure) => anyhow!(
-                        "cannot reach the Docker daemon at {host}: {failure}. deploy runs `ssh … docker system dial-stdio` as the docker CLI does: check that `docker -H {host} info` works (keys, known hosts and users in ~/.ssh/config; docker installed on that host)"
+                        "cannot reach the Docker daemon at {at}: {failure}. deploy runs `ssh … docker system dial-stdio` as the docker CLI does: check that `docker -H {host} info` works (keys, known hosts and users in ~/.ssh/config; docker installed on that host)"
                     ),
                     None => unreachable(&err),
                 })

@@ -15,6 +15,7 @@ use crate::docker::build::{self, BuildFailed, BuildRequest};
 use crate::docker::build_context::{self, ContextSpec};
 use crate::docker::dockerfile_sources::{copy_sources, Sources};
 use crate::docker::engine::{BuilderKind, Engine};
+use crate::docker::registry_auth::RegistryLogins;
 use crate::ui::progress::Progress;
 
 /// One image to produce.
@@ -78,6 +79,9 @@ pub async fn build_and_push(
     progress: &Progress,
     results: &mut Vec<ImageResult>,
 ) -> Result<()> {
+    // Read once per run: the docker CLI's logins for the images the builds pull, and the
+    // run's own registry, so a base image there needs no `docker login`.
+    let logins = std::sync::Arc::new(RegistryLogins::load(&[credentials])?);
     // Resume: ask the registry first, so a re-run after a failure rebuilds nothing.
     let checks: Vec<(ImageJob, Result<bool>)> = stream::iter(jobs.iter().cloned())
         .map(|job| async move {
@@ -114,13 +118,14 @@ pub async fn build_and_push(
     let run = |job: ImageJob| {
         let failed = &failed;
         let build_slots = &build_slots;
+        let logins = logins.clone();
         async move {
             let slots = BuildSlots {
                 slots: build_slots,
                 failed,
             };
             let (result, context) =
-                build_then_push(engine, &job, settings, credentials, progress, slots).await;
+                build_then_push(engine, &job, settings, credentials, logins, progress, slots).await;
             if result.status == ImageStatus::Failed {
                 failed.store(true, Ordering::SeqCst);
             }
@@ -204,6 +209,7 @@ async fn build_then_push(
     job: &ImageJob,
     settings: &ImageSettings,
     credentials: &DockerCredentials,
+    logins: std::sync::Arc<RegistryLogins>,
     progress: &Progress,
     slots: BuildSlots<'_>,
 ) -> (ImageResult, Option<u64>) {
@@ -226,6 +232,7 @@ async fn build_then_push(
         context,
         build_args,
         log_path: settings.log_dir.join(format!("{}.log", job.service)),
+        logins,
     };
     let failed = |error: String, build_secs| ImageResult {
         service: job.service.clone(),

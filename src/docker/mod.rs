@@ -6,13 +6,16 @@
 pub mod address;
 pub mod build;
 pub mod build_context;
+pub mod context;
 pub mod daemon_lock;
+pub mod docker_config;
 pub mod dockerfile_sources;
 pub mod dockerignore;
 pub mod engine;
 pub mod file_sync;
 pub mod images;
 pub mod push;
+pub mod registry_auth;
 pub mod session;
 pub mod ssh;
 pub mod tls;

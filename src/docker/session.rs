@@ -1,5 +1,6 @@
 //! A BuildKit session of our own: the `/session` endpoint upgraded to h2c, on which the
-//! daemon calls the gRPC services we expose (the build context's file sync, health).
+//! daemon calls the gRPC services we expose (the build context's file sync, registry
+//! logins for the images the build pulls, health).
 //!
 //! bollard's own session serves only registry auth and exports (its `GrpcServer` is
 //! closed), so this follows its approach (and the docker CLI's `client/session`): one
@@ -9,7 +10,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use anyhow::{anyhow, Context as _, Result};
@@ -18,17 +19,23 @@ use bollard::health::health_server::{Health, HealthServer};
 use bollard::health::{
     HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse,
 };
+use bollard::moby::filesync::v1::auth_server::AuthServer;
 use bollard::moby::filesync::v1::file_sync_server::FileSyncServer;
 use hyper_util::rt::TokioIo;
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::docker::file_sync::{FileSyncService, SyncedDir, Transferred};
+use crate::docker::registry_auth::{Asked, AuthService, RegistryLogins};
 use crate::docker::tls::TlsDialer;
 
 /// The gRPC methods the daemon may call on our side.
-const EXPOSED_METHODS: [&str; 2] = [
+const EXPOSED_METHODS: [&str; 6] = [
     "/moby.filesync.v1.FileSync/DiffCopy",
+    "/moby.filesync.v1.Auth/Credentials",
+    "/moby.filesync.v1.Auth/FetchToken",
+    "/moby.filesync.v1.Auth/GetTokenAuthority",
+    "/moby.filesync.v1.Auth/VerifyTokenAuthority",
     "/grpc.health.v1.Health/Check",
 ];
 
@@ -61,6 +68,8 @@ pub fn shared_key(repo_root: &std::path::Path, context_dir: &std::path::Path) ->
 pub struct Session {
     pub id: String,
     pub transferred: Arc<Transferred>,
+    /// The registries the daemon asked a login for, and whether deploy had one.
+    pub asked: Arc<Mutex<Vec<Asked>>>,
     /// Dropped with the session: tells the server to close the connection.
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -72,6 +81,7 @@ pub struct SessionSpec {
     pub name: String,
     pub shared_key: String,
     pub dirs: HashMap<String, SyncedDir>,
+    pub logins: Arc<RegistryLogins>,
 }
 
 /// Opens the session on the daemon; returns once the daemon has accepted it.
@@ -93,6 +103,11 @@ pub async fn start(route: &SessionRoute, spec: SessionSpec) -> Result<Session> {
     };
     let transferred = Arc::new(Transferred::default());
     let file_sync = FileSyncService::new(spec.dirs, transferred.clone());
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let auth = AuthService {
+        logins: spec.logins,
+        asked: asked.clone(),
+    };
     // One connection, then none: the server keeps it until told to stop (tonic serves
     // each connection on a task of its own, which outlives an aborted server).
     let incoming = futures_util::StreamExt::chain(
@@ -103,6 +118,7 @@ pub async fn start(route: &SessionRoute, spec: SessionSpec) -> Result<Session> {
     tokio::spawn(async move {
         let served = tonic::transport::Server::builder()
             .add_service(FileSyncServer::new(file_sync))
+            .add_service(AuthServer::new(auth))
             .add_service(HealthServer::new(Healthy))
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stopped.await;
@@ -115,6 +131,7 @@ pub async fn start(route: &SessionRoute, spec: SessionSpec) -> Result<Session> {
     Ok(Session {
         id: spec.id,
         transferred,
+        asked,
         _stop: stop,
     })
 }

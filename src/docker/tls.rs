@@ -30,20 +30,35 @@ pub struct TlsDialer {
 #[derive(Clone)]
 struct CertFiles {
     dir: PathBuf,
+    /// What named the host and the files, for messages: `DOCKER_HOST` / `DOCKER_CERT_PATH`,
+    /// or the Docker context.
+    host_from: String,
+    files_from: String,
     ca: PathBuf,
     cert: PathBuf,
 }
 
 impl TlsDialer {
-    /// Reads the certificates in `cert_dir`; each missing or unusable file is one error
-    /// naming it.
-    pub fn new(address: &str, server_name: &str, cert_dir: &Path) -> Result<Self> {
+    /// Reads the certificates in `cert_dir` (`DOCKER_CERT_PATH`, or the store of the Docker
+    /// context `context` names); each missing or unusable file is one error naming it.
+    pub fn new(
+        address: &str,
+        server_name: &str,
+        cert_dir: &Path,
+        context: Option<&str>,
+    ) -> Result<Self> {
         let file = |name: &str| cert_dir.join(name);
         let (ca, cert, key) = (file("ca.pem"), file("cert.pem"), file("key.pem"));
-        let remedy = format!(
-            "DOCKER_TLS_VERIFY is set, so deploy reads ca.pem, cert.pem and key.pem from DOCKER_CERT_PATH ({}), as the docker CLI does (unset DOCKER_TLS_VERIFY for a daemon without TLS)",
-            cert_dir.display()
-        );
+        let remedy = match context {
+            None => format!(
+                "DOCKER_TLS_VERIFY is set, so deploy reads ca.pem, cert.pem and key.pem from DOCKER_CERT_PATH ({}), as the docker CLI does (unset DOCKER_TLS_VERIFY for a daemon without TLS)",
+                cert_dir.display()
+            ),
+            Some(context) => format!(
+                "{context} has TLS material, so deploy reads ca.pem, cert.pem and key.pem from its store ({}), as the docker CLI does (`docker context update <name> --docker \"host=…,ca=…,cert=…,key=…\"` puts them there)",
+                cert_dir.display()
+            ),
+        };
         let read = |path: &Path, what: &str| {
             std::fs::read(path).map_err(|err| {
                 anyhow!("cannot read the {what} {}: {err}. {remedy}", path.display())
@@ -101,7 +116,10 @@ impl TlsDialer {
                 )
             })?;
         let server_name = ServerName::try_from(server_name.to_owned()).map_err(|_| {
-            anyhow!("`{server_name}` in DOCKER_HOST is not a host name or IP address TLS can check")
+            anyhow!(
+                "`{server_name}` in {} is not a host name or IP address TLS can check",
+                context.unwrap_or("DOCKER_HOST")
+            )
         })?;
         Ok(Self {
             address: address.to_owned(),
@@ -109,6 +127,10 @@ impl TlsDialer {
             config: Arc::new(config),
             files: CertFiles {
                 dir: cert_dir.to_path_buf(),
+                host_from: context.unwrap_or("DOCKER_HOST").to_owned(),
+                files_from: context
+                    .map(|context| format!("the store of {context}"))
+                    .unwrap_or_else(|| "DOCKER_CERT_PATH".to_owned()),
                 ca,
                 cert,
             },
@@ -142,8 +164,9 @@ impl TlsDialer {
         let head = exchange.await.map_err(|err| self.explain(&err))?;
         if !head.starts_with(b"HTTP/1.") {
             return Err(anyhow!(
-                "{} answered TLS with something other than HTTP: is DOCKER_HOST the Docker daemon's TLS port?",
-                self.address
+                "{} answered TLS with something other than HTTP: is the host of {} the Docker daemon's TLS port?",
+                self.address,
+                self.files.host_from
             ));
         }
         Ok(())
@@ -159,13 +182,15 @@ impl TlsDialer {
         let dir = self.files.dir.display();
         match tls {
             Tls::InvalidCertificate(Cert::UnknownIssuer) => anyhow!(
-                "the Docker daemon at {} presented a certificate that the CA in {} did not sign: DOCKER_CERT_PATH ({dir}) must hold the CA of that daemon's certificate",
+                "the Docker daemon at {} presented a certificate that the CA in {} did not sign: {} ({dir}) must hold the CA of that daemon's certificate",
                 self.address,
-                self.files.ca.display()
+                self.files.ca.display(),
+                self.files.files_from
             ),
             Tls::InvalidCertificate(Cert::NotValidForName | Cert::NotValidForNameContext { .. }) => anyhow!(
-                "the Docker daemon's certificate at {} is not valid for the host name `{name}` in DOCKER_HOST: use a name or address the certificate was issued for (its subject alternative names)",
-                self.address
+                "the Docker daemon's certificate at {} is not valid for the host name `{name}` in {}: use a name or address the certificate was issued for (its subject alternative names)",
+                self.address,
+                self.files.host_from
             ),
             Tls::InvalidCertificate(other) => anyhow!(
                 "the Docker daemon at {} presented a certificate deploy does not accept ({other:?}), checked against {}",

@@ -11,6 +11,7 @@
 mod docker_use;
 mod faults;
 mod fixture;
+pub mod private_registry;
 pub mod registry;
 mod run;
 pub mod spa;

@@ -6,6 +6,7 @@
 
 mod changed;
 mod context;
+mod contexts;
 mod environments;
 mod faults;
 mod history;
@@ -15,6 +16,7 @@ mod lock;
 mod notify;
 mod outages;
 mod preflight;
+mod private_base;
 mod promote;
 mod prune;
 mod readme;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::support::{bootstrap_aws, eventually, processes_with, Fixture, Testbed, PUSH_API};
 
 /// `docker` arguments that print the test's committed `remote.txt` from api's `image`.
-fn cat_remote_txt(image: &str) -> [&str; 7] {
+pub(crate) fn cat_remote_txt(image: &str) -> [&str; 7] {
     [
         "run",
         "--rm",
@@ -147,17 +147,17 @@ fn cert_path(dir: &Path, name: &str, ca: &str, client: &str) -> PathBuf {
 /// disabled), which breaks every container of the machine's own daemon. Its own bridge
 /// (no iptables, so no NAT: build steps reach nothing outside) keeps it apart and lets
 /// `RUN` steps have the network namespace BuildKit gives them.
-struct TlsDaemon {
+pub(crate) struct TlsDaemon {
     dir: tempfile::TempDir,
     port: u16,
     child: Child,
     _bridge: OwnBridge,
     /// `DOCKER_CERT_PATH` of a client the daemon trusts, trusting the daemon.
-    certs: PathBuf,
+    pub(crate) certs: PathBuf,
 }
 
 impl TlsDaemon {
-    fn start(bed: &Testbed) -> Self {
+    pub(crate) fn start(bed: &Testbed) -> Self {
         assert_root();
         let dir = tempfile::Builder::new()
             .prefix("deploy-tls-dockerd-")
@@ -254,7 +254,7 @@ impl TlsDaemon {
         daemon
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("tcp://127.0.0.1:{}", self.port)
     }
 
@@ -279,7 +279,7 @@ impl TlsDaemon {
         command
     }
 
-    fn docker(&self, args: &[&str]) -> String {
+    pub(crate) fn docker(&self, args: &[&str]) -> String {
         run(&mut self.docker_command(args))
     }
 

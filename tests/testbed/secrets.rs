@@ -3,7 +3,10 @@
 
 use base64::Engine as _;
 
-use crate::support::{bootstrap_applied, runtime, AwsEnv, Fixture, Testbed};
+use crate::support::private_registry::{build_from, path_with, PrivateRegistry};
+use crate::support::{
+    bootstrap_applied, bootstrap_aws, runtime, AwsEnv, Fixture, Testbed, PUSH_API,
+};
 
 /// The ECR authorization token as moto hands it out, and the password inside it (the
 /// token is base64 of `AWS:<password>`): the token is the registry credential itself.
@@ -222,4 +225,80 @@ fn the_plan_review_names_a_changed_secret_but_never_shows_it() {
             }
         }
     }
+}
+
+/// A base image's registry login (from a credential helper for BuildKit's session, from
+/// the config file for the classic builder's `X-Registry-Config`) is used, never shown:
+/// not the password, not the config file's base64 `auth`.
+#[test]
+fn a_private_base_images_login_is_never_printed_at_any_log_level() {
+    let bed = Testbed::get();
+    let private = PrivateRegistry::get();
+    let fixture = Fixture::unique();
+    build_from(&fixture, &private.base_image);
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    let helper = private.credential_helper("deploy-testbed");
+    let helper_config = PrivateRegistry::docker_config(r#"{"credsStore": "deploy-testbed"}"#);
+    let file_config = private.logged_in_config();
+    let auth = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", private.user, private.password));
+    let secrets = [
+        ("the registry password", private.password.clone()),
+        ("the config file's auth", auth),
+    ];
+
+    let buildkit = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("RUST_LOG", "trace")
+        .env("DOCKER_CONFIG", helper_config.path())
+        .env("PATH", path_with(helper.path()))
+        .args(PUSH_API)
+        .args(["-vv"])
+        .run();
+    buildkit.success();
+    let classic_image = private.unique_base_image();
+    fixture.write(
+        "infra/docker/service.Dockerfile",
+        &format!("FROM {classic_image}\nARG SERVICE\nRUN echo \"$SERVICE\" > /SERVICE\n"),
+    );
+    fixture.commit_all("a classic Dockerfile on a private base image");
+    let classic = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("RUST_LOG", "trace")
+        .env("DOCKER_BUILDKIT", "0")
+        .env("DOCKER_CONFIG", file_config.path())
+        .args(PUSH_API)
+        .args(["-vv"])
+        .run();
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", &classic_image])
+        .output();
+    classic.success();
+
+    let logs = std::fs::read_dir(fixture.path(".git/deploy/logs"))
+        .unwrap()
+        .flat_map(|commit| std::fs::read_dir(commit.unwrap().path()).unwrap())
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for (channel, text) in [
+        ("stdout (BuildKit)", &buildkit.stdout),
+        ("stderr (BuildKit)", &buildkit.stderr),
+        ("stdout (classic)", &classic.stdout),
+        ("stderr (classic)", &classic.stderr),
+        ("build logs", &logs),
+    ] {
+        for (what, secret) in &secrets {
+            if let Some(line) = leak(text, secret) {
+                panic!("{what} appears in {channel}: {line}");
+            }
+        }
+    }
+    // The logins were used (so the absence above means something), and said so at debug.
+    buildkit.stderr_has(&format!(
+        "registry login for {}: from docker-credential-deploy-testbed",
+        private.host
+    ));
 }
