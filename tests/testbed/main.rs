@@ -6,6 +6,7 @@
 
 mod changed;
 mod context;
+mod diagnostics;
 mod environments;
 mod faults;
 mod history;
