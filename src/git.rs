@@ -57,6 +57,16 @@ impl Repo {
         self.repo.path()
     }
 
+    /// Whether the hex prefix `short` names a commit of this repository (`deploy prune`:
+    /// an image tag). An ambiguous prefix names objects of this repository, so it counts:
+    /// the tag was unique when deploy made it, the repository has grown since.
+    pub fn has_commit(&self, short: &str) -> bool {
+        match self.repo.find_commit_by_prefix(short) {
+            Ok(_) => true,
+            Err(err) => err.code() == ErrorCode::Ambiguous,
+        }
+    }
+
     /// HEAD's commit, short id and branch. A repository without commits is a usage error.
     pub fn head(&self) -> Result<Head> {
         let head = match self.repo.head() {

@@ -30,7 +30,37 @@ pub async fn load(profile: Option<&str>) -> SdkConfig {
             .profile_name(profile)
             .credentials_provider(credentials);
     }
-    loader.load().await
+    let config = loader.load().await;
+    if config.region().is_none() {
+        say_no_region(profile);
+    }
+    config
+}
+
+/// The one line that replaces the SDK's warnings when its region chain finds nothing
+/// (they are kept out, see `ui::logging`): every AWS call of the run will fail for it.
+fn say_no_region(profile: Option<&str>) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SAID.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let file = std::env::var("AWS_CONFIG_FILE")
+        .ok()
+        .filter(|path| !path.is_empty())
+        .unwrap_or_else(|| "~/.aws/config".to_owned());
+    crate::ui::output::warn(&no_region_message(profile, &file));
+}
+
+fn no_region_message(profile: Option<&str>, file: &str) -> String {
+    match profile {
+        Some("default") => format!(
+            "no AWS region is set: set AWS_REGION, or `region` in the `[default]` section of {file}"
+        ),
+        Some(profile) => format!(
+            "no AWS region is set: set AWS_REGION, or `region` in the `[profile {profile}]` section of {file}"
+        ),
+        None => format!("no AWS region is set: set AWS_REGION, or `region` in {file}"),
+    }
 }
 
 /// One run's AWS context: the SDK configuration and the profile it was loaded for. The
@@ -178,18 +208,18 @@ where
             .map(str::to_owned),
         _ => None,
     };
+    // The SDK error itself is borrowed; its whole chain, as text, is what -vv shows.
+    let chain = aws_sdk_sts::error::DisplayErrorContext(err).to_string();
     AwsError {
-        explanation: explanation(err, profile),
+        explanation: explanation(err, &chain, profile),
         request_id,
-        // The SDK error itself is borrowed; its whole chain, as text, is what -vv shows.
-        source: aws_sdk_sts::error::DisplayErrorContext(err)
-            .to_string()
-            .into(),
+        source: chain.into(),
     }
 }
 
 fn explanation<E>(
     err: &aws_sdk_sts::error::SdkError<E, aws_sdk_sts::config::http::HttpResponse>,
+    chain: &str,
     profile: Option<&str>,
 ) -> String
 where
@@ -202,6 +232,15 @@ where
         }
         None => "pass --profile NAME, or set AWS_PROFILE / AWS credentials".to_owned(),
     };
+    // Without a region the SDK cannot resolve an endpoint or sign: a dispatch or
+    // construction failure that says so ("A region must be set …").
+    let before_sending = matches!(
+        err,
+        SdkError::ConstructionFailure(_) | SdkError::DispatchFailure(_)
+    );
+    if before_sending && chain.to_ascii_lowercase().contains("region must be set") {
+        return "no AWS region is set: set AWS_REGION, or `region` in the profile".to_owned();
+    }
     match err {
         SdkError::ConstructionFailure(_) => {
             format!("no usable AWS credentials or region ({login})")

@@ -1,7 +1,10 @@
 //! `deploy prune`: the runbook's ENOSPC remedy, made safe. Reclaims the build cache and
-//! old SHA-tagged images of our own repositories, keeping what runs live, HEAD's tag and
-//! the newest N per repository. Volumes (local dev DB/Minio/Redis data) and images of
-//! other repositories are never touched.
+//! old commit-tagged images of our own repositories, keeping what runs live, HEAD's tag
+//! and the newest N per repository. Volumes (local dev DB/Minio/Redis data) and other
+//! images are never touched: an image is ours only under this platform's registry, in a
+//! service's repository, tagged with a commit of this repository (see `selection`).
+
+mod selection;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,16 +16,31 @@ use crate::changes::live;
 use crate::docker::daemon_lock::DaemonLock;
 use crate::docker::engine::{Engine, LocalTag};
 use crate::model::config;
+use crate::model::plan::registry::RegistryEnv;
+use crate::model::platform::Platform;
 use crate::model::platform::{runtime, Checkout};
 use crate::request::{Globals, PruneRequest};
 use crate::ui::output::{emit_stdout, warn};
+use selection::{Scope, SkipReason, Verdict};
 
 #[derive(Debug, Serialize)]
 struct PruneReport {
     removed: Vec<String>,
     kept: Vec<Kept>,
+    /// Tags of our repository names that are not ours, and why.
+    skipped: Vec<Skipped>,
     build_cache_bytes: u64,
     dry_run: bool,
+    /// Text output lists each skipped tag (`-v`), not only the counts.
+    #[serde(skip)]
+    list_skipped: bool,
+}
+
+/// A tag named like ours that prune leaves alone: another project's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct Skipped {
+    reference: String,
+    reason: SkipReason,
 }
 
 /// A SHA-tagged image prune leaves, and why.
@@ -41,33 +59,16 @@ impl Kept {
     }
 }
 
-/// The repository (path after the registry host) and tag of a reference, if the tag
-/// looks like a git SHA deploy would have made.
-fn sha_tagged(reference: &str) -> Option<(&str, &str)> {
-    let tag = image_tag_of(reference)?;
-    let name = &reference[..reference.len() - tag.len() - 1];
-    crate::git::looks_like_sha(tag.trim_end_matches("-dirty")).then_some((name, tag))
-}
-
-/// Which local tags to remove: per repository, all SHA tags but the protected ones and
-/// the newest `keep`.
+/// Which local tags to remove: per repository, all of ours but the protected ones and
+/// the newest `keep`. `ours` holds each of our tags with its repository.
 fn choose(
-    tags: &[LocalTag],
-    repositories: &BTreeSet<String>,
+    ours: &[(LocalTag, String)],
     protected: &BTreeSet<String>,
     keep: usize,
 ) -> (Vec<String>, Vec<Kept>) {
     let mut by_repository: BTreeMap<&str, Vec<&LocalTag>> = BTreeMap::new();
-    for tag in tags {
-        let Some((name, _)) = sha_tagged(&tag.reference) else {
-            continue;
-        };
-        let repository = repositories
-            .iter()
-            .find(|repo| name == repo.as_str() || name.ends_with(&format!("/{repo}")));
-        if let Some(repository) = repository {
-            by_repository.entry(repository).or_default().push(tag);
-        }
+    for (tag, repository) in ours {
+        by_repository.entry(repository).or_default().push(tag);
     }
     let mut remove = Vec::new();
     let mut kept = Vec::new();
@@ -94,6 +95,42 @@ fn choose(
     (remove, kept)
 }
 
+/// Every registry this platform pushes to, whichever environment: the registry
+/// variables of this process and `registry.host`/`registry.hosts` (the ECR host of an
+/// environment comes from its live images, when the live check runs).
+fn configured_registries(platform: &Platform, env: &RegistryEnv) -> BTreeSet<String> {
+    let config = &platform.config.registry;
+    env.global
+        .iter()
+        .chain(env.per_environment.values())
+        .chain(config.host.iter())
+        .chain(config.hosts.values())
+        .map(|host| host.trim_end_matches('/').to_owned())
+        .collect()
+}
+
+/// Splits the local tags into ours (with their repository) and skipped ones.
+fn sort_out(
+    tags: Vec<LocalTag>,
+    scope: &Scope,
+    is_our_commit: impl Fn(&str) -> bool,
+) -> (Vec<(LocalTag, String)>, Vec<Skipped>) {
+    let mut ours = Vec::new();
+    let mut skipped = Vec::new();
+    for tag in tags {
+        match scope.judge(&tag.reference, &is_our_commit) {
+            Verdict::Ours { repository } => ours.push((tag, repository)),
+            Verdict::Skipped(reason) => skipped.push(Skipped {
+                reference: tag.reference,
+                reason,
+            }),
+            Verdict::Unrelated => {}
+        }
+    }
+    skipped.sort_by(|a, b| (a.reason, &a.reference).cmp(&(b.reason, &b.reference)));
+    (ours, skipped)
+}
+
 pub fn run(globals: &Globals, request: &PruneRequest) -> Result<()> {
     let PruneRequest {
         keep,
@@ -112,6 +149,7 @@ pub fn run(globals: &Globals, request: &PruneRequest) -> Result<()> {
     let report = runtime.block_on(async {
         let engine = Engine::connect().await?;
         let mut protected = BTreeSet::from([head.short_sha.clone()]);
+        let mut live_images = Vec::new();
         if !skip_live_check {
             let profile = globals.profile.as_deref();
             let survey = async {
@@ -140,16 +178,22 @@ pub fn run(globals: &Globals, request: &PruneRequest) -> Result<()> {
                     if let Some(tag) = image_tag_of(&image) {
                         protected.insert(tag.to_owned());
                     }
+                    live_images.push(image);
                 }
             }
         }
-        let repositories: BTreeSet<String> = platform
-            .services
-            .iter()
-            .map(|s| config::expand(&platform.config.registry.repository, &s.name))
-            .collect();
+        let mut scope = Scope {
+            registries: configured_registries(&platform, &RegistryEnv::from_process()),
+            repositories: platform
+                .services
+                .iter()
+                .map(|s| config::expand(&platform.config.registry.repository, &s.name))
+                .collect(),
+        };
+        scope.add_registries_of(&live_images);
         let tags = engine.local_tags().await?;
-        let (remove, kept) = choose(&tags, &repositories, &protected, keep);
+        let (ours, skipped) = sort_out(tags, &scope, |sha| repo.has_commit(sha));
+        let (remove, kept) = choose(&ours, &protected, keep);
         let mut removed = Vec::new();
         let mut build_cache_bytes = 0;
         if !dry_run {
@@ -168,8 +212,10 @@ pub fn run(globals: &Globals, request: &PruneRequest) -> Result<()> {
         anyhow::Ok(PruneReport {
             removed,
             kept,
+            skipped,
             build_cache_bytes,
             dry_run,
+            list_skipped: globals.verbose > 0,
         })
     })?;
     emit_stdout(&report, globals.output)
@@ -187,6 +233,37 @@ impl std::fmt::Display for PruneReport {
         }
         for kept in &self.kept {
             writeln!(f, "kept {} ({})", kept.reference, kept.reason)?;
+        }
+        if self.list_skipped {
+            for skipped in &self.skipped {
+                writeln!(
+                    f,
+                    "skipped {} ({}: not this project's)",
+                    skipped.reference,
+                    skipped.reason.describe()
+                )?;
+            }
+        }
+        if !self.skipped.is_empty() {
+            let mut counts: BTreeMap<SkipReason, usize> = BTreeMap::new();
+            for skipped in &self.skipped {
+                *counts.entry(skipped.reason).or_default() += 1;
+            }
+            let counts: Vec<String> = counts
+                .iter()
+                .map(|(reason, count)| format!("{count} {}", reason.describe()))
+                .collect();
+            writeln!(
+                f,
+                "skipped {} image tag(s) named like ours that are not this project's ({}){}",
+                self.skipped.len(),
+                counts.join(", "),
+                if self.list_skipped {
+                    ""
+                } else {
+                    "; -v lists them"
+                }
+            )?;
         }
         if self.dry_run {
             writeln!(
@@ -218,7 +295,7 @@ mod tests {
     }
 
     #[test]
-    fn keeps_live_head_and_newest_and_ignores_foreign_images() {
+    fn keeps_live_head_and_newest_and_skips_what_is_not_ours() {
         let tags = vec![
             tag("127.0.0.1:5000/api:aaaaaaa", 1),
             tag("127.0.0.1:5000/api:bbbbbbb", 2),
@@ -227,41 +304,106 @@ mod tests {
             tag("127.0.0.1:5000/api:latest", 5),
             tag("127.0.0.1:5000/apix:eeeeeee", 6),
             tag("postgres:15", 7),
-            tag("1234.dkr.ecr.us-east-1.amazonaws.com/auth:fffffff", 8),
+            tag("127.0.0.1:5001/api:0000000", 8),
+            tag("127.0.0.1:5000/api:9999999", 9),
         ];
-        let repositories = BTreeSet::from(["api".to_owned(), "auth".to_owned()]);
+        let scope = Scope {
+            registries: BTreeSet::from(["127.0.0.1:5000".to_owned()]),
+            repositories: BTreeSet::from(["api".to_owned(), "auth".to_owned()]),
+        };
+        let our_commits = ["aaaaaaa", "bbbbbbb", "ccccccc", "ddddddd", "0000000"];
+        let (ours, skipped) = sort_out(tags, &scope, |sha| our_commits.contains(&sha));
         let protected = BTreeSet::from(["aaaaaaa".to_owned()]);
-        let (remove, kept) = choose(&tags, &repositories, &protected, 1);
+        let (remove, kept) = choose(&ours, &protected, 1);
         assert_eq!(
             remove,
             ["127.0.0.1:5000/api:ccccccc", "127.0.0.1:5000/api:bbbbbbb"]
         );
         let kept: Vec<&str> = kept.iter().map(|k| k.reference.as_str()).collect();
-        assert!(kept.contains(&"127.0.0.1:5000/api:aaaaaaa"));
-        assert!(kept.contains(&"127.0.0.1:5000/api:ddddddd"));
-        assert!(kept.contains(&"1234.dkr.ecr.us-east-1.amazonaws.com/auth:fffffff"));
+        assert_eq!(
+            kept,
+            ["127.0.0.1:5000/api:ddddddd", "127.0.0.1:5000/api:aaaaaaa"]
+        );
+        let skipped: Vec<(&str, SkipReason)> = skipped
+            .iter()
+            .map(|s| (s.reference.as_str(), s.reason))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                ("127.0.0.1:5001/api:0000000", SkipReason::OtherRegistry),
+                ("127.0.0.1:5000/api:latest", SkipReason::NotACommitTag),
+                (
+                    "127.0.0.1:5000/api:9999999",
+                    SkipReason::NotACommitOfThisRepository
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_configured_registry_is_ours() {
+        let mut platform = crate::model::plan::tests::fixture();
+        platform.config.registry.host = Some("registry.example/".into());
+        platform.config.registry.hosts =
+            [("prod".to_owned(), "prod.example:5000".to_owned())].into();
+        let env = RegistryEnv::from_vars([
+            ("DEPLOY_REGISTRY".to_owned(), "127.0.0.1:5000".to_owned()),
+            ("DEPLOY_REGISTRY_QA".to_owned(), "qa.example".to_owned()),
+        ]);
+        assert_eq!(
+            configured_registries(&platform, &env),
+            BTreeSet::from(
+                [
+                    "127.0.0.1:5000",
+                    "qa.example",
+                    "registry.example",
+                    "prod.example:5000"
+                ]
+                .map(str::to_owned)
+            )
+        );
     }
 
     #[test]
     fn the_report_names_its_fields_in_json_and_reads_as_lines_in_text() {
-        let report = PruneReport {
+        let mut report = PruneReport {
             removed: vec!["r/api:bbbbbbb".into()],
             kept: vec![Kept::new("r/api:aaaaaaa", "live or HEAD".into())],
+            skipped: vec![
+                Skipped {
+                    reference: "other/api:ccccccc".into(),
+                    reason: SkipReason::OtherRegistry,
+                },
+                Skipped {
+                    reference: "r/api:latest".into(),
+                    reason: SkipReason::NotACommitTag,
+                },
+            ],
             build_cache_bytes: 2_500_000,
             dry_run: false,
+            list_skipped: false,
         };
         assert_eq!(
             serde_json::to_value(&report).unwrap(),
             serde_json::json!({
                 "removed": ["r/api:bbbbbbb"],
                 "kept": [{"reference": "r/api:aaaaaaa", "reason": "live or HEAD"}],
+                "skipped": [
+                    {"reference": "other/api:ccccccc", "reason": "other_registry"},
+                    {"reference": "r/api:latest", "reason": "not_a_commit_tag"},
+                ],
                 "build_cache_bytes": 2_500_000,
                 "dry_run": false,
             })
         );
         assert_eq!(
             report.to_string(),
-            "removed r/api:bbbbbbb\nkept r/api:aaaaaaa (live or HEAD)\n1 image tag(s) removed; build cache: 2.5 MB reclaimed; volumes untouched\n"
+            "removed r/api:bbbbbbb\nkept r/api:aaaaaaa (live or HEAD)\nskipped 2 image tag(s) named like ours that are not this project's (1 under another registry host, 1 tag is not a commit id); -v lists them\n1 image tag(s) removed; build cache: 2.5 MB reclaimed; volumes untouched\n"
         );
+        report.list_skipped = true;
+        assert!(report.to_string().contains(
+            "skipped other/api:ccccccc (under another registry host: not this project's)\n"
+        ));
     }
 }

@@ -75,7 +75,7 @@ pub fn write_tar(spec: &ContextSpec, out: impl Write) -> Result<ContextStats> {
     let commit = find_commit(&repo, spec)?;
     let tree = context_tree(&repo, &commit, spec)?;
     let dockerfile = slash_path(&spec.dockerfile);
-    let ignore = dockerignore_of(&repo, &tree)?.keeping_build_files(&dockerfile);
+    let ignore = dockerignore_of(&repo, &tree, spec)?.keeping_build_files(&dockerfile);
     // Only what COPY/ADD read, and the two files the classic builder itself reads.
     let include: Option<Vec<IncludePattern>> = spec.include.as_ref().map(|paths| {
         paths
@@ -204,7 +204,7 @@ pub fn check(spec: &ContextSpec) -> Result<DockerIgnore> {
     let repo = open_repo(spec)?;
     let commit = find_commit(&repo, spec)?;
     let tree = context_tree(&repo, &commit, spec)?;
-    dockerignore_of(&repo, &tree)
+    dockerignore_of(&repo, &tree, spec)
 }
 
 fn open_repo(spec: &ContextSpec) -> Result<Repository> {
@@ -265,16 +265,32 @@ pub fn dockerfile_text(spec: &ContextSpec) -> Result<String> {
     Ok(String::from_utf8_lossy(blob.content()).into_owned())
 }
 
-fn dockerignore_of(repo: &Repository, tree: &git2::Tree<'_>) -> Result<DockerIgnore> {
-    Ok(match tree.get_path(Path::new(".dockerignore")) {
-        Ok(entry) => {
-            let blob = repo
-                .find_blob(entry.id())
-                .context("cannot read .dockerignore")?;
-            DockerIgnore::parse(&String::from_utf8_lossy(blob.content()))
-        }
-        Err(_) => DockerIgnore::default(),
+fn dockerignore_of(
+    repo: &Repository,
+    tree: &git2::Tree<'_>,
+    spec: &ContextSpec,
+) -> Result<DockerIgnore> {
+    let Ok(entry) = tree.get_path(Path::new(".dockerignore")) else {
+        return Ok(DockerIgnore::default());
+    };
+    let path = match spec.dir.as_os_str().to_str() {
+        Some("" | ".") => PathBuf::from(".dockerignore"),
+        _ => spec.dir.join(".dockerignore"),
+    };
+    let blob = repo
+        .find_blob(entry.id())
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    DockerIgnore::parse(&String::from_utf8_lossy(blob.content())).map_err(|malformed| {
+        anyhow!(
+            "{} (commit {}) {malformed}. Fix or escape the pattern and commit",
+            path.display(),
+            short(&spec.commit)
+        )
     })
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..7).unwrap_or(commit)
 }
 
 /// A directory the walk is inside of.

@@ -1,7 +1,9 @@
-//! `.dockerignore`, with the docker CLI's semantics (moby/patternmatcher): comments,
-//! `*`, `?`, `[...]`, `**`, `\` escapes, `!` exceptions, a leading `/` ignored, paths
-//! cleaned, the last matching pattern wins, and a pattern that matches a directory
-//! excludes everything beneath it.
+//! `.dockerignore`, with current Docker's semantics (moby/patternmatcher, Docker 23 and
+//! later): comments, `*`, `?`, `[...]`, `**`, `\` escapes, `!` exceptions, a leading `/`
+//! ignored, paths cleaned, the last matching pattern wins, and a pattern that matches a
+//! directory excludes everything beneath it. A pattern that starts with `**` and holds no
+//! other wildcard is a suffix match (`**.pem` excludes `certs/server.pem`), and a pattern
+//! Docker refuses (an unclosed `[`) is an error here too, never read literally.
 //!
 //! The daemon never sees this file's rules: the client filters the context, so we must.
 //! A walk of the context uses [`DockerIgnore::excludes`] (patternmatcher's
@@ -10,6 +12,10 @@
 //! walked, by fsutil's rule, the walker of the docker CLI's BuildKit builds).
 
 use crate::glob::{Dialect, Glob};
+
+mod syntax;
+
+pub use syntax::MalformedPattern;
 
 /// The parsed rules of one `.dockerignore`.
 #[derive(Debug, Clone, Default)]
@@ -21,7 +27,7 @@ pub struct DockerIgnore {
 struct Pattern {
     /// The cleaned pattern, without its `!` (patternmatcher's `Pattern.String()`).
     text: String,
-    glob: Glob,
+    matcher: Matcher,
     /// A `!` line: re-includes what earlier lines excluded.
     exception: bool,
 }
@@ -32,38 +38,60 @@ struct Pattern {
 pub struct ParentMatches(Vec<bool>);
 
 impl DockerIgnore {
-    pub fn parse(text: &str) -> Self {
-        let patterns = text
-            .lines()
-            .filter_map(|line| {
-                // moby's ReadAll: comments start at column 0; whitespace is trimmed.
-                if line.starts_with('#') {
-                    return None;
-                }
-                let line = line.trim();
-                if line.is_empty() {
-                    return None;
-                }
-                let (exception, raw) = match line.strip_prefix('!') {
-                    Some(rest) => (true, rest.trim()),
-                    None => (false, line),
-                };
-                let cleaned = clean(raw);
-                let cleaned = match cleaned.strip_prefix('/') {
-                    Some(rest) if !rest.is_empty() => rest.to_owned(),
-                    _ => cleaned,
-                };
-                if cleaned.is_empty() || cleaned == "." {
-                    return None;
-                }
-                Some(Pattern {
-                    glob: Glob::new(&cleaned, Dialect::Docker),
-                    text: cleaned,
-                    exception,
-                })
-            })
-            .collect();
-        Self { patterns }
+    /// The rules of a `.dockerignore`, read as moby's `ignorefile.ReadAll` and
+    /// `patternmatcher.New` read them; the first pattern Docker would refuse is an error
+    /// naming its line (1-based).
+    pub fn parse(text: &str) -> Result<Self, MalformedPattern> {
+        let mut patterns = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            // ReadAll: a UTF-8 byte order mark is dropped from the first line.
+            let line = if index == 0 {
+                line.strip_prefix('\u{feff}').unwrap_or(line)
+            } else {
+                line
+            };
+            // Comments start at column 0; whitespace is trimmed.
+            if line.starts_with('#') {
+                continue;
+            }
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let malformed = |why: &str| MalformedPattern {
+                line: index + 1,
+                pattern: line.to_owned(),
+                why: why.to_owned(),
+            };
+            let (exception, raw) = match line.strip_prefix('!') {
+                Some(rest) => (true, rest.trim()),
+                None => (false, line),
+            };
+            // patternmatcher.New: `illegal exclusion pattern: "!"`.
+            if exception && raw.is_empty() {
+                return Err(malformed("is a `!` with no pattern after it"));
+            }
+            let cleaned = clean(raw);
+            let cleaned = match cleaned.strip_prefix('/') {
+                Some(rest) if !rest.is_empty() => rest.to_owned(),
+                _ => cleaned,
+            };
+            // New checks each pattern with `filepath.Match(pattern, ".")`; compile's
+            // regular expression fails on a few more (see `syntax`).
+            if let Some(why) = syntax::error_in(&cleaned) {
+                return Err(malformed(&why));
+            }
+            if cleaned == "." {
+                // Matches only the context's root, which is never a path of the walk.
+                continue;
+            }
+            patterns.push(Pattern {
+                matcher: Matcher::new(&cleaned),
+                text: cleaned,
+                exception,
+            });
+        }
+        Ok(Self { patterns })
     }
 
     /// The rules the docker CLI applies to a build context: these, plus exceptions for
@@ -75,7 +103,7 @@ impl DockerIgnore {
             if self.is_excluded(kept) {
                 let text = clean(kept);
                 self.patterns.push(Pattern {
-                    glob: Glob::new(&text, Dialect::Docker),
+                    matcher: Matcher::new(&text),
                     text,
                     exception: true,
                 });
@@ -99,8 +127,9 @@ impl DockerIgnore {
                 if pattern.exception != excluded {
                     continue;
                 }
-                matched = pattern.glob.matches(&path)
-                    || (parent.is_none() && parents_of(&path).any(|dir| pattern.glob.matches(dir)));
+                matched = pattern.matcher.matches(&path)
+                    || (parent.is_none()
+                        && parents_of(&path).any(|dir| pattern.matcher.matches(dir)));
             }
             matched_here[index] = matched;
             if matched {
@@ -144,6 +173,46 @@ impl DockerIgnore {
     }
 }
 
+/// How one pattern matches a path: patternmatcher's `matchType`, chosen by `compile`.
+/// Exact, prefix and suffix patterns are compared as text; the rest as globs (the
+/// regular expression `compile` writes). The kinds differ from a glob only for a
+/// pattern that starts with `**` and has no other wildcard: a suffix (`**.pem` matches
+/// `a/b.pem`), where the glob would read `(.*/)?\.pem` (Docker 20.10's reading).
+#[derive(Debug, Clone)]
+enum Matcher {
+    /// No wildcard, escape or class: the path itself.
+    Exact(String),
+    /// A trailing `**` after plain text: any path that starts with the text.
+    Prefix(String),
+    /// A leading `**` before plain text: any path that ends with the text, or, for
+    /// `**/name`, `name` itself.
+    Suffix(String),
+    Glob(Glob),
+}
+
+impl Matcher {
+    fn new(pattern: &str) -> Self {
+        match syntax::match_type(pattern) {
+            syntax::MatchType::Exact => Self::Exact(pattern.to_owned()),
+            syntax::MatchType::Prefix => Self::Prefix(pattern[..pattern.len() - 2].to_owned()),
+            syntax::MatchType::Suffix => Self::Suffix(pattern[2..].to_owned()),
+            syntax::MatchType::Regexp => Self::Glob(Glob::new(pattern, Dialect::Docker)),
+        }
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        match self {
+            Self::Exact(pattern) => path == pattern,
+            Self::Prefix(prefix) => path.starts_with(prefix.as_str()),
+            Self::Suffix(suffix) => {
+                path.ends_with(suffix.as_str())
+                    || suffix.strip_prefix('/').is_some_and(|name| path == name)
+            }
+            Self::Glob(glob) => glob.matches(path),
+        }
+    }
+}
+
 /// `a`, `a/b` for `a/b/c`: the directories above a path, outermost first.
 fn parents_of(path: &str) -> impl Iterator<Item = &str> {
     path.match_indices('/').map(|(index, _)| &path[..index])
@@ -179,7 +248,7 @@ mod tests {
     use super::*;
 
     fn excluded(rules: &str, path: &str) -> bool {
-        DockerIgnore::parse(rules).is_excluded(path)
+        DockerIgnore::parse(rules).unwrap().is_excluded(path)
     }
 
     #[test]
@@ -253,31 +322,35 @@ mod tests {
 
     #[test]
     fn a_walk_hands_each_directory_its_matches_as_patternmatcher_does() {
-        let ignore = DockerIgnore::parse("dist\n!dist/keep\ndist/keep/*.tmp\n");
+        let ignore = DockerIgnore::parse("dist\n!dist/keep\ndist/keep/*.tmp\n").unwrap();
         assert!(walked(&ignore, "dist/a.js"));
         assert!(!walked(&ignore, "dist/keep/a.js"));
         assert!(walked(&ignore, "dist/keep/a.tmp"));
         // patternmatcher's quirk: the second `dist` is not evaluated for the directory
         // (it cannot change its outcome), so the directory does not hand it down, and the
         // exception wins beneath it; judged alone, the last match would win.
-        let ignore = DockerIgnore::parse("dist\n!dist/keep\ndist\n");
+        let ignore = DockerIgnore::parse("dist\n!dist/keep\ndist\n").unwrap();
         assert!(ignore.is_excluded("dist/keep"));
         assert!(!walked(&ignore, "dist/keep"));
     }
 
     #[test]
     fn an_excluded_directory_is_walked_only_on_the_way_to_an_exception() {
-        let ignore = DockerIgnore::parse("**/dist\ndocs\n!services/api/dist/keep.js\n");
+        let ignore = DockerIgnore::parse("**/dist\ndocs\n!services/api/dist/keep.js\n").unwrap();
         assert!(ignore.may_reinclude_under("services"));
         assert!(ignore.may_reinclude_under("services/api/dist"));
         assert!(!ignore.may_reinclude_under("services/auth/dist"));
         assert!(!ignore.may_reinclude_under("docs"));
-        assert!(!DockerIgnore::parse("docs\n").may_reinclude_under("docs"));
+        assert!(!DockerIgnore::parse("docs\n")
+            .unwrap()
+            .may_reinclude_under("docs"));
         // A trailing `/*` or `/**` still names a directory to walk to.
-        assert!(DockerIgnore::parse("docs\n!docs/keep/**\n").may_reinclude_under("docs"));
+        assert!(DockerIgnore::parse("docs\n!docs/keep/**\n")
+            .unwrap()
+            .may_reinclude_under("docs"));
         // With a wildcard in an exception, anything may be re-included anywhere (fsutil,
         // the BuildKit builds of the docker CLI; its classic builder would not look).
-        let ignore = DockerIgnore::parse("docs\n!**/keep.md\n");
+        let ignore = DockerIgnore::parse("docs\n!**/keep.md\n").unwrap();
         assert!(ignore.may_reinclude_under("docs"));
         assert!(!walked(&ignore, "docs/a/keep.md"));
     }
@@ -285,6 +358,7 @@ mod tests {
     #[test]
     fn the_dockerfile_and_dockerignore_are_kept_as_the_docker_cli_keeps_them() {
         let ignore = DockerIgnore::parse("infra\n.dockerignore\n")
+            .unwrap()
             .keeping_build_files("infra/docker/service.Dockerfile");
         assert!(!walked(&ignore, ".dockerignore"));
         assert!(!walked(&ignore, "infra/docker/service.Dockerfile"));
@@ -292,8 +366,62 @@ mod tests {
         assert!(ignore.may_reinclude_under("infra/docker"));
         assert!(!ignore.may_reinclude_under("infra/terraform"));
         // Not excluded: no exception is added, so excluded directories are not walked.
-        let ignore = DockerIgnore::parse("docs\n").keeping_build_files("Dockerfile");
+        let ignore = DockerIgnore::parse("docs\n")
+            .unwrap()
+            .keeping_build_files("Dockerfile");
         assert!(!ignore.may_reinclude_under("docs"));
+    }
+
+    /// patternmatcher `compile`: a `**` first with no other wildcard is a suffix match
+    /// (`suffixMatch`: `strings.HasSuffix`, and `**/name` matches `name`). Docker 20.10
+    /// compiled it to `^(.*/)?\.pem$` and shipped `certs/server.pem`; deploy follows
+    /// current Docker (checked with docker CLI 28.2's classic builder: excluded).
+    #[test]
+    fn a_leading_double_star_with_no_other_wildcard_is_a_suffix() {
+        assert!(excluded("**.pem", "certs/server.pem"));
+        assert!(excluded("**.pem", "server.pem"));
+        assert!(excluded("**.pem", ".pem"));
+        assert!(!excluded("**.pem", "server.pem.bak"));
+        assert!(excluded("**key", "a/monkey"));
+        assert!(excluded("**/secret.txt", "secret.txt"));
+        assert!(excluded("**/secret.txt", "a/b/secret.txt"));
+        assert!(!excluded("**/secret.txt", "a/top-secret.txt"));
+        // A later wildcard makes it a regular expression again: `(.*/)?` then the rest.
+        assert!(!excluded("**.p?m", "certs/server.pem"));
+        assert!(excluded("**.p?m", "certs/.pem"));
+        // `**` alone: everything.
+        assert!(excluded("**", "a/b"));
+        // A trailing `**` after plain text is a prefix (`prefixMatch`).
+        assert!(excluded("docs**", "docs-old/a.md"));
+    }
+
+    /// patternmatcher `New` refuses what `filepath.Match(pattern, ".")` refuses, and a `!`
+    /// alone (`illegal exclusion pattern`); docker build then fails (docker CLI 28.2 and
+    /// 20.10 alike). deploy fails too, naming the line, where it used to read `foo[`
+    /// literally.
+    #[test]
+    fn a_pattern_docker_refuses_is_an_error_naming_its_line() {
+        let error = DockerIgnore::parse("# keys\nnode_modules\n  certs/[a-\n").unwrap_err();
+        assert_eq!(error.line, 3);
+        assert_eq!(error.pattern, "certs/[a-");
+        assert_eq!(
+            error.to_string(),
+            "line 3: the pattern `certs/[a-` has a `[` that is never closed (escape a literal one as `\\[`); Docker refuses it too (`syntax error in pattern`)"
+        );
+        let error = DockerIgnore::parse("a\n!\n").unwrap_err();
+        assert_eq!(
+            (error.line, error.why.as_str()),
+            (2, "is a `!` with no pattern after it")
+        );
+        assert_eq!(DockerIgnore::parse("!foo[").unwrap_err().pattern, "!foo[");
+        // Escaped brackets are fine.
+        assert!(excluded("foo\\[", "foo["));
+    }
+
+    /// ignorefile `ReadAll`: a UTF-8 byte order mark at the start is dropped.
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_pattern() {
+        assert!(excluded("\u{feff}secret.txt\n", "secret.txt"));
     }
 
     #[test]

@@ -115,7 +115,11 @@ impl FileSync for FileSyncService {
             values("override-excludes").first().map(String::as_str) == Some("true");
         let excludes = match (&dir.excludes, override_excludes) {
             (Some(ours), false) => ours.clone(),
-            _ => DockerIgnore::parse(&values("exclude-patterns").join("\n")),
+            _ => DockerIgnore::parse(&values("exclude-patterns").join("\n")).map_err(
+                |malformed| {
+                    Status::invalid_argument(format!("the exclude patterns asked for: {malformed}"))
+                },
+            )?,
         };
         let request_filter = RequestFilter {
             excludes,

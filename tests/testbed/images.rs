@@ -386,3 +386,52 @@ fn each_dockerignore_gives_the_image_the_docker_cli_builds() {
     ];
     assert_eq!(mismatches, known, "{mismatches:#?}");
 }
+
+/// `.dockerignore` as current Docker reads it (moby/patternmatcher, Docker 23 and later):
+/// `**.pem` is a suffix match, so no `.pem` file at any depth reaches the image deploy
+/// builds, as none reaches the one the docker CLI on PATH builds (28.x: current
+/// patternmatcher; Docker 20.10 shipped them). A pattern Docker refuses stops the build,
+/// naming the file, the line and the pattern, before anything is pushed.
+#[test]
+fn a_leading_double_star_suffix_keeps_pem_files_out_and_a_malformed_pattern_stops_the_build() {
+    let bed = Testbed::get();
+    let fixture = Fixture::unique();
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    fixture.write(
+        "infra/docker/service.Dockerfile",
+        &format!("FROM {}\nCOPY . /ctx\n", bed.base_image),
+    );
+    for path in [
+        "certs/server.pem",
+        "services/api/dev.pem",
+        "certs/README.txt",
+    ] {
+        fixture.write(path, "x\n");
+    }
+    fixture.write(".dockerignore", "**.pem\n");
+    let tag = fixture.commit_all("keys stay out");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(PUSH_API)
+        .run()
+        .success();
+    let ours = context_in(&format!("{}/api:{tag}", bed.registry));
+    assert!(ours.contains(&"./certs/README.txt".to_owned()), "{ours:#?}");
+    let keys: Vec<&String> = ours.iter().filter(|p| p.ends_with(".pem")).collect();
+    assert!(keys.is_empty(), "key files in the image: {keys:?}");
+    assert_eq!(ours, context_by_docker_cli(&fixture, "suffix", false));
+
+    fixture.write(".dockerignore", "**.pem\n# keys\ncerts/[a-\n");
+    let tag = fixture.commit_all("a malformed pattern");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(PUSH_API)
+        .run()
+        .code(1)
+        .stderr_has(&format!(
+            ".dockerignore (commit {tag}) line 3: the pattern `certs/[a-` has a `[` that is never closed"
+        ));
+    assert!(!bed.registry_has("api", &tag));
+}

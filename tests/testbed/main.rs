@@ -7,6 +7,7 @@
 mod changed;
 mod context;
 mod contexts;
+mod diagnostics;
 mod environments;
 mod faults;
 mod history;

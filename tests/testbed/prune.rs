@@ -1,11 +1,13 @@
-//! `deploy prune`: old SHA-tagged images of our repositories go, live and HEAD tags and
-//! the newest N stay; volumes and other images are never touched.
+//! `deploy prune`: old commit-tagged images of our repositories go, live and HEAD tags
+//! and the newest N stay; volumes and other images (another project's `api` included)
+//! are never touched.
 
 use std::process::Command;
 use std::time::Duration;
 
 use crate::support::{
-    bootstrap_applied, eventually, processes_with, set_live_image, Fixture, Testbed, PUSH_API,
+    bootstrap_applied, eventually, processes_with, set_live_image, AwsEnv, Fixture, Outcome,
+    Testbed, PUSH_API,
 };
 
 fn docker(args: &[&str]) -> String {
@@ -31,8 +33,81 @@ fn image_exists(reference: &str) -> bool {
         .success()
 }
 
+/// Local images and a volume this test made, removed however it ends.
+struct Made {
+    images: Vec<String>,
+    volume: String,
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        for reference in &self.images {
+            let _ = Command::new("docker").args(["rmi", reference]).output();
+        }
+        let _ = Command::new("docker")
+            .args(["volume", "rm", &self.volume])
+            .output();
+    }
+}
+
+/// A real prune. The daemon is shared with other checkouts' test beds, whose deploys
+/// build on it: prune refuses while one builds (by design, see `daemon_lock`), so
+/// this tries again until none does.
+fn prune_when_no_deploy_builds(fixture: &Fixture, env: &AwsEnv, bed: &Testbed) -> Outcome {
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let out = fixture
+            .deploy()
+            .aws(env, bed)
+            .alone_on_docker()
+            .args(["prune", "--keep", "1", "--profile", "testbed"])
+            .run();
+        let refused = out.code == 1
+            && out
+                .stderr
+                .contains("a deploy is building on the Docker daemon");
+        if !refused || std::time::Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// A commit of a second git repository: another project's image tag.
+fn commit_of_another_repository() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let output = Command::new("git")
+            .args([
+                "-c",
+                "user.name=other",
+                "-c",
+                "user.email=other@example.com",
+            ])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "git {args:?}");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    git(&["init", "--quiet"]);
+    git(&[
+        "commit",
+        "--quiet",
+        "--allow-empty",
+        "-m",
+        "another project",
+    ]);
+    git(&["rev-parse", "--short", "HEAD"])
+}
+
+/// A shared build host: beside this project's images, a second project's under the same
+/// repository name (another registry host, tags that are no commit of this repository,
+/// a second repository's commits). prune removes only this project's old images, and
+/// names the others as skipped, with the reason.
 #[test]
-fn prune_keeps_live_head_and_newest_and_never_touches_volumes_or_other_images() {
+fn prune_keeps_live_head_and_newest_and_never_touches_volumes_or_other_projects_images() {
     let bed = Testbed::get();
     let id = std::process::id();
     let fixture = Fixture::new();
@@ -42,16 +117,16 @@ fn prune_keeps_live_head_and_newest_and_never_touches_volumes_or_other_images() 
         "deploy.toml",
         &format!("{config}\n[registry]\nrepository = \"prune{id}-{{service}}\"\n"),
     );
-    let head = fixture.commit_all("own repositories");
+    let live = fixture.commit_all("own repositories");
+    let older = fixture.commit_all("an older commit");
+    let newer = fixture.commit_all("a newer commit");
+    let head = fixture.commit_all("head");
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
 
     // Four images of `api`, oldest first: HEAD's, the live one, then two newer.
     let repo = format!("{}/prune{id}-api", bed.registry);
     let build = tempfile::tempdir().unwrap();
-    for (n, tag) in [&head, "1111111", "2222222", "3333333"]
-        .into_iter()
-        .enumerate()
-    {
+    for (n, tag) in [&head, &live, &older, &newer].into_iter().enumerate() {
         std::fs::write(
             build.path().join("Dockerfile"),
             format!("FROM {}\nRUN echo {n}-{id} > /n\n", bed.base_image),
@@ -66,58 +141,81 @@ fn prune_keeps_live_head_and_newest_and_never_touches_volumes_or_other_images() 
         ]);
         std::thread::sleep(std::time::Duration::from_millis(1100));
     }
-    // ECS runs 1111111 for api.
-    set_live_image(&env, "api", Some(&format!("{repo}:1111111")));
-    // Things prune must never touch.
+    // ECS runs `live` for api.
+    set_live_image(&env, "api", Some(&format!("{repo}:{live}")));
+    // Things prune must never touch: a volume, an unrelated image, and a second
+    // project's `api` images, older than ours (they would go first by age).
     let volume = format!("deploy-prune-test-{id}");
-    docker(&["volume", "create", &volume]);
     let foreign = format!("foreign{id}/thing:5555555");
-    docker(&["tag", &bed.base_image, &foreign]);
+    let other_projects = [
+        format!("registry.other-team.example:5000/prune{id}-api:{older}"),
+        format!("{}/prune{id}-api:{older}", bed.registry2),
+        format!("{repo}:v1.2.3"),
+        format!("{repo}:deadbee"),
+        format!("{repo}:{}", commit_of_another_repository()),
+    ];
+    let survivors: Vec<String> = [
+        format!("{repo}:{head}"),
+        format!("{repo}:{live}"),
+        format!("{repo}:{newer}"),
+        foreign.clone(),
+    ]
+    .into_iter()
+    .chain(other_projects.iter().cloned())
+    .collect();
+    let _made = Made {
+        images: survivors
+            .iter()
+            .cloned()
+            .chain([format!("{repo}:{older}")])
+            .collect(),
+        volume: volume.clone(),
+    };
+    docker(&["volume", "create", &volume]);
+    for reference in other_projects.iter().chain([&foreign]) {
+        docker(&["tag", &bed.base_image, reference]);
+    }
 
     let dry = fixture
         .deploy()
         .aws(&env, &bed)
-        .args(["prune", "--keep", "1", "--dry-run", "--profile", "testbed"])
+        .args([
+            "prune",
+            "--keep",
+            "1",
+            "--dry-run",
+            "-v",
+            "--profile",
+            "testbed",
+        ])
         .run();
     dry.success()
-        .stdout_has(&format!("would remove {repo}:2222222"));
+        .stdout_has(&format!("would remove {repo}:{older}"))
+        .stdout_has(&format!(
+            "skipped registry.other-team.example:5000/prune{id}-api:{older} (under another registry host: not this project's)"
+        ))
+        .stdout_has(&format!(
+            "skipped {repo}:deadbee (tag is not a commit of this repository: not this project's)"
+        ));
     assert!(
-        image_exists(&format!("{repo}:2222222")),
+        image_exists(&format!("{repo}:{older}")),
         "a dry run removes nothing"
     );
 
-    let out = fixture
-        .deploy()
-        .aws(&env, &bed)
-        .alone_on_docker()
-        .args(["prune", "--keep", "1", "--profile", "testbed"])
-        .run();
+    let out = prune_when_no_deploy_builds(&fixture, &env, &bed);
     out.success()
-        .stdout_has(&format!("removed {repo}:2222222"))
+        .stdout_has(&format!("removed {repo}:{older}"))
+        .stdout_has("skipped 5 image tag(s) named like ours that are not this project's (2 under another registry host, 1 tag is not a commit id, 2 tag is not a commit of this repository); -v lists them")
+        .stdout_has("1 image tag(s) removed")
         .stdout_has("volumes untouched");
-    assert!(!image_exists(&format!("{repo}:2222222")));
-    for kept in [
-        format!("{repo}:{head}"),
-        format!("{repo}:1111111"),
-        format!("{repo}:3333333"),
-        foreign.clone(),
-    ] {
-        assert!(image_exists(&kept), "{kept} must survive:\n{}", out.stdout);
+    assert!(!image_exists(&format!("{repo}:{older}")));
+    for kept in &survivors {
+        assert!(image_exists(kept), "{kept} must survive:\n{}", out.stdout);
     }
     assert_eq!(
         docker(&["volume", "ls", "-q", "--filter", &format!("name={volume}")]),
         volume
     );
-
-    docker(&["volume", "rm", &volume]);
-    for reference in [
-        format!("{repo}:{head}"),
-        format!("{repo}:1111111"),
-        format!("{repo}:3333333"),
-        foreign,
-    ] {
-        let _ = Command::new("docker").args(["rmi", &reference]).output();
-    }
 }
 
 #[test]

@@ -85,7 +85,7 @@ fn synced(root: &Path, commit: &str, excludes: Option<&str>) -> SyncedDir {
         repo_root: root.to_path_buf(),
         commit: commit.to_owned(),
         dir: PathBuf::new(),
-        excludes: excludes.map(DockerIgnore::parse),
+        excludes: excludes.map(|text| DockerIgnore::parse(text).unwrap()),
     }
 }
 
