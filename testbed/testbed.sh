@@ -20,7 +20,7 @@ BASE_IMAGE="${DEPLOY_TESTBED_BASE_IMAGE:-deploy-testbed/busybox:latest}"
 REQUIREMENTS="$SCRIPT_DIR/requirements.txt"
 # openssh-server, openssl, iproute2: the remote-builder tests (tests/testbed/remote.rs) start
 # their own sshd, and a second dockerd behind TLS (certificates they make, a bridge of its own).
-APT_PACKAGES=(docker-registry busybox-static curl ca-certificates openssh-server openssl iproute2)
+APT_PACKAGES=(docker-registry busybox-static curl ca-certificates openssh-server openssl iproute2 tinyproxy)
 STARTUP_TIMEOUT="${DEPLOY_TESTBED_STARTUP_TIMEOUT:-60}"
 DOCKER_TIMEOUT="${DEPLOY_TESTBED_DOCKER_TIMEOUT:-120}"
 
@@ -199,6 +199,13 @@ ensure_apt_packages() {
         "${sudo[@]}" update-rc.d ssh disable >/dev/null 2>&1 || true
         if [[ -d /run/systemd/system ]] && have systemctl; then
             "${sudo[@]}" systemctl disable --now ssh.service >/dev/null 2>&1 || true
+        fi
+    fi
+    # The proxy tests start their own tinyproxy on a free loopback port.
+    if [[ " ${missing[*]} " == *" tinyproxy "* ]]; then
+        "${sudo[@]}" update-rc.d tinyproxy disable >/dev/null 2>&1 || true
+        if [[ -d /run/systemd/system ]] && have systemctl; then
+            "${sudo[@]}" systemctl disable --now tinyproxy.service >/dev/null 2>&1 || true
         fi
     fi
     if [[ " ${missing[*]} " == *" docker-registry "* ]]; then

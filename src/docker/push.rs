@@ -83,7 +83,7 @@ impl Engine {
                     if attempt < PUSH_ATTEMPTS && is_transient(&message) =>
                 {
                     let wait = Duration::from_secs(1 << (attempt - 1));
-                    tracing::warn!(%image, attempt, %message, "push failed; retrying");
+                    tracing::debug!(%image, attempt, %message, "push failed; retrying");
                     on_progress(&format!(
                         "push failed ({message}); retry {attempt} in {}s",
                         wait.as_secs()

@@ -66,7 +66,16 @@ pub struct DigestMismatch {
 
 /// Fetches the manifest `reference` (a tag or a digest) of `place`.
 pub async fn fetch_manifest(place: Place<'_>, reference: &str) -> Result<Option<Manifest>> {
-    retried(&format!("reading {place}:{reference}"), |_| async {
+    fetch_manifest_within(place, reference, ATTEMPTS).await
+}
+
+/// [`fetch_manifest`] with at most `attempts` tries of a transient failure.
+pub async fn fetch_manifest_within(
+    place: Place<'_>,
+    reference: &str,
+    attempts: u32,
+) -> Result<Option<Manifest>> {
+    retried_within(attempts, &format!("reading {place}:{reference}"), |_| async {
         let url = place
             .registry
             .url(&format!("{}/manifests/{reference}", place.repository));
@@ -394,7 +403,18 @@ async fn put_manifest(target: Place<'_>, reference: &str, manifest: &Manifest) -
 
 /// Runs `step` until it succeeds, fails for good, or [`ATTEMPTS`] transient failures
 /// in a row (1 s, 2 s, 4 s, 8 s apart).
-async fn retried<T, F, Fut>(what: &str, mut step: F) -> Result<T>
+async fn retried<T, F, Fut>(what: &str, step: F) -> Result<T>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    retried_within(ATTEMPTS, what, step).await
+}
+
+/// [`retried`] with at most `attempts` tries. A retry is logged at debug only: the
+/// failure that ends the step is its caller's one message (an error, or one warning
+/// per registry for the digest readers).
+async fn retried_within<T, F, Fut>(attempts: u32, what: &str, mut step: F) -> Result<T>
 where
     F: FnMut(u32) -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
@@ -404,9 +424,9 @@ where
         attempt += 1;
         match step(attempt).await {
             Ok(value) => return Ok(value),
-            Err(err) if attempt < ATTEMPTS && is_transient(&err) => {
+            Err(err) if attempt < attempts && is_transient(&err) => {
                 let wait = Duration::from_secs(1 << (attempt - 1));
-                tracing::warn!(%what, attempt, error = %format!("{err:#}"), "registry step failed; retrying");
+                tracing::debug!(%what, attempt, error = %format!("{err:#}"), "registry step failed; retrying");
                 tokio::time::sleep(wait).await;
             }
             Err(err) if is_transient(&err) => {

@@ -12,6 +12,7 @@ mod history;
 mod images;
 mod interactive;
 mod lock;
+mod network;
 mod notify;
 mod outages;
 mod preflight;
