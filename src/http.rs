@@ -90,10 +90,15 @@ impl Proxies {
         let host = dst.host()?.trim_start_matches('[').trim_end_matches(']');
         let port = dst
             .port_u16()
-            .unwrap_or(if dst.scheme_str() == Some("https") { 443 } else { 80 });
-        let excluded = self.no_proxy_ports.iter().any(|(entry, entry_port)| {
-            *entry_port == port && domain_matches(entry, host)
-        });
+            .unwrap_or(if dst.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
+        let excluded = self
+            .no_proxy_ports
+            .iter()
+            .any(|(entry, entry_port)| *entry_port == port && domain_matches(entry, host));
         if excluded {
             return None;
         }
@@ -186,10 +191,7 @@ impl Service<Uri> for ProxyConnector {
                 if let Some(auth) = proxy.basic_auth() {
                     tunnel = tunnel.with_auth(auth.clone());
                 }
-                let io = tunnel
-                    .call(dst)
-                    .await
-                    .map_err(|err| named(Box::new(err)))?;
+                let io = tunnel.call(dst).await.map_err(|err| named(Box::new(err)))?;
                 Ok(Proxied {
                     io,
                     absolute_form: false,
@@ -276,7 +278,10 @@ mod tests {
             Some("http://everything:8080/")
         );
         // No variable set: everything goes directly.
-        assert_eq!(via(&Proxies::new("", "", "", ""), "https://a.example/"), None);
+        assert_eq!(
+            via(&Proxies::new("", "", "", ""), "https://a.example/"),
+            None
+        );
     }
 
     #[test]

@@ -114,8 +114,12 @@ pub async fn repository_uris(
                         missing.join(", ")
                     );
                 }
-                return Err(anyhow!(aws::explain("ecr:DescribeRepositories", &err, profile)))
-                    .context("cannot look up the ECR repositories");
+                return Err(anyhow!(aws::explain(
+                    "ecr:DescribeRepositories",
+                    &err,
+                    profile
+                )))
+                .context("cannot look up the ECR repositories");
             }
         }
     }

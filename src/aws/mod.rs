@@ -8,6 +8,7 @@ pub mod ecr;
 pub mod ecs;
 pub mod history;
 pub mod profiles;
+pub mod waiting;
 
 use std::time::Duration;
 
@@ -65,7 +66,7 @@ pub async fn load(profile: Option<&str>) -> SdkConfig {
             .profile_name(profile)
             .credentials_provider(credentials);
     }
-    loader.load().await
+    waiting::announcing(loader.load().await)
 }
 
 /// One run's AWS context: the SDK configuration and the profile it was loaded for. The
@@ -350,7 +351,10 @@ mod tests {
         assert_eq!(attempt_timeout_from(Some("soon")), Duration::from_secs(30));
         let config = timeouts(Duration::from_secs(2));
         assert_eq!(config.connect_timeout(), Some(Duration::from_secs(2)));
-        assert_eq!(config.operation_attempt_timeout(), Some(Duration::from_secs(2)));
+        assert_eq!(
+            config.operation_attempt_timeout(),
+            Some(Duration::from_secs(2))
+        );
         assert_eq!(config.operation_timeout(), Some(Duration::from_secs(11)));
         assert_eq!(
             timeouts(Duration::from_secs(30)).connect_timeout(),

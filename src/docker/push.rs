@@ -73,7 +73,7 @@ impl Engine {
                 .await
             {
                 Ok(()) => return Ok(()),
-                Err(PushError::Connection(message)) if self.client.ping().await.is_err() => {
+                Err(PushError::Connection(message)) if self.api().ping().await.is_err() => {
                     return Err(anyhow!(
                         "lost the Docker daemon at {} while pushing {image}: {message}. Check that Docker is running (`docker info`); re-run to resume",
                         self.host

@@ -544,7 +544,9 @@ mod tests {
         #[derive(Debug, thiserror::Error)]
         #[error("dns error")]
         struct Dns(#[source] std::io::Error);
-        let dns = Dns(std::io::Error::other("failed to lookup address information"));
+        let dns = Dns(std::io::Error::other(
+            "failed to lookup address information",
+        ));
         let failure = connection_failure("GET x", &dns);
         assert!(format!("{failure}").contains("its name does not resolve"));
         let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);

@@ -75,40 +75,44 @@ pub async fn fetch_manifest_within(
     reference: &str,
     attempts: u32,
 ) -> Result<Option<Manifest>> {
-    retried_within(attempts, &format!("reading {place}:{reference}"), |_| async {
-        let url = place
-            .registry
-            .url(&format!("{}/manifests/{reference}", place.repository));
-        let response = place
-            .registry
-            .send(Method::GET, &url, &[("accept", manifest::ACCEPT)], None)
-            .await?;
-        match response.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Ok(None),
-            _ => bail!("GET {url}: {}", client::error_text(response).await),
-        }
-        let content_type = client::header(&response, "content-type");
-        let served_digest = client::header(&response, "docker-content-digest");
-        let bytes = client::read_limited(response, manifest::MAX_MANIFEST_BYTES).await?;
-        let manifest = Manifest::parse(bytes, content_type.as_deref())
-            .with_context(|| format!("cannot read the manifest of {place}:{reference}"))?;
-        if let Some(served) = served_digest.filter(|d| manifest::is_digest(d)) {
-            if served != manifest.digest {
-                bail!(
+    retried_within(
+        attempts,
+        &format!("reading {place}:{reference}"),
+        |_| async {
+            let url = place
+                .registry
+                .url(&format!("{}/manifests/{reference}", place.repository));
+            let response = place
+                .registry
+                .send(Method::GET, &url, &[("accept", manifest::ACCEPT)], None)
+                .await?;
+            match response.status() {
+                StatusCode::OK => {}
+                StatusCode::NOT_FOUND => return Ok(None),
+                _ => bail!("GET {url}: {}", client::error_text(response).await),
+            }
+            let content_type = client::header(&response, "content-type");
+            let served_digest = client::header(&response, "docker-content-digest");
+            let bytes = client::read_limited(response, manifest::MAX_MANIFEST_BYTES).await?;
+            let manifest = Manifest::parse(bytes, content_type.as_deref())
+                .with_context(|| format!("cannot read the manifest of {place}:{reference}"))?;
+            if let Some(served) = served_digest.filter(|d| manifest::is_digest(d)) {
+                if served != manifest.digest {
+                    bail!(
                     "{place}:{reference}: the registry says {served} but the bytes it sent are {}",
                     manifest.digest
                 );
+                }
             }
-        }
-        if reference.starts_with("sha256:") && reference != manifest.digest {
-            bail!(
-                "{place}@{reference}: the registry sent bytes whose digest is {}",
-                manifest.digest
-            );
-        }
-        Ok(Some(manifest))
-    })
+            if reference.starts_with("sha256:") && reference != manifest.digest {
+                bail!(
+                    "{place}@{reference}: the registry sent bytes whose digest is {}",
+                    manifest.digest
+                );
+            }
+            Ok(Some(manifest))
+        },
+    )
     .await
 }
 

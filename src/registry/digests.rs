@@ -53,14 +53,15 @@ pub async fn lookup(clients: &BTreeMap<String, RegistryClient>, wanted: &[Wanted
     }
     let mut answers: Vec<Option<Answer>> = vec![None; wanted.len()];
     // Each registry's first image, side by side across registries.
-    let firsts: Vec<(usize, Result<Option<String>, Failure>)> = futures_util::stream::iter(by_host.values())
-        .map(|indices| {
-            let index = indices[0];
-            async move { (index, ask(clients, &wanted[index], until).await) }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
+    let firsts: Vec<(usize, Result<Option<String>, Failure>)> =
+        futures_util::stream::iter(by_host.values())
+            .map(|indices| {
+                let index = indices[0];
+                async move { (index, ask(clients, &wanted[index], until).await) }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
     let mut rest = Vec::new();
     let mut warned = std::collections::BTreeSet::new();
     for (index, answer) in firsts {
@@ -137,7 +138,10 @@ async fn ask(
     until: Instant,
 ) -> Result<Option<String>, Failure> {
     let Some(registry) = clients.get(&image.host) else {
-        return Err(Failure::Other(format!("no client for registry {}", image.host)));
+        return Err(Failure::Other(format!(
+            "no client for registry {}",
+            image.host
+        )));
     };
     let place = Place {
         registry,

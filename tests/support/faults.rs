@@ -250,7 +250,10 @@ impl Tinyproxy {
             .unwrap_or_default()
             .lines()
             .filter_map(|line| line.split_once("Request (file descriptor"))
-            .filter_map(|(_, rest)| rest.split_once("): ").map(|(_, request)| request.to_owned()))
+            .filter_map(|(_, rest)| {
+                rest.split_once("): ")
+                    .map(|(_, request)| request.to_owned())
+            })
             .filter(|request| {
                 request.starts_with(&format!("{method} ")) && request.contains(target)
             })

@@ -8,7 +8,12 @@ use crate::support::{
     DEPLOY_API, SERVICES,
 };
 
-const SANDBOX: [&str; 4] = ["--var-file", "tfvars/sandbox.tfvars", "--profile", "testbed"];
+const SANDBOX: [&str; 4] = [
+    "--var-file",
+    "tfvars/sandbox.tfvars",
+    "--profile",
+    "testbed",
+];
 
 /// The lines of stderr that report an error (`error: …`).
 fn error_lines(outcome: &Outcome) -> Vec<&str> {
@@ -44,13 +49,19 @@ fn a_stalled_aws_endpoint_ends_each_command_with_one_error_naming_the_call() {
             .args(args)
             .run()
     };
-    let cases: [(&[&str], &str); 4] = [
-        (&["status"], "ecs:DescribeServices"),
-        (&["unlock"], "s3:GetObject"),
-        (&["history"], "s3:ListObjectsV2"),
-        (&DEPLOY_API, "sts:GetCallerIdentity"),
+    // The call the error names, and how the note names it while waiting (S3 names
+    // ListObjectsV2 nowhere on the wire: its method and path).
+    let cases: [(&[&str], &str, &str); 4] = [
+        (&["status"], "ecs:DescribeServices", "ecs:DescribeServices"),
+        (&["unlock"], "s3:GetObject", "s3:GetObject"),
+        (&["history"], "s3:ListObjectsV2", "s3:GET /"),
+        (
+            &DEPLOY_API,
+            "sts:GetCallerIdentity",
+            "sts:GetCallerIdentity",
+        ),
     ];
-    for (command, call) in cases {
+    for (command, call, waiting) in cases {
         let mut args = command.to_vec();
         if command != DEPLOY_API {
             args.extend(SANDBOX);
@@ -58,13 +69,18 @@ fn a_stalled_aws_endpoint_ends_each_command_with_one_error_naming_the_call() {
         let outcome = run(&args);
         outcome
             .code(1)
-            .stderr_has(&format!("AWS did not answer {call} within 1s a try"));
+            .stderr_has(&format!("AWS did not answer {call} within 1s a try"))
+            // While it waited, it said on what.
+            .stderr_has(&format!("waiting for AWS: {waiting}"));
         let errors = error_lines(&outcome);
         assert_eq!(errors.len(), 1, "one error for {args:?}:\n{outcome}");
         // A deploy that waited on AWS after starting terraform does not blame terraform.
         assert!(!errors[0].contains("terraform"), "{outcome}");
     }
-    assert!(stalled.accepted() > 0, "the runs never reached the listener");
+    assert!(
+        stalled.accepted() > 0,
+        "the runs never reached the listener"
+    );
 }
 
 /// Status of nine services whose images are all in `registry`: the JSON digests, and
@@ -98,8 +114,7 @@ fn status_asks_a_registry_it_cannot_reach_once_and_warns_once() {
 
     // A name that does not resolve: not retried, one warning naming host and cause,
     // each digest unknown with the reason.
-    let (outcome, digests) =
-        status_with_images_in(&bed, &fixture, &env, "registry.invalid:5000");
+    let (outcome, digests) = status_with_images_in(&bed, &fixture, &env, "registry.invalid:5000");
     let warnings = warning_lines(&outcome);
     assert_eq!(warnings.len(), 1, "{outcome}");
     assert!(
@@ -127,8 +142,10 @@ fn status_asks_a_registry_it_cannot_reach_once_and_warns_once() {
     assert_eq!(warnings.len(), 1, "{outcome}");
     assert!(warnings[0].contains(&dropping.address), "{outcome}");
     assert!(
-        digests.iter().all(|d| d["digest"].is_null()
-            && d["error"].as_str().unwrap().contains("cannot be reached")),
+        digests
+            .iter()
+            .all(|d| d["digest"].is_null()
+                && d["error"].as_str().unwrap().contains("cannot be reached")),
         "{digests:?}"
     );
 }
@@ -143,8 +160,16 @@ fn the_registry_client_and_the_aws_sdk_go_through_the_proxy_except_no_proxy_host
     // auth in the second (excluded by NO_PROXY's host:port form: asked directly),
     // billing on an https host (a CONNECT; the proxy cannot resolve it: asked once).
     set_live_image(&env, "api", Some(&format!("{}/api:abc1234", bed.registry)));
-    set_live_image(&env, "auth", Some(&format!("{}/auth:abc1234", bed.registry2)));
-    set_live_image(&env, "billing", Some("proxied.invalid:5000/billing:abc1234"));
+    set_live_image(
+        &env,
+        "auth",
+        Some(&format!("{}/auth:abc1234", bed.registry2)),
+    );
+    set_live_image(
+        &env,
+        "billing",
+        Some("proxied.invalid:5000/billing:abc1234"),
+    );
     let mut run = fixture.deploy().aws(&env, &bed);
     for name in [
         "HTTP_PROXY",
@@ -168,12 +193,19 @@ fn the_registry_client_and_the_aws_sdk_go_through_the_proxy_except_no_proxy_host
     outcome.success();
     let log = proxy.log();
     assert_eq!(
-        proxy.requests("GET", &format!("http://{}/v2/api/manifests/abc1234", bed.registry)),
+        proxy.requests(
+            "GET",
+            &format!("http://{}/v2/api/manifests/abc1234", bed.registry)
+        ),
         1,
         "{log}\n{outcome}"
     );
     assert_eq!(proxy.requests("GET", &bed.registry2), 0, "{log}");
-    assert_eq!(proxy.requests("CONNECT", "proxied.invalid:5000"), 1, "{log}");
+    assert_eq!(
+        proxy.requests("CONNECT", "proxied.invalid:5000"),
+        1,
+        "{log}"
+    );
     // The AWS SDK's calls to moto (plain HTTP) went through it too.
     let moto = std::env::var("AWS_ENDPOINT_URL").unwrap();
     let moto = moto.trim_start_matches("http://").trim_end_matches('/');
