@@ -25,7 +25,8 @@ REQUIREMENTS="$SCRIPT_DIR/requirements.txt"
 # openssh-server, openssl, iproute2: the remote-builder tests (tests/testbed/remote.rs) start
 # their own sshd, and a second dockerd behind TLS (certificates they make, a bridge of its own).
 # apache2-utils: `htpasswd -B`, the bcrypt password file of the registry that requires a login.
-APT_PACKAGES=(docker-registry busybox-static curl ca-certificates openssh-server openssl iproute2 apache2-utils)
+# tinyproxy: the proxy tests (tests/testbed/network.rs) start their own.
+APT_PACKAGES=(docker-registry busybox-static curl ca-certificates openssh-server openssl iproute2 apache2-utils tinyproxy)
 STARTUP_TIMEOUT="${DEPLOY_TESTBED_STARTUP_TIMEOUT:-60}"
 DOCKER_TIMEOUT="${DEPLOY_TESTBED_DOCKER_TIMEOUT:-120}"
 
@@ -208,6 +209,13 @@ ensure_apt_packages() {
         "${sudo[@]}" update-rc.d ssh disable >/dev/null 2>&1 || true
         if [[ -d /run/systemd/system ]] && have systemctl; then
             "${sudo[@]}" systemctl disable --now ssh.service >/dev/null 2>&1 || true
+        fi
+    fi
+    # The proxy tests start their own tinyproxy on a free loopback port.
+    if [[ " ${missing[*]} " == *" tinyproxy "* ]]; then
+        "${sudo[@]}" update-rc.d tinyproxy disable >/dev/null 2>&1 || true
+        if [[ -d /run/systemd/system ]] && have systemctl; then
+            "${sudo[@]}" systemctl disable --now tinyproxy.service >/dev/null 2>&1 || true
         fi
     fi
     if [[ " ${missing[*]} " == *" docker-registry "* ]]; then

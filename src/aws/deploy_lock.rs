@@ -248,7 +248,7 @@ async fn try_put(
                     }),
             ))
         }
-        Err(err) => Err(anyhow!(s3.explain(&err))).with_context(|| {
+        Err(err) => Err(anyhow!(s3.explain("s3:PutObject", &err))).with_context(|| {
             format!(
                 "cannot take the deploy lock s3://{}/{}; nothing was touched",
                 location.bucket, location.key
@@ -303,7 +303,7 @@ impl Lock {
             .key(&self.location.key)
             .send()
             .await
-            .map_err(|err| anyhow!(self.s3.explain(&err)))
+            .map_err(|err| anyhow!(self.s3.explain("s3:DeleteObject", &err)))
             .with_context(|| {
                 format!(
                     "the deploy lock s3://{}/{} is still held: once AWS answers, break it with `deploy unlock --var-file tfvars/{}.tfvars`",
@@ -327,7 +327,7 @@ pub async fn read_holder(s3: &S3, location: &LockLocation) -> Result<Option<Hold
         Ok(object) => object,
         Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
         Err(err) => {
-            return Err(anyhow!(s3.explain(&err))).with_context(|| {
+            return Err(anyhow!(s3.explain("s3:GetObject", &err))).with_context(|| {
                 format!(
                     "cannot read the deploy lock s3://{}/{}",
                     location.bucket, location.key
@@ -370,7 +370,7 @@ pub async fn break_lock(s3: &S3, location: &LockLocation) -> Result<Option<Holde
         .key(&location.key)
         .send()
         .await
-        .map_err(|err| anyhow!(s3.explain(&err)))
+        .map_err(|err| anyhow!(s3.explain("s3:DeleteObject", &err)))
         .with_context(|| format!("cannot delete s3://{}/{}", location.bucket, location.key))?;
     Ok(holder)
 }

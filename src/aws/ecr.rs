@@ -38,6 +38,18 @@ impl RegistryAccess {
         )
     }
 
+    /// A client of `host` with these credentials: the account's token holds for each
+    /// of its registries (`status` reads images of several hosts with one token).
+    pub fn client_for(&self, host: &str) -> Result<crate::registry::RegistryClient> {
+        crate::registry::RegistryClient::new(
+            host,
+            Some(crate::registry::Credentials::new(
+                &self.username,
+                &self.password,
+            )),
+        )
+    }
+
     pub fn docker_credentials(&self) -> DockerCredentials {
         DockerCredentials {
             username: Some(self.username.clone()),
@@ -102,8 +114,12 @@ pub async fn repository_uris(
                         missing.join(", ")
                     );
                 }
-                return Err(anyhow!(aws::explain(&err, profile)))
-                    .context("cannot look up the ECR repositories");
+                return Err(anyhow!(aws::explain(
+                    "ecr:DescribeRepositories",
+                    &err,
+                    profile
+                )))
+                .context("cannot look up the ECR repositories");
             }
         }
     }
@@ -121,7 +137,7 @@ pub async fn registry_access(
         .get_authorization_token()
         .send()
         .await
-        .map_err(|err| anyhow!(aws::explain(&err, profile)))
+        .map_err(|err| anyhow!(aws::explain("ecr:GetAuthorizationToken", &err, profile)))
         .context("cannot get ECR credentials (GetAuthorizationToken)")?;
     let data = output
         .authorization_data()

@@ -134,7 +134,13 @@ impl Ecs {
             .services(ecs_service)
             .send()
             .await
-            .map_err(|err| anyhow!(aws::explain(&err, self.profile.as_deref())))
+            .map_err(|err| {
+                anyhow!(aws::explain(
+                    "ecs:DescribeServices",
+                    &err,
+                    self.profile.as_deref()
+                ))
+            })
             .with_context(|| {
                 format!(
                     "cannot describe ECS service {ecs_service} in cluster {}",
@@ -180,7 +186,13 @@ impl Ecs {
                     .set_services(Some(names))
                     .send()
                     .await
-                    .map_err(|err| anyhow!(aws::explain(&err, self.profile.as_deref())))
+                    .map_err(|err| {
+                        anyhow!(aws::explain(
+                            "ecs:DescribeServices",
+                            &err,
+                            self.profile.as_deref()
+                        ))
+                    })
                     .with_context(|| {
                         format!(
                             "cannot describe the ECS services of cluster {}",
@@ -281,7 +293,13 @@ impl Ecs {
             .task_definition(task_definition)
             .send()
             .await
-            .map_err(|err| anyhow!(aws::explain(&err, self.profile.as_deref())))
+            .map_err(|err| {
+                anyhow!(aws::explain(
+                    "ecs:DescribeTaskDefinition",
+                    &err,
+                    self.profile.as_deref()
+                ))
+            })
             .with_context(|| format!("cannot describe task definition {task_definition}"))?;
         let containers: Vec<(String, String)> = output
             .task_definition()

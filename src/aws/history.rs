@@ -39,7 +39,7 @@ pub async fn write(s3: &S3, bucket: &str, record: &Record) -> Result<()> {
         .body(ByteStream::from(body))
         .send()
         .await
-        .map_err(|err| anyhow!(s3.explain(&err)))
+        .map_err(|err| anyhow!(s3.explain("s3:PutObject", &err)))
         .with_context(|| format!("cannot write the run record s3://{bucket}/{key}"))?;
     Ok(())
 }
@@ -59,7 +59,7 @@ pub async fn list(s3: &S3, location: &HistoryLocation, limit: usize) -> Result<V
             .set_continuation_token(token.take())
             .send()
             .await
-            .map_err(|err| anyhow!(s3.explain(&err)))
+            .map_err(|err| anyhow!(s3.explain("s3:ListObjectsV2", &err)))
             .with_context(|| {
                 format!(
                     "cannot list the run records in s3://{}/{prefix}",
@@ -90,7 +90,7 @@ pub async fn list(s3: &S3, location: &HistoryLocation, limit: usize) -> Result<V
             .key(&key)
             .send()
             .await
-            .map_err(|err| anyhow!(s3.explain(&err)))
+            .map_err(|err| anyhow!(s3.explain("s3:GetObject", &err)))
             .with_context(|| format!("cannot read s3://{}/{key}", location.bucket))?;
         let bytes = object
             .body

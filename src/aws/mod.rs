@@ -1,18 +1,54 @@
 //! The AWS SDK configuration, built in one place: profile, region, endpoint
-//! (`AWS_ENDPOINT_URL` is honoured by the loader; S3 then needs path-style addressing).
+//! (`AWS_ENDPOINT_URL` is honoured by the loader; S3 then needs path-style addressing),
+//! and the timeouts every AWS call gets (`DEPLOY_AWS_TIMEOUT`): an endpoint that
+//! accepts the connection and never answers ends the call with an error naming it.
 
 pub mod deploy_lock;
 pub mod ecr;
 pub mod ecs;
 pub mod history;
 pub mod profiles;
+pub mod waiting;
+
+use std::time::Duration;
 
 use aws_config::provider_config::ProviderConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+
+/// How long one attempt of an AWS call may take by default (`DEPLOY_AWS_TIMEOUT`):
+/// the SDK has no such limit, and a stalled endpoint would hold a run forever.
+const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The per-attempt limit: `DEPLOY_AWS_TIMEOUT` (whole seconds, at least 1) or 30 s.
+pub fn attempt_timeout() -> Duration {
+    attempt_timeout_from(std::env::var("DEPLOY_AWS_TIMEOUT").ok().as_deref())
+}
+
+fn attempt_timeout_from(value: Option<&str>) -> Duration {
+    value
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .filter(|secs| *secs > 0)
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_ATTEMPT_TIMEOUT)
+}
+
+/// Connect within 5 s (or the attempt's limit if shorter), each attempt within
+/// `attempt`, the whole call (the SDK's three attempts and their back-off) within
+/// three attempts and a little more. Uploads are many small calls (parts of 8 MiB
+/// at most), so one limit fits every call deploy makes.
+pub fn timeouts(attempt: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(attempt.min(Duration::from_secs(5)))
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(attempt * 3 + Duration::from_secs(5))
+        .build()
+}
 
 /// Loads the shared config for `profile` (or the default chain).
 pub async fn load(profile: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts(attempt_timeout()));
     if let Some(profile) = profile {
         // The named profile's credentials, not static keys that happen to be in the
         // environment: the operator chose an account. With the profile's region: a profile
@@ -30,7 +66,7 @@ pub async fn load(profile: Option<&str>) -> SdkConfig {
             .profile_name(profile)
             .credentials_provider(credentials);
     }
-    let config = loader.load().await;
+    let config = waiting::announcing(loader.load().await);
     if config.region().is_none() {
         say_no_region(profile);
     }
@@ -127,12 +163,13 @@ impl<C> Service<C> {
     /// [`explain`] with this client's profile.
     pub fn explain<E>(
         &self,
+        call: &str,
         err: &aws_sdk_sts::error::SdkError<E, aws_sdk_sts::config::http::HttpResponse>,
     ) -> AwsError
     where
         E: std::error::Error + aws_sdk_sts::error::ProvideErrorMetadata + Send + Sync + 'static,
     {
-        explain(err, self.profile.as_deref())
+        explain(call, err, self.profile.as_deref())
     }
 }
 
@@ -190,8 +227,10 @@ impl AwsError {
     }
 }
 
-/// Explains an SDK error, with the likely fix when credentials are the problem.
+/// Explains an SDK error of `call` (`service:Operation`, as IAM names it), with the
+/// likely fix when credentials are the problem; a call that got no answer is named.
 pub fn explain<E>(
+    call: &str,
     err: &aws_sdk_sts::error::SdkError<E, aws_sdk_sts::config::http::HttpResponse>,
     profile: Option<&str>,
 ) -> AwsError
@@ -211,13 +250,14 @@ where
     // The SDK error itself is borrowed; its whole chain, as text, is what -vv shows.
     let chain = aws_sdk_sts::error::DisplayErrorContext(err).to_string();
     AwsError {
-        explanation: explanation(err, &chain, profile),
+        explanation: explanation(call, err, &chain, profile),
         request_id,
         source: chain.into(),
     }
 }
 
 fn explanation<E>(
+    call: &str,
     err: &aws_sdk_sts::error::SdkError<E, aws_sdk_sts::config::http::HttpResponse>,
     chain: &str,
     profile: Option<&str>,
@@ -249,11 +289,11 @@ where
             if failure.is_io() || failure.is_timeout() {
                 match std::env::var("AWS_ENDPOINT_URL") {
                     Ok(url) if !url.is_empty() => {
-                        format!("cannot reach AWS at {url} (AWS_ENDPOINT_URL): is the endpoint up?")
+                        format!("cannot reach AWS at {url} (AWS_ENDPOINT_URL) for {call}: is the endpoint up?")
                     }
-                    _ => {
-                        "cannot reach AWS (network error): check connectivity and retry".to_owned()
-                    }
+                    _ => format!(
+                        "cannot reach AWS for {call} (network error): check connectivity, HTTPS_PROXY/NO_PROXY, and retry"
+                    ),
                 }
             } else {
                 format!("cannot send the request: no usable AWS credentials? ({login})")
@@ -288,7 +328,10 @@ where
                 format!("{code}: {message}")
             }
         }
-        SdkError::TimeoutError(_) => "AWS did not answer in time".to_owned(),
+        SdkError::TimeoutError(_) => format!(
+            "AWS did not answer {call} within {}s a try (DEPLOY_AWS_TIMEOUT): is the endpoint reachable from here (VPN, HTTPS_PROXY/NO_PROXY)?",
+            attempt_timeout().as_secs()
+        ),
         SdkError::ResponseError(_) => "AWS sent a response that could not be read".to_owned(),
         _ => "unknown AWS SDK error".to_owned(),
     }
@@ -322,7 +365,7 @@ mod tests {
             sdk,
             profile: Some("sandbox".to_owned()),
         };
-        let err = aws.s3().explain(&expired());
+        let err = aws.s3().explain("s3:GetObject", &expired());
         assert!(
             err.to_string()
                 .contains("credentials rejected: run `aws sso login --profile sandbox`"),
@@ -331,10 +374,30 @@ mod tests {
         assert_eq!(err.request_id.as_deref(), Some("4442587FB7D0A2F9"));
         assert!(err.details().contains("ExpiredToken"), "{}", err.details());
         // Without a profile, the advice is to give one.
-        let anonymous = Service::new((), None).explain(&expired());
+        let anonymous = Service::new((), None).explain("s3:GetObject", &expired());
         assert!(
             anonymous.to_string().contains("pass --profile NAME"),
             "{anonymous}"
+        );
+    }
+
+    #[test]
+    fn every_call_gets_a_timeout_and_the_knob_takes_whole_seconds() {
+        assert_eq!(attempt_timeout_from(None), Duration::from_secs(30));
+        assert_eq!(attempt_timeout_from(Some("2")), Duration::from_secs(2));
+        // Nonsense and zero keep the default rather than never timing out.
+        assert_eq!(attempt_timeout_from(Some("0")), Duration::from_secs(30));
+        assert_eq!(attempt_timeout_from(Some("soon")), Duration::from_secs(30));
+        let config = timeouts(Duration::from_secs(2));
+        assert_eq!(config.connect_timeout(), Some(Duration::from_secs(2)));
+        assert_eq!(
+            config.operation_attempt_timeout(),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(config.operation_timeout(), Some(Duration::from_secs(11)));
+        assert_eq!(
+            timeouts(Duration::from_secs(30)).connect_timeout(),
+            Some(Duration::from_secs(5))
         );
     }
 }

@@ -48,17 +48,18 @@ struct OtherImage {
 }
 
 /// The digest each running image has in the registry its reference names, asked with
-/// the ECR credentials of `profile`'s account; a registry that cannot be asked leaves
-/// `None` and the reason.
+/// the ECR credentials of `profile`'s account, side by side under one deadline
+/// ([`crate::registry::digests`]); a registry that cannot be asked leaves `None` and
+/// the reason.
 async fn digests_of<'a>(
     images: impl Iterator<Item = (&'a str, &'a LiveImage)>,
     profile: Option<&str>,
 ) -> Vec<(String, Option<String>, Option<String>)> {
-    use crate::registry::{self, Place, RegistryClient};
-    let sdk = crate::aws::load(profile).await;
-    let ecr = aws_sdk_ecr::Client::new(&sdk);
-    let mut clients: std::collections::HashMap<String, RegistryClient> = Default::default();
+    use crate::registry::digests::{self, Wanted};
+    use crate::registry::{self, RegistryClient};
     let mut found = Vec::new();
+    // (index in `found`, what to ask) for the images a registry must answer.
+    let mut asked: Vec<(usize, Wanted)> = Vec::new();
     for (service, live) in images {
         let LiveImage::Running { image, .. } = live else {
             found.push((service.to_owned(), None, None));
@@ -84,39 +85,56 @@ async fn digests_of<'a>(
             ));
             continue;
         };
-        if !clients.contains_key(&reference.host) {
-            let client = match crate::aws::ecr::registry_access(
-                &ecr,
-                Some(&reference.host),
-                profile,
-            )
-            .await
-            {
-                Ok(access) => access.registry_client(),
-                Err(_) => RegistryClient::new(&reference.host, None),
-            };
-            match client {
-                Ok(client) => {
-                    clients.insert(reference.host.clone(), client);
-                }
-                Err(err) => {
-                    found.push((service.to_owned(), None, Some(format!("{err:#}"))));
-                    continue;
-                }
-            }
+        asked.push((
+            found.len(),
+            Wanted {
+                host: reference.host,
+                repository: reference.repository,
+                reference: tag,
+            },
+        ));
+        found.push((service.to_owned(), None, None));
+    }
+    if asked.is_empty() {
+        return found;
+    }
+    // One ECR token for the account (GetAuthorizationToken); a registry it is not
+    // for, or no token at all, is asked anonymously.
+    let sdk = crate::aws::load(profile).await;
+    let ecr = aws_sdk_ecr::Client::new(&sdk);
+    let access = crate::aws::ecr::registry_access(&ecr, None, profile).await;
+    let mut clients = std::collections::BTreeMap::new();
+    for (index, wanted) in &asked {
+        if clients.contains_key(&wanted.host) {
+            continue;
         }
-        let place = Place {
-            registry: &clients[&reference.host],
-            repository: &reference.repository,
+        let client = match &access {
+            Ok(access) => crate::aws::ecr::RegistryAccess::client_for(access, &wanted.host),
+            Err(_) => RegistryClient::new(&wanted.host, None),
         };
-        match registry::digest_of(place, &tag).await {
-            Ok(Some(digest)) => found.push((service.to_owned(), Some(digest), None)),
-            Ok(None) => found.push((
-                service.to_owned(),
-                None,
-                Some(format!("{place}:{tag} is not in its registry")),
-            )),
-            Err(err) => found.push((service.to_owned(), None, Some(format!("{err:#}")))),
+        match client {
+            Ok(client) => {
+                clients.insert(wanted.host.clone(), client);
+            }
+            Err(err) => found[*index].2 = Some(format!("{err:#}")),
+        }
+    }
+    let wanted: Vec<Wanted> = asked.iter().map(|(_, wanted)| wanted.clone()).collect();
+    let answers = digests::lookup(&clients, &wanted).await;
+    for ((index, wanted), answer) in asked.iter().zip(answers) {
+        let entry = &mut found[*index];
+        if entry.2.is_some() {
+            continue;
+        }
+        match answer {
+            Ok(Some(digest)) => entry.1 = Some(digest),
+            Ok(None) => {
+                entry.2 = Some(format!(
+                    "{}/{}:{} is not in its registry",
+                    wanted.host, wanted.repository, wanted.reference
+                ))
+            }
+            Err(reason) => entry.2 = Some(reason),
         }
     }
     found

@@ -131,29 +131,33 @@ impl Run<'_> {
                 return digests;
             }
         };
+        // `<host>/<repository>:<tag>` of this registry, asked of its HTTP API (no
+        // Docker), side by side under one deadline.
+        let mut asked = Vec::new();
         for image in images {
-            // `<host>/<repository>:<tag>`, asked of the registry's HTTP API (no Docker).
             let place = image
                 .split_once('/')
                 .filter(|(host, _)| *host == registry.host)
                 .and_then(|(_, rest)| rest.rsplit_once(':'));
-            let digest = match place {
-                Some((repository, tag)) => {
-                    let place = crate::registry::Place {
-                        registry: &registry,
-                        repository,
-                    };
-                    match crate::registry::digest_of(place, tag).await {
-                        Ok(digest) => digest,
-                        Err(err) => {
-                            tracing::debug!(%image, error = %format!("{err:#}"), "no digest");
-                            None
-                        }
-                    }
+            match place {
+                Some((repository, tag)) => asked.push((
+                    image.clone(),
+                    crate::registry::digests::Wanted {
+                        host: registry.host.clone(),
+                        repository: repository.to_owned(),
+                        reference: tag.to_owned(),
+                    },
+                )),
+                None => {
+                    digests.insert(image, None);
                 }
-                None => None,
-            };
-            digests.insert(image, digest);
+            }
+        }
+        let wanted: Vec<_> = asked.iter().map(|(_, wanted)| wanted.clone()).collect();
+        let clients = std::collections::BTreeMap::from([(registry.host.clone(), registry)]);
+        let answers = crate::registry::digests::lookup(&clients, &wanted).await;
+        for ((image, _), answer) in asked.into_iter().zip(answers) {
+            digests.insert(image, answer.ok().flatten());
         }
         digests
     }

@@ -281,7 +281,7 @@ impl Run<'_> {
             .get_caller_identity()
             .send()
             .await
-            .map_err(|err| anyhow!(aws::explain(&err, profile)))
+            .map_err(|err| anyhow!(aws::explain("sts:GetCallerIdentity", &err, profile)))
             .context("cannot tell which AWS account this is (STS GetCallerIdentity); nothing was touched")?;
         let summary = AccountSummary {
             account: identity.account().unwrap_or("?"),

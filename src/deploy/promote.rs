@@ -267,7 +267,7 @@ impl Run<'_> {
             .get_caller_identity()
             .send()
             .await
-            .map_err(|err| anyhow!(crate::aws::explain(&err, profile_from)))
+            .map_err(|err| anyhow!(crate::aws::explain("sts:GetCallerIdentity", &err, profile_from)))
             .context("cannot tell which AWS account the source is (STS GetCallerIdentity); nothing was touched")?;
         self.progress.note(&format!(
             "copying FROM AWS account {} as {}\n  region     {}\n  profile    {}\n  workspace  {} (read only: nothing there changes)",

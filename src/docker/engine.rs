@@ -17,6 +17,10 @@ use super::tls::{self, TlsDialer};
 /// How long one request may take, context upload and build included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
+/// How long a call outside builds and pushes may take (version, info, list, remove):
+/// a daemon that accepts the connection and never answers ends the call, not the run.
+const API_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Which builder the daemon runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuilderKind {
@@ -104,8 +108,15 @@ impl Engine {
             let client = client.negotiate_version().await?;
             let version = client.version().await?;
             Ok::<_, bollard::errors::Error>((client, version))
-        }
-        .await;
+        };
+        let answered = tokio::time::timeout(API_TIMEOUT, answered)
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "the Docker daemon at {host} did not answer GET /version within {}s: is it stuck? (`docker -H {host} version`)",
+                    API_TIMEOUT.as_secs()
+                )
+            })?;
         let (client, version) = match (answered, &ssh) {
             (Ok(answered), _) => answered,
             // What ssh said is the news ("Permission denied (publickey)", "docker: command
@@ -149,10 +160,15 @@ pub struct LocalTag {
 }
 
 impl Engine {
+    /// The client for calls outside builds and pushes, limited to [`API_TIMEOUT`].
+    pub(super) fn api(&self) -> bollard::Docker {
+        self.client.clone().with_timeout(API_TIMEOUT)
+    }
+
     /// Every tag of every local image.
     pub async fn local_tags(&self) -> Result<Vec<LocalTag>> {
         let images = self
-            .client
+            .api()
             .list_images(None::<bollard::query_parameters::ListImagesOptions>)
             .await
             .context("cannot list the Docker images")?;
@@ -180,7 +196,7 @@ impl Engine {
         let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
             .force(false)
             .build();
-        self.client
+        self.api()
             .remove_image(reference, Some(options), None)
             .await
             .with_context(|| format!("cannot remove {reference}"))?;
@@ -203,7 +219,7 @@ impl Engine {
     /// What identifies the daemon, whichever socket or proxy reaches it: its ID, else
     /// the host it was reached at.
     pub async fn daemon_id(&self) -> String {
-        match self.client.info().await.ok().and_then(|info| info.id) {
+        match self.api().info().await.ok().and_then(|info| info.id) {
             Some(id) if !id.is_empty() => id,
             _ => self.host.clone(),
         }
@@ -214,7 +230,7 @@ impl Engine {
         if !self.host.starts_with("unix://") {
             return None;
         }
-        let root = self.client.info().await.ok()?.docker_root_dir?;
+        let root = self.api().info().await.ok()?.docker_root_dir?;
         let output = tokio::process::Command::new("df")
             .args(["-Pk", &root])
             .output()

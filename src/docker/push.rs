@@ -73,7 +73,7 @@ impl Engine {
                 .await
             {
                 Ok(()) => return Ok(()),
-                Err(PushError::Connection(message)) if self.client.ping().await.is_err() => {
+                Err(PushError::Connection(message)) if self.api().ping().await.is_err() => {
                     return Err(anyhow!(
                         "lost the Docker daemon at {} while pushing {image}: {message}. Check that Docker is running (`docker info`); re-run to resume",
                         self.host
@@ -83,7 +83,7 @@ impl Engine {
                     if attempt < PUSH_ATTEMPTS && is_transient(&message) =>
                 {
                     let wait = Duration::from_secs(1 << (attempt - 1));
-                    tracing::warn!(%image, attempt, %message, "push failed; retrying");
+                    tracing::debug!(%image, attempt, %message, "push failed; retrying");
                     on_progress(&format!(
                         "push failed ({message}); retry {attempt} in {}s",
                         wait.as_secs()

@@ -1,7 +1,8 @@
 //! One registry, through its HTTP API v2 (hyper + rustls): URLs, credentials (Basic, as
 //! ECR takes its GetAuthorizationToken user and password, and the Bearer token dance of
 //! other registries), redirects (ECR serves blobs from S3), and which failures are worth
-//! another try.
+//! another try: a 5xx or a dropped connection is; a name that does not resolve, a
+//! refused connection or a proxy that cannot reach the host is not ([`Unreachable`]).
 
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ pub type Body = BoxBody<Bytes, BoxError>;
 /// longer: its answer comes once the body is sent).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A failure worth another try: a 5xx, a 429, a dropped or refused connection, a timeout.
+/// A failure worth another try: a 5xx, a 429, a dropped connection, a timeout.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Transient(pub String);
@@ -32,6 +33,52 @@ pub struct Transient(pub String);
 /// Whether `err` (or what it wraps) is [`Transient`].
 pub fn is_transient(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| cause.is::<Transient>())
+}
+
+/// The registry cannot be reached from here, and asking again soon will not change
+/// it: its name does not resolve, it refuses the connection, or the proxy could not
+/// open a tunnel to it (an ECR VPC endpoint from a laptop off VPN).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(pub String);
+
+/// Whether `err` (or what it wraps) is [`Unreachable`].
+pub fn is_unreachable(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| cause.is::<Unreachable>())
+}
+
+/// Why a connection could not open, if no retry can help: `None` for what may pass
+/// (a reset, a timeout).
+fn unreachable_cause(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut cause = Some(err);
+    while let Some(current) = cause {
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return Some("the connection was refused");
+            }
+        }
+        let text = current.to_string();
+        // hyper-util's resolver says "dns error"; its tunnel says the proxy refused.
+        if text.starts_with("dns error") {
+            return Some("its name does not resolve");
+        }
+        if text.contains("tunnel error: unsuccessful") {
+            return Some("the proxy could not open a tunnel to it");
+        }
+        cause = current.source();
+    }
+    None
+}
+
+/// How long a registry request without a body may wait for its answer:
+/// `DEPLOY_REGISTRY_TIMEOUT` (whole seconds) or 60 s.
+pub fn answer_timeout() -> Duration {
+    std::env::var("DEPLOY_REGISTRY_TIMEOUT")
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .filter(|secs| *secs > 0)
+        .map(Duration::from_secs)
+        .unwrap_or(ANSWER_TIMEOUT)
 }
 
 /// A registry user and password (ECR: `AWS` and the GetAuthorizationToken password).
@@ -183,15 +230,14 @@ impl RegistryClient {
         for _ in 0..6 {
             let ours = url.starts_with(&format!("{}://{}/", self.scheme, self.host));
             let request = self.send_once(method.clone(), &url, headers, empty(), ours);
-            let response = tokio::time::timeout(ANSWER_TIMEOUT, request)
-                .await
-                .map_err(|_| {
-                    anyhow!(Transient(format!(
-                        "{method} {}: no answer within {}s",
-                        shown(&url),
-                        ANSWER_TIMEOUT.as_secs()
-                    )))
-                })??;
+            let limit = answer_timeout();
+            let response = tokio::time::timeout(limit, request).await.map_err(|_| {
+                anyhow!(Transient(format!(
+                    "{method} {}: no answer within {}s (DEPLOY_REGISTRY_TIMEOUT)",
+                    shown(&url),
+                    limit.as_secs()
+                )))
+            })??;
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && ours && !asked_for_token {
                 let challenge = header(&response, "www-authenticate").unwrap_or_default();
@@ -236,13 +282,10 @@ impl RegistryClient {
         let request = builder
             .body(body)
             .with_context(|| format!("{method} {}: not a valid request", shown(url)))?;
-        self.http.request(request).await.map_err(|err| {
-            anyhow!(Transient(format!(
-                "{method} {}: {}",
-                shown(url),
-                error_chain(&err)
-            )))
-        })
+        self.http
+            .request(request)
+            .await
+            .map_err(|err| connection_failure(&format!("{method} {}", shown(url)), &err))
     }
 
     /// The Bearer token dance: GET `realm?service=..&scope=..` with our credentials.
@@ -268,12 +311,17 @@ impl RegistryClient {
             builder = builder.header("authorization", credentials.basic());
         }
         let request = builder.body(empty()).context("invalid token request")?;
-        let response = self.http.request(request).await.map_err(|err| {
-            anyhow!(Transient(format!(
-                "GET {realm} (registry token): {}",
-                error_chain(&err)
-            )))
-        })?;
+        let what = format!("GET {realm} (registry token)");
+        let limit = answer_timeout();
+        let response = tokio::time::timeout(limit, self.http.request(request))
+            .await
+            .map_err(|_| {
+                anyhow!(Transient(format!(
+                    "{what}: no answer within {}s (DEPLOY_REGISTRY_TIMEOUT)",
+                    limit.as_secs()
+                )))
+            })?
+            .map_err(|err| connection_failure(&what, &err))?;
         let response = transient_status(&Method::GET, &realm, response)?;
         let status = response.status();
         let body = read_limited(response, 1 << 20).await?;
@@ -292,6 +340,16 @@ impl RegistryClient {
             *slot = Some(token.to_owned());
         }
         Ok(())
+    }
+}
+
+/// A request that got no answer: [`Unreachable`] when retrying cannot help,
+/// [`Transient`] otherwise.
+fn connection_failure(what: &str, err: &(dyn std::error::Error + 'static)) -> anyhow::Error {
+    let chain = error_chain(err);
+    match unreachable_cause(err) {
+        Some(cause) => anyhow!(Unreachable(format!("{what}: {cause} ({chain})"))),
+        None => anyhow!(Transient(format!("{what}: {chain}"))),
     }
 }
 
@@ -475,5 +533,23 @@ mod tests {
         let transient = anyhow!(Transient("x".into())).context("copying api");
         assert!(is_transient(&transient));
         assert!(!is_transient(&anyhow!("HTTP 404")));
+    }
+
+    #[test]
+    fn refused_and_unresolvable_are_unreachable_and_a_reset_is_not() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let failure = connection_failure("GET x", &refused);
+        assert!(is_unreachable(&failure) && !is_transient(&failure));
+        assert!(format!("{failure}").contains("the connection was refused"));
+        #[derive(Debug, thiserror::Error)]
+        #[error("dns error")]
+        struct Dns(#[source] std::io::Error);
+        let dns = Dns(std::io::Error::other(
+            "failed to lookup address information",
+        ));
+        let failure = connection_failure("GET x", &dns);
+        assert!(format!("{failure}").contains("its name does not resolve"));
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(is_transient(&connection_failure("GET x", &reset)));
     }
 }

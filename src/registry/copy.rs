@@ -66,40 +66,53 @@ pub struct DigestMismatch {
 
 /// Fetches the manifest `reference` (a tag or a digest) of `place`.
 pub async fn fetch_manifest(place: Place<'_>, reference: &str) -> Result<Option<Manifest>> {
-    retried(&format!("reading {place}:{reference}"), |_| async {
-        let url = place
-            .registry
-            .url(&format!("{}/manifests/{reference}", place.repository));
-        let response = place
-            .registry
-            .send(Method::GET, &url, &[("accept", manifest::ACCEPT)], None)
-            .await?;
-        match response.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Ok(None),
-            _ => bail!("GET {url}: {}", client::error_text(response).await),
-        }
-        let content_type = client::header(&response, "content-type");
-        let served_digest = client::header(&response, "docker-content-digest");
-        let bytes = client::read_limited(response, manifest::MAX_MANIFEST_BYTES).await?;
-        let manifest = Manifest::parse(bytes, content_type.as_deref())
-            .with_context(|| format!("cannot read the manifest of {place}:{reference}"))?;
-        if let Some(served) = served_digest.filter(|d| manifest::is_digest(d)) {
-            if served != manifest.digest {
-                bail!(
+    fetch_manifest_within(place, reference, ATTEMPTS).await
+}
+
+/// [`fetch_manifest`] with at most `attempts` tries of a transient failure.
+pub async fn fetch_manifest_within(
+    place: Place<'_>,
+    reference: &str,
+    attempts: u32,
+) -> Result<Option<Manifest>> {
+    retried_within(
+        attempts,
+        &format!("reading {place}:{reference}"),
+        |_| async {
+            let url = place
+                .registry
+                .url(&format!("{}/manifests/{reference}", place.repository));
+            let response = place
+                .registry
+                .send(Method::GET, &url, &[("accept", manifest::ACCEPT)], None)
+                .await?;
+            match response.status() {
+                StatusCode::OK => {}
+                StatusCode::NOT_FOUND => return Ok(None),
+                _ => bail!("GET {url}: {}", client::error_text(response).await),
+            }
+            let content_type = client::header(&response, "content-type");
+            let served_digest = client::header(&response, "docker-content-digest");
+            let bytes = client::read_limited(response, manifest::MAX_MANIFEST_BYTES).await?;
+            let manifest = Manifest::parse(bytes, content_type.as_deref())
+                .with_context(|| format!("cannot read the manifest of {place}:{reference}"))?;
+            if let Some(served) = served_digest.filter(|d| manifest::is_digest(d)) {
+                if served != manifest.digest {
+                    bail!(
                     "{place}:{reference}: the registry says {served} but the bytes it sent are {}",
                     manifest.digest
                 );
+                }
             }
-        }
-        if reference.starts_with("sha256:") && reference != manifest.digest {
-            bail!(
-                "{place}@{reference}: the registry sent bytes whose digest is {}",
-                manifest.digest
-            );
-        }
-        Ok(Some(manifest))
-    })
+            if reference.starts_with("sha256:") && reference != manifest.digest {
+                bail!(
+                    "{place}@{reference}: the registry sent bytes whose digest is {}",
+                    manifest.digest
+                );
+            }
+            Ok(Some(manifest))
+        },
+    )
     .await
 }
 
@@ -394,7 +407,18 @@ async fn put_manifest(target: Place<'_>, reference: &str, manifest: &Manifest) -
 
 /// Runs `step` until it succeeds, fails for good, or [`ATTEMPTS`] transient failures
 /// in a row (1 s, 2 s, 4 s, 8 s apart).
-async fn retried<T, F, Fut>(what: &str, mut step: F) -> Result<T>
+async fn retried<T, F, Fut>(what: &str, step: F) -> Result<T>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    retried_within(ATTEMPTS, what, step).await
+}
+
+/// [`retried`] with at most `attempts` tries. A retry is logged at debug only: the
+/// failure that ends the step is its caller's one message (an error, or one warning
+/// per registry for the digest readers).
+async fn retried_within<T, F, Fut>(attempts: u32, what: &str, mut step: F) -> Result<T>
 where
     F: FnMut(u32) -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
@@ -404,9 +428,9 @@ where
         attempt += 1;
         match step(attempt).await {
             Ok(value) => return Ok(value),
-            Err(err) if attempt < ATTEMPTS && is_transient(&err) => {
+            Err(err) if attempt < attempts && is_transient(&err) => {
                 let wait = Duration::from_secs(1 << (attempt - 1));
-                tracing::warn!(%what, attempt, error = %format!("{err:#}"), "registry step failed; retrying");
+                tracing::debug!(%what, attempt, error = %format!("{err:#}"), "registry step failed; retrying");
                 tokio::time::sleep(wait).await;
             }
             Err(err) if is_transient(&err) => {

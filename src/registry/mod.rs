@@ -1,9 +1,11 @@
 //! The registry HTTP API v2, spoken directly (no Docker daemon, no local disk): reading
 //! manifests and digests, and copying an image from one registry to another
-//! (`deploy promote`).
+//! (`deploy promote`); [`digests`] is the one lookup of the readers that can live
+//! without an answer.
 
 pub mod client;
 pub mod copy;
+pub mod digests;
 pub mod manifest;
 
 pub use client::{Credentials, RegistryClient};

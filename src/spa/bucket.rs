@@ -33,7 +33,7 @@ pub(super) async fn list_bucket(s3: &S3, bucket: &str) -> Result<BTreeMap<String
             if missing {
                 anyhow!("the bucket s3://{bucket} does not exist in this account/region; was the environment bootstrapped (infra/scripts/bootstrap.sh)?")
             } else {
-                anyhow!(s3.explain(&err)).context(format!("cannot list s3://{bucket}"))
+                anyhow!(s3.explain("s3:ListObjectsV2", &err)).context(format!("cannot list s3://{bucket}"))
             }
         })?;
         for object in page.contents() {
@@ -64,7 +64,7 @@ pub(super) async fn read_manifest(s3: &S3, at: &ManifestLocation) -> Result<Opti
         Ok(output) => output,
         Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
         Err(err) => {
-            return Err(anyhow!(s3.explain(&err)))
+            return Err(anyhow!(s3.explain("s3:GetObject", &err)))
                 .with_context(|| format!("cannot read the deploy manifest {location}"))
         }
     };
@@ -103,7 +103,7 @@ pub(super) async fn write_manifest(
         .metadata(GIT_SHA_METADATA, git_sha)
         .send()
         .await
-        .map_err(|err| anyhow!(s3.explain(&err)))
+        .map_err(|err| anyhow!(s3.explain("s3:PutObject", &err)))
         .with_context(|| {
             format!("cannot write the deploy manifest {at} (every file is uploaded; the next run compares against the previous manifest)")
         })?;
@@ -151,7 +151,7 @@ pub(super) async fn put_file(
     let output = request
         .send()
         .await
-        .map_err(|err| anyhow!(s3.explain(&err)))
+        .map_err(|err| anyhow!(s3.explain("s3:PutObject", &err)))
         .with_context(|| format!("cannot upload {} to {location}", file.path.display()))?;
     Ok(output.e_tag().map(str::to_owned))
 }
@@ -180,7 +180,7 @@ pub(super) async fn put_multipart(
     let created = request
         .send()
         .await
-        .map_err(|err| anyhow!(s3.explain(&err)))
+        .map_err(|err| anyhow!(s3.explain("s3:CreateMultipartUpload", &err)))
         .context("CreateMultipartUpload failed")?;
     let upload_id = created
         .upload_id()
@@ -233,7 +233,7 @@ pub(super) async fn upload_parts(
             .body(body)
             .send()
             .await
-            .map_err(|err| anyhow!(s3.explain(&err)))
+            .map_err(|err| anyhow!(s3.explain("s3:UploadPart", &err)))
             .with_context(|| format!("UploadPart {number} failed"))?;
         parts.push(
             CompletedPart::builder()
@@ -258,7 +258,7 @@ pub(super) async fn upload_parts(
         )
         .send()
         .await
-        .map_err(|err| anyhow!(s3.explain(&err)))
+        .map_err(|err| anyhow!(s3.explain("s3:CompleteMultipartUpload", &err)))
         .context("CompleteMultipartUpload failed")?;
     Ok(completed.e_tag().map(str::to_owned))
 }
@@ -283,7 +283,7 @@ pub(super) async fn delete_keys(s3: &S3, bucket: &str, keys: &[String]) -> Resul
             .delete(delete)
             .send()
             .await
-            .map_err(|err| anyhow!(s3.explain(&err)))
+            .map_err(|err| anyhow!(s3.explain("s3:DeleteObjects", &err)))
             .with_context(|| {
                 format!(
                     "cannot delete {} old file(s) from s3://{bucket} (the new files are live; the next run deletes them)",

@@ -38,7 +38,7 @@ pub async fn invalidate(
         .invalidation_batch(batch)
         .send()
         .await
-        .map_err(|err| anyhow!(cloudfront.explain(&err)))
+        .map_err(|err| anyhow!(cloudfront.explain("cloudfront:CreateInvalidation", &err)))
         .with_context(what)?;
     let id = created
         .invalidation()
@@ -81,7 +81,7 @@ async fn wait_for_invalidation(
             .id(id)
             .send()
             .await
-            .map_err(|err| anyhow!(cloudfront.explain(&err)))
+            .map_err(|err| anyhow!(cloudfront.explain("cloudfront:GetInvalidation", &err)))
             .with_context(|| {
                 format!(
                     "cannot read invalidation {id} of CloudFront distribution {distribution_id}"

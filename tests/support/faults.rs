@@ -145,3 +145,130 @@ pub fn eventually(limit: std::time::Duration, done: impl Fn() -> bool) -> bool {
     }
     true
 }
+
+/// What a [`Listener`] does with each connection it accepts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum OnAccept {
+    /// Holds it open and never answers: an endpoint that stalls.
+    Stall,
+    /// Closes it at once: a proxy or load balancer dropping connections.
+    Drop,
+}
+
+/// A TCP listener on a free loopback port that counts the connections it accepts.
+pub struct Listener {
+    pub address: String,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Listener {
+    pub fn start(on_accept: OnAccept) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = socket.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        // The thread lives as long as the test process: held connections stay open.
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in socket.incoming().flatten() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                if on_accept == OnAccept::Stall {
+                    held.push(stream);
+                }
+            }
+        });
+        Self { address, accepted }
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Debian's `tinyproxy` (installed by the test bed) on a free loopback port, logging
+/// each request it serves; killed on drop.
+pub struct Tinyproxy {
+    child: std::process::Child,
+    pub url: String,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tinyproxy {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.path().join("tinyproxy.log");
+        let config = dir.path().join("tinyproxy.conf");
+        // No ConnectPort line: CONNECT to any port (the test bed's are not 443).
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListen 127.0.0.1\nTimeout 30\nLogFile \"{}\"\nLogLevel Connect\nMaxClients 20\nAllow 127.0.0.1\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        let binary = ["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"]
+            .into_iter()
+            .find(|path| Path::new(path).exists())
+            .expect("tinyproxy is installed (testbed/testbed.sh up installs it)");
+        let child = Command::new(binary)
+            .args(["-d", "-c"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tinyproxy starts");
+        let address = format!("127.0.0.1:{port}");
+        assert!(
+            eventually(std::time::Duration::from_secs(10), || {
+                std::net::TcpStream::connect(&address).is_ok()
+            }),
+            "tinyproxy did not listen on {address}"
+        );
+        Self {
+            child,
+            url: format!("http://{address}"),
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// The requests logged whose line is `method <target…>` with `target` in it:
+    /// `Request (file descriptor 5): CONNECT host:443 HTTP/1.1`, or a plain-HTTP
+    /// request in absolute form, `GET http://host:port/path HTTP/1.1`.
+    pub fn requests(&self, method: &str, target: &str) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.split_once("Request (file descriptor"))
+            .filter_map(|(_, rest)| {
+                rest.split_once("): ")
+                    .map(|(_, request)| request.to_owned())
+            })
+            .filter(|request| {
+                request.starts_with(&format!("{method} ")) && request.contains(target)
+            })
+            .count()
+    }
+
+    /// The whole log, for a failing assertion.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

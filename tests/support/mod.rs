@@ -19,7 +19,9 @@ mod testbed;
 pub mod webhook;
 
 pub use docker_use::DockerUse;
-pub use faults::{eventually, processes_with, unique_marker, FaultProxy};
+pub use faults::{
+    eventually, processes_with, unique_marker, FaultProxy, Listener, OnAccept, Tinyproxy,
+};
 pub use fixture::{
     push, Fixture, DEPLOY_API, DEPLOY_SANDBOX, DEPLOY_SERVICES, PUSH_API, SERVICES, UNLOCK_SANDBOX,
 };

@@ -14,6 +14,7 @@ mod history;
 mod images;
 mod interactive;
 mod lock;
+mod network;
 mod notify;
 mod outages;
 mod preflight;
