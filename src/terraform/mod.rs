@@ -9,6 +9,8 @@ mod plan;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::error::{Interrupted, Stage};
+use crate::process::Signal;
 use anyhow::{Context, Result};
 
 pub use apply::{
@@ -255,8 +257,9 @@ impl Terraform {
     }
 
     /// Runs the apply with terraform's own output streaming through (to stderr, so
-    /// that stdout stays for results) and its approval prompt on our stdin. On Ctrl-C
-    /// terraform (in our process group) stops itself; we wait for it to finish.
+    /// that stdout stays for results) and its approval prompt on our stdin. On SIGINT,
+    /// SIGTERM or SIGHUP terraform gets one SIGINT and stops itself; we wait for it to
+    /// finish, so that its state and state lock are never left behind.
     ///
     /// The output passes through an [`OutputFilter`]: it keeps terraform's `Error:`
     /// summaries for our message, and with `hide_targeting` drops the warnings that
@@ -287,6 +290,10 @@ impl Terraform {
         if !interactive {
             command.process_group(0);
         }
+        // A signal that came before the apply began: nothing is applied at all.
+        if let Some(signal) = crate::signals::received() {
+            return Err(Interrupted::new(Stage::BeforeRoll, signal).into());
+        }
         let mut child = command
             .spawn()
             .map_err(|err| missing_terraform(&self.bin, &err))?;
@@ -294,16 +301,21 @@ impl Terraform {
         let stderr = forward(child.stderr.take(), OutputFilter::new(hide_targeting));
         let status = tokio::select! {
             status = child.wait() => status,
-            _ = tokio::signal::ctrl_c() => {
-                if !interactive {
+            signal = crate::signals::interrupted() => {
+                // Exactly one SIGINT reaches terraform: at a terminal Ctrl-C's came with
+                // ours; any other signal (SIGTERM from CI, SIGHUP) reached only us.
+                if !interactive || signal != Signal::Interrupt {
                     if let Some(pid) = child.id() {
-                        crate::process::signal(pid, crate::process::Signal::Interrupt).await;
+                        crate::process::signal(pid, Signal::Interrupt);
                     }
                 }
-                eprintln!("deploy: interrupted; waiting for terraform to stop cleanly");
+                eprintln!(
+                    "deploy: {}; waiting for terraform to stop cleanly",
+                    crate::error::interrupted_by(signal)
+                );
                 child.wait().await.ok();
                 let _ = (stdout.await, stderr.await);
-                return Err(crate::error::Interrupted::DuringApply.into());
+                return Err(Interrupted::new(Stage::DuringApply, signal).into());
             }
         }
         .context("terraform apply did not run")?;
