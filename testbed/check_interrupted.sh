@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Ctrl-C during a first `testbed.sh up`, while the python venv is being made, must not
-# break the next run (it did: every later `up` failed with "No module named pip" until
-# .testbed/ was deleted by hand). Interrupts a real `up` in a state dir of its own, checks
-# that the interrupt left the venv half-made (python without pip), then runs `up` again
-# (on ports of its own) and checks that it came up with the venv whole.
+# Interrupted set-ups, in a state dir and on ports of their own:
+# 1. Ctrl-C during a first `testbed.sh up`, while the python venv is being made, must not
+#    break the next run (it did: every later `up` failed with "No module named pip" until
+#    .testbed/ was deleted by hand). Interrupts a real `up`, checks that the interrupt left
+#    the venv half-made (python without pip), then that the next `up` comes up whole.
+# 2. scripts/demo interrupted once its fixture checkout exists: its clean-up removes that
+#    checkout (its working directory) and stops the test bed it started, without
+#    "getcwd: cannot access parent directories".
 # Run by scripts/check; needs what `up` needs (python3-venv, Docker answering, PyPI).
 set -euo pipefail
 
@@ -21,7 +24,7 @@ export DEPLOY_TESTBED_MOTO_PORT DEPLOY_TESTBED_REGISTRY_PORT DEPLOY_TESTBED_REGI
 # Stops exactly what an `up` here may have started, then removes its state.
 trap '"$ROOT/testbed/testbed.sh" down >/dev/null 2>&1 || true; rm -rf "$STATE"' EXIT
 VENV="$STATE/venv"
-say() { printf 'check_interrupted_up: %s\n' "$*" >&2; }
+say() { printf 'check_interrupted: %s\n' "$*" >&2; }
 fail() {
     say "FAILED: $*"
     exit 1
@@ -62,3 +65,23 @@ fi
 again="$("$ROOT/testbed/testbed.sh" up 2>&1)" || fail "a third up failed: $again"
 grep -q "python venv up to date" <<<"$again" || fail "a whole venv is not recognised as up to date: $again"
 say "the next up remade the venv whole and came up"
+
+# 2. The demo starts the test bed itself when none runs, so it stops it when it ends.
+"$ROOT/testbed/testbed.sh" down >/dev/null 2>&1
+: >"$STATE/demo.log"
+set -m
+"$ROOT/scripts/demo" >"$STATE/demo.out" 2>"$STATE/demo.log" </dev/null &
+pid=$!
+set +m
+for ((i = 0; i < 6000; i++)); do
+    grep -q "bootstrapping its AWS side" "$STATE/demo.log" && break
+    kill -0 "$pid" 2>/dev/null || fail "the demo ended before its checkout was made: $(cat "$STATE/demo.log")"
+    sleep 0.1
+done
+kill -INT -- "-$pid"
+wait "$pid" && fail "the interrupted demo exited 0"
+if grep -n "getcwd\|cannot access parent\|error retrieving current directory" "$STATE/demo.log"; then
+    fail "the demo's clean-up ran in the directory it had removed"
+fi
+"$ROOT/testbed/testbed.sh" status >/dev/null 2>&1 && fail "the demo left the test bed it started running"
+say "the interrupted demo cleaned up quietly and stopped its test bed"
