@@ -330,7 +330,7 @@ fn a_signal_while_waiting_for_the_lock(
     let holder = lock_body(env).expect("another machine holds the lock");
     let mut waiting = fixture
         .deploy()
-        .aws(&env, &bed)
+        .aws(env, bed)
         .args(DEPLOY_API)
         .args(["--lock-wait", "10m"])
         .spawn();
