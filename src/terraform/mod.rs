@@ -268,9 +268,12 @@ impl Terraform {
     pub async fn apply(&self, args: &[String], hide_targeting: bool) -> Result<()> {
         use std::io::IsTerminal;
         // At a terminal, Ctrl-C reaches terraform with us (one process group), and its
-        // approval prompt needs the terminal. From a script, a SIGINT reaches only us:
-        // terraform then gets a group of its own and we pass exactly one SIGINT on, since
-        // a second one makes terraform abandon the apply.
+        // approval prompt needs the terminal. From a script, a signal reaches only us:
+        // terraform then gets a group of its own and we pass exactly one SIGINT on to
+        // that group, since a second one makes terraform abandon the apply. The group,
+        // as Ctrl-C at a terminal: terraform kills only the shell of a provisioner that
+        // is running, and what that shell started would go on changing the world after
+        // terraform wrote its state.
         let interactive = std::io::stdin().is_terminal();
         let mut args = args.to_vec();
         if !colour_wanted(
@@ -304,10 +307,12 @@ impl Terraform {
             signal = crate::signals::interrupted() => {
                 // Exactly one SIGINT reaches terraform: at a terminal Ctrl-C's came with
                 // ours; any other signal (SIGTERM from CI, SIGHUP) reached only us.
-                if !interactive || signal != Signal::Interrupt {
-                    if let Some(pid) = child.id() {
-                        crate::process::signal(pid, Signal::Interrupt);
+                match (child.id(), interactive) {
+                    (Some(group), false) => crate::process::signal_group(group, Signal::Interrupt),
+                    (Some(pid), true) if signal != Signal::Interrupt => {
+                        crate::process::signal(pid, Signal::Interrupt)
                     }
+                    _ => {}
                 }
                 eprintln!(
                     "deploy: {}; waiting for terraform to stop cleanly",

@@ -208,8 +208,22 @@ impl Fixture {
         history.success();
         let view: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
         assert_eq!(view["runs"][0]["state"], "interrupted", "{view:#}");
-        let left = super::processes_in(self.root());
-        assert!(left.is_empty(), "processes left in the checkout: {left:?}");
+        // What terraform's provisioners started ends with the SIGINT deploy passed on;
+        // the kernel may take a moment to let the last one go.
+        super::eventually(std::time::Duration::from_secs(3), || {
+            super::processes_in(self.root()).is_empty()
+        });
+        let left: Vec<String> = super::processes_in(self.root())
+            .into_iter()
+            .map(|pid| {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                format!(
+                    "{pid} {}",
+                    String::from_utf8_lossy(&cmdline).replace('\0', " ")
+                )
+            })
+            .collect();
+        assert!(left.is_empty(), "processes left in the checkout: {left:#?}");
         self.unlock(env, bed)
             .success()
             .stdout_has("no deploy lock held for sandbox");
