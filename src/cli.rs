@@ -21,7 +21,7 @@ use clap::{ArgAction, Parser, Subcommand, ValueEnum};
     max_term_width = 100,
     subcommand_negates_reqs = true,
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  deploy --var-file tfvars/sandbox.tfvars\n  deploy --var-file tfvars/sandbox.tfvars --changed\n  deploy --var-file tfvars/prod.tfvars --profile prod -y\n  deploy --skip-tf --services api,auth\n  deploy --var-file tfvars/sandbox.tfvars --dry-run\n  deploy rollback a1b2c3d --var-file tfvars/sandbox.tfvars\n\nExit codes: 0 done or nothing to do, 1 failed, 2 usage error, 130 interrupted."
+    after_help = "Examples:\n  deploy --var-file tfvars/sandbox.tfvars\n  deploy --var-file tfvars/sandbox.tfvars --changed\n  deploy --var-file tfvars/prod.tfvars --profile prod -y\n  deploy --skip-tf --services api,auth\n  deploy --var-file tfvars/sandbox.tfvars --dry-run\n  deploy rollback a1b2c3d --var-file tfvars/sandbox.tfvars\n\nExit codes: 0 done or nothing to do, 1 failed, 2 usage error, 3 `deploy diff`: needs --allow-infra-changes, 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -292,9 +292,9 @@ pub enum Command {
     /// Plan the roll and show what it would change, as a deploy shows it before its
     /// confirmation: per service the image tag and other changed attributes, then every
     /// change to other infrastructure. Read-only: builds, pushes and applies nothing;
-    /// needs no terminal. Exit 0: only the services' own changes; 1: it would also
+    /// needs no terminal. Exit 0: only the services' own changes; 3: it would also
     /// change infrastructure outside the deployment, or destroy something (a deploy
-    /// would need --allow-infra-changes); 2: usage error
+    /// would need --allow-infra-changes); 1: failed (AWS, terraform); 2: usage error
     Diff {
         /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)
         #[arg(long, value_name = "PATH")]

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::process::Signal;
+
 /// Process exit codes (documented in the README and `--help`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
@@ -14,8 +16,14 @@ pub enum ExitCode {
     Failure = 1,
     /// Bad flags, files or config: nothing was touched.
     Usage = 2,
-    /// Interrupted (SIGINT).
+    /// `deploy diff`: the plan needs review (`--allow-infra-changes`).
+    NeedsReview = 3,
+    /// Interrupted by SIGINT (Ctrl-C): 128 + 2, as a shell reports it.
     Interrupted = 130,
+    /// Interrupted by SIGHUP (the terminal went away): 128 + 1.
+    Hangup = 129,
+    /// Interrupted by SIGTERM (CI cancelling the job, `docker stop`, systemd, ECS): 128 + 15.
+    Terminated = 143,
 }
 
 /// A mistake in how deploy was invoked (flags, files, config, repository): exit 2,
@@ -37,9 +45,23 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-/// The run was interrupted (SIGINT): exit 130.
+/// `deploy diff`: the plan would change infrastructure outside the deployment, or destroy
+/// something, so a deploy of it needs `--allow-infra-changes`: exit 3, apart from a failure
+/// (1), so that a CI gate can tell "needs review" from broken credentials.
 #[derive(Debug)]
-pub enum Interrupted {
+pub struct NeedsReview(pub String);
+
+impl fmt::Display for NeedsReview {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NeedsReview {}
+
+/// Where a run was when a signal interrupted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
     /// While taking (or waiting for) the deploy lock: nothing was done, and no lock
     /// is held.
     AtLock,
@@ -51,14 +73,46 @@ pub enum Interrupted {
     AfterApply,
 }
 
+/// The run was interrupted by a signal (see [`crate::signals`]): exit 130 for SIGINT,
+/// 143 for SIGTERM, 129 for SIGHUP (128 + the signal's number, as a shell reports a
+/// program the signal killed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interrupted {
+    pub stage: Stage,
+    pub signal: Signal,
+}
+
+impl Interrupted {
+    pub fn new(stage: Stage, signal: Signal) -> Self {
+        Self { stage, signal }
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        match self.signal {
+            Signal::Interrupt => ExitCode::Interrupted,
+            Signal::Terminate => ExitCode::Terminated,
+            Signal::Hangup => ExitCode::Hangup,
+        }
+    }
+}
+
+/// "interrupted", naming the signal unless it was Ctrl-C's.
+pub fn interrupted_by(signal: Signal) -> String {
+    match signal {
+        Signal::Interrupt => "interrupted".to_owned(),
+        other => format!("interrupted by {}", other.name()),
+    }
+}
+
 impl fmt::Display for Interrupted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Interrupted::AtLock => "interrupted while waiting for the deploy lock: nothing was built, pushed or applied, and this run holds no lock",
-            Interrupted::BeforeRoll => "interrupted: builds, pushes and uploads in flight were cancelled; nothing was applied. Re-run to resume: images already pushed are not rebuilt",
-            Interrupted::DuringApply => "interrupted during terraform apply: terraform was let stop cleanly, and some services may already be rolled. Run `deploy status` to see what runs, then re-run the deploy to finish",
-            Interrupted::AfterApply => "interrupted while waiting for ECS: terraform was applied and ECS goes on rolling; `deploy status` shows the rollouts",
-        })
+        let interrupted = interrupted_by(self.signal);
+        match self.stage {
+            Stage::AtLock => write!(f, "{interrupted} while waiting for the deploy lock: nothing was built, pushed or applied, and this run holds no lock"),
+            Stage::BeforeRoll => write!(f, "{interrupted}: builds, pushes and uploads in flight were cancelled; nothing was applied. Re-run to resume: images already pushed are not rebuilt"),
+            Stage::DuringApply => write!(f, "{interrupted} during terraform apply: terraform was let stop cleanly, and some services may already be rolled. Run `deploy status` to see what runs, then re-run the deploy to finish"),
+            Stage::AfterApply => write!(f, "{interrupted} while waiting for ECS: terraform was applied and ECS goes on rolling; `deploy status` shows the rollouts"),
+        }
     }
 }
 
@@ -89,8 +143,11 @@ pub fn stdout_closed(err: &anyhow::Error) -> bool {
 
 /// The exit code an error chain maps to.
 pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
-    if err.chain().any(|cause| cause.is::<Interrupted>()) {
-        return ExitCode::Interrupted;
+    if let Some(interrupted) = err.chain().find_map(|c| c.downcast_ref::<Interrupted>()) {
+        return interrupted.exit_code();
+    }
+    if err.chain().any(|cause| cause.is::<NeedsReview>()) {
+        return ExitCode::NeedsReview;
     }
     let usage = err
         .chain()
@@ -126,13 +183,40 @@ mod tests {
 
     #[test]
     fn usage_errors_map_to_2_even_under_context() {
-        let interrupted = anyhow::Error::new(Interrupted::DuringApply).context("roll");
+        let interrupted =
+            anyhow::Error::new(Interrupted::new(Stage::DuringApply, Signal::Interrupt))
+                .context("roll");
         assert_eq!(exit_code_for(&interrupted), ExitCode::Interrupted);
         let err = Err::<(), _>(UsageError::new("bad"))
             .context("while planning")
             .unwrap_err();
         assert_eq!(exit_code_for(&err), ExitCode::Usage);
         assert_eq!(exit_code_for(&anyhow::anyhow!("boom")), ExitCode::Failure);
+    }
+
+    #[test]
+    fn each_signal_has_its_exit_code_and_is_named_unless_it_was_ctrl_c() {
+        let by = |signal| anyhow::Error::new(Interrupted::new(Stage::BeforeRoll, signal));
+        let codes = [
+            (Signal::Interrupt, 130, "interrupted: builds"),
+            (Signal::Terminate, 143, "interrupted by SIGTERM: builds"),
+            (Signal::Hangup, 129, "interrupted by SIGHUP: builds"),
+        ];
+        for (signal, code, message) in codes {
+            let err = by(signal).context("building");
+            assert_eq!(exit_code_for(&err) as i32, code, "{signal:?}");
+            assert!(
+                render(&err, 0).starts_with(&format!("building: {message}")),
+                "{signal:?}"
+            );
+        }
+        let at_lock = Interrupted::new(Stage::AtLock, Signal::Terminate).to_string();
+        assert!(
+            at_lock.starts_with("interrupted by SIGTERM while waiting for the deploy lock"),
+            "{at_lock}"
+        );
+        let review = anyhow::Error::new(NeedsReview("would change 1".into()));
+        assert_eq!(exit_code_for(&review) as i32, 3);
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod notify;
 pub mod process;
 pub mod registry;
 pub mod request;
+pub mod signals;
 pub mod spa;
 pub mod terraform;
 pub mod timestamp;

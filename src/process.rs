@@ -1,9 +1,9 @@
 //! Child processes: finding a program on PATH, the output of a command that must
 //! succeed (its command line, status and stderr in the error), and signals to a process
-//! or a whole process group (through kill(1): the crate forbids `unsafe`, so no libc).
+//! or a whole process group (kill(2) through rustix: the crate forbids `unsafe`).
 
 use std::path::PathBuf;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use anyhow::{bail, Result};
 
@@ -29,43 +29,76 @@ pub fn stdout_of(line: &str, output: Output) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// A signal sent with kill(1).
+/// The signals deploy sends to its children, and the ones that interrupt it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
     /// What Ctrl-C sends: terraform stops cleanly on the first one.
     Interrupt,
-    /// A polite stop.
+    /// A polite stop: what CI cancelling a job, `docker stop`, systemd and ECS send.
     Terminate,
+    /// The terminal (or the ssh session) went away.
+    Hangup,
 }
 
 impl Signal {
-    fn flag(self) -> &'static str {
+    /// Its name, as `kill -l` and the operator know it.
+    pub fn name(self) -> &'static str {
         match self {
-            Signal::Interrupt => "-INT",
-            Signal::Terminate => "-TERM",
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+            Signal::Hangup => "SIGHUP",
+        }
+    }
+
+    fn raw(self) -> rustix::process::Signal {
+        match self {
+            Signal::Interrupt => rustix::process::Signal::INT,
+            Signal::Terminate => rustix::process::Signal::TERM,
+            Signal::Hangup => rustix::process::Signal::HUP,
         }
     }
 }
 
+/// A pid as the kernel takes it: never 0 (which would mean "my own process group") nor
+/// past `i32::MAX` (a negative pid means a group, or every process).
+fn kernel_pid(pid: u32) -> Option<rustix::process::Pid> {
+    i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+}
+
+/// A process group's id as the kernel takes it: also never 1, since kill(-1, …) would
+/// signal every process this user may signal.
+fn kernel_group(group: u32) -> Option<rustix::process::Pid> {
+    kernel_pid(group).filter(|group| !group.is_init())
+}
+
 /// Sends `signal` to one process. Best effort: a process already gone is not an error.
-pub async fn signal(pid: u32, signal: Signal) {
-    let _ = tokio::process::Command::new("kill")
-        .args([signal.flag(), &pid.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await;
+pub fn signal(pid: u32, signal: Signal) {
+    if let Some(pid) = kernel_pid(pid) {
+        let _ = rustix::process::kill_process(pid, signal.raw());
+    }
 }
 
 /// Sends `signal` to every process of the group `group` (a child started with
-/// `process_group(0)` leads a group whose id is its pid). Blocking, so that it can run
-/// in `Drop`; best effort.
+/// `process_group(0)` leads a group whose id is its pid). Best effort.
 pub fn signal_group(group: u32, signal: Signal) {
-    let _ = std::process::Command::new("kill")
-        .args([signal.flag(), "--", &format!("-{group}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    if let Some(group) = kernel_group(group) {
+        let _ = rustix::process::kill_process_group(group, signal.raw());
+    }
+}
+
+/// Whether a process `pid` runs (and this process may see it): a signal-0 probe. A
+/// process of another user reads as running (the kernel says "not permitted", not
+/// "no such process").
+pub fn is_running(pid: u32) -> bool {
+    match kernel_pid(pid) {
+        Some(pid) => !matches!(
+            rustix::process::test_kill_process(pid),
+            Err(rustix::io::Errno::SRCH)
+        ),
+        None => false,
+    }
 }
 
 /// Stops a process group with SIGTERM when dropped, unless [`GroupGuard::disarm`]ed:
@@ -136,5 +169,34 @@ mod tests {
         let mut guard = GroupGuard::new(Some(done.id()));
         done.wait().unwrap();
         guard.disarm();
+    }
+
+    #[test]
+    fn a_signal_reaches_the_process_and_a_finished_one_is_not_running() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        assert!(is_running(child.id()));
+        signal(child.id(), Signal::Hangup);
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(1), "killed by SIGHUP: {status}");
+        assert!(!is_running(child.id()));
+        assert!(is_running(std::process::id()));
+        assert!(!is_running(0));
+    }
+
+    #[test]
+    fn no_pid_means_this_group_or_every_process() {
+        // 0 is this process's own group, -1 (past i32::MAX) and group 1 every process.
+        assert_eq!(kernel_pid(0), None);
+        assert_eq!(kernel_pid(u32::MAX), None);
+        assert_eq!(kernel_group(1), None);
+        assert_eq!(kernel_group(0), None);
+        assert_eq!(
+            kernel_group(4242).map(|g| g.as_raw_nonzero().get()),
+            Some(4242)
+        );
     }
 }

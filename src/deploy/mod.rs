@@ -21,7 +21,7 @@ pub use promote::CopiedImage;
 
 use crate::docker::engine::Engine;
 use crate::docker::images::ImageResult;
-use crate::error::Interrupted;
+use crate::error::{Interrupted, Stage};
 use crate::git::Repo;
 use crate::model::environment::{Environment, Outputs};
 use crate::model::plan::{self, Mode, Plan};
@@ -109,8 +109,11 @@ impl Run<'_> {
         let notifier = Notifier::from_config(&self.platform.config.notify, |message| {
             self.progress.warn(message)
         });
+        // From here on SIGINT, SIGTERM and SIGHUP interrupt the run, each with the same
+        // clean-up (README "Exit codes").
+        crate::signals::listen();
         // 3. Preflight and who am I.
-        let mut ready = interruptible(Interrupted::BeforeRoll, self.preflight()).await?;
+        let mut ready = interruptible(Stage::BeforeRoll, self.preflight()).await?;
         // 4. Review the roll's saved plan (also under -y), then confirm.
         if let Some(saved) = &ready.saved_plan {
             self.review(saved, report)?;
@@ -118,7 +121,7 @@ impl Run<'_> {
         if !self.request.assume_yes {
             messages::confirm(self.plan.mode)?;
         }
-        // 5. Lock, released however the rest ends, interruption included (Ctrl-C while
+        // 5. Lock, released however the rest ends, interruption included (a signal while
         // taking or waiting for it ends the run holding nothing). A run that waited
         // plans its roll again: the holder may have applied since.
         let (lock, waited) = self.lock(&ready).await?;
@@ -173,23 +176,21 @@ impl Run<'_> {
             report.images = ready.rollback_images.clone();
         } else if self.plan.mode == Mode::Promote {
             // A promotion copies the source's images by digest instead.
-            interruptible(Interrupted::BeforeRoll, self.copy_images(ready, report)).await?;
+            interruptible(Stage::BeforeRoll, self.copy_images(ready, report)).await?;
         } else {
-            let built =
-                interruptible(Interrupted::BeforeRoll, self.build_and_push(ready, report)).await;
+            let built = interruptible(Stage::BeforeRoll, self.build_and_push(ready, report)).await;
             report.stage("build and push", started);
             built?;
         }
         // 7. SPAs.
         *step = Step::Spas;
         let started = Instant::now();
-        let uploaded =
-            interruptible(Interrupted::BeforeRoll, self.deploy_spas(ready, report)).await;
+        let uploaded = interruptible(Stage::BeforeRoll, self.deploy_spas(ready, report)).await;
         if !ready.spas.is_empty() {
             report.stage("spas", started);
         }
         uploaded?;
-        // 8. Roll. Not interruptible by dropping: terraform stops itself on Ctrl-C and
+        // 8. Roll. Not interruptible by dropping: terraform stops itself on a signal and
         // we wait for it, so that its state is never left half-written.
         *step = Step::Roll;
         let started = Instant::now();
@@ -223,9 +224,9 @@ impl Run<'_> {
         step: &mut Step,
     ) -> Result<()> {
         *step = Step::Verify;
-        interruptible(Interrupted::AfterApply, self.verify(ready, report)).await?;
+        interruptible(Stage::AfterApply, self.verify(ready, report)).await?;
         *step = Step::Health;
-        interruptible(Interrupted::AfterApply, self.check_health(ready, report)).await
+        interruptible(Stage::AfterApply, self.check_health(ready, report)).await
     }
 
     /// `--rollback-on-failure`, or `verify.rollback_on_failure` in deploy.toml.
@@ -301,13 +302,15 @@ fn log_dir(repo: &Repo, plan: &Plan) -> std::path::PathBuf {
         .join(&plan.image_tag)
 }
 
-/// Cancels `step` on Ctrl-C (dropping it stops builds, pushes and polls).
+/// Cancels `step` on SIGINT, SIGTERM or SIGHUP (dropping it stops builds, pushes and
+/// polls); a signal that came before it began cancels it at once.
 async fn interruptible<T>(
-    stage: Interrupted,
+    stage: Stage,
     step: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
     tokio::select! {
+        biased;
+        signal = crate::signals::interrupted() => Err(Interrupted::new(stage, signal).into()),
         outcome = step => outcome,
-        _ = tokio::signal::ctrl_c() => Err(stage.into()),
     }
 }

@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use super::ledger::Before;
 use super::review::guard;
 use super::{interruptible, Ready, Run};
-use crate::error::Interrupted;
+use crate::error::{Interrupted, Stage};
 use crate::model::history::ServiceTags;
 use crate::model::plan::{Action, TerraformStep};
 use crate::model::report::{RestoreReport, RunReport};
@@ -20,7 +20,7 @@ use crate::terraform::{Apply, Roll};
 impl Run<'_> {
     /// Restores what this run changed after `failure` (verify or health), and ends the
     /// run with `failure` and what the restore did: always an error (exit 1), unless
-    /// interrupted (130).
+    /// interrupted (130, 143, 129).
     pub(super) async fn restore(
         &self,
         ready: &Ready,
@@ -106,8 +106,7 @@ impl Run<'_> {
         restore.applied = true;
         let targets: Vec<(String, String)> =
             tags.iter().map(|(s, t)| (s.clone(), t.clone())).collect();
-        restore.rollouts =
-            interruptible(Interrupted::AfterApply, self.settle(ready, targets)).await?;
+        restore.rollouts = interruptible(Stage::AfterApply, self.settle(ready, targets)).await?;
         let unsettled: Vec<String> = restore
             .rollouts
             .iter()
@@ -118,7 +117,7 @@ impl Run<'_> {
         }
         let names: Vec<String> = tags.keys().cloned().collect();
         restore.health =
-            interruptible(Interrupted::AfterApply, self.health_checks(ready, &names)).await?;
+            interruptible(Stage::AfterApply, self.health_checks(ready, &names)).await?;
         let unhealthy: Vec<String> = restore
             .health
             .iter()

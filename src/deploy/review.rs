@@ -117,7 +117,7 @@ impl super::Run<'_> {
         self.progress
             .note("the run that held the lock may have rolled meanwhile: planning the roll again");
         let saved = super::interruptible(
-            crate::error::Interrupted::BeforeRoll,
+            crate::error::Stage::BeforeRoll,
             self.plan_the_roll(tf, step),
         )
         .await?;
@@ -136,7 +136,8 @@ impl super::Run<'_> {
     }
 
     /// `deploy diff`: the terraform half of preflight, the plan and its review on
-    /// stdout; an error (exit 1) when a deploy of that plan would need the flag.
+    /// stdout; [`NeedsReview`](crate::error::NeedsReview) (exit 3) when a deploy of that
+    /// plan would need the flag.
     pub(super) async fn diff(&self, output: OutputFormat) -> Result<()> {
         let (Some(step), Some(tf)) = (&self.plan.terraform, self.check_terraform().await?) else {
             anyhow::bail!("deploy diff plans with terraform, which this run skips");
@@ -154,10 +155,11 @@ impl super::Run<'_> {
         if needs_acceptance.is_empty() {
             return Ok(());
         }
-        anyhow::bail!(
+        Err(crate::error::NeedsReview(format!(
             "the plan would also change {} resource(s) outside the deployment, or destroy something (listed above): a deploy of it stops before any build unless given {ALLOW_FLAG}",
             needs_acceptance.len()
-        )
+        ))
+        .into())
     }
 }
 

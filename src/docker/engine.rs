@@ -231,21 +231,15 @@ impl Engine {
             return None;
         }
         let root = self.api().info().await.ok()?.docker_root_dir?;
-        let output = tokio::process::Command::new("df")
-            .args(["-Pk", &root])
-            .output()
-            .await
-            .ok()?;
-        let text = String::from_utf8_lossy(&output.stdout);
-        let available_kib: u64 = text
-            .lines()
-            .nth(1)?
-            .split_whitespace()
-            .nth(3)?
-            .parse()
-            .ok()?;
-        Some(available_kib * 1024)
+        free_bytes_at(std::path::Path::new(&root))
     }
+}
+
+/// Free bytes for an unprivileged writer on the file system holding `path` (what `df`
+/// shows as available), from statvfs(2).
+pub(crate) fn free_bytes_at(path: &std::path::Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(path).ok()?;
+    stat.f_bavail.checked_mul(stat.f_frsize)
 }
 
 /// Whether a stream error is the daemon's answer (a build it failed), rather than the
@@ -289,6 +283,33 @@ fn is_trailing_bytes_at_end(err: &bollard::errors::Error) -> bool {
 mod tests {
     use futures_util::StreamExt as _;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    #[test]
+    fn free_bytes_are_what_df_calls_available() {
+        let dir = tempfile::tempdir().unwrap();
+        let df = std::process::Command::new("df")
+            .arg("-Pk")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8(df.stdout).unwrap();
+        let available_kib: u64 = text
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .nth(3)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let free = super::free_bytes_at(dir.path()).expect("statvfs of a temp dir");
+        // Other writers share the disk: equal within 64 MiB.
+        assert!(
+            free.abs_diff(available_kib * 1024) < 64 << 20,
+            "statvfs {free}, df {available_kib} KiB"
+        );
+        assert_eq!(super::free_bytes_at(&dir.path().join("missing")), None);
+    }
 
     /// A one-request daemon on a Unix socket that answers with `chunks`, each its own HTTP
     /// chunk, written apart so the client reads them apart; `complete` ends the body, else the

@@ -9,6 +9,8 @@ mod plan;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::error::{Interrupted, Stage};
+use crate::process::Signal;
 use anyhow::{Context, Result};
 
 pub use apply::{
@@ -255,8 +257,9 @@ impl Terraform {
     }
 
     /// Runs the apply with terraform's own output streaming through (to stderr, so
-    /// that stdout stays for results) and its approval prompt on our stdin. On Ctrl-C
-    /// terraform (in our process group) stops itself; we wait for it to finish.
+    /// that stdout stays for results) and its approval prompt on our stdin. On SIGINT,
+    /// SIGTERM or SIGHUP terraform gets one SIGINT and stops itself; we wait for it to
+    /// finish, so that its state and state lock are never left behind.
     ///
     /// The output passes through an [`OutputFilter`]: it keeps terraform's `Error:`
     /// summaries for our message, and with `hide_targeting` drops the warnings that
@@ -265,9 +268,12 @@ impl Terraform {
     pub async fn apply(&self, args: &[String], hide_targeting: bool) -> Result<()> {
         use std::io::IsTerminal;
         // At a terminal, Ctrl-C reaches terraform with us (one process group), and its
-        // approval prompt needs the terminal. From a script, a SIGINT reaches only us:
-        // terraform then gets a group of its own and we pass exactly one SIGINT on, since
-        // a second one makes terraform abandon the apply.
+        // approval prompt needs the terminal. From a script, a signal reaches only us:
+        // terraform then gets a group of its own and we pass exactly one SIGINT on to
+        // that group, since a second one makes terraform abandon the apply. The group,
+        // as Ctrl-C at a terminal: terraform kills only the shell of a provisioner that
+        // is running, and what that shell started would go on changing the world after
+        // terraform wrote its state.
         let interactive = std::io::stdin().is_terminal();
         let mut args = args.to_vec();
         if !colour_wanted(
@@ -287,6 +293,10 @@ impl Terraform {
         if !interactive {
             command.process_group(0);
         }
+        // A signal that came before the apply began: nothing is applied at all.
+        if let Some(signal) = crate::signals::received() {
+            return Err(Interrupted::new(Stage::BeforeRoll, signal).into());
+        }
         let mut child = command
             .spawn()
             .map_err(|err| missing_terraform(&self.bin, &err))?;
@@ -294,16 +304,23 @@ impl Terraform {
         let stderr = forward(child.stderr.take(), OutputFilter::new(hide_targeting));
         let status = tokio::select! {
             status = child.wait() => status,
-            _ = tokio::signal::ctrl_c() => {
-                if !interactive {
-                    if let Some(pid) = child.id() {
-                        crate::process::signal(pid, crate::process::Signal::Interrupt).await;
+            signal = crate::signals::interrupted() => {
+                // Exactly one SIGINT reaches terraform: at a terminal Ctrl-C's came with
+                // ours; any other signal (SIGTERM from CI, SIGHUP) reached only us.
+                match (child.id(), interactive) {
+                    (Some(group), false) => crate::process::signal_group(group, Signal::Interrupt),
+                    (Some(pid), true) if signal != Signal::Interrupt => {
+                        crate::process::signal(pid, Signal::Interrupt)
                     }
+                    _ => {}
                 }
-                eprintln!("deploy: interrupted; waiting for terraform to stop cleanly");
+                eprintln!(
+                    "deploy: {}; waiting for terraform to stop cleanly",
+                    crate::error::interrupted_by(signal)
+                );
                 child.wait().await.ok();
                 let _ = (stdout.await, stderr.await);
-                return Err(crate::error::Interrupted::DuringApply.into());
+                return Err(Interrupted::new(Stage::DuringApply, signal).into());
             }
         }
         .context("terraform apply did not run")?;

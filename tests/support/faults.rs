@@ -117,6 +117,25 @@ pub fn unique_marker(prefix: &str) -> String {
     format!("{prefix}-{nanos}")
 }
 
+/// The live processes on this machine whose working directory is `dir` or below it
+/// (terraform in a fixture's checkout, and what its provisioners start); zombies do not
+/// count.
+pub fn processes_in(dir: &Path) -> Vec<u32> {
+    let dir = dir.canonicalize().unwrap();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != std::process::id())
+        .filter(|pid| {
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            cwd.starts_with(&dir) && !status.contains("State:\tZ")
+        })
+        .collect()
+}
+
 /// The live processes on this machine whose command line contains `marker` (a build
 /// step's shell, with the test bed's daemon on this machine); zombies do not count.
 pub fn processes_with(marker: &str) -> Vec<u32> {

@@ -194,6 +194,59 @@ impl Fixture {
             .stdout_has("no deploy lock held for sandbox");
     }
 
+    /// After a run a signal interrupted, under the lock: its history record says
+    /// `interrupted` (not `running`), no deploy lock is left, nothing runs in the checkout
+    /// (terraform, its provisioners, build tools), and terraform's state lock is free.
+    #[track_caller]
+    pub fn assert_interrupted_cleanly(&self, env: &AwsEnv, bed: &Testbed) {
+        let history = self
+            .deploy()
+            .aws(env, bed)
+            .args(["history", "--var-file", "tfvars/sandbox.tfvars"])
+            .args(["--profile", "testbed", "--output", "json"])
+            .run();
+        history.success();
+        let view: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+        assert_eq!(view["runs"][0]["state"], "interrupted", "{view:#}");
+        // What terraform's provisioners started ends with the SIGINT deploy passed on;
+        // the kernel may take a moment to let the last one go.
+        super::eventually(std::time::Duration::from_secs(3), || {
+            super::processes_in(self.root()).is_empty()
+        });
+        let left: Vec<String> = super::processes_in(self.root())
+            .into_iter()
+            .map(|pid| {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                format!(
+                    "{pid} {}",
+                    String::from_utf8_lossy(&cmdline).replace('\0', " ")
+                )
+            })
+            .collect();
+        assert!(left.is_empty(), "processes left in the checkout: {left:#?}");
+        self.unlock(env, bed)
+            .success()
+            .stdout_has("no deploy lock held for sandbox");
+        let plan = self.terraform(
+            env,
+            bed,
+            &[
+                "plan",
+                "-input=false",
+                "-refresh=false",
+                "-lock-timeout=0s",
+                "-no-color",
+                "-var-file=tfvars/sandbox.tfvars",
+                "-var=image_tag=bootstrap",
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&plan.stderr);
+        assert!(
+            plan.status.success(),
+            "terraform's state lock is free: {stderr}"
+        );
+    }
+
     /// Adds a build step that takes a minute and commits it, so that a test can act
     /// in the middle of a build. Returns the marker the step's shell carries on its
     /// command line (see [`processes_with`]).

@@ -20,12 +20,13 @@ pub mod webhook;
 
 pub use docker_use::DockerUse;
 pub use faults::{
-    eventually, processes_with, unique_marker, FaultProxy, Listener, OnAccept, Tinyproxy,
+    eventually, processes_in, processes_with, unique_marker, FaultProxy, Listener, OnAccept,
+    Tinyproxy,
 };
 pub use fixture::{
     push, Fixture, DEPLOY_API, DEPLOY_SANDBOX, DEPLOY_SERVICES, PUSH_API, SERVICES, UNLOCK_SANDBOX,
 };
-pub use run::{Background, Deploy, Outcome};
+pub use run::{Background, Deploy, Outcome, Sig};
 pub use testbed::{
     bootstrap, bootstrap_applied, bootstrap_aws, bootstrap_in_registry, bootstrap_prod_and_sandbox,
     bootstrap_with, runtime, set_live_image, AwsEnv, Testbed,

@@ -81,6 +81,30 @@ impl Deploy {
         self
     }
 
+    /// Runs deploy in a UTS namespace of its own whose host name is `name` (root only,
+    /// as the test bed runs): what uname(2) says then differs from `/etc/hostname`, as
+    /// on a Mac (which has none) or in a container given `--hostname`. deploy keeps its
+    /// pid (unshare and the shell exec it).
+    pub fn with_hostname(mut self, name: &str) -> Self {
+        let mut wrapped = Command::new("unshare");
+        wrapped
+            .args(["--uts", "sh", "-c", r#"hostname "$0" && exec "$@""#, name])
+            .arg(self.command.get_program())
+            .args(self.command.get_args());
+        for (key, value) in self.command.get_envs() {
+            match value {
+                Some(value) => wrapped.env(key, value),
+                None => wrapped.env_remove(key),
+            };
+        }
+        if let Some(dir) = self.command.get_current_dir() {
+            wrapped.current_dir(dir);
+        }
+        wrapped.stdin(Stdio::null());
+        self.command = wrapped;
+        self
+    }
+
     pub fn run(mut self) -> Outcome {
         let _docker = self.use_docker();
         let output = self.command.output().expect("the deploy binary runs");
@@ -162,8 +186,14 @@ impl Background {
 
     /// Sends SIGINT, as Ctrl-C or a script's `kill -INT` would.
     pub fn interrupt(&self) {
+        self.send(Sig::Int);
+    }
+
+    /// Sends `signal` to deploy alone, as CI cancelling a job (`kill -TERM`), `docker
+    /// stop` or a script does.
+    pub fn send(&self, signal: Sig) {
         let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([signal.flag(), &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
@@ -183,12 +213,19 @@ impl Background {
     /// 20 s with exit 130, saying it was interrupted and that nothing was applied.
     #[track_caller]
     pub fn interrupt_before_the_roll(self) -> Outcome {
+        self.stop_before_the_roll(Sig::Int)
+    }
+
+    /// `signal` before the roll: the run must end within 20 s with the signal's exit
+    /// code, saying what interrupted it and that nothing was applied.
+    #[track_caller]
+    pub fn stop_before_the_roll(self, signal: Sig) -> Outcome {
         let interrupted = std::time::Instant::now();
-        self.interrupt();
+        self.send(signal);
         let ended = self.finish();
         ended
-            .code(130)
-            .printed("interrupted")
+            .code(signal.exit_code())
+            .printed(&format!("{}: builds", signal.says()))
             .printed("nothing was applied");
         assert!(
             interrupted.elapsed() < std::time::Duration::from_secs(20),
@@ -221,6 +258,45 @@ impl Background {
             stdout: reader.join().unwrap(),
             stderr,
             waited,
+        }
+    }
+}
+
+/// The signals that interrupt a run, with what the README promises for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sig {
+    /// SIGINT: Ctrl-C.
+    Int,
+    /// SIGTERM: CI cancelling a job, `docker stop`, systemd, ECS.
+    Term,
+    /// SIGHUP: the terminal went away.
+    Hup,
+}
+
+impl Sig {
+    pub fn flag(self) -> &'static str {
+        match self {
+            Sig::Int => "-INT",
+            Sig::Term => "-TERM",
+            Sig::Hup => "-HUP",
+        }
+    }
+
+    /// 128 + the signal's number (README "Exit codes").
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Sig::Int => 130,
+            Sig::Term => 143,
+            Sig::Hup => 129,
+        }
+    }
+
+    /// How deploy's message begins.
+    pub fn says(self) -> &'static str {
+        match self {
+            Sig::Int => "interrupted",
+            Sig::Term => "interrupted by SIGTERM",
+            Sig::Hup => "interrupted by SIGHUP",
         }
     }
 }

@@ -1,11 +1,12 @@
-//! How runs fail: the Docker daemon unreachable, and Ctrl-C in the middle of a build.
+//! How runs fail: the Docker daemon unreachable, and a signal (Ctrl-C's SIGINT, CI's
+//! SIGTERM, a lost terminal's SIGHUP) in the middle of a build or of terraform's apply.
 
 use std::process::Command;
 use std::time::Duration;
 
 use crate::support::{
-    bootstrap_applied, bootstrap_aws, eventually, processes_with, FaultProxy, Fixture, Testbed,
-    DEPLOY_API, DEPLOY_SERVICES,
+    bootstrap_applied, bootstrap_aws, eventually, processes_with, FaultProxy, Fixture, Sig,
+    Testbed, DEPLOY_API, DEPLOY_SERVICES,
 };
 
 #[test]
@@ -27,6 +28,20 @@ fn an_unreachable_docker_daemon_is_one_clear_line_and_nothing_is_touched() {
 
 #[test]
 fn ctrl_c_during_a_build_exits_130_releases_the_lock_and_rolls_nothing() {
+    a_signal_during_a_build(Sig::Int);
+}
+
+#[test]
+fn sigterm_during_a_build_exits_143_releases_the_lock_and_rolls_nothing() {
+    a_signal_during_a_build(Sig::Term);
+}
+
+#[test]
+fn sighup_during_a_build_exits_129_releases_the_lock_and_rolls_nothing() {
+    a_signal_during_a_build(Sig::Hup);
+}
+
+fn a_signal_during_a_build(signal: Sig) {
     let bed = Testbed::get();
     let fixture = Fixture::new();
     let marker = fixture.slow_build();
@@ -34,7 +49,7 @@ fn ctrl_c_during_a_build_exits_130_releases_the_lock_and_rolls_nothing() {
 
     let mut run = fixture.deploy().aws(&env, &bed).args(DEPLOY_API).spawn();
     run.wait_for_the_slow_build(&marker);
-    run.interrupt_before_the_roll();
+    run.stop_before_the_roll(signal);
     // The daemon cancelled the build: its step is not left running.
     assert!(
         eventually(Duration::from_secs(15), || processes_with(&marker)
@@ -43,12 +58,24 @@ fn ctrl_c_during_a_build_exits_130_releases_the_lock_and_rolls_nothing() {
         processes_with(&marker)
     );
 
-    // The lock is gone and ECS still runs the bootstrap image.
+    // The lock is gone, the run's record closed, and ECS still runs the bootstrap image.
     fixture.assert_nothing_rolled_and_no_lock_left(&env, &bed);
+    fixture.assert_interrupted_cleanly(&env, &bed);
 }
 
 #[test]
 fn sigint_during_terraform_apply_lets_terraform_stop_cleanly_and_exits_130() {
+    a_signal_during_terraform_apply(Sig::Int);
+}
+
+/// CI cancelling the job: SIGTERM reaches deploy alone, which passes terraform one SIGINT
+/// and waits for it, instead of dying and leaving it applying with the state lock held.
+#[test]
+fn sigterm_during_terraform_apply_lets_terraform_stop_cleanly_and_exits_143() {
+    a_signal_during_terraform_apply(Sig::Term);
+}
+
+fn a_signal_during_terraform_apply(signal: Sig) {
     let bed = Testbed::get();
     let fixture = Fixture::unique();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
@@ -62,23 +89,23 @@ fn sigint_during_terraform_apply_lets_terraform_stop_cleanly_and_exits_130() {
     run.wait_for_line("the apply", |line| {
         line.contains("terraform_data.task_definition") && line.contains("Creating")
     });
-    run.interrupt();
+    run.send(signal);
     let ended = run.finish();
     ended
-        .code(130)
-        .printed("waiting for terraform to stop cleanly")
-        .printed("interrupted during terraform apply")
+        .code(signal.exit_code())
+        .printed(&format!(
+            "{}; waiting for terraform to stop cleanly",
+            signal.says()
+        ))
+        .printed(&format!("{} during terraform apply", signal.says()))
         .printed("deploy status");
     assert!(
         ended.rest().contains("Interrupt received") || ended.rest().contains("Stopping operation"),
         "terraform saw one SIGINT: {ended}"
     );
 
-    // terraform's state is intact and the lock was released.
-    fixture
-        .unlock(&env, &bed)
-        .success()
-        .stdout_has("no deploy lock held for sandbox");
+    // terraform's state is intact and unlocked, terraform gone, the lock released.
+    fixture.assert_interrupted_cleanly(&env, &bed);
     let mut output = Command::new(&bed.terraform);
     output
         .args(["-chdir=infra/terraform/aws", "output", "-json"])

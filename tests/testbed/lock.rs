@@ -1,11 +1,12 @@
 //! One deploy at a time per environment: a second run fails at once naming the
 //! holder; `deploy unlock` breaks a stale lock; a finished run leaves no lock behind;
-//! `--lock-wait` waits for the holder, gives up naming it, and leaves on Ctrl-C.
+//! `--lock-wait` waits for the holder, gives up naming it, and leaves on Ctrl-C (or on
+//! CI's SIGTERM).
 
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    bootstrap_applied, runtime, AwsEnv, Fixture, Testbed, DEPLOY_API, DEPLOY_SERVICES,
+    bootstrap_applied, runtime, AwsEnv, Fixture, Sig, Testbed, DEPLOY_API, DEPLOY_SERVICES,
     UNLOCK_SANDBOX,
 };
 
@@ -175,6 +176,38 @@ fn set_lock(env: &AwsEnv, holder: Option<serde_json::Value>) {
     });
 }
 
+/// The holder names this machine as the kernel does (uname), not as `/etc/hostname`
+/// says (there is none on macOS), with the run's own pid and user; read from the real
+/// lock object while a run holds it.
+#[test]
+fn the_lock_names_the_kernels_host_name_the_user_and_the_pid() {
+    let bed = Testbed::get();
+    let fixture = Fixture::unique();
+    let marker = fixture.slow_build();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let host = format!("uts-{}", &crate::support::unique_marker("h")[2..]);
+    let etc = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    assert_ne!(etc.trim(), host);
+    let mut run = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(DEPLOY_API)
+        .with_hostname(&host)
+        .spawn();
+    run.wait_for_the_slow_build(&marker);
+    let holder = lock_body(&env).expect("the run holds the lock");
+    assert_eq!(holder["host"], host.as_str(), "{holder:#}");
+    assert_eq!(holder["pid"], run.child.id(), "{holder:#}");
+    let id = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let user = String::from_utf8(id.stdout).unwrap();
+    assert_eq!(holder["user"], user.trim(), "{holder:#}");
+    run.stop_before_the_roll(Sig::Term);
+    fixture.assert_interrupted_cleanly(&env, &bed);
+}
+
 fn other_machine_holder() -> serde_json::Value {
     serde_json::json!({
         "user": "ci",
@@ -273,10 +306,31 @@ fn lock_wait_times_out_naming_the_holder_and_ctrl_c_leaves_the_lock_alone() {
         "nothing was built"
     );
     assert_eq!(lock_body(&env), Some(holder.clone()));
+    a_signal_while_waiting_for_the_lock(&bed, &fixture, &env, Sig::Int);
+}
 
+/// CI cancelling a job that waits for the lock: as Ctrl-C, exit 143.
+#[test]
+fn sigterm_while_waiting_for_the_lock_exits_143_and_leaves_the_lock_alone() {
+    let bed = Testbed::get();
+    let fixture = Fixture::unique();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    set_lock(&env, Some(other_machine_holder()));
+    a_signal_while_waiting_for_the_lock(&bed, &fixture, &env, Sig::Term);
+}
+
+/// `signal` while waiting for another machine's lock (held in `env`): the run ends
+/// promptly with the signal's code, holding nothing, the holder's lock untouched.
+fn a_signal_while_waiting_for_the_lock(
+    bed: &Testbed,
+    fixture: &Fixture,
+    env: &AwsEnv,
+    signal: Sig,
+) {
+    let holder = lock_body(env).expect("another machine holds the lock");
     let mut waiting = fixture
         .deploy()
-        .aws(&env, &bed)
+        .aws(env, bed)
         .args(DEPLOY_API)
         .args(["--lock-wait", "10m"])
         .spawn();
@@ -285,23 +339,26 @@ fn lock_wait_times_out_naming_the_holder_and_ctrl_c_leaves_the_lock_alone() {
             && line.contains("held by ci@runner-7 (pid 4242)")
     });
     let interrupted = Instant::now();
-    waiting.interrupt();
+    waiting.send(signal);
     let ended = waiting.finish();
     ended
-        .code(130)
-        .printed("interrupted while waiting for the deploy lock")
+        .code(signal.exit_code())
+        .printed(&format!(
+            "{} while waiting for the deploy lock",
+            signal.says()
+        ))
         .printed("this run holds no lock");
     assert!(
         interrupted.elapsed() < Duration::from_secs(10),
         "stopped promptly: {ended}"
     );
     assert_eq!(
-        lock_body(&env),
+        lock_body(env),
         Some(holder),
         "the holder's lock is untouched"
     );
-    set_lock(&env, None);
-    fixture.assert_nothing_rolled_and_no_lock_left(&env, &bed);
+    set_lock(env, None);
+    fixture.assert_nothing_rolled_and_no_lock_left(env, bed);
 }
 
 /// Without `-y`, the operator typed `y` for the review made before the wait. When the

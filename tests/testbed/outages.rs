@@ -1,5 +1,5 @@
 //! A server going away in the middle of a run, credentials the endpoint rejects, and
-//! Ctrl-C while a push or an upload is in flight. Each run must end with one clear
+//! a signal (Ctrl-C's SIGINT, CI's SIGTERM) while a push or an upload is in flight. Each run must end with one clear
 //! message, the right exit code and a summary, roll nothing, and leave a re-run able
 //! to finish the job.
 
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{
     bootstrap_applied, bootstrap_aws, eventually, processes_with, unique_marker, FaultProxy,
-    Fixture, Testbed, DEPLOY_API,
+    Fixture, Sig, Testbed, DEPLOY_API,
 };
 
 /// PUTs of SPA files (path-style S3: `/<env>-<account>-<spa>/<key>`).
@@ -229,6 +229,15 @@ fn the_docker_daemon_going_away_mid_build_fails_clearly_and_rolls_nothing() {
 
 #[test]
 fn ctrl_c_during_a_push_exits_130_and_the_tag_never_reaches_the_registry() {
+    a_signal_during_a_push(Sig::Int);
+}
+
+#[test]
+fn sigterm_during_a_push_exits_143_and_the_tag_never_reaches_the_registry() {
+    a_signal_during_a_push(Sig::Term);
+}
+
+fn a_signal_during_a_push(signal: Sig) {
     let bed = Testbed::get();
     let fixture = Fixture::unique();
     let tag = fixture.short_sha();
@@ -244,17 +253,27 @@ fn ctrl_c_during_a_push_exits_130_and_the_tag_never_reaches_the_registry() {
         line.starts_with("api: ") && line.contains("pushing")
     });
     std::thread::sleep(Duration::from_secs(2));
-    let ended = run.interrupt_before_the_roll();
+    let ended = run.stop_before_the_roll(signal);
     ended.printed("Summary");
     let row = summary_row(&ended.stdout, "api");
     assert!(row.contains("not done") && row.contains(" no "), "{row}");
     drop(registry);
     assert!(!bed.registry_has("api", &tag), "no half-pushed tag");
     fixture.assert_nothing_rolled_and_no_lock_left(&env, &bed);
+    fixture.assert_interrupted_cleanly(&env, &bed);
 }
 
 #[test]
 fn ctrl_c_during_an_spa_upload_exits_130_invalidates_nothing_and_rolls_nothing() {
+    a_signal_during_an_spa_upload(Sig::Int);
+}
+
+#[test]
+fn sigterm_during_an_spa_upload_exits_143_invalidates_nothing_and_rolls_nothing() {
+    a_signal_during_an_spa_upload(Sig::Term);
+}
+
+fn a_signal_during_an_spa_upload(signal: Sig) {
     let bed = Testbed::get();
     let fixture = Fixture::unique();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
@@ -267,7 +286,7 @@ fn ctrl_c_during_an_spa_upload_exits_130_invalidates_nothing_and_rolls_nothing()
         .spawn();
     run.wait_for_line("the upload", |line| line.contains("uploading to s3://"));
     std::thread::sleep(Duration::from_secs(2));
-    let ended = run.interrupt_before_the_roll();
+    let ended = run.stop_before_the_roll(signal);
     ended.printed("Summary");
     drop(aws);
 
@@ -311,6 +330,7 @@ fn ctrl_c_during_an_spa_upload_exits_130_invalidates_nothing_and_rolls_nothing()
         }
     });
     fixture.assert_nothing_rolled_and_no_lock_left(&env, &bed);
+    fixture.assert_interrupted_cleanly(&env, &bed);
 }
 
 #[test]

@@ -125,6 +125,20 @@ fn preflight_warns_when_the_docker_host_has_less_free_disk_than_a_deploy_needs()
         .stderr_has("`deploy prune`")
         .stdout_has("built, pushed");
 
+    // The free space comes from the system, not from a `df` on PATH (there is none here).
+    let empty = tempfile::tempdir().unwrap();
+    fixture.write("services/api/src/free.ts", "export {};\n");
+    fixture.commit_all("another commit");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("PATH", empty.path())
+        .args(args)
+        .run()
+        .success()
+        .stderr_has("warning: the Docker host has")
+        .stdout_has("built, pushed");
+
     // Every host has 0 GB free: no warning.
     fixture.write(
         "deploy.toml",

@@ -235,7 +235,7 @@ fn a_plan_gone_stale_before_the_apply_fails_cleanly_and_applies_nothing() {
 }
 
 #[test]
-fn deploy_diff_exits_0_for_the_deployments_own_changes_1_for_others_2_for_usage() {
+fn deploy_diff_exits_0_for_the_deployments_own_changes_3_for_others_1_for_failure_2_for_usage() {
     let bed = Testbed::get();
     let fixture = Fixture::unique();
     let tag = fixture.short_sha();
@@ -259,7 +259,8 @@ fn deploy_diff_exits_0_for_the_deployments_own_changes_1_for_others_2_for_usage(
 
     let other = change_the_alarm(&fixture);
     let out = fixture.deploy().aws(&env, &bed).args(DIFF_SANDBOX).run();
-    out.code(1)
+    // Needs review: its own code, apart from a failure's 1, for a CI gate.
+    out.code(3)
         .stdout_has("~   update   terraform_data.alarm")
         .stderr_has("a deploy of it stops before any build unless given --allow-infra-changes");
     assert!(
@@ -269,6 +270,21 @@ fn deploy_diff_exits_0_for_the_deployments_own_changes_1_for_others_2_for_usage(
     // Read-only: nothing was built, pushed or applied.
     assert!(!bed.registry_has("api", &other));
     assert!(fixture.live_images(&env, &bed).contains("/api:bootstrap"));
+
+    // A failure (here terraform cannot read the code) is 1, never "needs review".
+    let path = "infra/terraform/aws/variables.tf";
+    let text = std::fs::read_to_string(fixture.path(path)).unwrap();
+    fixture.write(path, &format!("{text}\nvariable \"broken\" {{\n"));
+    fixture.commit_all("broken terraform code");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(DIFF_SANDBOX)
+        .run()
+        .code(1)
+        .stderr_lacks("--allow-infra-changes");
+    fixture.write(path, &text);
+    fixture.commit_all("terraform code repaired");
 
     for args in [
         &["diff"][..],
