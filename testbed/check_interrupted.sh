@@ -14,13 +14,15 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE="$(mktemp -d /tmp/testbed-interrupted.XXXXXX)"
 export DEPLOY_TESTBED_DIR="$STATE"
 # Ports of its own (free now), never the default bed's, should an `up` get past the venv.
-read -r DEPLOY_TESTBED_MOTO_PORT DEPLOY_TESTBED_REGISTRY_PORT DEPLOY_TESTBED_REGISTRY2_PORT < <(
+read -r DEPLOY_TESTBED_MOTO_PORT DEPLOY_TESTBED_REGISTRY_PORT DEPLOY_TESTBED_REGISTRY2_PORT \
+    DEPLOY_TESTBED_PRIVATE_REGISTRY_PORT < <(
     python3 -c 'import socket
-s = [socket.socket() for _ in range(3)]
+s = [socket.socket() for _ in range(4)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])'
 )
-export DEPLOY_TESTBED_MOTO_PORT DEPLOY_TESTBED_REGISTRY_PORT DEPLOY_TESTBED_REGISTRY2_PORT
+export DEPLOY_TESTBED_MOTO_PORT DEPLOY_TESTBED_REGISTRY_PORT DEPLOY_TESTBED_REGISTRY2_PORT \
+    DEPLOY_TESTBED_PRIVATE_REGISTRY_PORT
 # Stops exactly what an `up` here may have started, then removes its state.
 trap '"$ROOT/testbed/testbed.sh" down >/dev/null 2>&1 || true; rm -rf "$STATE"' EXIT
 VENV="$STATE/venv"
