@@ -58,16 +58,10 @@ impl DaemonAddress {
     pub fn from_env(host: &str) -> Result<Self> {
         let tls = std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
         let cert_dir = tls.then(|| {
-            let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-            non_empty("DOCKER_CERT_PATH")
-                .or_else(|| non_empty("DOCKER_CONFIG"))
+            std::env::var_os("DOCKER_CERT_PATH")
+                .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    non_empty("HOME")
-                        .map(PathBuf::from)
-                        .unwrap_or_default()
-                        .join(".docker")
-                })
+                .unwrap_or_else(super::docker_config::config_dir)
         });
         Self::parse(host, cert_dir.as_deref())
     }

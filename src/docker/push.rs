@@ -57,7 +57,8 @@ impl Engine {
     }
 
     /// Pushes `image` (`host/repo:tag`); transient registry failures are retried with
-    /// backoff.
+    /// backoff, each retry at debug level: one warning says a push needed retries once it
+    /// succeeds, and the error says so when they run out.
     pub async fn push(
         &self,
         image: &str,
@@ -66,13 +67,23 @@ impl Engine {
     ) -> Result<()> {
         let (name, tag) = split_tag(image)?;
         let mut attempt = 0;
+        let mut last_failure = None;
         loop {
             attempt += 1;
             match self
                 .push_once(name, tag, credentials, &mut on_progress)
                 .await
             {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    if let Some(message) = last_failure {
+                        tracing::warn!(
+                            "pushed {image} on retry {}: push failed {} time(s), last with: {message}",
+                            attempt - 1,
+                            attempt - 1
+                        );
+                    }
+                    return Ok(());
+                }
                 Err(PushError::Connection(message)) if self.api().ping().await.is_err() => {
                     return Err(anyhow!(
                         "lost the Docker daemon at {} while pushing {image}: {message}. Check that Docker is running (`docker info`); re-run to resume",
@@ -88,6 +99,7 @@ impl Engine {
                         "push failed ({message}); retry {attempt} in {}s",
                         wait.as_secs()
                     ));
+                    last_failure = Some(message);
                     tokio::time::sleep(wait).await;
                 }
                 Err(PushError::Connection(message) | PushError::Registry(message)) => {

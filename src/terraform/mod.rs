@@ -318,7 +318,14 @@ impl Terraform {
                     "deploy: {}; waiting for terraform to stop cleanly",
                     crate::error::interrupted_by(signal)
                 );
+                let group = child.id().filter(|_| !interactive);
                 child.wait().await.ok();
+                // terraform has stopped, but a provisioner it started after the SIGINT,
+                // or whose shell alone it killed, may still run in its group and change
+                // the world after the state was written: what terraform abandoned ends.
+                if let Some(group) = group {
+                    crate::process::signal_group(group, Signal::Terminate);
+                }
                 let _ = (stdout.await, stderr.await);
                 return Err(Interrupted::new(Stage::DuringApply, signal).into());
             }
