@@ -108,6 +108,45 @@ pub struct SpaChange {
     pub previous_sha: Option<String>,
     /// The git SHA this upload recorded (`None`: not uploaded).
     pub new_sha: Option<String>,
+    /// The release live before the run (its number in the SPA's manifest; `None`:
+    /// none, or a record from before releases were kept).
+    #[serde(default)]
+    pub previous_release: Option<u64>,
+    /// The release the run made live (an upload, or a restore).
+    #[serde(default)]
+    pub new_release: Option<u64>,
+    /// A restore: the release it put back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<u64>,
+    /// When the new release went live (RFC 3339, UTC).
+    #[serde(default)]
+    pub live_since: Option<String>,
+}
+
+impl SpaChange {
+    /// Whether the run put another release live: a new commit, or a restore.
+    pub fn changed(&self) -> bool {
+        self.new_release.is_some()
+            && (self.new_sha != self.previous_sha || self.restored_from.is_some())
+    }
+
+    /// `abc1234 → def5678 (#4)`, `#4 = #1 (abc1234)` for a restore.
+    pub fn transition(&self) -> String {
+        let short = |sha: &Option<String>| {
+            sha.as_deref()
+                .map_or("-".to_owned(), |s| s[..s.len().min(7)].to_owned())
+        };
+        let release = match (self.new_release, self.restored_from) {
+            (Some(number), Some(from)) => format!(" (#{number} = #{from})"),
+            (Some(number), None) => format!(" (#{number})"),
+            (None, _) => String::new(),
+        };
+        format!(
+            "{} → {}{release}",
+            short(&self.previous_sha),
+            short(&self.new_sha)
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,11 +242,45 @@ pub fn new_run_id() -> String {
 }
 
 /// The newest run `deploy undo` undoes: the newest that succeeded and changed a
-/// service. `records` newest first.
+/// service or an SPA. `records` newest first.
 pub fn last_undoable(records: &[Record]) -> Option<&Record> {
-    records
-        .iter()
-        .find(|r| r.state == State::Succeeded && r.changed().next().is_some())
+    records.iter().find(|r| {
+        r.state == State::Succeeded
+            && (r.changed().next().is_some() || r.spas.iter().any(SpaChange::changed))
+    })
+}
+
+/// What undoing a run does to one SPA it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpaUndo {
+    /// Put back the release live before the run.
+    Restore { release: u64 },
+    /// Nothing of deploy's was live before: left as it is, with why.
+    Leave(String),
+    /// Something was live, but the record names no release (a run from before
+    /// releases were kept).
+    NoRecord,
+}
+
+impl Record {
+    /// Per SPA the run changed: what undoing it does.
+    pub fn spa_undo_set(&self) -> Vec<(String, SpaUndo)> {
+        self.spas
+            .iter()
+            .filter(|spa| spa.changed())
+            .map(|spa| {
+                let undo = match (spa.previous_release, &spa.previous_sha) {
+                    (Some(release), _) => SpaUndo::Restore { release },
+                    (None, Some(_)) => SpaUndo::NoRecord,
+                    (None, None) => SpaUndo::Leave(format!(
+                        "nothing of deploy's was live before run {}: left on its release",
+                        self.run_id
+                    )),
+                };
+                (spa.name.clone(), undo)
+            })
+            .collect()
+    }
 }
 
 /// How `deploy history` shows a record's state: a `running` record whose run no longer
@@ -319,6 +392,12 @@ impl fmt::Display for HistoryView {
                         })
                         .map(|s| format!("{} {}", s.service, transition(s)))
                         .collect();
+                    let spas = record
+                        .spas
+                        .iter()
+                        .filter(|s| s.new_release.is_some() || s.new_sha.is_some())
+                        .map(|s| format!("{} {}", s.name, s.transition()));
+                    let changed: Vec<String> = changed.into_iter().chain(spas).collect();
                     if changed.is_empty() {
                         "-".to_owned()
                     } else {
@@ -464,6 +543,48 @@ mod tests {
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].0, "files");
         assert!(last_undoable(&records[..2]).is_none());
+    }
+
+    #[test]
+    fn undo_puts_back_the_release_each_changed_spa_had_before() {
+        let spa =
+            |name: &str, before: (Option<&str>, Option<u64>), new: Option<(&str, u64)>| SpaChange {
+                name: name.to_owned(),
+                previous_sha: before.0.map(str::to_owned),
+                previous_release: before.1,
+                new_sha: new.map(|(sha, _)| sha.to_owned()),
+                new_release: new.map(|(_, n)| n),
+                restored_from: None,
+                live_since: None,
+            };
+        let mut run = record("spa", 5, State::Succeeded, Vec::new());
+        run.spas = vec![
+            spa("admin-ui", (Some("a"), Some(3)), Some(("b", 4))),
+            spa("simulator", (Some("a"), Some(2)), Some(("a", 5))),
+            spa("new-ui", (None, None), Some(("b", 1))),
+            spa("old-ui", (Some("a"), None), Some(("b", 7))),
+            spa("skipped", (Some("a"), Some(1)), None),
+        ];
+        assert_eq!(
+            run.spa_undo_set(),
+            [
+                ("admin-ui".to_owned(), SpaUndo::Restore { release: 3 }),
+                (
+                    "new-ui".to_owned(),
+                    SpaUndo::Leave(
+                        "nothing of deploy's was live before run spa: left on its release".into()
+                    )
+                ),
+                ("old-ui".to_owned(), SpaUndo::NoRecord),
+            ]
+        );
+        // A run that changed an SPA alone is undoable.
+        assert_eq!(
+            last_undoable(std::slice::from_ref(&run)).map(|r| r.run_id.as_str()),
+            Some("spa")
+        );
+        let all = HistoryView::new("sandbox", None, vec![run], None).to_string();
+        assert!(all.contains("admin-ui a → b (#4)"), "{all}");
     }
 
     #[test]
