@@ -161,7 +161,7 @@ pub enum Command {
     },
     /// Roll services back to an earlier commit whose images are still in the registry:
     /// no build, no push; terraform apply with that tag, then the same rollout checks.
-    /// SPAs are left as they are
+    /// Each SPA goes back to its kept release of that commit (or the newest before it)
     Rollback {
         /// The commit to go back to: its short SHA (the image tag), a full SHA, a tag, or
         /// e.g. HEAD~1

@@ -475,19 +475,19 @@ impl fmt::Display for Status {
                     spa.deployed_short
                         .as_deref()
                         .map_or_else(Cell::none, Cell::plain),
-                    Cell::plain(spa.release_text()),
                     if spa.changed {
                         Cell::new("yes", Tone::Done)
                     } else {
                         Cell::plain("no")
                     },
+                    Cell::plain(spa.release_text()),
                     Cell::plain(&spa.reason),
                 ]
             })
             .collect();
         write_table(
             f,
-            ["SPA", "BUCKET", "DEPLOYED", "RELEASE", "CHANGED", "WHY"],
+            ["SPA", "BUCKET", "DEPLOYED", "CHANGED", "RELEASE", "WHY"],
             &rows,
         )
     }

@@ -327,10 +327,10 @@ impl fmt::Display for RunReport {
                 rows.push([
                     Cell::plain(&spa.name),
                     Cell::plain(&spa.bucket),
-                    Cell::plain(release),
                     Cell::plain(spa.uploaded.to_string()),
                     Cell::plain(spa.unchanged.to_string()),
                     Cell::new(spa.invalidation.to_string(), invalidation),
+                    Cell::plain(release),
                 ]);
             }
             write_table(
@@ -338,10 +338,10 @@ impl fmt::Display for RunReport {
                 [
                     "SPA",
                     "BUCKET",
-                    "RELEASE",
                     "UPLOADED",
                     "UNCHANGED",
                     "INVALIDATION",
+                    "RELEASE",
                 ],
                 &rows,
             )?;
