@@ -380,3 +380,43 @@ fn a_release_past_retention_or_missing_assets_is_refused_before_anything_changes
         .success()
         .stdout_has("no deploy lock held for sandbox");
 }
+
+/// A graph-mode `--changed` run that uploaded admin-ui alone rolled no service: undoing
+/// it restores the SPA and plans no terraform roll at all.
+#[test]
+fn undo_of_a_run_that_changed_an_spa_alone_rolls_no_service() {
+    let bed = Testbed::get();
+    let fixture = Fixture::unique();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(crate::support::DEPLOY_SANDBOX)
+        .run()
+        .success();
+    let served_a = served(&env);
+    fixture.write("apps/admin-ui/src/app.js", "console.log('admin B');\n");
+    fixture.commit_all("admin-ui: B");
+    fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(["--var-file", "tfvars/sandbox.tfvars", "--changed=graph"])
+        .args(["--profile", "testbed", "-y"])
+        .run()
+        .success();
+    let served_b = served(&env);
+    assert_ne!(served_a, served_b);
+    let before = crate::rollout::live(&env);
+
+    let out = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(["undo", "--var-file", "tfvars/sandbox.tfvars"])
+        .args(["--profile", "testbed", "-y"])
+        .run();
+    out.success()
+        .stdout_has("terraform: nothing to roll")
+        .stderr_lacks("planning the roll");
+    assert_serves_a(&env, &served_a, &served_b);
+    assert_eq!(crate::rollout::live(&env), before, "no service was rolled");
+}
