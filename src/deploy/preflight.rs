@@ -40,11 +40,10 @@ impl Run<'_> {
         // The plan needs the new tag only, not the images: planned here, a refused roll
         // costs seconds, not a build.
         let saved_plan = match (&self.plan.terraform, &terraform) {
-            // An undo of a run that changed SPAs only rolls no service: no plan.
-            (Some(step), Some(_))
-                if self.plan.mode == Mode::Undo
-                    && step.apply.roll.targeted().is_some_and(|s| s.is_empty()) =>
-            {
+            // A targeted roll of no service (SPAs only: a graph-mode `--changed` run
+            // where only an SPA changed, an undo of one) plans nothing: without a
+            // `-target`, terraform would plan every service with the global tag.
+            (Some(step), Some(_)) if step.apply.roll.targeted().is_some_and(|s| s.is_empty()) => {
                 None
             }
             (Some(step), Some(tf)) => match self.plan_the_roll(tf, step).await {
