@@ -99,11 +99,11 @@ pub enum Refusal {
 /// The release `deploy rollback <target>` restores: of the target commit itself, else
 /// the newest of an ancestor, among the kept releases. `relation` places each
 /// recorded commit against the target.
-pub fn choose_at_or_before<'a>(
-    deploys: &'a [DeployRecord],
+pub fn choose_at_or_before(
+    deploys: &[DeployRecord],
     keep: u64,
     relation: impl Fn(&str) -> Relation,
-) -> Result<&'a DeployRecord, Refusal> {
+) -> Result<&DeployRecord, Refusal> {
     let kept = kept(deploys, keep);
     let of = |wanted: Relation| {
         kept.iter()
