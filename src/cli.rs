@@ -161,7 +161,7 @@ pub enum Command {
     },
     /// Roll services back to an earlier commit whose images are still in the registry:
     /// no build, no push; terraform apply with that tag, then the same rollout checks.
-    /// SPAs are left as they are
+    /// Each SPA goes back to its kept release of that commit (or the newest before it)
     Rollback {
         /// The commit to go back to: its short SHA (the image tag), a full SHA, a tag, or
         /// e.g. HEAD~1
@@ -172,9 +172,25 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         var_file: std::path::PathBuf,
 
-        /// Roll back only these services (comma-separated); default: every service
+        /// Roll back only these services (comma-separated); default: every service.
+        /// SPAs are then left as they are unless --spas names some
         #[arg(long, value_name = "A,B", value_delimiter = ',', num_args = 1)]
         services: Option<Vec<String>>,
+
+        /// Leave every SPA as it is (by default each goes back to its release of that
+        /// commit, or the newest kept release before it)
+        #[arg(long)]
+        skip_spas: bool,
+
+        /// Restore only these SPAs (comma-separated)
+        #[arg(
+            long,
+            value_name = "A,B",
+            value_delimiter = ',',
+            num_args = 1,
+            conflicts_with = "skip_spas"
+        )]
+        spas: Option<Vec<String>>,
 
         /// Skip the profile menu and the account confirmation (pair with --profile); the
         /// review of the roll's terraform plan is still printed
@@ -218,11 +234,25 @@ pub enum Command {
     /// ran before that run (per service, from the history), with the same lock,
     /// confirmation, terraform plan review, verify and health checks as any roll.
     /// Nothing is built; an image gone from the registry stops it before anything is
-    /// touched. SPAs are left as they are
+    /// touched. Each SPA it changed goes back to the release live before it
     Undo {
         /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)
         #[arg(long, value_name = "PATH")]
         var_file: std::path::PathBuf,
+
+        /// Leave every SPA as it is
+        #[arg(long)]
+        skip_spas: bool,
+
+        /// Restore only these SPAs (comma-separated)
+        #[arg(
+            long,
+            value_name = "A,B",
+            value_delimiter = ',',
+            num_args = 1,
+            conflicts_with = "skip_spas"
+        )]
+        spas: Option<Vec<String>>,
 
         /// Skip the profile menu and the account confirmation (pair with --profile); the
         /// review of the roll's terraform plan is still printed

@@ -49,6 +49,8 @@ pub struct Request {
     /// As typed; resolved against the terraform directory when the plan is made.
     pub var_file: Option<PathBuf>,
     pub skip_spas: bool,
+    /// `rollback`/`undo --spas a,b`: restore only these SPAs, as typed.
+    pub spas: Option<Vec<String>>,
     /// Upload SPAs built from uncommitted inputs, recorded as `<sha>-dirty`.
     pub allow_dirty_spas: bool,
     pub skip_tf: bool,
@@ -178,6 +180,8 @@ impl CommandRequest {
                 revision,
                 var_file,
                 services,
+                skip_spas,
+                spas,
                 yes,
                 dry_run,
                 allow_infra_changes,
@@ -187,6 +191,8 @@ impl CommandRequest {
                 allow_infra_changes: *allow_infra_changes,
                 rollback_on_failure: *rollback_on_failure,
                 lock_wait: *lock_wait,
+                skip_spas: *skip_spas,
+                spas: spas.as_deref().map(trimmed),
                 ..Request::rollback(revision, var_file, services.as_deref(), *yes, *dry_run)
             }),
             Some(Command::Promote {
@@ -228,6 +234,8 @@ impl CommandRequest {
             }),
             Some(Command::Undo {
                 var_file,
+                skip_spas,
+                spas,
                 yes,
                 dry_run,
                 allow_infra_changes,
@@ -237,7 +245,8 @@ impl CommandRequest {
                 selection: Selection::All,
                 lock_wait: *lock_wait,
                 var_file: Some(var_file.clone()),
-                skip_spas: true,
+                skip_spas: *skip_spas,
+                spas: spas.as_deref().map(trimmed),
                 assume_yes: *yes,
                 dry_run: *dry_run,
                 allow_infra_changes: *allow_infra_changes,
@@ -253,7 +262,11 @@ impl CommandRequest {
 
 /// `--services a, b` as typed, each name trimmed.
 fn named(names: &[String]) -> Selection {
-    Selection::Named(names.iter().map(|name| name.trim().to_owned()).collect())
+    Selection::Named(trimmed(names))
+}
+
+fn trimmed(names: &[String]) -> Vec<String> {
+    names.iter().map(|name| name.trim().to_owned()).collect()
 }
 
 impl Request {
@@ -314,7 +327,7 @@ impl Request {
     }
 
     /// `deploy rollback`: the services (all, or `--services`) go back to the images of
-    /// `revision`. SPAs are not rolled back: their files are built, not kept per commit.
+    /// `revision`, the SPAs to their kept releases (see `model::plan::spas`).
     pub fn rollback(
         revision: &str,
         var_file: &std::path::Path,
@@ -325,7 +338,7 @@ impl Request {
         Self {
             selection: services.map_or(Selection::All, named),
             var_file: Some(var_file.to_path_buf()),
-            skip_spas: true,
+            skip_spas: false,
             allow_dirty_spas: false,
             skip_tf: false,
             assume_yes,
@@ -435,7 +448,7 @@ mod tests {
     }
 
     #[test]
-    fn a_rollback_is_a_deploy_request_without_spas() {
+    fn a_rollback_is_a_deploy_request_restoring_spas_unless_told() {
         let (_, request) = parse(&[
             "rollback",
             "HEAD~1",
@@ -448,7 +461,33 @@ mod tests {
         };
         assert_eq!(request.rollback.as_deref(), Some("HEAD~1"));
         assert_eq!(request.selection, Selection::All);
-        assert!(request.skip_spas && request.assume_yes && !request.dry_run);
+        assert!(!request.skip_spas && request.assume_yes && !request.dry_run);
+        let (_, request) = parse(&[
+            "rollback",
+            "HEAD~1",
+            "--var-file",
+            "tfvars/prod.tfvars",
+            "--spas",
+            "admin-ui, simulator",
+        ]);
+        let CommandRequest::Deploy(request) = request else {
+            panic!("not a deploy: {request:?}")
+        };
+        assert_eq!(
+            request.spas,
+            Some(vec!["admin-ui".to_owned(), "simulator".to_owned()])
+        );
+        assert!(Cli::try_parse_from([
+            "deploy",
+            "rollback",
+            "HEAD~1",
+            "--var-file",
+            "x.tfvars",
+            "--spas",
+            "a",
+            "--skip-spas"
+        ])
+        .is_err());
     }
 
     #[test]
@@ -485,7 +524,7 @@ mod tests {
         let CommandRequest::Deploy(request) = request else {
             panic!("not a deploy: {request:?}")
         };
-        assert!(request.undo && request.skip_spas && request.assume_yes);
+        assert!(request.undo && !request.skip_spas && request.assume_yes);
         assert!(request.rollback_on_failure && request.rollback.is_none());
         assert_eq!(request.selection, Selection::All);
         let (_, request) = parse(&[

@@ -149,9 +149,30 @@ struct SpaStatus {
     deployed_sha: Option<String>,
     /// The same, abbreviated as image tags are (`git rev-parse --short`).
     deployed_short: Option<String>,
+    /// The live release: its number in the SPA's manifest (`None`: none kept).
+    release: Option<u64>,
+    /// A restored release: the one it put back.
+    restored_from: Option<u64>,
+    /// When the live release went live (RFC 3339, UTC).
+    live_since: Option<String>,
     /// Whether HEAD's build would differ from what is live, and why.
     changed: bool,
     reason: String,
+}
+
+impl SpaStatus {
+    /// `#4 = #1 since 2026-12-06T20:50:00Z` (a restore), `#3 since …`, `-`.
+    fn release_text(&self) -> String {
+        let since = self
+            .live_since
+            .as_deref()
+            .map_or(String::new(), |t| format!(" since {t}"));
+        match (self.release, self.restored_from) {
+            (Some(number), Some(from)) => format!("#{number} = #{from}{since}"),
+            (Some(number), None) => format!("#{number}{since}"),
+            (None, _) => "-".to_owned(),
+        }
+    }
 }
 
 /// Whether the SPA live as `deployed` differs from HEAD's, and why: the deployed SHA read
@@ -242,11 +263,17 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
         let mut spas = Vec::new();
         for spa in &platform.spas {
             let bucket = environment.spa(&spa.name).bucket;
+            let mut live = None;
             let deployed_sha = match &bucket {
                 Some(bucket) => {
                     let manifest = environment.lock_bucket.as_deref().map(|private| {
                         crate::spa::ManifestLocation::new(private, &spa.name, bucket)
                     });
+                    if let Some(manifest) = &manifest {
+                        live = crate::spa::restore::live_release(&s3, manifest)
+                            .await?
+                            .filter(|d| d.release);
+                    }
                     crate::spa::deployed_sha(&s3, manifest.as_ref(), bucket).await?
                 }
                 None => None,
@@ -258,6 +285,9 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
                 bucket,
                 deployed_short: deployed_sha.as_deref().map(|sha| abbreviate(&repo, sha)),
                 deployed_sha,
+                release: live.as_ref().map(|d| d.number),
+                restored_from: live.as_ref().and_then(|d| d.restored_from),
+                live_since: live.map(|d| d.time),
                 changed,
                 reason,
             });
@@ -453,7 +483,7 @@ impl fmt::Display for Status {
             return Ok(());
         }
         writeln!(f)?;
-        let rows: Vec<[Cell; 5]> = self
+        let rows: Vec<[Cell; 6]> = self
             .spas
             .iter()
             .map(|spa| {
@@ -468,10 +498,15 @@ impl fmt::Display for Status {
                     } else {
                         Cell::plain("no")
                     },
+                    Cell::plain(spa.release_text()),
                     Cell::plain(&spa.reason),
                 ]
             })
             .collect();
-        write_table(f, ["SPA", "BUCKET", "DEPLOYED", "CHANGED", "WHY"], &rows)
+        write_table(
+            f,
+            ["SPA", "BUCKET", "DEPLOYED", "CHANGED", "RELEASE", "WHY"],
+            &rows,
+        )
     }
 }

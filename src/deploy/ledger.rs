@@ -27,6 +27,8 @@ pub(super) struct Before {
     pub services: BTreeMap<String, Option<String>>,
     /// Per deploying SPA: the git SHA its bucket recorded.
     pub spas: BTreeMap<String, Option<String>>,
+    /// Per deploying SPA: the number of its live release (`None`: none kept yet).
+    pub spa_releases: BTreeMap<String, Option<u64>>,
     /// The registry digest of each image above.
     pub digests: HashMap<String, Option<String>>,
 }
@@ -98,6 +100,9 @@ impl Run<'_> {
             before
                 .spas
                 .insert(target.name.clone(), recorded.ok().flatten());
+            let live = crate::spa::restore::live_release(&s3, &target.manifest).await;
+            let number = live.ok().flatten().filter(|d| d.release).map(|d| d.number);
+            before.spa_releases.insert(target.name.clone(), number);
         }
         let images: Vec<String> = before.services.values().flatten().cloned().collect();
         before.digests = self.digests(ready, images).await;
@@ -249,6 +254,10 @@ fn new_record(plan: &Plan, environment: &str, caller_arn: &str, before: &Before)
             name: s.name.clone(),
             previous_sha: before.spas.get(&s.name).cloned().flatten(),
             new_sha: None,
+            previous_release: before.spa_releases.get(&s.name).copied().flatten(),
+            new_release: None,
+            restored_from: None,
+            live_since: None,
         })
         .collect();
     Record {
@@ -304,11 +313,11 @@ fn finish_record(
         }
     }
     for spa in &mut record.spas {
-        spa.new_sha = report
-            .spas
-            .iter()
-            .find(|s| s.name == spa.name)
-            .map(|s| s.git_sha.clone());
+        let done = report.spas.iter().find(|s| s.name == spa.name);
+        spa.new_sha = done.map(|s| s.git_sha.clone());
+        spa.new_release = done.and_then(|s| s.release);
+        spa.restored_from = done.and_then(|s| s.restored_from);
+        spa.live_since = done.and_then(|s| s.live_since.clone());
     }
     record.terraform = report.review.as_ref().map(|review| PlanSummary {
         services: review
@@ -345,7 +354,7 @@ pub(super) async fn decide_undo(
         crate::commands::history::read_records(platform, profile, &environment, UNDO_DEPTH).await?;
     let Some(last) = history::last_undoable(&records) else {
         bail!(
-            "nothing to undo in {environment}: none of its {} newest recorded runs (s3://{}/{}) succeeded and changed a service. `deploy history --var-file {}` lists them",
+            "nothing to undo in {environment}: none of its {} newest recorded runs (s3://{}/{}) succeeded and changed a service or an SPA. `deploy history --var-file {}` lists them",
             records.len(),
             location.bucket,
             location.prefix(),
@@ -362,7 +371,15 @@ pub(super) async fn decide_undo(
             left.push((service, "no longer a service of this checkout".to_owned()));
         }
     }
-    if tags.is_empty() {
+    let spa_set = last.spa_undo_set();
+    let restores_spas = spa_set.iter().any(|(name, undo)| {
+        !matches!(undo, history::SpaUndo::Leave(_))
+            && plan
+                .spas
+                .iter()
+                .any(|s| &s.name == name && s.action == Action::Check)
+    });
+    if tags.is_empty() && !restores_spas {
         bail!(
             "cannot undo run {} of {environment}: none of the services it changed can be restored ({}). Nothing was touched",
             last.run_id,
@@ -377,8 +394,9 @@ pub(super) async fn decide_undo(
         tags: tags.into_iter().collect(),
         left,
     };
+    let run_id = undo.run_id.clone();
     plan.restore(undo, &platform.config.terraform);
-    Ok(())
+    super::spa_restore::decide_undo(plan, checkout, profile, spa_set, &run_id).await
 }
 
 /// How many of the newest records `deploy undo` looks through.

@@ -110,12 +110,31 @@ impl std::fmt::Display for AccountSummary<'_> {
             plan.commit(),
             deploying.join(", "),
         )?;
+        let restored: Vec<String> = plan
+            .spas
+            .iter()
+            .filter_map(|s| {
+                let release = s.restore.as_ref()?;
+                let short = &release.git_sha[..release.git_sha.len().min(7)];
+                Some(format!(
+                    "{} → release #{} ({short})",
+                    s.name, release.number
+                ))
+            })
+            .collect();
+        let spas = if restored.is_empty() {
+            "SPAs are left as they are".to_owned()
+        } else {
+            format!("SPAs: {}", restored.join(", "))
+        };
         if plan.mode == Mode::Rollback {
             write!(
                 f,
-                "\n  rollback   to {}; HEAD is {}; SPAs are left as they are",
+                "\n  rollback   to {}; HEAD is {}; {spas}",
                 plan.image_tag, plan.head.short_sha
             )?;
+        } else if plan.mode == Mode::Undo && !restored.is_empty() {
+            write!(f, "\n  undo       {spas}")?;
         }
         if !plan.uncommitted.is_empty() {
             write!(

@@ -11,6 +11,7 @@ mod preflight;
 mod promote;
 mod restore;
 mod review;
+mod spa_restore;
 mod stages;
 
 use std::time::Instant;
@@ -53,6 +54,16 @@ pub fn run(globals: &Globals, request: &Request) -> Result<()> {
         // Both environments are read (read-only), also in a dry run.
         Mode::Promote => {
             runtime.block_on(promote::decide(&mut plan, &checkout, profile.as_deref()))?
+        }
+        // `deploy rollback`: the SPA manifests decide which releases are restored (or
+        // refuse), also in a dry run.
+        Mode::Rollback => {
+            runtime.block_on(spa_restore::decide_rollback(
+                &mut plan,
+                &checkout,
+                profile.as_deref(),
+            ))?;
+            None
         }
         // `deploy undo`: the history decides what is restored, also in a dry run.
         Mode::Undo => {

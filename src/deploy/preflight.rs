@@ -40,6 +40,12 @@ impl Run<'_> {
         // The plan needs the new tag only, not the images: planned here, a refused roll
         // costs seconds, not a build.
         let saved_plan = match (&self.plan.terraform, &terraform) {
+            // A targeted roll of no service (SPAs only: a graph-mode `--changed` run
+            // where only an SPA changed, an undo of one) plans nothing: without a
+            // `-target`, terraform would plan every service with the global tag.
+            (Some(step), Some(_)) if step.apply.roll.targeted().is_some_and(|s| s.is_empty()) => {
+                None
+            }
             (Some(step), Some(tf)) => match self.plan_the_roll(tf, step).await {
                 Ok(saved) => Some(saved),
                 Err(err) => return Err(self.deploy_lock_explains(&environment, err).await),
@@ -246,9 +252,11 @@ impl Run<'_> {
             )
         })?;
         let mut targets = Vec::new();
+        // A rollback or an undo restores kept releases: nothing is built.
+        let builds = !super::spa_restore::restores(self.plan.mode);
         for spa in deploying {
             let program = spa.build.split_whitespace().next().unwrap_or_default();
-            if !program.contains('/') && crate::process::find_on_path(program).is_none() {
+            if builds && !program.contains('/') && crate::process::find_on_path(program).is_none() {
                 bail!(
                     "{program} (the build command of SPA {}: `{}`) is not installed: install it (for pnpm: `corepack enable pnpm`) or pass --skip-spas; nothing was touched",
                     spa.name,

@@ -142,6 +142,9 @@ impl Run<'_> {
         if ready.spas.is_empty() {
             return Ok(());
         }
+        if super::spa_restore::restores(self.plan.mode) {
+            return self.restore_spas(ready, report).await;
+        }
         for target in &ready.spas {
             let item = self.progress.item(&target.name);
             spa::build(target, &item).await.map_err(|err| {
@@ -200,6 +203,9 @@ impl Run<'_> {
                 git_sha: git_sha.to_owned(),
                 uploaded: uploaded.uploaded.len(),
                 unchanged: uploaded.unchanged,
+                release: Some(uploaded.deploy),
+                restored_from: None,
+                live_since: Some(uploaded.time.clone()),
                 invalidation_id: match &invalidation {
                     Invalidation::Created { id } => Some(id.clone()),
                     _ => None,

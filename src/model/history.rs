@@ -7,8 +7,12 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::model::plan::Mode;
+
+mod spas;
+
 use crate::ui::style::{Cell, Tone};
 use crate::ui::table::write_table;
+pub use spas::{SpaChange, SpaUndo};
 
 /// Where records live in the bucket: `deploy-history/<env>/<UTC timestamp>-<run id>.json`.
 pub const PREFIX: &str = "deploy-history";
@@ -99,15 +103,6 @@ pub struct ImageVersion {
     /// The registry's digest of that tag, when the registry answered.
     #[serde(default)]
     pub digest: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SpaChange {
-    pub name: String,
-    /// The git SHA the bucket recorded before the upload.
-    pub previous_sha: Option<String>,
-    /// The git SHA this upload recorded (`None`: not uploaded).
-    pub new_sha: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,11 +198,12 @@ pub fn new_run_id() -> String {
 }
 
 /// The newest run `deploy undo` undoes: the newest that succeeded and changed a
-/// service. `records` newest first.
+/// service or an SPA. `records` newest first.
 pub fn last_undoable(records: &[Record]) -> Option<&Record> {
-    records
-        .iter()
-        .find(|r| r.state == State::Succeeded && r.changed().next().is_some())
+    records.iter().find(|r| {
+        r.state == State::Succeeded
+            && (r.changed().next().is_some() || r.spas.iter().any(SpaChange::changed))
+    })
 }
 
 /// How `deploy history` shows a record's state: a `running` record whose run no longer
@@ -319,6 +315,12 @@ impl fmt::Display for HistoryView {
                         })
                         .map(|s| format!("{} {}", s.service, transition(s)))
                         .collect();
+                    let spas = record
+                        .spas
+                        .iter()
+                        .filter(|s| s.new_release.is_some() || s.new_sha.is_some())
+                        .map(|s| format!("{} {}", s.name, s.transition()));
+                    let changed: Vec<String> = changed.into_iter().chain(spas).collect();
                     if changed.is_empty() {
                         "-".to_owned()
                     } else {
@@ -464,6 +466,48 @@ mod tests {
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].0, "files");
         assert!(last_undoable(&records[..2]).is_none());
+    }
+
+    #[test]
+    fn undo_puts_back_the_release_each_changed_spa_had_before() {
+        let spa =
+            |name: &str, before: (Option<&str>, Option<u64>), new: Option<(&str, u64)>| SpaChange {
+                name: name.to_owned(),
+                previous_sha: before.0.map(str::to_owned),
+                previous_release: before.1,
+                new_sha: new.map(|(sha, _)| sha.to_owned()),
+                new_release: new.map(|(_, n)| n),
+                restored_from: None,
+                live_since: None,
+            };
+        let mut run = record("spa", 5, State::Succeeded, Vec::new());
+        run.spas = vec![
+            spa("admin-ui", (Some("a"), Some(3)), Some(("b", 4))),
+            spa("simulator", (Some("a"), Some(2)), Some(("a", 5))),
+            spa("new-ui", (None, None), Some(("b", 1))),
+            spa("old-ui", (Some("a"), None), Some(("b", 7))),
+            spa("skipped", (Some("a"), Some(1)), None),
+        ];
+        assert_eq!(
+            run.spa_undo_set(),
+            [
+                ("admin-ui".to_owned(), SpaUndo::Restore { release: 3 }),
+                (
+                    "new-ui".to_owned(),
+                    SpaUndo::Leave(
+                        "nothing of deploy's was live before run spa: left on its release".into()
+                    )
+                ),
+                ("old-ui".to_owned(), SpaUndo::NoRecord),
+            ]
+        );
+        // A run that changed an SPA alone is undoable.
+        assert_eq!(
+            last_undoable(std::slice::from_ref(&run)).map(|r| r.run_id.as_str()),
+            Some("spa")
+        );
+        let all = HistoryView::new("sandbox", None, vec![run], None).to_string();
+        assert!(all.contains("admin-ui a → b (#4)"), "{all}");
     }
 
     #[test]

@@ -205,8 +205,21 @@ pub struct SpaStep {
     /// without it they stop the plan).
     pub dirty: Vec<String>,
     /// The git SHA the upload records: HEAD's, or `<sha>-dirty` when built from
-    /// uncommitted files (SPEC §4).
+    /// uncommitted files (SPEC §4). A restore: the restored release's.
     pub recorded_sha: String,
+    /// `deploy rollback`, `deploy undo`: the kept release put back (nothing is built).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore: Option<SpaRelease>,
+}
+
+/// A kept SPA release, as the plan names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpaRelease {
+    /// Its number in the SPA's manifest.
+    pub number: u64,
+    pub git_sha: String,
+    /// When it went live (RFC 3339, UTC).
+    pub time: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -422,6 +435,21 @@ impl Plan {
                 step.action = action;
                 step.reason = reason;
                 step.cause = cause;
+            }
+        }
+    }
+
+    /// `deploy rollback`, `deploy undo`: what each SPA that was to be checked does (a
+    /// kept release restored, or left as it is, with why).
+    pub fn restore_spas(&mut self, decisions: Vec<(String, Decision, Option<SpaRelease>)>) {
+        for (name, decision, release) in decisions {
+            if let Some(step) = self.spas.iter_mut().find(|s| s.name == name) {
+                step.action = decision.action;
+                step.reason = decision.reason;
+                if let Some(release) = &release {
+                    step.recorded_sha = release.git_sha.clone();
+                }
+                step.restore = release;
             }
         }
     }

@@ -75,6 +75,15 @@ pub struct SpaResult {
     pub git_sha: String,
     pub uploaded: usize,
     pub unchanged: usize,
+    /// The release now live (its number in the SPA's manifest).
+    #[serde(default)]
+    pub release: Option<u64>,
+    /// A restore (`deploy rollback`, `deploy undo`): the release put back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<u64>,
+    /// When the release went live (RFC 3339, UTC).
+    #[serde(default)]
+    pub live_since: Option<String>,
     /// The invalidation created, if one was.
     pub invalidation_id: Option<String>,
     pub invalidation: Invalidation,
@@ -309,17 +318,31 @@ impl fmt::Display for RunReport {
                     Invalidation::NoDistribution => Tone::Skipped,
                     Invalidation::Created { .. } | Invalidation::NotNeeded => Tone::Plain,
                 };
+                let short = &spa.git_sha[..spa.git_sha.len().min(7)];
+                let release = match (spa.release, spa.restored_from) {
+                    (Some(number), Some(from)) => format!("#{number} = #{from} ({short})"),
+                    (Some(number), None) => format!("#{number} ({short})"),
+                    (None, _) => short.to_owned(),
+                };
                 rows.push([
                     Cell::plain(&spa.name),
                     Cell::plain(&spa.bucket),
                     Cell::plain(spa.uploaded.to_string()),
                     Cell::plain(spa.unchanged.to_string()),
                     Cell::new(spa.invalidation.to_string(), invalidation),
+                    Cell::plain(release),
                 ]);
             }
             write_table(
                 f,
-                ["SPA", "BUCKET", "UPLOADED", "UNCHANGED", "INVALIDATION"],
+                [
+                    "SPA",
+                    "BUCKET",
+                    "UPLOADED",
+                    "UNCHANGED",
+                    "INVALIDATION",
+                    "RELEASE",
+                ],
                 &rows,
             )?;
         }
@@ -409,6 +432,9 @@ mod tests {
             git_sha: "0123456789abcdef0123456789abcdef01234567".into(),
             uploaded: 3,
             unchanged: 12,
+            release: Some(4),
+            restored_from: None,
+            live_since: Some("2026-12-01T19:03:00Z".into()),
             invalidation_id: Some("I2J0I21PCUYOIK".into()),
             invalidation: Invalidation::Created {
                 id: "I2J0I21PCUYOIK".into(),

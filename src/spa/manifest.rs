@@ -47,7 +47,7 @@ pub struct Manifest {
 }
 
 /// One completed upload.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployRecord {
     /// Counts up by one per upload to this bucket.
     pub number: u64,
@@ -56,6 +56,13 @@ pub struct DeployRecord {
     pub time: String,
     pub uploaded: usize,
     pub deleted: usize,
+    /// Whether a release record was kept for this deploy (see [`super::release`]);
+    /// deploys made before releases existed have none.
+    #[serde(default)]
+    pub release: bool,
+    /// A restore (`deploy rollback`, `deploy undo`): the release it put back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,6 +89,11 @@ impl Manifest {
     /// The git SHA of the latest complete upload.
     pub fn deployed_sha(&self) -> Option<&str> {
         self.deploys.last().map(|deploy| deploy.git_sha.as_str())
+    }
+
+    /// The live release: the latest complete upload or restore.
+    pub fn live(&self) -> Option<&DeployRecord> {
+        self.deploys.last()
     }
 }
 
@@ -126,6 +138,9 @@ pub struct UploadPlan {
     /// manifest was removed) and that the build no longer has: treated as part of the
     /// previous deploy, so they are kept, then deleted, like any other old file.
     pub adopted: Vec<String>,
+    /// Release records no longer among the kept ones once this upload is one: deleted
+    /// from the private bucket after the manifest is written.
+    pub dropped_releases: Vec<u64>,
 }
 
 /// Whether this upload compares with a full listing of the bucket: when there is no
@@ -141,18 +156,33 @@ pub fn needs_listing(manifest: Option<&Manifest>, verify_every_deploys: u64) -> 
     })
 }
 
+/// How long files that left the build output stay in the bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// `spa_upload.retention_deploys`: later deploys that keep such a file for pages
+    /// already open.
+    pub deploys: u64,
+    /// `spa_upload.releases_kept`: the newest releases kept restorable; a file any of
+    /// them serves is never deleted.
+    pub releases: u64,
+}
+
 /// Compares the build output with the manifest and, when given, the bucket listing
-/// (`None`: the bucket is taken to hold what the manifest says). `retention_deploys`
-/// later deploys keep a file that left the build output; the one after deletes it.
+/// (`None`: the bucket is taken to hold what the manifest says). A file that left the
+/// build output is kept while a kept release serves it ([`super::release::oldest_kept`])
+/// or for `retention.deploys` later deploys, whichever is longer; then deleted.
 pub fn plan_upload(
     local: &[LocalFile],
     manifest: &Manifest,
     bucket: Option<&BTreeMap<String, BucketObject>>,
-    retention_deploys: u64,
+    retention: Retention,
 ) -> UploadPlan {
     let deploy = manifest.next_deploy();
+    let (keep_from, dropped_releases) =
+        super::release::kept_after(&manifest.deploys, deploy, retention.releases);
     let mut plan = UploadPlan {
         deploy,
+        dropped_releases,
         ..UploadPlan::default()
     };
     let built: BTreeSet<&str> = local.iter().map(|file| file.key.as_str()).collect();
@@ -186,7 +216,11 @@ pub fn plan_upload(
             // Still built (handled above), or already gone from the bucket.
             continue;
         }
-        if deploy.saturating_sub(entry.deploy) > retention_deploys {
+        // A file's `deploy` is the last deploy that served it, so a kept release serves
+        // it exactly when that deploy is one of them.
+        let served_by_a_kept_release = entry.deploy >= keep_from;
+        let open_pages = deploy.saturating_sub(entry.deploy) <= retention.deploys;
+        if !served_by_a_kept_release && !open_pages {
             plan.expire.push(key.clone());
         } else {
             plan.stale_kept.push(key.clone());
@@ -261,11 +295,20 @@ pub fn next_manifest(
             },
         );
     }
+    // Deploy records stay while a file or a kept release refers to them.
+    let oldest_release = previous
+        .deploys
+        .iter()
+        .filter(|deploy| deploy.release && !plan.dropped_releases.contains(&deploy.number))
+        .map(|deploy| deploy.number)
+        .min()
+        .unwrap_or(plan.deploy);
     let oldest = files
         .values()
         .map(|entry| entry.deploy)
         .min()
-        .unwrap_or(plan.deploy);
+        .unwrap_or(plan.deploy)
+        .min(oldest_release);
     let mut deploys: Vec<DeployRecord> = previous
         .deploys
         .iter()

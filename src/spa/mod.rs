@@ -14,6 +14,8 @@ mod cloudfront;
 mod files;
 pub mod inputs;
 pub mod manifest;
+pub mod release;
+pub mod restore;
 pub mod rules;
 
 use std::collections::BTreeMap;
@@ -120,8 +122,10 @@ pub struct UploadReport {
     pub spa: String,
     pub bucket: String,
     pub git_sha: String,
-    /// This upload's number in the bucket's manifest.
+    /// This upload's number in the bucket's manifest: its release.
     pub deploy: u64,
+    /// When it went live (RFC 3339, UTC).
+    pub time: String,
     /// Keys uploaded, in the order their uploads completed: every other file before
     /// any entry point.
     pub uploaded: Vec<String>,
@@ -204,12 +208,11 @@ pub async fn upload(
         secs = started.elapsed().as_secs_f64(),
         "compared the build output with the bucket"
     );
-    let plan = manifest::plan_upload(
-        &local,
-        &previous,
-        listing.as_ref(),
-        settings.retention_deploys,
-    );
+    let retention = manifest::Retention {
+        deploys: settings.retention_deploys,
+        releases: settings.releases_kept,
+    };
+    let plan = manifest::plan_upload(&local, &previous, listing.as_ref(), retention);
     let UploadPlan {
         deploy,
         upload: changed,
@@ -217,6 +220,7 @@ pub async fn upload(
         stale_kept,
         expire,
         adopted,
+        dropped_releases,
     } = &plan;
 
     let by_key: BTreeMap<&str, &LocalFile> =
@@ -283,7 +287,13 @@ pub async fn upload(
         time: crate::timestamp::rfc3339(crate::timestamp::now_unix()),
         uploaded: uploaded.len(),
         deleted: deleted.len(),
+        release: true,
+        restored_from: None,
     };
+    // The release record goes before the manifest that names it.
+    let release = restore::release_of_upload(spa, &record, &local).await?;
+    restore::write_release(s3, &spa.manifest.release(record.number), &release).await?;
+    let time = record.time.clone();
     let next = manifest::next_manifest(
         &previous,
         &plan,
@@ -302,6 +312,7 @@ pub async fn upload(
         bucket::delete_keys(s3, bucket, &[LEGACY_MANIFEST_KEY.to_owned()]).await?;
         tracing::info!(spa = %spa.name, manifest = %spa.manifest, "moved the manifest out of the SPA bucket");
     }
+    restore::drop_releases(s3, spa, dropped_releases).await;
     tracing::debug!(
         spa = %spa.name,
         deleted = deleted.len(),
@@ -323,6 +334,7 @@ pub async fn upload(
         bucket: bucket.to_owned(),
         git_sha: git_sha.to_owned(),
         deploy: *deploy,
+        time,
         uploaded,
         entry_points,
         uploaded_bytes,

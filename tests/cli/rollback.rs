@@ -5,7 +5,7 @@
 use crate::support::Fixture;
 
 #[test]
-fn rollback_dry_run_plans_the_earlier_tag_and_leaves_spas() {
+fn rollback_dry_run_plans_the_earlier_tag_and_skip_spas_leaves_spas() {
     let fixture = Fixture::new();
     fixture.write_tfvars("sandbox");
     let earlier = fixture.short_sha();
@@ -19,6 +19,7 @@ fn rollback_dry_run_plans_the_earlier_tag_and_leaves_spas() {
             &earlier,
             "--var-file",
             "tfvars/sandbox.tfvars",
+            "--skip-spas",
             "--dry-run",
         ])
         .run();
@@ -27,7 +28,7 @@ fn rollback_dry_run_plans_the_earlier_tag_and_leaves_spas() {
         .stdout_has(&format!("HEAD is {head}"))
         .stdout_has(&format!("api:{earlier}"))
         .stdout_has(&format!("rolled back to {earlier}: its image, not rebuilt"))
-        .stdout_has("a rollback leaves SPAs as they are")
+        .stdout_has("--skip-spas")
         .stdout_has(&format!(
             "terraform: terraform -chdir=infra/terraform/aws plan -input=false -out=roll.tfplan -var-file=tfvars/sandbox.tfvars -var image_tag={earlier} && terraform -chdir=infra/terraform/aws apply -input=false roll.tfplan"
         ))

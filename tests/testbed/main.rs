@@ -28,6 +28,7 @@ mod review;
 mod rollback;
 mod rollout;
 mod secrets;
+mod spa_releases;
 mod spas;
 #[path = "../support/mod.rs"]
 mod support;

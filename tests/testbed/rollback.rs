@@ -49,7 +49,8 @@ fn rollback_rolls_the_earlier_images_without_building_and_refuses_missing_ones()
 
     // Every service at the second commit: only api's image exists. Refused before
     // anything is touched, naming the missing ones; api stays where it is.
-    let out = roll(&["rollback", &second]);
+    // (--skip-spas: no SPA was ever uploaded here, so none has a release to go back to.)
+    let out = roll(&["rollback", &second, "--skip-spas"]);
     out.code(1)
         .stderr_has(&format!(
             "cannot roll back to {second}: 8 of its images are not in the registry"

@@ -480,8 +480,10 @@ fn spa_removed_assets_are_kept_for_the_retention_then_deleted() {
     let fixture = Fixture::new();
     let env = bootstrap_aws(&bed, &fixture, "sandbox");
     let spa = target(&fixture, &env);
+    // Retention by deploys alone: only the live release is kept restorable.
     let settings = SpaUploadConfig {
         retention_deploys: 2,
+        releases_kept: 1,
         ..SpaUploadConfig::default()
     };
     runtime().block_on(async {

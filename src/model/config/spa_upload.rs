@@ -20,6 +20,10 @@ pub struct SpaUploadConfig {
     /// A file that is no longer in the build output stays in the bucket for this many
     /// later deploys, so that pages already open can still load it, then is deleted.
     pub retention_deploys: u64,
+    /// Releases kept restorable by `deploy rollback` and `deploy undo`, newest first:
+    /// each keeps its record in the private bucket, and every file it serves stays in
+    /// the SPA bucket until it is no longer among them.
+    pub releases_kept: u64,
     /// Compare with a full listing of the bucket every this many deploys (and always when
     /// the bucket has no deploy manifest yet, or the last upload did not finish): objects
     /// deleted or changed behind deploy's back are then uploaded again, and objects it
@@ -51,6 +55,7 @@ impl Default for SpaUploadConfig {
             multipart_threshold_mib: 8,
             multipart_part_mib: 8,
             retention_deploys: 3,
+            releases_kept: 5,
             verify_every_deploys: 10,
             entry_points: vec!["*.html".into()],
             immutable: Vec::new(),
@@ -80,6 +85,12 @@ impl SpaUploadConfig {
         }
         if self.retention_deploys == 0 {
             return Err("spa_upload.retention_deploys must be at least 1: a file is never deleted by the deploy that stops shipping it".into());
+        }
+        if self.releases_kept == 0 {
+            return Err(
+                "spa_upload.releases_kept must be at least 1: the live release is always kept"
+                    .into(),
+            );
         }
         if self.verify_every_deploys == 0 {
             return Err(

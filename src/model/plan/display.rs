@@ -104,8 +104,11 @@ impl fmt::Display for Plan {
                 .spas
                 .iter()
                 .map(|s| {
+                    let restores = matches!(self.mode, Mode::Rollback | Mode::Undo);
                     let upload = if s.action == Action::Skip {
                         Cell::new(&s.reason, Tone::Skipped)
+                    } else if restores {
+                        Cell::plain(&s.reason)
                     } else {
                         Cell::plain(format!(
                             "`{}` → {} → {}",

@@ -15,11 +15,10 @@ pub(super) fn plan_spas(
     mode: Mode,
     context: &Context<'_>,
 ) -> Result<Vec<SpaStep>> {
-    let skip_reason = if mode == Mode::Undo {
-        Some("an undo leaves SPAs as they are (their files are built from source, not kept per commit)")
-    } else if mode == Mode::Rollback {
-        Some("a rollback leaves SPAs as they are (their files are built from source, not kept per commit)")
-    } else if mode == Mode::Promote {
+    if matches!(mode, Mode::Rollback | Mode::Undo) {
+        return plan_restores(platform, request, mode, context);
+    }
+    let skip_reason = if mode == Mode::Promote {
         Some("not promoted: an SPA build embeds its environment's settings; deploy SPAs to this environment with a normal deploy (`deploy --var-file <its tfvars>`)")
     } else if request.skip_spas {
         Some("--skip-spas")
@@ -86,10 +85,86 @@ pub(super) fn plan_spas(
                 }),
                 dirty,
                 recorded_sha,
+                restore: None,
             })
         })
         .collect::<Result<Vec<SpaStep>>>()
         .and_then(|steps| refuse_dirty_spas(steps, request))
+}
+
+/// `deploy rollback`, `deploy undo`: every SPA to be checked against its kept releases
+/// (`deploy::spa_restore` decides, from the manifests), unless `--skip-spas`, `--spas`
+/// leaves it out, or a rollback names `--services` alone.
+fn plan_restores(
+    platform: &Platform,
+    request: &Request,
+    mode: Mode,
+    context: &Context<'_>,
+) -> Result<Vec<SpaStep>> {
+    if let Some(unknown) = request
+        .spas
+        .iter()
+        .flatten()
+        .find(|name| !platform.spas.iter().any(|spa| &spa.name == *name))
+    {
+        let known: Vec<&str> = platform.spas.iter().map(|s| s.name.as_str()).collect();
+        return Err(UsageError::new(format!(
+            "--spas {unknown}: no such SPA (this checkout has {})",
+            known.join(", ")
+        ))
+        .into());
+    }
+    let services_only = matches!(request.selection, crate::request::Selection::Named(_))
+        && request.spas.is_none()
+        && mode == Mode::Rollback;
+    let target = context
+        .rollback_to
+        .as_ref()
+        .map_or("the commit", |head| head.short_sha.as_str());
+    let steps = platform.spas.iter().map(|spa| {
+        let left_out = request
+            .spas
+            .as_ref()
+            .is_some_and(|names| !names.contains(&spa.name));
+        let (action, reason) = if request.skip_spas {
+            (Action::Skip, "--skip-spas".to_owned())
+        } else if left_out {
+            (Action::Skip, "not named by --spas".to_owned())
+        } else if services_only {
+            (
+                Action::Skip,
+                "--services names services only: add --spas to restore SPAs too".to_owned(),
+            )
+        } else if mode == Mode::Rollback {
+            (
+                Action::Check,
+                format!("its kept release of {target}, or the newest before it"),
+            )
+        } else {
+            (
+                Action::Check,
+                "back to its release before the undone run, if that run changed it".to_owned(),
+            )
+        };
+        SpaStep {
+            name: spa.name.clone(),
+            action,
+            reason,
+            cause: None,
+            build: spa.build.clone(),
+            output: spa.output.clone(),
+            bucket: spa.bucket.clone().unwrap_or_else(|| {
+                format!(
+                    "terraform output {}[\"{}\"]",
+                    platform.config.terraform.outputs.spa_buckets, spa.name
+                )
+            }),
+            dirty: Vec::new(),
+            recorded_sha: context.head.sha.clone(),
+            restore: None,
+        }
+    });
+    Ok(steps.collect())
 }
 
 /// Without `--allow-dirty-spas`, an SPA whose inputs differ from HEAD stops the run

@@ -169,7 +169,7 @@ fn named_services_with_skip_tf_push_only() {
 }
 
 #[test]
-fn a_rollback_of_everything_rolls_the_old_tag_globally_and_leaves_the_spas() {
+fn a_rollback_of_everything_rolls_the_old_tag_globally_and_checks_the_spas() {
     let plan = plan(Selection::All, false, true).unwrap();
     assert_eq!(plan.mode, Mode::Rollback);
     assert_eq!(plan.image_tag, "fedcba9");
@@ -178,7 +178,12 @@ fn a_rollback_of_everything_rolls_the_old_tag_globally_and_leaves_the_spas() {
         .iter()
         .all(|s| s.ends_with(" DEPLOY rolled back to fedcba9: its image, not rebuilt")));
     assert_eq!(plan.services[0].image, "api:fedcba9");
-    assert_eq!(spa_actions(&plan), [Action::Skip, Action::Skip]);
+    // Their kept releases decide, once the manifests are read (deploy::spa_restore).
+    assert_eq!(spa_actions(&plan), [Action::Check, Action::Check]);
+    assert_eq!(
+        plan.spas[0].reason,
+        "its kept release of fedcba9, or the newest before it"
+    );
     assert_eq!(
         command(&plan),
         Some(
@@ -204,6 +209,72 @@ fn a_rollback_of_named_services_rolls_only_them() {
     assert_eq!(
         command(&plan),
         Some(partial_roll("fedcba9", &["billing"]).as_str())
+    );
+    assert!(plan.spas.iter().all(|s| s.action == Action::Skip
+        && s.reason == "--services names services only: add --spas to restore SPAs too"));
+}
+
+#[test]
+fn a_rollback_restores_the_spas_named_or_none() {
+    let platform = fixture();
+    let names: Vec<String> = platform.spas.iter().map(|s| s.name.clone()).collect();
+    // --spas, --skip-spas, --services → each SPA's action
+    for (spas, skip, services, expected) in [
+        (
+            Some(vec![names[0].clone()]),
+            false,
+            false,
+            [Action::Check, Action::Skip],
+        ),
+        (
+            Some(vec![names[1].clone()]),
+            false,
+            true,
+            [Action::Skip, Action::Check],
+        ),
+        (None, true, false, [Action::Skip, Action::Skip]),
+        (None, false, false, [Action::Check, Action::Check]),
+    ] {
+        let request = Request {
+            selection: if services {
+                named(&["api"])
+            } else {
+                Selection::All
+            },
+            var_file: Some(PathBuf::from("tfvars/example.tfvars")),
+            skip_spas: skip,
+            spas: spas.clone(),
+            dry_run: true,
+            rollback: Some(OLD.to_owned()),
+            ..Request::default()
+        };
+        let context = Context {
+            head: head(HEAD),
+            uncommitted: Vec::new(),
+            cwd: &platform.root,
+            registry_env: Default::default(),
+            rollback_to: Some(head(OLD)),
+        };
+        let plan = Plan::new(&platform, &request, context).unwrap();
+        assert_eq!(spa_actions(&plan), expected, "{spas:?} {skip} {services}");
+    }
+    let request = Request {
+        var_file: Some(PathBuf::from("tfvars/example.tfvars")),
+        spas: Some(vec!["nope".to_owned()]),
+        rollback: Some(OLD.to_owned()),
+        ..Request::default()
+    };
+    let context = Context {
+        head: head(HEAD),
+        uncommitted: Vec::new(),
+        cwd: &platform.root,
+        registry_env: Default::default(),
+        rollback_to: Some(head(OLD)),
+    };
+    let err = Plan::new(&platform, &request, context).unwrap_err();
+    assert!(
+        err.to_string().starts_with("--spas nope: no such SPA"),
+        "{err}"
     );
 }
 

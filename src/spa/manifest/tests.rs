@@ -13,6 +13,14 @@ fn local(key: &str, content: &str) -> LocalFile {
     }
 }
 
+/// Retention by deploys alone: no deploy recorded a release.
+fn old_rule(deploys: u64) -> Retention {
+    Retention {
+        deploys,
+        releases: 1,
+    }
+}
+
 fn record(number: u64) -> DeployRecord {
     DeployRecord {
         number,
@@ -20,6 +28,8 @@ fn record(number: u64) -> DeployRecord {
         time: "2025-01-01T00:00:00Z".into(),
         uploaded: 0,
         deleted: 0,
+        release: false,
+        restored_from: None,
     }
 }
 
@@ -32,7 +42,7 @@ fn deploy(
 ) -> UploadPlan {
     let (manifest, bucket) = state;
     let local: Vec<LocalFile> = files.iter().map(|(k, c)| local(k, c)).collect();
-    let plan = plan_upload(&local, manifest, Some(bucket), retention);
+    let plan = plan_upload(&local, manifest, Some(bucket), old_rule(retention));
     let mut etags = BTreeMap::new();
     for key in &plan.upload {
         let file = local.iter().find(|f| &f.key == key).unwrap();
@@ -99,7 +109,7 @@ fn changed_content_headers_or_bucket_are_uploaded_again() {
         .collect();
     files[1].cache_control = "public, max-age=60".into();
     assert_eq!(
-        plan_upload(&files, manifest, Some(bucket), 3).upload,
+        plan_upload(&files, manifest, Some(bucket), old_rule(3)).upload,
         ["a.js"]
     );
 
@@ -108,11 +118,13 @@ fn changed_content_headers_or_bucket_are_uploaded_again() {
     bucket.get_mut("b.js").unwrap().etag = Some("\"someone-else\"".into());
     let files = &files_of(&[("index.html", "v2"), ("a.js", "a"), ("b.js", "b")]);
     assert_eq!(
-        plan_upload(files, manifest, Some(bucket), 3).upload,
+        plan_upload(files, manifest, Some(bucket), old_rule(3)).upload,
         ["a.js", "b.js"]
     );
     // Without a listing, the manifest is trusted: nothing to upload.
-    assert!(plan_upload(files, manifest, None, 3).upload.is_empty());
+    assert!(plan_upload(files, manifest, None, old_rule(3))
+        .upload
+        .is_empty());
 }
 
 fn files_of(files: &[(&str, &str)]) -> Vec<LocalFile> {
@@ -133,7 +145,7 @@ fn files_in_the_bucket_but_not_the_manifest_are_uploaded() {
         &files_of(&[("index.html", "v1")]),
         &manifest,
         Some(&bucket),
-        3,
+        old_rule(3),
     );
     assert_eq!(plan.upload, ["index.html"]);
 }
@@ -203,7 +215,7 @@ fn without_a_listing_retention_still_runs_and_nothing_is_adopted() {
     let (manifest, bucket) = &state;
     assert_eq!(manifest.verified_deploy, 1);
     let local = files_of(&[("index.html", "v2")]);
-    let plan = plan_upload(&local, manifest, None, 1);
+    let plan = plan_upload(&local, manifest, None, old_rule(1));
     assert_eq!(plan.upload, ["index.html"]);
     assert_eq!(plan.stale_kept, ["old.js"]);
     assert!(plan.adopted.is_empty());
@@ -212,7 +224,7 @@ fn without_a_listing_retention_still_runs_and_nothing_is_adopted() {
     assert_eq!(next.verified_deploy, 1, "no listing, no verification");
     assert_eq!(next.files["index.html"].etag.as_deref(), Some("\"e2\""));
     assert!(bucket.contains_key("old.js"));
-    let plan = plan_upload(&local, &next, None, 1);
+    let plan = plan_upload(&local, &next, None, old_rule(1));
     assert_eq!(plan.expire, ["old.js"]);
 }
 
@@ -248,4 +260,65 @@ fn manifest_round_trips_through_json() {
     let back: Manifest = serde_json::from_str(&json).unwrap();
     assert_eq!(back, state.0);
     assert!(json.contains("\"git_sha\": \"sha1\""), "{json}");
+}
+
+/// [`deploy`] where every deploy keeps a release, as `upload` records them.
+fn release_deploy(
+    state: &mut (Manifest, BTreeMap<String, BucketObject>),
+    files: &[(&str, &str)],
+    retention: Retention,
+) -> UploadPlan {
+    let (manifest, bucket) = state;
+    let local: Vec<LocalFile> = files.iter().map(|(k, c)| local(k, c)).collect();
+    let plan = plan_upload(&local, manifest, Some(bucket), retention);
+    let mut etags = BTreeMap::new();
+    for key in &plan.upload {
+        let file = local.iter().find(|f| &f.key == key).unwrap();
+        let etag = Some(format!("\"etag-{}\"", file.sha256));
+        let object = BucketObject {
+            size: file.size,
+            etag: etag.clone(),
+        };
+        bucket.insert(key.clone(), object);
+        etags.insert(key.clone(), etag);
+    }
+    for key in &plan.expire {
+        bucket.remove(key);
+    }
+    let mut record = record(plan.deploy);
+    record.release = true;
+    *manifest = next_manifest(manifest, &plan, &local, Some(bucket), &etags, record);
+    plan
+}
+
+#[test]
+fn a_file_stays_while_a_kept_release_serves_it_and_goes_with_the_last_one() {
+    let mut state = Default::default();
+    let retention = Retention {
+        deploys: 1,
+        releases: 3,
+    };
+    let assets = ["a.1.js", "a.2.js", "a.3.js", "a.4.js", "a.5.js"];
+    let versions = ["v1", "v2", "v3", "v4", "v5"];
+    // deploy number → (files expired, release records dropped)
+    let mut seen = Vec::new();
+    for n in 0..5 {
+        let files = [("index.html", versions[n]), (assets[n], "x")];
+        let plan = release_deploy(&mut state, &files, retention);
+        seen.push((plan.expire.clone(), plan.dropped_releases.clone()));
+    }
+    let expected: Vec<(Vec<String>, Vec<u64>)> = vec![
+        (vec![], vec![]),
+        (vec![], vec![]),
+        (vec![], vec![]),
+        // Release 1 leaves the kept three (2, 3, 4): a.1.js, which only it served, goes
+        // although the deploys rule alone would have dropped it a deploy earlier.
+        (vec!["a.1.js".into()], vec![1]),
+        (vec!["a.2.js".into()], vec![2]),
+    ];
+    assert_eq!(seen, expected);
+    let (manifest, bucket) = &state;
+    assert!(bucket.contains_key("a.3.js") && bucket.contains_key("a.4.js"));
+    let numbers: Vec<u64> = manifest.deploys.iter().map(|d| d.number).collect();
+    assert_eq!(numbers, [3, 4, 5], "records of dropped releases go too");
 }

@@ -1,0 +1,372 @@
+//! SPAs in `deploy rollback` and `deploy undo` (issue 29): which kept release each SPA
+//! goes back to, decided before the plan is shown (also in a dry run) from the SPA
+//! manifests and their buckets, refused before anything changes when it cannot be
+//! done; then, under the lock, the restore itself (step 7) with one invalidation per
+//! distribution. The choices are `spa::release`'s pure functions.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context as _, Result};
+
+use super::{Ready, Run};
+use crate::model::environment::Environment;
+use crate::model::history::SpaUndo;
+use crate::model::plan::{Action, Decision, Mode, Plan, SpaRelease};
+use crate::model::platform::Checkout;
+use crate::model::report::{Invalidation, RunReport, SpaResult};
+use crate::spa::release::{self, Refusal, Relation};
+use crate::spa::{self, SpaTarget};
+
+/// What is restored per SPA: a release by commit (rollback) or by number (undo).
+pub(super) enum Wanted {
+    AtOrBefore { sha: String, short: String },
+    Number(u64),
+    Leave(String),
+    NoRecord,
+}
+
+/// `deploy rollback`: each SPA to check goes to its kept release of the target commit,
+/// or the newest before it.
+pub(super) async fn decide_rollback(
+    plan: &mut Plan,
+    checkout: &Checkout,
+    profile: Option<&str>,
+) -> Result<()> {
+    let Some(target) = plan.rollback_to.clone() else {
+        return Ok(());
+    };
+    let wanted = checking(plan)
+        .into_iter()
+        .map(|name| {
+            let sha = target.sha.clone();
+            let short = target.short_sha.clone();
+            (name, Wanted::AtOrBefore { sha, short })
+        })
+        .collect();
+    decide(plan, checkout, profile, wanted).await
+}
+
+/// `deploy undo`: each SPA the undone run changed goes back to the release live before
+/// it; SPAs it did not change are left.
+pub(super) async fn decide_undo(
+    plan: &mut Plan,
+    checkout: &Checkout,
+    profile: Option<&str>,
+    set: Vec<(String, SpaUndo)>,
+    run_id: &str,
+) -> Result<()> {
+    let checking = checking(plan);
+    let mut wanted = Vec::new();
+    for name in checking {
+        let undo = set.iter().find(|(spa, _)| *spa == name).map(|(_, u)| u);
+        wanted.push((
+            name,
+            match undo {
+                Some(SpaUndo::Restore { release }) => Wanted::Number(*release),
+                Some(SpaUndo::Leave(why)) => Wanted::Leave(why.clone()),
+                Some(SpaUndo::NoRecord) => Wanted::NoRecord,
+                None => Wanted::Leave(format!("not changed by run {run_id}")),
+            },
+        ));
+    }
+    decide(plan, checkout, profile, wanted).await
+}
+
+/// The SPAs the plan still has to decide.
+fn checking(plan: &Plan) -> Vec<String> {
+    plan.spas
+        .iter()
+        .filter(|s| s.action == Action::Check)
+        .map(|s| s.name.clone())
+        .collect()
+}
+
+async fn decide(
+    plan: &mut Plan,
+    checkout: &Checkout,
+    profile: Option<&str>,
+    wanted: Vec<(String, Wanted)>,
+) -> Result<()> {
+    let platform = &checkout.platform;
+    if wanted.iter().all(|(_, w)| matches!(w, Wanted::Leave(_))) {
+        let decisions = wanted
+            .into_iter()
+            .map(|(name, w)| match w {
+                Wanted::Leave(why) => (name, Decision::skip(why), None),
+                _ => unreachable!("all left"),
+            })
+            .collect();
+        plan.restore_spas(decisions);
+        return Ok(());
+    }
+    let workspace = plan.terraform.as_ref().map(|t| t.apply.workspace.clone());
+    let config_suffices = platform.spas.iter().all(|spa| spa.bucket.is_some())
+        && platform.config.lock.bucket.is_some();
+    let (environment, _) =
+        crate::commands::read_environment(platform, profile, workspace.as_deref(), config_suffices)
+            .await?;
+    let s3 = crate::aws::Aws::load(profile).await.s3();
+    let keep = platform.config.spa_upload.releases_kept;
+    let mut decisions = Vec::new();
+    let mut refusals = Vec::new();
+    for (name, wanted) in wanted {
+        let target = match target_of(platform, &environment, &name) {
+            Ok(target) => target,
+            Err(err) => {
+                refusals.push(format!("  {name}: {err:#}"));
+                continue;
+            }
+        };
+        match choose(&s3, checkout, &target, &wanted, keep).await? {
+            Ok(decision) => decisions.push(decision),
+            Err(why) => refusals.push(format!("  {name}: {why}")),
+        }
+    }
+    if !refusals.is_empty() {
+        bail!(
+            "cannot restore {}:\n{}\nRestore the others alone with --spas, or pass --skip-spas to leave SPAs as they are. Nothing was touched",
+            if refusals.len() == 1 { "this SPA" } else { "these SPAs" },
+            refusals.join("\n")
+        );
+    }
+    plan.restore_spas(decisions);
+    Ok(())
+}
+
+/// The SPA's bucket and manifest in this environment.
+fn target_of(
+    platform: &crate::model::platform::Platform,
+    environment: &Environment,
+    name: &str,
+) -> Result<SpaTarget> {
+    let spa = platform
+        .spas
+        .iter()
+        .find(|spa| spa.name == name)
+        .context("no such SPA")?;
+    let bucket = environment.spa(name).bucket.with_context(|| {
+        format!("no bucket known (set spas.{name}.bucket in deploy.toml or add it to the terraform output)")
+    })?;
+    let private = environment.lock_bucket.as_deref().context(
+        "no private bucket, so no release was ever kept (set lock.bucket in deploy.toml)",
+    )?;
+    let place = environment.spa(name);
+    Ok(SpaTarget::new(
+        &platform.root,
+        spa,
+        bucket,
+        place.distribution_id,
+        private,
+    ))
+}
+
+type Choice = (String, Decision, Option<SpaRelease>);
+
+/// One SPA: the release to restore and the plan's reason, or why it cannot be.
+async fn choose(
+    s3: &crate::aws::S3,
+    checkout: &Checkout,
+    target: &SpaTarget,
+    wanted: &Wanted,
+    keep: u64,
+) -> Result<std::result::Result<Choice, String>> {
+    let name = target.name.clone();
+    let no_record = "no release record: deploys made before deploy kept SPA releases (and uploads by other tools) have none";
+    let (manifest, listing) = match wanted {
+        Wanted::Leave(why) => return Ok(Ok((name, Decision::skip(why.clone()), None))),
+        Wanted::NoRecord => return Ok(Err(no_record.to_owned())),
+        _ => match spa::restore::current_state(s3, target).await? {
+            Some(state) => state,
+            None => {
+                return Ok(Err(format!(
+                    "{no_record} ({} does not exist)",
+                    target.manifest
+                )))
+            }
+        },
+    };
+    let chosen = match wanted {
+        Wanted::AtOrBefore { sha, .. } => {
+            let repo = checkout.repo.git();
+            let target_oid = git2::Oid::from_str(sha).context("not a commit id")?;
+            release::choose_at_or_before(&manifest.deploys, keep, |recorded| {
+                relation(repo, target_oid, recorded)
+            })
+        }
+        Wanted::Number(number) => release::choose_number(&manifest.deploys, keep, *number),
+        _ => unreachable!("handled above"),
+    };
+    let chosen = match chosen {
+        Ok(chosen) => chosen.clone(),
+        Err(Refusal::NoRecord) => return Ok(Err(no_record.to_owned())),
+        Err(Refusal::NotKept { oldest }) => {
+            return Ok(Err(format!(
+                "that release is no longer kept (spa_upload.releases_kept = {keep}); the oldest restorable is #{} ({}, live from {})",
+                oldest.number,
+                short(&oldest.git_sha),
+                oldest.time
+            )))
+        }
+    };
+    let planned = SpaRelease {
+        number: chosen.number,
+        git_sha: chosen.git_sha.clone(),
+        time: chosen.time.clone(),
+    };
+    let live = manifest.live();
+    if live.is_some_and(|l| l.number == chosen.number || l.restored_from == Some(chosen.number)) {
+        let reason = format!(
+            "already serves release #{} ({})",
+            chosen.number,
+            short(&chosen.git_sha)
+        );
+        return Ok(Ok((name, Decision::skip(reason), None)));
+    }
+    let Some(record) = spa::restore::read_release(s3, target, chosen.number).await? else {
+        return Ok(Err(format!(
+            "the record of release #{} is gone from {}",
+            chosen.number,
+            target.manifest.release(chosen.number)
+        )));
+    };
+    let missing = release::missing_files(&record, &manifest, &listing);
+    if !missing.is_empty() {
+        return Ok(Err(format!(
+            "release #{} ({}) needs files s3://{} no longer holds as released: {}",
+            chosen.number,
+            short(&chosen.git_sha),
+            target.bucket,
+            missing.join(", ")
+        )));
+    }
+    let which = match wanted {
+        Wanted::AtOrBefore { sha, short: asked } if release::commit_of(&chosen.git_sha) == sha => {
+            format!("its release of {asked}")
+        }
+        Wanted::AtOrBefore { short: asked, .. } => format!(
+            "no release of {asked}: the newest before it, of {}",
+            short(&chosen.git_sha)
+        ),
+        _ => "the release live before the undone run".to_owned(),
+    };
+    let reason = format!(
+        "restore release #{} ({which}), live from {}: its files, not rebuilt",
+        chosen.number, chosen.time
+    );
+    Ok(Ok((name, Decision::deploy(reason), Some(planned))))
+}
+
+/// Where a recorded commit stands against the commit rolled back to.
+fn relation(repo: &git2::Repository, target: git2::Oid, recorded: &str) -> Relation {
+    let Ok(oid) = git2::Oid::from_str(recorded) else {
+        return Relation::Unknown;
+    };
+    if oid == target {
+        return Relation::Same;
+    }
+    if repo.find_commit(oid).is_err() {
+        return Relation::Unknown;
+    }
+    match repo.graph_descendant_of(target, oid) {
+        Ok(true) => Relation::Before,
+        Ok(false) => Relation::Other,
+        Err(_) => Relation::Unknown,
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(7)]
+}
+
+impl Run<'_> {
+    /// Step 7 of a rollback or an undo: each planned SPA's release put back (entry
+    /// points from its record, after a last check of its files under the lock), then one
+    /// invalidation per distribution.
+    pub(super) async fn restore_spas(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+        let s3 = ready.aws.s3();
+        let cloudfront = ready.aws.cloudfront();
+        let settings = &self.platform.config.spa_upload;
+        let planned: BTreeMap<&str, &SpaRelease> = self
+            .plan
+            .spas
+            .iter()
+            .filter_map(|s| s.restore.as_ref().map(|r| (s.name.as_str(), r)))
+            .collect();
+        for target in &ready.spas {
+            let Some(planned) = planned.get(target.name.as_str()) else {
+                continue;
+            };
+            let item = self.progress.item(&target.name);
+            item.state(&format!("restoring release #{}", planned.number));
+            let record = spa::restore::read_release(&s3, target, planned.number)
+                .await?
+                .with_context(|| {
+                    format!(
+                        "the record of release #{} of SPA {} is gone from {}; nothing of it was restored",
+                        planned.number,
+                        target.name,
+                        target.manifest.release(planned.number)
+                    )
+                })?;
+            let restored = spa::restore::restore(
+                &s3,
+                target,
+                &record,
+                settings.releases_kept,
+                &item,
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "the restore of SPA {} failed; its entry points go last, so the site serves the previous release or the restored one whole",
+                    target.name
+                )
+            })?;
+            let invalidation = match &target.distribution_id {
+                Some(distribution) => {
+                    let wait = (settings.invalidation_wait_secs > 0)
+                        .then(|| std::time::Duration::from_secs(settings.invalidation_wait_secs));
+                    Invalidation::Created {
+                        id: spa::invalidate(
+                            &cloudfront,
+                            distribution,
+                            &settings.invalidation_paths,
+                            wait,
+                        )
+                        .await?,
+                    }
+                }
+                None => Invalidation::NoDistribution,
+            };
+            item.finish(&format!(
+                "release #{} ({}) restored as #{}: {} entry point(s) written, {} file(s) already there; invalidation {invalidation}",
+                restored.restored,
+                short(&restored.git_sha),
+                restored.release,
+                restored.entry_points.len(),
+                restored.unchanged
+            ));
+            report.spas.push(SpaResult {
+                name: target.name.clone(),
+                bucket: target.bucket.clone(),
+                git_sha: restored.git_sha.clone(),
+                uploaded: restored.entry_points.len(),
+                unchanged: restored.unchanged,
+                release: Some(restored.release),
+                restored_from: Some(restored.restored),
+                live_since: Some(restored.time.clone()),
+                invalidation_id: match &invalidation {
+                    Invalidation::Created { id } => Some(id.clone()),
+                    _ => None,
+                },
+                invalidation,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Whether this run restores SPAs instead of building them.
+pub(super) fn restores(mode: Mode) -> bool {
+    matches!(mode, Mode::Rollback | Mode::Undo)
+}
