@@ -100,13 +100,15 @@ impl Run<'_> {
         guard(&saved.review, self.request.allow_infra_changes)
             .context("the restore's terraform plan was refused; nothing was restored")?;
         let args = restore_step.apply.apply_saved_args(&saved.file);
+        let since = std::time::SystemTime::now();
         tf.apply(&args, true)
             .await
             .context("the restore's terraform apply failed")?;
         restore.applied = true;
         let targets: Vec<(String, String)> =
             tags.iter().map(|(s, t)| (s.clone(), t.clone())).collect();
-        restore.rollouts = interruptible(Stage::AfterApply, self.settle(ready, targets)).await?;
+        restore.rollouts =
+            interruptible(Stage::AfterApply, self.settle(ready, targets, since)).await?;
         let unsettled: Vec<String> = restore
             .rollouts
             .iter()

@@ -236,6 +236,8 @@ impl Run<'_> {
             None => false,
         };
         let started = std::time::Instant::now();
+        // ECS service deployments created from here on are this roll's.
+        report.roll_started = Some(std::time::SystemTime::now());
         if let Err(err) = terraform.apply(&args, targeted).await {
             if err.is::<Interrupted>() {
                 return Err(err);
@@ -263,7 +265,10 @@ impl Run<'_> {
             .filter(|s| s.action == Action::Deploy)
             .map(|s| (s.name.clone(), self.plan.tag_of(&s.name).to_owned()))
             .collect();
-        report.rollouts = self.settle(ready, targets).await?;
+        let since = report
+            .roll_started
+            .unwrap_or_else(std::time::SystemTime::now);
+        report.rollouts = self.settle(ready, targets, since).await?;
         let failed: Vec<String> = report
             .rollouts
             .iter()
@@ -280,11 +285,13 @@ impl Run<'_> {
         )
     }
 
-    /// Waits for each (service, tag) to settle in ECS, sorted by service.
+    /// Waits for each (service, tag) to settle in ECS, sorted by service: each through
+    /// the service deployment created since `since` (the roll's start), side by side.
     pub(super) async fn settle(
         &self,
         ready: &Ready,
         targets: Vec<(String, String)>,
+        since: std::time::SystemTime,
     ) -> Result<Vec<Settled>> {
         let cluster = ready.environment.cluster()?;
         let ecs_config = &self.platform.config.ecs;
@@ -302,7 +309,9 @@ impl Run<'_> {
                 expected_tag: tag,
             })
             .collect();
-        let timeout = std::time::Duration::from_secs(ecs_config.wait_timeout_secs);
+        // The margin on top of each deployment's own bakes and steps; the whole wait
+        // where a service has no service deployments.
+        let margin = std::time::Duration::from_secs(ecs_config.wait_timeout_secs);
         let poll = std::time::Duration::from_secs(ecs_config.poll_interval_secs);
         let ecs = &ecs;
         let mut settled: Vec<Settled> = futures_util::stream::iter(targets)
@@ -312,11 +321,17 @@ impl Run<'_> {
                     "waiting for ECS to settle on :{}",
                     target.expected_tag
                 ));
-                let settled = ecs.wait_until_settled(&target, timeout, poll, &item).await;
+                let settled = ecs.follow(&target, since, margin, poll, &item).await;
                 match &settled.error {
                     None => item.finish(&format!(
-                        "steady on :{} ({:.0}s)",
-                        target.expected_tag, settled.waited_secs
+                        "steady on :{} ({:.0}s{})",
+                        target.expected_tag,
+                        settled.waited_secs,
+                        settled
+                            .deployment
+                            .as_ref()
+                            .map(|d| format!(", {} deployment SUCCESSFUL", d.strategy))
+                            .unwrap_or_default()
                     )),
                     Some(err) => item.finish(&format!("NOT steady: {err}")),
                 }

@@ -91,6 +91,13 @@ pub struct ServiceChange {
     /// Whether it settled on `new` (`None`: not verified).
     #[serde(default)]
     pub settled: Option<bool>,
+    /// The ECS service deployment followed, as last seen: `CANARY SUCCESSFUL at
+    /// CLEAN_UP (arn…)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_deployment: Option<String>,
+    /// `rolled back by ECS (alarm auth-5xx)`: ECS ended the deployment itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_ended: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,9 +277,14 @@ impl HistoryView {
 /// `old → new` of one service change (`-` when nothing ran before).
 fn transition(change: &ServiceChange) -> String {
     format!(
-        "{} → {}",
+        "{} → {}{}",
         change.previous.as_ref().map_or("-", |p| p.tag.as_str()),
-        change.new.tag
+        change.new.tag,
+        change
+            .ecs_ended
+            .as_ref()
+            .map(|ended| format!(" ({ended})"))
+            .unwrap_or_default()
     )
 }
 
@@ -389,6 +401,8 @@ mod tests {
             },
             rolled,
             settled: Some(rolled),
+            ecs_deployment: None,
+            ecs_ended: None,
         }
     }
 

@@ -26,6 +26,9 @@ pub struct RunReport {
     pub applied: bool,
     /// How long that apply took: the roll of every service at once.
     pub apply_secs: Option<f64>,
+    /// When that apply began: the service deployments created since are its own.
+    #[serde(skip)]
+    pub roll_started: Option<std::time::SystemTime>,
     pub rollouts: Vec<Settled>,
     pub health: Vec<crate::health::Check>,
     pub spas: Vec<SpaResult>,
@@ -111,6 +114,7 @@ impl RunReport {
             images: Vec::new(),
             applied: false,
             apply_secs: None,
+            roll_started: None,
             rollouts: Vec::new(),
             health: Vec::new(),
             spas: Vec::new(),
@@ -352,6 +356,9 @@ mod tests {
             running_tag: Some(tag.to_owned()),
             waited_secs: 30.0,
             error: None,
+            followed: None,
+            deployment: None,
+            native_rollback: None,
         }
     }
 
