@@ -241,6 +241,7 @@ fn new_record(plan: &Plan, environment: &str, caller_arn: &str, before: &Before)
             settled: None,
             ecs_deployment: None,
             ecs_ended: None,
+            reconciled: None,
         })
         .collect();
     let spas = plan
@@ -313,6 +314,12 @@ fn finish_record(
             })
         });
         change.ecs_ended = rollout.and_then(|r| r.native_rollback.as_ref().map(|n| n.headline()));
+        change.reconciled = report
+            .reconcile
+            .as_ref()
+            .filter(|r| r.applied)
+            .and_then(|r| r.tags.iter().find(|(s, _)| *s == change.service))
+            .map(|(_, tag)| tag.clone());
         if let Some(image) = report.images.iter().find(|i| i.service == change.service) {
             change.new.digest = digests.get(&image.image).cloned().flatten();
         }

@@ -212,6 +212,16 @@ impl Run<'_> {
                 report.stage("automatic rollback", started);
                 restored
             }
+            // ECS rolled services back by itself: terraform is told what runs.
+            Err(failure)
+                if !failure.is::<Interrupted>()
+                    && !restore::natively_rolled_back(report).is_empty() =>
+            {
+                let started = Instant::now();
+                let reconciled = self.reconcile(ready, before, report, failure).await;
+                report.stage("reconcile", started);
+                reconciled
+            }
             verified => verified,
         }
     }

@@ -67,6 +67,69 @@ impl Run<'_> {
         }
     }
 
+    /// After ECS rolled services back by itself (an alarm, the circuit breaker): ECS runs
+    /// their old revision while terraform's state and `image_tags` still say the new
+    /// tag, so the next apply would silently roll the bad image again. Re-applies the
+    /// tags they ran before this run for exactly those services, through the same
+    /// reviewed, targeted roll as the restore, and ends the run with `failure` and
+    /// what was reconciled: always an error (exit 1), unless interrupted.
+    pub(super) async fn reconcile(
+        &self,
+        ready: &Ready,
+        before: &Before,
+        report: &mut RunReport,
+        failure: anyhow::Error,
+    ) -> Result<()> {
+        let mut tags = BTreeMap::new();
+        let mut left = Vec::new();
+        for service in natively_rolled_back(report) {
+            match before.tag_of(&service) {
+                Some(old) => {
+                    tags.insert(service, old.to_owned());
+                }
+                None => left.push((
+                    service,
+                    "ran nothing readable before this run: re-apply by hand".to_owned(),
+                )),
+            }
+        }
+        let mut reconcile = RestoreReport {
+            tags: tags.iter().map(|(s, t)| (s.clone(), t.clone())).collect(),
+            left,
+            ..RestoreReport::default()
+        };
+        if tags.is_empty() {
+            report.reconcile = Some(reconcile);
+            return Err(failure);
+        }
+        self.progress.warn(&format!(
+            "ECS rolled back {}: re-applying those tags with terraform so that its state and image_tags say what runs (reconcile)",
+            describe(&reconcile.tags)
+        ));
+        let outcome = self.restore_roll(ready, &tags, &mut reconcile).await;
+        if let Err(err) = &outcome {
+            reconcile.error = Some(format!("{err:#}"));
+        }
+        let summary = if reconcile.settled() {
+            format!(
+                "Reconciled: terraform re-applied {} (what ECS rolled back to), so its state and the next apply agree with what runs. The run failed: fix the cause ECS gave above, then deploy again",
+                describe(&reconcile.tags)
+            )
+        } else {
+            format!(
+                "Reconcile FAILED (not retried): re-applying {} {}: {}. terraform's state still says the new tag for them: the next apply would roll it again; check `deploy status` and ECS first",
+                describe(&reconcile.tags),
+                if reconcile.applied { "was applied but did not settle" } else { "was not applied" },
+                reconcile.error.as_deref().unwrap_or("unknown error")
+            )
+        };
+        report.reconcile = Some(reconcile);
+        match outcome {
+            Err(err) if err.is::<Interrupted>() => Err(err),
+            _ => Err(anyhow!("{failure:#}\n\n{summary}")),
+        }
+    }
+
     /// Plans, reviews, applies and verifies the restore. Never retried.
     async fn restore_roll(
         &self,
@@ -156,6 +219,21 @@ fn restore_set(run: &Run<'_>, before: &Before) -> (BTreeMap<String, String>, Ser
         }
     }
     (tags, left)
+}
+
+/// The services whose service deployment ECS rolled back successfully: ECS runs their
+/// previous revision now.
+pub(super) fn natively_rolled_back(report: &RunReport) -> Vec<String> {
+    report
+        .rollouts
+        .iter()
+        .filter(|r| {
+            r.native_rollback
+                .as_ref()
+                .is_some_and(|n| n.status == "ROLLBACK_SUCCESSFUL")
+        })
+        .map(|r| r.service.clone())
+        .collect()
 }
 
 /// `api → 1a2b3c4, auth → 1a2b3c4`.

@@ -43,6 +43,9 @@ pub struct RunReport {
     /// The automatic rollback after a failed verify (`--rollback-on-failure`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreReport>,
+    /// After ECS rolled services back by itself: their previous tags re-applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<RestoreReport>,
 }
 
 /// The automatic rollback: the services this run changed, back to their tags before it.
@@ -122,6 +125,7 @@ impl RunReport {
             copies: Vec::new(),
             stages: Vec::new(),
             restore: None,
+            reconcile: None,
         }
     }
 

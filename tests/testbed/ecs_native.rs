@@ -164,3 +164,114 @@ fn a_canary_is_followed_through_its_service_deployment_and_a_service_without_one
         "{run}"
     );
 }
+
+/// `terraform plan -detailed-exitcode` of the targeted roll that puts `service` on
+/// `tag`: 0 when terraform's state already says so.
+fn plan_exit_code(
+    bed: &Testbed,
+    fixture: &Fixture,
+    env: &AwsEnv,
+    service: &str,
+    tag: &str,
+) -> (i32, String) {
+    let mut command = std::process::Command::new(&bed.terraform);
+    command
+        .args([
+            "-chdir=infra/terraform/aws",
+            "plan",
+            "-detailed-exitcode",
+            "-input=false",
+            "-var-file=tfvars/sandbox.tfvars",
+            "-no-color",
+            &format!("-var=image_tags={{\"{service}\"=\"{tag}\"}}"),
+            &format!("-var=image_tag={tag}"),
+            &format!("-target=terraform_data.task_definition[\"{service}\"]"),
+            &format!("-target=terraform_data.service[\"{service}\"]"),
+        ])
+        .current_dir(fixture.root());
+    env.configure(&mut command);
+    let output = command.output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+#[test]
+fn a_canary_that_ecs_rolls_back_on_an_alarm_fails_the_run_and_terraform_is_reconciled() {
+    let bed = Testbed::get();
+    let fixture = fixture();
+    let tag = fixture.short_sha();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let before = crate::rollout::live(&env);
+    // auth's canary bakes, its alarm fires, ECS rolls it back to what ran before.
+    let stand_in = EcsDeployments::start(
+        &bed,
+        &json!({"services": {"auth": {
+            "strategy": "CANARY",
+            "deploymentConfiguration": {"bakeTimeInMinutes": 10,
+                "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 10}},
+            "alarms": ["auth-5xx"],
+            "sourceTaskDefinition": before["auth"].0,
+            "stages": [
+                {"at": 0, "status": "IN_PROGRESS", "lifecycleStage": "SCALE_UP"},
+                {"at": 1, "status": "IN_PROGRESS", "lifecycleStage": "BAKE_TIME"},
+                {"at": 3, "status": "ROLLBACK_IN_PROGRESS", "lifecycleStage": "BAKE_TIME",
+                 "rollback": "CloudWatch alarm auth-5xx is in ALARM", "triggeredAlarms": ["auth-5xx"]},
+                {"at": 4, "status": "ROLLBACK_SUCCESSFUL", "lifecycleStage": "BAKE_TIME",
+                 "rollback": "CloudWatch alarm auth-5xx is in ALARM", "triggeredAlarms": ["auth-5xx"]}]}}}),
+    );
+    let out = deploy(&fixture, &env, &bed, &stand_in, "auth,api");
+    out.code(1)
+        .stderr_has("ECS rolled back the CANARY deployment of auth during BAKE_TIME: CloudWatch alarm auth-5xx is in ALARM; alarms in ALARM: auth-5xx")
+        .stderr_has("1 service(s) did not settle")
+        .stderr_has("ECS rolled back auth → :bootstrap: re-applying those tags with terraform")
+        .stderr_has("Reconciled: terraform re-applied auth → :bootstrap (what ECS rolled back to)");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(rollout(&report, "api")["steady"], true);
+    assert_eq!(
+        rollout(&report, "auth")["native_rollback"]["triggered_alarms"],
+        json!(["auth-5xx"])
+    );
+    assert_eq!(report["reconcile"]["tags"], json!([["auth", "bootstrap"]]));
+    // What runs: auth on its old tag (a new revision terraform registered), api on the new.
+    let after = crate::rollout::live(&env);
+    assert_eq!(after["auth"].1, format!("{}/auth:bootstrap", bed.registry));
+    assert_eq!(after["api"].1, format!("{}/api:{tag}", bed.registry));
+    for service in crate::support::SERVICES {
+        if !["auth", "api"].contains(&service) {
+            assert_eq!(
+                after[service], before[service],
+                "{service} must be untouched"
+            );
+        }
+    }
+    // terraform's state says what runs: a plan of auth on its old tag changes nothing.
+    let (code, plan) = plan_exit_code(&bed, &fixture, &env, "auth", "bootstrap");
+    assert_eq!(code, 0, "{plan}");
+    // The history record says what ECS did and what was reconciled.
+    let run = last_run(&fixture, &env, &bed);
+    assert_eq!(run["state"], "failed", "{run}");
+    let auth = run["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "auth")
+        .unwrap();
+    assert_eq!(
+        auth["ecs_ended"], "rolled back by ECS (alarm auth-5xx)",
+        "{run}"
+    );
+    assert_eq!(auth["reconciled"], "bootstrap", "{run}");
+    let api = run["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "api")
+        .unwrap();
+    assert!(api.get("reconciled").is_none(), "{run}");
+}
