@@ -170,8 +170,13 @@ impl Run<'_> {
         restore.applied = true;
         let targets: Vec<(String, String)> =
             tags.iter().map(|(s, t)| (s.clone(), t.clone())).collect();
-        restore.rollouts =
-            interruptible(Stage::AfterApply, self.settle(ready, targets, since)).await?;
+        // A restore is waited on until complete, whatever --wait-until said.
+        let complete = crate::aws::ecs::native::WaitUntil::Complete;
+        restore.rollouts = interruptible(
+            Stage::AfterApply,
+            self.settle(ready, targets, since, complete),
+        )
+        .await?;
         let unsettled: Vec<String> = restore
             .rollouts
             .iter()

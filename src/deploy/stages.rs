@@ -268,7 +268,9 @@ impl Run<'_> {
         let since = report
             .roll_started
             .unwrap_or_else(std::time::SystemTime::now);
-        report.rollouts = self.settle(ready, targets, since).await?;
+        report.rollouts = self
+            .settle(ready, targets, since, self.request.wait_until)
+            .await?;
         let failed: Vec<String> = report
             .rollouts
             .iter()
@@ -292,6 +294,7 @@ impl Run<'_> {
         ready: &Ready,
         targets: Vec<(String, String)>,
         since: std::time::SystemTime,
+        until: crate::aws::ecs::native::WaitUntil,
     ) -> Result<Vec<Settled>> {
         let cluster = ready.environment.cluster()?;
         let ecs_config = &self.platform.config.ecs;
@@ -321,9 +324,25 @@ impl Run<'_> {
                     "waiting for ECS to settle on :{}",
                     target.expected_tag
                 ));
-                let settled = ecs.follow(&target, since, margin, poll, &item).await;
-                match &settled.error {
-                    None => item.finish(&format!(
+                let settled = ecs.follow(&target, since, until, margin, poll, &item).await;
+                let paused = settled
+                    .deployment
+                    .as_ref()
+                    .filter(|d| d.status != "SUCCESSFUL" && settled.error.is_none());
+                match (&settled.error, paused) {
+                    (None, Some(deployment)) => item.finish(&format!(
+                        "{} on :{} ({:.0}s, --wait-until {}): {}",
+                        if deployment.pauses.is_empty() {
+                            "traffic shifted"
+                        } else {
+                            "PAUSED"
+                        },
+                        target.expected_tag,
+                        settled.waited_secs,
+                        until.name(),
+                        crate::aws::ecs::native::next_step(deployment)
+                    )),
+                    (None, None) => item.finish(&format!(
                         "steady on :{} ({:.0}s{})",
                         target.expected_tag,
                         settled.waited_secs,
@@ -333,7 +352,7 @@ impl Run<'_> {
                             .map(|d| format!(", {} deployment SUCCESSFUL", d.strategy))
                             .unwrap_or_default()
                     )),
-                    Some(err) => item.finish(&format!("NOT steady: {err}")),
+                    (Some(err), _) => item.finish(&format!("NOT steady: {err}")),
                 }
                 settled
             })

@@ -275,3 +275,103 @@ fn a_canary_that_ecs_rolls_back_on_an_alarm_fails_the_run_and_terraform_is_recon
         .unwrap();
     assert!(api.get("reconciled").is_none(), "{run}");
 }
+
+#[test]
+fn wait_until_paused_ends_when_both_services_wait_at_their_hook_and_lists_them() {
+    let bed = Testbed::get();
+    let fixture = fixture();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    // Both blue/green deployments pause after the production traffic shift, for an hour.
+    let paused = |hook: &str| {
+        json!({
+            "strategy": "BLUE_GREEN",
+            "deploymentConfiguration": {"bakeTimeInMinutes": 30},
+            "stages": [
+                {"at": 0, "status": "IN_PROGRESS", "lifecycleStage": "SCALE_UP"},
+                {"at": 1, "status": "IN_PROGRESS", "lifecycleStage": "POST_PRODUCTION_TRAFFIC_SHIFT",
+                 "pause": {"hookId": hook, "expiresInSecs": 3600}},
+                {"at": 3600, "status": "SUCCESSFUL", "lifecycleStage": "CLEAN_UP"}]})
+    };
+    let stand_in = EcsDeployments::start(
+        &bed,
+        &json!({"services": {"auth": paused("hook-auth"), "api": paused("hook-api")}}),
+    );
+    let out = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("AWS_ENDPOINT_URL_ECS", &stand_in.endpoint)
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--skip-spas",
+            "--services",
+            "auth,api",
+            "--profile",
+            "testbed",
+            "-y",
+            "--wait-until",
+            "paused",
+            "--output",
+            "json",
+        ])
+        .run();
+    out.success()
+        .stderr_has("auth: PAUSED on :")
+        .stderr_has("BLUE_GREEN POST_PRODUCTION_TRAFFIC_SHIFT waits at hook hook-auth")
+        .stderr_has("api: PAUSED on :")
+        .stderr_has("waits at hook hook-api");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    for (service, hook) in [("auth", "hook-auth"), ("api", "hook-api")] {
+        let rollout = rollout(&report, service);
+        assert_eq!(
+            rollout["deployment"]["pauses"][0]["hook_id"], hook,
+            "{rollout}"
+        );
+        assert_eq!(
+            rollout["followed"],
+            "service deployment, until paused (--wait-until)"
+        );
+    }
+}
+
+#[test]
+fn wait_until_traffic_shifted_ends_while_the_bake_goes_on() {
+    let bed = Testbed::get();
+    let fixture = fixture();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    // A 30-minute bake once traffic is shifted: `complete` would wait it out.
+    let stand_in = EcsDeployments::start(
+        &bed,
+        &json!({"services": {"auth": {
+            "strategy": "LINEAR",
+            "deploymentConfiguration": {"bakeTimeInMinutes": 30,
+                "linearConfiguration": {"stepPercent": 50.0, "stepBakeTimeInMinutes": 1}},
+            "stages": [
+                {"at": 0, "status": "IN_PROGRESS", "lifecycleStage": "PRODUCTION_TRAFFIC_SHIFT"},
+                {"at": 2, "status": "IN_PROGRESS", "lifecycleStage": "BAKE_TIME"},
+                {"at": 1800, "status": "SUCCESSFUL", "lifecycleStage": "CLEAN_UP"}]}}}),
+    );
+    let started = std::time::Instant::now();
+    let out = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("AWS_ENDPOINT_URL_ECS", &stand_in.endpoint)
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--skip-spas",
+            "--services",
+            "auth",
+            "--profile",
+            "testbed",
+            "-y",
+            "--wait-until",
+            "traffic-shifted",
+        ])
+        .run();
+    out.success()
+        .stderr_has("auth: LINEAR IN_PROGRESS at PRODUCTION_TRAFFIC_SHIFT · bake ")
+        .stderr_has("auth: traffic shifted on :")
+        .stderr_has("ECS goes on with LINEAR at BAKE_TIME, bake 30m00s left");
+    assert!(started.elapsed() < std::time::Duration::from_secs(300));
+}

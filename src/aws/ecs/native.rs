@@ -52,6 +52,45 @@ pub struct Pause {
     pub expires_at: Option<i64>,
 }
 
+/// How far the verify step waits for a service deployment (`--wait-until`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaitUntil {
+    /// Production traffic is on the new revision (its bake may still run).
+    TrafficShifted,
+    /// The deployment is SUCCESSFUL, bake and clean-up done.
+    #[default]
+    Complete,
+    /// It waits at a pause hook (or is complete): answer the hook outside deploy.
+    Paused,
+}
+
+impl WaitUntil {
+    pub fn name(self) -> &'static str {
+        match self {
+            WaitUntil::TrafficShifted => "traffic-shifted",
+            WaitUntil::Complete => "complete",
+            WaitUntil::Paused => "paused",
+        }
+    }
+}
+
+/// Whether a deployment still running has reached what `until` asks for.
+pub fn reached(view: &DeploymentView, until: WaitUntil) -> bool {
+    let running = matches!(view.status.as_str(), "IN_PROGRESS" | "PENDING");
+    match until {
+        WaitUntil::Complete => false,
+        WaitUntil::Paused => running && !view.pauses.is_empty(),
+        WaitUntil::TrafficShifted => {
+            running
+                && matches!(
+                    view.stage.as_deref(),
+                    Some("POST_PRODUCTION_TRAFFIC_SHIFT" | "BAKE_TIME" | "CLEAN_UP")
+                )
+        }
+    }
+}
+
 /// What ECS says about a service deployment, for the waiter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Phase {
@@ -248,6 +287,31 @@ pub fn progress_line(view: &DeploymentView, now_unix: i64) -> String {
     parts.join(" · ")
 }
 
+/// What a deployment left running (`--wait-until`) still does, and how to answer a pause.
+pub fn next_step(view: &DeploymentView) -> String {
+    match view.pauses.as_slice() {
+        [] => format!(
+            "ECS goes on with {} at {}{}",
+            view.strategy,
+            view.stage.as_deref().unwrap_or("its next stage"),
+            view.bake_left_secs
+                .map(|left| format!(", bake {} left", span(left)))
+                .unwrap_or_default()
+        ),
+        pauses => format!(
+            "{} {} waits at hook {}: answer with `aws ecs continue-service-deployment --service-deployment-arn {} --hook-id <id>` (or let its timeout action run)",
+            view.strategy,
+            view.stage.as_deref().unwrap_or("?"),
+            pauses
+                .iter()
+                .map(|p| p.hook_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            view.arn
+        ),
+    }
+}
+
 /// The failure's words: service, strategy, stage, reason and alarms as ECS gives them.
 pub fn ended_message(ecs_service: &str, view: &DeploymentView) -> String {
     let what = match view.status.as_str() {
@@ -344,6 +408,7 @@ impl Ecs {
         &self,
         target: &RolloutTarget,
         since: SystemTime,
+        until: WaitUntil,
         margin: Duration,
         poll: Duration,
         item: &ItemProgress,
@@ -392,6 +457,15 @@ impl Ecs {
             if line != last_line {
                 item.state(&line);
                 last_line = line;
+            }
+            if reached(&view, until) {
+                let running = self.running_tag(target).await.ok().flatten();
+                let mut settled = finish(true, running, None, Some(view), None);
+                settled.followed = Some(format!(
+                    "service deployment, until {} (--wait-until)",
+                    until.name()
+                ));
+                return settled;
             }
             match phase(&view) {
                 Phase::Running | Phase::Paused => {}

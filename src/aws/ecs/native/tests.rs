@@ -132,3 +132,24 @@ fn a_pause_and_a_bake_show_on_one_line() {
     baking.status = "SUCCESSFUL".into();
     assert_eq!(phase(&baking), Phase::Succeeded);
 }
+
+#[test]
+fn a_wait_until_ends_at_the_stage_asked_for() {
+    let mut baking = view(&rolled_back());
+    baking.status = "IN_PROGRESS".into();
+    assert!(reached(&baking, WaitUntil::TrafficShifted));
+    assert!(!reached(&baking, WaitUntil::Complete));
+    assert!(!reached(&baking, WaitUntil::Paused));
+    baking.stage = Some("PRODUCTION_TRAFFIC_SHIFT".into());
+    assert!(!reached(&baking, WaitUntil::TrafficShifted));
+    baking.pauses.push(Pause {
+        hook_id: "h-1".into(),
+        expires_at: None,
+    });
+    assert!(reached(&baking, WaitUntil::Paused));
+    // A rollback under way is never "reached": its end is waited for and reported.
+    baking.status = "ROLLBACK_IN_PROGRESS".into();
+    baking.stage = Some("BAKE_TIME".into());
+    assert!(!reached(&baking, WaitUntil::TrafficShifted));
+    assert!(!reached(&baking, WaitUntil::Paused));
+}
