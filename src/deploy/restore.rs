@@ -117,10 +117,19 @@ impl Run<'_> {
             )
         } else {
             format!(
-                "Reconcile FAILED (not retried): re-applying {} {}: {}. terraform's state still says the new tag for them: the next apply would roll it again; check `deploy status` and ECS first",
+                "Reconcile FAILED (not retried): re-applying {} {}: {}. {}; check `deploy status` and ECS first",
                 describe(&reconcile.tags),
-                if reconcile.applied { "was applied but did not settle" } else { "was not applied" },
-                reconcile.error.as_deref().unwrap_or("unknown error")
+                if reconcile.applied {
+                    "was applied but did not settle or answer its health check"
+                } else {
+                    "was not applied"
+                },
+                reconcile.error.as_deref().unwrap_or("unknown error"),
+                if reconcile.applied {
+                    "terraform's state says the old tag, but the old release does not answer as expected"
+                } else {
+                    "terraform's state still says the new tag for them: the next apply would roll it again"
+                }
             )
         };
         report.reconcile = Some(reconcile);
@@ -128,6 +137,78 @@ impl Run<'_> {
             Err(err) if err.is::<Interrupted>() => Err(err),
             _ => Err(anyhow!("{failure:#}\n\n{summary}")),
         }
+    }
+
+    /// Health checks failed while ECS still bakes the roll (`--wait-until
+    /// traffic-shifted`): each failing service's deployment is asked to roll back
+    /// (`StopServiceDeployment` with ROLLBACK: instant, the old tasks still run) instead
+    /// of a terraform restore, and followed to its end; the reconcile then tells
+    /// terraform. Returns `failure`, with what was asked. Services whose deployment is
+    /// over (or that have none) are left to `--rollback-on-failure`'s terraform restore.
+    pub(super) async fn roll_back_natively(
+        &self,
+        ready: &Ready,
+        report: &mut RunReport,
+        failure: anyhow::Error,
+    ) -> Result<()> {
+        let unhealthy: std::collections::BTreeSet<&str> = report
+            .health
+            .iter()
+            .filter(|c| c.error.is_some())
+            .map(|c| c.service.as_str())
+            .collect();
+        let baking: Vec<(String, String)> = report
+            .rollouts
+            .iter()
+            .filter(|r| unhealthy.contains(r.service.as_str()))
+            .filter_map(|r| {
+                let deployment = r.deployment.as_ref()?;
+                (deployment.status == "IN_PROGRESS")
+                    .then(|| (r.service.clone(), deployment.arn.clone()))
+            })
+            .collect();
+        if baking.is_empty() {
+            return Err(failure);
+        }
+        let ecs = self.ecs(ready)?;
+        for (service, arn) in &baking {
+            self.progress.warn(&format!(
+                "{service} failed its health check while ECS still runs its deployment: asking ECS to roll it back (StopServiceDeployment ROLLBACK) instead of a terraform restore"
+            ));
+            ecs.stop_for_rollback(arn)
+                .await
+                .map_err(|err| err.context(format!("{failure:#}")))?;
+        }
+        let since = report
+            .roll_started
+            .unwrap_or_else(std::time::SystemTime::now);
+        let targets: Vec<(String, String)> = baking
+            .iter()
+            .map(|(service, _)| (service.clone(), self.plan.tag_of(service).to_owned()))
+            .collect();
+        let complete = crate::aws::ecs::native::WaitUntil::Complete;
+        let followed = interruptible(
+            Stage::AfterApply,
+            self.settle(ready, targets, since, complete),
+        )
+        .await?;
+        for mut settled in followed {
+            if let Some(rollback) = &mut settled.native_rollback {
+                rollback.requested_by_deploy = Some("health check failed".to_owned());
+            }
+            if let Some(slot) = report
+                .rollouts
+                .iter_mut()
+                .find(|r| r.service == settled.service)
+            {
+                *slot = settled;
+            }
+        }
+        let names: Vec<&str> = baking.iter().map(|(s, _)| s.as_str()).collect();
+        Err(failure.context(format!(
+            "asked ECS to roll back {} during its deployment (StopServiceDeployment ROLLBACK)",
+            names.join(", ")
+        )))
     }
 
     /// Plans, reviews, applies and verifies the restore. Never retried.

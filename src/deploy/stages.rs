@@ -296,13 +296,8 @@ impl Run<'_> {
         since: std::time::SystemTime,
         until: crate::aws::ecs::native::WaitUntil,
     ) -> Result<Vec<Settled>> {
-        let cluster = ready.environment.cluster()?;
         let ecs_config = &self.platform.config.ecs;
-        let ecs = Ecs::new(
-            aws_sdk_ecs::Client::new(&ready.aws.sdk),
-            cluster.to_owned(),
-            self.profile.clone(),
-        );
+        let ecs = self.ecs(ready)?;
         let targets: Vec<RolloutTarget> = targets
             .into_iter()
             .map(|(service, tag)| RolloutTarget {
@@ -361,6 +356,15 @@ impl Run<'_> {
             .await;
         settled.sort_by(|a, b| a.service.cmp(&b.service));
         Ok(settled)
+    }
+
+    /// ECS, for the environment's cluster.
+    pub(super) fn ecs(&self, ready: &Ready) -> Result<Ecs> {
+        Ok(Ecs::new(
+            aws_sdk_ecs::Client::new(&ready.aws.sdk),
+            ready.environment.cluster()?.to_owned(),
+            self.profile.clone(),
+        ))
     }
 
     /// Step 10, health: the runbook's "GET https://<host>/<prefix>/health returns 200" (and `/docs`),

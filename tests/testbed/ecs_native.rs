@@ -375,3 +375,85 @@ fn wait_until_traffic_shifted_ends_while_the_bake_goes_on() {
         .stderr_has("ECS goes on with LINEAR at BAKE_TIME, bake 30m00s left");
     assert!(started.elapsed() < std::time::Duration::from_secs(300));
 }
+
+#[test]
+fn a_health_check_failing_during_a_blue_green_bake_asks_ecs_to_roll_back_not_terraform() {
+    let bed = Testbed::get();
+    // The load balancer's stand-in serves nothing: auth's health check answers 404.
+    let server = crate::rollout::HttpServer::serving(&bed, &[]);
+    let fixture = Fixture::unique();
+    let config = std::fs::read_to_string(fixture.path("deploy.toml")).unwrap();
+    fixture.write(
+        "deploy.toml",
+        &format!(
+            "{config}\n[ecs]\npoll_interval_secs = 1\n[health]\nbase_url = \"http://127.0.0.1:{}\"\ntimeout_secs = 2\n[health.prefixes]\nauth = \"/v1/auth\"\n",
+            server.port
+        ),
+    );
+    fixture.commit_all("health checks, ECS polled every second");
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let before = crate::rollout::live(&env);
+    let stand_in = EcsDeployments::start(
+        &bed,
+        &json!({"services": {"auth": {
+            "strategy": "BLUE_GREEN",
+            "deploymentConfiguration": {"bakeTimeInMinutes": 30},
+            "sourceTaskDefinition": before["auth"].0,
+            "stages": [
+                {"at": 0, "status": "IN_PROGRESS", "lifecycleStage": "PRODUCTION_TRAFFIC_SHIFT"},
+                {"at": 1, "status": "IN_PROGRESS", "lifecycleStage": "BAKE_TIME"},
+                {"at": 1800, "status": "SUCCESSFUL", "lifecycleStage": "CLEAN_UP"}]}}}),
+    );
+    let mut run = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("AWS_ENDPOINT_URL_ECS", &stand_in.endpoint)
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--skip-spas",
+            "--services",
+            "auth",
+            "--profile",
+            "testbed",
+            "-y",
+            "--wait-until",
+            "traffic-shifted",
+            "--rollback-on-failure",
+            "--output",
+            "json",
+        ])
+        .spawn();
+    // The old release (back once ECS rolled back) answers its health check.
+    run.wait_for_line("the StopServiceDeployment", |line| {
+        line.contains("asking ECS to roll it back")
+    });
+    server.serve("v1/auth/health");
+    let out = run.finish();
+    out.code(1)
+        .stderr_has("1 health check(s) failed")
+        .stderr_has("auth failed its health check while ECS still runs its deployment: asking ECS to roll it back (StopServiceDeployment ROLLBACK) instead of a terraform restore")
+        .stderr_has("Reconciled: terraform re-applied auth → :bootstrap");
+    // One StopServiceDeployment, a ROLLBACK, of auth's deployment; no terraform restore.
+    let stops = stand_in.calls("StopServiceDeployment");
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    assert_eq!(stops[0]["stopType"], "ROLLBACK");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(report["restore"].is_null(), "{}", report["restore"]);
+    assert_eq!(report["reconcile"]["tags"], json!([["auth", "bootstrap"]]));
+    assert_eq!(
+        crate::rollout::live(&env)["auth"].1,
+        format!("{}/auth:bootstrap", bed.registry)
+    );
+    let run = last_run(&fixture, &env, &bed);
+    let auth = run["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "auth")
+        .unwrap();
+    assert_eq!(
+        auth["ecs_ended"], "rolled back by ECS at deploy's request (health check failed)",
+        "{run}"
+    );
+}

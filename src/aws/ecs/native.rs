@@ -111,6 +111,9 @@ pub struct NativeRollback {
     pub stage: Option<String>,
     pub reason: String,
     pub triggered_alarms: Vec<String>,
+    /// Why deploy asked ECS for it (`StopServiceDeployment`), when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_by_deploy: Option<String>,
 }
 
 impl NativeRollback {
@@ -121,6 +124,9 @@ impl NativeRollback {
             "ROLLBACK_FAILED" => "rollback by ECS FAILED",
             _ => "rolled back by ECS",
         };
+        if let Some(why) = &self.requested_by_deploy {
+            return format!("{verb} at deploy's request ({why})");
+        }
         let why = match self.triggered_alarms.as_slice() {
             [] => self.reason.clone(),
             [one] => format!("alarm {one}"),
@@ -401,6 +407,25 @@ impl Ecs {
             .ok_or_else(|| anyhow!("ECS does not describe service deployment {arn}"))
     }
 
+    /// Asks ECS to roll a service deployment back (`StopServiceDeployment` with
+    /// ROLLBACK): instant while it bakes, the old tasks still running.
+    pub async fn stop_for_rollback(&self, arn: &str) -> Result<()> {
+        self.client
+            .stop_service_deployment()
+            .service_deployment_arn(arn)
+            .stop_type(aws_sdk_ecs::types::StopServiceDeploymentStopType::Rollback)
+            .send()
+            .await
+            .map_err(|err| {
+                anyhow!(aws::explain(
+                    "ecs:StopServiceDeployment",
+                    &err,
+                    self.profile.as_deref()
+                ))
+            })?;
+        Ok(())
+    }
+
     /// Follows the service deployment our apply caused until it succeeds (then the
     /// service must run the expected tag) or ECS ends it; without one, the older wait
     /// on `DescribeServices` within `margin`, said on the item's line.
@@ -498,6 +523,7 @@ impl Ecs {
                             .or_else(|| view.status_reason.clone())
                             .unwrap_or_else(|| "no reason given".to_owned()),
                         triggered_alarms: view.triggered_alarms.clone(),
+                        requested_by_deploy: None,
                     };
                     let error = ended_message(&target.ecs_service, &view);
                     return finish(false, running, Some(error), Some(view), Some(rollback));

@@ -96,8 +96,17 @@ fn a_rollback_is_named_by_what_ecs_says() {
         stage: view.stage.clone(),
         reason: view.rollback_reason.clone().unwrap(),
         triggered_alarms: view.triggered_alarms.clone(),
+        requested_by_deploy: None,
     };
     assert_eq!(rollback.headline(), "rolled back by ECS (alarm auth-5xx)");
+    let asked = NativeRollback {
+        requested_by_deploy: Some("health check failed".into()),
+        ..rollback
+    };
+    assert_eq!(
+        asked.headline(),
+        "rolled back by ECS at deploy's request (health check failed)"
+    );
 }
 
 #[test]
