@@ -92,6 +92,13 @@ pub struct Cli {
     #[arg(long, conflicts_with = "skip_tf")]
     pub rollback_on_failure: bool,
 
+    /// How far to follow each rolled service's ECS service deployment: until production
+    /// traffic is on the new revision (its bake may still run), until it is complete,
+    /// or until it waits at a pause hook. Services without service deployments are
+    /// waited on until steady whatever this says
+    #[arg(long, value_enum, value_name = "POINT", default_value_t = crate::aws::ecs::native::WaitUntil::Complete, conflicts_with = "skip_tf")]
+    pub wait_until: crate::aws::ecs::native::WaitUntil,
+
     /// When another run holds the environment's deploy lock, wait up to this long for
     /// it (e.g. 90s, 10m, 1h) instead of failing at once; the holder is shown while
     /// waiting. For CI pipelines that queue

@@ -75,6 +75,8 @@ pub struct Request {
     pub rollback_on_failure: bool,
     /// `--lock-wait`: how long to wait for another run's deploy lock (none: fail at once).
     pub lock_wait: Option<std::time::Duration>,
+    /// `--wait-until`: how far the verify step follows ECS's service deployments.
+    pub wait_until: crate::aws::ecs::native::WaitUntil,
 }
 
 /// `deploy promote --from <tfvars> [--profile-from P]`: the source environment.
@@ -299,6 +301,7 @@ impl Request {
             allow_infra_changes: cli.allow_infra_changes,
             rollback_on_failure: cli.rollback_on_failure,
             lock_wait: cli.lock_wait,
+            wait_until: cli.wait_until,
             changes_mode: cli.changed.flatten().map(|mode| match mode {
                 crate::cli::ChangedMode::Graph => ChangesMode::Graph,
                 crate::cli::ChangedMode::Runbook => ChangesMode::Runbook,

@@ -11,6 +11,8 @@ use serde::Serialize;
 use crate::aws;
 use crate::ui::progress::ItemProgress;
 
+pub mod native;
+
 /// The tag of an image reference: `host:5000/repo:tag@sha256:…` → `tag`. `None` for a
 /// digest-only or untagged reference.
 pub fn image_tag_of(image: &str) -> Option<&str> {
@@ -40,6 +42,16 @@ pub struct Settled {
     pub running_tag: Option<String>,
     pub waited_secs: f64,
     pub error: Option<String>,
+    /// What was followed: "service deployment", or "DescribeServices (why)" where the
+    /// account or service has no service deployments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub followed: Option<String>,
+    /// The service deployment followed, as last seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<native::DeploymentView>,
+    /// How ECS ended it when it rolled back or stopped it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub native_rollback: Option<native::NativeRollback>,
 }
 
 /// What ECS runs for one service now.
@@ -352,6 +364,9 @@ impl Ecs {
             running_tag,
             waited_secs: started.elapsed().as_secs_f64(),
             error,
+            followed: None,
+            deployment: None,
+            native_rollback: None,
         };
         loop {
             let service = match self.describe(&target.ecs_service).await {

@@ -244,6 +244,9 @@ fn new_record(plan: &Plan, environment: &str, caller_arn: &str, before: &Before)
             },
             rolled: false,
             settled: None,
+            ecs_deployment: None,
+            ecs_ended: None,
+            reconciled: None,
         })
         .collect();
     let spas = plan
@@ -303,11 +306,29 @@ fn finish_record(
     record.error = outcome.as_ref().err().map(|err| format!("{err:#}"));
     for change in &mut record.services {
         change.rolled = report.applied;
-        change.settled = report
-            .rollouts
-            .iter()
-            .find(|r| r.service == change.service)
-            .map(|r| r.steady);
+        let rollout = report.rollouts.iter().find(|r| r.service == change.service);
+        change.settled = rollout.map(|r| r.steady);
+        change.ecs_deployment = rollout.and_then(|r| {
+            r.deployment.as_ref().map(|d| {
+                format!(
+                    "{} {}{} ({})",
+                    d.strategy,
+                    d.status,
+                    d.stage
+                        .as_deref()
+                        .map(|s| format!(" at {s}"))
+                        .unwrap_or_default(),
+                    d.arn
+                )
+            })
+        });
+        change.ecs_ended = rollout.and_then(|r| r.native_rollback.as_ref().map(|n| n.headline()));
+        change.reconciled = report
+            .reconcile
+            .as_ref()
+            .filter(|r| r.applied)
+            .and_then(|r| r.tags.iter().find(|(s, _)| *s == change.service))
+            .map(|(_, tag)| tag.clone());
         if let Some(image) = report.images.iter().find(|i| i.service == change.service) {
             change.new.digest = digests.get(&image.image).cloned().flatten();
         }

@@ -216,12 +216,33 @@ impl Run<'_> {
         let started = Instant::now();
         let verified = self.verify_and_check(ready, report, step).await;
         report.stage("verify", started);
+        // A failed health check while ECS still bakes: ECS rolls back, not terraform.
+        let verified = match verified {
+            Err(failure) if *step == Step::Health && !failure.is::<Interrupted>() => {
+                self.roll_back_natively(ready, report, failure).await
+            }
+            verified => verified,
+        };
         match verified {
-            Err(failure) if self.rollback_on_failure() && !failure.is::<Interrupted>() => {
+            Err(failure)
+                if self.rollback_on_failure()
+                    && !failure.is::<Interrupted>()
+                    && restore::natively_rolled_back(report).is_empty() =>
+            {
                 let started = Instant::now();
                 let restored = self.restore(ready, before, report, failure).await;
                 report.stage("automatic rollback", started);
                 restored
+            }
+            // ECS rolled services back by itself: terraform is told what runs.
+            Err(failure)
+                if !failure.is::<Interrupted>()
+                    && !restore::natively_rolled_back(report).is_empty() =>
+            {
+                let started = Instant::now();
+                let reconciled = self.reconcile(ready, before, report, failure).await;
+                report.stage("reconcile", started);
+                reconciled
             }
             verified => verified,
         }

@@ -67,6 +67,150 @@ impl Run<'_> {
         }
     }
 
+    /// After ECS rolled services back by itself (an alarm, the circuit breaker): ECS runs
+    /// their old revision while terraform's state and `image_tags` still say the new
+    /// tag, so the next apply would silently roll the bad image again. Re-applies the
+    /// tags they ran before this run for exactly those services, through the same
+    /// reviewed, targeted roll as the restore, and ends the run with `failure` and
+    /// what was reconciled: always an error (exit 1), unless interrupted.
+    pub(super) async fn reconcile(
+        &self,
+        ready: &Ready,
+        before: &Before,
+        report: &mut RunReport,
+        failure: anyhow::Error,
+    ) -> Result<()> {
+        let mut tags = BTreeMap::new();
+        let mut left = Vec::new();
+        for service in natively_rolled_back(report) {
+            match before.tag_of(&service) {
+                Some(old) => {
+                    tags.insert(service, old.to_owned());
+                }
+                None => left.push((
+                    service,
+                    "ran nothing readable before this run: re-apply by hand".to_owned(),
+                )),
+            }
+        }
+        let mut reconcile = RestoreReport {
+            tags: tags.iter().map(|(s, t)| (s.clone(), t.clone())).collect(),
+            left,
+            ..RestoreReport::default()
+        };
+        if tags.is_empty() {
+            report.reconcile = Some(reconcile);
+            return Err(failure);
+        }
+        self.progress.warn(&format!(
+            "ECS rolled back {}: re-applying those tags with terraform so that its state and image_tags say what runs (reconcile)",
+            describe(&reconcile.tags)
+        ));
+        let outcome = self.restore_roll(ready, &tags, &mut reconcile).await;
+        if let Err(err) = &outcome {
+            reconcile.error = Some(format!("{err:#}"));
+        }
+        let summary = if reconcile.settled() {
+            format!(
+                "Reconciled: terraform re-applied {} (what ECS rolled back to), so its state and the next apply agree with what runs. The run failed: fix the cause ECS gave above, then deploy again",
+                describe(&reconcile.tags)
+            )
+        } else {
+            format!(
+                "Reconcile FAILED (not retried): re-applying {} {}: {}. {}; check `deploy status` and ECS first",
+                describe(&reconcile.tags),
+                if reconcile.applied {
+                    "was applied but did not settle or answer its health check"
+                } else {
+                    "was not applied"
+                },
+                reconcile.error.as_deref().unwrap_or("unknown error"),
+                if reconcile.applied {
+                    "terraform's state says the old tag, but the old release does not answer as expected"
+                } else {
+                    "terraform's state still says the new tag for them: the next apply would roll it again"
+                }
+            )
+        };
+        report.reconcile = Some(reconcile);
+        match outcome {
+            Err(err) if err.is::<Interrupted>() => Err(err),
+            _ => Err(anyhow!("{failure:#}\n\n{summary}")),
+        }
+    }
+
+    /// Health checks failed while ECS still bakes the roll (`--wait-until
+    /// traffic-shifted`): each failing service's deployment is asked to roll back
+    /// (`StopServiceDeployment` with ROLLBACK: instant, the old tasks still run) instead
+    /// of a terraform restore, and followed to its end; the reconcile then tells
+    /// terraform. Returns `failure`, with what was asked. Services whose deployment is
+    /// over (or that have none) are left to `--rollback-on-failure`'s terraform restore.
+    pub(super) async fn roll_back_natively(
+        &self,
+        ready: &Ready,
+        report: &mut RunReport,
+        failure: anyhow::Error,
+    ) -> Result<()> {
+        let unhealthy: std::collections::BTreeSet<&str> = report
+            .health
+            .iter()
+            .filter(|c| c.error.is_some())
+            .map(|c| c.service.as_str())
+            .collect();
+        let baking: Vec<(String, String)> = report
+            .rollouts
+            .iter()
+            .filter(|r| unhealthy.contains(r.service.as_str()))
+            .filter_map(|r| {
+                let deployment = r.deployment.as_ref()?;
+                (deployment.status == "IN_PROGRESS")
+                    .then(|| (r.service.clone(), deployment.arn.clone()))
+            })
+            .collect();
+        if baking.is_empty() {
+            return Err(failure);
+        }
+        let ecs = self.ecs(ready)?;
+        for (service, arn) in &baking {
+            self.progress.warn(&format!(
+                "{service} failed its health check while ECS still runs its deployment: asking ECS to roll it back (StopServiceDeployment ROLLBACK) instead of a terraform restore"
+            ));
+            ecs.stop_for_rollback(arn)
+                .await
+                .map_err(|err| err.context(format!("{failure:#}")))?;
+        }
+        let since = report
+            .roll_started
+            .unwrap_or_else(std::time::SystemTime::now);
+        let targets: Vec<(String, String)> = baking
+            .iter()
+            .map(|(service, _)| (service.clone(), self.plan.tag_of(service).to_owned()))
+            .collect();
+        let complete = crate::aws::ecs::native::WaitUntil::Complete;
+        let followed = interruptible(
+            Stage::AfterApply,
+            self.settle(ready, targets, since, complete),
+        )
+        .await?;
+        for mut settled in followed {
+            if let Some(rollback) = &mut settled.native_rollback {
+                rollback.requested_by_deploy = Some("health check failed".to_owned());
+            }
+            if let Some(slot) = report
+                .rollouts
+                .iter_mut()
+                .find(|r| r.service == settled.service)
+            {
+                *slot = settled;
+            }
+        }
+        let names: Vec<&str> = baking.iter().map(|(s, _)| s.as_str()).collect();
+        Err(failure.context(format!(
+            "asked ECS to roll back {} during its deployment (StopServiceDeployment ROLLBACK)",
+            names.join(", ")
+        )))
+    }
+
     /// Plans, reviews, applies and verifies the restore. Never retried.
     async fn restore_roll(
         &self,
@@ -100,13 +244,20 @@ impl Run<'_> {
         guard(&saved.review, self.request.allow_infra_changes)
             .context("the restore's terraform plan was refused; nothing was restored")?;
         let args = restore_step.apply.apply_saved_args(&saved.file);
+        let since = std::time::SystemTime::now();
         tf.apply(&args, true)
             .await
             .context("the restore's terraform apply failed")?;
         restore.applied = true;
         let targets: Vec<(String, String)> =
             tags.iter().map(|(s, t)| (s.clone(), t.clone())).collect();
-        restore.rollouts = interruptible(Stage::AfterApply, self.settle(ready, targets)).await?;
+        // A restore is waited on until complete, whatever --wait-until said.
+        let complete = crate::aws::ecs::native::WaitUntil::Complete;
+        restore.rollouts = interruptible(
+            Stage::AfterApply,
+            self.settle(ready, targets, since, complete),
+        )
+        .await?;
         let unsettled: Vec<String> = restore
             .rollouts
             .iter()
@@ -154,6 +305,21 @@ fn restore_set(run: &Run<'_>, before: &Before) -> (BTreeMap<String, String>, Ser
         }
     }
     (tags, left)
+}
+
+/// The services whose service deployment ECS rolled back successfully: ECS runs their
+/// previous revision now.
+pub(super) fn natively_rolled_back(report: &RunReport) -> Vec<String> {
+    report
+        .rollouts
+        .iter()
+        .filter(|r| {
+            r.native_rollback
+                .as_ref()
+                .is_some_and(|n| n.status == "ROLLBACK_SUCCESSFUL")
+        })
+        .map(|r| r.service.clone())
+        .collect()
 }
 
 /// `api → 1a2b3c4, auth → 1a2b3c4`.

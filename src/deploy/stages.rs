@@ -242,6 +242,8 @@ impl Run<'_> {
             None => false,
         };
         let started = std::time::Instant::now();
+        // ECS service deployments created from here on are this roll's.
+        report.roll_started = Some(std::time::SystemTime::now());
         if let Err(err) = terraform.apply(&args, targeted).await {
             if err.is::<Interrupted>() {
                 return Err(err);
@@ -269,7 +271,12 @@ impl Run<'_> {
             .filter(|s| s.action == Action::Deploy)
             .map(|s| (s.name.clone(), self.plan.tag_of(&s.name).to_owned()))
             .collect();
-        report.rollouts = self.settle(ready, targets).await?;
+        let since = report
+            .roll_started
+            .unwrap_or_else(std::time::SystemTime::now);
+        report.rollouts = self
+            .settle(ready, targets, since, self.request.wait_until)
+            .await?;
         let failed: Vec<String> = report
             .rollouts
             .iter()
@@ -286,19 +293,17 @@ impl Run<'_> {
         )
     }
 
-    /// Waits for each (service, tag) to settle in ECS, sorted by service.
+    /// Waits for each (service, tag) to settle in ECS, sorted by service: each through
+    /// the service deployment created since `since` (the roll's start), side by side.
     pub(super) async fn settle(
         &self,
         ready: &Ready,
         targets: Vec<(String, String)>,
+        since: std::time::SystemTime,
+        until: crate::aws::ecs::native::WaitUntil,
     ) -> Result<Vec<Settled>> {
-        let cluster = ready.environment.cluster()?;
         let ecs_config = &self.platform.config.ecs;
-        let ecs = Ecs::new(
-            aws_sdk_ecs::Client::new(&ready.aws.sdk),
-            cluster.to_owned(),
-            self.profile.clone(),
-        );
+        let ecs = self.ecs(ready)?;
         let targets: Vec<RolloutTarget> = targets
             .into_iter()
             .map(|(service, tag)| RolloutTarget {
@@ -308,7 +313,9 @@ impl Run<'_> {
                 expected_tag: tag,
             })
             .collect();
-        let timeout = std::time::Duration::from_secs(ecs_config.wait_timeout_secs);
+        // The margin on top of each deployment's own bakes and steps; the whole wait
+        // where a service has no service deployments.
+        let margin = std::time::Duration::from_secs(ecs_config.wait_timeout_secs);
         let poll = std::time::Duration::from_secs(ecs_config.poll_interval_secs);
         let ecs = &ecs;
         let mut settled: Vec<Settled> = futures_util::stream::iter(targets)
@@ -318,13 +325,35 @@ impl Run<'_> {
                     "waiting for ECS to settle on :{}",
                     target.expected_tag
                 ));
-                let settled = ecs.wait_until_settled(&target, timeout, poll, &item).await;
-                match &settled.error {
-                    None => item.finish(&format!(
-                        "steady on :{} ({:.0}s)",
-                        target.expected_tag, settled.waited_secs
+                let settled = ecs.follow(&target, since, until, margin, poll, &item).await;
+                let paused = settled
+                    .deployment
+                    .as_ref()
+                    .filter(|d| d.status != "SUCCESSFUL" && settled.error.is_none());
+                match (&settled.error, paused) {
+                    (None, Some(deployment)) => item.finish(&format!(
+                        "{} on :{} ({:.0}s, --wait-until {}): {}",
+                        if deployment.pauses.is_empty() {
+                            "traffic shifted"
+                        } else {
+                            "PAUSED"
+                        },
+                        target.expected_tag,
+                        settled.waited_secs,
+                        until.name(),
+                        crate::aws::ecs::native::next_step(deployment)
                     )),
-                    Some(err) => item.finish(&format!("NOT steady: {err}")),
+                    (None, None) => item.finish(&format!(
+                        "steady on :{} ({:.0}s{})",
+                        target.expected_tag,
+                        settled.waited_secs,
+                        settled
+                            .deployment
+                            .as_ref()
+                            .map(|d| format!(", {} deployment SUCCESSFUL", d.strategy))
+                            .unwrap_or_default()
+                    )),
+                    (Some(err), _) => item.finish(&format!("NOT steady: {err}")),
                 }
                 settled
             })
@@ -333,6 +362,15 @@ impl Run<'_> {
             .await;
         settled.sort_by(|a, b| a.service.cmp(&b.service));
         Ok(settled)
+    }
+
+    /// ECS, for the environment's cluster.
+    pub(super) fn ecs(&self, ready: &Ready) -> Result<Ecs> {
+        Ok(Ecs::new(
+            aws_sdk_ecs::Client::new(&ready.aws.sdk),
+            ready.environment.cluster()?.to_owned(),
+            self.profile.clone(),
+        ))
     }
 
     /// Step 10, health: the runbook's "GET https://<host>/<prefix>/health returns 200" (and `/docs`),

@@ -95,6 +95,16 @@ pub struct ServiceChange {
     /// Whether it settled on `new` (`None`: not verified).
     #[serde(default)]
     pub settled: Option<bool>,
+    /// The ECS service deployment followed, as last seen: `CANARY SUCCESSFUL at
+    /// CLEAN_UP (arn…)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_deployment: Option<String>,
+    /// `rolled back by ECS (alarm auth-5xx)`: ECS ended the deployment itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_ended: Option<String>,
+    /// The tag terraform was re-applied with after ECS's rollback (reconcile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciled: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -266,9 +276,14 @@ impl HistoryView {
 /// `old → new` of one service change (`-` when nothing ran before).
 fn transition(change: &ServiceChange) -> String {
     format!(
-        "{} → {}",
+        "{} → {}{}",
         change.previous.as_ref().map_or("-", |p| p.tag.as_str()),
-        change.new.tag
+        change.new.tag,
+        match (&change.ecs_ended, &change.reconciled) {
+            (Some(ended), Some(tag)) => format!(" ({ended}; reconciled to :{tag})"),
+            (Some(ended), None) => format!(" ({ended})"),
+            _ => String::new(),
+        }
     )
 }
 
@@ -391,6 +406,9 @@ mod tests {
             },
             rolled,
             settled: Some(rolled),
+            ecs_deployment: None,
+            ecs_ended: None,
+            reconciled: None,
         }
     }
 
@@ -565,5 +583,21 @@ mod tests {
         let read: Record = serde_json::from_str(&text).unwrap();
         assert_eq!(read, written);
         assert!(text.contains(r#""mode":"changed""#), "{text}");
+    }
+
+    #[test]
+    fn a_native_rollback_and_its_reconcile_show_beside_the_service() {
+        let mut auth = change("auth", Some("bootstrap"), "1a2b3c4", true);
+        assert_eq!(transition(&auth), "bootstrap → 1a2b3c4");
+        auth.ecs_ended = Some("rolled back by ECS (alarm auth-5xx)".into());
+        assert_eq!(
+            transition(&auth),
+            "bootstrap → 1a2b3c4 (rolled back by ECS (alarm auth-5xx))"
+        );
+        auth.reconciled = Some("bootstrap".into());
+        assert_eq!(
+            transition(&auth),
+            "bootstrap → 1a2b3c4 (rolled back by ECS (alarm auth-5xx); reconciled to :bootstrap)"
+        );
     }
 }

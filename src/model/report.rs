@@ -26,6 +26,9 @@ pub struct RunReport {
     pub applied: bool,
     /// How long that apply took: the roll of every service at once.
     pub apply_secs: Option<f64>,
+    /// When that apply began: the service deployments created since are its own.
+    #[serde(skip)]
+    pub roll_started: Option<std::time::SystemTime>,
     pub rollouts: Vec<Settled>,
     pub health: Vec<crate::health::Check>,
     pub spas: Vec<SpaResult>,
@@ -40,6 +43,9 @@ pub struct RunReport {
     /// The automatic rollback after a failed verify (`--rollback-on-failure`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreReport>,
+    /// After ECS rolled services back by itself: their previous tags re-applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<RestoreReport>,
 }
 
 /// The automatic rollback: the services this run changed, back to their tags before it.
@@ -120,6 +126,7 @@ impl RunReport {
             images: Vec::new(),
             applied: false,
             apply_secs: None,
+            roll_started: None,
             rollouts: Vec::new(),
             health: Vec::new(),
             spas: Vec::new(),
@@ -127,6 +134,7 @@ impl RunReport {
             copies: Vec::new(),
             stages: Vec::new(),
             restore: None,
+            reconcile: None,
         }
     }
 
@@ -375,6 +383,9 @@ mod tests {
             running_tag: Some(tag.to_owned()),
             waited_secs: 30.0,
             error: None,
+            followed: None,
+            deployment: None,
+            native_rollback: None,
         }
     }
 

@@ -9,6 +9,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod docker_use;
+mod ecs_deployments;
 mod faults;
 mod fixture;
 pub mod private_registry;
@@ -19,6 +20,7 @@ mod testbed;
 pub mod webhook;
 
 pub use docker_use::DockerUse;
+pub use ecs_deployments::EcsDeployments;
 pub use faults::{
     eventually, processes_in, processes_with, unique_marker, FaultProxy, Listener, OnAccept,
     Tinyproxy,

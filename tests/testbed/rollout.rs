@@ -435,14 +435,14 @@ fn a_profile_that_does_not_exist_is_a_usage_error() {
 }
 
 /// A static HTTP server standing in for the load balancer, stopped on drop.
-struct HttpServer {
+pub(super) struct HttpServer {
     child: std::process::Child,
-    port: u16,
+    pub(super) port: u16,
     _root: tempfile::TempDir,
 }
 
 impl HttpServer {
-    fn serving(bed: &Testbed, files: &[&str]) -> Self {
+    pub(super) fn serving(bed: &Testbed, files: &[&str]) -> Self {
         let root = tempfile::tempdir().unwrap();
         for file in files {
             let path = root.path().join(file);
@@ -479,6 +479,15 @@ impl HttpServer {
             port,
             _root: root,
         }
+    }
+}
+
+impl HttpServer {
+    /// Serves `file` (`ok`) from now on.
+    pub(super) fn serve(&self, file: &str) {
+        let path = self._root.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "ok\n").unwrap();
     }
 }
 

@@ -1,0 +1,561 @@
+//! ECS's own service deployments (ROLLING, BLUE_GREEN, LINEAR, CANARY): the unit ECS
+//! rolls a service with since 2025, with its lifecycle stage, bake time, alarms,
+//! circuit breaker and pause hooks. A rolled service is followed through the service
+//! deployment our apply caused (the one created after the roll began), not through
+//! `DescribeServices.deployments`; an account or service without them keeps the older
+//! wait ([`Ecs::wait_until_settled`]), and says so.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{anyhow, Result};
+use aws_sdk_ecs::types::{
+    DeploymentConfiguration, DeploymentLifecycleHookStatus, ServiceDeployment,
+};
+use serde::Serialize;
+
+use super::{image_tag_of, Ecs, RolloutTarget, Settled};
+use crate::aws;
+use crate::ui::progress::ItemProgress;
+
+/// What one service deployment says, as shown and recorded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DeploymentView {
+    pub arn: String,
+    /// ROLLING, BLUE_GREEN, LINEAR or CANARY.
+    pub strategy: String,
+    /// PENDING, IN_PROGRESS, SUCCESSFUL, STOPPED, ROLLBACK_*…
+    pub status: String,
+    pub status_reason: Option<String>,
+    /// SCALE_UP, BAKE_TIME, PRODUCTION_TRAFFIC_SHIFT…
+    pub stage: Option<String>,
+    /// The bake time configured for the stage it is in (canary or step bake while
+    /// traffic shifts, the deployment's bake in BAKE_TIME), in seconds.
+    pub bake_secs: Option<u64>,
+    /// How much of that bake is left, counted from when this run first saw the stage.
+    pub bake_left_secs: Option<u64>,
+    /// The share of production traffic the new revision asked for (LINEAR/CANARY steps).
+    pub production_traffic_percent: Option<f64>,
+    pub circuit_breaker_failures: i32,
+    pub circuit_breaker_threshold: i32,
+    pub alarms: Vec<String>,
+    pub triggered_alarms: Vec<String>,
+    /// Pause hooks waiting for an answer (`ContinueServiceDeployment`).
+    pub pauses: Vec<Pause>,
+    /// Why ECS rolled back, when it did.
+    pub rollback_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pause {
+    pub hook_id: String,
+    /// Unix seconds; past it ECS takes the hook's timeout action.
+    pub expires_at: Option<i64>,
+}
+
+/// How far the verify step waits for a service deployment (`--wait-until`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaitUntil {
+    /// Production traffic is on the new revision (its bake may still run).
+    TrafficShifted,
+    /// The deployment is SUCCESSFUL, bake and clean-up done.
+    #[default]
+    Complete,
+    /// It waits at a pause hook (or is complete): answer the hook outside deploy.
+    Paused,
+}
+
+impl WaitUntil {
+    pub fn name(self) -> &'static str {
+        match self {
+            WaitUntil::TrafficShifted => "traffic-shifted",
+            WaitUntil::Complete => "complete",
+            WaitUntil::Paused => "paused",
+        }
+    }
+}
+
+/// Whether a deployment still running has reached what `until` asks for.
+pub fn reached(view: &DeploymentView, until: WaitUntil) -> bool {
+    let running = matches!(view.status.as_str(), "IN_PROGRESS" | "PENDING");
+    match until {
+        WaitUntil::Complete => false,
+        WaitUntil::Paused => running && !view.pauses.is_empty(),
+        WaitUntil::TrafficShifted => {
+            running
+                && matches!(
+                    view.stage.as_deref(),
+                    Some("POST_PRODUCTION_TRAFFIC_SHIFT" | "BAKE_TIME" | "CLEAN_UP")
+                )
+        }
+    }
+}
+
+/// What ECS says about a service deployment, for the waiter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Still going (rollbacks and stops in progress included: wait for their end).
+    Running,
+    /// A pause hook waits for an answer.
+    Paused,
+    Succeeded,
+    /// ROLLBACK_SUCCESSFUL, ROLLBACK_FAILED or STOPPED: ECS ended it, not on our revision.
+    Ended,
+}
+
+/// How ECS ended a service deployment, quoted in the failure and the history record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NativeRollback {
+    /// ROLLBACK_SUCCESSFUL, ROLLBACK_FAILED or STOPPED.
+    pub status: String,
+    pub stage: Option<String>,
+    pub reason: String,
+    pub triggered_alarms: Vec<String>,
+    /// Why deploy asked ECS for it (`StopServiceDeployment`), when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_by_deploy: Option<String>,
+}
+
+impl NativeRollback {
+    /// `rolled back by ECS (alarm auth-5xx)`, `stopped by ECS (…)`: the history's words.
+    pub fn headline(&self) -> String {
+        let verb = match self.status.as_str() {
+            "STOPPED" => "stopped by ECS",
+            "ROLLBACK_FAILED" => "rollback by ECS FAILED",
+            _ => "rolled back by ECS",
+        };
+        if let Some(why) = &self.requested_by_deploy {
+            return format!("{verb} at deploy's request ({why})");
+        }
+        let why = match self.triggered_alarms.as_slice() {
+            [] => self.reason.clone(),
+            [one] => format!("alarm {one}"),
+            many => format!("alarms {}", many.join(", ")),
+        };
+        format!("{verb} ({why})")
+    }
+}
+
+pub fn view(deployment: &ServiceDeployment) -> DeploymentView {
+    let config = deployment.deployment_configuration();
+    let strategy = config
+        .and_then(|c| c.strategy())
+        .map_or("ROLLING", |s| s.as_str())
+        .to_owned();
+    let stage = deployment.lifecycle_stage().map(|s| s.as_str().to_owned());
+    let breaker = deployment.deployment_circuit_breaker();
+    let alarms = deployment.alarms();
+    DeploymentView {
+        arn: deployment
+            .service_deployment_arn()
+            .unwrap_or_default()
+            .to_owned(),
+        bake_secs: config.and_then(|c| stage_bake(c, &strategy, stage.as_deref())),
+        strategy,
+        status: deployment
+            .status()
+            .map_or("PENDING", |s| s.as_str())
+            .to_owned(),
+        status_reason: deployment.status_reason().map(str::to_owned),
+        stage,
+        bake_left_secs: None,
+        production_traffic_percent: deployment
+            .target_service_revision()
+            .and_then(|r| r.requested_production_traffic_weight()),
+        circuit_breaker_failures: breaker.map_or(0, |b| b.failure_count()),
+        circuit_breaker_threshold: breaker.map_or(0, |b| b.threshold()),
+        alarms: alarms.map(|a| a.alarm_names().to_vec()).unwrap_or_default(),
+        triggered_alarms: alarms
+            .map(|a| a.triggered_alarm_names().to_vec())
+            .unwrap_or_default(),
+        pauses: deployment
+            .lifecycle_hook_details()
+            .iter()
+            .filter(|h| h.status() == Some(&DeploymentLifecycleHookStatus::AwaitingAction))
+            .map(|h| Pause {
+                hook_id: h.hook_id().unwrap_or_default().to_owned(),
+                expires_at: h.expires_at().map(|t| t.secs()),
+            })
+            .collect(),
+        rollback_reason: deployment
+            .rollback()
+            .and_then(|r| r.reason())
+            .map(str::to_owned),
+    }
+}
+
+/// The bake that applies in `stage`: the canary's or a linear step's while production
+/// traffic shifts, the deployment's own in BAKE_TIME.
+fn stage_bake(
+    config: &DeploymentConfiguration,
+    strategy: &str,
+    stage: Option<&str>,
+) -> Option<u64> {
+    let minutes = match (strategy, stage) {
+        (_, Some("BAKE_TIME")) => config.bake_time_in_minutes(),
+        ("CANARY", Some("PRODUCTION_TRAFFIC_SHIFT")) => config
+            .canary_configuration()
+            .and_then(|c| c.canary_bake_time_in_minutes()),
+        ("LINEAR", Some("PRODUCTION_TRAFFIC_SHIFT")) => config
+            .linear_configuration()
+            .and_then(|c| c.step_bake_time_in_minutes()),
+        _ => None,
+    }?;
+    Some(u64::try_from(minutes).unwrap_or(0) * 60)
+}
+
+pub fn phase(view: &DeploymentView) -> Phase {
+    match view.status.as_str() {
+        "SUCCESSFUL" => Phase::Succeeded,
+        "ROLLBACK_SUCCESSFUL" | "ROLLBACK_FAILED" | "STOPPED" => Phase::Ended,
+        _ if !view.pauses.is_empty() => Phase::Paused,
+        _ => Phase::Running,
+    }
+}
+
+/// How long a deployment with `config` may take: every bake and step it goes through,
+/// plus `margin` (`ecs.wait_timeout_secs`) for scaling up and shifting traffic.
+pub fn timeout_for(config: Option<&DeploymentConfiguration>, margin: Duration) -> Duration {
+    let Some(config) = config else {
+        return margin;
+    };
+    let minutes = |m: Option<i32>| u64::try_from(m.unwrap_or(0)).unwrap_or(0);
+    let bake = minutes(config.bake_time_in_minutes());
+    let shifting = match config.strategy().map(|s| s.as_str()) {
+        Some("CANARY") => minutes(
+            config
+                .canary_configuration()
+                .and_then(|c| c.canary_bake_time_in_minutes()),
+        ),
+        Some("LINEAR") => {
+            let linear = config.linear_configuration();
+            let step = linear.and_then(|c| c.step_percent()).unwrap_or(100.0);
+            let steps = if step > 0.0 {
+                (100.0 / step).ceil() as u64
+            } else {
+                1
+            };
+            steps * minutes(linear.and_then(|c| c.step_bake_time_in_minutes()))
+        }
+        _ => 0,
+    };
+    Duration::from_secs((bake + shifting) * 60) + margin
+}
+
+/// `4m12s`, `35s`.
+fn span(secs: u64) -> String {
+    match secs {
+        0..=59 => format!("{secs}s"),
+        _ => format!("{}m{:02}s", secs / 60, secs % 60),
+    }
+}
+
+/// The one progress line of a followed deployment.
+pub fn progress_line(view: &DeploymentView, now_unix: i64) -> String {
+    let mut parts = vec![format!(
+        "{} {}{}",
+        view.strategy,
+        view.status,
+        view.stage
+            .as_deref()
+            .map(|s| format!(" at {s}"))
+            .unwrap_or_default()
+    )];
+    if let Some(left) = view.bake_left_secs {
+        parts.push(format!("bake {} left", span(left)));
+    }
+    if let Some(percent) = view.production_traffic_percent {
+        parts.push(format!("{percent:.0}% production traffic"));
+    }
+    if view.circuit_breaker_failures > 0 {
+        parts.push(format!(
+            "circuit breaker {}/{}",
+            view.circuit_breaker_failures, view.circuit_breaker_threshold
+        ));
+    }
+    if !view.triggered_alarms.is_empty() {
+        parts.push(format!("ALARM {}", view.triggered_alarms.join(", ")));
+    } else if !view.alarms.is_empty() {
+        parts.push(format!("{} alarm(s) quiet", view.alarms.len()));
+    }
+    for pause in &view.pauses {
+        let expiry = pause
+            .expires_at
+            .map(|at| {
+                format!(
+                    ", expires in {}",
+                    span(u64::try_from(at - now_unix).unwrap_or(0))
+                )
+            })
+            .unwrap_or_default();
+        parts.push(format!("PAUSED at hook {}{expiry}", pause.hook_id));
+    }
+    parts.join(" · ")
+}
+
+/// What a deployment left running (`--wait-until`) still does, and how to answer a pause.
+pub fn next_step(view: &DeploymentView) -> String {
+    match view.pauses.as_slice() {
+        [] => format!(
+            "ECS goes on with {} at {}{}",
+            view.strategy,
+            view.stage.as_deref().unwrap_or("its next stage"),
+            view.bake_left_secs
+                .map(|left| format!(", bake {} left", span(left)))
+                .unwrap_or_default()
+        ),
+        pauses => format!(
+            "{} {} waits at hook {}: answer with `aws ecs continue-service-deployment --service-deployment-arn {} --hook-id <id>` (or let its timeout action run)",
+            view.strategy,
+            view.stage.as_deref().unwrap_or("?"),
+            pauses
+                .iter()
+                .map(|p| p.hook_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            view.arn
+        ),
+    }
+}
+
+/// The failure's words: service, strategy, stage, reason and alarms as ECS gives them.
+pub fn ended_message(ecs_service: &str, view: &DeploymentView) -> String {
+    let what = match view.status.as_str() {
+        "STOPPED" => "ECS stopped",
+        "ROLLBACK_FAILED" => "ECS tried and FAILED to roll back",
+        _ => "ECS rolled back",
+    };
+    let reason = view
+        .rollback_reason
+        .as_deref()
+        .or(view.status_reason.as_deref())
+        .unwrap_or("no reason given");
+    let alarms = if view.triggered_alarms.is_empty() {
+        String::new()
+    } else {
+        format!("; alarms in ALARM: {}", view.triggered_alarms.join(", "))
+    };
+    let breaker = if view.circuit_breaker_failures > 0 {
+        format!(
+            "; circuit breaker {}/{} failed tasks",
+            view.circuit_breaker_failures, view.circuit_breaker_threshold
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{what} the {} deployment of {ecs_service} during {}: {reason}{alarms}{breaker} ({})",
+        view.strategy,
+        view.stage.as_deref().unwrap_or("an unknown stage"),
+        view.arn
+    )
+}
+
+impl Ecs {
+    /// The service deployment of `ecs_service` created at or after `since` (our
+    /// apply's); `Err` with why when the account or service has none to follow.
+    async fn deployment_since(
+        &self,
+        ecs_service: &str,
+        since: SystemTime,
+    ) -> Result<String, String> {
+        let after = aws_sdk_ecs::types::CreatedAt::builder()
+            .after(aws_sdk_ecs::primitives::DateTime::from(since))
+            .build();
+        let listed = self
+            .client
+            .list_service_deployments()
+            .cluster(&self.cluster)
+            .service(ecs_service)
+            .created_at(after)
+            .send()
+            .await
+            .map_err(|err| {
+                aws::explain("ecs:ListServiceDeployments", &err, self.profile.as_deref())
+                    .to_string()
+            })?;
+        // Newest first: the one our apply caused is the last created.
+        let mut found: Vec<_> = listed.service_deployments().to_vec();
+        found.sort_by_key(|d| std::cmp::Reverse(d.created_at().map(|t| t.as_nanos())));
+        found
+            .first()
+            .and_then(|d| d.service_deployment_arn())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                "ListServiceDeployments lists none created since the roll began".to_owned()
+            })
+    }
+
+    async fn describe_deployment(&self, arn: &str) -> Result<ServiceDeployment> {
+        let output = self
+            .client
+            .describe_service_deployments()
+            .service_deployment_arns(arn)
+            .send()
+            .await
+            .map_err(|err| {
+                anyhow!(aws::explain(
+                    "ecs:DescribeServiceDeployments",
+                    &err,
+                    self.profile.as_deref()
+                ))
+            })?;
+        output
+            .service_deployments()
+            .first()
+            .cloned()
+            .ok_or_else(|| anyhow!("ECS does not describe service deployment {arn}"))
+    }
+
+    /// Asks ECS to roll a service deployment back (`StopServiceDeployment` with
+    /// ROLLBACK): instant while it bakes, the old tasks still running.
+    pub async fn stop_for_rollback(&self, arn: &str) -> Result<()> {
+        self.client
+            .stop_service_deployment()
+            .service_deployment_arn(arn)
+            .stop_type(aws_sdk_ecs::types::StopServiceDeploymentStopType::Rollback)
+            .send()
+            .await
+            .map_err(|err| {
+                anyhow!(aws::explain(
+                    "ecs:StopServiceDeployment",
+                    &err,
+                    self.profile.as_deref()
+                ))
+            })?;
+        Ok(())
+    }
+
+    /// Follows the service deployment our apply caused until it succeeds (then the
+    /// service must run the expected tag) or ECS ends it; without one, the older wait
+    /// on `DescribeServices` within `margin`, said on the item's line.
+    pub async fn follow(
+        &self,
+        target: &RolloutTarget,
+        since: SystemTime,
+        until: WaitUntil,
+        margin: Duration,
+        poll: Duration,
+        item: &ItemProgress,
+    ) -> Settled {
+        let arn = match self.deployment_since(&target.ecs_service, since).await {
+            Ok(arn) => arn,
+            Err(why) => {
+                item.state(&format!(
+                    "no ECS service deployment to follow ({why}): waiting on DescribeServices.deployments within {}s",
+                    margin.as_secs()
+                ));
+                let mut settled = self.wait_until_settled(target, margin, poll, item).await;
+                settled.followed = Some(format!("DescribeServices ({why})"));
+                return settled;
+            }
+        };
+        let started = Instant::now();
+        let mut stage_seen: Option<(Option<String>, Instant)> = None;
+        let mut last_line = String::new();
+        let mut last: Option<DeploymentView> = None;
+        let finish = |steady, running_tag, error, view: Option<DeploymentView>, rollback| Settled {
+            service: target.service.clone(),
+            steady,
+            running_tag,
+            waited_secs: started.elapsed().as_secs_f64(),
+            error,
+            followed: Some("service deployment".to_owned()),
+            deployment: view,
+            native_rollback: rollback,
+        };
+        loop {
+            let deployment = match self.describe_deployment(&arn).await {
+                Ok(deployment) => deployment,
+                Err(err) => return finish(false, None, Some(format!("{err:#}")), last, None),
+            };
+            let timeout = timeout_for(deployment.deployment_configuration(), margin);
+            let mut view = view(&deployment);
+            // Bake left: from when this run first saw the stage (ECS gives no start).
+            if stage_seen.as_ref().map(|(s, _)| s) != Some(&view.stage) {
+                stage_seen = Some((view.stage.clone(), Instant::now()));
+            }
+            if let (Some(bake), Some((_, since))) = (view.bake_secs, &stage_seen) {
+                view.bake_left_secs = Some(bake.saturating_sub(since.elapsed().as_secs()));
+            }
+            let line = progress_line(&view, crate::timestamp::now_unix() as i64);
+            if line != last_line {
+                item.state(&line);
+                last_line = line;
+            }
+            if reached(&view, until) {
+                let running = self.running_tag(target).await.ok().flatten();
+                let mut settled = finish(true, running, None, Some(view), None);
+                settled.followed = Some(format!(
+                    "service deployment, until {} (--wait-until)",
+                    until.name()
+                ));
+                return settled;
+            }
+            match phase(&view) {
+                Phase::Running | Phase::Paused => {}
+                Phase::Succeeded => {
+                    let running = self.running_tag(target).await;
+                    return match running {
+                        Ok(tag) if tag.as_deref() == Some(&target.expected_tag) => {
+                            finish(true, tag, None, Some(view), None)
+                        }
+                        Ok(tag) => {
+                            let error = format!(
+                                "the service deployment of {} SUCCEEDED but the service runs :{} instead of :{}",
+                                target.ecs_service,
+                                tag.as_deref().unwrap_or("?"),
+                                target.expected_tag
+                            );
+                            finish(false, tag, Some(error), Some(view), None)
+                        }
+                        Err(err) => finish(false, None, Some(format!("{err:#}")), Some(view), None),
+                    };
+                }
+                Phase::Ended => {
+                    let running = self.running_tag(target).await.ok().flatten();
+                    let rollback = NativeRollback {
+                        status: view.status.clone(),
+                        stage: view.stage.clone(),
+                        reason: view
+                            .rollback_reason
+                            .clone()
+                            .or_else(|| view.status_reason.clone())
+                            .unwrap_or_else(|| "no reason given".to_owned()),
+                        triggered_alarms: view.triggered_alarms.clone(),
+                        requested_by_deploy: None,
+                    };
+                    let error = ended_message(&target.ecs_service, &view);
+                    return finish(false, running, Some(error), Some(view), Some(rollback));
+                }
+            }
+            if started.elapsed() >= timeout {
+                let error = format!(
+                    "the {} deployment of {} did not finish within {}s (its bakes and steps plus ecs.wait_timeout_secs); where it was: {}",
+                    view.strategy,
+                    target.ecs_service,
+                    timeout.as_secs(),
+                    last_line
+                );
+                return finish(false, None, Some(error), Some(view), None);
+            }
+            last = Some(view);
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    /// The tag of the target's container in the task definition the service runs now.
+    async fn running_tag(&self, target: &RolloutTarget) -> Result<Option<String>> {
+        let service = self.describe(&target.ecs_service).await?;
+        let Some(task_definition) = service.task_definition() else {
+            return Ok(None);
+        };
+        Ok(self
+            .container_image(task_definition, &target.container)
+            .await?
+            .and_then(|image| image_tag_of(&image).map(str::to_owned)))
+    }
+}
+
+#[cfg(test)]
+mod tests;
