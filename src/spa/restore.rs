@@ -78,7 +78,7 @@ pub(super) async fn write_release(s3: &S3, at: &ManifestLocation, release: &Rele
         .cache_control("no-store")
         .send()
         .await
-        .map_err(|err| anyhow!(s3.explain(&err)))
+        .map_err(|err| anyhow!(s3.explain("s3:PutObject", &err)))
         .with_context(|| format!("cannot write the release record {at}"))?;
     Ok(())
 }
@@ -97,7 +97,7 @@ pub async fn read_release(s3: &S3, spa: &SpaTarget, number: u64) -> Result<Optio
         Ok(output) => output,
         Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
         Err(err) => {
-            return Err(anyhow!(s3.explain(&err)))
+            return Err(anyhow!(s3.explain("s3:GetObject", &err)))
                 .with_context(|| format!("cannot read the release record {at}"))
         }
     };
@@ -227,7 +227,7 @@ pub async fn restore(
             .metadata(GIT_SHA_METADATA, &release.git_sha)
             .send()
             .await
-            .map_err(|err| anyhow!(s3.explain(&err)))
+            .map_err(|err| anyhow!(s3.explain("s3:PutObject", &err)))
             .with_context(|| format!("cannot restore s3://{}/{key}", spa.bucket))?;
         etags.insert(key.clone(), output.e_tag().map(str::to_owned));
         entry_points.push(key.clone());
