@@ -102,12 +102,16 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let label = match *event.metadata().level() {
-            Level::ERROR => "error:",
-            Level::WARN => "warning:",
+        let github = crate::ui::ci::github_actions();
+        let label = match (*event.metadata().level(), github) {
+            (Level::ERROR, false) => "error: ",
+            (Level::WARN, false) => "warning: ",
+            // Workflow commands: annotations on the run (one-line fields).
+            (Level::ERROR, true) => "::error::",
+            (Level::WARN, true) => "::warning::",
             _ => return self.0.format_event(ctx, writer, event),
         };
-        write!(writer, "{label} ")?;
+        write!(writer, "{label}")?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }

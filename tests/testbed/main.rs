@@ -31,3 +31,4 @@ mod spas;
 #[path = "../support/mod.rs"]
 mod support;
 mod testbed;
+mod web_identity;
