@@ -115,7 +115,13 @@ pub struct Cli {
     pub output: OutputFormat,
 
     /// Run as if started in this directory (any directory inside the repository)
-    #[arg(global = true, short = 'C', long = "repo", value_name = "DIR", env = "DEPLOY_REPO")]
+    #[arg(
+        global = true,
+        short = 'C',
+        long = "repo",
+        value_name = "DIR",
+        env = "DEPLOY_REPO"
+    )]
     pub repo: Option<PathBuf>,
 
     /// More diagnostics on stderr (-v, -vv); RUST_LOG overrides

@@ -41,8 +41,7 @@ pub(crate) fn workflow_command(kind: &str, message: &str) -> String {
 /// when the variable names a file. A summary that cannot be written costs a warning,
 /// never the run.
 pub fn step_summary(text: &str) {
-    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|path| !path.is_empty())
-    else {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|path| !path.is_empty()) else {
         return;
     };
     let written = std::fs::OpenOptions::new()
@@ -62,11 +61,7 @@ pub fn step_summary(text: &str) {
 /// with a fence longer than any run of backticks inside it.
 pub(crate) fn summary_block(text: &str) -> String {
     let plain = strip_colour(text);
-    let longest = plain
-        .split(|c| c != '`')
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
+    let longest = plain.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest.max(2) + 1);
     format!("{fence}text\n{}\n{fence}\n\n", plain.trim_end_matches('\n'))
 }

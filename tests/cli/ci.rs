@@ -20,7 +20,10 @@ fn every_json_document_starts_with_its_schema_version() {
     );
     let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(plan["schema_version"], 1);
-    assert_eq!(plan["mode"], "full", "the plan's own keys stay at the top level");
+    assert_eq!(
+        plan["mode"], "full",
+        "the plan's own keys stay at the top level"
+    );
 }
 
 #[test]
@@ -35,9 +38,12 @@ fn common_flags_come_from_deploy_variables_too() {
         .args(["--dry-run"])
         .run();
     out.success();
-    let plan: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON from DEPLOY_OUTPUT");
+    let plan: serde_json::Value =
+        serde_json::from_str(&out.stdout).expect("JSON from DEPLOY_OUTPUT");
     assert!(
-        plan["terraform"].to_string().contains("tfvars/sandbox.tfvars"),
+        plan["terraform"]
+            .to_string()
+            .contains("tfvars/sandbox.tfvars"),
         "DEPLOY_VAR_FILE: {plan}"
     );
     // A flag wins over its variable.
@@ -106,7 +112,11 @@ fn github_actions_gets_annotations_and_plain_runs_do_not() {
     );
     let out = fixture.deploy().args(["--skip-tf", "--dry-run"]).run();
     out.usage_error();
-    assert!(out.stderr.starts_with("error: invalid config "), "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("error: invalid config "),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -125,7 +135,10 @@ fn the_step_summary_gets_the_plan_as_text_whatever_the_output() {
         text.starts_with("# earlier step\n```text\nPlan: full deploy of "),
         "appended, as text:\n{text}"
     );
-    assert!(text.contains("SERVICE ") && text.ends_with("```\n\n"), "{text}");
+    assert!(
+        text.contains("SERVICE ") && text.ends_with("```\n\n"),
+        "{text}"
+    );
 }
 
 #[test]

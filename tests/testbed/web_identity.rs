@@ -14,7 +14,11 @@ fn a_web_identity_role_reads_its_account_through_the_default_chain() {
     let cluster = env.summary["ecs_cluster"].as_str().unwrap();
     let endpoint = env.summary["endpoint_url"].as_str().unwrap();
     let token = fixture.path("oidc-token");
-    std::fs::write(&token, "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOmRlcGxveSJ9.c2ln\n").unwrap();
+    std::fs::write(
+        &token,
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOmRlcGxveSJ9.c2ln\n",
+    )
+    .unwrap();
     // No profile, no keys, no AWS files: only the web identity.
     let no_files = fixture.path("no-aws-files");
     std::fs::write(&no_files, "").unwrap();
@@ -31,9 +35,18 @@ fn a_web_identity_role_reads_its_account_through_the_default_chain() {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_WEB_IDENTITY_TOKEN_FILE", token_file)
-            .env("AWS_ROLE_ARN", format!("arn:aws:iam::{account}:role/deploy-ci"))
+            .env(
+                "AWS_ROLE_ARN",
+                format!("arn:aws:iam::{account}:role/deploy-ci"),
+            )
             .env("AWS_ROLE_SESSION_NAME", "github-actions")
-            .args(["status", "--var-file", "tfvars/sandbox.tfvars", "--output", "json"])
+            .args([
+                "status",
+                "--var-file",
+                "tfvars/sandbox.tfvars",
+                "--output",
+                "json",
+            ])
             .run()
     };
     let out = status(&token);
@@ -47,5 +60,8 @@ fn a_web_identity_role_reads_its_account_through_the_default_chain() {
     // The token is what the credentials come from: without it there are none.
     let out = status(&fixture.path("no-such-token"));
     assert_eq!(out.code, 1, "{out}");
-    assert!(!out.stderr.contains("eyJ"), "the token is never printed: {out}");
+    assert!(
+        !out.stderr.contains("eyJ"),
+        "the token is never printed: {out}"
+    );
 }

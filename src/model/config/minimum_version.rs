@@ -21,10 +21,9 @@ pub(crate) fn check_against(text: &str, ours: &str) -> Result<(), String> {
     let Some(value) = table.get("minimum_version") else {
         return Ok(());
     };
-    let wanted = value
-        .as_str()
-        .and_then(parse)
-        .ok_or_else(|| format!("minimum_version = {value} is not a version: write it as e.g. \"0.4.0\""))?;
+    let wanted = value.as_str().and_then(parse).ok_or_else(|| {
+        format!("minimum_version = {value} is not a version: write it as e.g. \"0.4.0\"")
+    })?;
     let ours_parsed = parse(ours).expect("the crate version is X.Y.Z");
     if ours_parsed >= wanted {
         return Ok(());
@@ -39,14 +38,16 @@ pub(crate) fn check_against(text: &str, ours: &str) -> Result<(), String> {
 /// ignored on our own version: a release candidate counts as its release.
 fn parse(text: &str) -> Option<[u64; 3]> {
     let core = text.trim().split(['-', '+']).next()?;
+    let numbers: Vec<&str> = core.split('.').collect();
+    if numbers.len() > 3 {
+        return None;
+    }
     let mut parts = [0; 3];
-    let mut count = 0;
-    for part in core.split('.') {
-        if count == 3 || part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+    for (part, text) in parts.iter_mut().zip(numbers) {
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        parts[count] = part.parse().ok()?;
-        count += 1;
+        *part = text.parse().ok()?;
     }
     Some(parts)
 }
@@ -67,16 +68,30 @@ mod tests {
     #[test]
     fn the_same_or_a_newer_binary_passes() {
         for ours in ["0.4.0", "0.4.1", "0.10.0", "1.0.0", "0.4.0-rc.1"] {
-            assert_eq!(check_against("minimum_version = \"0.4.0\"", ours), Ok(()), "{ours}");
+            assert_eq!(
+                check_against("minimum_version = \"0.4.0\"", ours),
+                Ok(()),
+                "{ours}"
+            );
         }
         assert_eq!(check_against("minimum_version = \"0.4\"", "0.4.0"), Ok(()));
-        assert_eq!(check_against("[docker]\nconcurrency = 2\n", "0.1.0"), Ok(()));
+        assert_eq!(
+            check_against("[docker]\nconcurrency = 2\n", "0.1.0"),
+            Ok(())
+        );
         assert_eq!(check_against("not toml [", "0.1.0"), Ok(()));
     }
 
     #[test]
     fn a_value_that_is_not_a_version_is_an_error() {
-        for bad in ["\"\"", "\"latest\"", "\"0.4.x\"", "\"1.2.3.4\"", "4", "\">=0.4\""] {
+        for bad in [
+            "\"\"",
+            "\"latest\"",
+            "\"0.4.x\"",
+            "\"1.2.3.4\"",
+            "4",
+            "\">=0.4\"",
+        ] {
             let err = check_against(&format!("minimum_version = {bad}"), "0.1.0").unwrap_err();
             assert!(err.contains("is not a version"), "{bad}: {err}");
         }
