@@ -68,7 +68,15 @@ pub fn warn(message: &str) {
 
 /// `warning: <message>`, or the workflow command of a warning under GitHub Actions.
 pub(crate) fn warning_line(message: &str) -> String {
-    crate::ui::ci::annotation("warning", message).unwrap_or_else(|| format!("warning: {message}"))
+    warning_line_for(message, crate::ui::ci::github_actions())
+}
+
+fn warning_line_for(message: &str, github: bool) -> String {
+    if github {
+        crate::ui::ci::workflow_command("warning", message)
+    } else {
+        format!("warning: {message}")
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +138,7 @@ mod tests {
 
     #[test]
     fn warnings_say_warning() {
-        assert_eq!(warning_line("no lock"), "warning: no lock");
+        assert_eq!(warning_line_for("no lock", false), "warning: no lock");
+        assert_eq!(warning_line_for("no lock", true), "::warning::no lock");
     }
 }
