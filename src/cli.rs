@@ -30,7 +30,12 @@ pub struct Cli {
     /// tfvars file for the closing `terraform apply`, relative to the terraform directory
     /// (e.g. tfvars/sandbox.tfvars); its name selects the terraform workspace. Required
     /// unless --skip-tf
-    #[arg(long, value_name = "PATH", required_unless_present = "skip_tf")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "skip_tf",
+        env = "DEPLOY_VAR_FILE"
+    )]
     pub var_file: Option<PathBuf>,
 
     /// Incremental: rebuild and roll only the services changed since their live image.
@@ -101,16 +106,29 @@ pub struct Cli {
 
     /// When another run holds the environment's deploy lock, wait up to this long for
     /// it (e.g. 90s, 10m, 1h) instead of failing at once; the holder is shown while
-    /// waiting. For CI pipelines that queue
-    #[arg(long, value_name = "DURATION", value_parser = parse_wait, conflicts_with = "skip_tf")]
+    /// waiting. For CI pipelines that queue. Ignored with --skip-tf (no lock)
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait, env = "DEPLOY_LOCK_WAIT")]
     pub lock_wait: Option<std::time::Duration>,
 
     /// Output format for results on stdout
-    #[arg(global = true, long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
+    #[arg(
+        global = true,
+        long,
+        value_enum,
+        default_value_t = OutputFormat::Text,
+        value_name = "FORMAT",
+        env = "DEPLOY_OUTPUT"
+    )]
     pub output: OutputFormat,
 
     /// Run as if started in this directory (any directory inside the repository)
-    #[arg(global = true, short = 'C', long = "repo", value_name = "DIR")]
+    #[arg(
+        global = true,
+        short = 'C',
+        long = "repo",
+        value_name = "DIR",
+        env = "DEPLOY_REPO"
+    )]
     pub repo: Option<PathBuf>,
 
     /// More diagnostics on stderr (-v, -vv); RUST_LOG overrides
@@ -129,7 +147,7 @@ pub enum Command {
     Status {
         /// The environment's tfvars file (its workspace's state names the cluster);
         /// default: the selected terraform workspace
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", env = "DEPLOY_VAR_FILE")]
         var_file: Option<std::path::PathBuf>,
 
         /// Also read another environment (its tfvars file) and say per service whether
@@ -163,7 +181,7 @@ pub enum Command {
         skip_live_check: bool,
         /// The environment whose live tags are kept (its tfvars file); default: the
         /// selected terraform workspace
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", env = "DEPLOY_VAR_FILE")]
         var_file: Option<std::path::PathBuf>,
     },
     /// Roll services back to an earlier commit whose images are still in the registry:
@@ -176,7 +194,7 @@ pub enum Command {
         revision: String,
 
         /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", env = "DEPLOY_VAR_FILE")]
         var_file: std::path::PathBuf,
 
         /// Roll back only these services (comma-separated); default: every service.
@@ -219,14 +237,14 @@ pub enum Command {
 
         /// When another run holds the environment's deploy lock, wait up to this long
         /// for it (e.g. 90s, 10m) instead of failing at once
-        #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
+        #[arg(long, value_name = "DURATION", value_parser = parse_wait, env = "DEPLOY_LOCK_WAIT")]
         lock_wait: Option<std::time::Duration>,
     },
     /// The environment's run history, newest first: when, who, mode, each service's
     /// tag before and after, outcome, duration. Read-only
     History {
         /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", env = "DEPLOY_VAR_FILE")]
         var_file: std::path::PathBuf,
 
         /// Only the runs that rolled this service: its lineage
@@ -244,7 +262,7 @@ pub enum Command {
     /// touched. Each SPA it changed goes back to the release live before it
     Undo {
         /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", env = "DEPLOY_VAR_FILE")]
         var_file: std::path::PathBuf,
 
         /// Leave every SPA as it is
@@ -281,7 +299,7 @@ pub enum Command {
 
         /// When another run holds the environment's deploy lock, wait up to this long
         /// for it (e.g. 90s, 10m) instead of failing at once
-        #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
+        #[arg(long, value_name = "DURATION", value_parser = parse_wait, env = "DEPLOY_LOCK_WAIT")]
         lock_wait: Option<std::time::Duration>,
     },
     /// Promote the images one environment runs to the next (sandbox to prod), by digest:
@@ -323,7 +341,7 @@ pub enum Command {
 
         /// When another run holds the environment's deploy lock, wait up to this long
         /// for it (e.g. 90s, 10m) instead of failing at once
-        #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
+        #[arg(long, value_name = "DURATION", value_parser = parse_wait, env = "DEPLOY_LOCK_WAIT")]
         lock_wait: Option<std::time::Duration>,
     },
     /// Plan the roll and show what it would change, as a deploy shows it before its
@@ -334,7 +352,7 @@ pub enum Command {
     /// would need --allow-infra-changes); 1: failed (AWS, terraform); 2: usage error
     Diff {
         /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", env = "DEPLOY_VAR_FILE")]
         var_file: std::path::PathBuf,
 
         /// Plan only the services changed since their live image, as `deploy --changed`
@@ -348,7 +366,7 @@ pub enum Command {
     /// Break a stale deploy lock of an environment (when the run holding it is gone)
     Unlock {
         /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", env = "DEPLOY_VAR_FILE")]
         var_file: std::path::PathBuf,
     },
 }
@@ -509,8 +527,9 @@ mod tests {
         }
         let cli = parse(&["--var-file", "x.tfvars", "--lock-wait", "5m"]).unwrap();
         assert_eq!(cli.lock_wait, Some(std::time::Duration::from_secs(300)));
-        let err = parse(&["--skip-tf", "--lock-wait", "5m"]).unwrap_err();
-        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        // Accepted with --skip-tf (and ignored: no lock), so that DEPLOY_LOCK_WAIT can
+        // be set for a whole pipeline.
+        assert!(parse(&["--skip-tf", "--lock-wait", "5m"]).is_ok());
     }
 
     #[test]

@@ -34,7 +34,7 @@ fn main() {
         Err(err) => {
             let code = error::exit_code_for(&err);
             let message = error::render(&err, cli.verbose);
-            eprintln!("{} {message}", deploy::ui::style::error_label());
+            eprintln!("{}", deploy::ui::style::error_line(&message));
             code
         }
     };

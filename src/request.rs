@@ -300,7 +300,9 @@ impl Request {
             dry_run: cli.dry_run,
             allow_infra_changes: cli.allow_infra_changes,
             rollback_on_failure: cli.rollback_on_failure,
-            lock_wait: cli.lock_wait,
+            // No lock without terraform: a --lock-wait (or DEPLOY_LOCK_WAIT) waits for
+            // nothing.
+            lock_wait: cli.lock_wait.filter(|_| !cli.skip_tf),
             wait_until: cli.wait_until,
             changes_mode: cli.changed.flatten().map(|mode| match mode {
                 crate::cli::ChangedMode::Graph => ChangesMode::Graph,
@@ -393,13 +395,15 @@ mod tests {
     }
 
     #[test]
-    fn a_deploy_trims_names_and_drops_the_var_file_with_skip_tf() {
+    fn a_deploy_trims_names_and_drops_the_var_file_and_lock_wait_with_skip_tf() {
         let (_, request) = parse(&[
             "--skip-tf",
             "--var-file",
             "x.tfvars",
             "--services",
             "api, auth",
+            "--lock-wait",
+            "5m",
         ]);
         let CommandRequest::Deploy(request) = request else {
             panic!("not a deploy: {request:?}")
@@ -409,6 +413,7 @@ mod tests {
             Selection::Named(vec!["api".into(), "auth".into()])
         );
         assert_eq!(request.var_file, None);
+        assert_eq!(request.lock_wait, None, "no lock to wait for");
         assert!(request.skip_tf && request.rollback.is_none());
     }
 

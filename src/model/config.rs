@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 mod changes;
+mod minimum_version;
 mod spa_upload;
 pub use changes::{ChangesConfig, ChangesMode};
 pub use spa_upload::SpaUploadConfig;
@@ -24,6 +25,8 @@ pub const SERVICE_PLACEHOLDER: &str = "{service}";
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// The oldest deploy that may read this file ("X.Y.Z"); see `minimum_version.rs`.
+    pub minimum_version: Option<String>,
     pub services: ServicesConfig,
     pub shared: SharedConfig,
     /// How `--changed` decides what changed.
@@ -447,6 +450,7 @@ impl Config {
 
     /// Parses and validates config text. The error is a message without the file name.
     pub fn parse(text: &str) -> Result<Self, String> {
+        minimum_version::check(text)?;
         let config: Self = toml::from_str(text).map_err(|err| err.to_string())?;
         config.validate()?;
         Ok(config)

@@ -52,16 +52,19 @@ pub fn init(verbose: u8, quiet: bool) {
         filter,
         sdk_quiet,
         crate::ui::style::stderr(),
+        crate::ui::ci::github_actions(),
         std::io::stderr,
     )
     .init();
 }
 
-/// The subscriber `init` installs, writing to `writer`.
+/// The subscriber `init` installs, writing to `writer`; `github`: warnings and errors as
+/// GitHub Actions workflow commands.
 fn subscriber<W>(
     filter: EnvFilter,
     sdk_quiet: bool,
     ansi: bool,
+    github: bool,
     writer: W,
 ) -> impl Subscriber + Send + Sync
 where
@@ -73,6 +76,7 @@ where
         .with_ansi(ansi)
         .event_format(Labelled(
             tracing_subscriber::fmt::format().with_target(false),
+            github,
         ))
         .finish()
         // On top of the env filter, so that no directive, however specific, lifts a cap.
@@ -88,7 +92,7 @@ fn sdk_noise(metadata: &Metadata<'_>) -> bool {
 
 /// Warnings and errors as the rest of deploy prints them (`warning: …`, `error: …`,
 /// then the event's fields); other levels (`-v`) in tracing's own format, timestamped.
-struct Labelled<F>(F);
+struct Labelled<F>(F, bool);
 
 impl<S, N, F> FormatEvent<S, N> for Labelled<F>
 where
@@ -102,12 +106,15 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let label = match *event.metadata().level() {
-            Level::ERROR => "error:",
-            Level::WARN => "warning:",
+        let label = match (*event.metadata().level(), self.1) {
+            (Level::ERROR, false) => "error: ",
+            (Level::WARN, false) => "warning: ",
+            // Workflow commands: annotations on the run (one-line fields).
+            (Level::ERROR, true) => "::error::",
+            (Level::WARN, true) => "::warning::",
             _ => return self.0.format_event(ctx, writer, event),
         };
-        write!(writer, "{label} ")?;
+        write!(writer, "{label}")?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }
@@ -138,7 +145,7 @@ mod tests {
         let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
         let sink = buffer.clone();
         let writer = move || SharedBuffer(sink.clone());
-        let subscriber = subscriber(EnvFilter::new("warn"), true, ansi, writer);
+        let subscriber = subscriber(EnvFilter::new("warn"), true, ansi, false, writer);
         tracing::subscriber::with_default(subscriber, emit);
         let bytes = buffer.lock().unwrap().clone();
         String::from_utf8(bytes).unwrap()
@@ -172,6 +179,20 @@ mod tests {
             text,
             "warning: push failed; retrying image=\"r/api:abc1234\" attempt=2\n"
         );
+    }
+
+    /// Under GitHub Actions a warning is a workflow command: an annotation on the run.
+    #[test]
+    fn warnings_are_workflow_commands_under_github_actions() {
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = buffer.clone();
+        let writer = move || SharedBuffer(sink.clone());
+        let subscriber = subscriber(EnvFilter::new("warn"), true, false, true, writer);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(attempt = 2, "push failed; retrying");
+        });
+        let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+        assert_eq!(text, "::warning::push failed; retrying attempt=2\n");
     }
 
     /// The SDK's region chain warns when IMDS does not answer (a laptop, CI outside EC2):

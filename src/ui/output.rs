@@ -1,5 +1,6 @@
 //! The one way out: every command's result goes through [`emit`] to stdout, as text or
-//! JSON; every warning through [`warn`] to stderr, as `warning: …`.
+//! JSON; every warning through [`warn`] to stderr, as `warning: …`. Every JSON document
+//! carries `schema_version` first ([`SCHEMA_VERSION`]).
 
 use std::fmt::Display;
 use std::io::Write;
@@ -10,9 +11,23 @@ use serde::Serialize;
 use crate::cli::OutputFormat;
 use crate::error::WritingStdout;
 
+/// The version of the JSON documents' shape, the first key of each. Raised when a key
+/// is removed or changes meaning (scripts can then refuse what they do not know);
+/// added keys keep it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A JSON document: `schema_version`, then the result's own keys.
+#[derive(Serialize)]
+struct Versioned<'a, T> {
+    schema_version: u32,
+    #[serde(flatten)]
+    document: &'a T,
+}
+
 /// Writes `value` as `format` says: its `Display` (the tables for people), or one
-/// pretty JSON document and a newline. A failed write (stdout closed) carries
-/// [`WritingStdout`], which `main` treats as the reader having gone away.
+/// pretty JSON document (a map, `schema_version` first) and a newline. A failed write
+/// (stdout closed) carries [`WritingStdout`], which `main` treats as the reader having
+/// gone away.
 pub fn emit<T: Serialize + Display>(
     value: &T,
     format: OutputFormat,
@@ -20,15 +35,24 @@ pub fn emit<T: Serialize + Display>(
 ) -> Result<()> {
     match format {
         OutputFormat::Text => write!(writer, "{value}"),
-        OutputFormat::Json => writeln!(writer, "{}", serde_json::to_string_pretty(value)?),
+        OutputFormat::Json => {
+            let document = Versioned {
+                schema_version: SCHEMA_VERSION,
+                document: value,
+            };
+            writeln!(writer, "{}", serde_json::to_string_pretty(&document)?)
+        }
     }
     .and_then(|()| writer.flush())
     .context(WritingStdout)
 }
 
-/// [`emit`] to stdout.
+/// [`emit`] to stdout, and the text to the CI step summary when there is one
+/// ([`crate::ui::ci::step_summary`]).
 pub fn emit_stdout<T: Serialize + Display>(value: &T, format: OutputFormat) -> Result<()> {
-    emit(value, format, &mut std::io::stdout().lock())
+    emit(value, format, &mut std::io::stdout().lock())?;
+    crate::ui::ci::step_summary(&value.to_string());
+    Ok(())
 }
 
 /// A warning on stderr, `warning: <message>`. One policy: warnings are never silenced,
@@ -42,8 +66,17 @@ pub fn warn(message: &str) {
     eprintln!("{}", warning_line(message));
 }
 
+/// `warning: <message>`, or the workflow command of a warning under GitHub Actions.
 pub(crate) fn warning_line(message: &str) -> String {
-    format!("warning: {message}")
+    warning_line_for(message, crate::ui::ci::github_actions())
+}
+
+fn warning_line_for(message: &str, github: bool) -> String {
+    if github {
+        crate::ui::ci::workflow_command("warning", message)
+    } else {
+        format!("warning: {message}")
+    }
 }
 
 #[cfg(test)]
@@ -75,7 +108,7 @@ mod tests {
         emit(&answer, OutputFormat::Json, &mut json).unwrap();
         assert_eq!(
             String::from_utf8(json).unwrap(),
-            "{\n  \"name\": \"api\",\n  \"count\": 2\n}\n"
+            "{\n  \"schema_version\": 1,\n  \"name\": \"api\",\n  \"count\": 2\n}\n"
         );
     }
 
@@ -105,6 +138,7 @@ mod tests {
 
     #[test]
     fn warnings_say_warning() {
-        assert_eq!(warning_line("no lock"), "warning: no lock");
+        assert_eq!(warning_line_for("no lock", false), "warning: no lock");
+        assert_eq!(warning_line_for("no lock", true), "::warning::no lock");
     }
 }

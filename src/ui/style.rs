@@ -67,6 +67,13 @@ fn styled(text: &str, width: Option<usize>, code: Option<&str>) -> String {
     }
 }
 
+/// The line of an error message on stderr: `error: <message>`, or the workflow
+/// command of an error under GitHub Actions.
+pub fn error_line(message: &str) -> String {
+    crate::ui::ci::annotation("error", message)
+        .unwrap_or_else(|| format!("{} {message}", error_label()))
+}
+
 /// `error:` as the start of an error message on stderr.
 pub fn error_label() -> String {
     if stderr() {

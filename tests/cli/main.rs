@@ -3,6 +3,7 @@
 //! and config errors, help, completions, the man page, dry runs without `--changed`).
 //! `cargo test --test cli` runs anywhere, in seconds; `scripts/check --fast` runs it.
 
+mod ci;
 mod cli;
 mod dry_run;
 mod rollback;

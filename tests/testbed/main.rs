@@ -34,3 +34,4 @@ mod spas;
 #[path = "../support/mod.rs"]
 mod support;
 mod testbed;
+mod web_identity;

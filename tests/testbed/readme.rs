@@ -22,6 +22,38 @@ const RUN_ELSEWHERE: &[(&str, &str)] = &[
     ),
     ("scripts/check", "the test command itself, which CI runs"),
     (
+        "curl -fsSLO https://github.com/your-org/deploy/releases/download/v0.1.0/deploy-v0.1.0-x86_64-unknown-linux-gnu.tar.gz",
+        "a published release; scripts/test-action downloads, checks against SHA256SUMS and unpacks archives the same way from a loopback server",
+    ),
+    (
+        "curl -fsSLO https://github.com/your-org/deploy/releases/download/v0.1.0/SHA256SUMS",
+        "a published release; scripts/test-action",
+    ),
+    (
+        "sha256sum --ignore-missing -c SHA256SUMS",
+        "a published release; scripts/test-action checks archives against SHA256SUMS",
+    ),
+    (
+        "gh attestation verify deploy-v0.1.0-x86_64-unknown-linux-gnu.tar.gz --repo your-org/deploy",
+        "a release attested on GitHub (release.yml); GitHub cannot be reached here",
+    ),
+    (
+        "tar -xzf deploy-v0.1.0-x86_64-unknown-linux-gnu.tar.gz && sudo install deploy-v0.1.0-x86_64-unknown-linux-gnu/deploy /usr/local/bin/",
+        "a published release; scripts/test-action unpacks and runs the archive's deploy",
+    ),
+    (
+        "cargo install --locked --git https://github.com/your-org/deploy deploy-platform",
+        "the repository on GitHub; the same build as cargo install --path .",
+    ),
+    (
+        "scripts/image \"$(scripts/build-release | tail -n 1)\"",
+        "a release build (15-25 min on 2 cores); scripts/check runs scripts/image --test on the debug build",
+    ),
+    (
+        "docker run --rm -v \"$PWD:/repo\" -e AWS_REGION -e AWS_ACCESS_KEY_ID -e AWS_SECRET_ACCESS_KEY -e AWS_SESSION_TOKEN deploy-with-terraform status --var-file tfvars/prod.tfvars",
+        "an image with terraform added; scripts/image --test runs deploy --version and a dry run in the image",
+    ),
+    (
         "scripts/check --fast",
         "the first steps of scripts/check, which CI runs in full",
     ),
