@@ -51,8 +51,15 @@ pub(super) async fn list_bucket(s3: &S3, bucket: &str) -> Result<BTreeMap<String
     Ok(objects)
 }
 
-pub(super) async fn read_manifest(s3: &S3, at: &ManifestLocation) -> Result<Option<Manifest>> {
-    let location = at.to_string();
+/// The JSON object at `at`, read as a `T`; `None` when the bucket has no such key.
+/// `what` names the object in errors ("the deploy manifest", "the release record"), and
+/// `not_one` says what to do when the object is not a `T`.
+pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
+    s3: &S3,
+    at: &ManifestLocation,
+    what: &str,
+    not_one: &str,
+) -> Result<Option<T>> {
     let output = match s3
         .api
         .get_object()
@@ -65,18 +72,31 @@ pub(super) async fn read_manifest(s3: &S3, at: &ManifestLocation) -> Result<Opti
         Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
         Err(err) => {
             return Err(anyhow!(s3.explain("s3:GetObject", &err)))
-                .with_context(|| format!("cannot read the deploy manifest {location}"))
+                .with_context(|| format!("cannot read {what} {at}"))
         }
     };
     let body = output
         .body
         .collect()
         .await
-        .with_context(|| format!("cannot read the deploy manifest {location}"))?
+        .with_context(|| format!("cannot read {what} {at}"))?
         .into_bytes();
-    let manifest: Manifest = serde_json::from_slice(&body).with_context(|| {
-        format!("{location} is not a deploy manifest; delete it to start over (every file is then uploaded again)")
-    })?;
+    let value = serde_json::from_slice(&body).with_context(|| format!("{at} {not_one}"))?;
+    Ok(Some(value))
+}
+
+pub(super) async fn read_manifest(s3: &S3, at: &ManifestLocation) -> Result<Option<Manifest>> {
+    let location = at.to_string();
+    let Some(manifest) = read_json::<Manifest>(
+        s3,
+        at,
+        "the deploy manifest",
+        "is not a deploy manifest; delete it to start over (every file is then uploaded again)",
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
     if manifest.version > manifest::MANIFEST_VERSION {
         bail!(
             "{location} has format version {}, newer than this deploy understands ({}): use a newer deploy",

@@ -86,29 +86,12 @@ pub(super) async fn write_release(s3: &S3, at: &ManifestLocation, release: &Rele
 /// Release `number` of `spa`; `None` when its record is not in the bucket.
 pub async fn read_release(s3: &S3, spa: &SpaTarget, number: u64) -> Result<Option<Release>> {
     let at = spa.manifest.release(number);
-    let output = match s3
-        .api
-        .get_object()
-        .bucket(&at.bucket)
-        .key(&at.key)
-        .send()
-        .await
-    {
-        Ok(output) => output,
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
-        Err(err) => {
-            return Err(anyhow!(s3.explain("s3:GetObject", &err)))
-                .with_context(|| format!("cannot read the release record {at}"))
-        }
+    let Some(release) =
+        bucket::read_json::<Release>(s3, &at, "the release record", "is not a release record")
+            .await?
+    else {
+        return Ok(None);
     };
-    let body = output
-        .body
-        .collect()
-        .await
-        .with_context(|| format!("cannot read the release record {at}"))?
-        .into_bytes();
-    let release: Release =
-        serde_json::from_slice(&body).with_context(|| format!("{at} is not a release record"))?;
     if release.version > RELEASE_VERSION {
         bail!(
             "{at} has format version {}, newer than this deploy understands ({RELEASE_VERSION}): use a newer deploy",
