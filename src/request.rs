@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 
-use crate::cli::{Cli, Command, OutputFormat};
+use crate::cli::{Cli, Command};
 use crate::model::config::ChangesMode;
+use crate::ui::output::OutputFormat;
 
 /// The flags every command shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +145,7 @@ impl Globals {
         Self {
             verbose: cli.verbose,
             quiet: cli.quiet,
-            output: cli.output,
+            output: cli.output.into(),
             repo: cli.repo.clone(),
             profile: cli.profile.clone(),
         }

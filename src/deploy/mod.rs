@@ -108,7 +108,7 @@ pub fn run(globals: &Globals, request: &Request) -> Result<()> {
     // Stop build/push streams now: the daemon cancels work whose connection closed.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     // 11. Summary: what was done; when preflight stopped the run, nothing was.
-    if report.began || globals.output == crate::cli::OutputFormat::Json {
+    if report.began || globals.output == crate::ui::output::OutputFormat::Json {
         emit_stdout(&report, globals.output)?;
     }
     outcome

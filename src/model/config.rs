@@ -10,10 +10,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+pub use crate::error::ConfigError;
+
 mod changes;
 mod minimum_version;
+mod notify;
 mod spa_upload;
 pub use changes::{ChangesConfig, ChangesMode};
+pub use notify::NotifyConfig;
 pub use spa_upload::SpaUploadConfig;
 
 /// The file name looked up at the repository root.
@@ -293,29 +297,6 @@ impl Default for HistoryConfig {
     }
 }
 
-/// A Slack-compatible webhook told when a run starts, succeeds or fails. The URL is
-/// a secret: deploy.toml names the environment variable that holds it.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NotifyConfig {
-    /// The environment variable holding the webhook URL; unset: no notifications.
-    pub webhook_env: Option<String>,
-    /// How long one attempt may take, in seconds.
-    pub timeout_secs: u64,
-    /// Attempts per message (connection errors, timeouts, 429 and 5xx are retried).
-    pub attempts: u32,
-}
-
-impl Default for NotifyConfig {
-    fn default() -> Self {
-        Self {
-            webhook_env: None,
-            timeout_secs: 5,
-            attempts: 3,
-        }
-    }
-}
-
 /// What happens when the rolled services do not settle or are not healthy.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -502,7 +483,7 @@ impl Config {
             }
         }
         self.spa_upload.validate()?;
-        crate::notify::validate(&self.notify)?;
+        self.notify.validate()?;
         for glob in self
             .changes
             .ignore
@@ -531,14 +512,6 @@ fn require_placeholder(key: &str, value: &str) -> Result<(), String> {
 /// Expands a per-service template such as `aws_ecs_service.service["{service}"]`.
 pub fn expand(template: &str, service: &str) -> String {
     template.replace(SERVICE_PLACEHOLDER, service)
-}
-
-/// A `deploy.toml` that cannot be used: a usage error (exit 2).
-#[derive(Debug, thiserror::Error)]
-#[error("invalid config {}: {message}", path.display())]
-pub struct ConfigError {
-    pub path: PathBuf,
-    pub message: String,
 }
 
 #[cfg(test)]
