@@ -12,6 +12,7 @@
 pub mod aws;
 pub mod build_output;
 pub mod changes;
+pub mod checkout;
 pub mod cli;
 pub mod commands;
 pub mod deploy;
@@ -23,8 +24,10 @@ pub mod health;
 pub mod http;
 pub mod model;
 pub mod notify;
+pub mod planning;
 pub mod process;
 pub mod registry;
+pub mod report;
 pub mod request;
 pub mod signals;
 pub mod spa;

@@ -31,17 +31,7 @@ impl Default for Globals {
     }
 }
 
-/// Which services a run considers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Selection {
-    /// Every service (a full deploy).
-    #[default]
-    All,
-    /// Only services whose live image is older than their code (`--changed`).
-    Changed,
-    /// Exactly these (`--services`), as typed.
-    Named(Vec<String>),
-}
+pub use crate::model::plan::Selection;
 
 /// A deploy, or a rollback (`deploy rollback`): the same pipeline.
 #[derive(Debug, Clone, Default)]

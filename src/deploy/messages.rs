@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use crate::docker::images::{ImageResult, ImageStatus};
 use crate::error::{UsageError, WritingStdout};
 use crate::model::plan::{Mode, Plan};
-use crate::model::report::RunReport;
+use crate::report::RunReport;
 use crate::request::Request;
 use crate::ui::output::emit_stdout;
 use crate::ui::output::OutputFormat;

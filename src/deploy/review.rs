@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::model::plan::{shell_words, Action, TerraformStep};
-use crate::model::report::RunReport;
+use crate::report::RunReport;
 use crate::terraform::{AddressChange, ApplyFailed, Review, Terraform};
 use crate::ui::output::emit_stdout;
 use crate::ui::output::OutputFormat;

@@ -5,9 +5,9 @@
 //! are errors naming the key and the file.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 pub use crate::error::ConfigError;
@@ -402,17 +402,10 @@ fn collect_keys(prefix: &str, table: &toml::Table, keys: &mut BTreeSet<String>) 
 }
 
 impl Config {
-    /// Loads `deploy.toml` from `repo_root`, or the defaults when there is none.
-    pub fn load(repo_root: &Path) -> Result<(Self, ConfigSource)> {
-        let path = repo_root.join(CONFIG_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Ok((Self::default(), ConfigSource::default()))
-            }
-            Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
-        };
-        let config = Self::parse(&text).map_err(|err| ConfigError {
+    /// The config in `text`, read from `path`, and where its keys came from; the
+    /// error names the file.
+    pub fn from_file(path: PathBuf, text: &str) -> Result<(Self, ConfigSource), ConfigError> {
+        let config = Self::parse(text).map_err(|err| ConfigError {
             path: path.clone(),
             message: err,
         })?;

@@ -3,7 +3,7 @@
 
 pub mod config;
 pub mod environment;
+pub mod head;
 pub mod history;
 pub mod plan;
 pub mod platform;
-pub mod report;

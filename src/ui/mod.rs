@@ -5,6 +5,7 @@
 pub mod ci;
 pub mod logging;
 pub mod output;
+pub mod plan;
 pub mod progress;
 pub mod style;
 pub mod table;

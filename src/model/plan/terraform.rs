@@ -46,6 +46,15 @@ impl Roll {
     }
 }
 
+/// The resources a planned service owns: its `terraform.targets`, expanded.
+#[derive(Debug, Clone)]
+pub struct ServiceResources {
+    pub service: String,
+    /// The ECR repository its images are named after (`<registry>/<repository>:<tag>`).
+    pub repository: String,
+    pub targets: Vec<String>,
+}
+
 /// A `terraform apply`, as arguments (never through a shell).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Apply {
@@ -136,7 +145,7 @@ impl Apply {
         &self,
         config: &TerraformConfig,
         all_services: &[(String, String)],
-    ) -> Vec<super::ServiceResources> {
+    ) -> Vec<ServiceResources> {
         let targeted = self.roll.targeted();
         let rolled = |name: &str| {
             targeted
@@ -146,7 +155,7 @@ impl Apply {
         all_services
             .iter()
             .filter(|(name, _)| rolled(name))
-            .map(|(name, repository)| super::ServiceResources {
+            .map(|(name, repository)| ServiceResources {
                 service: name.clone(),
                 repository: repository.clone(),
                 targets: targets_of(config, name),

@@ -3,9 +3,8 @@
 
 use std::fmt;
 
-use super::{Action, Mode, Plan};
 use crate::model::config;
-use crate::terraform::Roll;
+use crate::model::plan::{Action, Mode, Plan, Roll};
 use crate::ui::style::{Cell, Tone};
 use crate::ui::table::write_table;
 

@@ -10,6 +10,7 @@ use crate::aws::ecs::Settled;
 use crate::docker::images::{ImageResult, ImageStatus};
 use crate::model::history::Stage;
 use crate::model::plan::{Action, Mode, Plan};
+use crate::registry::CopyReport;
 use crate::terraform::Review;
 use crate::ui::style::{Cell, Tone};
 use crate::ui::table::write_table;
@@ -37,7 +38,7 @@ pub struct RunReport {
     pub review: Option<Review>,
     /// `deploy promote`: each image copied, by digest.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub copies: Vec<crate::deploy::CopiedImage>,
+    pub copies: Vec<CopiedImage>,
     /// Seconds per stage, in the order they ran.
     pub stages: Vec<Stage>,
     /// The automatic rollback after a failed verify (`--rollback-on-failure`).
@@ -46,6 +47,15 @@ pub struct RunReport {
     /// After ECS rolled services back by itself: their previous tags re-applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconcile: Option<RestoreReport>,
+}
+
+/// One image copied, for the summary and `--output json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CopiedImage {
+    pub service: String,
+    pub tag: String,
+    #[serde(flatten)]
+    pub copy: CopyReport,
 }
 
 /// The automatic rollback: the services this run changed, back to their tags before it.
@@ -361,8 +371,8 @@ impl fmt::Display for RunReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::plan::tests::{fixture, plan};
     use crate::model::plan::Decision;
+    use crate::planning::tests::{fixture, plan};
     use crate::request::Selection;
 
     fn image(service: &str, status: ImageStatus, secs: Option<(f64, f64)>) -> ImageResult {
