@@ -4,6 +4,8 @@
 //! printed or logged, and a failure is described without it. A webhook that fails is
 //! one warning per run, never a failed deploy: each message has a short timeout and
 //! a bounded number of attempts, and once one failed the others get one try each.
+//! Its settings, and their check when deploy.toml is read, are
+//! `model::config::NotifyConfig`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! The end-of-run report: what was built, pushed, rolled and verified, per service and
 //! per SPA. Printed as a table, or as JSON with `--output json`, also after a failure,
-//! so that it always says what was and was not done.
+//! so that it always says what was and was not done. It sits above the adapters (and
+//! not in `model`): it gathers their outcomes (images, rollouts, health checks, the
+//! reviewed terraform plan, the images copied).
 
 use std::fmt;
 

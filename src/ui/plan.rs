@@ -1,5 +1,6 @@
 //! The plan as the operator reads it: the service and SPA tables, and the terraform
-//! command (or why there is none).
+//! command (or why there is none). The `Display` of `model`'s [`Plan`], kept here
+//! because tables and their colours are the ui's.
 
 use std::fmt;
 

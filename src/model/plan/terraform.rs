@@ -1,6 +1,7 @@
 //! The closing `terraform apply` as arguments: what it rolls (every service, or some
 //! through `image_tags` and `-target`), HCL quoting for `-var`, the workspace a tfvars
-//! file names, and whether the targets match anything in the state.
+//! file names, and whether the targets match anything in the state. A value of the plan,
+//! built here once; `crate::terraform` runs it.
 
 use std::path::{Path, PathBuf};
 
