@@ -60,7 +60,9 @@ pub fn emit<T: Serialize + Display>(
 /// ([`crate::ui::ci::step_summary`]).
 pub fn emit_stdout<T: Serialize + Display>(value: &T, format: OutputFormat) -> Result<()> {
     emit(value, format, &mut std::io::stdout().lock())?;
-    crate::ui::ci::step_summary(&value.to_string());
+    if let Err(message) = crate::ui::ci::step_summary(&value.to_string()) {
+        warn(&message);
+    }
     Ok(())
 }
 
