@@ -16,10 +16,10 @@ use std::time::Instant;
 
 use deploy::aws::ecs::LiveImage;
 use deploy::changes::live::compare;
+use deploy::checkout::load_platform;
 use deploy::git::Repo;
 use deploy::model::config::ChangesMode;
 use deploy::model::plan::Action;
-use deploy::model::platform::Platform;
 
 fn main() {
     let number = |name: &str, default: usize| {
@@ -35,7 +35,7 @@ fn main() {
         .nth(1)
         .expect("usage: changed_graph <generated repository>");
     let root = Path::new(&root);
-    let platform = Platform::load(root).expect("the generated workspace loads");
+    let platform = load_platform(root).expect("the generated workspace loads");
     let repo = Repo::discover(root).expect("the generated workspace is a repository");
     let git = repo.git();
     let mut walk = git.revwalk().unwrap();

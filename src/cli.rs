@@ -425,6 +425,15 @@ pub enum OutputFormat {
     Json,
 }
 
+impl From<OutputFormat> for crate::ui::output::OutputFormat {
+    fn from(format: OutputFormat) -> Self {
+        match format {
+            OutputFormat::Text => Self::Text,
+            OutputFormat::Json => Self::Json,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

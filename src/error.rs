@@ -1,11 +1,13 @@
-//! Exit codes, and the few error types whose kind decides one.
+//! Exit codes, and the few error types whose kind decides one (or how the message
+//! reads: [`AwsError`]), and the signals that interrupt a run. A base file: it imports
+//! nothing of the crate, and the rest of the crate builds on it (the aws adapter makes
+//! [`AwsError`]s, `process` sends [`Signal`]s, the config reader returns [`ConfigError`]).
 //!
 //! Everything else is an `anyhow` chain with `.context()` naming what it was about;
 //! it exits 1.
 
 use std::fmt;
-
-use crate::process::Signal;
+use std::path::PathBuf;
 
 /// Process exit codes (documented in the README and `--help`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +60,36 @@ impl fmt::Display for NeedsReview {
 }
 
 impl std::error::Error for NeedsReview {}
+
+/// A `deploy.toml` that cannot be used: a usage error (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid config {}: {message}", path.display())]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// The signals deploy sends to its children, and the ones that interrupt it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// What Ctrl-C sends: terraform stops cleanly on the first one.
+    Interrupt,
+    /// A polite stop: what CI cancelling a job, `docker stop`, systemd and ECS send.
+    Terminate,
+    /// The terminal (or the ssh session) went away.
+    Hangup,
+}
+
+impl Signal {
+    /// Its name, as `kill -l` and the operator know it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+            Signal::Hangup => "SIGHUP",
+        }
+    }
+}
 
 /// Where a run was when a signal interrupted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,11 +183,56 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
     }
     let usage = err
         .chain()
-        .any(|cause| cause.is::<UsageError>() || cause.is::<crate::model::config::ConfigError>());
+        .any(|cause| cause.is::<UsageError>() || cause.is::<ConfigError>());
     if usage {
         ExitCode::Usage
     } else {
         ExitCode::Failure
+    }
+}
+
+/// An AWS call that failed, explained for the operator (its `Display`), keeping what
+/// the SDK said (its `source`) and AWS's request id for `-vv` and for AWS support.
+#[derive(Debug, thiserror::Error)]
+#[error("{explanation}")]
+pub struct AwsError {
+    explanation: String,
+    pub request_id: Option<String>,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl AwsError {
+    pub fn new(
+        explanation: impl Into<String>,
+        request_id: Option<String>,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    ) -> Self {
+        Self {
+            explanation: explanation.into(),
+            request_id,
+            source,
+        }
+    }
+
+    /// The request id and the SDK's own error chain, for `-vv`.
+    pub fn details(&self) -> String {
+        let mut details = match &self.request_id {
+            Some(id) => format!("AWS request id {id}; "),
+            None => String::new(),
+        };
+        details.push_str("SDK error: ");
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self.source.as_ref());
+        let mut first = true;
+        while let Some(err) = cause {
+            if !first {
+                details.push_str(": ");
+            }
+            details.push_str(&err.to_string());
+            first = false;
+            cause = err.source();
+        }
+        details
     }
 }
 
@@ -166,7 +243,7 @@ pub fn render(err: &anyhow::Error, verbose: u8) -> String {
     let mut parts = Vec::new();
     for cause in err.chain() {
         parts.push(cause.to_string());
-        if let Some(aws) = cause.downcast_ref::<crate::aws::AwsError>() {
+        if let Some(aws) = cause.downcast_ref::<AwsError>() {
             if verbose >= 2 {
                 parts.push(format!("({})", aws.details()));
             }
@@ -238,7 +315,7 @@ mod tests {
     #[test]
     fn an_aws_error_shows_the_sdk_beneath_it_only_at_vv() {
         let sdk: Box<dyn std::error::Error + Send + Sync> = "dispatch failure: io error".into();
-        let aws = crate::aws::AwsError::new("cannot reach AWS", Some("req-1".into()), sdk);
+        let aws = AwsError::new("cannot reach AWS", Some("req-1".into()), sdk);
         let err = anyhow::Error::new(aws).context("cannot upload index.html");
         assert_eq!(
             render(&err, 0),

@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use git2::{ErrorClass, ErrorCode, Repository, StatusOptions};
-use serde::Serialize;
 
 use crate::error::UsageError;
 
@@ -14,16 +13,7 @@ pub struct Repo {
     root: PathBuf,
 }
 
-/// What HEAD points at.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Head {
-    /// Full commit id.
-    pub sha: String,
-    /// The image tag: exactly what `git rev-parse --short HEAD` prints.
-    pub short_sha: String,
-    /// Branch name, or `None` on a detached HEAD.
-    pub branch: Option<String>,
-}
+pub use crate::model::head::Head;
 
 impl Repo {
     /// Finds the repository containing `start` (any subdirectory works).

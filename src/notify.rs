@@ -4,6 +4,8 @@
 //! printed or logged, and a failure is described without it. A webhook that fails is
 //! one warning per run, never a failed deploy: each message has a short timeout and
 //! a bounded number of attempts, and once one failed the others get one try each.
+//! Its settings, and their check when deploy.toml is read, are
+//! `model::config::NotifyConfig`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -309,33 +311,6 @@ fn scrub(text: &str, url: &hyper::Uri) -> String {
     text
 }
 
-/// Checked when deploy.toml is loaded: the variable's name, never a URL.
-pub fn validate(config: &NotifyConfig) -> Result<(), String> {
-    if let Some(variable) = &config.webhook_env {
-        let name_like = !variable.is_empty()
-            && variable
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !name_like {
-            return Err(format!(
-                "notify.webhook_env must name an environment variable (e.g. \"DEPLOY_WEBHOOK_URL\"), not hold the URL: {}",
-                if variable.contains("://") {
-                    "put the URL in that variable, never in deploy.toml"
-                } else {
-                    "letters, digits and _ only"
-                }
-            ));
-        }
-    }
-    if config.timeout_secs == 0 {
-        return Err("notify.timeout_secs must be at least 1".into());
-    }
-    if !(1..=10).contains(&config.attempts) {
-        return Err("notify.attempts must be between 1 and 10".into());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,24 +393,5 @@ mod tests {
         let scrubbed = scrub(&text, &url);
         assert!(!scrubbed.contains("s3cr3t"), "{scrubbed}");
         assert_eq!(scrubbed, "error sending to <webhook>: or <path>");
-    }
-
-    #[test]
-    fn the_config_names_a_variable_never_a_url() {
-        let config = |env: &str| NotifyConfig {
-            webhook_env: Some(env.into()),
-            ..NotifyConfig::default()
-        };
-        assert!(validate(&config("DEPLOY_WEBHOOK_URL")).is_ok());
-        assert!(validate(&NotifyConfig::default()).is_ok());
-        let err = validate(&config("https://hooks.slack.com/services/x")).unwrap_err();
-        assert!(err.contains("never in deploy.toml"), "{err}");
-        assert!(!err.contains("hooks.slack.com"), "{err}");
-        assert!(validate(&config("")).is_err());
-        assert!(validate(&NotifyConfig {
-            attempts: 0,
-            ..NotifyConfig::default()
-        })
-        .is_err());
     }
 }

@@ -29,33 +29,14 @@ pub fn stdout_of(line: &str, output: Output) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// The signals deploy sends to its children, and the ones that interrupt it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    /// What Ctrl-C sends: terraform stops cleanly on the first one.
-    Interrupt,
-    /// A polite stop: what CI cancelling a job, `docker stop`, systemd and ECS send.
-    Terminate,
-    /// The terminal (or the ssh session) went away.
-    Hangup,
-}
+pub use crate::error::Signal;
 
-impl Signal {
-    /// Its name, as `kill -l` and the operator know it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Signal::Interrupt => "SIGINT",
-            Signal::Terminate => "SIGTERM",
-            Signal::Hangup => "SIGHUP",
-        }
-    }
-
-    fn raw(self) -> rustix::process::Signal {
-        match self {
-            Signal::Interrupt => rustix::process::Signal::INT,
-            Signal::Terminate => rustix::process::Signal::TERM,
-            Signal::Hangup => rustix::process::Signal::HUP,
-        }
+/// The kernel's number for `signal`.
+fn raw(signal: Signal) -> rustix::process::Signal {
+    match signal {
+        Signal::Interrupt => rustix::process::Signal::INT,
+        Signal::Terminate => rustix::process::Signal::TERM,
+        Signal::Hangup => rustix::process::Signal::HUP,
     }
 }
 
@@ -76,7 +57,7 @@ fn kernel_group(group: u32) -> Option<rustix::process::Pid> {
 /// Sends `signal` to one process. Best effort: a process already gone is not an error.
 pub fn signal(pid: u32, signal: Signal) {
     if let Some(pid) = kernel_pid(pid) {
-        let _ = rustix::process::kill_process(pid, signal.raw());
+        let _ = rustix::process::kill_process(pid, raw(signal));
     }
 }
 
@@ -84,7 +65,7 @@ pub fn signal(pid: u32, signal: Signal) {
 /// `process_group(0)` leads a group whose id is its pid). Best effort.
 pub fn signal_group(group: u32, signal: Signal) {
     if let Some(group) = kernel_group(group) {
-        let _ = rustix::process::kill_process_group(group, signal.raw());
+        let _ = rustix::process::kill_process_group(group, raw(signal));
     }
 }
 

@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 
-use crate::cli::{Cli, Command, OutputFormat};
+use crate::cli::{Cli, Command};
 use crate::model::config::ChangesMode;
+use crate::ui::output::OutputFormat;
 
 /// The flags every command shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,17 +31,7 @@ impl Default for Globals {
     }
 }
 
-/// Which services a run considers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Selection {
-    /// Every service (a full deploy).
-    #[default]
-    All,
-    /// Only services whose live image is older than their code (`--changed`).
-    Changed,
-    /// Exactly these (`--services`), as typed.
-    Named(Vec<String>),
-}
+pub use crate::model::plan::Selection;
 
 /// A deploy, or a rollback (`deploy rollback`): the same pipeline.
 #[derive(Debug, Clone, Default)]
@@ -144,7 +135,7 @@ impl Globals {
         Self {
             verbose: cli.verbose,
             quiet: cli.quiet,
-            output: cli.output,
+            output: cli.output.into(),
             repo: cli.repo.clone(),
             profile: cli.profile.clone(),
         }

@@ -182,50 +182,7 @@ pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(s3_config)
 }
 
-/// An AWS call that failed, explained for the operator (its `Display`), keeping what
-/// the SDK said (its `source`) and AWS's request id for `-vv` and for AWS support.
-#[derive(Debug, thiserror::Error)]
-#[error("{explanation}")]
-pub struct AwsError {
-    explanation: String,
-    pub request_id: Option<String>,
-    #[source]
-    source: Box<dyn std::error::Error + Send + Sync>,
-}
-
-impl AwsError {
-    pub fn new(
-        explanation: impl Into<String>,
-        request_id: Option<String>,
-        source: Box<dyn std::error::Error + Send + Sync>,
-    ) -> Self {
-        Self {
-            explanation: explanation.into(),
-            request_id,
-            source,
-        }
-    }
-
-    /// The request id and the SDK's own error chain, for `-vv`.
-    pub fn details(&self) -> String {
-        let mut details = match &self.request_id {
-            Some(id) => format!("AWS request id {id}; "),
-            None => String::new(),
-        };
-        details.push_str("SDK error: ");
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self.source.as_ref());
-        let mut first = true;
-        while let Some(err) = cause {
-            if !first {
-                details.push_str(": ");
-            }
-            details.push_str(&err.to_string());
-            first = false;
-            cause = err.source();
-        }
-        details
-    }
-}
+pub use crate::error::AwsError;
 
 /// Explains an SDK error of `call` (`service:Operation`, as IAM names it), with the
 /// likely fix when credentials are the problem; a call that got no answer is named.
@@ -249,11 +206,11 @@ where
     };
     // The SDK error itself is borrowed; its whole chain, as text, is what -vv shows.
     let chain = aws_sdk_sts::error::DisplayErrorContext(err).to_string();
-    AwsError {
-        explanation: explanation(call, err, &chain, profile),
+    AwsError::new(
+        explanation(call, err, &chain, profile),
         request_id,
-        source: chain.into(),
-    }
+        chain.into(),
+    )
 }
 
 fn explanation<E>(

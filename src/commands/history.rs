@@ -5,16 +5,17 @@ use anyhow::{Context as _, Result};
 
 use crate::aws::deploy_lock::{self, LockLocation};
 use crate::aws::history::{self, HistoryLocation};
+use crate::checkout::{runtime, Checkout};
 use crate::error::UsageError;
 use crate::model::environment::Environment;
 use crate::model::history::{HistoryView, Record};
-use crate::model::platform::{runtime, Checkout, Platform};
+use crate::model::platform::Platform;
 use crate::request::{Globals, HistoryRequest};
 use crate::ui::output::emit_stdout;
 
 pub fn run(globals: &Globals, request: &HistoryRequest) -> Result<()> {
     let Checkout { platform, cwd, .. } = Checkout::open(globals.repo.as_deref())?;
-    let (_, environment) = crate::model::plan::environment_of(&platform, &cwd, &request.var_file)?;
+    let (_, environment) = crate::planning::environment_of(&platform, &cwd, &request.var_file)?;
     if let Some(service) = &request.service {
         if !platform.services.iter().any(|s| &s.name == service) {
             return Err(UsageError::new(format!(

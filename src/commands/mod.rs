@@ -29,7 +29,7 @@ pub(crate) async fn read_environment(
                 .await?,
         )
     };
-    let environment = Environment::read(
+    let environment = crate::checkout::read_environment(
         platform,
         workspace,
         outputs.as_ref().unwrap_or(&Outputs::new()),

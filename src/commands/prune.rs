@@ -13,12 +13,12 @@ use serde::Serialize;
 
 use crate::aws::ecs::{image_tag_of, LiveImage};
 use crate::changes::live;
+use crate::checkout::{runtime, Checkout};
 use crate::docker::daemon_lock::DaemonLock;
 use crate::docker::engine::{Engine, LocalTag};
 use crate::model::config;
 use crate::model::plan::registry::RegistryEnv;
 use crate::model::platform::Platform;
-use crate::model::platform::{runtime, Checkout};
 use crate::request::{Globals, PruneRequest};
 use crate::ui::output::{emit_stdout, warn};
 use selection::{Scope, SkipReason, Verdict};
@@ -144,7 +144,7 @@ pub fn run(globals: &Globals, request: &PruneRequest) -> Result<()> {
         head,
         cwd,
     } = Checkout::open(globals.repo.as_deref())?;
-    let workspace = crate::model::plan::workspace_named(&platform, &cwd, var_file.as_deref())?;
+    let workspace = crate::planning::workspace_named(&platform, &cwd, var_file.as_deref())?;
     let runtime = runtime()?;
     let report = runtime.block_on(async {
         let engine = Engine::connect().await?;
@@ -183,7 +183,7 @@ pub fn run(globals: &Globals, request: &PruneRequest) -> Result<()> {
             }
         }
         let mut scope = Scope {
-            registries: configured_registries(&platform, &RegistryEnv::from_process()),
+            registries: configured_registries(&platform, &crate::planning::registry_env()),
             repositories: platform
                 .services
                 .iter()
@@ -343,7 +343,7 @@ mod tests {
 
     #[test]
     fn every_configured_registry_is_ours() {
-        let mut platform = crate::model::plan::tests::fixture();
+        let mut platform = crate::planning::tests::fixture();
         platform.config.registry.host = Some("registry.example/".into());
         platform.config.registry.hosts =
             [("prod".to_owned(), "prod.example:5000".to_owned())].into();

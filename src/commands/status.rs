@@ -7,8 +7,7 @@ use serde::Serialize;
 
 use crate::aws::ecs::LiveImage;
 use crate::changes::live::{self, Survey};
-use crate::model::environment::Environment;
-use crate::model::platform::{runtime, Checkout};
+use crate::checkout::{runtime, Checkout};
 use crate::request::{Globals, StatusRequest};
 use crate::ui::output::emit_stdout;
 use crate::ui::style::{Cell, Tone};
@@ -233,8 +232,7 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
         head,
         cwd,
     } = Checkout::open(globals.repo.as_deref())?;
-    let workspace =
-        crate::model::plan::workspace_named(&platform, &cwd, request.var_file.as_deref())?;
+    let workspace = crate::planning::workspace_named(&platform, &cwd, request.var_file.as_deref())?;
     let runtime = runtime()?;
     let profile = globals.profile.as_deref();
     let (survey, spas, digests, compared_with) = runtime.block_on(async {
@@ -248,7 +246,8 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
             Err(_) if platform.config.ecs.cluster.is_some() => Default::default(),
             Err(err) => return Err(err),
         };
-        let environment = Environment::read(&platform, workspace.as_deref(), &outputs)?;
+        let environment =
+            crate::checkout::read_environment(&platform, workspace.as_deref(), &outputs)?;
         let cluster = environment.cluster()?.to_owned();
         let survey = live::survey(
             &platform,
@@ -308,7 +307,7 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
         let mut compared_with = None;
         if let Some(other_file) = &request.compare {
             let other_workspace =
-                crate::model::plan::workspace_named(&platform, &cwd, Some(other_file))?;
+                crate::planning::workspace_named(&platform, &cwd, Some(other_file))?;
             let other_profile = request.compare_profile.as_deref().or(profile);
             let (other_env, _) = crate::commands::read_environment(
                 &platform,

@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::aws::deploy_lock::{self, Holder, LockLocation};
-use crate::model::platform::{runtime, Checkout};
+use crate::checkout::{runtime, Checkout};
 use crate::request::{Globals, UnlockRequest};
 use crate::ui::output::emit_stdout;
 
@@ -66,7 +66,7 @@ impl fmt::Display for UnlockReport {
 
 pub fn run(globals: &Globals, request: &UnlockRequest) -> Result<()> {
     let Checkout { platform, cwd, .. } = Checkout::open(globals.repo.as_deref())?;
-    let (_, environment) = crate::model::plan::environment_of(&platform, &cwd, &request.var_file)?;
+    let (_, environment) = crate::planning::environment_of(&platform, &cwd, &request.var_file)?;
     let profile = globals.profile.as_deref();
     let report = runtime()?.block_on(async {
         // The environment's own state, whichever workspace is selected.

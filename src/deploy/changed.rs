@@ -6,10 +6,10 @@ use anyhow::{Context as _, Result};
 use crate::changes::decide::decide_base;
 use crate::changes::graph::Subject;
 use crate::changes::live;
+use crate::checkout::Checkout;
 use crate::model::config::ChangesMode;
 use crate::model::environment::{Environment, Outputs};
 use crate::model::plan::{Action, Decision, Plan};
-use crate::model::platform::Checkout;
 use crate::request::Request;
 
 /// The workspace files every SPA build reads besides the lockfile (compared by

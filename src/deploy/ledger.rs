@@ -11,14 +11,14 @@ use anyhow::{bail, Result};
 use super::{Ready, Run};
 use crate::aws::ecs::{image_tag_of, Ecs, LiveImage, Lookup};
 use crate::aws::{ecr, history as store};
+use crate::checkout::Checkout;
 use crate::error::Interrupted;
 use crate::model::config;
 use crate::model::history::{
     self, ImageVersion, PlanSummary, Record, RestoreRecord, ServiceChange, SpaChange, State, Who,
 };
 use crate::model::plan::{Action, Plan, Undo};
-use crate::model::platform::Checkout;
-use crate::model::report::RunReport;
+use crate::report::RunReport;
 
 /// What ran before this run rolled anything, read under the lock.
 #[derive(Debug, Default)]

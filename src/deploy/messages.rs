@@ -5,13 +5,13 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Context as _, Result};
 
-use crate::cli::OutputFormat;
 use crate::docker::images::{ImageResult, ImageStatus};
 use crate::error::{UsageError, WritingStdout};
 use crate::model::plan::{Mode, Plan};
-use crate::model::report::RunReport;
+use crate::report::RunReport;
 use crate::request::Request;
 use crate::ui::output::emit_stdout;
+use crate::ui::output::OutputFormat;
 
 /// Step 2's output: the plan as a table (JSON says it in the summary instead), and,
 /// when there is nothing to do, the summary or a sentence saying so. Whether the run

@@ -18,17 +18,18 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-pub use promote::CopiedImage;
+pub use crate::report::CopiedImage;
 
+use crate::checkout::{runtime, Checkout};
 use crate::docker::engine::Engine;
 use crate::docker::images::ImageResult;
 use crate::error::{Interrupted, Stage};
 use crate::git::Repo;
 use crate::model::environment::{Environment, Outputs};
 use crate::model::plan::{self, Mode, Plan};
-use crate::model::platform::{runtime, Checkout, Platform};
-use crate::model::report::RunReport;
+use crate::model::platform::Platform;
 use crate::notify::{Event, Notifier};
+use crate::report::RunReport;
 use crate::request::{Globals, Request};
 use crate::spa::SpaTarget;
 use crate::terraform::Terraform;
@@ -108,7 +109,7 @@ pub fn run(globals: &Globals, request: &Request) -> Result<()> {
     // Stop build/push streams now: the daemon cancels work whose connection closed.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     // 11. Summary: what was done; when preflight stopped the run, nothing was.
-    if report.began || globals.output == crate::cli::OutputFormat::Json {
+    if report.began || globals.output == crate::ui::output::OutputFormat::Json {
         emit_stdout(&report, globals.output)?;
     }
     outcome
@@ -313,14 +314,14 @@ fn make_plan(checkout: &Checkout, request: &Request) -> Result<Plan> {
         repo.uncommitted_paths()?
     };
     tracing::info!(root = %repo.root().display(), tag = %checkout.head.short_sha, "repository found");
-    Plan::new(
+    crate::planning::plan(
         &checkout.platform,
         request,
         plan::Context {
             head: checkout.head.clone(),
             uncommitted,
             cwd: &checkout.cwd,
-            registry_env: plan::registry::RegistryEnv::from_process(),
+            registry_env: crate::planning::registry_env(),
             rollback_to,
         },
     )

@@ -201,7 +201,7 @@ impl Run<'_> {
             (Some(tf), None) => tf.outputs().await?,
             (None, _) => Outputs::new(),
         };
-        let environment = Environment::read(self.platform, workspace, &outputs)?;
+        let environment = crate::checkout::read_environment(self.platform, workspace, &outputs)?;
         if terraform.is_some() {
             environment.cluster()?;
             return Ok(environment);
@@ -214,7 +214,7 @@ impl Run<'_> {
             .outputs()
             .await
             .context("cannot read the SPA buckets and the environment's private bucket from terraform outputs (or set spas.<name>.bucket and lock.bucket in deploy.toml)")?;
-        Environment::read(self.platform, workspace, &outputs)
+        crate::checkout::read_environment(self.platform, workspace, &outputs)
     }
 
     /// The SPAs this run deploys.

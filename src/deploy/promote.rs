@@ -9,31 +9,21 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use futures_util::StreamExt as _;
-use serde::Serialize;
 
 use super::{Ready, Run};
 use crate::aws::ecr;
 use crate::aws::ecs::{image_tag_of, LiveImage};
 use crate::changes::live;
+use crate::checkout::Checkout;
 use crate::docker::images::{ImageResult, ImageStatus};
 use crate::model::environment::Outputs;
 use crate::model::plan::{Action, Plan, PromotedImage};
-use crate::model::platform::Checkout;
-use crate::model::report::RunReport;
-use crate::registry::{self, CopyReport, Place, RegistryClient};
+use crate::registry::{self, Place, RegistryClient};
+use crate::report::{CopiedImage, RunReport};
 use crate::terraform::Roll;
 
 /// Images copied at once.
 const COPY_CONCURRENCY: usize = 4;
-
-/// One image copied, for the summary and `--output json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct CopiedImage {
-    pub service: String,
-    pub tag: String,
-    #[serde(flatten)]
-    pub copy: CopyReport,
-}
 
 /// A registry client for an environment: `host` (an override), else its ECR host, with
 /// the GetAuthorizationToken credentials of the profile's account.

@@ -14,7 +14,7 @@ use super::{interruptible, Ready, Run};
 use crate::error::{Interrupted, Stage};
 use crate::model::history::ServiceTags;
 use crate::model::plan::{Action, TerraformStep};
-use crate::model::report::{RestoreReport, RunReport};
+use crate::report::{RestoreReport, RunReport};
 use crate::terraform::{Apply, Roll};
 
 impl Run<'_> {

@@ -10,11 +10,11 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use crate::cli::OutputFormat;
 use crate::model::plan::{shell_words, Action, TerraformStep};
-use crate::model::report::RunReport;
+use crate::report::RunReport;
 use crate::terraform::{AddressChange, ApplyFailed, Review, Terraform};
 use crate::ui::output::emit_stdout;
+use crate::ui::output::OutputFormat;
 
 /// The flag that accepts changes outside the deployment.
 pub const ALLOW_FLAG: &str = "--allow-infra-changes";

@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context as _, Result};
 
 use super::{Ready, Run};
+use crate::checkout::Checkout;
 use crate::model::environment::Environment;
 use crate::model::history::SpaUndo;
 use crate::model::plan::{Action, Decision, Mode, Plan, SpaRelease};
-use crate::model::platform::Checkout;
-use crate::model::report::{Invalidation, RunReport, SpaResult};
+use crate::report::{Invalidation, RunReport, SpaResult};
 use crate::spa::release::{self, Refusal, Relation};
 use crate::spa::{self, SpaTarget};
 

@@ -14,7 +14,7 @@ use crate::docker::images::{self, ImageResult, ImageSettings, ImageStatus};
 use crate::error::{Interrupted, UsageError};
 use crate::model::config;
 use crate::model::plan::Action;
-use crate::model::report::{Invalidation, RunReport, SpaResult};
+use crate::report::{Invalidation, RunReport, SpaResult};
 use crate::spa;
 use crate::terraform;
 

@@ -5,16 +5,22 @@
 //! are errors naming the key and the file.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
+
+pub use crate::error::ConfigError;
 
 mod changes;
 mod minimum_version;
+mod notify;
 mod spa_upload;
+mod terraform;
 pub use changes::{ChangesConfig, ChangesMode};
+pub use notify::NotifyConfig;
 pub use spa_upload::SpaUploadConfig;
+pub use terraform::{TerraformConfig, TerraformOutputs};
 
 /// The file name looked up at the repository root.
 pub const CONFIG_FILE: &str = "deploy.toml";
@@ -178,60 +184,6 @@ impl Default for RegistryConfig {
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct TerraformConfig {
-    /// The terraform root, relative to the repository root; `--var-file` is relative to it.
-    pub dir: PathBuf,
-    /// Variable holding the global tag of a full deploy.
-    pub image_tag_var: String,
-    /// Variable holding the per-service tag map of a partial roll.
-    pub image_tags_var: String,
-    /// Resource addresses `-target`ed per service in a partial roll.
-    pub targets: Vec<String>,
-    /// Names of the `terraform output`s that name things living in AWS.
-    pub outputs: TerraformOutputs,
-}
-
-impl Default for TerraformConfig {
-    fn default() -> Self {
-        Self {
-            dir: "infra/terraform/aws".into(),
-            image_tag_var: "image_tag".into(),
-            image_tags_var: "image_tags".into(),
-            targets: vec![
-                r#"aws_ecs_task_definition.service["{service}"]"#.into(),
-                r#"aws_ecs_service.service["{service}"]"#.into(),
-            ],
-            outputs: TerraformOutputs::default(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TerraformOutputs {
-    pub ecs_cluster: String,
-    pub spa_buckets: String,
-    pub spa_distribution_ids: String,
-    /// The API's base URL for health checks (`health.base_url` wins).
-    pub api_base_url: String,
-    /// The private bucket holding the deploy lock (`lock.bucket` wins).
-    pub deploy_lock_bucket: String,
-}
-
-impl Default for TerraformOutputs {
-    fn default() -> Self {
-        Self {
-            ecs_cluster: "ecs_cluster_name".into(),
-            spa_buckets: "spa_buckets".into(),
-            spa_distribution_ids: "spa_distribution_ids".into(),
-            api_base_url: "api_base_url".into(),
-            deploy_lock_bucket: "deploy_lock_bucket".into(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
 pub struct EcsConfig {
     /// Cluster name; when unset it comes from the terraform output.
     pub cluster: Option<String>,
@@ -289,29 +241,6 @@ impl Default for HistoryConfig {
         Self {
             enabled: true,
             bucket: None,
-        }
-    }
-}
-
-/// A Slack-compatible webhook told when a run starts, succeeds or fails. The URL is
-/// a secret: deploy.toml names the environment variable that holds it.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NotifyConfig {
-    /// The environment variable holding the webhook URL; unset: no notifications.
-    pub webhook_env: Option<String>,
-    /// How long one attempt may take, in seconds.
-    pub timeout_secs: u64,
-    /// Attempts per message (connection errors, timeouts, 429 and 5xx are retried).
-    pub attempts: u32,
-}
-
-impl Default for NotifyConfig {
-    fn default() -> Self {
-        Self {
-            webhook_env: None,
-            timeout_secs: 5,
-            attempts: 3,
         }
     }
 }
@@ -421,17 +350,10 @@ fn collect_keys(prefix: &str, table: &toml::Table, keys: &mut BTreeSet<String>) 
 }
 
 impl Config {
-    /// Loads `deploy.toml` from `repo_root`, or the defaults when there is none.
-    pub fn load(repo_root: &Path) -> Result<(Self, ConfigSource)> {
-        let path = repo_root.join(CONFIG_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Ok((Self::default(), ConfigSource::default()))
-            }
-            Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
-        };
-        let config = Self::parse(&text).map_err(|err| ConfigError {
+    /// The config in `text`, read from `path`, and where its keys came from; the
+    /// error names the file.
+    pub fn from_file(path: PathBuf, text: &str) -> Result<(Self, ConfigSource), ConfigError> {
+        let config = Self::parse(text).map_err(|err| ConfigError {
             path: path.clone(),
             message: err,
         })?;
@@ -502,7 +424,7 @@ impl Config {
             }
         }
         self.spa_upload.validate()?;
-        crate::notify::validate(&self.notify)?;
+        self.notify.validate()?;
         for glob in self
             .changes
             .ignore
@@ -531,14 +453,6 @@ fn require_placeholder(key: &str, value: &str) -> Result<(), String> {
 /// Expands a per-service template such as `aws_ecs_service.service["{service}"]`.
 pub fn expand(template: &str, service: &str) -> String {
     template.replace(SERVICE_PLACEHOLDER, service)
-}
-
-/// A `deploy.toml` that cannot be used: a usage error (exit 2).
-#[derive(Debug, thiserror::Error)]
-#[error("invalid config {}: {message}", path.display())]
-pub struct ConfigError {
-    pub path: PathBuf,
-    pub message: String,
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ use anyhow::{bail, Result};
 use serde_json::{Map, Value};
 
 use crate::model::config::Config;
-use crate::model::platform::Platform;
 
 /// Terraform outputs by name (`terraform output -json`, values only).
 pub type Outputs = Map<String, Value>;
@@ -88,13 +87,6 @@ impl Environment {
             spas,
             cluster_output: names.ecs_cluster.clone(),
         })
-    }
-
-    /// [`Environment::resolve`] with the platform's own S3 backend bucket, if any.
-    pub fn read(platform: &Platform, workspace: Option<&str>, outputs: &Outputs) -> Result<Self> {
-        let backend =
-            crate::aws::deploy_lock::state_bucket(&platform.root.join(platform.terraform_dir()));
-        Self::resolve(&platform.config, workspace, outputs, backend)
     }
 
     /// The ECS cluster, required: the commands that read or roll services need it.

@@ -1,28 +1,28 @@
 //! The plan: what a run will do, as a plain value computed before anything executes.
 //!
 //! It is printed (text table or JSON), tested, and then executed; the dry run is the
-//! same code stopping after printing.
+//! same code stopping after printing. Built from the request by `crate::planning`
+//! (which reads the tfvars file and what the SPAs' builds read); shown as a table by
+//! `crate::ui::plan`; changed here, by the decisions made once AWS is read
+//! ([`Plan::decide`], [`Plan::restore`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
 use serde::Serialize;
 
-use crate::error::UsageError;
-use crate::git::Head;
 use crate::model::config::TerraformConfig;
-use crate::model::platform::Platform;
-use crate::request::{Request, Selection};
-use crate::terraform::{self, Apply, Roll};
+pub use crate::model::head::Head;
 
 mod cause;
-mod display;
 pub mod registry;
-mod services;
-mod spas;
+pub mod services;
+pub mod spas;
+pub mod terraform;
 
-pub use cause::Cause;
+pub use cause::{Bump, Cause};
+pub use services::Selection;
+pub use terraform::{Apply, Roll};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -283,108 +283,6 @@ pub struct Undo {
 }
 
 impl Plan {
-    pub fn new(platform: &Platform, request: &Request, context: Context<'_>) -> Result<Self> {
-        let tag = match &context.rollback_to {
-            Some(target) => target.short_sha.clone(),
-            None => context.head.short_sha.clone(),
-        };
-        let (mut mode, mut services) = services::plan_services(platform, &request.selection, &tag)?;
-        if request.promote.is_some() {
-            mode = Mode::Promote;
-            for step in services.iter_mut().filter(|s| s.action == Action::Deploy) {
-                step.action = Action::Check;
-                step.reason =
-                    "promoted if the source runs a commit's image the target does not".into();
-            }
-        }
-        if context.rollback_to.is_some() {
-            mode = Mode::Rollback;
-            for step in services.iter_mut().filter(|s| s.action == Action::Deploy) {
-                step.reason = format!("rolled back to {tag}: its image, not rebuilt");
-            }
-        }
-        if request.undo {
-            mode = Mode::Undo;
-            for step in &mut services {
-                step.action = Action::Check;
-                step.reason = "restored if the last successful run changed it".to_owned();
-            }
-        }
-        let spas = spas::plan_spas(platform, request, mode, &context)?;
-        let terraform = match &request.var_file {
-            Some(var_file) if !request.skip_tf => {
-                let (var_file, workspace) = environment_of(platform, context.cwd, var_file)?;
-                let every_service = request.selection == Selection::All;
-                let roll = match mode {
-                    // Filled in from the history ([`Plan::restore`]).
-                    Mode::Undo => Roll::restore(Default::default()),
-                    Mode::Full => Roll::All { tag: tag.clone() },
-                    Mode::Rollback if every_service => Roll::All { tag: tag.clone() },
-                    Mode::Changed | Mode::Services | Mode::Rollback | Mode::Promote => Roll::Only {
-                        services: services
-                            .iter()
-                            .filter(|step| step.action != Action::Skip)
-                            .map(|step| step.name.clone())
-                            .collect(),
-                        tag: tag.clone(),
-                        tags: Default::default(),
-                    },
-                };
-                let apply = Apply {
-                    dir: platform.terraform_dir().to_path_buf(),
-                    var_file,
-                    workspace,
-                    roll,
-                };
-                Some(TerraformStep::new(apply, &platform.config.terraform))
-            }
-            _ => None,
-        };
-        let workspace = terraform.as_ref().map(|step| step.apply.workspace.as_str());
-        let registry = registry::registry_of(platform, workspace, &context.registry_env);
-        let promotion = match &request.promote {
-            Some(promote) => {
-                let (from_var_file, from_workspace) =
-                    environment_of(platform, context.cwd, &promote.from_var_file)?;
-                if Some(from_workspace.as_str()) == workspace {
-                    return Err(UsageError::new(format!(
-                        "--from and --to are the same environment ({from_workspace}): promote copies images from one environment to another"
-                    ))
-                    .into());
-                }
-                Some(PromotionPlan {
-                    from_registry: registry::registry_of(
-                        platform,
-                        Some(&from_workspace),
-                        &context.registry_env,
-                    ),
-                    from_var_file,
-                    from_workspace,
-                    profile_from: promote.profile_from.clone(),
-                    images: Vec::new(),
-                })
-            }
-            None => None,
-        };
-        Ok(Self {
-            repo: platform.root.clone(),
-            config: platform.source.path.clone(),
-            head: context.head,
-            mode,
-            image_tag: tag,
-            rollback_to: context.rollback_to,
-            undo: None,
-            registry,
-            uncommitted: context.uncommitted,
-            services,
-            spas,
-            terraform,
-            promotion,
-        })
-    }
-}
-
-impl Plan {
     /// Records the `--changed` decision for each service and narrows the terraform roll
     /// to the services that deploy.
     pub fn decide(&mut self, decisions: Vec<(String, Decision)>, config: &TerraformConfig) {
@@ -509,83 +407,6 @@ impl Plan {
     }
 }
 
-/// Finds the tfvars file. The runbook's paths are relative to the terraform directory
-/// (`--var-file tfvars/sandbox.tfvars`); a path relative to where deploy was started is
-/// accepted too. Returns the path as terraform (run with `-chdir`) will read it.
-/// The tfvars file (as [`resolve_var_file`] finds it) and the environment it names: its
-/// terraform workspace (`tfvars/<workspace>.tfvars`).
-pub(crate) fn environment_of(
-    platform: &Platform,
-    cwd: &Path,
-    given: &Path,
-) -> Result<(PathBuf, String)> {
-    let var_file = resolve_var_file(platform, cwd, given)?;
-    let workspace = terraform::workspace_for(&var_file).ok_or_else(|| {
-        UsageError::new(format!(
-            "--var-file {} is not a .tfvars file; its name selects the terraform workspace (tfvars/<workspace>.tfvars)",
-            var_file.display()
-        ))
-    })?;
-    Ok((var_file, workspace))
-}
-
-/// The workspace of an optional `--var-file` (read-only commands: `status`, `prune`).
-pub(crate) fn workspace_named(
-    platform: &Platform,
-    cwd: &Path,
-    var_file: Option<&Path>,
-) -> Result<Option<String>> {
-    var_file
-        .map(|file| environment_of(platform, cwd, file).map(|(_, workspace)| workspace))
-        .transpose()
-}
-
-pub(crate) fn resolve_var_file(platform: &Platform, cwd: &Path, given: &Path) -> Result<PathBuf> {
-    let tf_dir = platform.root.join(platform.terraform_dir());
-    if !tf_dir.is_dir() {
-        return Err(UsageError::new(format!(
-            "the terraform directory {} does not exist ({})",
-            tf_dir.display(),
-            platform.origin("terraform.dir")
-        ))
-        .into());
-    }
-    let candidates: Vec<PathBuf> = if given.is_absolute() {
-        vec![given.to_path_buf()]
-    } else {
-        vec![tf_dir.join(given), cwd.join(given)]
-    };
-    let Some(found) = candidates.iter().find(|path| path.exists()) else {
-        let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-        return Err(UsageError::new(format!(
-            "--var-file {}: no such file (looked for {}); per-environment tfvars live in {}/tfvars/ and are gitignored: copy example.tfvars",
-            given.display(),
-            tried.join(" and "),
-            platform.terraform_dir().display()
-        ))
-        .into());
-    };
-    if found.is_dir() {
-        return Err(UsageError::new(format!(
-            "--var-file {} is a directory, not a tfvars file",
-            found.display()
-        ))
-        .into());
-    }
-    if let Err(err) = std::fs::File::open(found) {
-        return Err(UsageError::new(format!(
-            "--var-file {} cannot be read: {err}",
-            found.display()
-        ))
-        .into());
-    }
-    // Prefer the short form terraform users know when the file is under the terraform dir.
-    Ok(match found.strip_prefix(&tf_dir) {
-        Ok(relative) => relative.to_path_buf(),
-        Err(_) => std::fs::canonicalize(found).unwrap_or_else(|_| found.clone()),
-    })
-}
-
 /// The name of the saved plan file (in a private temp dir during a run).
 pub const SAVED_PLAN_NAME: &str = "roll.tfplan";
 
@@ -606,6 +427,3 @@ pub fn shell_words(args: impl IntoIterator<Item = String>) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
-
-#[cfg(test)]
-pub(crate) mod tests;

@@ -1,12 +1,11 @@
 //! What is deployable in the repository: services, SPAs, shared paths and the terraform
-//! root, resolved from `deploy.toml` (or its defaults) against the files on disk.
+//! root, resolved from `deploy.toml` (or its defaults) against the files on disk. The
+//! value only: `crate::checkout` reads the config and lists the service directories.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::error::UsageError;
 use crate::model::config::{Config, ConfigSource};
 
 /// The platform as found on disk.
@@ -43,30 +42,6 @@ pub struct Spa {
 }
 
 impl Platform {
-    /// Loads the config at `root` and discovers services and SPAs.
-    pub fn load(root: &Path) -> Result<Self> {
-        let (config, source) = Config::load(root)?;
-        let (services, excluded) = discover_services(root, &config, &source)?;
-        let spas = resolve_spas(&config);
-        for name in config.health.prefixes.keys() {
-            if !services.iter().any(|s| &s.name == name) {
-                return Err(UsageError::new(format!(
-                    "health.prefixes names {name:?}, which is not a deployable service ({})",
-                    source.describe(&format!("health.prefixes.{name}"))
-                ))
-                .into());
-            }
-        }
-        Ok(Self {
-            root: root.to_path_buf(),
-            config,
-            source,
-            services,
-            excluded,
-            spas,
-        })
-    }
-
     pub fn terraform_dir(&self) -> &Path {
         &self.config.terraform.dir
     }
@@ -77,115 +52,8 @@ impl Platform {
     }
 }
 
-/// What every subcommand starts from: the repository (found from `-C`/the current
-/// directory), its platform, HEAD, and where deploy was started.
-pub struct Checkout {
-    pub repo: crate::git::Repo,
-    pub platform: Platform,
-    pub head: crate::git::Head,
-    pub cwd: PathBuf,
-}
-
-impl Checkout {
-    pub fn open(start_dir: Option<&Path>) -> Result<Self> {
-        let cwd = std::env::current_dir().context("cannot read the current directory")?;
-        let start = start_dir.map_or(cwd.clone(), |dir| cwd.join(dir));
-        let repo = crate::git::Repo::discover(&start)?;
-        let platform = Platform::load(repo.root())?;
-        let head = repo.head()?;
-        Ok(Self {
-            repo,
-            platform,
-            head,
-            cwd,
-        })
-    }
-}
-
-/// The async runtime of a command.
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
-fn discover_services(
-    root: &Path,
-    config: &Config,
-    source: &ConfigSource,
-) -> Result<(Vec<Service>, Vec<String>)> {
-    let services_dir = root.join(&config.services.dir);
-    let origin = |key: &str| source.describe(key);
-    if !services_dir.is_dir() {
-        return Err(UsageError::new(format!(
-            "the services directory {} does not exist ({}); is {} the platform repository?",
-            services_dir.display(),
-            origin("services.dir"),
-            root.display()
-        ))
-        .into());
-    }
-
-    let names: Vec<String> = match &config.services.names {
-        Some(names) => {
-            for name in names {
-                let dir = services_dir.join(name);
-                if !dir.join("package.json").is_file() {
-                    return Err(UsageError::new(format!(
-                        "service {name:?} listed in {} has no {}",
-                        origin("services.names"),
-                        dir.join("package.json").display()
-                    ))
-                    .into());
-                }
-            }
-            names.clone()
-        }
-        None => {
-            let mut names = Vec::new();
-            let entries = std::fs::read_dir(&services_dir)
-                .with_context(|| format!("cannot list {}", services_dir.display()))?;
-            for entry in entries {
-                let entry =
-                    entry.with_context(|| format!("cannot list {}", services_dir.display()))?;
-                let path = entry.path();
-                if path.join("package.json").is_file() {
-                    if let Some(name) = entry.file_name().to_str() {
-                        names.push(name.to_owned());
-                    }
-                }
-            }
-            names
-        }
-    };
-
-    let (excluded, mut deployable): (Vec<String>, Vec<String>) = names
-        .into_iter()
-        .partition(|name| config.services.exclude.contains(name));
-    deployable.sort();
-    deployable.dedup();
-    if deployable.is_empty() {
-        return Err(UsageError::new(format!(
-            "no services found under {} (a service is a directory with a package.json; {})",
-            services_dir.display(),
-            origin("services.dir")
-        ))
-        .into());
-    }
-    let services = deployable
-        .into_iter()
-        .map(|name| Service {
-            dir: config.services.dir.join(&name),
-            name,
-        })
-        .collect();
-    let mut excluded = excluded;
-    excluded.sort();
-    Ok((services, excluded))
-}
-
-fn resolve_spas(config: &Config) -> Vec<Spa> {
+/// The SPAs the config names, with their defaults filled in.
+pub fn resolve_spas(config: &Config) -> Vec<Spa> {
     config
         .spas
         .0
@@ -209,54 +77,4 @@ fn resolve_spas(config: &Config) -> Vec<Spa> {
             }
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(root: &Path, path: &str, text: &str) {
-        let path = root.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-
-    #[test]
-    fn discovers_services_with_package_json_minus_exclusions() {
-        let dir = tempfile::tempdir().unwrap();
-        for name in ["b", "a", "slack-agent"] {
-            write(dir.path(), &format!("services/{name}/package.json"), "{}");
-        }
-        write(dir.path(), "services/not-a-service/README.md", "");
-        let platform = Platform::load(dir.path()).unwrap();
-        let names: Vec<_> = platform.services.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["a", "b"]);
-        assert_eq!(platform.excluded, ["slack-agent"]);
-        assert_eq!(platform.services[0].dir, Path::new("services/a"));
-        assert_eq!(platform.spas[0].output, Path::new("apps/admin-ui/dist"));
-        assert_eq!(platform.spas[0].build, "pnpm --filter admin-ui build");
-    }
-
-    #[test]
-    fn missing_services_dir_is_a_usage_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let err = Platform::load(dir.path()).unwrap_err();
-        assert!(err.is::<UsageError>());
-        assert!(err.to_string().contains("services.dir"), "{err}");
-    }
-
-    #[test]
-    fn listed_service_that_does_not_exist_names_the_key_and_file() {
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "services/a/package.json", "{}");
-        write(
-            dir.path(),
-            "deploy.toml",
-            "[services]\nnames = [\"a\", \"ghost\"]\n",
-        );
-        let err = Platform::load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("\"ghost\""), "{err}");
-        assert!(err.contains("services.names in"), "{err}");
-        assert!(err.contains("deploy.toml"), "{err}");
-    }
 }

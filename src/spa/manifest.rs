@@ -1,6 +1,8 @@
 //! The deploy manifest kept for each SPA in the environment's private bucket (see
-//! [`super::ManifestLocation`]), and the pure comparison of a build output against it and against the bucket listing: what to
-//! upload, what is unchanged, which old files to keep and which to delete.
+//! [`super::ManifestLocation`]), and the pure comparison of a build output against it and
+//! against the bucket listing: what to upload, what is unchanged, which old files to keep
+//! and which to delete, and which recorded releases are kept ([`kept`], [`kept_after`]).
+//! `spa::release` builds on these values; this file does not import it.
 //!
 //! Why a manifest rather than ETags: the ETag of a single-part upload is the MD5 of the
 //! content, but a multipart upload's is not, an SSE-KMS object's is not either, and
@@ -169,7 +171,7 @@ pub struct Retention {
 
 /// Compares the build output with the manifest and, when given, the bucket listing
 /// (`None`: the bucket is taken to hold what the manifest says). A file that left the
-/// build output is kept while a kept release serves it ([`super::release::oldest_kept`])
+/// build output is kept while a kept release serves it ([`kept_after`])
 /// or for `retention.deploys` later deploys, whichever is longer; then deleted.
 pub fn plan_upload(
     local: &[LocalFile],
@@ -178,8 +180,7 @@ pub fn plan_upload(
     retention: Retention,
 ) -> UploadPlan {
     let deploy = manifest.next_deploy();
-    let (keep_from, dropped_releases) =
-        super::release::kept_after(&manifest.deploys, deploy, retention.releases);
+    let (keep_from, dropped_releases) = kept_after(&manifest.deploys, deploy, retention.releases);
     let mut plan = UploadPlan {
         deploy,
         dropped_releases,
@@ -326,6 +327,26 @@ pub fn next_manifest(
         deploys,
         files,
     }
+}
+
+/// The kept releases, oldest first: the newest `keep` deploys that recorded one.
+pub fn kept(deploys: &[DeployRecord], keep: u64) -> Vec<&DeployRecord> {
+    let releases: Vec<&DeployRecord> = deploys.iter().filter(|d| d.release).collect();
+    let skip = releases.len().saturating_sub(keep as usize);
+    releases[skip..].to_vec()
+}
+
+/// Once deploy `next` (a release) is made: the oldest kept release's number, and the
+/// releases recorded in `deploys` that are no longer kept.
+pub fn kept_after(deploys: &[DeployRecord], next: u64, keep: u64) -> (u64, Vec<u64>) {
+    let earlier = kept(deploys, keep.saturating_sub(1));
+    let oldest = earlier.first().map_or(next, |d| d.number);
+    let dropped = deploys
+        .iter()
+        .filter(|d| d.release && d.number < oldest)
+        .map(|d| d.number)
+        .collect();
+    (oldest, dropped)
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! (they are the only files overwritten under the same name by the next release; a
 //! content-hashed asset keeps its name only while its content stays the same).
 //!
-//! Pure values and decisions, table-tested below: which releases are kept, which one a
+//! Pure values and decisions, table-tested below: which one (of the releases the
+//! manifest keeps, `manifest::kept`) a
 //! rollback or an undo restores (or why none), whether the bucket still holds what it
 //! needs, and the manifest after a restore. Reading and writing them is `spa::restore`.
 
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::manifest::{BucketObject, DeployRecord, Manifest, ManifestEntry};
+use super::manifest::{kept, BucketObject, DeployRecord, Manifest, ManifestEntry};
 
 /// The release record format this code reads and writes.
 pub const RELEASE_VERSION: u32 = 1;
@@ -52,26 +53,6 @@ impl ReleaseFile {
     pub fn entry_point(&self) -> bool {
         self.body.is_some()
     }
-}
-
-/// The kept releases, oldest first: the newest `keep` deploys that recorded one.
-pub fn kept(deploys: &[DeployRecord], keep: u64) -> Vec<&DeployRecord> {
-    let releases: Vec<&DeployRecord> = deploys.iter().filter(|d| d.release).collect();
-    let skip = releases.len().saturating_sub(keep as usize);
-    releases[skip..].to_vec()
-}
-
-/// Once deploy `next` (a release) is made: the oldest kept release's number, and the
-/// releases recorded in `deploys` that are no longer kept.
-pub fn kept_after(deploys: &[DeployRecord], next: u64, keep: u64) -> (u64, Vec<u64>) {
-    let earlier = kept(deploys, keep.saturating_sub(1));
-    let oldest = earlier.first().map_or(next, |d| d.number);
-    let dropped = deploys
-        .iter()
-        .filter(|d| d.release && d.number < oldest)
-        .map(|d| d.number)
-        .collect();
-    (oldest, dropped)
 }
 
 /// Where a release's commit stands against the commit rolled back to.
@@ -219,6 +200,7 @@ pub fn restored_manifest(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spa::manifest::kept_after;
 
     fn deploy(number: u64, sha: &str, release: bool) -> DeployRecord {
         DeployRecord {

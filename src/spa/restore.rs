@@ -225,7 +225,7 @@ pub async fn restore(
         release: true,
         restored_from: Some(release.number),
     };
-    let (_, dropped) = release::kept_after(&previous.deploys, record.number, keep);
+    let (_, dropped) = super::manifest::kept_after(&previous.deploys, record.number, keep);
     let restored = Release {
         number: record.number,
         time: record.time.clone(),

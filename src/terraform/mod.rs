@@ -1,8 +1,7 @@
 //! Terraform: the CLI run from the repository root (workspace, outputs, state, the
-//! apply), and the installed version. The apply's arguments are in `apply`, what
-//! happens to its output in `output`.
+//! apply), and the installed version. The apply's arguments are a value of the plan
+//! (`crate::model::plan::terraform`); what happens to its output is in `output`.
 
-mod apply;
 mod output;
 mod plan;
 
@@ -13,8 +12,8 @@ use crate::error::{Interrupted, Stage};
 use crate::process::Signal;
 use anyhow::{Context, Result};
 
-pub use apply::{
-    addresses_of, hcl_string, targets_of, unmatched_targets, workspace_for, Apply, Roll,
+pub use crate::model::plan::terraform::{
+    addresses_of, hcl_string, targets_of, unmatched_targets, within, workspace_for, Apply, Roll,
 };
 use output::{colour_wanted, forward};
 pub use output::{ApplyFailed, OutputFilter};

@@ -38,23 +38,23 @@ pub(crate) fn workflow_command(kind: &str, message: &str) -> String {
 }
 
 /// Appends `text` (a result as deploy prints it for people) to `$GITHUB_STEP_SUMMARY`
-/// when the variable names a file. A summary that cannot be written costs a warning,
-/// never the run.
-pub fn step_summary(text: &str) {
+/// when the variable names a file. A summary that cannot be written is the message of
+/// a warning (the caller's to give), never a failed run.
+pub fn step_summary(text: &str) -> Result<(), String> {
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|path| !path.is_empty()) else {
-        return;
+        return Ok(());
     };
     let written = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .open(&path)
         .and_then(|mut file| file.write_all(summary_block(text).as_bytes()));
-    if let Err(err) = written {
-        crate::ui::output::warn(&format!(
+    written.map_err(|err| {
+        format!(
             "cannot append to the step summary {} (GITHUB_STEP_SUMMARY): {err}",
             std::path::Path::new(&path).display()
-        ));
-    }
+        )
+    })
 }
 
 /// `text` as a Markdown block that keeps its columns: fenced, without colour codes,

@@ -8,13 +8,22 @@ use std::io::Write;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use crate::cli::OutputFormat;
 use crate::error::WritingStdout;
 
 /// The version of the JSON documents' shape, the first key of each. Raised when a key
 /// is removed or changes meaning (scripts can then refuse what they do not know);
 /// added keys keep it.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// How results are written on stdout (`--output`; the command line maps its flag to
+/// this, so that no clap type reaches the output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Tables for people.
+    Text,
+    /// One JSON document for scripts.
+    Json,
+}
 
 /// A JSON document: `schema_version`, then the result's own keys.
 #[derive(Serialize)]
@@ -51,7 +60,9 @@ pub fn emit<T: Serialize + Display>(
 /// ([`crate::ui::ci::step_summary`]).
 pub fn emit_stdout<T: Serialize + Display>(value: &T, format: OutputFormat) -> Result<()> {
     emit(value, format, &mut std::io::stdout().lock())?;
-    crate::ui::ci::step_summary(&value.to_string());
+    if let Err(message) = crate::ui::ci::step_summary(&value.to_string()) {
+        warn(&message);
+    }
     Ok(())
 }
 

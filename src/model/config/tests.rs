@@ -1,4 +1,5 @@
 use super::*;
+use std::path::Path;
 
 #[test]
 fn empty_file_gives_the_runbook_defaults() {

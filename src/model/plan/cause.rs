@@ -55,7 +55,7 @@ impl fmt::Display for Cause {
                 to,
                 through,
             } => {
-                let bump = crate::changes::lockfile::Bump {
+                let bump = Bump {
                     name: package.clone(),
                     from: from.clone(),
                     to: to.clone(),
@@ -77,6 +77,36 @@ impl fmt::Display for Cause {
             Cause::GraphFallback { reason } => {
                 write!(f, "{reason}: every service and SPA deploys")
             }
+        }
+    }
+}
+
+/// An external package that differs between two closures: `zod 3.22.4 → 3.23.0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bump {
+    pub name: String,
+    /// Versions before, empty when the package was not reached before.
+    pub from: Vec<String>,
+    /// Versions after, empty when it is no longer reached.
+    pub to: Vec<String>,
+}
+
+impl std::fmt::Display for Bump {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let versions = |v: &[String]| v.join(", ");
+        match (self.from.is_empty(), self.to.is_empty()) {
+            (true, _) => write!(f, "{} added at {}", self.name, versions(&self.to)),
+            (_, true) => write!(f, "{} {} removed", self.name, versions(&self.from)),
+            _ if self.from == self.to => {
+                write!(f, "{} {} re-resolved", self.name, versions(&self.to))
+            }
+            _ => write!(
+                f,
+                "{} {} → {}",
+                self.name,
+                versions(&self.from),
+                versions(&self.to)
+            ),
         }
     }
 }

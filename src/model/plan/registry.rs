@@ -21,11 +21,6 @@ pub struct RegistryEnv {
 const PER_ENVIRONMENT_PREFIX: &str = "DEPLOY_REGISTRY_";
 
 impl RegistryEnv {
-    /// Reads the variables of this process (empty values count as unset).
-    pub fn from_process() -> Self {
-        Self::from_vars(std::env::vars())
-    }
-
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
         let mut env = Self::default();
         for (name, value) in vars {
@@ -102,13 +97,21 @@ pub fn registry_of(platform: &Platform, workspace: Option<&str>, env: &RegistryE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn env(vars: &[(&str, &str)]) -> RegistryEnv {
         RegistryEnv::from_vars(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
     }
 
     fn platform(hosts: &[(&str, &str)], host: Option<&str>) -> Platform {
-        let mut platform = crate::model::plan::tests::fixture();
+        let mut platform = Platform {
+            root: PathBuf::from("/platform"),
+            config: Default::default(),
+            source: Default::default(),
+            services: Vec::new(),
+            excluded: Vec::new(),
+            spas: Vec::new(),
+        };
         platform.config.registry.hosts = hosts
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

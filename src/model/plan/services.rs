@@ -7,9 +7,21 @@ use super::{Action, Mode, ServiceStep};
 use crate::error::UsageError;
 use crate::model::config;
 use crate::model::platform::Platform;
-use crate::request::Selection;
 
-pub(super) fn plan_services(
+/// Which services a run considers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Selection {
+    /// Every service (a full deploy).
+    #[default]
+    All,
+    /// Only services whose live image is older than their code (`--changed`).
+    Changed,
+    /// Exactly these (`--services`), as typed.
+    Named(Vec<String>),
+}
+
+/// The services of the plan for `selection`, and the mode it makes.
+pub fn plan_services(
     platform: &Platform,
     selection: &Selection,
     tag: &str,

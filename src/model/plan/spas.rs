@@ -9,7 +9,7 @@ use crate::model::config::ChangesMode;
 use crate::model::platform::Platform;
 use crate::request::Request;
 
-pub(super) fn plan_spas(
+pub(crate) fn plan_spas(
     platform: &Platform,
     request: &Request,
     mode: Mode,

@@ -8,16 +8,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{ChangeKind, PlanDiff, ResourceChange};
-use crate::terraform::apply::within;
+use crate::terraform::within;
 
-/// The resources a planned service owns: its `terraform.targets`, expanded.
-#[derive(Debug, Clone)]
-pub struct ServiceResources {
-    pub service: String,
-    /// The ECR repository its images are named after (`<registry>/<repository>:<tag>`).
-    pub repository: String,
-    pub targets: Vec<String>,
-}
+pub use crate::model::plan::terraform::ServiceResources;
 
 /// A resource change, without its values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

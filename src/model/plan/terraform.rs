@@ -1,6 +1,7 @@
 //! The closing `terraform apply` as arguments: what it rolls (every service, or some
 //! through `image_tags` and `-target`), HCL quoting for `-var`, the workspace a tfvars
-//! file names, and whether the targets match anything in the state.
+//! file names, and whether the targets match anything in the state. A value of the plan,
+//! built here once; `crate::terraform` runs it.
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +45,15 @@ impl Roll {
             Roll::Only { services, .. } => Some(services.clone()),
         }
     }
+}
+
+/// The resources a planned service owns: its `terraform.targets`, expanded.
+#[derive(Debug, Clone)]
+pub struct ServiceResources {
+    pub service: String,
+    /// The ECR repository its images are named after (`<registry>/<repository>:<tag>`).
+    pub repository: String,
+    pub targets: Vec<String>,
 }
 
 /// A `terraform apply`, as arguments (never through a shell).
@@ -136,7 +146,7 @@ impl Apply {
         &self,
         config: &TerraformConfig,
         all_services: &[(String, String)],
-    ) -> Vec<super::ServiceResources> {
+    ) -> Vec<ServiceResources> {
         let targeted = self.roll.targeted();
         let rolled = |name: &str| {
             targeted
@@ -146,7 +156,7 @@ impl Apply {
         all_services
             .iter()
             .filter(|(name, _)| rolled(name))
-            .map(|(name, repository)| super::ServiceResources {
+            .map(|(name, repository)| ServiceResources {
                 service: name.clone(),
                 repository: repository.clone(),
                 targets: targets_of(config, name),

@@ -1,11 +1,11 @@
 //! The plan as the operator reads it: the service and SPA tables, and the terraform
-//! command (or why there is none).
+//! command (or why there is none). The `Display` of `model`'s [`Plan`], kept here
+//! because tables and their colours are the ui's.
 
 use std::fmt;
 
-use super::{Action, Mode, Plan};
 use crate::model::config;
-use crate::terraform::Roll;
+use crate::model::plan::{Action, Mode, Plan, Roll};
 use crate::ui::style::{Cell, Tone};
 use crate::ui::table::write_table;
 

@@ -1,6 +1,8 @@
 //! The end-of-run report: what was built, pushed, rolled and verified, per service and
 //! per SPA. Printed as a table, or as JSON with `--output json`, also after a failure,
-//! so that it always says what was and was not done.
+//! so that it always says what was and was not done. It sits above the adapters (and
+//! not in `model`): it gathers their outcomes (images, rollouts, health checks, the
+//! reviewed terraform plan, the images copied).
 
 use std::fmt;
 
@@ -10,6 +12,7 @@ use crate::aws::ecs::Settled;
 use crate::docker::images::{ImageResult, ImageStatus};
 use crate::model::history::Stage;
 use crate::model::plan::{Action, Mode, Plan};
+use crate::registry::CopyReport;
 use crate::terraform::Review;
 use crate::ui::style::{Cell, Tone};
 use crate::ui::table::write_table;
@@ -37,7 +40,7 @@ pub struct RunReport {
     pub review: Option<Review>,
     /// `deploy promote`: each image copied, by digest.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub copies: Vec<crate::deploy::CopiedImage>,
+    pub copies: Vec<CopiedImage>,
     /// Seconds per stage, in the order they ran.
     pub stages: Vec<Stage>,
     /// The automatic rollback after a failed verify (`--rollback-on-failure`).
@@ -46,6 +49,15 @@ pub struct RunReport {
     /// After ECS rolled services back by itself: their previous tags re-applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconcile: Option<RestoreReport>,
+}
+
+/// One image copied, for the summary and `--output json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CopiedImage {
+    pub service: String,
+    pub tag: String,
+    #[serde(flatten)]
+    pub copy: CopyReport,
 }
 
 /// The automatic rollback: the services this run changed, back to their tags before it.
@@ -361,8 +373,8 @@ impl fmt::Display for RunReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::plan::tests::{fixture, plan};
     use crate::model::plan::Decision;
+    use crate::planning::tests::{fixture, plan};
     use crate::request::Selection;
 
     fn image(service: &str, status: ImageStatus, secs: Option<(f64, f64)>) -> ImageResult {

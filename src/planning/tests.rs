@@ -1,11 +1,17 @@
+//! The plan as [`super::plan`] makes it from a request, and as the decisions made once
+//! AWS is read change it (`decisions`), on the integration tests' fixture platform.
+
 use super::*;
 use crate::model::config::ChangesMode;
+use crate::model::plan::{shell_words, Cause, Decision, Head, SAVED_PLAN_NAME};
+
+mod decisions;
 
 /// The integration tests' fixture platform (9 services, 2 SPAs, the terraform root);
 /// its tracked `example.tfvars` names the workspace `example`.
 pub(crate) fn fixture() -> Platform {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/platform");
-    Platform::load(&root).unwrap()
+    crate::checkout::load_platform(&root).unwrap()
 }
 
 const HEAD: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -51,7 +57,7 @@ fn plan_in(
         registry_env: Default::default(),
         rollback_to: rollback.then(|| head(OLD)),
     };
-    Plan::new(&platform, &request, context)
+    crate::planning::plan(&platform, &request, context)
 }
 
 fn named(names: &[&str]) -> Selection {
@@ -255,7 +261,7 @@ fn a_rollback_restores_the_spas_named_or_none() {
             registry_env: Default::default(),
             rollback_to: Some(head(OLD)),
         };
-        let plan = Plan::new(&platform, &request, context).unwrap();
+        let plan = crate::planning::plan(&platform, &request, context).unwrap();
         assert_eq!(spa_actions(&plan), expected, "{spas:?} {skip} {services}");
     }
     let request = Request {
@@ -271,7 +277,7 @@ fn a_rollback_restores_the_spas_named_or_none() {
         registry_env: Default::default(),
         rollback_to: Some(head(OLD)),
     };
-    let err = Plan::new(&platform, &request, context).unwrap_err();
+    let err = crate::planning::plan(&platform, &request, context).unwrap_err();
     assert!(
         err.to_string().starts_with("--spas nope: no such SPA"),
         "{err}"
@@ -290,54 +296,6 @@ fn bad_service_names_are_usage_errors() {
         assert!(err.downcast_ref::<UsageError>().is_some(), "{err:#}");
         assert_eq!(format!("{err:#}"), message);
     }
-}
-
-#[test]
-fn decisions_narrow_the_roll_to_what_deploys() {
-    let platform = fixture();
-    let mut plan = plan(Selection::Changed, false, false).unwrap();
-    let decisions = vec![
-        (
-            "files".to_owned(),
-            Decision::deploy("services/files/src/a.ts changed"),
-        ),
-        (
-            "api".to_owned(),
-            Decision::deploy("shared package packages/common changed"),
-        ),
-        (
-            "auth".to_owned(),
-            Decision::skip("unchanged since live 0011223"),
-        ),
-    ];
-    plan.decide(decisions, &platform.config.terraform);
-    let api = &plan.services[0];
-    assert_eq!(
-        (api.action, api.reason.as_str()),
-        (Action::Deploy, "shared package packages/common changed")
-    );
-    assert_eq!(plan.services[1].action, Action::Skip);
-    // Services without a decision stay as they were planned.
-    assert_eq!(plan.services[2].action, Action::Check);
-    assert_eq!(
-        command(&plan),
-        Some(partial_roll("0123456", &["api", "files"]).as_str())
-    );
-    assert!(plan.has_work());
-}
-
-#[test]
-fn nothing_changed_means_no_work_and_nothing_to_roll() {
-    let platform = fixture();
-    let mut plan = plan(Selection::Changed, false, false).unwrap();
-    let decisions = plan
-        .services
-        .iter()
-        .map(|s| (s.name.clone(), Decision::skip("live tag 0123456 is HEAD")))
-        .collect();
-    plan.decide(decisions, &platform.config.terraform);
-    assert!(!plan.has_work());
-    assert!(plan.to_string().ends_with("\nterraform: nothing to roll\n"));
 }
 
 #[test]
@@ -406,102 +364,4 @@ fn the_terraform_command_splits_back_into_its_arguments() {
         let line = shell_words(["echo".to_owned(), arg.to_owned()]);
         assert_eq!(shell_words::split(&line).unwrap(), ["echo", arg], "{line}");
     }
-}
-
-#[test]
-fn graph_mode_decides_spas_and_carries_the_chain_as_data() {
-    // Runbook --changed skips SPAs; graph mode leaves them to the bucket's recorded SHA.
-    let runbook = plan_in(Selection::Changed, false, false, None).unwrap();
-    assert_eq!(spa_actions(&runbook), [Action::Skip, Action::Skip]);
-    let mut graph = plan_in(Selection::Changed, false, false, Some(ChangesMode::Graph)).unwrap();
-    assert_eq!(spa_actions(&graph), [Action::Deploy, Action::Deploy]);
-    let chain = Cause::Package {
-        path: "packages/events/src/x.ts".into(),
-        chain: vec![
-            "@platform/events".into(),
-            "@platform/common".into(),
-            "billing".into(),
-        ],
-    };
-    graph.decide(
-        vec![("billing".into(), Decision::because(chain.clone()))],
-        &fixture().config.terraform,
-    );
-    graph.decide_spas(vec![(
-        "admin-ui".into(),
-        Decision::skip(format!("unchanged since recorded {OLD}")),
-    )]);
-    let billing = graph.services.iter().find(|s| s.name == "billing").unwrap();
-    assert_eq!(
-        billing.reason,
-        "packages/events/src/x.ts → @platform/events ← @platform/common ← billing"
-    );
-    let json = serde_json::to_value(&graph).unwrap();
-    let billing_json = json["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "billing")
-        .unwrap();
-    assert_eq!(billing_json["cause"]["kind"], "package");
-    assert_eq!(billing_json["cause"]["chain"][1], "@platform/common");
-    assert_eq!(spa_actions(&graph), [Action::Skip, Action::Deploy]);
-    // The runbook's plan has no cause at all in its JSON.
-    let runbook_json = serde_json::to_string(&runbook).unwrap();
-    assert!(!runbook_json.contains("cause"), "{runbook_json}");
-}
-
-#[test]
-fn an_undo_restores_each_changed_service_to_its_own_tag_and_skips_the_rest() {
-    let platform = fixture();
-    let request = Request {
-        var_file: Some(PathBuf::from("tfvars/example.tfvars")),
-        skip_spas: true,
-        dry_run: true,
-        undo: true,
-        ..Request::default()
-    };
-    let context = Context {
-        head: head(HEAD),
-        uncommitted: Vec::new(),
-        cwd: &platform.root,
-        registry_env: Default::default(),
-        rollback_to: None,
-    };
-    let mut plan = Plan::new(&platform, &request, context).unwrap();
-    assert_eq!(plan.mode, Mode::Undo);
-    assert!(plan.spas.iter().all(|s| s.action == Action::Skip));
-    plan.restore(
-        Undo {
-            run_id: "r1".into(),
-            tags: [
-                ("api".into(), "aaaaaaa".into()),
-                ("auth".into(), "bbbbbbb".into()),
-            ]
-            .into_iter()
-            .collect(),
-            left: vec![("files".into(), "ran nothing readable before run r1".into())],
-        },
-        &platform.config.terraform,
-    );
-    let deploying: Vec<(&str, &str)> = plan
-        .services
-        .iter()
-        .filter(|s| s.action == Action::Deploy)
-        .map(|s| (s.name.as_str(), s.image.as_str()))
-        .collect();
-    assert_eq!(
-        deploying,
-        [("api", "api:aaaaaaa"), ("auth", "auth:bbbbbbb")]
-    );
-    assert_eq!(plan.tag_of("auth"), "bbbbbbb");
-    let files = plan.services.iter().find(|s| s.name == "files").unwrap();
-    assert_eq!(files.reason, "ran nothing readable before run r1");
-    let command = command(&plan).unwrap();
-    assert!(
-        command.contains(r#"image_tags={"api"="aaaaaaa","auth"="bbbbbbb"}"#),
-        "{command}"
-    );
-    assert!(!command.contains(r#"["files"]"#), "{command}");
-    assert!(plan.to_string().starts_with("Plan: undo of run r1"));
 }

@@ -1,0 +1,200 @@
+//! From the request to the plan ([`plan`]): what the operator asked for, on the
+//! platform found on disk, becomes the [`Plan`] value. The I/O the plan needs is here,
+//! not in `model`: the tfvars file found and read (its name is the environment), the
+//! registry overrides read from this process's environment, and (through
+//! `model::plan::spas`) the files an SPA's build reads.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::error::UsageError;
+use crate::model::plan::registry::{self, RegistryEnv};
+use crate::model::plan::{
+    services, spas, Action, Apply, Context, Mode, Plan, PromotionPlan, Roll, TerraformStep,
+};
+use crate::model::platform::Platform;
+use crate::request::{Request, Selection};
+
+/// The plan of `request` on `platform`: the services it selects (its mode), the SPAs,
+/// the terraform step (its tfvars file found and read) and where images go.
+pub fn plan(platform: &Platform, request: &Request, context: Context<'_>) -> Result<Plan> {
+    let tag = match &context.rollback_to {
+        Some(target) => target.short_sha.clone(),
+        None => context.head.short_sha.clone(),
+    };
+    let (mut mode, mut services) = services::plan_services(platform, &request.selection, &tag)?;
+    if request.promote.is_some() {
+        mode = Mode::Promote;
+        for step in services.iter_mut().filter(|s| s.action == Action::Deploy) {
+            step.action = Action::Check;
+            step.reason = "promoted if the source runs a commit's image the target does not".into();
+        }
+    }
+    if context.rollback_to.is_some() {
+        mode = Mode::Rollback;
+        for step in services.iter_mut().filter(|s| s.action == Action::Deploy) {
+            step.reason = format!("rolled back to {tag}: its image, not rebuilt");
+        }
+    }
+    if request.undo {
+        mode = Mode::Undo;
+        for step in &mut services {
+            step.action = Action::Check;
+            step.reason = "restored if the last successful run changed it".to_owned();
+        }
+    }
+    let spas = spas::plan_spas(platform, request, mode, &context)?;
+    let terraform = match &request.var_file {
+        Some(var_file) if !request.skip_tf => {
+            let (var_file, workspace) = environment_of(platform, context.cwd, var_file)?;
+            let every_service = request.selection == Selection::All;
+            let roll = match mode {
+                // Filled in from the history ([`Plan::restore`]).
+                Mode::Undo => Roll::restore(Default::default()),
+                Mode::Full => Roll::All { tag: tag.clone() },
+                Mode::Rollback if every_service => Roll::All { tag: tag.clone() },
+                Mode::Changed | Mode::Services | Mode::Rollback | Mode::Promote => Roll::Only {
+                    services: services
+                        .iter()
+                        .filter(|step| step.action != Action::Skip)
+                        .map(|step| step.name.clone())
+                        .collect(),
+                    tag: tag.clone(),
+                    tags: Default::default(),
+                },
+            };
+            let apply = Apply {
+                dir: platform.terraform_dir().to_path_buf(),
+                var_file,
+                workspace,
+                roll,
+            };
+            Some(TerraformStep::new(apply, &platform.config.terraform))
+        }
+        _ => None,
+    };
+    let workspace = terraform.as_ref().map(|step| step.apply.workspace.as_str());
+    let registry = registry::registry_of(platform, workspace, &context.registry_env);
+    let promotion = match &request.promote {
+        Some(promote) => {
+            let (from_var_file, from_workspace) =
+                environment_of(platform, context.cwd, &promote.from_var_file)?;
+            if Some(from_workspace.as_str()) == workspace {
+                return Err(UsageError::new(format!(
+                    "--from and --to are the same environment ({from_workspace}): promote copies images from one environment to another"
+                ))
+                .into());
+            }
+            Some(PromotionPlan {
+                from_registry: registry::registry_of(
+                    platform,
+                    Some(&from_workspace),
+                    &context.registry_env,
+                ),
+                from_var_file,
+                from_workspace,
+                profile_from: promote.profile_from.clone(),
+                images: Vec::new(),
+            })
+        }
+        None => None,
+    };
+    Ok(Plan {
+        repo: platform.root.clone(),
+        config: platform.source.path.clone(),
+        head: context.head,
+        mode,
+        image_tag: tag,
+        rollback_to: context.rollback_to,
+        undo: None,
+        registry,
+        uncommitted: context.uncommitted,
+        services,
+        spas,
+        terraform,
+        promotion,
+    })
+}
+
+/// Finds the tfvars file. The runbook's paths are relative to the terraform directory
+/// (`--var-file tfvars/sandbox.tfvars`); a path relative to where deploy was started is
+/// accepted too. Returns the path as terraform (run with `-chdir`) will read it.
+/// The tfvars file (as [`resolve_var_file`] finds it) and the environment it names: its
+/// terraform workspace (`tfvars/<workspace>.tfvars`).
+pub fn environment_of(platform: &Platform, cwd: &Path, given: &Path) -> Result<(PathBuf, String)> {
+    let var_file = resolve_var_file(platform, cwd, given)?;
+    let workspace = crate::terraform::workspace_for(&var_file).ok_or_else(|| {
+        UsageError::new(format!(
+            "--var-file {} is not a .tfvars file; its name selects the terraform workspace (tfvars/<workspace>.tfvars)",
+            var_file.display()
+        ))
+    })?;
+    Ok((var_file, workspace))
+}
+
+/// The workspace of an optional `--var-file` (read-only commands: `status`, `prune`).
+pub fn workspace_named(
+    platform: &Platform,
+    cwd: &Path,
+    var_file: Option<&Path>,
+) -> Result<Option<String>> {
+    var_file
+        .map(|file| environment_of(platform, cwd, file).map(|(_, workspace)| workspace))
+        .transpose()
+}
+
+pub fn resolve_var_file(platform: &Platform, cwd: &Path, given: &Path) -> Result<PathBuf> {
+    let tf_dir = platform.root.join(platform.terraform_dir());
+    if !tf_dir.is_dir() {
+        return Err(UsageError::new(format!(
+            "the terraform directory {} does not exist ({})",
+            tf_dir.display(),
+            platform.origin("terraform.dir")
+        ))
+        .into());
+    }
+    let candidates: Vec<PathBuf> = if given.is_absolute() {
+        vec![given.to_path_buf()]
+    } else {
+        vec![tf_dir.join(given), cwd.join(given)]
+    };
+    let Some(found) = candidates.iter().find(|path| path.exists()) else {
+        let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        return Err(UsageError::new(format!(
+            "--var-file {}: no such file (looked for {}); per-environment tfvars live in {}/tfvars/ and are gitignored: copy example.tfvars",
+            given.display(),
+            tried.join(" and "),
+            platform.terraform_dir().display()
+        ))
+        .into());
+    };
+    if found.is_dir() {
+        return Err(UsageError::new(format!(
+            "--var-file {} is a directory, not a tfvars file",
+            found.display()
+        ))
+        .into());
+    }
+    if let Err(err) = std::fs::File::open(found) {
+        return Err(UsageError::new(format!(
+            "--var-file {} cannot be read: {err}",
+            found.display()
+        ))
+        .into());
+    }
+    // Prefer the short form terraform users know when the file is under the terraform dir.
+    Ok(match found.strip_prefix(&tf_dir) {
+        Ok(relative) => relative.to_path_buf(),
+        Err(_) => std::fs::canonicalize(found).unwrap_or_else(|_| found.clone()),
+    })
+}
+
+/// The registry overrides in this process's environment (`DEPLOY_REGISTRY`,
+/// `DEPLOY_REGISTRY_<ENV>`; empty values count as unset).
+pub fn registry_env() -> RegistryEnv {
+    RegistryEnv::from_vars(std::env::vars())
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
