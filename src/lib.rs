@@ -3,8 +3,8 @@
 //! The binary (`main.rs`) is a thin shell over [`deploy::run`]; the modules are public
 //! so that integration tests can drive single steps against the real test bed.
 //!
-//! The folders are the layers, each importing only from those below it (README,
-//! "Layout"; `scripts/layers` checks every rule):
+//! The folders are the layers, each importing only from those below it
+//! (docs/architecture.md; `scripts/layers` checks every rule):
 //!
 //! - base files, importing nothing of the crate: `error`, `timestamp`;
 //! - `model`: the pure values (config, platform, HEAD, plan, environment, history
