@@ -47,8 +47,10 @@ pub fn timeouts(attempt: Duration) -> TimeoutConfig {
 
 /// Loads the shared config for `profile` (or the default chain).
 pub async fn load(profile: Option<&str>) -> SdkConfig {
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts(attempt_timeout()));
+    let http = waiting::https_client();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts(attempt_timeout()))
+        .http_client(http.clone());
     if let Some(profile) = profile {
         // The named profile's credentials, not static keys that happen to be in the
         // environment: the operator chose an account. With the profile's region: a profile
@@ -59,7 +61,11 @@ pub async fn load(profile: Option<&str>) -> SdkConfig {
             .region()
             .await;
         let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
-            .configure(&ProviderConfig::without_region().with_region(region))
+            .configure(
+                &ProviderConfig::without_region()
+                    .with_region(region)
+                    .with_http_client(http),
+            )
             .profile_name(profile)
             .build();
         loader = loader

@@ -38,6 +38,7 @@ pub async fn clients(env: &AwsEnv, bed: &Testbed) -> (deploy::aws::S3, deploy::a
         .profile_name("testbed")
         .build();
     let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(deploy::aws::waiting::https_client())
         .profile_files(files)
         .profile_name("testbed")
         .credentials_provider(credentials)

@@ -137,6 +137,7 @@ impl AwsEnv {
             .profile_name(&profile)
             .build();
         aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(deploy::aws::waiting::https_client())
             .profile_files(files())
             .profile_name(&profile)
             .credentials_provider(credentials)
