@@ -12,6 +12,10 @@ pub mod waiting;
 
 use std::time::Duration;
 
+use aws_config::environment::EnvironmentVariableRegionProvider;
+use aws_config::imds::region::ImdsRegionProvider;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::ProfileFileRegionProvider;
 use aws_config::provider_config::ProviderConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -47,19 +51,27 @@ pub fn timeouts(attempt: Duration) -> TimeoutConfig {
 
 /// Loads the shared config for `profile` (or the default chain).
 pub async fn load(profile: Option<&str>) -> SdkConfig {
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts(attempt_timeout()));
+    let http = waiting::https_client();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts(attempt_timeout()))
+        .http_client(http.clone());
     if let Some(profile) = profile {
         // The named profile's credentials, not static keys that happen to be in the
         // environment: the operator chose an account. With the profile's region: a profile
         // that assumes a role (`role_arn` + `source_profile`) signs its STS call with it.
-        let region = aws_config::default_provider::region::DefaultRegionChain::builder()
-            .profile_name(profile)
-            .build()
+        // The SDK's default region chain, built here: its IMDS step needs our HTTP client.
+        let provider = ProviderConfig::without_region().with_http_client(http);
+        let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+            .or_else(
+                ProfileFileRegionProvider::builder()
+                    .profile_name(profile)
+                    .build(),
+            )
+            .or_else(ImdsRegionProvider::builder().configure(&provider).build())
             .region()
             .await;
         let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
-            .configure(&ProviderConfig::without_region().with_region(region))
+            .configure(&provider.with_region(region))
             .profile_name(profile)
             .build();
         loader = loader

@@ -22,22 +22,24 @@ pub fn note_after(attempt: Duration) -> Duration {
     (attempt / 2).min(Duration::from_secs(5))
 }
 
-/// `sdk` with its HTTP client wrapped; the loader leaves none when it would be the
-/// default one, which is then built here as the SDK builds it (rustls on aws-lc, the
-/// proxy of `HTTPS_PROXY`/`NO_PROXY`).
+/// `sdk` with its HTTP client wrapped (the loader's, [`https_client`]).
 pub fn announcing(sdk: SdkConfig) -> SdkConfig {
-    let inner = sdk.http_client().unwrap_or_else(default_client);
+    let inner = sdk.http_client().unwrap_or_else(https_client);
     sdk.to_builder().http_client(Announcing(inner)).build()
 }
 
-/// aws-smithy-runtime's default HTTPS client (its `default_https_client`, private).
-fn default_client() -> SharedHttpClient {
+/// The SDK's HTTPS client, built as aws-smithy-runtime builds its default one (its
+/// `default_https_client`, private: the proxy of `HTTPS_PROXY`/`NO_PROXY`) but with
+/// rustls on ring instead of aws-lc (a smaller binary: README "Release builds"). The SDK
+/// crates have no default client of their own (their `default-https-client` feature is
+/// off): the loader, a profile's credentials and the tests' configs are given this one.
+pub fn https_client() -> SharedHttpClient {
     use aws_smithy_http_client::proxy::ProxyConfig;
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
     use aws_smithy_http_client::{Builder, ConnectorBuilder};
     Builder::new().build_with_connector_fn(|settings, components| {
         let mut connector =
-            ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+            ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::Ring));
         connector.set_connector_settings(settings.cloned());
         if let Some(components) = components {
             connector.set_sleep_impl(components.sleep_impl());

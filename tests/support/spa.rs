@@ -34,10 +34,15 @@ pub async fn clients(env: &AwsEnv, bed: &Testbed) -> (deploy::aws::S3, deploy::a
         .with_file(ProfileFileKind::Config, file("config_file"))
         .build();
     let credentials = ProfileFileCredentialsProvider::builder()
+        .configure(
+            &aws_config::provider_config::ProviderConfig::without_region()
+                .with_http_client(deploy::aws::waiting::https_client()),
+        )
         .profile_files(files.clone())
         .profile_name("testbed")
         .build();
     let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(deploy::aws::waiting::https_client())
         .profile_files(files)
         .profile_name("testbed")
         .credentials_provider(credentials)

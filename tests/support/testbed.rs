@@ -133,10 +133,15 @@ impl AwsEnv {
         };
         let profile = path("AWS_PROFILE");
         let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
+            .configure(
+                &aws_config::provider_config::ProviderConfig::without_region()
+                    .with_http_client(deploy::aws::waiting::https_client()),
+            )
             .profile_files(files())
             .profile_name(&profile)
             .build();
         aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(deploy::aws::waiting::https_client())
             .profile_files(files())
             .profile_name(&profile)
             .credentials_provider(credentials)

@@ -21,6 +21,7 @@ fn moto_answers_sts_get_caller_identity() {
     let _bed = Testbed::get();
     let identity = runtime().block_on(async {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(deploy::aws::waiting::https_client())
             .load()
             .await;
         aws_sdk_sts::Client::new(&config)
