@@ -10,14 +10,88 @@ use anyhow::{anyhow, bail, Context as _, Result};
 
 use super::ledger::Before;
 use super::review::guard;
-use super::{interruptible, Ready, Run};
+use super::roll::{list, Roll, RollFailure};
+use super::run::{interruptible, Ready, Run};
+use super::stages::Step;
+use crate::aws::ecs::native::WaitUntil;
 use crate::error::{Interrupted, Stage};
 use crate::model::history::ServiceTags;
 use crate::model::plan::{Action, TerraformStep};
 use crate::model::report::{RestoreReport, RunReport};
-use crate::terraform::{Apply, Roll};
+use crate::terraform::Apply;
+
+/// What a failed roll leads to, once ECS was asked to roll back what still bakes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Recovery {
+    /// The failure stands: the apply failed (nothing of this run is known to run), the
+    /// run was interrupted, or no restore was asked for.
+    Nothing,
+    /// `--rollback-on-failure`: what this run changed goes back to what ran before.
+    Restore,
+    /// ECS rolled services back by itself: terraform is told what runs.
+    Reconcile,
+}
+
+impl Recovery {
+    /// After a roll that failed in `step`: a restore when asked for and ECS rolled
+    /// nothing back itself, a reconcile when ECS did; never after a failed apply or an
+    /// interruption.
+    pub fn after(step: Step, interrupted: bool, asked: bool, ecs_rolled_back: bool) -> Self {
+        let verified = matches!(step, Step::Verify | Step::Health);
+        match (verified && !interrupted, ecs_rolled_back) {
+            (false, _) => Recovery::Nothing,
+            (true, true) => Recovery::Reconcile,
+            (true, false) if asked => Recovery::Restore,
+            (true, false) => Recovery::Nothing,
+        }
+    }
+}
+
+/// Whether ECS is asked first to roll back the deployments that still bake: a failed
+/// health check (not an interruption) while ECS may still be shifting traffic.
+pub(super) fn asks_ecs_first(step: Step, interrupted: bool) -> bool {
+    step == Step::Health && !interrupted
+}
 
 impl Run<'_> {
+    /// After a failed roll: ECS asked to roll back what still bakes, then the restore
+    /// or the reconcile the failure calls for ([`Recovery::after`]), timed into the
+    /// report. Ends the run with `failure` and what was done.
+    pub(super) async fn recover(
+        &self,
+        ready: &Ready,
+        before: &Before,
+        report: &mut RunReport,
+        failure: anyhow::Error,
+    ) -> Result<()> {
+        let step = self.stages.current();
+        let failure = match asks_ecs_first(step, failure.is::<Interrupted>()) {
+            true => self.roll_back_natively(ready, report, failure).await,
+            false => failure,
+        };
+        let ecs_rolled_back = !natively_rolled_back(report).is_empty();
+        let recovery = Recovery::after(
+            step,
+            failure.is::<Interrupted>(),
+            self.rollback_on_failure(),
+            ecs_rolled_back,
+        );
+        let started = std::time::Instant::now();
+        let (outcome, stage) = match recovery {
+            Recovery::Nothing => return Err(failure),
+            Recovery::Restore => (
+                self.restore(ready, before, report, failure).await,
+                "automatic rollback",
+            ),
+            Recovery::Reconcile => (
+                self.reconcile(ready, before, report, failure).await,
+                "reconcile",
+            ),
+        };
+        report.stage(stage, started);
+        outcome
+    }
+
     /// Restores what this run changed after `failure` (verify or health), and ends the
     /// run with `failure` and what the restore did: always an error (exit 1), unless
     /// interrupted (130, 143, 129).
@@ -145,12 +219,24 @@ impl Run<'_> {
     /// of a terraform restore, and followed to its end; the reconcile then tells
     /// terraform. Returns `failure`, with what was asked. Services whose deployment is
     /// over (or that have none) are left to `--rollback-on-failure`'s terraform restore.
-    pub(super) async fn roll_back_natively(
+    async fn roll_back_natively(
         &self,
         ready: &Ready,
         report: &mut RunReport,
         failure: anyhow::Error,
-    ) -> Result<()> {
+    ) -> anyhow::Error {
+        match self.ask_ecs_to_roll_back(ready, report, failure).await {
+            Ok(never) => match never {},
+            Err(err) => err,
+        }
+    }
+
+    async fn ask_ecs_to_roll_back(
+        &self,
+        ready: &Ready,
+        report: &mut RunReport,
+        failure: anyhow::Error,
+    ) -> Result<std::convert::Infallible> {
         let unhealthy: std::collections::BTreeSet<&str> = report
             .health
             .iter()
@@ -186,7 +272,7 @@ impl Run<'_> {
             .iter()
             .map(|(service, _)| (service.clone(), self.plan.tag_of(service).to_owned()))
             .collect();
-        let complete = crate::aws::ecs::native::WaitUntil::Complete;
+        let complete = WaitUntil::Complete;
         let followed = interruptible(
             Stage::AfterApply,
             self.settle(ready, targets, since, complete),
@@ -211,7 +297,8 @@ impl Run<'_> {
         )))
     }
 
-    /// Plans, reviews, applies and verifies the restore. Never retried.
+    /// Plans and reviews the restore, then applies and verifies it through the roll's
+    /// own [`Run::roll_and_verify`]. Never retried.
     async fn restore_roll(
         &self,
         ready: &Ready,
@@ -223,7 +310,7 @@ impl Run<'_> {
         };
         let config = &self.platform.config.terraform;
         let apply = Apply {
-            roll: Roll::restore(tags.clone()),
+            roll: crate::terraform::Roll::restore(tags.clone()),
             ..step.apply.clone()
         };
         let restore_step = TerraformStep::new(apply, config);
@@ -243,41 +330,23 @@ impl Run<'_> {
         // The same guard as the roll's: a restore never drags other changes in unasked.
         guard(&saved.review, self.request.allow_infra_changes)
             .context("the restore's terraform plan was refused; nothing was restored")?;
-        let args = restore_step.apply.apply_saved_args(&saved.file);
-        let since = std::time::SystemTime::now();
-        tf.apply(&args, true)
+        let roll = Roll {
+            terraform: tf,
+            args: restore_step.apply.apply_saved_args(&saved.file),
+            targeted: true,
+            targets: tags.iter().map(|(s, t)| (s.clone(), t.clone())).collect(),
+            // A restore is waited on until complete, whatever --wait-until said.
+            until: WaitUntil::Complete,
+        };
+        self.roll_and_verify(ready, roll, restore)
             .await
-            .context("the restore's terraform apply failed")?;
-        restore.applied = true;
-        let targets: Vec<(String, String)> =
-            tags.iter().map(|(s, t)| (s.clone(), t.clone())).collect();
-        // A restore is waited on until complete, whatever --wait-until said.
-        let complete = crate::aws::ecs::native::WaitUntil::Complete;
-        restore.rollouts = interruptible(
-            Stage::AfterApply,
-            self.settle(ready, targets, since, complete),
-        )
-        .await?;
-        let unsettled: Vec<String> = restore
-            .rollouts
-            .iter()
-            .filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.service)))
-            .collect();
-        if !unsettled.is_empty() {
-            bail!("{}", unsettled.join("; "));
-        }
-        let names: Vec<String> = tags.keys().cloned().collect();
-        restore.health =
-            interruptible(Stage::AfterApply, self.health_checks(ready, &names)).await?;
-        let unhealthy: Vec<String> = restore
-            .health
-            .iter()
-            .filter_map(|c| c.error.as_ref().map(|e| format!("{}: {e}", c.service)))
-            .collect();
-        if !unhealthy.is_empty() {
-            bail!("{}", unhealthy.join("; "));
-        }
-        Ok(())
+            .map_err(|failure| match failure {
+                RollFailure::Apply(err) => err.context("the restore's terraform apply failed"),
+                RollFailure::Unsettled(failed) | RollFailure::Unhealthy(failed) => {
+                    anyhow!("{}", list(&failed, "", "; "))
+                }
+                RollFailure::Stopped(_, err) => err,
+            })
     }
 }
 

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use super::run::{interruptible, Ready, Run};
 use crate::cli::OutputFormat;
+use crate::error::Stage;
 use crate::model::plan::{shell_words, Action, TerraformStep};
 use crate::model::report::RunReport;
 use crate::terraform::{AddressChange, ApplyFailed, Review, Terraform};
@@ -28,7 +30,7 @@ pub(super) struct SavedPlan {
     pub review: Review,
 }
 
-impl super::Run<'_> {
+impl Run<'_> {
     /// Runs `terraform plan -out=…` for the roll and reviews the saved plan against the
     /// services this run rolls.
     pub(super) async fn plan_the_roll(
@@ -104,11 +106,7 @@ impl super::Run<'_> {
     /// the roll is planned again and reviewed with the same guard. Without `-y`, a
     /// review that differs from the one the operator typed `y` for stops the run:
     /// nobody approved it. Under `-y` the new review is printed and goes on.
-    pub(super) async fn plan_again(
-        &self,
-        ready: &mut super::Ready,
-        report: &mut RunReport,
-    ) -> Result<()> {
+    pub(super) async fn plan_again(&self, ready: &mut Ready, report: &mut RunReport) -> Result<()> {
         let (Some(step), Some(tf), Some(before)) =
             (&self.plan.terraform, &ready.terraform, &ready.saved_plan)
         else {
@@ -116,11 +114,7 @@ impl super::Run<'_> {
         };
         self.progress
             .note("the run that held the lock may have rolled meanwhile: planning the roll again");
-        let saved = super::interruptible(
-            crate::error::Stage::BeforeRoll,
-            self.plan_the_roll(tf, step),
-        )
-        .await?;
+        let saved = interruptible(Stage::BeforeRoll, self.plan_the_roll(tf, step)).await?;
         if saved.review != before.review {
             if !self.request.assume_yes {
                 self.progress
