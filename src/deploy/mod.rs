@@ -1,14 +1,13 @@
-//! The pipeline of `deploy` (a build), `deploy rollback`, `deploy undo`, `deploy
-//! promote` and `deploy diff`: one run, numbered as the README's "What a run does".
-//! Discover; plan and decide what the plan leaves open; show it (a dry run stops
-//! there); preflight and review the roll (`deploy diff` stops there); confirm; lock;
-//! obtain the images (built, found or copied: `source`); SPAs; roll and verify
-//! (`roll`); restore or reconcile when that fails (`restore`); summary. Each step lives
-//! in a module of its own; this one only composes them. The history record and the
-//! webhook observe the run (`observers`), reading the stage it is in (`stages`).
+//! The pipeline of `deploy` (a build), `deploy rollback`, `deploy undo`, `deploy promote`
+//! and `deploy diff`, numbered as the README's "What a run does": discover, plan and
+//! decide, show (a dry run stops there), preflight and review (`deploy diff` stops
+//! there), confirm, lock, obtain the images (`source`), SPAs, roll and verify (`roll`),
+//! restore if asked (`restore`), summary. Each step lives in its own module; this one
+//! composes them. The history record and the webhook observe the run (`observers`).
 
 mod changed;
 mod decide;
+mod images;
 mod ledger;
 mod lock;
 mod messages;
@@ -30,14 +29,13 @@ use anyhow::Result;
 pub use promote::CopiedImage;
 
 use crate::cli::OutputFormat;
-use crate::error::Stage;
 use crate::model::platform::{runtime, Checkout};
 use crate::model::report::RunReport;
 use crate::request::{Globals, Request};
 use crate::ui::output::emit_stdout;
 use crate::ui::progress::Progress;
 use ledger::Before;
-use run::{interruptible, Ready, Run};
+use run::{Ready, Run};
 use stages::{Step, Stop};
 
 /// One run of the pipeline, for any of the commands above.
@@ -83,13 +81,8 @@ impl Run<'_> {
         // clean-up (README "Exit codes").
         crate::signals::listen();
         // 3. Preflight. 4. Review the roll's saved plan (also under -y), then confirm.
-        let mut ready = interruptible(Stage::BeforeRoll, self.preflight()).await?;
-        if let Some(saved) = &ready.saved_plan {
-            self.review(saved, report)?;
-        }
-        if !self.request.assume_yes {
-            messages::confirm(self.source)?;
-        }
+        let mut ready = self.preflight().await?;
+        self.review_and_confirm(&ready, report)?;
         // 5. Lock, released however the rest ends; under it, what runs before this run
         // (for its history record, and what a restore goes back to), and the observers.
         let (lock, waited) = self.lock(&ready).await?;
@@ -119,8 +112,8 @@ impl Run<'_> {
         self.stages.enter(Step::Spas);
         self.deploy_spas(ready, report).await?;
         match self.roll(ready, report).await {
-            Ok(()) => Ok(()),
             Err(failure) => self.recover(ready, before, report, failure).await,
+            rolled => rolled,
         }
     }
 }

@@ -5,14 +5,14 @@
 use anyhow::{anyhow, bail, Context as _, Result};
 
 use super::messages::AccountSummary;
-use super::run::{Ready, Run};
+use super::run::{interruptible, Ready, Run};
 use super::source::ImageSource;
 use crate::aws::deploy_lock::{self, LockLocation};
 use crate::aws::{self, ecr, profiles};
 use crate::changes::live;
 use crate::docker::engine::Engine;
 use crate::docker::images::{ImageJob, ImageResult, ImageStatus};
-use crate::error::UsageError;
+use crate::error::{Stage, UsageError};
 use crate::model::environment::{Environment, Outputs};
 use crate::model::plan::Action;
 use crate::request::{Globals, Request};
@@ -29,7 +29,12 @@ pub(super) fn choose_profile(globals: &Globals, request: &Request) -> Result<Opt
 }
 
 impl Run<'_> {
+    /// Interruptible: a signal cancels what is in flight, nothing was touched yet.
     pub(super) async fn preflight(&self) -> Result<Ready> {
+        interruptible(Stage::BeforeRoll, self.checks()).await
+    }
+
+    async fn checks(&self) -> Result<Ready> {
         // A promotion copies through the registries' HTTP API: no Docker at all.
         let engine = match self.source.needs_docker() {
             true => Some(self.check_docker().await?),

@@ -443,6 +443,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_failed_verify_leads_to_a_restore_a_reconcile_or_nothing() {
+        use Recovery::{Nothing, Reconcile, Restore};
+        // step, interrupted, --rollback-on-failure, ECS rolled back itself
+        let table = [
+            // A failed apply: nothing of this run is known to run.
+            (Step::Roll, false, true, false, Nothing),
+            (Step::Roll, false, true, true, Nothing),
+            (Step::Verify, false, true, false, Restore),
+            (Step::Health, false, true, false, Restore),
+            (Step::Verify, false, false, false, Nothing),
+            // ECS rolled back: terraform is told, asked or not.
+            (Step::Verify, false, false, true, Reconcile),
+            (Step::Health, false, true, true, Reconcile),
+            // An interruption stops everything.
+            (Step::Verify, true, true, false, Nothing),
+            (Step::Health, true, false, true, Nothing),
+            // Failures before the roll never reach here, and would lead nowhere.
+            (Step::BuildAndPush, false, true, false, Nothing),
+            (Step::Spas, false, true, true, Nothing),
+        ];
+        for (step, interrupted, asked, ecs, expected) in table {
+            assert_eq!(
+                Recovery::after(step, interrupted, asked, ecs),
+                expected,
+                "{step:?} interrupted={interrupted} asked={asked} ecs={ecs}"
+            );
+        }
+    }
+
+    #[test]
+    fn ecs_is_asked_first_after_a_failed_health_check_only() {
+        let table = [
+            (Step::Health, false, true),
+            (Step::Health, true, false),
+            (Step::Verify, false, false),
+            (Step::Roll, false, false),
+        ];
+        for (step, interrupted, asked) in table {
+            assert_eq!(
+                asks_ecs_first(step, interrupted),
+                asked,
+                "{step:?} {interrupted}"
+            );
+        }
+    }
+
+    #[test]
     fn the_summary_says_what_was_restored_and_whether_it_settled() {
         let mut restore = RestoreReport {
             tags: vec![("api".into(), "1a2b3c4".into())],

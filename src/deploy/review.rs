@@ -5,12 +5,10 @@
 //! `--allow-infra-changes`; after the build and push, the apply applies that saved plan
 //! and nothing else. `deploy diff` is the same preflight and review, stopping there.
 
-use std::path::PathBuf;
-
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use super::run::{interruptible, Ready, Run};
+use super::run::{interruptible, Ready, Run, SavedPlan};
 use crate::cli::OutputFormat;
 use crate::error::Stage;
 use crate::model::plan::{shell_words, Action, TerraformStep};
@@ -20,15 +18,6 @@ use crate::ui::output::emit_stdout;
 
 /// The flag that accepts changes outside the deployment.
 pub const ALLOW_FLAG: &str = "--allow-infra-changes";
-
-/// A saved plan and its review. The file holds every variable's value (the tfvars
-/// secrets too): it lives in a private temp dir (mode 0700), removed when this is
-/// dropped, never in the repository.
-pub(super) struct SavedPlan {
-    _dir: tempfile::TempDir,
-    pub file: PathBuf,
-    pub review: Review,
-}
 
 impl Run<'_> {
     /// Runs `terraform plan -out=…` for the roll and reviews the saved plan against the
@@ -90,6 +79,18 @@ impl Run<'_> {
             file,
             review,
         })
+    }
+
+    /// Step 4: the review of the roll's saved plan (under -y too), then the typed `y`
+    /// (unless -y).
+    pub(super) fn review_and_confirm(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+        if let Some(saved) = &ready.saved_plan {
+            self.review(saved, report)?;
+        }
+        if !self.request.assume_yes {
+            super::messages::confirm(self.source)?;
+        }
+        Ok(())
     }
 
     /// Step 4's first half: the review on the progress channel (under -y too), kept in

@@ -407,3 +407,37 @@ impl RollLog for RestoreReport {
         self.health = health;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_roll_failure_names_its_step_and_lists_what_failed() {
+        let failed = vec![
+            ("api".to_owned(), "did not settle".to_owned()),
+            ("auth".to_owned(), "503".to_owned()),
+        ];
+        let table = [
+            (RollFailure::Apply(anyhow!("apply")), Step::Roll),
+            (RollFailure::Unsettled(failed.clone()), Step::Verify),
+            (RollFailure::Unhealthy(failed.clone()), Step::Health),
+            (
+                RollFailure::Stopped(Step::Verify, anyhow!("ecs")),
+                Step::Verify,
+            ),
+            (
+                RollFailure::Stopped(Step::Health, anyhow!("checker")),
+                Step::Health,
+            ),
+        ];
+        for (failure, step) in table {
+            assert_eq!(failure.step(), step, "{failure:?}");
+        }
+        assert_eq!(
+            list(&failed, "  ", "\n"),
+            "  api: did not settle\n  auth: 503"
+        );
+        assert_eq!(list(&failed, "", "; "), "api: did not settle; auth: 503");
+    }
+}

@@ -3,7 +3,6 @@
 
 use anyhow::Result;
 
-use super::review::SavedPlan;
 use super::source::ImageSource;
 use super::stages::Stages;
 use crate::docker::engine::Engine;
@@ -15,7 +14,7 @@ use crate::model::plan::Plan;
 use crate::model::platform::{Checkout, Platform};
 use crate::request::Request;
 use crate::spa::SpaTarget;
-use crate::terraform::Terraform;
+use crate::terraform::{Review, Terraform};
 use crate::ui::progress::Progress;
 
 /// One run's inputs, resolved.
@@ -80,6 +79,16 @@ pub(super) struct Ready {
     pub saved_plan: Option<SavedPlan>,
     /// Who STS says this run acts as (for its history record and notifications).
     pub caller_arn: Option<String>,
+}
+
+/// A saved plan and its review (`review`). The file holds every variable's value
+/// (the tfvars secrets too): it lives in a private temp dir (mode 0700), removed when
+/// this is dropped, never in the repository.
+pub(super) struct SavedPlan {
+    /// Removed when dropped.
+    pub _dir: tempfile::TempDir,
+    pub file: std::path::PathBuf,
+    pub review: Review,
 }
 
 /// Where the build logs of this run's images go.
