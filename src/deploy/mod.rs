@@ -2,7 +2,7 @@
 //! and `deploy diff`, numbered as the README's "What a run does": discover, plan and
 //! decide, show (a dry run stops there), preflight and review (`deploy diff` stops
 //! there), confirm, lock, obtain the images (`source`), SPAs, roll and verify (`roll`),
-//! restore if asked (`restore`), summary. Each step lives in its own module; this one
+//! restore if asked (`recovery`), summary. Each step lives in its own module; this one
 //! composes them. The history record and the webhook observe the run (`observers`).
 
 mod changed;
@@ -15,6 +15,7 @@ mod notices;
 mod observers;
 mod preflight;
 mod promote;
+mod recovery;
 mod restore;
 mod review;
 mod roll;
