@@ -1,10 +1,12 @@
 //! What changed since what runs: the git diff of a service's inputs between two
 //! commits, the `--changed` decision for one service, and the survey of what ECS runs
 //! against HEAD (`--changed`, `status`); in graph mode, through the pnpm workspace
-//! graph and the lockfile by importer.
+//! graph and the lockfile by importer. And the environment itself as both the pipeline
+//! and the commands read it (`deploy.toml` over terraform outputs, the run history).
 
 pub mod decide;
 pub mod diff;
+pub mod environment;
 pub mod graph;
 pub mod live;
 pub mod lockfile;

@@ -153,7 +153,7 @@ pub fn run(globals: &Globals, request: &PruneRequest) -> Result<()> {
         if !skip_live_check {
             let profile = globals.profile.as_deref();
             let survey = async {
-                let (environment, _) = super::read_environment(
+                let (environment, _) = crate::changes::environment::read_environment(
                     &platform,
                     profile,
                     workspace.as_deref(),

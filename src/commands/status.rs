@@ -309,7 +309,7 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
             let other_workspace =
                 crate::planning::workspace_named(&platform, &cwd, Some(other_file))?;
             let other_profile = request.compare_profile.as_deref().or(profile);
-            let (other_env, _) = crate::commands::read_environment(
+            let (other_env, _) = crate::changes::environment::read_environment(
                 &platform,
                 other_profile,
                 other_workspace.as_deref(),

@@ -70,7 +70,7 @@ pub fn run(globals: &Globals, request: &UnlockRequest) -> Result<()> {
     let profile = globals.profile.as_deref();
     let report = runtime()?.block_on(async {
         // The environment's own state, whichever workspace is selected.
-        let (resolved, _) = super::read_environment(
+        let (resolved, _) = crate::changes::environment::read_environment(
             &platform,
             profile,
             Some(&environment),

@@ -37,8 +37,13 @@ pub(super) async fn decide(
     // The live tags of the environment the tfvars name (preflight still requires that
     // workspace to be the selected one before anything is rolled).
     let workspace = plan.terraform.as_ref().map(|t| t.apply.workspace.as_str());
-    let (environment, outputs) =
-        crate::commands::read_environment(platform, profile, workspace, config_suffices).await?;
+    let (environment, outputs) = crate::changes::environment::read_environment(
+        platform,
+        profile,
+        workspace,
+        config_suffices,
+    )
+    .await?;
     let cluster = environment.cluster()?.to_owned();
     let survey = live::survey(
         platform,

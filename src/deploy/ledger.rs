@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{bail, Result};
 
-use super::{Ready, Run};
+use super::run::{Ready, Run};
 use crate::aws::ecs::{image_tag_of, Ecs, LiveImage, Lookup};
 use crate::aws::{ecr, history as store};
 use crate::checkout::Checkout;
@@ -174,7 +174,8 @@ impl Run<'_> {
         if !self.platform.config.history.enabled {
             return None;
         }
-        let bucket = crate::commands::history::history_bucket(self.platform, &ready.environment)?;
+        let bucket =
+            crate::changes::environment::history_bucket(self.platform, &ready.environment)?;
         let record = new_record(
             self.plan,
             &step.apply.workspace,
@@ -372,7 +373,8 @@ pub(super) async fn decide_undo(
     };
     let environment = step.apply.workspace.clone();
     let (records, location, _) =
-        crate::commands::history::read_records(platform, profile, &environment, UNDO_DEPTH).await?;
+        crate::changes::environment::read_records(platform, profile, &environment, UNDO_DEPTH)
+            .await?;
     let Some(last) = history::last_undoable(&records) else {
         bail!(
             "nothing to undo in {environment}: none of its {} newest recorded runs (s3://{}/{}) succeeded and changed a service or an SPA. `deploy history --var-file {}` lists them",

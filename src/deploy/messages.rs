@@ -5,6 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Context as _, Result};
 
+use super::source::ImageSource;
 use crate::docker::images::{ImageResult, ImageStatus};
 use crate::error::{UsageError, WritingStdout};
 use crate::model::plan::{Mode, Plan};
@@ -48,16 +49,9 @@ pub(super) fn require_a_way_to_confirm(request: &Request) -> Result<()> {
 }
 
 /// Step 4: the operator types `y`, or nothing is touched.
-pub(super) fn confirm(mode: Mode) -> Result<()> {
-    eprint!(
-        "{}",
-        match mode {
-            Mode::Rollback => "Type y to roll back: ",
-            Mode::Undo => "Type y to undo: ",
-            Mode::Promote => "Type y to copy and roll: ",
-            _ => "Type y to build and push: ",
-        }
-    );
+pub(super) fn confirm(source: ImageSource) -> Result<()> {
+    let (prompt, not_confirmed) = source.confirmation();
+    eprint!("{prompt}");
     std::io::stderr().flush().ok();
     let mut answer = String::new();
     std::io::stdin()
@@ -67,13 +61,7 @@ pub(super) fn confirm(mode: Mode) -> Result<()> {
     if answer.trim() == "y" {
         Ok(())
     } else {
-        Err(UsageError::new(match mode {
-            Mode::Rollback => "not confirmed: nothing was rolled back",
-            Mode::Undo => "not confirmed: nothing was undone",
-            Mode::Promote => "not confirmed: nothing was copied or rolled",
-            _ => "not confirmed: nothing was built or pushed",
-        })
-        .into())
+        Err(UsageError::new(not_confirmed).into())
     }
 }
 

@@ -1,349 +1,120 @@
-//! The run, step by step, numbered as the README's "What a run does": discover, plan,
-//! preflight, confirm, lock, build and push, SPAs, roll, verify, health, summary. Each
-//! step lives in the module of the system it talks to; [`run`] and [`Run::execute`]
-//! only compose them, so that the whole pipeline reads on one screen.
+//! The pipeline of `deploy` (a build), `deploy rollback`, `deploy undo`, `deploy promote`
+//! and `deploy diff`, numbered as the README's "What a run does": discover, plan and
+//! decide, show (a dry run stops there), preflight and review (`deploy diff` stops
+//! there), confirm, lock, obtain the images (`source`), SPAs, roll and verify (`roll`),
+//! restore if asked (`recovery`), summary. Each step lives in its own module; this one
+//! composes them. The history record and the webhook observe the run (`observers`).
 
 mod changed;
+mod decide;
+mod images;
 mod ledger;
+mod lock;
 mod messages;
 mod notices;
+mod observers;
 mod preflight;
 mod promote;
+mod recovery;
 mod restore;
 mod review;
+mod roll;
+mod run;
+mod source;
 mod spa_restore;
+mod spas;
 mod stages;
-
-use std::time::Instant;
 
 use anyhow::Result;
 
 pub use crate::report::CopiedImage;
 
 use crate::checkout::{runtime, Checkout};
-use crate::docker::engine::Engine;
-use crate::docker::images::ImageResult;
-use crate::error::{Interrupted, Stage};
-use crate::git::Repo;
-use crate::model::environment::{Environment, Outputs};
-use crate::model::plan::{self, Mode, Plan};
-use crate::model::platform::Platform;
-use crate::notify::{Event, Notifier};
 use crate::report::RunReport;
 use crate::request::{Globals, Request};
-use crate::spa::SpaTarget;
-use crate::terraform::Terraform;
 use crate::ui::output::emit_stdout;
+use crate::ui::output::OutputFormat;
 use crate::ui::progress::Progress;
-use notices::Step;
+use ledger::Before;
+use run::{Ready, Run};
+use stages::{Step, Stop};
 
-/// A deploy, or a rollback (`deploy rollback`): the same pipeline, minus the builds.
+/// One run of the pipeline, for any of the commands above.
 pub fn run(globals: &Globals, request: &Request) -> Result<()> {
-    // 1. Discover.
+    // 1. Discover. 2. Plan, and decide what it leaves open (also in a dry run).
     let checkout = Checkout::open(globals.repo.as_deref())?;
-    // 2. Plan (`--changed` reads what ECS runs, also in a dry run).
-    let mut plan = make_plan(&checkout, request)?;
+    let mut plan = decide::make_plan(&checkout, request)?;
     let profile = preflight::choose_profile(globals, request)?;
     let runtime = runtime()?;
-    let outputs = match plan.mode {
-        Mode::Changed => runtime.block_on(changed::decide(
-            &mut plan,
-            &checkout,
-            request,
-            profile.as_deref(),
-        ))?,
-        // Both environments are read (read-only), also in a dry run.
-        Mode::Promote => {
-            runtime.block_on(promote::decide(&mut plan, &checkout, profile.as_deref()))?
-        }
-        // `deploy rollback`: the SPA manifests decide which releases are restored (or
-        // refuse), also in a dry run.
-        Mode::Rollback => {
-            runtime.block_on(spa_restore::decide_rollback(
-                &mut plan,
-                &checkout,
-                profile.as_deref(),
-            ))?;
-            None
-        }
-        // `deploy undo`: the history decides what is restored, also in a dry run.
-        Mode::Undo => {
-            runtime.block_on(ledger::decide_undo(
-                &mut plan,
-                &checkout,
-                profile.as_deref(),
-            ))?;
-            None
-        }
-        _ => None,
-    };
-    if request.dry_run {
+    let decided = decide::decide(&mut plan, &checkout, request, profile.as_deref());
+    let outputs = runtime.block_on(decided)?;
+    let stop = Stop::of(request.dry_run, request.diff_only);
+    if stop == Stop::AfterPlan {
         return emit_stdout(&plan, globals.output);
     }
-    // The plan is shown; with nothing to do the run ends here (runbook: "exits early
-    // if nothing changed").
+    // With nothing to do the run ends here (runbook: "exits early if nothing changed").
     if !messages::show_plan(&plan, globals.output)? {
         return Ok(());
     }
     messages::require_a_way_to_confirm(request)?;
-
-    // 3-10, then 11 whatever happened.
     let progress = Progress::new(globals.quiet);
-    let run = Run {
-        platform: &checkout.platform,
-        request,
-        plan: &plan,
-        profile,
-        outputs,
-        progress: &progress,
-        log_dir: log_dir(&checkout.repo, &plan),
-    };
-    if request.diff_only {
-        // `deploy diff`: the terraform half of preflight and the review; nothing else.
-        let outcome = runtime.block_on(run.diff(globals.output));
-        runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-        return outcome;
-    }
+    let run = Run::new(&checkout, request, &plan, profile, outputs, &progress);
     let mut report = RunReport::new(&plan);
-    let outcome = runtime.block_on(run.execute(&mut report));
+    let outcome = runtime.block_on(run.execute(stop, &mut report, globals.output));
     // Stop build/push streams now: the daemon cancels work whose connection closed.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     // 11. Summary: what was done; when preflight stopped the run, nothing was.
-    if report.began || globals.output == crate::ui::output::OutputFormat::Json {
+    if stop.summarises(report.began, globals.output) {
         emit_stdout(&report, globals.output)?;
     }
     outcome
 }
 
 impl Run<'_> {
-    async fn execute(&self, report: &mut RunReport) -> Result<()> {
-        let started = std::time::Instant::now();
-        let notifier = Notifier::from_config(&self.platform.config.notify, |message| {
-            self.progress.warn(message)
-        });
+    /// Steps 3-10.
+    async fn execute(&self, stop: Stop, report: &mut RunReport, out: OutputFormat) -> Result<()> {
+        if stop == Stop::AfterReview {
+            // `deploy diff`: the terraform half of preflight, and the review on stdout.
+            return self.diff(out).await;
+        }
+        let mut observers = self.observers();
         // From here on SIGINT, SIGTERM and SIGHUP interrupt the run, each with the same
         // clean-up (README "Exit codes").
         crate::signals::listen();
-        // 3. Preflight and who am I.
-        let mut ready = interruptible(Stage::BeforeRoll, self.preflight()).await?;
-        // 4. Review the roll's saved plan (also under -y), then confirm.
-        if let Some(saved) = &ready.saved_plan {
-            self.review(saved, report)?;
-        }
-        if !self.request.assume_yes {
-            messages::confirm(self.plan.mode)?;
-        }
-        // 5. Lock, released however the rest ends, interruption included (a signal while
-        // taking or waiting for it ends the run holding nothing). A run that waited
-        // plans its roll again: the holder may have applied since.
+        // 3. Preflight. 4. Review the roll's saved plan (also under -y), then confirm.
+        let mut ready = self.preflight().await?;
+        self.review_and_confirm(&ready, report)?;
+        // 5. Lock, released however the rest ends; under it, what runs before this run
+        // (for its history record, and what a restore goes back to), and the observers.
         let (lock, waited) = self.lock(&ready).await?;
-        self.notify(notifier.as_ref(), &ready, Event::Started, None)
-            .await;
-        let mut step = Step::Replan;
-        let outcome = match waited {
-            true => self.plan_again(&mut ready, report).await,
-            false => Ok(()),
-        };
-        // Under the lock: what runs before this run, recorded in its history record
-        // (written now as `running`, rewritten at the end), and what an automatic
-        // rollback restores.
         let before = self.survey_before(&ready).await;
-        let ledger = self.open_ledger(&ready, &before).await;
-        let outcome = match outcome {
-            Ok(()) => self.locked(&ready, &before, report, &mut step).await,
-            Err(err) => Err(err),
-        };
-        self.close_ledger(ledger, &ready, report, &outcome).await;
-        if outcome.is_ok() {
-            step = Step::Unlock;
-        }
+        observers.started(self, &ready, &before).await;
+        let outcome = self.locked(&mut ready, waited, &before, report).await;
+        observers.closing(self, &ready, report, &outcome).await;
         let outcome = self.release(lock, outcome).await;
-        let (event, failure) = match &outcome {
-            Ok(()) => (Event::Succeeded, None),
-            Err(err) => (Event::Failed, Some((step, err))),
-        };
-        self.notify(
-            notifier.as_ref(),
-            &ready,
-            event,
-            Some((started.elapsed(), failure)),
-        )
-        .await;
+        observers.ended(self, &ready, &outcome).await;
         outcome
     }
 
-    /// Steps 6-10, under the lock; `step` follows them, for a failure's notification.
+    /// Steps 6-10, under the lock (a run that waited for it plans its roll again).
     async fn locked(
         &self,
-        ready: &Ready,
-        before: &ledger::Before,
+        ready: &mut Ready,
+        waited: bool,
+        before: &Before,
         report: &mut RunReport,
-        step: &mut Step,
     ) -> Result<()> {
+        if waited {
+            self.plan_again(ready, report).await?;
+        }
         report.began = true;
-        let started = Instant::now();
-        // 6. Build and push; a rollback's images were found in the registry by preflight.
-        *step = Step::BuildAndPush;
-        if matches!(self.plan.mode, Mode::Rollback | Mode::Undo) {
-            report.images = ready.rollback_images.clone();
-        } else if self.plan.mode == Mode::Promote {
-            // A promotion copies the source's images by digest instead.
-            interruptible(Stage::BeforeRoll, self.copy_images(ready, report)).await?;
-        } else {
-            let built = interruptible(Stage::BeforeRoll, self.build_and_push(ready, report)).await;
-            report.stage("build and push", started);
-            built?;
+        self.stages.enter(Step::BuildAndPush);
+        self.obtain_images(ready, report).await?;
+        self.stages.enter(Step::Spas);
+        self.deploy_spas(ready, report).await?;
+        match self.roll(ready, report).await {
+            Err(failure) => self.recover(ready, before, report, failure).await,
+            rolled => rolled,
         }
-        // 7. SPAs.
-        *step = Step::Spas;
-        let started = Instant::now();
-        let uploaded = interruptible(Stage::BeforeRoll, self.deploy_spas(ready, report)).await;
-        if !ready.spas.is_empty() {
-            report.stage("spas", started);
-        }
-        uploaded?;
-        // 8. Roll. Not interruptible by dropping: terraform stops itself on a signal and
-        // we wait for it, so that its state is never left half-written.
-        *step = Step::Roll;
-        let started = Instant::now();
-        let rolled = self.roll(ready, report).await;
-        if self.plan.terraform.is_some() {
-            report.stage("terraform apply", started);
-        }
-        if !rolled? {
-            return Ok(());
-        }
-        // 9. Verify, and 10. health; a failure restores the previous tags when asked to.
-        let started = Instant::now();
-        let verified = self.verify_and_check(ready, report, step).await;
-        report.stage("verify", started);
-        // A failed health check while ECS still bakes: ECS rolls back, not terraform.
-        let verified = match verified {
-            Err(failure) if *step == Step::Health && !failure.is::<Interrupted>() => {
-                self.roll_back_natively(ready, report, failure).await
-            }
-            verified => verified,
-        };
-        match verified {
-            Err(failure)
-                if self.rollback_on_failure()
-                    && !failure.is::<Interrupted>()
-                    && restore::natively_rolled_back(report).is_empty() =>
-            {
-                let started = Instant::now();
-                let restored = self.restore(ready, before, report, failure).await;
-                report.stage("automatic rollback", started);
-                restored
-            }
-            // ECS rolled services back by itself: terraform is told what runs.
-            Err(failure)
-                if !failure.is::<Interrupted>()
-                    && !restore::natively_rolled_back(report).is_empty() =>
-            {
-                let started = Instant::now();
-                let reconciled = self.reconcile(ready, before, report, failure).await;
-                report.stage("reconcile", started);
-                reconciled
-            }
-            verified => verified,
-        }
-    }
-
-    /// Steps 9 and 10.
-    async fn verify_and_check(
-        &self,
-        ready: &Ready,
-        report: &mut RunReport,
-        step: &mut Step,
-    ) -> Result<()> {
-        *step = Step::Verify;
-        interruptible(Stage::AfterApply, self.verify(ready, report)).await?;
-        *step = Step::Health;
-        interruptible(Stage::AfterApply, self.check_health(ready, report)).await
-    }
-
-    /// `--rollback-on-failure`, or `verify.rollback_on_failure` in deploy.toml.
-    fn rollback_on_failure(&self) -> bool {
-        self.request.rollback_on_failure || self.platform.config.verify.rollback_on_failure
-    }
-}
-
-/// One run's inputs, resolved.
-struct Run<'a> {
-    platform: &'a Platform,
-    request: &'a Request,
-    plan: &'a Plan,
-    profile: Option<String>,
-    /// The environment's terraform outputs, when `--changed` has read them already.
-    outputs: Option<Outputs>,
-    progress: &'a Progress,
-    log_dir: std::path::PathBuf,
-}
-
-/// What preflight found out.
-struct Ready {
-    aws: crate::aws::Aws,
-    /// The Docker daemon; a promotion needs none.
-    engine: Option<Engine>,
-    /// Terraform, when this run rolls services.
-    terraform: Option<Terraform>,
-    /// The cluster, the health URL, the private bucket and the SPA buckets.
-    environment: Environment,
-    /// The SPAs to build and upload, with their buckets and distributions.
-    spas: Vec<SpaTarget>,
-    /// `deploy rollback`: the images rolled, found in the registry by preflight.
-    rollback_images: Vec<ImageResult>,
-    /// The roll's saved terraform plan, reviewed: exactly what step 8 applies.
-    saved_plan: Option<review::SavedPlan>,
-    /// Who STS says this run acts as (for its history record and notifications).
-    caller_arn: Option<String>,
-}
-
-/// Step 2: the plan of what this checkout would deploy.
-fn make_plan(checkout: &Checkout, request: &Request) -> Result<Plan> {
-    let repo = &checkout.repo;
-    let rollback_to = request
-        .rollback
-        .as_deref()
-        .map(|revision| repo.commit(revision))
-        .transpose()?;
-    // A rollback builds nothing, so the working tree does not matter.
-    let uncommitted = if rollback_to.is_some() {
-        Vec::new()
-    } else {
-        repo.uncommitted_paths()?
-    };
-    tracing::info!(root = %repo.root().display(), tag = %checkout.head.short_sha, "repository found");
-    crate::planning::plan(
-        &checkout.platform,
-        request,
-        plan::Context {
-            head: checkout.head.clone(),
-            uncommitted,
-            cwd: &checkout.cwd,
-            registry_env: crate::planning::registry_env(),
-            rollback_to,
-        },
-    )
-}
-
-/// Where the build logs of this run's images go.
-fn log_dir(repo: &Repo, plan: &Plan) -> std::path::PathBuf {
-    repo.git_dir()
-        .join("deploy")
-        .join("logs")
-        .join(&plan.image_tag)
-}
-
-/// Cancels `step` on SIGINT, SIGTERM or SIGHUP (dropping it stops builds, pushes and
-/// polls); a signal that came before it began cancels it at once.
-async fn interruptible<T>(
-    stage: Stage,
-    step: impl std::future::Future<Output = Result<T>>,
-) -> Result<T> {
-    tokio::select! {
-        biased;
-        signal = crate::signals::interrupted() => Err(Interrupted::new(stage, signal).into()),
-        outcome = step => outcome,
     }
 }

@@ -1,40 +1,14 @@
 //! What the notification webhook is told (`[notify]`, see `crate::notify`): the
-//! start of a run once it holds the lock, and its end, with the step that failed.
+//! start of a run once it holds the lock, and its end, with the step that failed
+//! (told by the run's observers, `observers`).
 
 use crate::aws::deploy_lock;
 use crate::error::Interrupted;
 use crate::model::plan::Action;
 use crate::notify::{Event, Notice, Notifier};
 
-use super::{Ready, Run};
-
-/// The step a run is in, for the failure message: steps 5-10 of "What a run does".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Step {
-    /// Planning the roll again after waiting for the lock.
-    Replan,
-    BuildAndPush,
-    Spas,
-    Roll,
-    Verify,
-    Health,
-    /// Releasing the lock at the end.
-    Unlock,
-}
-
-impl Step {
-    fn name(self) -> &'static str {
-        match self {
-            Step::Replan => "plan (after waiting for the lock)",
-            Step::BuildAndPush => "build and push",
-            Step::Spas => "SPAs",
-            Step::Roll => "roll (terraform apply)",
-            Step::Verify => "verify (ECS)",
-            Step::Health => "health checks",
-            Step::Unlock => "releasing the deploy lock",
-        }
-    }
-}
+use super::run::{Ready, Run};
+use super::stages::Step;
 
 impl Run<'_> {
     /// Posts the message of `event`; `ended` is how the run ended (its duration, and

@@ -5,15 +5,16 @@
 use anyhow::{anyhow, bail, Context as _, Result};
 
 use super::messages::AccountSummary;
-use super::{Ready, Run};
+use super::run::{interruptible, Ready, Run};
+use super::source::ImageSource;
 use crate::aws::deploy_lock::{self, LockLocation};
 use crate::aws::{self, ecr, profiles};
 use crate::changes::live;
 use crate::docker::engine::Engine;
 use crate::docker::images::{ImageJob, ImageResult, ImageStatus};
-use crate::error::UsageError;
+use crate::error::{Stage, UsageError};
 use crate::model::environment::{Environment, Outputs};
-use crate::model::plan::{Action, Mode};
+use crate::model::plan::Action;
 use crate::request::{Globals, Request};
 use crate::spa::SpaTarget;
 use crate::terraform::{self, Terraform};
@@ -28,11 +29,16 @@ pub(super) fn choose_profile(globals: &Globals, request: &Request) -> Result<Opt
 }
 
 impl Run<'_> {
+    /// Interruptible: a signal cancels what is in flight, nothing was touched yet.
     pub(super) async fn preflight(&self) -> Result<Ready> {
+        interruptible(Stage::BeforeRoll, self.checks()).await
+    }
+
+    async fn checks(&self) -> Result<Ready> {
         // A promotion copies through the registries' HTTP API: no Docker at all.
-        let engine = match self.plan.mode {
-            Mode::Promote => None,
-            _ => Some(self.check_docker().await?),
+        let engine = match self.source.needs_docker() {
+            true => Some(self.check_docker().await?),
+            false => None,
         };
         let terraform = self.check_terraform().await?;
         let environment = self.environment(terraform.as_ref()).await?;
@@ -55,8 +61,8 @@ impl Run<'_> {
         let (aws, caller_arn) = self.who_am_i().await?;
         self.promotion_preflight(&aws).await?;
         // Before anything is touched, the rollback's images must all be there.
-        let rollback_images = match (&engine, self.plan.mode) {
-            (Some(engine), Mode::Rollback | Mode::Undo) => {
+        let rollback_images = match &engine {
+            Some(engine) if self.source.in_the_registry() => {
                 self.rollback_images(&aws.sdk, engine).await?
             }
             _ => Vec::new(),
@@ -113,7 +119,7 @@ impl Run<'_> {
         tracing::info!(host = %engine.host, builder = ?engine.builder, "docker daemon reachable");
         // Runbook: "A full deploy uses roughly 6-8GB" (a rollback builds nothing).
         let wanted = self.platform.config.docker.min_free_gb;
-        let builds = !matches!(self.plan.mode, Mode::Rollback | Mode::Undo);
+        let builds = !self.source.in_the_registry();
         if let Some(free) = engine.free_disk().await.filter(|_| builds) {
             let free = free as f64 / 1e9;
             if free < wanted {
@@ -253,7 +259,7 @@ impl Run<'_> {
         })?;
         let mut targets = Vec::new();
         // A rollback or an undo restores kept releases: nothing is built.
-        let builds = !super::spa_restore::restores(self.plan.mode);
+        let builds = !self.source.restores_spas();
         for spa in deploying {
             let program = spa.build.split_whitespace().next().unwrap_or_default();
             if builds && !program.contains('/') && crate::process::find_on_path(program).is_none() {
@@ -332,7 +338,7 @@ impl Run<'_> {
                 missing.push(format!("  {service}: no {image}"));
             }
         }
-        if !missing.is_empty() && self.plan.mode == Mode::Undo {
+        if !missing.is_empty() && self.source == ImageSource::Undo {
             bail!(
                 "cannot undo run {}: {} not in the registry:\n{}\nAn undo rolls images that were pushed before; these were never pushed here, or were deleted since. Roll those services with `deploy rollback <SHA> --services …` or deploy them (a build). Nothing was touched",
                 self.plan.undo.as_ref().map_or("?", |u| u.run_id.as_str()),

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context as _, Result};
 use futures_util::StreamExt as _;
 
-use super::{Ready, Run};
+use super::run::{Ready, Run};
 use crate::aws::ecr;
 use crate::aws::ecs::{image_tag_of, LiveImage};
 use crate::changes::live;
@@ -75,10 +75,14 @@ pub(super) async fn decide(
     // The two environments are read at once: each is a terraform output, then ECS, then
     // its registry's credentials, and neither depends on the other.
     let source = async {
-        let (source_env, _) =
-            crate::commands::read_environment(platform, profile_from, Some(&from), config_suffices)
-                .await
-                .with_context(|| format!("cannot read the source environment {from}"))?;
+        let (source_env, _) = crate::changes::environment::read_environment(
+            platform,
+            profile_from,
+            Some(&from),
+            config_suffices,
+        )
+        .await
+        .with_context(|| format!("cannot read the source environment {from}"))?;
         let source_live = live::fetch(platform, profile_from, source_env.cluster()?)
             .await
             .with_context(|| format!("cannot read what {from} runs"))?;
@@ -88,10 +92,14 @@ pub(super) async fn decide(
         anyhow::Ok((source_live, source_registry))
     };
     let target = async {
-        let (target_env, outputs) =
-            crate::commands::read_environment(platform, profile, Some(&to), config_suffices)
-                .await
-                .with_context(|| format!("cannot read the target environment {to}"))?;
+        let (target_env, outputs) = crate::changes::environment::read_environment(
+            platform,
+            profile,
+            Some(&to),
+            config_suffices,
+        )
+        .await
+        .with_context(|| format!("cannot read the target environment {to}"))?;
         let target_live = live::fetch(platform, profile, target_env.cluster()?)
             .await
             .with_context(|| format!("cannot read what {to} runs"))?;

@@ -10,12 +10,14 @@ use anyhow::{anyhow, bail, Context as _, Result};
 
 use super::ledger::Before;
 use super::review::guard;
-use super::{interruptible, Ready, Run};
+use super::roll::{list, Roll, RollFailure};
+use super::run::{interruptible, Ready, Run};
+use crate::aws::ecs::native::WaitUntil;
 use crate::error::{Interrupted, Stage};
 use crate::model::history::ServiceTags;
 use crate::model::plan::{Action, TerraformStep};
 use crate::report::{RestoreReport, RunReport};
-use crate::terraform::{Apply, Roll};
+use crate::terraform::Apply;
 
 impl Run<'_> {
     /// Restores what this run changed after `failure` (verify or health), and ends the
@@ -150,7 +152,19 @@ impl Run<'_> {
         ready: &Ready,
         report: &mut RunReport,
         failure: anyhow::Error,
-    ) -> Result<()> {
+    ) -> anyhow::Error {
+        match self.ask_ecs_to_roll_back(ready, report, failure).await {
+            Ok(never) => match never {},
+            Err(err) => err,
+        }
+    }
+
+    async fn ask_ecs_to_roll_back(
+        &self,
+        ready: &Ready,
+        report: &mut RunReport,
+        failure: anyhow::Error,
+    ) -> Result<std::convert::Infallible> {
         let unhealthy: std::collections::BTreeSet<&str> = report
             .health
             .iter()
@@ -186,7 +200,7 @@ impl Run<'_> {
             .iter()
             .map(|(service, _)| (service.clone(), self.plan.tag_of(service).to_owned()))
             .collect();
-        let complete = crate::aws::ecs::native::WaitUntil::Complete;
+        let complete = WaitUntil::Complete;
         let followed = interruptible(
             Stage::AfterApply,
             self.settle(ready, targets, since, complete),
@@ -211,7 +225,8 @@ impl Run<'_> {
         )))
     }
 
-    /// Plans, reviews, applies and verifies the restore. Never retried.
+    /// Plans and reviews the restore, then applies and verifies it through the roll's
+    /// own [`Run::roll_and_verify`]. Never retried.
     async fn restore_roll(
         &self,
         ready: &Ready,
@@ -223,7 +238,7 @@ impl Run<'_> {
         };
         let config = &self.platform.config.terraform;
         let apply = Apply {
-            roll: Roll::restore(tags.clone()),
+            roll: crate::terraform::Roll::restore(tags.clone()),
             ..step.apply.clone()
         };
         let restore_step = TerraformStep::new(apply, config);
@@ -243,41 +258,23 @@ impl Run<'_> {
         // The same guard as the roll's: a restore never drags other changes in unasked.
         guard(&saved.review, self.request.allow_infra_changes)
             .context("the restore's terraform plan was refused; nothing was restored")?;
-        let args = restore_step.apply.apply_saved_args(&saved.file);
-        let since = std::time::SystemTime::now();
-        tf.apply(&args, true)
+        let roll = Roll {
+            terraform: tf,
+            args: restore_step.apply.apply_saved_args(&saved.file),
+            targeted: true,
+            targets: tags.iter().map(|(s, t)| (s.clone(), t.clone())).collect(),
+            // A restore is waited on until complete, whatever --wait-until said.
+            until: WaitUntil::Complete,
+        };
+        self.roll_and_verify(ready, roll, restore)
             .await
-            .context("the restore's terraform apply failed")?;
-        restore.applied = true;
-        let targets: Vec<(String, String)> =
-            tags.iter().map(|(s, t)| (s.clone(), t.clone())).collect();
-        // A restore is waited on until complete, whatever --wait-until said.
-        let complete = crate::aws::ecs::native::WaitUntil::Complete;
-        restore.rollouts = interruptible(
-            Stage::AfterApply,
-            self.settle(ready, targets, since, complete),
-        )
-        .await?;
-        let unsettled: Vec<String> = restore
-            .rollouts
-            .iter()
-            .filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.service)))
-            .collect();
-        if !unsettled.is_empty() {
-            bail!("{}", unsettled.join("; "));
-        }
-        let names: Vec<String> = tags.keys().cloned().collect();
-        restore.health =
-            interruptible(Stage::AfterApply, self.health_checks(ready, &names)).await?;
-        let unhealthy: Vec<String> = restore
-            .health
-            .iter()
-            .filter_map(|c| c.error.as_ref().map(|e| format!("{}: {e}", c.service)))
-            .collect();
-        if !unhealthy.is_empty() {
-            bail!("{}", unhealthy.join("; "));
-        }
-        Ok(())
+            .map_err(|failure| match failure {
+                RollFailure::Apply(err) => err.context("the restore's terraform apply failed"),
+                RollFailure::Unsettled(failed) | RollFailure::Unhealthy(failed) => {
+                    anyhow!("{}", list(&failed, "", "; "))
+                }
+                RollFailure::Stopped(_, err) => err,
+            })
     }
 }
 

@@ -5,11 +5,11 @@
 //! `--allow-infra-changes`; after the build and push, the apply applies that saved plan
 //! and nothing else. `deploy diff` is the same preflight and review, stopping there.
 
-use std::path::PathBuf;
-
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use super::run::{interruptible, Ready, Run, SavedPlan};
+use crate::error::Stage;
 use crate::model::plan::{shell_words, Action, TerraformStep};
 use crate::report::RunReport;
 use crate::terraform::{AddressChange, ApplyFailed, Review, Terraform};
@@ -19,16 +19,7 @@ use crate::ui::output::OutputFormat;
 /// The flag that accepts changes outside the deployment.
 pub const ALLOW_FLAG: &str = "--allow-infra-changes";
 
-/// A saved plan and its review. The file holds every variable's value (the tfvars
-/// secrets too): it lives in a private temp dir (mode 0700), removed when this is
-/// dropped, never in the repository.
-pub(super) struct SavedPlan {
-    _dir: tempfile::TempDir,
-    pub file: PathBuf,
-    pub review: Review,
-}
-
-impl super::Run<'_> {
+impl Run<'_> {
     /// Runs `terraform plan -out=…` for the roll and reviews the saved plan against the
     /// services this run rolls.
     pub(super) async fn plan_the_roll(
@@ -90,6 +81,18 @@ impl super::Run<'_> {
         })
     }
 
+    /// Step 4: the review of the roll's saved plan (under -y too), then the typed `y`
+    /// (unless -y).
+    pub(super) fn review_and_confirm(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+        if let Some(saved) = &ready.saved_plan {
+            self.review(saved, report)?;
+        }
+        if !self.request.assume_yes {
+            super::messages::confirm(self.source)?;
+        }
+        Ok(())
+    }
+
     /// Step 4's first half: the review on the progress channel (under -y too), kept in
     /// the report, then the guard.
     pub(super) fn review(&self, saved: &SavedPlan, report: &mut RunReport) -> Result<()> {
@@ -104,11 +107,7 @@ impl super::Run<'_> {
     /// the roll is planned again and reviewed with the same guard. Without `-y`, a
     /// review that differs from the one the operator typed `y` for stops the run:
     /// nobody approved it. Under `-y` the new review is printed and goes on.
-    pub(super) async fn plan_again(
-        &self,
-        ready: &mut super::Ready,
-        report: &mut RunReport,
-    ) -> Result<()> {
+    pub(super) async fn plan_again(&self, ready: &mut Ready, report: &mut RunReport) -> Result<()> {
         let (Some(step), Some(tf), Some(before)) =
             (&self.plan.terraform, &ready.terraform, &ready.saved_plan)
         else {
@@ -116,11 +115,7 @@ impl super::Run<'_> {
         };
         self.progress
             .note("the run that held the lock may have rolled meanwhile: planning the roll again");
-        let saved = super::interruptible(
-            crate::error::Stage::BeforeRoll,
-            self.plan_the_roll(tf, step),
-        )
-        .await?;
+        let saved = interruptible(Stage::BeforeRoll, self.plan_the_roll(tf, step)).await?;
         if saved.review != before.review {
             if !self.request.assume_yes {
                 self.progress

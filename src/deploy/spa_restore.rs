@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context as _, Result};
 
-use super::{Ready, Run};
+use super::run::{Ready, Run};
 use crate::checkout::Checkout;
 use crate::model::environment::Environment;
 use crate::model::history::SpaUndo;
-use crate::model::plan::{Action, Decision, Mode, Plan, SpaRelease};
+use crate::model::plan::{Action, Decision, Plan, SpaRelease};
 use crate::report::{Invalidation, RunReport, SpaResult};
 use crate::spa::release::{self, Refusal, Relation};
 use crate::spa::{self, SpaTarget};
@@ -102,9 +102,13 @@ async fn decide(
     let workspace = plan.terraform.as_ref().map(|t| t.apply.workspace.clone());
     let config_suffices = platform.spas.iter().all(|spa| spa.bucket.is_some())
         && platform.config.lock.bucket.is_some();
-    let (environment, _) =
-        crate::commands::read_environment(platform, profile, workspace.as_deref(), config_suffices)
-            .await?;
+    let (environment, _) = crate::changes::environment::read_environment(
+        platform,
+        profile,
+        workspace.as_deref(),
+        config_suffices,
+    )
+    .await?;
     let s3 = crate::aws::Aws::load(profile).await.s3();
     let keep = platform.config.spa_upload.releases_kept;
     let mut decisions = Vec::new();
@@ -364,9 +368,4 @@ impl Run<'_> {
         }
         Ok(())
     }
-}
-
-/// Whether this run restores SPAs instead of building them.
-pub(super) fn restores(mode: Mode) -> bool {
-    matches!(mode, Mode::Rollback | Mode::Undo)
 }

@@ -1,0 +1,71 @@
+//! One environment as the pipeline and the commands read it: `deploy.toml` over its
+//! terraform outputs, and its run history (the records `deploy history` lists and
+//! `deploy undo` reads).
+
+use anyhow::{Context as _, Result};
+
+use crate::aws::history::{self, HistoryLocation};
+use crate::changes::live;
+use crate::model::environment::{Environment, Outputs};
+use crate::model::history::Record;
+use crate::model::platform::Platform;
+
+/// The environment of `workspace` (the selected one when `None`). Its terraform
+/// outputs are read unless `config_suffices` (deploy.toml names what the caller
+/// needs); they are returned when read, for a caller that needs them again.
+pub async fn read_environment(
+    platform: &Platform,
+    profile: Option<&str>,
+    workspace: Option<&str>,
+    config_suffices: bool,
+) -> Result<(Environment, Option<Outputs>)> {
+    let outputs = if config_suffices {
+        None
+    } else {
+        Some(
+            live::terraform_of(platform, profile, workspace)
+                .outputs()
+                .await?,
+        )
+    };
+    let environment = crate::checkout::read_environment(
+        platform,
+        workspace,
+        outputs.as_ref().unwrap_or(&Outputs::new()),
+    )?;
+    Ok((environment, outputs))
+}
+
+/// The newest `limit` records of `environment`, where they live, and the S3 client.
+pub async fn read_records(
+    platform: &Platform,
+    profile: Option<&str>,
+    environment: &str,
+    limit: usize,
+) -> Result<(Vec<Record>, HistoryLocation, crate::aws::S3)> {
+    let config_suffices =
+        platform.config.history.bucket.is_some() || platform.config.lock.bucket.is_some();
+    let (resolved, _) =
+        read_environment(platform, profile, Some(environment), config_suffices).await?;
+    let bucket = history_bucket(platform, &resolved).with_context(|| {
+        format!(
+            "no bucket for the run history of {environment}: set history.bucket or lock.bucket in deploy.toml, add a terraform output {:?}, or use an S3 terraform backend",
+            platform.config.terraform.outputs.deploy_lock_bucket
+        )
+    })?;
+    let location = HistoryLocation::new(&bucket, environment);
+    let s3 = crate::aws::Aws::load(profile).await.s3();
+    let records = history::list(&s3, &location, limit).await?;
+    Ok((records, location, s3))
+}
+
+/// `history.bucket`, else the environment's private bucket (the lock's).
+pub fn history_bucket(platform: &Platform, environment: &Environment) -> Option<String> {
+    platform
+        .config
+        .history
+        .bucket
+        .clone()
+        .or_else(|| environment.lock_bucket.clone())
+        .filter(|bucket| !bucket.is_empty())
+}
