@@ -3,6 +3,7 @@
 //! `-v`/`-q`/`RUST_LOG`, and what CI runners read (`ci`: annotations, the step summary).
 
 pub mod ci;
+pub mod history;
 pub mod logging;
 pub mod output;
 pub mod progress;
