@@ -318,9 +318,10 @@ fn make_plan(checkout: &Checkout, request: &Request) -> Result<Plan> {
         request,
         plan::Context {
             head: checkout.head.clone(),
-            uncommitted,
             cwd: &checkout.cwd,
             registry_env: plan::registry::RegistryEnv::from_process(),
+            spa_sources: crate::spa::sources::read(&checkout.platform, &uncommitted),
+            uncommitted,
             rollback_to,
         },
     )

@@ -23,6 +23,7 @@ mod services;
 mod spas;
 
 pub use cause::Cause;
+pub use spas::{SpaAsk, SpaSource, SpaSources};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -269,6 +270,8 @@ pub struct Context<'a> {
     pub registry_env: registry::RegistryEnv,
     /// `deploy rollback`: the commit named, resolved.
     pub rollback_to: Option<Head>,
+    /// What the working tree holds of each SPA (`spa::sources::read`).
+    pub spa_sources: SpaSources,
 }
 
 /// `deploy undo`: what the history says to restore.
@@ -310,7 +313,15 @@ impl Plan {
                 step.reason = "restored if the last successful run changed it".to_owned();
             }
         }
-        let spas = spas::plan_spas(platform, request, mode, &context)?;
+        let ask = SpaAsk {
+            skip: request.skip_spas,
+            allow_dirty: request.allow_dirty_spas,
+            named: request.spas.clone(),
+            services_named: matches!(request.selection, Selection::Named(_)),
+            graph: request.changes_mode(&platform.config)
+                == crate::model::config::ChangesMode::Graph,
+        };
+        let spas = spas::plan_spas(platform, &ask, mode, &context)?;
         let terraform = match &request.var_file {
             Some(var_file) if !request.skip_tf => {
                 let (var_file, workspace) = environment_of(platform, context.cwd, var_file)?;

@@ -8,6 +8,14 @@ pub(crate) fn fixture() -> Platform {
     Platform::load(&root).unwrap()
 }
 
+/// The fixture's SPAs as the working tree holds them: their directories, nothing
+/// uncommitted.
+fn fixture_sources() -> SpaSources {
+    ["admin-ui", "simulator"]
+        .map(|name| (name.to_owned(), SpaSource::Dirty(Vec::new())))
+        .into()
+}
+
 const HEAD: &str = "0123456789abcdef0123456789abcdef01234567";
 const OLD: &str = "fedcba9876543210fedcba9876543210fedcba98";
 
@@ -50,6 +58,7 @@ fn plan_in(
         cwd: &platform.root,
         registry_env: Default::default(),
         rollback_to: rollback.then(|| head(OLD)),
+        spa_sources: fixture_sources(),
     };
     Plan::new(&platform, &request, context)
 }
@@ -254,6 +263,7 @@ fn a_rollback_restores_the_spas_named_or_none() {
             cwd: &platform.root,
             registry_env: Default::default(),
             rollback_to: Some(head(OLD)),
+            spa_sources: fixture_sources(),
         };
         let plan = Plan::new(&platform, &request, context).unwrap();
         assert_eq!(spa_actions(&plan), expected, "{spas:?} {skip} {services}");
@@ -270,6 +280,7 @@ fn a_rollback_restores_the_spas_named_or_none() {
         cwd: &platform.root,
         registry_env: Default::default(),
         rollback_to: Some(head(OLD)),
+        spa_sources: fixture_sources(),
     };
     let err = Plan::new(&platform, &request, context).unwrap_err();
     assert!(
@@ -467,6 +478,7 @@ fn an_undo_restores_each_changed_service_to_its_own_tag_and_skips_the_rest() {
         cwd: &platform.root,
         registry_env: Default::default(),
         rollback_to: None,
+        spa_sources: fixture_sources(),
     };
     let mut plan = Plan::new(&platform, &request, context).unwrap();
     assert_eq!(plan.mode, Mode::Undo);
