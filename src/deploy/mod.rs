@@ -4,6 +4,7 @@
 //! only compose them, so that the whole pipeline reads on one screen.
 
 mod changed;
+mod changed_spas;
 mod ledger;
 mod messages;
 mod notices;
