@@ -2,7 +2,7 @@
 //! platform found on disk, becomes the [`Plan`] value. The I/O the plan needs is here,
 //! not in `model`: the tfvars file found and read (its name is the environment), the
 //! registry overrides read from this process's environment, and (through
-//! `model::plan::spas`) the files an SPA's build reads.
+//! `spa::sources`, read before the plan) the files an SPA's build reads.
 
 use std::path::{Path, PathBuf};
 
@@ -44,7 +44,14 @@ pub fn plan(platform: &Platform, request: &Request, context: Context<'_>) -> Res
             step.reason = "restored if the last successful run changed it".to_owned();
         }
     }
-    let spas = spas::plan_spas(platform, request, mode, &context)?;
+    let ask = spas::SpaAsk {
+        skip: request.skip_spas,
+        allow_dirty: request.allow_dirty_spas,
+        named: request.spas.clone(),
+        services_named: matches!(request.selection, Selection::Named(_)),
+        graph: request.changes_mode(&platform.config) == crate::model::config::ChangesMode::Graph,
+    };
+    let spas = spas::plan_spas(platform, &ask, mode, &context)?;
     let terraform = match &request.var_file {
         Some(var_file) if !request.skip_tf => {
             let (var_file, workspace) = environment_of(platform, context.cwd, var_file)?;

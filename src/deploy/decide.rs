@@ -31,9 +31,10 @@ pub(super) fn make_plan(checkout: &Checkout, request: &Request) -> Result<Plan> 
         request,
         plan::Context {
             head: checkout.head.clone(),
-            uncommitted,
             cwd: &checkout.cwd,
             registry_env: crate::planning::registry_env(),
+            spa_sources: crate::spa::sources::read(&checkout.platform, &uncommitted),
+            uncommitted,
             rollback_to,
         },
     )

@@ -12,12 +12,11 @@ use super::run::{Ready, Run};
 use crate::aws::ecs::{image_tag_of, Ecs, LiveImage, Lookup};
 use crate::aws::{ecr, history as store};
 use crate::checkout::Checkout;
-use crate::error::Interrupted;
 use crate::model::config;
 use crate::model::history::{
-    self, ImageVersion, PlanSummary, Record, RestoreRecord, ServiceChange, SpaChange, State, Who,
+    self, ImageVersion, Opening, Previous, Record, ServiceTags, UndoSet, Who,
 };
-use crate::model::plan::{Action, Plan, Undo};
+use crate::model::plan::{Action, Plan};
 use crate::report::RunReport;
 
 /// What ran before this run rolled anything, read under the lock.
@@ -40,6 +39,81 @@ impl Before {
             .get(service)
             .and_then(|image| image.as_deref())
             .and_then(image_tag_of)
+    }
+
+    /// What ran before, as the run's record says it: each service's tag and digest,
+    /// each SPA's recorded SHA and live release.
+    pub fn previous(&self) -> Previous {
+        let services = self
+            .services
+            .iter()
+            .filter_map(|(service, image)| {
+                let image = image.as_ref()?;
+                let version = ImageVersion {
+                    tag: image_tag_of(image)?.to_owned(),
+                    digest: self.digests.get(image).cloned().flatten(),
+                };
+                Some((service.clone(), version))
+            })
+            .collect();
+        let flatten = |map: &BTreeMap<String, Option<String>>| {
+            map.iter()
+                .filter_map(|(name, sha)| Some((name.clone(), sha.clone()?)))
+                .collect()
+        };
+        Previous {
+            services,
+            spa_shas: flatten(&self.spas),
+            spa_releases: self
+                .spa_releases
+                .iter()
+                .filter_map(|(name, number)| Some((name.clone(), (*number)?)))
+                .collect(),
+        }
+    }
+
+    /// The restore set of the automatic rollback: of `rolled` (each service the run
+    /// rolled, with the tag it rolled it to), those that ran another tag before, each
+    /// back to it; and those that ran nothing readable, with why. A service that ran
+    /// its new tag already is neither.
+    pub fn restore_set<'a>(
+        &self,
+        rolled: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> (BTreeMap<String, String>, ServiceTags) {
+        let mut tags = BTreeMap::new();
+        let mut left = Vec::new();
+        for (service, new) in rolled {
+            match self.tag_of(service) {
+                Some(old) if old == new => {}
+                Some(old) => {
+                    tags.insert(service.to_owned(), old.to_owned());
+                }
+                None => left.push((
+                    service.to_owned(),
+                    "ran nothing readable before this run (no ECS service, or no tag)".to_owned(),
+                )),
+            }
+        }
+        (tags, left)
+    }
+
+    /// The reconcile set after ECS rolled `services` back by itself: each to the tag it
+    /// ran before this run; those that ran nothing readable, with why.
+    pub fn reconcile_set(&self, services: Vec<String>) -> (BTreeMap<String, String>, ServiceTags) {
+        let mut tags = BTreeMap::new();
+        let mut left = Vec::new();
+        for service in services {
+            match self.tag_of(&service) {
+                Some(old) => {
+                    tags.insert(service, old.to_owned());
+                }
+                None => left.push((
+                    service,
+                    "ran nothing readable before this run: re-apply by hand".to_owned(),
+                )),
+            }
+        }
+        (tags, left)
     }
 }
 
@@ -176,12 +250,19 @@ impl Run<'_> {
         }
         let bucket =
             crate::changes::environment::history_bucket(self.platform, &ready.environment)?;
-        let record = new_record(
-            self.plan,
-            &step.apply.workspace,
-            ready.caller_arn.as_deref().unwrap_or("?"),
-            before,
-        );
+        let opening = Opening {
+            run_id: new_run_id(),
+            environment: step.apply.workspace.clone(),
+            started: crate::timestamp::now_unix(),
+            who: Who {
+                caller_arn: ready.caller_arn.as_deref().unwrap_or("?").to_owned(),
+                user: crate::aws::deploy_lock::user_name(),
+                host: crate::aws::deploy_lock::hostname(),
+                pid: std::process::id(),
+            },
+            command: crate::model::plan::shell_words(std::env::args()),
+        };
+        let record = history::opened(self.plan, opening, &before.previous());
         let ledger = Ledger {
             s3: ready.aws.s3(),
             bucket,
@@ -208,7 +289,8 @@ impl Run<'_> {
         } else {
             HashMap::new()
         };
-        finish_record(&mut ledger.record, report, &digests, outcome);
+        let now = crate::timestamp::now_unix();
+        history::finished(&mut ledger.record, report, &digests, outcome, now);
         self.write_record(&ledger).await;
     }
 
@@ -221,147 +303,18 @@ impl Run<'_> {
     }
 }
 
-/// The record of a run that just took the lock.
-fn new_record(plan: &Plan, environment: &str, caller_arn: &str, before: &Before) -> Record {
-    let services = plan
-        .services
-        .iter()
-        .filter(|s| s.action == Action::Deploy)
-        .map(|s| ServiceChange {
-            service: s.name.clone(),
-            previous: before
-                .services
-                .get(&s.name)
-                .and_then(|image| image.as_ref())
-                .and_then(|image| {
-                    Some(ImageVersion {
-                        tag: image_tag_of(image)?.to_owned(),
-                        digest: before.digests.get(image).cloned().flatten(),
-                    })
-                }),
-            new: ImageVersion {
-                tag: plan.tag_of(&s.name).to_owned(),
-                digest: None,
-            },
-            rolled: false,
-            settled: None,
-            ecs_deployment: None,
-            ecs_ended: None,
-            reconciled: None,
-        })
-        .collect();
-    let spas = plan
-        .spas
-        .iter()
-        .filter(|s| s.action == Action::Deploy)
-        .map(|s| SpaChange {
-            name: s.name.clone(),
-            previous_sha: before.spas.get(&s.name).cloned().flatten(),
-            new_sha: None,
-            previous_release: before.spa_releases.get(&s.name).copied().flatten(),
-            new_release: None,
-            restored_from: None,
-            live_since: None,
-        })
-        .collect();
-    Record {
-        format: history::FORMAT,
-        run_id: history::new_run_id(),
-        environment: environment.to_owned(),
-        started: crate::timestamp::now_unix(),
-        finished: None,
-        state: State::Running,
-        who: Who {
-            caller_arn: caller_arn.to_owned(),
-            user: crate::aws::deploy_lock::user_name(),
-            host: crate::aws::deploy_lock::hostname(),
-            pid: std::process::id(),
-        },
-        command: crate::model::plan::shell_words(std::env::args()),
-        mode: plan.mode,
-        head: plan.head.sha.clone(),
-        image_tag: plan.image_tag.clone(),
-        undo_of: plan.undo.as_ref().map(|undo| undo.run_id.clone()),
-        services,
-        spas,
-        terraform: None,
-        stages: Vec::new(),
-        error: None,
-        restore: None,
-    }
+/// A random run id (16 hex digits): the clock's nanoseconds and the pid.
+fn new_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{nanos:08x}{:08x}", std::process::id())
 }
 
-/// What the run did, from its report, and how it ended.
-fn finish_record(
-    record: &mut Record,
-    report: &RunReport,
-    digests: &HashMap<String, Option<String>>,
-    outcome: &Result<()>,
-) {
-    record.finished = Some(crate::timestamp::now_unix());
-    record.state = match outcome {
-        Ok(()) => State::Succeeded,
-        Err(err) if err.is::<Interrupted>() => State::Interrupted,
-        Err(_) => State::Failed,
-    };
-    record.error = outcome.as_ref().err().map(|err| format!("{err:#}"));
-    for change in &mut record.services {
-        change.rolled = report.applied;
-        let rollout = report.rollouts.iter().find(|r| r.service == change.service);
-        change.settled = rollout.map(|r| r.steady);
-        change.ecs_deployment = rollout.and_then(|r| {
-            r.deployment.as_ref().map(|d| {
-                format!(
-                    "{} {}{} ({})",
-                    d.strategy,
-                    d.status,
-                    d.stage
-                        .as_deref()
-                        .map(|s| format!(" at {s}"))
-                        .unwrap_or_default(),
-                    d.arn
-                )
-            })
-        });
-        change.ecs_ended = rollout.and_then(|r| r.native_rollback.as_ref().map(|n| n.headline()));
-        change.reconciled = report
-            .reconcile
-            .as_ref()
-            .filter(|r| r.applied)
-            .and_then(|r| r.tags.iter().find(|(s, _)| *s == change.service))
-            .map(|(_, tag)| tag.clone());
-        if let Some(image) = report.images.iter().find(|i| i.service == change.service) {
-            change.new.digest = digests.get(&image.image).cloned().flatten();
-        }
-    }
-    for spa in &mut record.spas {
-        let done = report.spas.iter().find(|s| s.name == spa.name);
-        spa.new_sha = done.map(|s| s.git_sha.clone());
-        spa.new_release = done.and_then(|s| s.release);
-        spa.restored_from = done.and_then(|s| s.restored_from);
-        spa.live_since = done.and_then(|s| s.live_since.clone());
-    }
-    record.terraform = report.review.as_ref().map(|review| PlanSummary {
-        services: review
-            .services
-            .iter()
-            .filter(|s| !s.resources.is_empty())
-            .map(|s| s.service.clone())
-            .collect(),
-        other: review.other.iter().map(ToString::to_string).collect(),
-        destroyed: review.destroyed.clone(),
-    });
-    record.stages = report.stages.clone();
-    record.restore = report.restore.as_ref().map(|restore| RestoreRecord {
-        tags: restore.tags.clone(),
-        settled: restore.settled(),
-        error: restore.error.clone(),
-    });
-}
-
-/// `deploy undo`: the history decides the plan. The newest run of the environment that
-/// succeeded and changed a service is undone: each service it changed goes back to the
-/// tag it ran before it.
+/// `deploy undo`: the history decides the plan ([`history::undo_set`]). The newest run
+/// of the environment that succeeded and changed a service is undone: each service it
+/// changed goes back to the tag it ran before it.
 pub(super) async fn decide_undo(
     plan: &mut Plan,
     checkout: &Checkout,
@@ -375,51 +328,24 @@ pub(super) async fn decide_undo(
     let (records, location, _) =
         crate::changes::environment::read_records(platform, profile, &environment, UNDO_DEPTH)
             .await?;
-    let Some(last) = history::last_undoable(&records) else {
-        bail!(
-            "nothing to undo in {environment}: none of its {} newest recorded runs (s3://{}/{}) succeeded and changed a service or an SPA. `deploy history --var-file {}` lists them",
-            records.len(),
-            location.bucket,
-            location.prefix(),
-            step.apply.var_file.display()
-        );
+    let services: Vec<&str> = platform.services.iter().map(|s| s.name.as_str()).collect();
+    let checked_spas: Vec<&str> = plan
+        .spas
+        .iter()
+        .filter(|s| s.action == Action::Check)
+        .map(|s| s.name.as_str())
+        .collect();
+    let listed = format!("s3://{}/{}", location.bucket, location.prefix());
+    let var_file = step.apply.var_file.display().to_string();
+    let source = history::UndoSource {
+        environment: &environment,
+        location: &listed,
+        var_file: &var_file,
     };
-    let (restorable, mut left) = last.restore_set();
-    // Only services this checkout still deploys: terraform targets them by name.
-    let mut tags = Vec::new();
-    for (service, tag) in restorable {
-        if platform.services.iter().any(|s| s.name == service) {
-            tags.push((service, tag));
-        } else {
-            left.push((service, "no longer a service of this checkout".to_owned()));
-        }
-    }
-    let spa_set = last.spa_undo_set();
-    let restores_spas = spa_set.iter().any(|(name, undo)| {
-        !matches!(undo, history::SpaUndo::Leave(_))
-            && plan
-                .spas
-                .iter()
-                .any(|s| &s.name == name && s.action == Action::Check)
-    });
-    if tags.is_empty() && !restores_spas {
-        bail!(
-            "cannot undo run {} of {environment}: none of the services it changed can be restored ({}). Nothing was touched",
-            last.run_id,
-            left.iter()
-                .map(|(service, why)| format!("{service}: {why}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-    }
-    let undo = Undo {
-        run_id: last.run_id.clone(),
-        tags: tags.into_iter().collect(),
-        left,
-    };
+    let UndoSet { undo, spas } = history::undo_set(&records, &services, &checked_spas, source)?;
     let run_id = undo.run_id.clone();
     plan.restore(undo, &platform.config.terraform);
-    super::spa_restore::decide_undo(plan, checkout, profile, spa_set, &run_id).await
+    super::spa_restore::decide_undo(plan, checkout, profile, spas, &run_id).await
 }
 
 /// How many of the newest records `deploy undo` looks through.
@@ -429,15 +355,99 @@ const UNDO_DEPTH: usize = 100;
 mod tests {
     use super::*;
 
+    fn before() -> Before {
+        let mut before = Before::default();
+        for (service, image) in [
+            ("api", Some("127.0.0.1:5000/api:abc1234")),
+            ("auth", None),
+            ("billing", Some("127.0.0.1:5000/billing:fffffff")),
+            ("files", Some("127.0.0.1:5000/files")),
+        ] {
+            before
+                .services
+                .insert(service.into(), image.map(str::to_owned));
+        }
+        before.digests.insert(
+            "127.0.0.1:5000/api:abc1234".into(),
+            Some("sha256:aa".into()),
+        );
+        before
+    }
+
     #[test]
     fn the_tag_before_comes_from_the_image_ecs_ran() {
-        let mut before = Before::default();
-        before
-            .services
-            .insert("api".into(), Some("127.0.0.1:5000/api:abc1234".into()));
-        before.services.insert("auth".into(), None);
+        let before = before();
         assert_eq!(before.tag_of("api"), Some("abc1234"));
         assert_eq!(before.tag_of("auth"), None);
         assert_eq!(before.tag_of("files"), None);
+        assert_eq!(before.tag_of("webhooks"), None);
+    }
+
+    #[test]
+    fn the_restore_set_is_what_ran_another_tag_before() {
+        let rolled = [
+            ("api", "fffffff"),
+            ("auth", "fffffff"),
+            ("billing", "fffffff"),
+            ("files", "fffffff"),
+            ("webhooks", "fffffff"),
+        ];
+        let (tags, left) = before().restore_set(rolled);
+        assert_eq!(
+            tags,
+            BTreeMap::from([("api".to_owned(), "abc1234".to_owned())])
+        );
+        // billing ran its new tag already: neither restored nor left.
+        let why = "ran nothing readable before this run (no ECS service, or no tag)";
+        let left: Vec<(&str, &str)> = left.iter().map(|(s, w)| (s.as_str(), w.as_str())).collect();
+        assert_eq!(left, [("auth", why), ("files", why), ("webhooks", why)]);
+        let (tags, left) = before().restore_set([]);
+        assert!(tags.is_empty() && left.is_empty());
+    }
+
+    #[test]
+    fn the_reconcile_set_is_each_rolled_back_service_at_its_tag_before() {
+        let (tags, left) = before().reconcile_set(vec!["api".into(), "auth".into()]);
+        assert_eq!(
+            tags,
+            BTreeMap::from([("api".to_owned(), "abc1234".to_owned())])
+        );
+        assert_eq!(
+            left,
+            [(
+                "auth".to_owned(),
+                "ran nothing readable before this run: re-apply by hand".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn the_record_is_told_each_tag_and_digest_before() {
+        let mut before = before();
+        before.spas.insert("admin-ui".into(), Some("a".repeat(40)));
+        before.spas.insert("simulator".into(), None);
+        before.spa_releases.insert("admin-ui".into(), Some(3));
+        before.spa_releases.insert("simulator".into(), None);
+        let previous = before.previous();
+        let services: Vec<(&str, &str, Option<&str>)> = previous
+            .services
+            .iter()
+            .map(|(s, v)| (s.as_str(), v.tag.as_str(), v.digest.as_deref()))
+            .collect();
+        assert_eq!(
+            services,
+            [
+                ("api", "abc1234", Some("sha256:aa")),
+                ("billing", "fffffff", None)
+            ]
+        );
+        assert_eq!(
+            previous.spa_shas,
+            BTreeMap::from([("admin-ui".to_owned(), "a".repeat(40))])
+        );
+        assert_eq!(
+            previous.spa_releases,
+            BTreeMap::from([("admin-ui".to_owned(), 3)])
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! composes them. The history record and the webhook observe the run (`observers`).
 
 mod changed;
+mod changed_spas;
 mod decide;
 mod images;
 mod ledger;

@@ -1,6 +1,7 @@
 //! `deploy promote`: the images one environment runs, copied by digest into the next
 //! environment's registry and rolled there. Step 2 reads both environments (what each
-//! runs, by digest) into the plan; step 3 shows the source's account beside the
+//! runs, by digest), and the pure verdict (`verdict`) sets the plan from what was read;
+//! step 3 shows the source's account beside the
 //! target's; step 6 copies registry to registry instead of building, and proves the
 //! digests before anything is rolled.
 
@@ -17,10 +18,13 @@ use crate::changes::live;
 use crate::checkout::Checkout;
 use crate::docker::images::{ImageResult, ImageStatus};
 use crate::model::environment::Outputs;
-use crate::model::plan::{Action, Plan, PromotedImage};
+use crate::model::plan::{Action, Plan};
 use crate::registry::{self, Place, RegistryClient};
 use crate::report::{CopiedImage, RunReport};
-use crate::terraform::Roll;
+
+mod verdict;
+
+use verdict::{short_digest, Read};
 
 /// Images copied at once.
 const COPY_CONCURRENCY: usize = 4;
@@ -33,27 +37,11 @@ async fn open_registry(profile: Option<&str>, host: Option<&str>) -> Result<Regi
     access.registry_client()
 }
 
-/// Whether a tag names a commit's image: a SHA, not `latest`, not `<sha>-dirty`.
-pub fn is_commit_tag(tag: &str) -> bool {
-    crate::git::looks_like_sha(tag) && !tag.contains("dirty")
-}
-
-/// `sha256:0123456789ab` (12 hex digits), for tables and messages.
-pub fn short_digest(digest: &str) -> &str {
-    digest.get(..19).unwrap_or(digest)
-}
-
-/// What the promotion does to one service, decided from both environments.
-enum Verdict {
-    Promote { tag: String, digest: String },
-    Skip { tag: String, digest: String },
-    Refuse(String),
-}
-
 /// Step 2: reads what the source runs (ECS, then its registry for the digest) and what
-/// the target runs, and decides each chosen service: promote, skip (the target runs
-/// that digest), or refuse (the source runs no commit's image). Any refusal stops the
-/// run, naming each. Returns the target's terraform outputs for preflight.
+/// the target runs, and decides each chosen service ([`verdict`]): promote, skip (the
+/// target runs that digest), or refuse (the source runs no commit's image). Any
+/// refusal stops the run, naming each. Returns the target's terraform outputs for
+/// preflight.
 pub(super) async fn decide(
     plan: &mut Plan,
     checkout: &Checkout,
@@ -112,141 +100,68 @@ pub(super) async fn decide(
     let (source_live, source_registry) = source?;
     let (outputs, target_live, target_registry) = target?;
 
-    let mut refused = Vec::new();
-    let mut refused_names = Vec::new();
-    let checked: Vec<String> = plan
-        .services
-        .iter()
-        .filter(|s| s.action == Action::Check)
-        .map(|s| s.name.clone())
-        .collect();
-    for step in plan
-        .services
-        .iter_mut()
-        .filter(|s| s.action == Action::Check)
-    {
+    let mut verdicts = BTreeMap::new();
+    for step in plan.services.iter().filter(|s| s.action == Action::Check) {
         let source = Place {
             registry: &source_registry,
             repository: &step.repository,
         };
-        let verdict = match source_live.get(&step.name) {
-            Some(LiveImage::Running { image, .. }) => match image_tag_of(image) {
-                Some(tag) if is_commit_tag(tag) => {
-                    match registry::digest_of(source, tag).await? {
-                        None => Verdict::Refuse(format!(
-                            "{from} runs {image}, but {from}'s registry has no {source}:{tag}"
-                        )),
-                        Some(digest) => {
-                            let target_digest = match target_live.get(&step.name) {
-                                Some(LiveImage::Running { image, .. }) => {
-                                    match image_tag_of(image) {
-                                        Some(live_tag) => {
-                                            let target = Place {
-                                                registry: &target_registry,
-                                                repository: &step.repository,
-                                            };
-                                            registry::digest_of(target, live_tag).await?
-                                        }
-                                        None => None,
-                                    }
-                                }
-                                _ => None,
-                            };
-                            promotion.images.push(PromotedImage {
-                                service: step.name.clone(),
-                                tag: tag.to_owned(),
-                                digest: digest.clone(),
-                                target_digest: target_digest.clone(),
-                            });
-                            if target_digest.as_deref() == Some(digest.as_str()) {
-                                Verdict::Skip {
-                                    tag: tag.to_owned(),
-                                    digest,
-                                }
-                            } else {
-                                Verdict::Promote {
-                                    tag: tag.to_owned(),
-                                    digest,
-                                }
-                            }
-                        }
-                    }
-                }
-                Some(tag) => Verdict::Refuse(format!(
-                    "{from} runs :{tag}, not a commit's image (only images tagged with a commit are promoted: not `latest`, not `-dirty`)"
-                )),
-                None => Verdict::Refuse(format!("{from} runs {image}, which has no tag")),
-            },
-            Some(LiveImage::Missing { reason }) => {
-                Verdict::Refuse(format!("not running in {from} ({reason})"))
-            }
-            Some(LiveImage::NoContainer { task_definition }) => Verdict::Refuse(format!(
-                "{from}'s task definition {task_definition} has no container for it"
-            )),
-            None => Verdict::Refuse(format!("not found in {from}")),
+        let target = Place {
+            registry: &target_registry,
+            repository: &step.repository,
         };
-        match verdict {
-            Verdict::Promote { tag, digest } => {
-                step.action = Action::Deploy;
-                step.reason = format!("{from} runs it ({})", short_digest(&digest));
-                step.image = format!("{}:{tag}", step.repository);
-            }
-            Verdict::Skip { tag, digest } => {
-                step.action = Action::Skip;
-                step.reason = format!("{to} runs this digest already ({})", short_digest(&digest));
-                step.image = format!("{}:{tag}", step.repository);
-            }
-            Verdict::Refuse(reason) => {
-                refused.push(format!("  {}: {reason}", step.name));
-                refused_names.push(step.name.clone());
-            }
-        }
+        let read = read_digests(
+            &from,
+            source_live.get(&step.name),
+            target_live.get(&step.name),
+            source,
+            target,
+        )
+        .await?;
+        verdicts.insert(step.name.clone(), verdict::verdict(&from, &read));
     }
-    if !refused.is_empty() {
-        let promotable: Vec<&str> = checked
-            .iter()
-            .filter(|name| !refused_names.contains(name))
-            .map(String::as_str)
-            .collect();
-        let others = if promotable.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "promote only the others (--services {}), or ",
-                promotable.join(",")
-            )
-        };
-        bail!(
-            "cannot promote from {from} to {to}: {} service(s) cannot be promoted:\n{}\n{others}deploy a commit to {from} first (`deploy --var-file {}`). Nothing was copied or rolled",
-            refused.len(),
-            refused.join("\n"),
-            promotion.from_var_file.display()
-        );
-    }
-    // The roll: exactly the promoted services, each at its own tag.
-    let tags: BTreeMap<String, String> = plan
-        .services
-        .iter()
-        .filter(|s| s.action == Action::Deploy)
-        .map(|s| (s.name.clone(), s.tag().to_owned()))
-        .collect();
-    if let (Some(step), Some(first)) = (&mut plan.terraform, tags.values().next().cloned()) {
-        let roll = Roll::Only {
-            services: tags.keys().cloned().collect(),
-            tag: first,
-            tags,
-        };
-        step.set_roll(roll, &platform.config.terraform);
-    } else if let Some(step) = &mut plan.terraform {
-        let roll = Roll::Only {
-            services: Vec::new(),
-            tag: plan.image_tag.clone(),
-            tags: BTreeMap::new(),
-        };
+    promotion.images = verdict::apply(
+        &mut plan.services,
+        &verdicts,
+        (&from, &to),
+        &promotion.from_var_file,
+    )?;
+    let roll = verdict::roll(&plan.services, &plan.image_tag);
+    if let Some(step) = &mut plan.terraform {
         step.set_roll(roll, &platform.config.terraform);
     }
     plan.promotion = Some(promotion);
     Ok(outputs)
+}
+
+/// One service's registry digests: the source's of the commit's tag it runs (asked
+/// only for such a tag), and, when the source has it, the target's of the tag the
+/// target runs.
+async fn read_digests<'a>(
+    from: &str,
+    source_live: Option<&'a LiveImage>,
+    target_live: Option<&LiveImage>,
+    source: Place<'_>,
+    target: Place<'_>,
+) -> Result<Read<'a>> {
+    let mut read = Read {
+        source: source_live,
+        source_place: source.to_string(),
+        ..Read::default()
+    };
+    let Ok((_, tag)) = verdict::source_tag(from, source_live) else {
+        return Ok(read);
+    };
+    read.source_digest = registry::digest_of(source, tag).await?;
+    if read.source_digest.is_none() {
+        return Ok(read);
+    }
+    if let Some(LiveImage::Running { image, .. }) = target_live {
+        if let Some(live_tag) = image_tag_of(image) {
+            read.target_digest = registry::digest_of(target, live_tag).await?;
+        }
+    }
+    Ok(read)
 }
 
 impl Run<'_> {

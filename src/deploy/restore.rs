@@ -82,19 +82,7 @@ impl Run<'_> {
         report: &mut RunReport,
         failure: anyhow::Error,
     ) -> Result<()> {
-        let mut tags = BTreeMap::new();
-        let mut left = Vec::new();
-        for service in natively_rolled_back(report) {
-            match before.tag_of(&service) {
-                Some(old) => {
-                    tags.insert(service, old.to_owned());
-                }
-                None => left.push((
-                    service,
-                    "ran nothing readable before this run: re-apply by hand".to_owned(),
-                )),
-            }
-        }
+        let (tags, left) = before.reconcile_set(natively_rolled_back(report));
         let mut reconcile = RestoreReport {
             tags: tags.iter().map(|(s, t)| (s.clone(), t.clone())).collect(),
             left,
@@ -279,29 +267,16 @@ impl Run<'_> {
 }
 
 /// The services this run rolled to a new tag, each with the tag it ran before (from the
-/// survey under the lock); and those that cannot be restored, with why.
+/// survey under the lock); and those that cannot be restored, with why
+/// ([`Before::restore_set`]).
 fn restore_set(run: &Run<'_>, before: &Before) -> (BTreeMap<String, String>, ServiceTags) {
-    let mut tags = BTreeMap::new();
-    let mut left = Vec::new();
-    for step in run
+    let rolled = run
         .plan
         .services
         .iter()
         .filter(|s| s.action == Action::Deploy)
-    {
-        let new = run.plan.tag_of(&step.name);
-        match before.tag_of(&step.name) {
-            Some(old) if old == new => {}
-            Some(old) => {
-                tags.insert(step.name.clone(), old.to_owned());
-            }
-            None => left.push((
-                step.name.clone(),
-                "ran nothing readable before this run (no ECS service, or no tag)".to_owned(),
-            )),
-        }
-    }
-    (tags, left)
+        .map(|s| (s.name.as_str(), run.plan.tag_of(&s.name)));
+    before.restore_set(rolled)
 }
 
 /// The services whose service deployment ECS rolled back successfully: ECS runs their

@@ -2,7 +2,9 @@
 //! goes back to, decided before the plan is shown (also in a dry run) from the SPA
 //! manifests and their buckets, refused before anything changes when it cannot be
 //! done; then, under the lock, the restore itself (step 7) with one invalidation per
-//! distribution. The choices are `spa::release`'s pure functions.
+//! distribution. The restore set is pure, over what was read: `undo_wanted` (what an
+//! undo asks of each SPA), `pick` (the kept release, from the manifest) and `check` (its
+//! record and files), on `spa::release`'s choices; `choose` reads between them.
 
 use std::collections::BTreeMap;
 
@@ -14,16 +16,12 @@ use crate::model::environment::Environment;
 use crate::model::history::SpaUndo;
 use crate::model::plan::{Action, Decision, Plan, SpaRelease};
 use crate::report::{Invalidation, RunReport, SpaResult};
-use crate::spa::release::{self, Refusal, Relation};
-use crate::spa::{self, SpaTarget};
+use crate::spa::release::Relation;
 
-/// What is restored per SPA: a release by commit (rollback) or by number (undo).
-pub(super) enum Wanted {
-    AtOrBefore { sha: String, short: String },
-    Number(u64),
-    Leave(String),
-    NoRecord,
-}
+mod choice;
+
+use crate::spa::{self, SpaTarget};
+use choice::{check, pick, short, undo_wanted, Choice, Pick, Read, Wanted};
 
 /// `deploy rollback`: each SPA to check goes to its kept release of the target commit,
 /// or the newest before it.
@@ -55,20 +53,7 @@ pub(super) async fn decide_undo(
     set: Vec<(String, SpaUndo)>,
     run_id: &str,
 ) -> Result<()> {
-    let checking = checking(plan);
-    let mut wanted = Vec::new();
-    for name in checking {
-        let undo = set.iter().find(|(spa, _)| *spa == name).map(|(_, u)| u);
-        wanted.push((
-            name,
-            match undo {
-                Some(SpaUndo::Restore { release }) => Wanted::Number(*release),
-                Some(SpaUndo::Leave(why)) => Wanted::Leave(why.clone()),
-                Some(SpaUndo::NoRecord) => Wanted::NoRecord,
-                None => Wanted::Leave(format!("not changed by run {run_id}")),
-            },
-        ));
-    }
+    let wanted = undo_wanted(checking(plan), &set, run_id);
     decide(plan, checkout, profile, wanted).await
 }
 
@@ -164,9 +149,9 @@ fn target_of(
     ))
 }
 
-type Choice = (String, Decision, Option<SpaRelease>);
-
-/// One SPA: the release to restore and the plan's reason, or why it cannot be.
+/// One SPA: the release to restore and the plan's reason, or why it cannot be. Reads
+/// its manifest (unless it is left), then the chosen release's record; the choices are
+/// [`pick`]'s and [`check`]'s.
 async fn choose(
     s3: &crate::aws::S3,
     checkout: &Checkout,
@@ -174,90 +159,39 @@ async fn choose(
     wanted: &Wanted,
     keep: u64,
 ) -> Result<std::result::Result<Choice, String>> {
-    let name = target.name.clone();
-    let no_record = "no release record: deploys made before deploy kept SPA releases (and uploads by other tools) have none";
-    let (manifest, listing) = match wanted {
-        Wanted::Leave(why) => return Ok(Ok((name, Decision::skip(why.clone()), None))),
-        Wanted::NoRecord => return Ok(Err(no_record.to_owned())),
-        _ => match spa::restore::current_state(s3, target).await? {
-            Some(state) => state,
-            None => {
-                return Ok(Err(format!(
-                    "{no_record} ({} does not exist)",
-                    target.manifest
-                )))
-            }
-        },
+    let state = match wanted {
+        Wanted::Leave(_) | Wanted::NoRecord => None,
+        _ => spa::restore::current_state(s3, target).await?,
     };
-    let chosen = match wanted {
-        Wanted::AtOrBefore { sha, .. } => {
-            let repo = checkout.repo.git();
-            let target_oid = git2::Oid::from_str(sha).context("not a commit id")?;
-            release::choose_at_or_before(&manifest.deploys, keep, |recorded| {
-                relation(repo, target_oid, recorded)
-            })
+    let manifest = state.as_ref().map(|(manifest, _)| manifest);
+    let target_oid = match wanted {
+        Wanted::AtOrBefore { sha, .. } if manifest.is_some() => {
+            Some(git2::Oid::from_str(sha).context("not a commit id")?)
         }
-        Wanted::Number(number) => release::choose_number(&manifest.deploys, keep, *number),
-        _ => unreachable!("handled above"),
+        _ => None,
     };
-    let chosen = match chosen {
-        Ok(chosen) => chosen.clone(),
-        Err(Refusal::NoRecord) => return Ok(Err(no_record.to_owned())),
-        Err(Refusal::NotKept { oldest }) => {
-            return Ok(Err(format!(
-                "that release is no longer kept (spa_upload.releases_kept = {keep}); the oldest restorable is #{} ({}, live from {})",
-                oldest.number,
-                short(&oldest.git_sha),
-                oldest.time
-            )))
-        }
+    let repo = checkout.repo.git();
+    let relation = |recorded: &str| match target_oid {
+        Some(target) => relation(repo, target, recorded),
+        None => Relation::Unknown,
     };
-    let planned = SpaRelease {
-        number: chosen.number,
-        git_sha: chosen.git_sha.clone(),
-        time: chosen.time.clone(),
+    let manifest_at = target.manifest.to_string();
+    let chosen = match pick(&target.name, wanted, manifest, &manifest_at, keep, relation) {
+        Pick::Done(done) => return Ok(done),
+        Pick::Read(chosen) => chosen,
     };
-    let live = manifest.live();
-    if live.is_some_and(|l| l.number == chosen.number || l.restored_from == Some(chosen.number)) {
-        let reason = format!(
-            "already serves release #{} ({})",
-            chosen.number,
-            short(&chosen.git_sha)
-        );
-        return Ok(Ok((name, Decision::skip(reason), None)));
-    }
-    let Some(record) = spa::restore::read_release(s3, target, chosen.number).await? else {
-        return Ok(Err(format!(
-            "the record of release #{} is gone from {}",
-            chosen.number,
-            target.manifest.release(chosen.number)
-        )));
+    let (manifest, listing) = state
+        .as_ref()
+        .context("a release chosen without a manifest")?;
+    let record = spa::restore::read_release(s3, target, chosen.number).await?;
+    let read = Read {
+        record: record.as_ref(),
+        manifest,
+        listing,
+        release_at: target.manifest.release(chosen.number).to_string(),
+        bucket: &target.bucket,
     };
-    let missing = release::missing_files(&record, &manifest, &listing);
-    if !missing.is_empty() {
-        return Ok(Err(format!(
-            "release #{} ({}) needs files s3://{} no longer holds as released: {}",
-            chosen.number,
-            short(&chosen.git_sha),
-            target.bucket,
-            missing.join(", ")
-        )));
-    }
-    let which = match wanted {
-        Wanted::AtOrBefore { sha, short: asked } if release::commit_of(&chosen.git_sha) == sha => {
-            format!("its release of {asked}")
-        }
-        Wanted::AtOrBefore { short: asked, .. } => format!(
-            "no release of {asked}: the newest before it, of {}",
-            short(&chosen.git_sha)
-        ),
-        _ => "the release live before the undone run".to_owned(),
-    };
-    let reason = format!(
-        "restore release #{} ({which}), live from {}: its files, not rebuilt",
-        chosen.number, chosen.time
-    );
-    Ok(Ok((name, Decision::deploy(reason), Some(planned))))
+    Ok(check(&target.name, wanted, &chosen, &read))
 }
 
 /// Where a recorded commit stands against the commit rolled back to.
@@ -276,10 +210,6 @@ fn relation(repo: &git2::Repository, target: git2::Oid, recorded: &str) -> Relat
         Ok(false) => Relation::Other,
         Err(_) => Relation::Unknown,
     }
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(7)]
 }
 
 impl Run<'_> {

@@ -1,18 +1,23 @@
 //! The ledger: one record per run that took an environment's lock, what `deploy history`
-//! lists and `deploy undo` restores from. Pure values and decisions; reading and writing
-//! them in the environment's private bucket is `aws::history`.
-
-use std::fmt;
+//! lists and `deploy undo` restores from. Pure values and decisions, no I/O: the record
+//! built from the run (`record`), the undo set (`undo`), the SPA half (`spas`), the
+//! history view (`view`, shown by `ui::history`). Reading and writing records in the
+//! environment's private bucket is `aws::history`; the survey they start from is
+//! `deploy::ledger`'s.
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::plan::Mode;
 
+mod record;
 mod spas;
+mod undo;
+mod view;
 
-use crate::ui::style::{Cell, Tone};
-use crate::ui::table::write_table;
+pub use record::{finished, opened, Opening, Previous};
 pub use spas::{SpaChange, SpaUndo};
+pub use undo::{undo_set, UndoSet, UndoSource};
+pub use view::{HistoryEntry, HistoryView};
 
 /// Where records live in the bucket: `deploy-history/<env>/<UTC timestamp>-<run id>.json`.
 pub const PREFIX: &str = "deploy-history";
@@ -188,6 +193,22 @@ impl Record {
     }
 }
 
+impl ServiceChange {
+    /// `old → new` (`-` when nothing ran before), with what ECS did to the roll.
+    pub fn transition(&self) -> String {
+        format!(
+            "{} → {}{}",
+            self.previous.as_ref().map_or("-", |p| p.tag.as_str()),
+            self.new.tag,
+            match (&self.ecs_ended, &self.reconciled) {
+                (Some(ended), Some(tag)) => format!(" ({ended}; reconciled to :{tag})"),
+                (Some(ended), None) => format!(" ({ended})"),
+                _ => String::new(),
+            }
+        )
+    }
+}
+
 /// The key prefix of an environment's records.
 pub fn prefix(environment: &str) -> String {
     format!("{PREFIX}/{environment}/")
@@ -196,15 +217,6 @@ pub fn prefix(environment: &str) -> String {
 /// `20261201T190300Z`: sorts as time does.
 pub fn compact_utc(seconds: u64) -> String {
     crate::timestamp::rfc3339(seconds).replace(['-', ':'], "")
-}
-
-/// A random run id (16 hex digits): the clock's nanoseconds and the pid.
-pub fn new_run_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{nanos:08x}{:08x}", std::process::id())
 }
 
 /// The newest run `deploy undo` undoes: the newest that succeeded and changed a
@@ -233,150 +245,6 @@ pub fn shown_state(record: &Record, lock_holder: Option<(&str, u32)>) -> &'stati
     }
 }
 
-/// `deploy history`'s result: records newest first, each with its shown state.
-#[derive(Debug, Serialize)]
-pub struct HistoryView {
-    pub environment: String,
-    /// `--service`: the lineage of one service (only the runs that planned it).
-    pub service: Option<String>,
-    pub runs: Vec<HistoryEntry>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct HistoryEntry {
-    /// `running`, `interrupted?`, `succeeded`, `failed`, `failed, restored`, ….
-    pub outcome: &'static str,
-    #[serde(flatten)]
-    pub record: Record,
-}
-
-impl HistoryView {
-    pub fn new(
-        environment: &str,
-        service: Option<&str>,
-        records: Vec<Record>,
-        lock_holder: Option<(&str, u32)>,
-    ) -> Self {
-        let runs = records
-            .into_iter()
-            .filter(|r| service.is_none_or(|name| r.services.iter().any(|s| s.service == name)))
-            .map(|record| HistoryEntry {
-                outcome: shown_state(&record, lock_holder),
-                record,
-            })
-            .collect();
-        Self {
-            environment: environment.to_owned(),
-            service: service.map(str::to_owned),
-            runs,
-        }
-    }
-}
-
-/// `old → new` of one service change (`-` when nothing ran before).
-fn transition(change: &ServiceChange) -> String {
-    format!(
-        "{} → {}{}",
-        change.previous.as_ref().map_or("-", |p| p.tag.as_str()),
-        change.new.tag,
-        match (&change.ecs_ended, &change.reconciled) {
-            (Some(ended), Some(tag)) => format!(" ({ended}; reconciled to :{tag})"),
-            (Some(ended), None) => format!(" ({ended})"),
-            _ => String::new(),
-        }
-    )
-}
-
-fn who(record: &Record) -> String {
-    format!("{}@{}", record.who.user, record.who.host)
-}
-
-fn tone(outcome: &str) -> Tone {
-    match outcome {
-        "succeeded" | "running" => Tone::Done,
-        "interrupted?" | "interrupted" | "restored" | "failed, restored" => Tone::Pending,
-        _ => Tone::Failed,
-    }
-}
-
-impl fmt::Display for HistoryView {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.runs.is_empty() {
-            return match &self.service {
-                Some(service) => writeln!(
-                    f,
-                    "no recorded run of {} planned {service}",
-                    self.environment
-                ),
-                None => writeln!(f, "no recorded run of {}", self.environment),
-            };
-        }
-        let mut rows = Vec::new();
-        for entry in &self.runs {
-            let record = &entry.record;
-            let services = match &self.service {
-                Some(name) => record
-                    .services
-                    .iter()
-                    .find(|s| &s.service == name)
-                    .map(transition)
-                    .unwrap_or_default(),
-                None => {
-                    let changed: Vec<String> = record
-                        .services
-                        .iter()
-                        .filter(|s| {
-                            s.previous.as_ref().is_none_or(|p| p.tag != s.new.tag) || !s.rolled
-                        })
-                        .map(|s| format!("{} {}", s.service, transition(s)))
-                        .collect();
-                    let spas = record
-                        .spas
-                        .iter()
-                        .filter(|s| s.new_release.is_some() || s.new_sha.is_some())
-                        .map(|s| format!("{} {}", s.name, s.transition()));
-                    let changed: Vec<String> = changed.into_iter().chain(spas).collect();
-                    if changed.is_empty() {
-                        "-".to_owned()
-                    } else {
-                        changed.join(", ")
-                    }
-                }
-            };
-            rows.push([
-                Cell::plain(crate::timestamp::utc(record.started)),
-                Cell::plain(who(record)),
-                Cell::plain(mode_name(record.mode)),
-                Cell::plain(services),
-                Cell::new(entry.outcome, tone(entry.outcome)),
-                Cell::plain(
-                    record
-                        .duration()
-                        .map_or("-".to_owned(), |secs| format!("{secs}s")),
-                ),
-                Cell::plain(record.run_id.clone()),
-            ]);
-        }
-        let service_header = match &self.service {
-            Some(name) => name.to_uppercase(),
-            None => "SERVICES (OLD → NEW)".to_owned(),
-        };
-        write_table(
-            f,
-            [
-                "WHEN",
-                "WHO",
-                "MODE",
-                service_header.as_str(),
-                "OUTCOME",
-                "DURATION",
-                "RUN",
-            ],
-            &rows,
-        )
-    }
-}
-
 /// The mode as one word, for the history table.
 pub fn mode_name(mode: Mode) -> &'static str {
     match mode {
@@ -393,7 +261,12 @@ pub fn mode_name(mode: Mode) -> &'static str {
 mod tests {
     use super::*;
 
-    fn change(service: &str, previous: Option<&str>, new: &str, rolled: bool) -> ServiceChange {
+    pub(super) fn change(
+        service: &str,
+        previous: Option<&str>,
+        new: &str,
+        rolled: bool,
+    ) -> ServiceChange {
         ServiceChange {
             service: service.to_owned(),
             previous: previous.map(|tag| ImageVersion {
@@ -412,7 +285,12 @@ mod tests {
         }
     }
 
-    fn record(id: &str, started: u64, state: State, services: Vec<ServiceChange>) -> Record {
+    pub(super) fn record(
+        id: &str,
+        started: u64,
+        state: State,
+        services: Vec<ServiceChange>,
+    ) -> Record {
         Record {
             format: FORMAT,
             run_id: id.to_owned(),
@@ -588,15 +466,15 @@ mod tests {
     #[test]
     fn a_native_rollback_and_its_reconcile_show_beside_the_service() {
         let mut auth = change("auth", Some("bootstrap"), "1a2b3c4", true);
-        assert_eq!(transition(&auth), "bootstrap → 1a2b3c4");
+        assert_eq!(auth.transition(), "bootstrap → 1a2b3c4");
         auth.ecs_ended = Some("rolled back by ECS (alarm auth-5xx)".into());
         assert_eq!(
-            transition(&auth),
+            auth.transition(),
             "bootstrap → 1a2b3c4 (rolled back by ECS (alarm auth-5xx))"
         );
         auth.reconciled = Some("bootstrap".into());
         assert_eq!(
-            transition(&auth),
+            auth.transition(),
             "bootstrap → 1a2b3c4 (rolled back by ECS (alarm auth-5xx); reconciled to :bootstrap)"
         );
     }

@@ -22,6 +22,7 @@ pub mod terraform;
 
 pub use cause::{Bump, Cause};
 pub use services::Selection;
+pub use spas::{SpaAsk, SpaSource, SpaSources};
 pub use terraform::{Apply, Roll};
 
 #[derive(Debug, Clone, Serialize)]
@@ -269,6 +270,8 @@ pub struct Context<'a> {
     pub registry_env: registry::RegistryEnv,
     /// `deploy rollback`: the commit named, resolved.
     pub rollback_to: Option<Head>,
+    /// What the working tree holds of each SPA (`spa::sources::read`).
+    pub spa_sources: SpaSources,
 }
 
 /// `deploy undo`: what the history says to restore.

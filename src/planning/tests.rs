@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::model::config::ChangesMode;
-use crate::model::plan::{shell_words, Cause, Decision, Head, SAVED_PLAN_NAME};
+use crate::model::plan::{
+    shell_words, Cause, Decision, Head, SpaSource, SpaSources, SAVED_PLAN_NAME,
+};
 
 mod decisions;
 
@@ -12,6 +14,14 @@ mod decisions;
 pub(crate) fn fixture() -> Platform {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/platform");
     crate::checkout::load_platform(&root).unwrap()
+}
+
+/// The fixture's SPAs as the working tree holds them: their directories, nothing
+/// uncommitted.
+pub(crate) fn fixture_sources() -> SpaSources {
+    ["admin-ui", "simulator"]
+        .map(|name| (name.to_owned(), SpaSource::Dirty(Vec::new())))
+        .into()
 }
 
 const HEAD: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -56,6 +66,7 @@ fn plan_in(
         cwd: &platform.root,
         registry_env: Default::default(),
         rollback_to: rollback.then(|| head(OLD)),
+        spa_sources: fixture_sources(),
     };
     crate::planning::plan(&platform, &request, context)
 }
@@ -260,6 +271,7 @@ fn a_rollback_restores_the_spas_named_or_none() {
             cwd: &platform.root,
             registry_env: Default::default(),
             rollback_to: Some(head(OLD)),
+            spa_sources: fixture_sources(),
         };
         let plan = crate::planning::plan(&platform, &request, context).unwrap();
         assert_eq!(spa_actions(&plan), expected, "{spas:?} {skip} {services}");
@@ -276,6 +288,7 @@ fn a_rollback_restores_the_spas_named_or_none() {
         cwd: &platform.root,
         registry_env: Default::default(),
         rollback_to: Some(head(OLD)),
+        spa_sources: fixture_sources(),
     };
     let err = crate::planning::plan(&platform, &request, context).unwrap_err();
     assert!(

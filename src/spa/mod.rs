@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod release;
 pub mod restore;
 pub mod rules;
+pub mod sources;
 
 use std::collections::BTreeMap;
 use std::fmt;

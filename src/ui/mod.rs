@@ -5,6 +5,7 @@
 //! clap.
 
 pub mod ci;
+pub mod history;
 pub mod logging;
 pub mod output;
 pub mod plan;

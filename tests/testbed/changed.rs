@@ -231,7 +231,9 @@ fn changed_deploys_exactly_what_changed_since_the_live_tags() {
         .run();
     status.success();
     let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
-    for service in status["services"].as_array().unwrap() {
+    let services = status["services"].as_array().unwrap();
+    assert_eq!(services.len(), SERVICES.len(), "{status}");
+    for service in services {
         let name = service["name"].as_str().unwrap();
         let expected = if name == "billing" { &tag } else { &live_tag };
         assert!(
@@ -347,7 +349,9 @@ fn graph_mode_rolls_exactly_the_dependents_and_the_changed_spa() {
         &bed.registry,
         &tag,
     );
-    for (name, recorded) in recorded_spa_shas(&env, &bed) {
+    let recorded_shas = recorded_spa_shas(&env, &bed);
+    assert_eq!(recorded_shas.len(), 2, "both SPAs: {recorded_shas:?}");
+    for (name, recorded) in recorded_shas {
         let expected = if name == "admin-ui" { &head } else { &first };
         assert_eq!(recorded.as_deref(), Some(expected.as_str()), "{name}");
     }
@@ -422,7 +426,9 @@ fn graph_mode_rolls_only_the_importer_whose_lockfile_entry_was_bumped() {
 
     let (before, after) = roll_in_graph_mode(&fixture, &env, &bed);
     assert_only_rolled(&before, &after, &["webhooks"], &bed.registry, &tag);
-    for (name, recorded) in recorded_spa_shas(&env, &bed) {
+    let recorded_shas = recorded_spa_shas(&env, &bed);
+    assert_eq!(recorded_shas.len(), 2, "both SPAs: {recorded_shas:?}");
+    for (name, recorded) in recorded_shas {
         assert_eq!(recorded.as_deref(), Some(first.as_str()), "{name}");
     }
 }

@@ -133,7 +133,9 @@ fn history_records_full_changed_and_failed_runs_as_ecs_saw_them() {
     assert!(full["services"][0]["new"]["digest"]
         .as_str()
         .is_some_and(|d| d.starts_with("sha256:")));
-    for spa in full["spas"].as_array().unwrap() {
+    let spas = full["spas"].as_array().unwrap();
+    assert_eq!(spas.len(), 2, "both SPAs are recorded: {full}");
+    for spa in spas {
         assert!(spa["previous_sha"].is_null(), "{spa}");
         assert!(
             spa["new_sha"].as_str().unwrap().starts_with(&first),

@@ -286,7 +286,9 @@ fn a_failing_target_registry_stops_the_promotion_before_the_roll_and_a_rerun_res
         .run();
     out.success();
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    for copy in report["copies"].as_array().unwrap() {
+    let copies = report["copies"].as_array().unwrap();
+    assert_eq!(copies.len(), 2, "api and auth are copied: {report}");
+    for copy in copies {
         assert_eq!(copy["blobs_sent"], 0, "{report}");
         assert_eq!(copy["bytes_sent"], 0, "{report}");
     }

@@ -111,6 +111,7 @@ fn an_undo_restores_each_changed_service_to_its_own_tag_and_skips_the_rest() {
         cwd: &platform.root,
         registry_env: Default::default(),
         rollback_to: None,
+        spa_sources: fixture_sources(),
     };
     let mut plan = crate::planning::plan(&platform, &request, context).unwrap();
     assert_eq!(plan.mode, Mode::Undo);

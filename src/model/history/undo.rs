@@ -1,0 +1,225 @@
+//! The undo set (`deploy undo`): which run is undone, each service it changed back to
+//! the tag it ran before (if this checkout still deploys it), and what undoing it does
+//! to each SPA; or why nothing can be undone. Pure, over the records read before.
+
+use anyhow::{bail, Result};
+
+use super::{last_undoable, Record, SpaUndo};
+use crate::model::plan::Undo;
+
+/// Where the records came from, for the messages.
+#[derive(Debug, Clone, Copy)]
+pub struct UndoSource<'a> {
+    pub environment: &'a str,
+    /// `s3://<bucket>/<prefix>`.
+    pub location: &'a str,
+    /// The tfvars file, as `deploy history --var-file` takes it.
+    pub var_file: &'a str,
+}
+
+/// What `deploy undo` restores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndoSet {
+    /// The services: each to its tag before the undone run, or left with why.
+    pub undo: Undo,
+    /// Per SPA the undone run changed: what undoing it does.
+    pub spas: Vec<(String, SpaUndo)>,
+}
+
+/// Decides the undo from `records` (newest first): the newest run that succeeded and
+/// changed a service or an SPA. `services`: the services this checkout deploys
+/// (terraform targets them by name); `checked_spas`: the SPAs the plan checks. An error
+/// when no run is undoable, or when it changed nothing that can be restored.
+pub fn undo_set(
+    records: &[Record],
+    services: &[&str],
+    checked_spas: &[&str],
+    source: UndoSource<'_>,
+) -> Result<UndoSet> {
+    let environment = source.environment;
+    let Some(last) = last_undoable(records) else {
+        bail!(
+            "nothing to undo in {environment}: none of its {} newest recorded runs ({}) succeeded and changed a service or an SPA. `deploy history --var-file {}` lists them",
+            records.len(),
+            source.location,
+            source.var_file
+        );
+    };
+    let (restorable, mut left) = last.restore_set();
+    let mut tags = Vec::new();
+    for (service, tag) in restorable {
+        if services.contains(&service.as_str()) {
+            tags.push((service, tag));
+        } else {
+            left.push((service, "no longer a service of this checkout".to_owned()));
+        }
+    }
+    let spas = last.spa_undo_set();
+    let restores_spas = spas.iter().any(|(name, undo)| {
+        !matches!(undo, SpaUndo::Leave(_)) && checked_spas.contains(&name.as_str())
+    });
+    if tags.is_empty() && !restores_spas {
+        bail!(
+            "cannot undo run {} of {environment}: none of the services it changed can be restored ({}). Nothing was touched",
+            last.run_id,
+            left.iter()
+                .map(|(service, why)| format!("{service}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    Ok(UndoSet {
+        undo: Undo {
+            run_id: last.run_id.clone(),
+            tags: tags.into_iter().collect(),
+            left,
+        },
+        spas,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::history::tests::{change, record};
+    use crate::model::history::{SpaChange, State};
+
+    const SOURCE: UndoSource<'static> = UndoSource {
+        environment: "sandbox",
+        location: "s3://private/deploy-history/sandbox/",
+        var_file: "tfvars/sandbox.tfvars",
+    };
+
+    fn spa(name: &str, previous_release: Option<u64>, previous_sha: Option<&str>) -> SpaChange {
+        SpaChange {
+            name: name.to_owned(),
+            previous_sha: previous_sha.map(str::to_owned),
+            new_sha: Some("b".to_owned()),
+            previous_release,
+            new_release: Some(9),
+            restored_from: None,
+            live_since: None,
+        }
+    }
+
+    fn tags(set: &UndoSet) -> Vec<(&str, &str)> {
+        set.undo
+            .tags
+            .iter()
+            .map(|(s, t)| (s.as_str(), t.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn the_newest_successful_change_is_undone_for_the_services_still_deployed() {
+        let records = vec![
+            record(
+                "failed",
+                3,
+                State::Failed,
+                vec![change("api", Some("b"), "c", true)],
+            ),
+            record(
+                "ok",
+                2,
+                State::Succeeded,
+                vec![
+                    change("api", Some("aaa"), "bbb", true),
+                    change("gone", Some("aaa"), "bbb", true),
+                    change("files", None, "bbb", true),
+                ],
+            ),
+        ];
+        let set = undo_set(&records, &["api", "files"], &[], SOURCE).unwrap();
+        assert_eq!(set.undo.run_id, "ok");
+        assert_eq!(tags(&set), [("api", "aaa")]);
+        assert_eq!(
+            set.undo.left,
+            [
+                (
+                    "files".to_owned(),
+                    "ran nothing readable before run ok: left on :bbb".to_owned()
+                ),
+                (
+                    "gone".to_owned(),
+                    "no longer a service of this checkout".to_owned()
+                ),
+            ]
+        );
+        assert!(set.spas.is_empty());
+    }
+
+    #[test]
+    fn no_undoable_run_says_where_it_looked() {
+        let records = vec![record(
+            "same",
+            1,
+            State::Succeeded,
+            vec![change("api", Some("a"), "a", true)],
+        )];
+        let err = undo_set(&records, &["api"], &[], SOURCE).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "nothing to undo in sandbox: none of its 1 newest recorded runs (s3://private/deploy-history/sandbox/) succeeded and changed a service or an SPA. `deploy history --var-file tfvars/sandbox.tfvars` lists them"
+        );
+        let err = undo_set(&[], &["api"], &[], SOURCE).unwrap_err();
+        assert!(err.to_string().contains("none of its 0 newest"), "{err}");
+    }
+
+    #[test]
+    fn a_run_whose_changes_cannot_be_restored_is_refused() {
+        let records = vec![record(
+            "r1",
+            1,
+            State::Succeeded,
+            vec![
+                change("files", None, "bbb", true),
+                change("gone", Some("a"), "b", true),
+            ],
+        )];
+        let err = undo_set(&records, &["files"], &[], SOURCE).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot undo run r1 of sandbox: none of the services it changed can be restored (files: ran nothing readable before run r1: left on :bbb; gone: no longer a service of this checkout). Nothing was touched"
+        );
+    }
+
+    #[test]
+    fn an_spa_alone_is_enough_to_undo_when_the_plan_checks_it() {
+        let mut run = record("spa", 1, State::Succeeded, Vec::new());
+        run.spas = vec![
+            spa("admin-ui", Some(3), Some("a")),
+            spa("new-ui", None, None),
+            spa("old-ui", None, Some("a")),
+        ];
+        let records = vec![run];
+        // Checked: admin-ui restores its release, old-ui has no record (refused later).
+        for checked in [&["admin-ui"][..], &["old-ui"]] {
+            let set = undo_set(&records, &["api"], checked, SOURCE).unwrap();
+            assert!(set.undo.tags.is_empty());
+            assert_eq!(
+                set.spas,
+                [
+                    ("admin-ui".to_owned(), SpaUndo::Restore { release: 3 }),
+                    (
+                        "new-ui".to_owned(),
+                        SpaUndo::Leave(
+                            "nothing of deploy's was live before run spa: left on its release"
+                                .into()
+                        )
+                    ),
+                    ("old-ui".to_owned(), SpaUndo::NoRecord),
+                ]
+            );
+        }
+        // Only an SPA that is left, or none the plan checks (`--skip-spas`): nothing to do.
+        for checked in [&["new-ui"][..], &[]] {
+            let err = undo_set(&records, &["api"], checked, SOURCE).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("cannot undo run spa of sandbox"),
+                "{err}"
+            );
+        }
+    }
+}
