@@ -4,6 +4,8 @@
 //! not in `model`): it gathers their outcomes (images, rollouts, health checks, the
 //! reviewed terraform plan, the images copied).
 
+pub mod record;
+
 use std::fmt;
 
 use serde::Serialize;

@@ -13,10 +13,9 @@ use crate::aws::ecs::{image_tag_of, Ecs, LiveImage, Lookup};
 use crate::aws::{ecr, history as store};
 use crate::checkout::Checkout;
 use crate::model::config;
-use crate::model::history::{
-    self, ImageVersion, Opening, Previous, Record, ServiceTags, UndoSet, Who,
-};
+use crate::model::history::{self, ImageVersion, Record, ServiceTags, UndoSet, Who};
 use crate::model::plan::{Action, Plan};
+use crate::report::record::{self, Opening, Previous};
 use crate::report::RunReport;
 
 /// What ran before this run rolled anything, read under the lock.
@@ -262,7 +261,7 @@ impl Run<'_> {
             },
             command: crate::model::plan::shell_words(std::env::args()),
         };
-        let record = history::opened(self.plan, opening, &before.previous());
+        let record = record::opened(self.plan, opening, &before.previous());
         let ledger = Ledger {
             s3: ready.aws.s3(),
             bucket,
@@ -290,7 +289,7 @@ impl Run<'_> {
             HashMap::new()
         };
         let now = crate::timestamp::now_unix();
-        history::finished(&mut ledger.record, report, &digests, outcome, now);
+        record::finished(&mut ledger.record, report, &digests, outcome, now);
         self.write_record(&ledger).await;
     }
 

@@ -9,12 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::plan::Mode;
 
-mod record;
 mod spas;
 mod undo;
 mod view;
 
-pub use record::{finished, opened, Opening, Previous};
 pub use spas::{SpaChange, SpaUndo};
 pub use undo::{undo_set, UndoSet, UndoSource};
 pub use view::{HistoryEntry, HistoryView};

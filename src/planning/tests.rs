@@ -8,6 +8,7 @@ use crate::model::plan::{
 };
 
 mod decisions;
+mod spas;
 
 /// The integration tests' fixture platform (9 services, 2 SPAs, the terraform root);
 /// its tracked `example.tfvars` names the workspace `example`.

@@ -1,15 +1,15 @@
-//! The history record's construction: opened from the plan and what ran before when the
+//! The history record's construction (here, beside the report it is finished from): opened from the plan and what ran before when the
 //! run takes the lock, finished from the run's report and outcome at its end. Pure: the
 //! clock, the run id, the operator and what ran before are read by `deploy::ledger`.
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{
+use super::RunReport;
+use crate::error::Interrupted;
+use crate::model::history::{
     ImageVersion, PlanSummary, Record, RestoreRecord, ServiceChange, SpaChange, State, Who, FORMAT,
 };
-use crate::error::Interrupted;
 use crate::model::plan::{Action, Plan};
-use crate::report::RunReport;
 
 /// Who opens the record, when, and under which id.
 #[derive(Debug, Clone)]
