@@ -23,6 +23,8 @@ pub mod health;
 pub mod http;
 pub mod model;
 pub mod notify;
+pub mod operator;
+pub mod paths;
 pub mod process;
 pub mod registry;
 pub mod request;

@@ -272,8 +272,8 @@ fn new_record(plan: &Plan, environment: &str, caller_arn: &str, before: &Before)
         state: State::Running,
         who: Who {
             caller_arn: caller_arn.to_owned(),
-            user: crate::aws::deploy_lock::user_name(),
-            host: crate::aws::deploy_lock::hostname(),
+            user: crate::operator::user_name(),
+            host: crate::operator::hostname(),
             pid: std::process::id(),
         },
         command: crate::model::plan::shell_words(std::env::args()),

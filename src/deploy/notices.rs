@@ -1,7 +1,6 @@
 //! What the notification webhook is told (`[notify]`, see `crate::notify`): the
 //! start of a run once it holds the lock, and its end, with the step that failed.
 
-use crate::aws::deploy_lock;
 use crate::error::Interrupted;
 use crate::model::plan::Action;
 use crate::notify::{Event, Notice, Notifier};
@@ -52,8 +51,8 @@ impl Run<'_> {
         };
         let failure = ended.and_then(|(_, failure)| failure);
         let who = match &ready.caller_arn {
-            Some(arn) => format!("{} ({arn})", deploy_lock::operator()),
-            None => deploy_lock::operator(),
+            Some(arn) => format!("{} ({arn})", crate::operator::operator()),
+            None => crate::operator::operator(),
         };
         let notice = Notice {
             event,

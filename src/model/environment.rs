@@ -92,8 +92,7 @@ impl Environment {
 
     /// [`Environment::resolve`] with the platform's own S3 backend bucket, if any.
     pub fn read(platform: &Platform, workspace: Option<&str>, outputs: &Outputs) -> Result<Self> {
-        let backend =
-            crate::aws::deploy_lock::state_bucket(&platform.root.join(platform.terraform_dir()));
+        let backend = crate::terraform::state_bucket(&platform.root.join(platform.terraform_dir()));
         Self::resolve(&platform.config, workspace, outputs, backend)
     }
 

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::client::{self, RegistryClient};
 use super::copy::{fetch_manifest_within, Place};
+use super::failure;
 
 /// Tries of one digest read when the registry drops the connection or answers 5xx:
 /// a read is cheap to ask again later, and the deadline bounds them all anyway.
@@ -154,7 +155,7 @@ async fn ask(
             deadline().as_secs()
         ))),
         Ok(Ok(manifest)) => Ok(manifest.map(|m| m.digest)),
-        Ok(Err(err)) if client::is_unreachable(&err) || client::is_transient(&err) => {
+        Ok(Err(err)) if failure::is_unreachable(&err) || failure::is_transient(&err) => {
             Err(Failure::Unreachable(root_cause(&err)))
         }
         Ok(Err(err)) => Err(Failure::Other(format!("{err:#}"))),
@@ -165,11 +166,11 @@ async fn ask(
 fn root_cause(err: &anyhow::Error) -> String {
     let unreachable = err
         .chain()
-        .find_map(|cause| cause.downcast_ref::<client::Unreachable>())
+        .find_map(|cause| cause.downcast_ref::<failure::Unreachable>())
         .map(|found| found.0.clone());
     let transient = err
         .chain()
-        .find_map(|cause| cause.downcast_ref::<client::Transient>())
+        .find_map(|cause| cause.downcast_ref::<failure::Transient>())
         .map(|found| found.0.clone());
     let attempts = err
         .chain()

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod copy;
 pub mod digests;
+pub mod failure;
 pub mod manifest;
 
 pub use client::{Credentials, RegistryClient};

@@ -3,6 +3,7 @@
 //! happens to its output in `output`.
 
 mod apply;
+mod backend;
 mod output;
 mod plan;
 
@@ -16,6 +17,7 @@ use anyhow::{Context, Result};
 pub use apply::{
     addresses_of, hcl_string, targets_of, unmatched_targets, workspace_for, Apply, Roll,
 };
+pub use backend::state_bucket;
 use output::{colour_wanted, forward};
 pub use output::{ApplyFailed, OutputFilter};
 pub use plan::{

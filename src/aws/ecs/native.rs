@@ -53,7 +53,7 @@ pub struct Pause {
 }
 
 /// How far the verify step waits for a service deployment (`--wait-until`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WaitUntil {
     /// Production traffic is on the new revision (its bake may still run).
