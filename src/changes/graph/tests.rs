@@ -1,7 +1,7 @@
 //! The graph decision on real temporary repositories: the table of the issue's cases.
 
 use super::*;
-use crate::changes::testing::TestRepo;
+use crate::git::testing::TestRepo;
 use crate::changes::workspace::tests::package;
 
 const WORKSPACE: &str = "packages:\n  - services/*\n  - packages/*\n  - apps/*\n";
