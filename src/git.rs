@@ -298,8 +298,8 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::testing::TestRepo;
+    use super::*;
 
     /// A version-2 pack index (magic, version, fan-out) listing `objects` objects.
     fn write_pack_index(dir: &Path, name: &str, objects: u32, version: u32) {

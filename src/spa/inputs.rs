@@ -211,7 +211,6 @@ fn join(dir: &str, name: &str) -> String {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
