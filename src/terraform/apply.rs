@@ -46,6 +46,15 @@ impl Roll {
     }
 }
 
+/// How a roll's `terraform plan` runs, besides what it rolls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// `-lock-timeout`: how long terraform waits for its state lock. A run queued with
+    /// `--lock-wait` plans while the run ahead may be applying, and then waits for
+    /// terraform's lock as long as it waits for its own.
+    pub lock_timeout: Option<std::time::Duration>,
+}
+
 /// A `terraform apply`, as arguments (never through a shell).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Apply {
@@ -63,12 +72,26 @@ impl Apply {
     /// to `out`; [`Apply::apply_saved_args`] applies it. (A run never applies without a
     /// saved plan: what the operator reviewed is what is applied.)
     pub fn plan_args(&self, config: &TerraformConfig, out: &Path) -> Vec<String> {
+        self.plan_args_with(config, out, PlanOptions::default())
+    }
+
+    /// [`Apply::plan_args`] as a run makes it: the one author of that command line, so
+    /// that nobody patches it by position.
+    pub fn plan_args_with(
+        &self,
+        config: &TerraformConfig,
+        out: &Path,
+        options: PlanOptions,
+    ) -> Vec<String> {
         let mut args = vec![
             format!("-chdir={}", self.dir.display()),
             "plan".to_owned(),
             "-input=false".to_owned(),
-            format!("-out={}", out.display()),
         ];
+        if let Some(wait) = options.lock_timeout {
+            args.push(format!("-lock-timeout={}s", wait.as_secs()));
+        }
+        args.push(format!("-out={}", out.display()));
         args.extend(self.variables_and_targets(config));
         args
     }
@@ -377,6 +400,32 @@ mod tests {
                 "/tmp/x/roll.tfplan"
             ]
         );
+    }
+
+    #[test]
+    fn a_queued_run_plans_with_terraforms_lock_timeout_before_the_out_file() {
+        let plan = apply(Roll::All {
+            tag: "3f2c1ab".into(),
+        });
+        let config = TerraformConfig::default();
+        let out = Path::new("/tmp/x/roll.tfplan");
+        let waiting = PlanOptions {
+            lock_timeout: Some(std::time::Duration::from_secs(600)),
+        };
+        let planned = plan.plan_args_with(&config, out, waiting);
+        assert_eq!(
+            planned[..5],
+            [
+                "-chdir=infra/terraform/aws",
+                "plan",
+                "-input=false",
+                "-lock-timeout=600s",
+                "-out=/tmp/x/roll.tfplan"
+            ]
+        );
+        let mut without = planned.clone();
+        without.remove(3);
+        assert_eq!(without, plan.plan_args(&config, out));
     }
 
     #[test]

@@ -15,7 +15,8 @@ use crate::process::Signal;
 use anyhow::{Context, Result};
 
 pub use apply::{
-    addresses_of, hcl_string, targets_of, unmatched_targets, workspace_for, Apply, Roll,
+    addresses_of, hcl_string, targets_of, unmatched_targets, workspace_for, Apply, PlanOptions,
+    Roll,
 };
 pub use backend::state_bucket;
 use output::{colour_wanted, forward};
