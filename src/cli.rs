@@ -2,7 +2,9 @@
 //!
 //! These types only hold values. `request.rs` turns them into the typed request of
 //! each command (and the shared `Globals`) before any I/O; nothing here knows about
-//! AWS, Docker or git.
+//! AWS, Docker or git. The flags several commands share are declared once
+//! ([`RollFlags`], [`RollbackOnFailure`], [`LockWait`], [`SpaChoice`]) and flattened
+//! into each; the enums here are clap's, mapped to the domain's in `request.rs`.
 
 use std::path::PathBuf;
 

@@ -1,4 +1,5 @@
-//! The git repository being deployed: its root, HEAD and working-tree state (git2).
+//! The git repository being deployed: its root, HEAD and working-tree state (git2);
+//! and, for unit tests, temporary repositories to commit to (`testing`).
 
 use std::path::{Path, PathBuf};
 

@@ -2,6 +2,7 @@
 //! (`AWS_ENDPOINT_URL` is honoured by the loader; S3 then needs path-style addressing),
 //! and the timeouts every AWS call gets (`DEPLOY_AWS_TIMEOUT`): an endpoint that
 //! accepts the connection and never answers ends the call with an error naming it.
+//! [`Contexts`] holds a run's contexts, one per profile, each loaded once.
 
 pub mod deploy_lock;
 pub mod ecr;

@@ -1,8 +1,8 @@
 //! One registry, through its HTTP API v2 (hyper + rustls): URLs, credentials (Basic, as
 //! ECR takes its GetAuthorizationToken user and password, and the Bearer token dance of
-//! other registries), redirects (ECR serves blobs from S3), and which failures are worth
-//! another try: a 5xx or a dropped connection is; a name that does not resolve, a
-//! refused connection or a proxy that cannot reach the host is not ([`Unreachable`]).
+//! other registries), redirects (ECR serves blobs from S3), and the answer's helpers
+//! (headers, bounded bodies, the registry's error text). How a request failed, and
+//! whether another try can help, is `failure`'s.
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! Terraform: the CLI run from the repository root (workspace, outputs, state, the
 //! apply), and the installed version. The apply's arguments are in `apply`, what
-//! happens to its output in `output`.
+//! happens to its output in `output`, the backend `terraform init` recorded in
+//! `backend`.
 
 mod apply;
 mod backend;
