@@ -89,8 +89,7 @@ pub fn read_environment(
     workspace: Option<&str>,
     outputs: &Outputs,
 ) -> Result<Environment> {
-    let backend =
-        crate::aws::deploy_lock::state_bucket(&platform.root.join(platform.terraform_dir()));
+    let backend = crate::terraform::state_bucket(&platform.root.join(platform.terraform_dir()));
     Environment::resolve(&platform.config, workspace, outputs, backend)
 }
 

@@ -2,11 +2,13 @@
 //!
 //! These types only hold values. `request.rs` turns them into the typed request of
 //! each command (and the shared `Globals`) before any I/O; nothing here knows about
-//! AWS, Docker or git.
+//! AWS, Docker or git. The flags several commands share are declared once
+//! ([`RollFlags`], [`RollbackOnFailure`], [`LockWait`], [`SpaChoice`]) and flattened
+//! into each; the enums here are clap's, mapped to the domain's in `request.rs`.
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 /// Build, push and roll the platform's backend services and SPAs on AWS.
 ///
@@ -67,48 +69,28 @@ pub struct Cli {
     pub allow_dirty_spas: bool,
 
     /// Push images and SPAs only: no terraform apply, no ECS roll
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["allow_infra_changes", "rollback_on_failure"])]
     pub skip_tf: bool,
 
     /// AWS profile to use, non-interactively (skips the profile menu)
     #[arg(global = true, long, value_name = "NAME", env = "DEPLOY_PROFILE")]
     pub profile: Option<String>,
 
-    /// Skip the profile menu and the account confirmation (pair with --profile); the
-    /// review of the roll's terraform plan is still printed, and changes outside the
-    /// deployment still need --allow-infra-changes
-    #[arg(short = 'y', long)]
-    pub yes: bool,
+    #[command(flatten)]
+    pub roll: RollFlags,
 
-    /// Print the plan (services, SPAs, image tag, terraform command) and stop; touches
-    /// nothing
-    #[arg(long)]
-    pub dry_run: bool,
-
-    /// Apply the roll's terraform plan even when it also changes infrastructure outside
-    /// the deployment (resources other than the services' task definitions and
-    /// services), or destroys anything; without it such a run stops before any build
-    #[arg(long, conflicts_with = "skip_tf")]
-    pub allow_infra_changes: bool,
-
-    /// When a rolled service does not settle, settles on another tag or fails its health
-    /// check, roll the services this run changed back to the tags they ran before it,
-    /// verify them, and exit 1 (also `verify.rollback_on_failure` in deploy.toml)
-    #[arg(long, conflicts_with = "skip_tf")]
-    pub rollback_on_failure: bool,
+    #[command(flatten)]
+    pub on_failure: RollbackOnFailure,
 
     /// How far to follow each rolled service's ECS service deployment: until production
     /// traffic is on the new revision (its bake may still run), until it is complete,
     /// or until it waits at a pause hook. Services without service deployments are
     /// waited on until steady whatever this says
-    #[arg(long, value_enum, value_name = "POINT", default_value_t = crate::aws::ecs::native::WaitUntil::Complete, conflicts_with = "skip_tf")]
-    pub wait_until: crate::aws::ecs::native::WaitUntil,
+    #[arg(long, value_enum, value_name = "POINT", default_value_t = WaitUntil::Complete, conflicts_with = "skip_tf")]
+    pub wait_until: WaitUntil,
 
-    /// When another run holds the environment's deploy lock, wait up to this long for
-    /// it (e.g. 90s, 10m, 1h) instead of failing at once; the holder is shown while
-    /// waiting. For CI pipelines that queue. Ignored with --skip-tf (no lock)
-    #[arg(long, value_name = "DURATION", value_parser = parse_wait, env = "DEPLOY_LOCK_WAIT")]
-    pub lock_wait: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub lock: LockWait,
 
     /// Output format for results on stdout
     #[arg(
@@ -187,6 +169,9 @@ pub enum Command {
     /// Roll services back to an earlier commit whose images are still in the registry:
     /// no build, no push; terraform apply with that tag, then the same rollout checks.
     /// Each SPA goes back to its kept release of that commit (or the newest before it)
+    #[command(mut_arg("dry_run", |arg| arg.help(
+        "Print the plan and stop; touches nothing (the registry is not asked)"
+    )))]
     Rollback {
         /// The commit to go back to: its short SHA (the image tag), a full SHA, a tag, or
         /// e.g. HEAD~1
@@ -202,43 +187,17 @@ pub enum Command {
         #[arg(long, value_name = "A,B", value_delimiter = ',', num_args = 1)]
         services: Option<Vec<String>>,
 
-        /// Leave every SPA as it is (by default each goes back to its release of that
-        /// commit, or the newest kept release before it)
-        #[arg(long)]
-        skip_spas: bool,
+        #[command(flatten)]
+        spas: SpaChoice,
 
-        /// Restore only these SPAs (comma-separated)
-        #[arg(
-            long,
-            value_name = "A,B",
-            value_delimiter = ',',
-            num_args = 1,
-            conflicts_with = "skip_spas"
-        )]
-        spas: Option<Vec<String>>,
+        #[command(flatten)]
+        roll: RollFlags,
 
-        /// Skip the profile menu and the account confirmation (pair with --profile); the
-        /// review of the roll's terraform plan is still printed
-        #[arg(short = 'y', long)]
-        yes: bool,
+        #[command(flatten)]
+        on_failure: RollbackOnFailure,
 
-        /// Print the plan and stop; touches nothing (the registry is not asked)
-        #[arg(long)]
-        dry_run: bool,
-
-        /// Apply the rollback's terraform plan even when it also changes infrastructure
-        /// outside the deployment, or destroys anything
-        #[arg(long)]
-        allow_infra_changes: bool,
-
-        /// When the rollback does not settle, restore the tags the services ran before it
-        #[arg(long)]
-        rollback_on_failure: bool,
-
-        /// When another run holds the environment's deploy lock, wait up to this long
-        /// for it (e.g. 90s, 10m) instead of failing at once
-        #[arg(long, value_name = "DURATION", value_parser = parse_wait, env = "DEPLOY_LOCK_WAIT")]
-        lock_wait: Option<std::time::Duration>,
+        #[command(flatten)]
+        lock: LockWait,
     },
     /// The environment's run history, newest first: when, who, mode, each service's
     /// tag before and after, outcome, duration. Read-only
@@ -260,53 +219,34 @@ pub enum Command {
     /// confirmation, terraform plan review, verify and health checks as any roll.
     /// Nothing is built; an image gone from the registry stops it before anything is
     /// touched. Each SPA it changed goes back to the release live before it
+    #[command(mut_arg("dry_run", |arg| arg.help(
+        "Print the plan and stop (reads the history and ECS; touches nothing)"
+    )))]
     Undo {
         /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)
         #[arg(long, value_name = "PATH", env = "DEPLOY_VAR_FILE")]
         var_file: std::path::PathBuf,
 
-        /// Leave every SPA as it is
-        #[arg(long)]
-        skip_spas: bool,
+        #[command(flatten)]
+        spas: SpaChoice,
 
-        /// Restore only these SPAs (comma-separated)
-        #[arg(
-            long,
-            value_name = "A,B",
-            value_delimiter = ',',
-            num_args = 1,
-            conflicts_with = "skip_spas"
-        )]
-        spas: Option<Vec<String>>,
+        #[command(flatten)]
+        roll: RollFlags,
 
-        /// Skip the profile menu and the account confirmation (pair with --profile); the
-        /// review of the roll's terraform plan is still printed
-        #[arg(short = 'y', long)]
-        yes: bool,
+        #[command(flatten)]
+        on_failure: RollbackOnFailure,
 
-        /// Print the plan and stop (reads the history and ECS; touches nothing)
-        #[arg(long)]
-        dry_run: bool,
-
-        /// Apply the undo's terraform plan even when it also changes infrastructure
-        /// outside the deployment, or destroys anything
-        #[arg(long)]
-        allow_infra_changes: bool,
-
-        /// When the undo does not settle, restore the tags the services ran before it
-        #[arg(long)]
-        rollback_on_failure: bool,
-
-        /// When another run holds the environment's deploy lock, wait up to this long
-        /// for it (e.g. 90s, 10m) instead of failing at once
-        #[arg(long, value_name = "DURATION", value_parser = parse_wait, env = "DEPLOY_LOCK_WAIT")]
-        lock_wait: Option<std::time::Duration>,
+        #[command(flatten)]
+        lock: LockWait,
     },
     /// Promote the images one environment runs to the next (sandbox to prod), by digest:
     /// copied registry to registry (no build, no docker pull/push), proved identical,
     /// then rolled through the target's pipeline (lock, review, confirmation, terraform,
     /// ECS wait, health). Services the target runs at that digest already are skipped;
     /// SPAs are not copied. --profile is the target's profile
+    #[command(mut_arg("dry_run", |arg| arg.help(
+        "Print the plan (what each environment runs, by digest) and stop; copies and rolls nothing"
+    )))]
     Promote {
         /// The source environment's tfvars file (e.g. tfvars/sandbox.tfvars)
         #[arg(long, value_name = "PATH")]
@@ -324,25 +264,11 @@ pub enum Command {
         #[arg(long, value_name = "PROFILE", env = "DEPLOY_PROFILE_FROM")]
         profile_from: Option<String>,
 
-        /// Skip the profile menu and the account confirmation (pair with --profile); the
-        /// review of the roll's terraform plan is still printed
-        #[arg(short = 'y', long)]
-        yes: bool,
+        #[command(flatten)]
+        roll: RollFlags,
 
-        /// Print the plan (what each environment runs, by digest) and stop; copies and
-        /// rolls nothing
-        #[arg(long)]
-        dry_run: bool,
-
-        /// Apply the roll's terraform plan even when it also changes infrastructure
-        /// outside the deployment, or destroys anything
-        #[arg(long)]
-        allow_infra_changes: bool,
-
-        /// When another run holds the environment's deploy lock, wait up to this long
-        /// for it (e.g. 90s, 10m) instead of failing at once
-        #[arg(long, value_name = "DURATION", value_parser = parse_wait, env = "DEPLOY_LOCK_WAIT")]
-        lock_wait: Option<std::time::Duration>,
+        #[command(flatten)]
+        lock: LockWait,
     },
     /// Plan the roll and show what it would change, as a deploy shows it before its
     /// confirmation: per service the image tag and other changed attributes, then every
@@ -369,6 +295,69 @@ pub enum Command {
         #[arg(long, value_name = "PATH", env = "DEPLOY_VAR_FILE")]
         var_file: std::path::PathBuf,
     },
+}
+
+/// The flags of every command that rolls (a deploy, `rollback`, `undo`, `promote`):
+/// declared once, so that each reads and validates the same everywhere. A command
+/// whose dry run reads something else says so in its own `--dry-run` help.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RollFlags {
+    /// Skip the profile menu and the account confirmation (pair with --profile); the
+    /// review of the roll's terraform plan is still printed, and changes outside the
+    /// deployment still need --allow-infra-changes
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Print the plan (services, SPAs, image tag, terraform command) and stop; touches
+    /// nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Apply the roll's terraform plan even when it also changes infrastructure outside
+    /// the deployment (resources other than the services' task definitions and
+    /// services), or destroys anything; without it such a run stops before anything is
+    /// built or rolled
+    #[arg(long)]
+    pub allow_infra_changes: bool,
+}
+
+/// `--rollback-on-failure`, of the commands that roll and can restore (all but
+/// `promote`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RollbackOnFailure {
+    /// When a rolled service does not settle, settles on another tag or fails its health
+    /// check, roll the services this run changed back to the tags they ran before it,
+    /// verify them, and exit 1 (also `verify.rollback_on_failure` in deploy.toml)
+    #[arg(long)]
+    pub rollback_on_failure: bool,
+}
+
+/// `--lock-wait`, of every command that takes the deploy lock.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LockWait {
+    /// When another run holds the environment's deploy lock, wait up to this long for
+    /// it (e.g. 90s, 10m, 1h) instead of failing at once; the holder is shown while
+    /// waiting. For CI pipelines that queue. Ignored with --skip-tf (no lock)
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait, env = "DEPLOY_LOCK_WAIT")]
+    pub lock_wait: Option<std::time::Duration>,
+}
+
+/// `rollback`/`undo`: which SPAs go back with the services.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SpaChoice {
+    /// Leave every SPA as it is (by default each goes back too)
+    #[arg(long)]
+    pub skip_spas: bool,
+
+    /// Restore only these SPAs (comma-separated)
+    #[arg(
+        long,
+        value_name = "A,B",
+        value_delimiter = ',',
+        num_args = 1,
+        conflicts_with = "skip_spas"
+    )]
+    pub spas: Option<Vec<String>>,
 }
 
 /// `--lock-wait`: `90`, `90s`, `10m`, `1h`, `1h30m` (seconds without a unit); at
@@ -417,6 +406,17 @@ pub enum ChangedMode {
     Runbook,
 }
 
+/// `--wait-until <POINT>`: how far the verify step follows a service deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WaitUntil {
+    /// Production traffic is on the new revision (its bake may still run).
+    TrafficShifted,
+    /// The deployment is SUCCESSFUL, bake and clean-up done.
+    Complete,
+    /// It waits at a pause hook (or is complete): answer the hook outside deploy.
+    Paused,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     /// Tables for people
@@ -435,124 +435,4 @@ impl From<OutputFormat> for crate::ui::output::OutputFormat {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn clap_definition_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("deploy").chain(args.iter().copied()))
-    }
-
-    #[test]
-    fn services_split_on_commas_and_repeat() {
-        let cli = parse(&["--skip-tf", "--services", "api,auth", "--services", "files"]).unwrap();
-        assert_eq!(cli.services.unwrap(), ["api", "auth", "files"]);
-    }
-
-    #[test]
-    fn var_file_is_required_unless_skip_tf() {
-        let err = parse(&[]).unwrap_err();
-        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
-        assert!(parse(&["--skip-tf"]).is_ok());
-    }
-
-    #[test]
-    fn rollback_takes_a_revision_and_requires_the_environment() {
-        let cli = parse(&[
-            "rollback",
-            "a1b2c3d",
-            "--var-file",
-            "tfvars/prod.tfvars",
-            "--services",
-            "api,auth",
-            "-y",
-        ])
-        .unwrap();
-        let Some(Command::Rollback {
-            revision,
-            var_file,
-            services,
-            yes,
-            dry_run,
-            ..
-        }) = cli.command
-        else {
-            panic!("not a rollback: {:?}", cli.command)
-        };
-        assert_eq!(revision, "a1b2c3d");
-        assert_eq!(var_file, PathBuf::from("tfvars/prod.tfvars"));
-        assert_eq!(services.unwrap(), ["api", "auth"]);
-        assert!(yes && !dry_run);
-        for args in [
-            &["rollback", "a1b2c3d"][..],
-            &["rollback", "--var-file", "x.tfvars"][..],
-        ] {
-            let err = parse(args).unwrap_err();
-            assert_eq!(
-                err.kind(),
-                clap::error::ErrorKind::MissingRequiredArgument,
-                "{args:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn changed_takes_an_optional_mode_after_an_equals_sign() {
-        let mode = |args: &[&str]| parse(args).map(|cli| cli.changed);
-        assert_eq!(mode(&["--var-file", "x.tfvars"]).unwrap(), None);
-        assert_eq!(
-            mode(&["--var-file", "x.tfvars", "--changed"]).unwrap(),
-            Some(None)
-        );
-        assert_eq!(
-            mode(&["--var-file", "x.tfvars", "--changed=graph"]).unwrap(),
-            Some(Some(ChangedMode::Graph))
-        );
-        assert_eq!(
-            mode(&["--var-file", "x.tfvars", "--changed=runbook"]).unwrap(),
-            Some(Some(ChangedMode::Runbook))
-        );
-        // A space never takes the mode: `--changed graph` is a stray argument.
-        assert!(mode(&["--var-file", "x.tfvars", "--changed", "graph"]).is_err());
-        let err = mode(&["--var-file", "x.tfvars", "--changed=nx"]).unwrap_err();
-        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
-    }
-
-    #[test]
-    fn lock_wait_reads_durations_with_units() {
-        let secs = |text: &str| parse_wait(text).map(|d| d.as_secs());
-        assert_eq!(secs("90"), Ok(90));
-        assert_eq!(secs("90s"), Ok(90));
-        assert_eq!(secs("10m"), Ok(600));
-        assert_eq!(secs("1h30m"), Ok(5400));
-        assert_eq!(secs("0s"), Ok(0));
-        for bad in ["", "m", "10x", "1.5m", "-3s", "10m5", "25h"] {
-            assert!(parse_wait(bad).is_err(), "{bad:?}");
-        }
-        let cli = parse(&["--var-file", "x.tfvars", "--lock-wait", "5m"]).unwrap();
-        assert_eq!(cli.lock_wait, Some(std::time::Duration::from_secs(300)));
-        // Accepted with --skip-tf (and ignored: no lock), so that DEPLOY_LOCK_WAIT can
-        // be set for a whole pipeline.
-        assert!(parse(&["--skip-tf", "--lock-wait", "5m"]).is_ok());
-    }
-
-    #[test]
-    fn changed_conflicts_with_services_and_skip_tf() {
-        for args in [
-            &["--var-file", "x.tfvars", "--changed", "--services", "api"][..],
-            &["--changed", "--skip-tf"][..],
-        ] {
-            let err = parse(args).unwrap_err();
-            assert_eq!(
-                err.kind(),
-                clap::error::ErrorKind::ArgumentConflict,
-                "{args:?}"
-            );
-        }
-    }
-}
+mod tests;

@@ -1,4 +1,5 @@
-//! The git repository being deployed: its root, HEAD and working-tree state (git2).
+//! The git repository being deployed: its root, HEAD and working-tree state (git2);
+//! and, for unit tests, temporary repositories to commit to (`testing`).
 
 use std::path::{Path, PathBuf};
 
@@ -241,10 +242,55 @@ pub fn looks_like_sha(text: &str) -> bool {
     (7..=40).contains(&text.len()) && text.chars().all(|c| c.is_ascii_hexdigit())
 }
 
+/// Temporary git repositories for unit tests (of this module and of change detection).
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::Path;
+
+    use git2::{Oid, Repository, Signature};
+
+    /// A repository in a temporary directory, committed to file by file.
+    pub struct TestRepo {
+        pub dir: tempfile::TempDir,
+        pub repo: Repository,
+    }
+
+    impl TestRepo {
+        pub fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = Repository::init(dir.path()).unwrap();
+            Self { dir, repo }
+        }
+
+        /// Writes `files` (path, content) and commits them on HEAD.
+        pub fn commit(&self, files: &[(&str, &str)]) -> Oid {
+            let mut index = self.repo.index().unwrap();
+            for (path, text) in files {
+                let full = self.dir.path().join(path);
+                std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+                std::fs::write(&full, text).unwrap();
+                index.add_path(Path::new(path)).unwrap();
+            }
+            index.write().unwrap();
+            let tree = self.repo.find_tree(index.write_tree().unwrap()).unwrap();
+            let signature = Signature::now("t", "t@example.invalid").unwrap();
+            let parent = self
+                .repo
+                .head()
+                .ok()
+                .and_then(|head| head.peel_to_commit().ok());
+            let parents: Vec<&git2::Commit> = parent.iter().collect();
+            self.repo
+                .commit(Some("HEAD"), &signature, &signature, "c", &tree, &parents)
+                .unwrap()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::testing::TestRepo;
     use super::*;
-    use crate::changes::testing::TestRepo;
 
     /// A version-2 pack index (magic, version, fan-out) listing `objects` objects.
     fn write_pack_index(dir: &Path, name: &str, objects: u32, version: u32) {

@@ -6,15 +6,17 @@
 //! The folders are the layers, each importing only from those below it
 //! (docs/architecture.md; `scripts/layers` checks every rule):
 //!
-//! - base files, importing nothing of the crate: `error`, `timestamp`;
+//! - base files, importing nothing of the crate: `error`, `timestamp`, `operator` (who
+//!   runs deploy, on which host), `paths` (the one path normaliser);
 //! - `model`: the pure values (config, platform, HEAD, plan, environment, history
 //!   record); std, serde, anyhow, thiserror and the base files only, and no I/O;
 //! - adapters, one per outside system: `aws`, `docker`, `registry`, `spa`, `terraform`,
 //!   `git`, `health` and `notify` (the webhook), with the helpers they share (`process`,
-//!   `http`, `glob`, `build_output`) and `ui`, what the operator sees (no clap, no `cli`);
+//!   `signals`, `http`, `glob`, `build_output`) and `ui`, what the operator sees (no clap, no `cli`);
 //!   an adapter never imports `deploy`, `commands`, `changes`, `request` or `cli`;
 //! - `checkout` (what is read from the repository), `planning` (the plan made from the
-//!   request), `report` (the end-of-run report), `signals`, and `changes` (what changed
+//!   request), `report` (the end-of-run report and the history record finished from it), and
+//!   `changes` (what changed
 //!   since what runs);
 //! - `deploy` (a run) and `commands` (the other subcommands), which never import each
 //!   other;
@@ -43,6 +45,8 @@ pub mod health;
 pub mod http;
 pub mod model;
 pub mod notify;
+pub mod operator;
+pub mod paths;
 pub mod planning;
 pub mod process;
 pub mod registry;

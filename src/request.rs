@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use crate::aws::ecs::native::WaitUntil;
 use crate::cli::{Cli, Command};
 use crate::model::config::ChangesMode;
 use crate::ui::output::OutputFormat;
@@ -67,7 +68,7 @@ pub struct Request {
     /// `--lock-wait`: how long to wait for another run's deploy lock (none: fail at once).
     pub lock_wait: Option<std::time::Duration>,
     /// `--wait-until`: how far the verify step follows ECS's service deployments.
-    pub wait_until: crate::aws::ecs::native::WaitUntil,
+    pub wait_until: WaitUntil,
 }
 
 /// `deploy promote --from <tfvars> [--profile-from P]`: the source environment.
@@ -173,38 +174,39 @@ impl CommandRequest {
                 revision,
                 var_file,
                 services,
-                skip_spas,
                 spas,
-                yes,
-                dry_run,
-                allow_infra_changes,
-                rollback_on_failure,
-                lock_wait,
+                roll,
+                on_failure,
+                lock,
             }) => Self::Deploy(Request {
-                allow_infra_changes: *allow_infra_changes,
-                rollback_on_failure: *rollback_on_failure,
-                lock_wait: *lock_wait,
-                skip_spas: *skip_spas,
-                spas: spas.as_deref().map(trimmed),
-                ..Request::rollback(revision, var_file, services.as_deref(), *yes, *dry_run)
+                allow_infra_changes: roll.allow_infra_changes,
+                rollback_on_failure: on_failure.rollback_on_failure,
+                lock_wait: lock.lock_wait,
+                skip_spas: spas.skip_spas,
+                spas: spas.spas.as_deref().map(trimmed),
+                ..Request::rollback(
+                    revision,
+                    var_file,
+                    services.as_deref(),
+                    roll.yes,
+                    roll.dry_run,
+                )
             }),
             Some(Command::Promote {
                 from,
                 to,
                 services,
                 profile_from,
-                yes,
-                dry_run,
-                allow_infra_changes,
-                lock_wait,
+                roll,
+                lock,
             }) => Self::Deploy(Request {
                 selection: services.as_deref().map_or(Selection::All, named),
                 var_file: Some(to.clone()),
-                lock_wait: *lock_wait,
+                lock_wait: lock.lock_wait,
                 skip_spas: true,
-                assume_yes: *yes,
-                dry_run: *dry_run,
-                allow_infra_changes: *allow_infra_changes,
+                assume_yes: roll.yes,
+                dry_run: roll.dry_run,
+                allow_infra_changes: roll.allow_infra_changes,
                 promote: Some(Promotion {
                     from_var_file: from.clone(),
                     profile_from: profile_from.clone(),
@@ -227,29 +229,35 @@ impl CommandRequest {
             }),
             Some(Command::Undo {
                 var_file,
-                skip_spas,
                 spas,
-                yes,
-                dry_run,
-                allow_infra_changes,
-                rollback_on_failure,
-                lock_wait,
+                roll,
+                on_failure,
+                lock,
             }) => Self::Deploy(Request {
                 selection: Selection::All,
-                lock_wait: *lock_wait,
+                lock_wait: lock.lock_wait,
                 var_file: Some(var_file.clone()),
-                skip_spas: *skip_spas,
-                spas: spas.as_deref().map(trimmed),
-                assume_yes: *yes,
-                dry_run: *dry_run,
-                allow_infra_changes: *allow_infra_changes,
-                rollback_on_failure: *rollback_on_failure,
+                skip_spas: spas.skip_spas,
+                spas: spas.spas.as_deref().map(trimmed),
+                assume_yes: roll.yes,
+                dry_run: roll.dry_run,
+                allow_infra_changes: roll.allow_infra_changes,
+                rollback_on_failure: on_failure.rollback_on_failure,
                 undo: true,
                 ..Request::default()
             }),
             Some(Command::Completions { shell }) => Self::Completions(*shell),
             Some(Command::Man) => Self::Man,
         }
+    }
+}
+
+/// `--wait-until`, as the verify step reads it.
+fn wait_until(point: crate::cli::WaitUntil) -> WaitUntil {
+    match point {
+        crate::cli::WaitUntil::TrafficShifted => WaitUntil::TrafficShifted,
+        crate::cli::WaitUntil::Complete => WaitUntil::Complete,
+        crate::cli::WaitUntil::Paused => WaitUntil::Paused,
     }
 }
 
@@ -287,14 +295,14 @@ impl Request {
             skip_spas: cli.skip_spas,
             allow_dirty_spas: cli.allow_dirty_spas,
             skip_tf: cli.skip_tf,
-            assume_yes: cli.yes,
-            dry_run: cli.dry_run,
-            allow_infra_changes: cli.allow_infra_changes,
-            rollback_on_failure: cli.rollback_on_failure,
+            assume_yes: cli.roll.yes,
+            dry_run: cli.roll.dry_run,
+            allow_infra_changes: cli.roll.allow_infra_changes,
+            rollback_on_failure: cli.on_failure.rollback_on_failure,
             // No lock without terraform: a --lock-wait (or DEPLOY_LOCK_WAIT) waits for
             // nothing.
-            lock_wait: cli.lock_wait.filter(|_| !cli.skip_tf),
-            wait_until: cli.wait_until,
+            lock_wait: cli.lock.lock_wait.filter(|_| !cli.skip_tf),
+            wait_until: wait_until(cli.wait_until),
             changes_mode: cli.changed.flatten().map(|mode| match mode {
                 crate::cli::ChangedMode::Graph => ChangesMode::Graph,
                 crate::cli::ChangedMode::Runbook => ChangesMode::Runbook,
@@ -347,221 +355,4 @@ impl Request {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    fn parse(args: &[&str]) -> (Globals, CommandRequest) {
-        let cli =
-            Cli::try_parse_from(std::iter::once("deploy").chain(args.iter().copied())).unwrap();
-        (Globals::from_cli(&cli), CommandRequest::from_cli(&cli))
-    }
-
-    #[test]
-    fn globals_are_read_wherever_they_are_typed() {
-        let (globals, request) = parse(&[
-            "status",
-            "-q",
-            "--profile",
-            "prod",
-            "--output",
-            "json",
-            "-C",
-            "/tmp",
-        ]);
-        assert_eq!(
-            globals,
-            Globals {
-                verbose: 0,
-                quiet: true,
-                output: OutputFormat::Json,
-                repo: Some("/tmp".into()),
-                profile: Some("prod".into()),
-            }
-        );
-        assert!(matches!(
-            request,
-            CommandRequest::Status(StatusRequest { var_file: None, .. })
-        ));
-    }
-
-    #[test]
-    fn a_deploy_trims_names_and_drops_the_var_file_and_lock_wait_with_skip_tf() {
-        let (_, request) = parse(&[
-            "--skip-tf",
-            "--var-file",
-            "x.tfvars",
-            "--services",
-            "api, auth",
-            "--lock-wait",
-            "5m",
-        ]);
-        let CommandRequest::Deploy(request) = request else {
-            panic!("not a deploy: {request:?}")
-        };
-        assert_eq!(
-            request.selection,
-            Selection::Named(vec!["api".into(), "auth".into()])
-        );
-        assert_eq!(request.var_file, None);
-        assert_eq!(request.lock_wait, None, "no lock to wait for");
-        assert!(request.skip_tf && request.rollback.is_none());
-    }
-
-    #[test]
-    fn a_promotion_is_a_deploy_request_to_the_target_without_spas() {
-        let (globals, request) = parse(&[
-            "promote",
-            "--from",
-            "tfvars/sandbox.tfvars",
-            "--to",
-            "tfvars/prod.tfvars",
-            "--services",
-            "api,auth",
-            "--profile",
-            "prod",
-            "--profile-from",
-            "sandbox",
-            "-y",
-        ]);
-        let CommandRequest::Deploy(request) = request else {
-            panic!("not a deploy request: {request:?}");
-        };
-        assert_eq!(globals.profile.as_deref(), Some("prod"));
-        assert_eq!(
-            request.var_file.as_deref(),
-            Some(std::path::Path::new("tfvars/prod.tfvars"))
-        );
-        assert_eq!(
-            request.promote,
-            Some(Promotion {
-                from_var_file: "tfvars/sandbox.tfvars".into(),
-                profile_from: Some("sandbox".into()),
-            })
-        );
-        assert_eq!(
-            request.selection,
-            Selection::Named(vec!["api".into(), "auth".into()])
-        );
-        assert!(request.skip_spas && request.assume_yes && !request.dry_run);
-    }
-
-    #[test]
-    fn a_rollback_is_a_deploy_request_restoring_spas_unless_told() {
-        let (_, request) = parse(&[
-            "rollback",
-            "HEAD~1",
-            "--var-file",
-            "tfvars/prod.tfvars",
-            "-y",
-        ]);
-        let CommandRequest::Deploy(request) = request else {
-            panic!("not a deploy: {request:?}")
-        };
-        assert_eq!(request.rollback.as_deref(), Some("HEAD~1"));
-        assert_eq!(request.selection, Selection::All);
-        assert!(!request.skip_spas && request.assume_yes && !request.dry_run);
-        let (_, request) = parse(&[
-            "rollback",
-            "HEAD~1",
-            "--var-file",
-            "tfvars/prod.tfvars",
-            "--spas",
-            "admin-ui, simulator",
-        ]);
-        let CommandRequest::Deploy(request) = request else {
-            panic!("not a deploy: {request:?}")
-        };
-        assert_eq!(
-            request.spas,
-            Some(vec!["admin-ui".to_owned(), "simulator".to_owned()])
-        );
-        assert!(Cli::try_parse_from([
-            "deploy",
-            "rollback",
-            "HEAD~1",
-            "--var-file",
-            "x.tfvars",
-            "--spas",
-            "a",
-            "--skip-spas"
-        ])
-        .is_err());
-    }
-
-    #[test]
-    fn diff_is_a_read_only_deploy_request_needing_no_confirmation() {
-        let (_, request) = parse(&["diff", "--var-file", "tfvars/prod.tfvars", "--changed"]);
-        let CommandRequest::Deploy(request) = request else {
-            panic!("not a deploy: {request:?}")
-        };
-        assert!(request.diff_only && request.assume_yes && request.skip_spas);
-        assert!(!request.allow_infra_changes && !request.dry_run);
-        assert_eq!(request.selection, Selection::Changed);
-        let (_, request) = parse(&[
-            "rollback",
-            "HEAD~1",
-            "--var-file",
-            "tfvars/prod.tfvars",
-            "--allow-infra-changes",
-        ]);
-        let CommandRequest::Deploy(request) = request else {
-            panic!("not a deploy: {request:?}")
-        };
-        assert!(request.allow_infra_changes && !request.diff_only);
-    }
-
-    #[test]
-    fn undo_is_a_deploy_request_building_nothing_and_history_is_read_only() {
-        let (_, request) = parse(&[
-            "undo",
-            "--var-file",
-            "tfvars/prod.tfvars",
-            "-y",
-            "--rollback-on-failure",
-        ]);
-        let CommandRequest::Deploy(request) = request else {
-            panic!("not a deploy: {request:?}")
-        };
-        assert!(request.undo && !request.skip_spas && request.assume_yes);
-        assert!(request.rollback_on_failure && request.rollback.is_none());
-        assert_eq!(request.selection, Selection::All);
-        let (_, request) = parse(&[
-            "history",
-            "--var-file",
-            "tfvars/prod.tfvars",
-            "--service",
-            "api",
-        ]);
-        assert!(matches!(
-            request,
-            CommandRequest::History(HistoryRequest { limit: 20, service: Some(ref s), .. }) if s == "api"
-        ));
-        let (_, request) = parse(&["--var-file", "x.tfvars", "--rollback-on-failure"]);
-        let CommandRequest::Deploy(request) = request else {
-            panic!("not a deploy: {request:?}")
-        };
-        assert!(request.rollback_on_failure && !request.undo);
-        assert!(Cli::try_parse_from(["deploy", "undo"]).is_err());
-        assert!(Cli::try_parse_from(["deploy", "--skip-tf", "--rollback-on-failure"]).is_err());
-    }
-
-    #[test]
-    fn prune_and_unlock_carry_their_flags() {
-        let (_, request) = parse(&["prune", "--keep", "5", "--skip-live-check"]);
-        assert!(matches!(
-            request,
-            CommandRequest::Prune(PruneRequest {
-                keep: 5,
-                dry_run: false,
-                skip_live_check: true,
-                var_file: None
-            })
-        ));
-        let (_, request) = parse(&["unlock", "--var-file", "tfvars/sandbox.tfvars"]);
-        assert!(matches!(
-            request,
-            CommandRequest::Unlock(UnlockRequest { var_file }) if var_file == std::path::Path::new("tfvars/sandbox.tfvars")
-        ));
-    }
-}
+mod tests;

@@ -1,5 +1,6 @@
-//! Wall-clock time as deploy writes it: Unix seconds, and UTC text from them (no date
-//! crate: the civil-from-days algorithm, Howard Hinnant's `civil_from_days`).
+//! Wall-clock time as deploy writes it: Unix seconds, UTC text from them (no date
+//! crate: the civil-from-days algorithm, Howard Hinnant's `civil_from_days`), and a
+//! span of seconds as people read it (`42s`, `10m`, `3h5m`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,6 +22,15 @@ pub fn utc(seconds: u64) -> String {
 pub fn rfc3339(seconds: u64) -> String {
     let (date, [h, m, s]) = civil(seconds);
     format!("{date}T{h:02}:{m:02}:{s:02}Z")
+}
+
+/// A span of `seconds` as people read it: `42s`, `10m`, `3h5m` (a lock's age, a wait).
+pub fn age(seconds: u64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+    }
 }
 
 /// The date as `YYYY-MM-DD` and the time of day of Unix `seconds`.
@@ -53,5 +63,12 @@ mod tests {
         assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(rfc3339(1_795_000_000), "2026-11-18T11:06:40Z");
         assert!(now_unix() > 1_795_000_000);
+    }
+
+    #[test]
+    fn ages_read_naturally() {
+        assert_eq!(age(42), "42s");
+        assert_eq!(age(600), "10m");
+        assert_eq!(age(3 * 3600 + 5 * 60), "3h5m");
     }
 }

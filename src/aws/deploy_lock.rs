@@ -40,7 +40,7 @@ impl std::fmt::Display for Holder {
             self.host,
             self.pid,
             crate::timestamp::utc(self.since),
-            format_age(age),
+            crate::timestamp::age(age),
             self.git_sha,
             self.command
         )
@@ -170,7 +170,7 @@ pub async fn take(
             let context = format!(
                 "gave up waiting for the deploy lock of {} after {} (--lock-wait)",
                 location.environment,
-                format_age(waited.as_secs())
+                crate::timestamp::age(waited.as_secs())
             );
             return Err(anyhow::Error::new(held).context(context));
         }
@@ -207,14 +207,14 @@ async fn try_put(
     token: &str,
 ) -> Result<Option<Held>> {
     let holder = Holder {
-        user: user_name(),
-        host: hostname(),
+        user: crate::operator::user_name(),
+        host: crate::operator::hostname(),
         pid: std::process::id(),
         since: crate::timestamp::now_unix(),
         git_sha: git_sha.to_owned(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         token: token.to_owned(),
-        pid_space: pid_space(),
+        pid_space: crate::operator::pid_space(),
     };
     let body = serde_json::to_vec_pretty(&holder)?;
     let put = s3
@@ -350,8 +350,9 @@ pub async fn held(s3: &S3, location: LockLocation) -> Result<Option<Held>> {
     let Some(holder) = read_holder(s3, &location).await? else {
         return Ok(None);
     };
-    let holder_gone =
-        holder.pid_space.is_some() && holder.pid_space == pid_space() && process_gone(holder.pid);
+    let holder_gone = holder.pid_space.is_some()
+        && holder.pid_space == crate::operator::pid_space()
+        && process_gone(holder.pid);
     Ok(Some(Held {
         location,
         holder: Some(holder),
@@ -383,90 +384,10 @@ fn now_nanos() -> u128 {
         .unwrap_or(0)
 }
 
-/// Which pids this process can see: the kernel's boot id and its pid namespace (Linux).
-/// The hostname is not enough: containers share one, each with its own pids.
-fn pid_space() -> Option<String> {
-    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    let namespace = std::fs::read_link("/proc/self/ns/pid").ok()?;
-    Some(format!("{}/{}", boot.trim(), namespace.display()))
-}
-
 /// Whether no process `pid` runs in this pid space. A reused pid reads as alive: a
 /// lock is never called stale while its holder may run.
 fn process_gone(pid: u32) -> bool {
     !crate::process::is_running(pid)
-}
-
-/// `user@host`: who runs this deploy, as the lock and notifications name them.
-pub fn operator() -> String {
-    format!("{}@{}", user_name(), hostname())
-}
-
-/// Who runs deploy: the passwd name of this process's effective uid, then
-/// `$USER`/`$LOGNAME`. Root in a container or a CI job often has no `$USER`, and a lock
-/// held by `unknown` tells the next operator nothing.
-pub(crate) fn user_name() -> String {
-    let uid = rustix::process::geteuid().as_raw();
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|passwd| passwd_name(&passwd, uid))
-        .or_else(|| std::env::var("USER").ok().filter(|user| !user.is_empty()))
-        .or_else(|| {
-            std::env::var("LOGNAME")
-                .ok()
-                .filter(|user| !user.is_empty())
-        })
-        // Not in /etc/passwd (a uid given to `docker run --user`): the uid still says who.
-        .unwrap_or_else(|| format!("uid{uid}"))
-}
-
-/// The name of `uid` in an `/etc/passwd` text (`name:password:uid:gid:...`).
-fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        let entry_uid = fields.nth(1)?.parse::<u32>().ok()?;
-        (entry_uid == uid && !name.is_empty()).then(|| name.to_owned())
-    })
-}
-
-/// This machine's name, as `uname -n` prints it: the kernel's, so it is there on macOS
-/// (no `/etc/hostname`) and in a container (`docker run --hostname`) alike.
-pub(crate) fn hostname() -> String {
-    nodename(rustix::system::uname().nodename().to_bytes())
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
-        .unwrap_or_else(|| "unknown-host".into())
-}
-
-/// The node name uname(2) gave, if it names anything.
-fn nodename(raw: &[u8]) -> Option<String> {
-    let name = String::from_utf8_lossy(raw).trim().to_owned();
-    (!name.is_empty() && name != "(none)").then_some(name)
-}
-
-pub fn format_age(seconds: u64) -> String {
-    match seconds {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s => format!("{}h{}m", s / 3600, (s % 3600) / 60),
-    }
-}
-
-/// The bucket of an S3 terraform backend, from `<tf dir>/.terraform/terraform.tfstate`
-/// (written by `terraform init`): the platform's state bucket is private and already
-/// there, so it is the natural home of the lock. The last resort of
-/// `model::environment::Environment::lock_bucket`.
-pub fn state_bucket(terraform_dir: &std::path::Path) -> Option<String> {
-    let text = std::fs::read_to_string(terraform_dir.join(".terraform/terraform.tfstate")).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    (json["backend"]["type"] == "s3")
-        .then(|| {
-            json["backend"]["config"]["bucket"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .flatten()
-        .filter(|bucket| !bucket.is_empty())
 }
 
 pub fn ensure_bucket_named(bucket: Option<String>, output: &str) -> Result<String> {
@@ -483,53 +404,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_s3_backend_bucket_is_found() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(state_bucket(dir.path()), None);
-        std::fs::create_dir_all(dir.path().join(".terraform")).unwrap();
-        std::fs::write(
-            dir.path().join(".terraform/terraform.tfstate"),
-            r#"{"version":3,"backend":{"type":"s3","config":{"bucket":"platform-tfstate","key":"aws.tfstate"}}}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            state_bucket(dir.path()).as_deref(),
-            Some("platform-tfstate")
-        );
-    }
-
-    #[test]
     #[cfg(target_os = "linux")]
     fn a_finished_process_is_gone_and_this_one_is_not() {
-        assert!(pid_space().is_some_and(|space| space.contains("pid:[")));
         assert!(!process_gone(std::process::id()));
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();
         assert!(process_gone(pid));
-    }
-
-    #[test]
-    fn the_user_is_the_passwd_name_of_the_effective_uid() {
-        let passwd = "# comment\nroot:x:0:0:root:/root:/bin/bash\nbroken\nci:x:1000:1000::/home/ci:/bin/sh\n";
-        assert_eq!(passwd_name(passwd, 0).as_deref(), Some("root"));
-        assert_eq!(passwd_name(passwd, 1000).as_deref(), Some("ci"));
-        assert_eq!(passwd_name(passwd, 4242), None);
-    }
-
-    #[test]
-    fn the_host_is_the_kernels_node_name() {
-        let uname = std::process::Command::new("uname")
-            .arg("-n")
-            .output()
-            .unwrap();
-        let expected = String::from_utf8(uname.stdout).unwrap().trim().to_owned();
-        assert!(!expected.is_empty());
-        assert_eq!(hostname(), expected);
-        assert_eq!(nodename(b""), None);
-        // What Linux reports before anything set a name.
-        assert_eq!(nodename(b"(none)"), None);
-        assert_eq!(nodename(b"runner-7").as_deref(), Some("runner-7"));
     }
 
     #[test]
@@ -542,12 +423,5 @@ mod tests {
             backoff(3, Duration::from_millis(300)),
             Duration::from_millis(300)
         );
-    }
-
-    #[test]
-    fn ages_read_naturally() {
-        assert_eq!(format_age(42), "42s");
-        assert_eq!(format_age(600), "10m");
-        assert_eq!(format_age(3 * 3600 + 5 * 60), "3h5m");
     }
 }

@@ -60,6 +60,29 @@ impl RegistryAccess {
     }
 }
 
+/// The registry digest of each of `images` (image references as ECS names them; answers
+/// in the same order, see [`crate::registry::digests::of_images`]), asked with the ECR
+/// credentials of the account `aws` acts for: one token (GetAuthorizationToken) holds
+/// for each of its registries. A registry it is not for, or no token at all, is asked
+/// anonymously. Nothing is asked of AWS when no image needs a registry's answer.
+pub async fn image_digests<S: AsRef<str>>(
+    aws: &aws::Aws,
+    images: &[S],
+) -> Vec<Result<String, String>> {
+    use crate::registry::{digests, RegistryClient};
+    let access = if digests::any_to_ask(images) {
+        let ecr = aws_sdk_ecr::Client::new(&aws.sdk);
+        Some(registry_access(&ecr, None, aws.profile.as_deref()).await)
+    } else {
+        None
+    };
+    digests::of_images(images, |host| match &access {
+        Some(Ok(access)) => access.client_for(host),
+        _ => RegistryClient::new(host, None),
+    })
+    .await
+}
+
 /// Finds each repository's URI; a missing one is an error naming it and the bootstrap.
 pub async fn repository_uris(
     client: &aws_sdk_ecr::Client,

@@ -2,6 +2,7 @@
 //! (`AWS_ENDPOINT_URL` is honoured by the loader; S3 then needs path-style addressing),
 //! and the timeouts every AWS call gets (`DEPLOY_AWS_TIMEOUT`): an endpoint that
 //! accepts the connection and never answers ends the call with an error naming it.
+//! [`Contexts`] holds a run's contexts, one per profile, each loaded once.
 
 pub mod deploy_lock;
 pub mod ecr;
@@ -121,6 +122,8 @@ pub struct Aws {
 }
 
 impl Aws {
+    /// Loads the context of `profile`. A run asks its [`Contexts`] instead, so that
+    /// each profile is loaded once.
     pub async fn load(profile: Option<&str>) -> Self {
         Self {
             sdk: load(profile).await,
@@ -141,6 +144,35 @@ impl Aws {
             api: aws_sdk_cloudfront::Client::new(&self.sdk),
             profile: self.profile.clone(),
         }
+    }
+}
+
+/// The AWS contexts of one run, one per profile, each loaded the first time it is asked
+/// for: a run that reads two environments (`promote`, `status --compare`) loads two,
+/// and every step that asks again gets the same one back. Cloning shares them.
+#[derive(Clone, Debug, Default)]
+pub struct Contexts {
+    loaded: std::sync::Arc<std::sync::Mutex<ByProfile>>,
+}
+
+/// Each profile's context, or the cell it is being loaded into.
+type ByProfile =
+    std::collections::BTreeMap<Option<String>, std::sync::Arc<tokio::sync::OnceCell<Aws>>>;
+
+impl Contexts {
+    /// The context of `profile` (`None`: the default chain), loaded on first use.
+    pub async fn get(&self, profile: Option<&str>) -> Aws {
+        let cell = {
+            let mut loaded = self
+                .loaded
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            loaded
+                .entry(profile.map(str::to_owned))
+                .or_default()
+                .clone()
+        };
+        cell.get_or_init(|| Aws::load(profile)).await.clone()
     }
 }
 

@@ -91,7 +91,7 @@ mod tests {
     use git2::Oid;
 
     use super::*;
-    use crate::changes::testing::TestRepo;
+    use crate::git::testing::TestRepo;
 
     /// The platform's shape: service `api` beside `auth`, one shared package, the
     /// lockfile and the Dockerfile's `.npmrc` as build inputs.

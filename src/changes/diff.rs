@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn the_diff_lists_each_changed_path_once_and_only_under_the_pathspecs() {
-        let test_repo = crate::changes::testing::TestRepo::new();
+        let test_repo = crate::git::testing::TestRepo::new();
         let repo = &test_repo.repo;
         let base = test_repo.commit(&[
             ("services/api/a.ts", "1"),

@@ -155,7 +155,7 @@ impl Workspace {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::changes::testing::TestRepo;
+    use crate::git::testing::TestRepo;
 
     const WORKSPACE: &str = "packages:\n  - services/*\n  - packages/*\n  - apps/*\n";
 

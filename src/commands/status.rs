@@ -47,93 +47,28 @@ struct OtherImage {
 }
 
 /// The digest each running image has in the registry its reference names, asked with
-/// the ECR credentials of `profile`'s account, side by side under one deadline
-/// ([`crate::registry::digests`]); a registry that cannot be asked leaves `None` and
-/// the reason.
+/// the ECR credentials of `aws`'s account, side by side under one deadline
+/// ([`crate::aws::ecr::image_digests`]); a registry that cannot be asked leaves `None`
+/// and the reason.
 async fn digests_of<'a>(
     images: impl Iterator<Item = (&'a str, &'a LiveImage)>,
-    profile: Option<&str>,
+    aws: &crate::aws::Aws,
 ) -> Vec<(String, Option<String>, Option<String>)> {
-    use crate::registry::digests::{self, Wanted};
-    use crate::registry::{self, RegistryClient};
     let mut found = Vec::new();
-    // (index in `found`, what to ask) for the images a registry must answer.
-    let mut asked: Vec<(usize, Wanted)> = Vec::new();
+    // (index in `found`, the image reference) of the images running.
+    let mut running: Vec<(usize, &str)> = Vec::new();
     for (service, live) in images {
-        let LiveImage::Running { image, .. } = live else {
-            found.push((service.to_owned(), None, None));
-            continue;
-        };
-        let Some(reference) = registry::split_reference(image) else {
-            found.push((
-                service.to_owned(),
-                None,
-                Some(format!("{image} names no registry")),
-            ));
-            continue;
-        };
-        if let Some(digest) = reference.digest {
-            found.push((service.to_owned(), Some(digest), None));
-            continue;
+        if let LiveImage::Running { image, .. } = live {
+            running.push((found.len(), image.as_str()));
         }
-        let Some(tag) = reference.tag else {
-            found.push((
-                service.to_owned(),
-                None,
-                Some(format!("{image} has no tag")),
-            ));
-            continue;
-        };
-        asked.push((
-            found.len(),
-            Wanted {
-                host: reference.host,
-                repository: reference.repository,
-                reference: tag,
-            },
-        ));
         found.push((service.to_owned(), None, None));
     }
-    if asked.is_empty() {
-        return found;
-    }
-    // One ECR token for the account (GetAuthorizationToken); a registry it is not
-    // for, or no token at all, is asked anonymously.
-    let sdk = crate::aws::load(profile).await;
-    let ecr = aws_sdk_ecr::Client::new(&sdk);
-    let access = crate::aws::ecr::registry_access(&ecr, None, profile).await;
-    let mut clients = std::collections::BTreeMap::new();
-    for (index, wanted) in &asked {
-        if clients.contains_key(&wanted.host) {
-            continue;
-        }
-        let client = match &access {
-            Ok(access) => crate::aws::ecr::RegistryAccess::client_for(access, &wanted.host),
-            Err(_) => RegistryClient::new(&wanted.host, None),
-        };
-        match client {
-            Ok(client) => {
-                clients.insert(wanted.host.clone(), client);
-            }
-            Err(err) => found[*index].2 = Some(format!("{err:#}")),
-        }
-    }
-    let wanted: Vec<Wanted> = asked.iter().map(|(_, wanted)| wanted.clone()).collect();
-    let answers = digests::lookup(&clients, &wanted).await;
-    for ((index, wanted), answer) in asked.iter().zip(answers) {
-        let entry = &mut found[*index];
-        if entry.2.is_some() {
-            continue;
-        }
+    let references: Vec<&str> = running.iter().map(|(_, image)| *image).collect();
+    let answers = crate::aws::ecr::image_digests(aws, &references).await;
+    for ((index, _), answer) in running.into_iter().zip(answers) {
         match answer {
-            Ok(Some(digest)) => entry.1 = Some(digest),
-            Ok(None) => {
-                entry.2 = Some(format!(
-                    "{}/{}:{} is not in its registry",
-                    wanted.host, wanted.repository, wanted.reference
-                ))
-            }
-            Err(reason) => entry.2 = Some(reason),
+            Ok(digest) => found[index].1 = Some(digest),
+            Err(reason) => found[index].2 = Some(reason),
         }
     }
     found
@@ -235,6 +170,7 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
     let workspace = crate::planning::workspace_named(&platform, &cwd, request.var_file.as_deref())?;
     let runtime = runtime()?;
     let profile = globals.profile.as_deref();
+    let contexts = crate::aws::Contexts::default();
     let (survey, spas, digests, compared_with) = runtime.block_on(async {
         // Read once: they name the cluster and the SPA buckets.
         let outputs = match live::terraform_of(&platform, profile, workspace.as_deref())
@@ -258,7 +194,8 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
             platform.config.changes.mode,
         )
         .await?;
-        let s3 = crate::aws::Aws::load(profile).await.s3();
+        let aws = contexts.get(profile).await;
+        let s3 = aws.s3();
         let mut spas = Vec::new();
         for spa in &platform.spas {
             let bucket = environment.spa(&spa.name).bucket;
@@ -293,7 +230,7 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
         }
         let mut digests: Vec<ServiceDigest> = digests_of(
             survey.services.iter().map(|s| (s.name.as_str(), &s.live)),
-            profile,
+            &aws,
         )
         .await
         .into_iter()
@@ -319,7 +256,7 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
             let other_live = live::fetch(&platform, other_profile, other_env.cluster()?).await?;
             let other_digests = digests_of(
                 other_live.iter().map(|(name, live)| (name.as_str(), live)),
-                other_profile,
+                &contexts.get(other_profile).await,
             )
             .await;
             for entry in &mut digests {

@@ -255,8 +255,8 @@ impl Run<'_> {
             started: crate::timestamp::now_unix(),
             who: Who {
                 caller_arn: ready.caller_arn.as_deref().unwrap_or("?").to_owned(),
-                user: crate::aws::deploy_lock::user_name(),
-                host: crate::aws::deploy_lock::hostname(),
+                user: crate::operator::user_name(),
+                host: crate::operator::hostname(),
                 pid: std::process::id(),
             },
             command: crate::model::plan::shell_words(std::env::args()),

@@ -39,7 +39,7 @@ impl Run<'_> {
                 };
                 self.progress.note(&format!(
                     "waiting for the deploy lock of {environment} (up to {} more, --lock-wait): {holder}",
-                    deploy_lock::format_age(left.as_secs().max(1))
+                    crate::timestamp::age(left.as_secs().max(1))
                 ));
             },
         )

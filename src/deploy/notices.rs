@@ -2,7 +2,6 @@
 //! start of a run once it holds the lock, and its end, with the step that failed
 //! (told by the run's observers, `observers`).
 
-use crate::aws::deploy_lock;
 use crate::error::Interrupted;
 use crate::model::plan::Action;
 use crate::notify::{Event, Notice, Notifier};
@@ -26,8 +25,8 @@ impl Run<'_> {
         };
         let failure = ended.and_then(|(_, failure)| failure);
         let who = match &ready.caller_arn {
-            Some(arn) => format!("{} ({arn})", deploy_lock::operator()),
-            None => deploy_lock::operator(),
+            Some(arn) => format!("{} ({arn})", crate::operator::operator()),
+            None => crate::operator::operator(),
         };
         let notice = Notice {
             event,

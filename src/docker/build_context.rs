@@ -15,8 +15,10 @@ use futures_util::Stream;
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 use tokio::sync::mpsc;
 
+use crate::docker::committed_files::{
+    committed_file_in_work_tree, included, IncludePattern, Included, STREAM_FROM_WORK_TREE,
+};
 use crate::docker::dockerignore::{DockerIgnore, ParentMatches};
-use crate::docker::file_sync::{included, IncludePattern, Included};
 
 const CHUNK_SIZE: usize = 256 * 1024;
 const CHANNEL_CHUNKS: usize = 8;
@@ -74,7 +76,7 @@ pub fn write_tar(spec: &ContextSpec, out: impl Write) -> Result<ContextStats> {
     let repo = open_repo(spec)?;
     let commit = find_commit(&repo, spec)?;
     let tree = context_tree(&repo, &commit, spec)?;
-    let dockerfile = slash_path(&spec.dockerfile);
+    let dockerfile = crate::paths::git_path(&spec.dockerfile);
     let ignore = dockerignore_of(&repo, &tree, spec)?.keeping_build_files(&dockerfile);
     // Only what COPY/ADD read, and the two files the classic builder itself reads.
     let include: Option<Vec<IncludePattern>> = spec.include.as_ref().map(|paths| {
@@ -315,10 +317,6 @@ struct Entry<'a> {
     mtime: u64,
 }
 
-/// Files at least this big are streamed from the work tree when it holds exactly the
-/// committed content (checked by hashing it), rather than loaded whole from git.
-const STREAM_FROM_WORK_TREE: u64 = 1024 * 1024;
-
 fn append<W: Write>(
     repo: &Repository,
     work_tree: &Path,
@@ -384,35 +382,6 @@ fn append<W: Write>(
     stats.files += 1;
     stats.bytes += blob.size() as u64;
     Ok(())
-}
-
-/// The work-tree file, if it holds exactly blob `oid` (same size, same git hash):
-/// then it can be streamed, and memory does not grow with the file.
-pub(crate) fn committed_file_in_work_tree(
-    path: &Path,
-    oid: Oid,
-    size: u64,
-) -> Option<std::fs::File> {
-    let metadata = std::fs::symlink_metadata(path).ok()?;
-    if !metadata.is_file() || metadata.len() != size {
-        return None;
-    }
-    if Oid::hash_file(ObjectType::Blob, path).ok()? != oid {
-        return None;
-    }
-    let file = std::fs::File::open(path).ok()?;
-    // Changed between hashing and opening? Then trust git instead.
-    (file.metadata().ok()?.len() == size).then_some(file)
-}
-
-fn slash_path(path: &Path) -> String {
-    path.components()
-        .filter_map(|c| match c {
-            std::path::Component::Normal(part) => part.to_str(),
-            _ => None,
-        })
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// An `io::Write` that hands fixed-size chunks to a bounded channel, blocking when the

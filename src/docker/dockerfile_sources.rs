@@ -97,7 +97,7 @@ pub fn copy_sources(dockerfile: &str, build_args: &[(String, String)]) -> Source
                             "{keyword} {source}: a variable without a value"
                         ));
                     };
-                    let cleaned = clean(&expanded);
+                    let cleaned = crate::paths::clean_in_root(&expanded);
                     if cleaned == "." {
                         return Sources::Whole(format!("{keyword} {source} reads everything"));
                     }
@@ -224,25 +224,6 @@ fn expand(text: &str, vars: &[(String, String)]) -> Option<String> {
         }
     }
     Some(out)
-}
-
-/// Go's `path.Clean` for a context path, relative (a leading `/` is the context root).
-fn clean(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    if parts.is_empty() {
-        ".".to_owned()
-    } else {
-        parts.join("/")
-    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! walked, by fsutil's rule, the walker of the docker CLI's BuildKit builds).
 
 use crate::glob::{Dialect, Glob};
+use crate::paths::clean;
 
 mod syntax;
 
@@ -218,31 +219,6 @@ fn parents_of(path: &str) -> impl Iterator<Item = &str> {
     path.match_indices('/').map(|(index, _)| &path[..index])
 }
 
-/// Go's `filepath.Clean` for `/`-separated relative paths.
-fn clean(path: &str) -> String {
-    let absolute = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|last| *last != "..") {
-                    parts.pop();
-                } else if !absolute {
-                    parts.push("..");
-                }
-            }
-            other => parts.push(other),
-        }
-    }
-    let joined = parts.join("/");
-    match (absolute, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => joined,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,13 +398,5 @@ mod tests {
     #[test]
     fn a_byte_order_mark_is_not_part_of_the_first_pattern() {
         assert!(excluded("\u{feff}secret.txt\n", "secret.txt"));
-    }
-
-    #[test]
-    fn clean_behaves_like_go() {
-        assert_eq!(clean("./a//b/"), "a/b");
-        assert_eq!(clean("a/../b"), "b");
-        assert_eq!(clean("/a/b"), "/a/b");
-        assert_eq!(clean(""), ".");
     }
 }

@@ -6,6 +6,7 @@
 pub mod address;
 pub mod build;
 pub mod build_context;
+pub mod committed_files;
 pub mod context;
 pub mod daemon_lock;
 pub mod docker_config;

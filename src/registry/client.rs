@@ -1,8 +1,8 @@
 //! One registry, through its HTTP API v2 (hyper + rustls): URLs, credentials (Basic, as
 //! ECR takes its GetAuthorizationToken user and password, and the Bearer token dance of
-//! other registries), redirects (ECR serves blobs from S3), and which failures are worth
-//! another try: a 5xx or a dropped connection is; a name that does not resolve, a
-//! refused connection or a proxy that cannot reach the host is not ([`Unreachable`]).
+//! other registries), redirects (ECR serves blobs from S3), and the answer's helpers
+//! (headers, bounded bodies, the registry's error text). How a request failed, and
+//! whether another try can help, is `failure`'s.
 
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 
+use super::failure::{connection_failure, transient_status, Transient};
 use crate::http::Https;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -24,51 +25,6 @@ pub type Body = BoxBody<Bytes, BoxError>;
 /// How long a request without a body may take to answer (a blob's upload may take
 /// longer: its answer comes once the body is sent).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A failure worth another try: a 5xx, a 429, a dropped connection, a timeout.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Transient(pub String);
-
-/// Whether `err` (or what it wraps) is [`Transient`].
-pub fn is_transient(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| cause.is::<Transient>())
-}
-
-/// The registry cannot be reached from here, and asking again soon will not change
-/// it: its name does not resolve, it refuses the connection, or the proxy could not
-/// open a tunnel to it (an ECR VPC endpoint from a laptop off VPN).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Unreachable(pub String);
-
-/// Whether `err` (or what it wraps) is [`Unreachable`].
-pub fn is_unreachable(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| cause.is::<Unreachable>())
-}
-
-/// Why a connection could not open, if no retry can help: `None` for what may pass
-/// (a reset, a timeout).
-fn unreachable_cause(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
-    let mut cause = Some(err);
-    while let Some(current) = cause {
-        if let Some(io) = current.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return Some("the connection was refused");
-            }
-        }
-        let text = current.to_string();
-        // hyper-util's resolver says "dns error"; its tunnel says the proxy refused.
-        if text.starts_with("dns error") {
-            return Some("its name does not resolve");
-        }
-        if text.contains("tunnel error: unsuccessful") {
-            return Some("the proxy could not open a tunnel to it");
-        }
-        cause = current.source();
-    }
-    None
-}
 
 /// How long a registry request without a body may wait for its answer:
 /// `DEPLOY_REGISTRY_TIMEOUT` (whole seconds) or 60 s.
@@ -343,32 +299,6 @@ impl RegistryClient {
     }
 }
 
-/// A request that got no answer: [`Unreachable`] when retrying cannot help,
-/// [`Transient`] otherwise.
-fn connection_failure(what: &str, err: &(dyn std::error::Error + 'static)) -> anyhow::Error {
-    let chain = error_chain(err);
-    match unreachable_cause(err) {
-        Some(cause) => anyhow!(Unreachable(format!("{what}: {cause} ({chain})"))),
-        None => anyhow!(Transient(format!("{what}: {chain}"))),
-    }
-}
-
-/// A 5xx or 429 is [`Transient`]; anything else is returned as it is.
-fn transient_status(
-    method: &Method,
-    url: &str,
-    response: Response<Incoming>,
-) -> Result<Response<Incoming>> {
-    let status = response.status();
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-        return Err(anyhow!(Transient(format!(
-            "{method} {}: HTTP {status}",
-            shown(url)
-        ))));
-    }
-    Ok(response)
-}
-
 pub fn header(response: &Response<Incoming>, name: &str) -> Option<String> {
     response
         .headers()
@@ -418,17 +348,6 @@ pub async fn error_text(response: Response<Incoming>) -> String {
 /// signature (ECR serves blobs from S3 through one) or an upload's state.
 pub fn shown(url: &str) -> &str {
     url.split('?').next().unwrap_or(url)
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// `realm="x",service="y",scope="a:b:pull,push"` as pairs.
@@ -526,30 +445,5 @@ mod tests {
             client.absolute("/v2/api/blobs/uploads/x?_state=y"),
             "http://127.0.0.1:5000/v2/api/blobs/uploads/x?_state=y"
         );
-    }
-
-    #[test]
-    fn only_server_side_and_network_failures_are_transient() {
-        let transient = anyhow!(Transient("x".into())).context("copying api");
-        assert!(is_transient(&transient));
-        assert!(!is_transient(&anyhow!("HTTP 404")));
-    }
-
-    #[test]
-    fn refused_and_unresolvable_are_unreachable_and_a_reset_is_not() {
-        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        let failure = connection_failure("GET x", &refused);
-        assert!(is_unreachable(&failure) && !is_transient(&failure));
-        assert!(format!("{failure}").contains("the connection was refused"));
-        #[derive(Debug, thiserror::Error)]
-        #[error("dns error")]
-        struct Dns(#[source] std::io::Error);
-        let dns = Dns(std::io::Error::other(
-            "failed to lookup address information",
-        ));
-        let failure = connection_failure("GET x", &dns);
-        assert!(format!("{failure}").contains("its name does not resolve"));
-        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
-        assert!(is_transient(&connection_failure("GET x", &reset)));
     }
 }

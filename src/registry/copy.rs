@@ -16,7 +16,8 @@ use hyper::{Method, StatusCode};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-use super::client::{self, is_transient, RegistryClient};
+use super::client::{self, RegistryClient};
+use super::failure::is_transient;
 use super::manifest::{self, BlobRef, Content, Manifest};
 
 /// Attempts per step (a blob, a manifest): the first and four retries with backoff, as

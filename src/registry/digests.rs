@@ -6,6 +6,10 @@
 //! answer in time), the registry's other images are not asked, and one warning names
 //! the host and the cause. Promote's checks, which cannot live without an answer, ask
 //! through [`super::copy::fetch_manifest`], the same request.
+//!
+//! [`of_images`] is the lookup by image reference (as ECS task definitions name them):
+//! a reference that pins its digest is its own answer, one that names no registry or
+//! no tag says so, and the rest are asked through [`lookup`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,6 +19,7 @@ use tokio::time::Instant;
 
 use super::client::{self, RegistryClient};
 use super::copy::{fetch_manifest_within, Place};
+use super::failure;
 
 /// Tries of one digest read when the registry drops the connection or answers 5xx:
 /// a read is cheap to ask again later, and the deadline bounds them all anyway.
@@ -37,6 +42,101 @@ pub struct Wanted {
     pub repository: String,
     /// A tag, or a digest (`sha256:…`).
     pub reference: String,
+}
+
+/// What an image reference asks of its registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asked {
+    /// It pins its digest (`…@sha256:…`): nothing to ask.
+    Pinned(String),
+    /// A tag to look up.
+    Lookup(Wanted),
+    /// It cannot be asked, and why.
+    Unaskable(String),
+}
+
+/// What `image` asks of its registry.
+pub fn asked_of(image: &str) -> Asked {
+    let Some(reference) = super::split_reference(image) else {
+        return Asked::Unaskable(format!("{image} names no registry"));
+    };
+    if let Some(digest) = reference.digest {
+        return Asked::Pinned(digest);
+    }
+    match reference.tag {
+        Some(tag) => Asked::Lookup(Wanted {
+            host: reference.host,
+            repository: reference.repository,
+            reference: tag,
+        }),
+        None => Asked::Unaskable(format!("{image} has no tag")),
+    }
+}
+
+/// Whether any of `images` needs a registry to answer (so that credentials are worth
+/// fetching).
+pub fn any_to_ask<S: AsRef<str>>(images: &[S]) -> bool {
+    images
+        .iter()
+        .any(|image| matches!(asked_of(image.as_ref()), Asked::Lookup(_)))
+}
+
+/// The digest of each of `images` (image references; answers in the same order): a
+/// pinned one as it is, the others asked side by side under one deadline ([`lookup`]),
+/// each host through the client `client_for` gives (asked once per host). `Err` says
+/// why a digest is unknown: no registry or tag named, no client, not in the registry,
+/// the registry did not answer.
+pub async fn of_images<S: AsRef<str>>(
+    images: &[S],
+    mut client_for: impl FnMut(&str) -> anyhow::Result<RegistryClient>,
+) -> Vec<Result<String, String>> {
+    let mut answers: Vec<Result<String, String>> = Vec::with_capacity(images.len());
+    let mut clients: BTreeMap<String, RegistryClient> = BTreeMap::new();
+    let mut no_client: BTreeMap<String, String> = BTreeMap::new();
+    // (index in `answers`, what to ask) for the images a registry must answer.
+    let mut asked: Vec<(usize, Wanted)> = Vec::new();
+    for image in images {
+        match asked_of(image.as_ref()) {
+            Asked::Pinned(digest) => answers.push(Ok(digest)),
+            Asked::Unaskable(why) => answers.push(Err(why)),
+            Asked::Lookup(wanted) => {
+                let host = wanted.host.clone();
+                if !clients.contains_key(&host) && !no_client.contains_key(&host) {
+                    match client_for(&host) {
+                        Ok(client) => {
+                            clients.insert(host.clone(), client);
+                        }
+                        Err(err) => {
+                            no_client.insert(host.clone(), format!("{err:#}"));
+                        }
+                    }
+                }
+                match no_client.get(&host) {
+                    Some(why) => answers.push(Err(why.clone())),
+                    None => {
+                        asked.push((answers.len(), wanted));
+                        answers.push(Err("not asked".to_owned()));
+                    }
+                }
+            }
+        }
+    }
+    if asked.is_empty() {
+        return answers;
+    }
+    let wanted: Vec<Wanted> = asked.iter().map(|(_, wanted)| wanted.clone()).collect();
+    let found = lookup(&clients, &wanted).await;
+    for ((index, wanted), answer) in asked.into_iter().zip(found) {
+        answers[index] = match answer {
+            Ok(Some(digest)) => Ok(digest),
+            Ok(None) => Err(format!(
+                "{}/{}:{} is not in its registry",
+                wanted.host, wanted.repository, wanted.reference
+            )),
+            Err(reason) => Err(reason),
+        };
+    }
+    answers
 }
 
 /// What the registry said of one image: its digest, no such manifest (`Ok(None)`), or
@@ -154,7 +254,7 @@ async fn ask(
             deadline().as_secs()
         ))),
         Ok(Ok(manifest)) => Ok(manifest.map(|m| m.digest)),
-        Ok(Err(err)) if client::is_unreachable(&err) || client::is_transient(&err) => {
+        Ok(Err(err)) if failure::is_unreachable(&err) || failure::is_transient(&err) => {
             Err(Failure::Unreachable(root_cause(&err)))
         }
         Ok(Err(err)) => Err(Failure::Other(format!("{err:#}"))),
@@ -165,11 +265,11 @@ async fn ask(
 fn root_cause(err: &anyhow::Error) -> String {
     let unreachable = err
         .chain()
-        .find_map(|cause| cause.downcast_ref::<client::Unreachable>())
+        .find_map(|cause| cause.downcast_ref::<failure::Unreachable>())
         .map(|found| found.0.clone());
     let transient = err
         .chain()
-        .find_map(|cause| cause.downcast_ref::<client::Transient>())
+        .find_map(|cause| cause.downcast_ref::<failure::Transient>())
         .map(|found| found.0.clone());
     let attempts = err
         .chain()
@@ -182,5 +282,64 @@ fn root_cause(err: &anyhow::Error) -> String {
         (Some(cause), _) => cause,
         (None, Some(cause)) => format!("{cause}{attempts}"),
         (None, None) => format!("{err:#}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reference_asks_for_its_tag_pins_its_digest_or_cannot_be_asked() {
+        assert_eq!(
+            asked_of("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/api:3f2c1ab"),
+            Asked::Lookup(Wanted {
+                host: "123456789012.dkr.ecr.eu-west-1.amazonaws.com".into(),
+                repository: "team/api".into(),
+                reference: "3f2c1ab".into(),
+            })
+        );
+        assert_eq!(
+            asked_of("127.0.0.1:5000/api@sha256:abc"),
+            Asked::Pinned("sha256:abc".into())
+        );
+        assert_eq!(
+            asked_of("nginx:1.27"),
+            Asked::Unaskable("nginx:1.27 names no registry".into())
+        );
+        assert_eq!(
+            asked_of("registry.example/api"),
+            Asked::Unaskable("registry.example/api has no tag".into())
+        );
+        assert!(any_to_ask(&["nginx", "registry.example/api:1"]));
+        assert!(!any_to_ask(&["nginx", "127.0.0.1:5000/api@sha256:abc"]));
+    }
+
+    #[tokio::test]
+    async fn answers_keep_their_order_and_a_host_without_a_client_is_asked_once() {
+        let mut tried = Vec::new();
+        let answers = of_images(
+            &[
+                "registry.example/api:1",
+                "127.0.0.1:5000/api@sha256:abc",
+                "nginx",
+                "registry.example/auth:1",
+            ],
+            |host| {
+                tried.push(host.to_owned());
+                Err(anyhow::anyhow!("no credentials for {host}"))
+            },
+        )
+        .await;
+        assert_eq!(tried, ["registry.example"]);
+        assert_eq!(
+            answers,
+            [
+                Err("no credentials for registry.example".to_owned()),
+                Ok("sha256:abc".to_owned()),
+                Err("nginx names no registry".to_owned()),
+                Err("no credentials for registry.example".to_owned()),
+            ]
+        );
     }
 }

@@ -1,11 +1,13 @@
 //! The registry HTTP API v2, spoken directly (no Docker daemon, no local disk): reading
 //! manifests and digests, and copying an image from one registry to another
-//! (`deploy promote`); [`digests`] is the one lookup of the readers that can live
-//! without an answer.
+//! (`deploy promote`). [`digests`] is the one digest lookup of the readers that can live
+//! without an answer (by image reference: [`digests::of_images`]); [`failure`] says
+//! which failures are worth another try.
 
 pub mod client;
 pub mod copy;
 pub mod digests;
+pub mod failure;
 pub mod manifest;
 
 pub use client::{Credentials, RegistryClient};

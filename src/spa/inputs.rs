@@ -13,7 +13,7 @@ use anyhow::{Context as _, Result};
 const WORKSPACE_FILES: [&str; 3] = ["pnpm-lock.yaml", "package.json", "pnpm-workspace.yaml"];
 
 /// A tree of workspace files: the working tree ([`Worktree`]) for an SPA build, or a
-/// commit's tree for `--changed` in graph mode ([`crate::changes::workspace`]).
+/// commit's tree for `--changed` in graph mode (implemented by the change detection).
 pub trait WorkspaceTree {
     /// The text of a file (relative, `/`-separated), `None` when there is none.
     fn read(&self, path: &str) -> Option<String>;
@@ -49,7 +49,7 @@ pub fn spa_inputs(root: &Path, spa_dir: &Path) -> Result<Vec<String>> {
     let tree = Worktree(root);
     let packages = workspace_packages(&tree)?;
     let mut inputs: BTreeSet<String> = WORKSPACE_FILES.iter().map(|f| f.to_string()).collect();
-    let own = relative(spa_dir);
+    let own = crate::paths::git_path(spa_dir);
     inputs.insert(own.clone());
     let mut queue = vec![own];
     while let Some(dir) = queue.pop() {
@@ -209,14 +209,6 @@ fn join(dir: &str, name: &str) -> String {
     } else {
         format!("{dir}/{name}")
     }
-}
-
-/// A relative path as git names it: `/`-separated, no trailing slash.
-fn relative(path: &Path) -> String {
-    path.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Terraform: the CLI run from the repository root (workspace, outputs, state, the
 //! apply), and the installed version. The apply's arguments are a value of the plan
-//! (`crate::model::plan::terraform`); what happens to its output is in `output`.
+//! (`crate::model::plan::terraform`); what happens to its output is in `output`, the
+//! backend `terraform init` recorded in `backend`.
 
+mod backend;
 mod output;
 mod plan;
 
@@ -13,8 +15,10 @@ use crate::process::Signal;
 use anyhow::{Context, Result};
 
 pub use crate::model::plan::terraform::{
-    addresses_of, hcl_string, targets_of, unmatched_targets, within, workspace_for, Apply, Roll,
+    addresses_of, hcl_string, targets_of, unmatched_targets, within, workspace_for, Apply,
+    PlanOptions, Roll,
 };
+pub use backend::state_bucket;
 use output::{colour_wanted, forward};
 pub use output::{ApplyFailed, OutputFilter};
 pub use plan::{

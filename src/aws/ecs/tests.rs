@@ -1,4 +1,5 @@
 use super::*;
+use aws_sdk_ecs::types::DeploymentRolloutState;
 
 #[test]
 fn tags_are_read_from_every_reference_shape() {

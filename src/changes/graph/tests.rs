@@ -1,8 +1,8 @@
 //! The graph decision on real temporary repositories: the table of the issue's cases.
 
 use super::*;
-use crate::changes::testing::TestRepo;
 use crate::changes::workspace::tests::package;
+use crate::git::testing::TestRepo;
 
 const WORKSPACE: &str = "packages:\n  - services/*\n  - packages/*\n  - apps/*\n";
 

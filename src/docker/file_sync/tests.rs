@@ -1,4 +1,5 @@
 use super::*;
+use git2::ObjectType;
 use std::process::Command;
 
 fn git(dir: &Path, args: &[&str]) {
@@ -198,14 +199,4 @@ fn a_content_change_changes_the_mtime_even_at_the_same_size() {
     assert_eq!(mtime_of(a), mtime_of(a));
     let seconds = mtime_of(a) / 1_000_000_000;
     assert!((EPOCH_1980..EPOCH_1980 + (1 << 29)).contains(&seconds));
-}
-
-#[test]
-fn include_pattern_prefixes_match_as_fsutil_does() {
-    let pattern = IncludePattern::new("service[s]/api/src");
-    assert_eq!(pattern.matches("services"), Some(true));
-    assert_eq!(pattern.matches("services/api"), Some(true));
-    assert_eq!(pattern.matches("services/api/src"), Some(false));
-    assert_eq!(pattern.matches("services/auth"), None);
-    assert_eq!(pattern.matches("services/api/src/x"), None);
 }

@@ -1,0 +1,121 @@
+use super::*;
+use clap::CommandFactory;
+
+#[test]
+fn clap_definition_is_consistent() {
+    Cli::command().debug_assert();
+}
+
+fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+    Cli::try_parse_from(std::iter::once("deploy").chain(args.iter().copied()))
+}
+
+#[test]
+fn services_split_on_commas_and_repeat() {
+    let cli = parse(&["--skip-tf", "--services", "api,auth", "--services", "files"]).unwrap();
+    assert_eq!(cli.services.unwrap(), ["api", "auth", "files"]);
+}
+
+#[test]
+fn var_file_is_required_unless_skip_tf() {
+    let err = parse(&[]).unwrap_err();
+    assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    assert!(parse(&["--skip-tf"]).is_ok());
+}
+
+#[test]
+fn rollback_takes_a_revision_and_requires_the_environment() {
+    let cli = parse(&[
+        "rollback",
+        "a1b2c3d",
+        "--var-file",
+        "tfvars/prod.tfvars",
+        "--services",
+        "api,auth",
+        "-y",
+    ])
+    .unwrap();
+    let Some(Command::Rollback {
+        revision,
+        var_file,
+        services,
+        roll,
+        ..
+    }) = cli.command
+    else {
+        panic!("not a rollback: {:?}", cli.command)
+    };
+    assert_eq!(revision, "a1b2c3d");
+    assert_eq!(var_file, PathBuf::from("tfvars/prod.tfvars"));
+    assert_eq!(services.unwrap(), ["api", "auth"]);
+    assert!(roll.yes && !roll.dry_run);
+    for args in [
+        &["rollback", "a1b2c3d"][..],
+        &["rollback", "--var-file", "x.tfvars"][..],
+    ] {
+        let err = parse(args).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn changed_takes_an_optional_mode_after_an_equals_sign() {
+    let mode = |args: &[&str]| parse(args).map(|cli| cli.changed);
+    assert_eq!(mode(&["--var-file", "x.tfvars"]).unwrap(), None);
+    assert_eq!(
+        mode(&["--var-file", "x.tfvars", "--changed"]).unwrap(),
+        Some(None)
+    );
+    assert_eq!(
+        mode(&["--var-file", "x.tfvars", "--changed=graph"]).unwrap(),
+        Some(Some(ChangedMode::Graph))
+    );
+    assert_eq!(
+        mode(&["--var-file", "x.tfvars", "--changed=runbook"]).unwrap(),
+        Some(Some(ChangedMode::Runbook))
+    );
+    // A space never takes the mode: `--changed graph` is a stray argument.
+    assert!(mode(&["--var-file", "x.tfvars", "--changed", "graph"]).is_err());
+    let err = mode(&["--var-file", "x.tfvars", "--changed=nx"]).unwrap_err();
+    assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+}
+
+#[test]
+fn lock_wait_reads_durations_with_units() {
+    let secs = |text: &str| parse_wait(text).map(|d| d.as_secs());
+    assert_eq!(secs("90"), Ok(90));
+    assert_eq!(secs("90s"), Ok(90));
+    assert_eq!(secs("10m"), Ok(600));
+    assert_eq!(secs("1h30m"), Ok(5400));
+    assert_eq!(secs("0s"), Ok(0));
+    for bad in ["", "m", "10x", "1.5m", "-3s", "10m5", "25h"] {
+        assert!(parse_wait(bad).is_err(), "{bad:?}");
+    }
+    let cli = parse(&["--var-file", "x.tfvars", "--lock-wait", "5m"]).unwrap();
+    assert_eq!(
+        cli.lock.lock_wait,
+        Some(std::time::Duration::from_secs(300))
+    );
+    // Accepted with --skip-tf (and ignored: no lock), so that DEPLOY_LOCK_WAIT can
+    // be set for a whole pipeline.
+    assert!(parse(&["--skip-tf", "--lock-wait", "5m"]).is_ok());
+}
+
+#[test]
+fn changed_conflicts_with_services_and_skip_tf() {
+    for args in [
+        &["--var-file", "x.tfvars", "--changed", "--services", "api"][..],
+        &["--changed", "--skip-tf"][..],
+    ] {
+        let err = parse(args).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            clap::error::ErrorKind::ArgumentConflict,
+            "{args:?}"
+        );
+    }
+}
