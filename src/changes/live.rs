@@ -286,7 +286,7 @@ fn compare_graph(
             .remove(&service.name)
             .context("every service was looked up")?;
         let container = config::expand(&platform.config.ecs.container, &service.name);
-        let dir = relative(&service.dir);
+        let dir = crate::paths::git_path(&service.dir);
         let inputs = platform.config.changes.inputs_of(&service.name);
         let subject = Subject {
             name: &service.name,
@@ -307,8 +307,8 @@ pub fn graph_cache<'r>(platform: &Platform, repo: &'r Repo, head: git2::Oid) -> 
     let dirs = platform
         .services
         .iter()
-        .map(|s| relative(&s.dir))
-        .chain(platform.spas.iter().map(|s| relative(&s.dir)))
+        .map(|s| crate::paths::git_path(&s.dir))
+        .chain(platform.spas.iter().map(|s| crate::paths::git_path(&s.dir)))
         .collect();
     GraphCache::new(repo.git(), head, dirs, &platform.config.changes.ignore).with_lockfile_cache(
         crate::changes::lockfile::Cache::new(repo.git_dir().join("deploy").join("lockfiles")),
@@ -323,14 +323,9 @@ pub fn service_fan_out(platform: &Platform) -> Vec<String> {
         .shared
         .build_inputs
         .iter()
-        .map(|p| relative(p))
+        .map(|p| crate::paths::git_path(p))
         .filter(|p| p != crate::changes::graph::LOCKFILE)
         .collect()
-}
-
-/// A configured path as git names it.
-fn relative(path: &std::path::Path) -> String {
-    path.to_string_lossy().trim_end_matches('/').to_owned()
 }
 
 #[cfg(test)]

@@ -1,9 +1,8 @@
-//! The pipeline of `deploy` (a build), `deploy rollback`, `deploy undo`, `deploy promote`
-//! and `deploy diff`, numbered as the README's "What a run does": discover, plan and
-//! decide, show (a dry run stops there), preflight and review (`deploy diff` stops
-//! there), confirm, lock, obtain the images (`source`), SPAs, roll and verify (`roll`),
-//! restore if asked (`recovery`), summary. Each step lives in its own module; this one
-//! composes them. The history record and the webhook observe the run (`observers`).
+//! The pipeline of `deploy` (a build), `rollback`, `undo`, `promote` and `diff`, as
+//! docs/internals.md numbers it: discover, plan and decide, show (a dry run stops
+//! there), preflight and review (`diff` stops there), confirm, lock, obtain the images
+//! (`source`), SPAs, roll and verify (`roll`), restore if asked (`recovery`), summary.
+//! Each step has its module; the history record and the webhook observe (`observers`).
 
 mod changed;
 mod changed_spas;

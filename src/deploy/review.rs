@@ -12,7 +12,7 @@ use super::run::{interruptible, Ready, Run, SavedPlan};
 use crate::error::Stage;
 use crate::model::plan::{shell_words, Action, TerraformStep};
 use crate::report::RunReport;
-use crate::terraform::{AddressChange, ApplyFailed, Review, Terraform};
+use crate::terraform::{AddressChange, ApplyFailed, PlanOptions, Review, Terraform};
 use crate::ui::output::emit_stdout;
 use crate::ui::output::OutputFormat;
 
@@ -50,13 +50,13 @@ impl Run<'_> {
             .tempdir()
             .context("cannot create a temp dir for the saved terraform plan")?;
         let file = dir.path().join(crate::model::plan::SAVED_PLAN_NAME);
-        let mut args = step.apply.plan_args(config, &file);
         // A run queued with --lock-wait plans while the run ahead may be applying:
         // terraform then waits for its state lock as long as deploy waits for its own,
         // instead of failing at once.
-        if let Some(wait) = self.request.lock_wait {
-            args.insert(3, format!("-lock-timeout={}s", wait.as_secs()));
-        }
+        let options = PlanOptions {
+            lock_timeout: self.request.lock_wait,
+        };
+        let args = step.apply.plan_args_with(config, &file, options);
         self.progress.note(&format!(
             "planning the roll: {}",
             shell_words(std::iter::once("terraform".to_owned()).chain(args.iter().cloned()))

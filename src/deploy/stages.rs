@@ -7,7 +7,7 @@ use std::cell::Cell;
 
 use crate::ui::output::OutputFormat;
 
-/// The step a run is in, for the failure message: steps 5-10 of "What a run does".
+/// The step a run is in, for the failure message: steps 5-10 of "What a run does" (docs/internals.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(super) enum Step {
     /// Planning the roll again after waiting for the lock.
