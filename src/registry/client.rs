@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 
+pub use super::failure::shown;
 use super::failure::{connection_failure, transient_status, Transient};
 use crate::http::Https;
 
@@ -342,12 +343,6 @@ pub async fn error_text(response: Response<Incoming>) -> String {
     } else {
         format!("HTTP {status}, {}", messages.join("; "))
     }
-}
-
-/// A URL as messages show it: without its query, which can carry a presigned
-/// signature (ECR serves blobs from S3 through one) or an upload's state.
-pub fn shown(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
 }
 
 /// `realm="x",service="y",scope="a:b:pull,push"` as pairs.

@@ -6,8 +6,6 @@ use anyhow::{anyhow, Result};
 use hyper::body::Incoming;
 use hyper::{Method, Response, StatusCode};
 
-use super::client::shown;
-
 /// A failure worth another try: a 5xx, a 429, a dropped connection, a timeout.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -91,6 +89,12 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// A URL as messages show it: without its query, which can carry a presigned
+/// signature (ECR serves blobs from S3 through one) or an upload's state.
+pub fn shown(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
 }
 
 #[cfg(test)]
