@@ -110,7 +110,7 @@ install() {
             die "$name.tar.gz does not match SHA256SUMS (SHA-256 $actual, listed $expected): refusing it"
         tar -xzf "$work/$name.tar.gz" -C "$work"
         mkdir -p "$dir"
-        cp "$work/$name"/* "$dir/"
+        cp -R "$work/$name"/. "$dir/"
         chmod +x "$dir/deploy"
     fi
     local printed
