@@ -3,13 +3,13 @@
 use std::io::Write as _;
 
 use anyhow::Context as _;
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use deploy::cli::Cli;
 use deploy::error::{self, WritingStdout};
 use deploy::request::{CommandRequest, Globals};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = deploy::cli::parse();
     let globals = Globals::from_cli(&cli);
     deploy::ui::logging::init(globals.verbose, globals.quiet);
     let outcome = match CommandRequest::from_cli(&cli) {
