@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+pub mod man;
 mod parse;
 pub use parse::{parse, parse_from};
 

@@ -24,9 +24,9 @@ fn main() {
             clap_complete::generate(shell, &mut Cli::command(), "deploy", &mut script);
             std::io::stdout().write_all(&script).context(WritingStdout)
         }
-        CommandRequest::Man => clap_mangen::Man::new(Cli::command())
-            .render(&mut std::io::stdout())
-            .context(WritingStdout),
+        CommandRequest::Man => {
+            deploy::cli::man::render(&mut std::io::stdout()).context(WritingStdout)
+        }
     };
     let code = match outcome {
         Ok(()) => error::ExitCode::Success,

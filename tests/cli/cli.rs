@@ -149,7 +149,18 @@ fn the_man_page_renders() {
         .run()
         .success()
         .stdout_has(".TH deploy 1")
-        .stdout_has("var\\-file");
+        .stdout_has("var\\-file")
+        // No page per command is referenced; the commands, environment, files and exit
+        // status have sections of their own.
+        .stdout_lacks("deploy\\-status(1)")
+        .stdout_has(".SH \"COMMANDS\"")
+        .stdout_has("deploy status \\-\\-help")
+        .stdout_has(".SH \"ENVIRONMENT\"")
+        .stdout_has("DEPLOY_VAR_FILE")
+        .stdout_has("NO_COLOR")
+        .stdout_has(".SH \"FILES\"")
+        .stdout_has("deploy.toml")
+        .stdout_has(".SH \"EXIT STATUS\"");
 }
 
 /// `deploy status | head -3`: once the reader has gone, deploy ends quietly with success,
