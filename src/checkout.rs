@@ -25,6 +25,14 @@ impl Checkout {
     pub fn open(start_dir: Option<&Path>) -> Result<Self> {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
         let start = start_dir.map_or(cwd.clone(), |dir| cwd.join(dir));
+        if let Some(dir) = start_dir.filter(|_| !start.is_dir()) {
+            let what = if start.exists() {
+                "is not a directory"
+            } else {
+                "does not exist"
+            };
+            return Err(UsageError::new(format!("-C/--repo {}: {what}", dir.display())).into());
+        }
         let repo = crate::git::Repo::discover(&start)?;
         let platform = load_platform(repo.root())?;
         let head = repo.head()?;

@@ -10,6 +10,10 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+pub mod man;
+mod parse;
+pub use parse::{parse, parse_from};
+
 /// Build, push and roll the platform's backend services and SPAs on AWS.
 ///
 /// A full deploy builds every service image, tags it with the git short SHA, pushes it
@@ -22,7 +26,6 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
     version,
     max_term_width = 100,
     subcommand_negates_reqs = true,
-    args_conflicts_with_subcommands = true,
     after_help = "Examples:\n  deploy --var-file tfvars/sandbox.tfvars\n  deploy --var-file tfvars/sandbox.tfvars --changed\n  deploy --var-file tfvars/prod.tfvars --profile prod -y\n  deploy --skip-tf --services api,auth\n  deploy --var-file tfvars/sandbox.tfvars --dry-run\n  deploy rollback a1b2c3d --var-file tfvars/sandbox.tfvars\n\nExit codes: 0 done or nothing to do, 1 failed, 2 usage error, 3 `deploy diff`: needs --allow-infra-changes, 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP)."
 )]
 pub struct Cli {

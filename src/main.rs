@@ -3,13 +3,13 @@
 use std::io::Write as _;
 
 use anyhow::Context as _;
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use deploy::cli::Cli;
 use deploy::error::{self, WritingStdout};
 use deploy::request::{CommandRequest, Globals};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = deploy::cli::parse();
     let globals = Globals::from_cli(&cli);
     deploy::ui::logging::init(globals.verbose, globals.quiet);
     let outcome = match CommandRequest::from_cli(&cli) {
@@ -24,9 +24,9 @@ fn main() {
             clap_complete::generate(shell, &mut Cli::command(), "deploy", &mut script);
             std::io::stdout().write_all(&script).context(WritingStdout)
         }
-        CommandRequest::Man => clap_mangen::Man::new(Cli::command())
-            .render(&mut std::io::stdout())
-            .context(WritingStdout),
+        CommandRequest::Man => {
+            deploy::cli::man::render(&mut std::io::stdout()).context(WritingStdout)
+        }
     };
     let code = match outcome {
         Ok(()) => error::ExitCode::Success,

@@ -54,7 +54,13 @@ pub fn plan(platform: &Platform, request: &Request, context: Context<'_>) -> Res
     let spas = spas::plan_spas(platform, &ask, mode, &context)?;
     let terraform = match &request.var_file {
         Some(var_file) if !request.skip_tf => {
-            let (var_file, workspace) = environment_of(platform, context.cwd, var_file)?;
+            let flag = if request.promote.is_some() {
+                "--to"
+            } else {
+                "--var-file"
+            };
+            let (var_file, workspace) =
+                environment_named_by(platform, context.cwd, var_file, flag)?;
             let every_service = request.selection == Selection::All;
             let roll = match mode {
                 // Filled in from the history ([`Plan::restore`]).
@@ -86,7 +92,7 @@ pub fn plan(platform: &Platform, request: &Request, context: Context<'_>) -> Res
     let promotion = match &request.promote {
         Some(promote) => {
             let (from_var_file, from_workspace) =
-                environment_of(platform, context.cwd, &promote.from_var_file)?;
+                environment_named_by(platform, context.cwd, &promote.from_var_file, "--from")?;
             if Some(from_workspace.as_str()) == workspace {
                 return Err(UsageError::new(format!(
                     "--from and --to are the same environment ({from_workspace}): promote copies images from one environment to another"
@@ -124,16 +130,24 @@ pub fn plan(platform: &Platform, request: &Request, context: Context<'_>) -> Res
     })
 }
 
-/// Finds the tfvars file. The runbook's paths are relative to the terraform directory
-/// (`--var-file tfvars/sandbox.tfvars`); a path relative to where deploy was started is
-/// accepted too. Returns the path as terraform (run with `-chdir`) will read it.
 /// The tfvars file (as [`resolve_var_file`] finds it) and the environment it names: its
 /// terraform workspace (`tfvars/<workspace>.tfvars`).
 pub fn environment_of(platform: &Platform, cwd: &Path, given: &Path) -> Result<(PathBuf, String)> {
-    let var_file = resolve_var_file(platform, cwd, given)?;
+    environment_named_by(platform, cwd, given, "--var-file")
+}
+
+/// [`environment_of`] for a tfvars file given by `flag` (`--to`, `--from`), which its
+/// errors name.
+fn environment_named_by(
+    platform: &Platform,
+    cwd: &Path,
+    given: &Path,
+    flag: &str,
+) -> Result<(PathBuf, String)> {
+    let var_file = tfvars_file_named_by(platform, cwd, given, flag)?;
     let workspace = crate::terraform::workspace_for(&var_file).ok_or_else(|| {
         UsageError::new(format!(
-            "--var-file {} is not a .tfvars file; its name selects the terraform workspace (tfvars/<workspace>.tfvars)",
+            "{flag} {} is not a .tfvars file; its name selects the terraform workspace (tfvars/<workspace>.tfvars)",
             var_file.display()
         ))
     })?;
@@ -151,7 +165,19 @@ pub fn workspace_named(
         .transpose()
 }
 
+/// Finds the tfvars file. The runbook's paths are relative to the terraform directory
+/// (`--var-file tfvars/sandbox.tfvars`); a path relative to where deploy was started is
+/// accepted too. Returns the path as terraform (run with `-chdir`) will read it.
 pub fn resolve_var_file(platform: &Platform, cwd: &Path, given: &Path) -> Result<PathBuf> {
+    tfvars_file_named_by(platform, cwd, given, "--var-file")
+}
+
+fn tfvars_file_named_by(
+    platform: &Platform,
+    cwd: &Path,
+    given: &Path,
+    flag: &str,
+) -> Result<PathBuf> {
     let tf_dir = platform.root.join(platform.terraform_dir());
     if !tf_dir.is_dir() {
         return Err(UsageError::new(format!(
@@ -169,32 +195,53 @@ pub fn resolve_var_file(platform: &Platform, cwd: &Path, given: &Path) -> Result
     let Some(found) = candidates.iter().find(|path| path.exists()) else {
         let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
         return Err(UsageError::new(format!(
-            "--var-file {}: no such file (looked for {}); per-environment tfvars live in {}/tfvars/ and are gitignored: copy example.tfvars",
+            "{flag} {}: no such file (looked for {}); {}",
             given.display(),
             tried.join(" and "),
-            platform.terraform_dir().display()
+            tfvars_advice(&tf_dir, platform.terraform_dir())
         ))
         .into());
     };
     if found.is_dir() {
         return Err(UsageError::new(format!(
-            "--var-file {} is a directory, not a tfvars file",
+            "{flag} {} is a directory, not a tfvars file",
             found.display()
         ))
         .into());
     }
     if let Err(err) = std::fs::File::open(found) {
-        return Err(UsageError::new(format!(
-            "--var-file {} cannot be read: {err}",
-            found.display()
-        ))
-        .into());
+        return Err(
+            UsageError::new(format!("{flag} {} cannot be read: {err}", found.display())).into(),
+        );
     }
     // Prefer the short form terraform users know when the file is under the terraform dir.
     Ok(match found.strip_prefix(&tf_dir) {
         Ok(relative) => relative.to_path_buf(),
         Err(_) => std::fs::canonicalize(found).unwrap_or_else(|_| found.clone()),
     })
+}
+
+/// What to do about a missing tfvars file: the ones that exist in the terraform
+/// directory's `tfvars/` (by the path `--var-file` takes), or how to make one.
+fn tfvars_advice(tf_dir: &Path, shown: &Path) -> String {
+    let mut existing: Vec<String> = std::fs::read_dir(tf_dir.join("tfvars"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            (name.ends_with(".tfvars") && entry.path().is_file()).then(|| format!("tfvars/{name}"))
+        })
+        .collect();
+    existing.sort();
+    if existing.is_empty() {
+        format!(
+            "{}/tfvars/ has no .tfvars file; per-environment tfvars are gitignored: create tfvars/<workspace>.tfvars there",
+            shown.display()
+        )
+    } else {
+        format!("{} has {}", shown.display(), existing.join(", "))
+    }
 }
 
 /// The registry overrides in this process's environment (`DEPLOY_REGISTRY`,

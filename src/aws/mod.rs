@@ -93,11 +93,15 @@ fn say_no_region(profile: Option<&str>) {
     if SAID.swap(true, std::sync::atomic::Ordering::SeqCst) {
         return;
     }
-    let file = std::env::var("AWS_CONFIG_FILE")
+    crate::ui::output::warn(&no_region_message(profile, &aws_config_file()));
+}
+
+/// The AWS config file a profile's `region` goes in, as the operator would write it.
+fn aws_config_file() -> String {
+    std::env::var("AWS_CONFIG_FILE")
         .ok()
         .filter(|path| !path.is_empty())
-        .unwrap_or_else(|| "~/.aws/config".to_owned());
-    crate::ui::output::warn(&no_region_message(profile, &file));
+        .unwrap_or_else(|| "~/.aws/config".to_owned())
 }
 
 fn no_region_message(profile: Option<&str>, file: &str) -> String {
@@ -274,13 +278,18 @@ where
         None => "pass --profile NAME, or set AWS_PROFILE / AWS credentials".to_owned(),
     };
     // Without a region the SDK cannot resolve an endpoint or sign: a dispatch or
-    // construction failure that says so ("A region must be set …").
+    // construction failure that says so (S3: "A region must be set …"; the other
+    // services' endpoint rules: "Invalid Configuration: Missing Region"). Keys without a
+    // region are not a credentials problem: say what is missing and where it goes.
     let before_sending = matches!(
         err,
         SdkError::ConstructionFailure(_) | SdkError::DispatchFailure(_)
     );
-    if before_sending && chain.to_ascii_lowercase().contains("region must be set") {
-        return "no AWS region is set: set AWS_REGION, or `region` in the profile".to_owned();
+    let chain_lower = chain.to_ascii_lowercase();
+    if before_sending
+        && (chain_lower.contains("region must be set") || chain_lower.contains("missing region"))
+    {
+        return no_region_message(profile, &aws_config_file());
     }
     match err {
         SdkError::ConstructionFailure(_) => {
@@ -380,6 +389,35 @@ mod tests {
             anonymous.to_string().contains("pass --profile NAME"),
             "{anonymous}"
         );
+    }
+
+    #[test]
+    fn a_missing_region_is_named_as_such_not_as_missing_credentials() {
+        for chain in [
+            "Invalid Configuration: Missing Region",
+            "A region must be set when sending requests to S3.",
+        ] {
+            let err: SdkError<GetObjectError, aws_sdk_s3::config::http::HttpResponse> =
+                SdkError::construction_failure(chain);
+            let text = explanation("sts:GetCallerIdentity", &err, chain, Some("ci"));
+            assert!(text.starts_with("no AWS region is set"), "{text}");
+            assert!(text.contains("AWS_REGION"), "{text}");
+            assert!(
+                text.contains("`region` in the `[profile ci]` section"),
+                "{text}"
+            );
+            assert!(!text.contains("credentials"), "{text}");
+        }
+        // Without a region word in the chain it stays a credentials question.
+        let err: SdkError<GetObjectError, aws_sdk_s3::config::http::HttpResponse> =
+            SdkError::construction_failure("no credentials provider");
+        let text = explanation(
+            "sts:GetCallerIdentity",
+            &err,
+            "no credentials provider",
+            None,
+        );
+        assert!(text.contains("credentials"), "{text}");
     }
 
     #[test]

@@ -7,7 +7,92 @@ fn clap_definition_is_consistent() {
 }
 
 fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-    Cli::try_parse_from(std::iter::once("deploy").chain(args.iter().copied()))
+    parse_from(std::iter::once("deploy").chain(args.iter().copied()))
+}
+
+#[test]
+fn global_options_are_accepted_before_and_after_a_command() {
+    for args in [
+        &[
+            "-C",
+            "dir",
+            "-q",
+            "--output",
+            "json",
+            "--profile",
+            "p",
+            "status",
+        ][..],
+        &[
+            "status",
+            "-C",
+            "dir",
+            "-q",
+            "--output",
+            "json",
+            "--profile",
+            "p",
+        ][..],
+    ] {
+        let cli = parse(args).unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Status { .. })),
+            "{args:?}"
+        );
+        assert_eq!(cli.repo, Some(PathBuf::from("dir")), "{args:?}");
+        assert!(cli.quiet, "{args:?}");
+        assert_eq!(cli.output, OutputFormat::Json, "{args:?}");
+        assert_eq!(cli.profile.as_deref(), Some("p"), "{args:?}");
+    }
+    assert_eq!(
+        parse(&["-vv", "history", "--var-file", "x"])
+            .unwrap()
+            .verbose,
+        2
+    );
+}
+
+#[test]
+fn a_deploy_flag_before_a_command_is_refused_naming_it() {
+    for (args, flag) in [
+        (&["--skip-tf", "status"][..], "--skip-tf"),
+        (&["--var-file", "x.tfvars", "status"][..], "--var-file"),
+        (&["-y", "unlock", "--var-file", "x"][..], "--yes"),
+    ] {
+        let err = parse(args).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            clap::error::ErrorKind::ArgumentConflict,
+            "{args:?}"
+        );
+        assert!(err.to_string().contains(flag), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn changed_with_its_mode_after_a_space_suggests_the_equals_sign() {
+    for mode in ["graph", "runbook"] {
+        let err = parse(&["--var-file", "x", "--changed", mode]).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("--changed={mode}")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn help_help_is_the_help() {
+    let err = parse(&["help", "--help"]).unwrap_err();
+    assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
+}
+
+#[test]
+fn a_bare_deploy_names_the_var_file_and_the_commands() {
+    let err = parse(&[]).unwrap_err();
+    let text = err.to_string();
+    for word in ["--var-file", "status", "rollback", "promote"] {
+        assert!(text.contains(word), "{word}: {text}");
+    }
 }
 
 #[test]

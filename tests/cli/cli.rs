@@ -149,7 +149,18 @@ fn the_man_page_renders() {
         .run()
         .success()
         .stdout_has(".TH deploy 1")
-        .stdout_has("var\\-file");
+        .stdout_has("var\\-file")
+        // No page per command is referenced; the commands, environment, files and exit
+        // status have sections of their own.
+        .stdout_lacks("deploy\\-status(1)")
+        .stdout_has(".SH \"COMMANDS\"")
+        .stdout_has("deploy status \\-\\-help")
+        .stdout_has(".SH \"ENVIRONMENT\"")
+        .stdout_has("DEPLOY_VAR_FILE")
+        .stdout_has("NO_COLOR")
+        .stdout_has(".SH \"FILES\"")
+        .stdout_has("deploy.toml")
+        .stdout_has(".SH \"EXIT STATUS\"");
 }
 
 /// `deploy status | head -3`: once the reader has gone, deploy ends quietly with success,
@@ -183,4 +194,85 @@ fn no_terminal_and_no_yes_fails_at_once() {
         .run()
         .usage_error()
         .stderr_has("pass -y");
+}
+
+/// `-C`, `-q`, `--output`, `--profile` and `-v` are read before a command as after it;
+/// a deploy's own flags are not taken with a command.
+#[test]
+fn global_options_are_read_before_a_command() {
+    let fixture = Fixture::new();
+    fixture.write_tfvars("sandbox");
+    let earlier = fixture.short_sha();
+    let elsewhere = outside_any_repo();
+    let root = fixture.root().display().to_string();
+    let out = Deploy::new()
+        .in_dir(elsewhere.path())
+        .args(["-C", &root, "-q", "--output", "json", "rollback", &earlier])
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--skip-spas",
+            "--dry-run",
+        ])
+        .run();
+    out.success();
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON plan");
+    assert_eq!(plan["mode"], "rollback");
+
+    Deploy::new()
+        .in_dir(fixture.root())
+        .args(["--skip-tf", "status"])
+        .run()
+        .usage_error()
+        .stderr_has("--skip-tf is a flag of a deploy, not of 'deploy status'");
+    Deploy::new()
+        .in_dir(fixture.root())
+        .args(["--var-file", "tfvars/sandbox.tfvars", "--changed", "graph"])
+        .run()
+        .usage_error()
+        .stderr_has("use '--changed=graph'");
+}
+
+#[test]
+fn a_missing_repo_dir_is_named_as_missing() {
+    let dir = outside_any_repo();
+    Deploy::new()
+        .in_dir(dir.path())
+        .args(["-C", "no-such-dir", "status"])
+        .run()
+        .usage_error()
+        .stderr_has("-C/--repo no-such-dir: does not exist")
+        .stderr_lacks("not inside a git repository");
+}
+
+#[test]
+fn a_bare_deploy_names_the_commands_and_help_help_is_the_help() {
+    let dir = outside_any_repo();
+    Deploy::new()
+        .in_dir(dir.path())
+        .run()
+        .usage_error()
+        .stderr_has("--var-file")
+        .stderr_has("status, diff, rollback");
+    Deploy::new()
+        .args(["help", "--help"])
+        .run()
+        .success()
+        .stdout_has("Usage: deploy");
+}
+
+/// A missing `--to` is named as `--to`, with the tfvars files that do exist.
+#[test]
+fn promote_names_a_missing_to_file_and_lists_the_tfvars_there() {
+    let fixture = Fixture::new();
+    fixture.write_tfvars("sandbox");
+    fixture
+        .deploy()
+        .args(["promote", "--from", "tfvars/sandbox.tfvars"])
+        .args(["--to", "tfvars/prod.tfvars", "--dry-run"])
+        .run()
+        .usage_error()
+        .stderr_has("--to tfvars/prod.tfvars: no such file")
+        .stderr_has("tfvars/sandbox.tfvars")
+        .stderr_lacks("--var-file");
 }

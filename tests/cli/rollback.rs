@@ -112,5 +112,5 @@ fn promote_needs_two_different_environments_with_tfvars() {
         ])
         .run()
         .usage_error()
-        .stderr_has("--var-file tfvars/staging.tfvars: no such file");
+        .stderr_has("--from tfvars/staging.tfvars: no such file");
 }

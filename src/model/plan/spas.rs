@@ -129,15 +129,20 @@ fn plan_restores(
     mode: Mode,
     context: &Context<'_>,
 ) -> Result<Vec<SpaStep>> {
-    if let Some(unknown) = ask
+    // Every unknown name at once, so that one run tells the whole mistake.
+    let unknown: Vec<&str> = ask
         .named
         .iter()
         .flatten()
-        .find(|name| !platform.spas.iter().any(|spa| &spa.name == *name))
-    {
+        .filter(|name| !platform.spas.iter().any(|spa| &spa.name == *name))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
         let known: Vec<&str> = platform.spas.iter().map(|s| s.name.as_str()).collect();
+        let noun = if unknown.len() == 1 { "SPA" } else { "SPAs" };
         return Err(UsageError::new(format!(
-            "--spas {unknown}: no such SPA (this checkout has {})",
+            "--spas {}: no such {noun} (this checkout has {})",
+            unknown.join(","),
             known.join(", ")
         ))
         .into());

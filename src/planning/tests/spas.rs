@@ -191,4 +191,11 @@ fn a_restore_checks_each_spa_unless_left_out() {
         err.to_string(),
         "--spas nope: no such SPA (this checkout has admin-ui, simulator)"
     );
+    // Every unknown SPA is named at once.
+    let names = named(&["nope", "admin-ui", "gone"]);
+    let err = plan_spas(&platform, &names, Mode::Undo, &rollback).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "--spas nope,gone: no such SPAs (this checkout has admin-ui, simulator)"
+    );
 }
