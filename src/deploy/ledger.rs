@@ -138,9 +138,7 @@ impl Run<'_> {
         let ecs_config = &self.platform.config.ecs;
         let lookups: Vec<Lookup> = self
             .plan
-            .services
-            .iter()
-            .filter(|s| s.action == Action::Deploy)
+            .deploying_services()
             .map(|s| Lookup {
                 service: s.name.clone(),
                 ecs_service: config::expand(&ecs_config.service, &s.name),
@@ -330,9 +328,7 @@ pub(super) async fn decide_undo(
         crate::changes::environment::read_records(platform, &aws, &environment, UNDO_DEPTH).await?;
     let services: Vec<&str> = platform.services.iter().map(|s| s.name.as_str()).collect();
     let checked_spas: Vec<&str> = plan
-        .spas
-        .iter()
-        .filter(|s| s.action == Action::Check)
+        .spas_to(Action::Check)
         .map(|s| s.name.as_str())
         .collect();
     let listed = format!("s3://{}/{}", location.bucket, location.prefix());

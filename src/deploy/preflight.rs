@@ -379,12 +379,7 @@ impl Run<'_> {
         sdk: &aws_config::SdkConfig,
     ) -> Result<(ecr::RegistryAccess, Vec<ImageJob>)> {
         let profile = self.profile.as_deref();
-        let deploying: Vec<_> = self
-            .plan
-            .services
-            .iter()
-            .filter(|step| step.action == Action::Deploy)
-            .collect();
+        let deploying: Vec<_> = self.plan.deploying_services().collect();
         let ecr_client = aws_sdk_ecr::Client::new(sdk);
         let repositories: Vec<String> = deploying
             .iter()

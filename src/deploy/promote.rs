@@ -104,7 +104,7 @@ pub(super) async fn decide(
     let (outputs, target_live, target_registry) = target?;
 
     let mut verdicts = BTreeMap::new();
-    for step in plan.services.iter().filter(|s| s.action == Action::Check) {
+    for step in plan.services_to(Action::Check) {
         let source = Place {
             registry: &source_registry,
             repository: &step.repository,
@@ -195,9 +195,7 @@ impl Run<'_> {
         ));
         let repositories: Vec<String> = self
             .plan
-            .services
-            .iter()
-            .filter(|s| s.action == Action::Deploy)
+            .deploying_services()
             .map(|s| s.repository.clone())
             .collect();
         ecr::repository_uris(
@@ -231,12 +229,7 @@ impl Run<'_> {
         )
         .await?;
         let target_registry = access.registry_client()?;
-        let steps: Vec<_> = self
-            .plan
-            .services
-            .iter()
-            .filter(|s| s.action == Action::Deploy)
-            .collect();
+        let steps: Vec<_> = self.plan.deploying_services().collect();
         let (source_registry, target_registry) = (&source_registry, &target_registry);
         let results: Vec<(ImageResult, Option<CopiedImage>)> = futures_util::stream::iter(steps)
             .map(|step| async move {

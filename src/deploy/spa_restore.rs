@@ -62,9 +62,7 @@ pub(super) async fn decide_undo(
 
 /// The SPAs the plan still has to decide.
 fn checking(plan: &Plan) -> Vec<String> {
-    plan.spas
-        .iter()
-        .filter(|s| s.action == Action::Check)
+    plan.spas_to(Action::Check)
         .map(|s| s.name.clone())
         .collect()
 }
