@@ -187,12 +187,7 @@ impl fmt::Display for RunReport {
             )?,
         }
         let mut rows = Vec::new();
-        for step in self
-            .plan
-            .services
-            .iter()
-            .filter(|s| s.action == Action::Deploy)
-        {
+        for step in self.plan.deploying_services() {
             let image = self.images.iter().find(|i| i.service == step.name);
             let rollout = self.rollouts.iter().find(|r| r.service == step.name);
             let push = match image.map(|i| i.status) {

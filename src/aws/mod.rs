@@ -50,8 +50,9 @@ pub fn timeouts(attempt: Duration) -> TimeoutConfig {
         .build()
 }
 
-/// Loads the shared config for `profile` (or the default chain).
-pub async fn load(profile: Option<&str>) -> SdkConfig {
+/// Loads the shared config for `profile` (or the default chain); a run asks its
+/// [`Contexts`], which loads each profile once.
+async fn load(profile: Option<&str>) -> SdkConfig {
     let http = waiting::https_client();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(timeouts(attempt_timeout()))
@@ -126,9 +127,8 @@ pub struct Aws {
 }
 
 impl Aws {
-    /// Loads the context of `profile`. A run asks its [`Contexts`] instead, so that
-    /// each profile is loaded once.
-    pub async fn load(profile: Option<&str>) -> Self {
+    /// Loads the context of `profile`: only [`Contexts`] does, once per profile.
+    async fn load(profile: Option<&str>) -> Self {
         Self {
             sdk: load(profile).await,
             profile: profile.map(str::to_owned),
@@ -166,6 +166,14 @@ type ByProfile =
 impl Contexts {
     /// The context of `profile` (`None`: the default chain), loaded on first use.
     pub async fn get(&self, profile: Option<&str>) -> Aws {
+        self.get_or_load(profile, || Aws::load(profile)).await
+    }
+
+    /// [`get`](Self::get), loading with `load` (a test counts the loads).
+    async fn get_or_load<F>(&self, profile: Option<&str>, load: impl FnOnce() -> F) -> Aws
+    where
+        F: std::future::Future<Output = Aws>,
+    {
         let cell = {
             let mut loaded = self
                 .loaded
@@ -176,7 +184,7 @@ impl Contexts {
                 .or_default()
                 .clone()
         };
-        cell.get_or_init(|| Aws::load(profile)).await.clone()
+        cell.get_or_init(load).await.clone()
     }
 }
 
@@ -389,6 +397,36 @@ mod tests {
             anonymous.to_string().contains("pass --profile NAME"),
             "{anonymous}"
         );
+    }
+
+    #[tokio::test]
+    async fn contexts_load_each_profile_once_and_share_it() {
+        let loads = std::sync::atomic::AtomicUsize::new(0);
+        let counted = |profile: Option<&str>| {
+            let profile = profile.map(str::to_owned);
+            let loads = &loads;
+            move || async move {
+                loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let sdk = SdkConfig::builder().build();
+                Aws { sdk, profile }
+            }
+        };
+        let contexts = Contexts::default();
+        let shared = contexts.clone();
+        let prod = Some("prod");
+        let first = contexts.get_or_load(prod, counted(prod)).await;
+        let again = shared.get_or_load(prod, counted(prod)).await;
+        assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(first.profile.as_deref(), Some("prod"));
+        assert_eq!(again.profile.as_deref(), Some("prod"));
+        // Another profile, and the default chain, are each a load of their own.
+        let staging = contexts
+            .get_or_load(Some("staging"), counted(Some("staging")))
+            .await;
+        contexts.get_or_load(None, counted(None)).await;
+        contexts.get_or_load(None, counted(None)).await;
+        assert_eq!(staging.profile.as_deref(), Some("staging"));
+        assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
     #[test]

@@ -36,13 +36,15 @@ pub async fn read_environment(
     Ok((environment, outputs))
 }
 
-/// The newest `limit` records of `environment`, where they live, and the S3 client.
+/// The newest `limit` records of `environment`, where they live, and the S3 client
+/// (of `aws`, whose profile also reads the terraform outputs).
 pub async fn read_records(
     platform: &Platform,
-    profile: Option<&str>,
+    aws: &crate::aws::Aws,
     environment: &str,
     limit: usize,
 ) -> Result<(Vec<Record>, HistoryLocation, crate::aws::S3)> {
+    let profile = aws.profile.as_deref();
     let config_suffices =
         platform.config.history.bucket.is_some() || platform.config.lock.bucket.is_some();
     let (resolved, _) =
@@ -54,7 +56,7 @@ pub async fn read_records(
         )
     })?;
     let location = HistoryLocation::new(&bucket, environment);
-    let s3 = crate::aws::Aws::load(profile).await.s3();
+    let s3 = aws.s3();
     let records = history::list(&s3, &location, limit).await?;
     Ok((records, location, s3))
 }

@@ -7,6 +7,7 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::aws::ecs::{Ecs, LiveImage, Lookup};
+use crate::aws::Aws;
 use crate::changes::decide::{decide, decide_with};
 use crate::changes::diff::{self, DiffCache};
 use crate::changes::graph::{GraphCache, Subject};
@@ -95,12 +96,12 @@ pub async fn survey(
     platform: &Platform,
     repo: &Repo,
     head_sha: &str,
-    profile: Option<&str>,
+    aws: &Aws,
     cluster: String,
     mode: ChangesMode,
 ) -> Result<Survey> {
     let cache = repo.git_dir().join("deploy").join(TASK_DEFINITION_CACHE);
-    let live = fetch_with(platform, profile, &cluster, Some(&cache)).await?;
+    let live = fetch_with(platform, aws, &cluster, Some(&cache)).await?;
     let services = compare(platform, repo, head_sha, live, mode)?;
     Ok(Survey {
         cluster,
@@ -121,27 +122,26 @@ const TASK_DEFINITION_CACHE_MAX: usize = 5_000;
 /// What ECS runs for every service of the platform, by the platform's service name.
 pub async fn fetch(
     platform: &Platform,
-    profile: Option<&str>,
+    aws: &Aws,
     cluster: &str,
 ) -> Result<HashMap<String, LiveImage>> {
-    fetch_with(platform, profile, cluster, None).await
+    fetch_with(platform, aws, cluster, None).await
 }
 
 /// [`fetch`], reading and updating the task definition cache at `cache` when given. A
 /// cache that cannot be read or written only costs the requests it would have saved.
 async fn fetch_with(
     platform: &Platform,
-    profile: Option<&str>,
+    aws: &Aws,
     cluster: &str,
     cache: Option<&std::path::Path>,
 ) -> Result<HashMap<String, LiveImage>> {
-    let sdk = crate::aws::load(profile).await;
     let known = cache.map(read_task_definitions).unwrap_or_default();
     let seeded = known.len();
     let ecs = Ecs::new(
-        aws_sdk_ecs::Client::new(&sdk),
+        aws_sdk_ecs::Client::new(&aws.sdk),
         cluster.to_owned(),
-        profile.map(str::to_owned),
+        aws.profile.clone(),
     )
     .with_known(known);
     let ecs_config = &platform.config.ecs;

@@ -30,8 +30,9 @@ pub fn run(globals: &Globals, request: &HistoryRequest) -> Result<()> {
     }
     let profile = globals.profile.as_deref();
     let view = runtime()?.block_on(async {
+        let aws = crate::aws::Contexts::default().get(profile).await;
         let (records, location, s3) =
-            read_records(&platform, profile, &environment, request.limit).await?;
+            read_records(&platform, &aws, &environment, request.limit).await?;
         // A `running` record whose run no longer holds the lock was cut off.
         let lock =
             deploy_lock::read_holder(&s3, &LockLocation::new(&location.bucket, &environment))

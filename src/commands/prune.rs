@@ -161,11 +161,12 @@ pub fn run(globals: &Globals, request: &PruneRequest) -> Result<()> {
                 )
                 .await?;
                 let cluster = environment.cluster()?.to_owned();
+                let aws = crate::aws::Contexts::default().get(profile).await;
                 live::survey(
             &platform,
             &repo,
             &head.sha,
-            profile,
+            &aws,
             cluster,
             platform.config.changes.mode,
         )

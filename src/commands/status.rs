@@ -185,16 +185,16 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
         let environment =
             crate::checkout::read_environment(&platform, workspace.as_deref(), &outputs)?;
         let cluster = environment.cluster()?.to_owned();
+        let aws = contexts.get(profile).await;
         let survey = live::survey(
             &platform,
             &repo,
             &head.sha,
-            profile,
+            &aws,
             cluster,
             platform.config.changes.mode,
         )
         .await?;
-        let aws = contexts.get(profile).await;
         let s3 = aws.s3();
         let mut spas = Vec::new();
         for spa in &platform.spas {
@@ -253,10 +253,11 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
                 platform.config.ecs.cluster.is_some(),
             )
             .await?;
-            let other_live = live::fetch(&platform, other_profile, other_env.cluster()?).await?;
+            let other_aws = contexts.get(other_profile).await;
+            let other_live = live::fetch(&platform, &other_aws, other_env.cluster()?).await?;
             let other_digests = digests_of(
                 other_live.iter().map(|(name, live)| (name.as_str(), live)),
-                &contexts.get(other_profile).await,
+                &other_aws,
             )
             .await;
             for entry in &mut digests {

@@ -82,7 +82,7 @@ pub fn run(globals: &Globals, request: &UnlockRequest) -> Result<()> {
             &platform.config.terraform.outputs.deploy_lock_bucket,
         )?;
         let location = LockLocation::new(&bucket, &environment);
-        let s3 = crate::aws::Aws::load(profile).await.s3();
+        let s3 = crate::aws::Contexts::default().get(profile).await.s3();
         let holder = deploy_lock::break_lock(&s3, &location).await?;
         anyhow::Ok(UnlockReport {
             lock: format!("s3://{}/{}", location.bucket, location.key),

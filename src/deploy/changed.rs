@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 
+use crate::aws::Contexts;
 use crate::changes::live;
 use crate::checkout::Checkout;
 use crate::model::config::ChangesMode;
@@ -16,6 +17,7 @@ pub(super) async fn decide(
     plan: &mut Plan,
     checkout: &Checkout,
     request: &Request,
+    contexts: &Contexts,
     profile: Option<&str>,
 ) -> Result<Option<Outputs>> {
     let platform = &checkout.platform;
@@ -39,11 +41,12 @@ pub(super) async fn decide(
     )
     .await?;
     let cluster = environment.cluster()?.to_owned();
+    let aws = contexts.get(profile).await;
     let survey = live::survey(
         platform,
         &checkout.repo,
         &plan.head.sha,
-        profile,
+        &aws,
         cluster,
         mode,
     )
@@ -63,7 +66,7 @@ pub(super) async fn decide(
     plan.decide(decisions, &platform.config.terraform);
     if deciding_spas {
         let decisions =
-            super::changed_spas::decide_spas(plan, checkout, &environment, profile).await?;
+            super::changed_spas::decide_spas(plan, checkout, &environment, &aws).await?;
         plan.decide_spas(decisions);
     }
     Ok(outputs)

@@ -5,6 +5,7 @@
 
 use anyhow::{Context as _, Result};
 
+use crate::aws::Aws;
 use crate::changes::decide::decide_base;
 use crate::changes::graph::Subject;
 use crate::changes::live;
@@ -54,9 +55,9 @@ async fn recorded_shas(
     plan: &Plan,
     checkout: &Checkout,
     environment: &Environment,
-    profile: Option<&str>,
+    aws: &Aws,
 ) -> Result<Vec<Recorded>> {
-    let s3 = crate::aws::Aws::load(profile).await.s3();
+    let s3 = aws.s3();
     let mut recorded = Vec::new();
     for spa in &checkout.platform.spas {
         if plan
@@ -92,14 +93,14 @@ pub(super) async fn decide_spas(
     plan: &Plan,
     checkout: &Checkout,
     environment: &Environment,
-    profile: Option<&str>,
+    aws: &Aws,
 ) -> Result<Vec<(String, Decision)>> {
     let platform = &checkout.platform;
     let head = git2::Oid::from_str(&plan.head.sha).context("HEAD is not a commit id")?;
     let mut graph = live::graph_cache(platform, &checkout.repo, head);
     let fan_out = SPA_FAN_OUT.map(str::to_owned);
     let mut decisions = Vec::new();
-    for recorded in recorded_shas(plan, checkout, environment, profile).await? {
+    for recorded in recorded_shas(plan, checkout, environment, aws).await? {
         let sha = match spa_base(&recorded) {
             Base::Decided(decision) => {
                 decisions.push((recorded.name, decision));

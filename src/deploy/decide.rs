@@ -6,6 +6,7 @@
 use anyhow::Result;
 
 use super::{changed, ledger, promote, spa_restore};
+use crate::aws::Contexts;
 use crate::checkout::Checkout;
 use crate::model::environment::Outputs;
 use crate::model::plan::{self, Mode, Plan};
@@ -46,15 +47,16 @@ pub(super) async fn decide(
     plan: &mut Plan,
     checkout: &Checkout,
     request: &Request,
+    contexts: &Contexts,
     profile: Option<&str>,
 ) -> Result<Option<Outputs>> {
     match plan.mode {
-        Mode::Changed => changed::decide(plan, checkout, request, profile).await,
-        Mode::Promote => promote::decide(plan, checkout, profile).await,
-        Mode::Rollback => spa_restore::decide_rollback(plan, checkout, profile)
+        Mode::Changed => changed::decide(plan, checkout, request, contexts, profile).await,
+        Mode::Promote => promote::decide(plan, checkout, contexts, profile).await,
+        Mode::Rollback => spa_restore::decide_rollback(plan, checkout, contexts, profile)
             .await
             .map(|()| None),
-        Mode::Undo => ledger::decide_undo(plan, checkout, profile)
+        Mode::Undo => ledger::decide_undo(plan, checkout, contexts, profile)
             .await
             .map(|()| None),
         Mode::Full | Mode::Services => Ok(None),

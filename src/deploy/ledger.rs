@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 
 use super::run::{Ready, Run};
 use crate::aws::ecs::{image_tag_of, Ecs, LiveImage, Lookup};
-use crate::aws::{ecr, history as store};
+use crate::aws::{ecr, history as store, Contexts};
 use crate::checkout::Checkout;
 use crate::model::config;
 use crate::model::history::{self, ImageVersion, Record, ServiceTags, UndoSet, Who};
@@ -138,9 +138,7 @@ impl Run<'_> {
         let ecs_config = &self.platform.config.ecs;
         let lookups: Vec<Lookup> = self
             .plan
-            .services
-            .iter()
-            .filter(|s| s.action == Action::Deploy)
+            .deploying_services()
             .map(|s| Lookup {
                 service: s.name.clone(),
                 ecs_service: config::expand(&ecs_config.service, &s.name),
@@ -317,6 +315,7 @@ fn new_run_id() -> String {
 pub(super) async fn decide_undo(
     plan: &mut Plan,
     checkout: &Checkout,
+    contexts: &Contexts,
     profile: Option<&str>,
 ) -> Result<()> {
     let platform = &checkout.platform;
@@ -324,14 +323,12 @@ pub(super) async fn decide_undo(
         bail!("deploy undo rolls with terraform: it needs --var-file");
     };
     let environment = step.apply.workspace.clone();
+    let aws = contexts.get(profile).await;
     let (records, location, _) =
-        crate::changes::environment::read_records(platform, profile, &environment, UNDO_DEPTH)
-            .await?;
+        crate::changes::environment::read_records(platform, &aws, &environment, UNDO_DEPTH).await?;
     let services: Vec<&str> = platform.services.iter().map(|s| s.name.as_str()).collect();
     let checked_spas: Vec<&str> = plan
-        .spas
-        .iter()
-        .filter(|s| s.action == Action::Check)
+        .spas_to(Action::Check)
         .map(|s| s.name.as_str())
         .collect();
     let listed = format!("s3://{}/{}", location.bucket, location.prefix());
@@ -344,7 +341,7 @@ pub(super) async fn decide_undo(
     let UndoSet { undo, spas } = history::undo_set(&records, &services, &checked_spas, source)?;
     let run_id = undo.run_id.clone();
     plan.restore(undo, &platform.config.terraform);
-    super::spa_restore::decide_undo(plan, checkout, profile, spas, &run_id).await
+    super::spa_restore::decide_undo(plan, checkout, contexts, profile, spas, &run_id).await
 }
 
 /// How many of the newest records `deploy undo` looks through.

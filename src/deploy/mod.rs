@@ -32,8 +32,7 @@ pub use crate::report::CopiedImage;
 use crate::checkout::{runtime, Checkout};
 use crate::report::RunReport;
 use crate::request::{Globals, Request};
-use crate::ui::output::emit_stdout;
-use crate::ui::output::OutputFormat;
+use crate::ui::output::{emit_stdout, OutputFormat};
 use crate::ui::progress::Progress;
 use ledger::Before;
 use run::{Ready, Run};
@@ -45,9 +44,10 @@ pub fn run(globals: &Globals, request: &Request) -> Result<()> {
     let checkout = Checkout::open(globals.repo.as_deref())?;
     let mut plan = decide::make_plan(&checkout, request)?;
     let profile = preflight::choose_profile(globals, request)?;
-    let runtime = runtime()?;
-    let decided = decide::decide(&mut plan, &checkout, request, profile.as_deref());
-    let outputs = runtime.block_on(decided)?;
+    // One AWS context per profile for the whole run, on its one runtime.
+    let (runtime, aws) = (runtime()?, crate::aws::Contexts::default());
+    let decided = decide::decide(&mut plan, &checkout, request, &aws, profile.as_deref());
+    let known = runtime.block_on(decided)?; // the terraform outputs, if decide read them
     let stop = Stop::of(request.dry_run, request.diff_only);
     if stop == Stop::AfterPlan {
         return emit_stdout(&plan, globals.output);
@@ -58,7 +58,7 @@ pub fn run(globals: &Globals, request: &Request) -> Result<()> {
     }
     messages::require_a_way_to_confirm(request)?;
     let progress = Progress::new(globals.quiet);
-    let run = Run::new(&checkout, request, &plan, profile, outputs, &progress);
+    let run = Run::new(&checkout, request, &plan, (profile, aws), known, &progress);
     let mut report = RunReport::new(&plan);
     let outcome = runtime.block_on(run.execute(stop, &mut report, globals.output));
     // Stop build/push streams now: the daemon cancels work whose connection closed.

@@ -3,7 +3,6 @@
 //! (told by the run's observers, `observers`).
 
 use crate::error::Interrupted;
-use crate::model::plan::Action;
 use crate::notify::{Event, Notice, Notifier};
 
 use super::run::{Ready, Run};
@@ -38,18 +37,10 @@ impl Run<'_> {
             who,
             services: self
                 .plan
-                .services
-                .iter()
-                .filter(|s| s.action == Action::Deploy)
+                .deploying_services()
                 .map(|s| s.name.clone())
                 .collect(),
-            spas: self
-                .plan
-                .spas
-                .iter()
-                .filter(|s| s.action != Action::Skip)
-                .map(|s| s.name.clone())
-                .collect(),
+            spas: self.plan.touched_spas().map(|s| s.name.clone()).collect(),
             sha: self.plan.image_tag.clone(),
             duration_secs: ended.map(|(elapsed, _)| elapsed.as_secs_f64()),
             failed_step: failure.map(|(step, _)| step.name().to_owned()),

@@ -105,7 +105,7 @@ impl Run<'_> {
         ) else {
             return err;
         };
-        let aws = aws::Aws::load(self.profile.as_deref()).await;
+        let aws = self.contexts.get(self.profile.as_deref()).await;
         let location = LockLocation::new(bucket, &step.apply.workspace);
         match deploy_lock::held(&aws.s3(), location).await {
             Ok(Some(held)) => held.into(),
@@ -290,7 +290,7 @@ impl Run<'_> {
     /// STS GetCallerIdentity, and the account summary the operator confirms.
     async fn who_am_i(&self) -> Result<(aws::Aws, Option<String>)> {
         let profile = self.profile.as_deref();
-        let aws = aws::Aws::load(profile).await;
+        let aws = self.contexts.get(profile).await;
         let identity = aws_sdk_sts::Client::new(&aws.sdk)
             .get_caller_identity()
             .send()
@@ -379,12 +379,7 @@ impl Run<'_> {
         sdk: &aws_config::SdkConfig,
     ) -> Result<(ecr::RegistryAccess, Vec<ImageJob>)> {
         let profile = self.profile.as_deref();
-        let deploying: Vec<_> = self
-            .plan
-            .services
-            .iter()
-            .filter(|step| step.action == Action::Deploy)
-            .collect();
+        let deploying: Vec<_> = self.plan.deploying_services().collect();
         let ecr_client = aws_sdk_ecr::Client::new(sdk);
         let repositories: Vec<String> = deploying
             .iter()

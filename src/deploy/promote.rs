@@ -12,8 +12,8 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use futures_util::StreamExt as _;
 
 use super::run::{Ready, Run};
-use crate::aws::ecr;
 use crate::aws::ecs::{image_tag_of, LiveImage};
+use crate::aws::{ecr, Aws, Contexts};
 use crate::changes::live;
 use crate::checkout::Checkout;
 use crate::docker::images::{ImageResult, ImageStatus};
@@ -30,10 +30,10 @@ use verdict::{short_digest, Read};
 const COPY_CONCURRENCY: usize = 4;
 
 /// A registry client for an environment: `host` (an override), else its ECR host, with
-/// the GetAuthorizationToken credentials of the profile's account.
-async fn open_registry(profile: Option<&str>, host: Option<&str>) -> Result<RegistryClient> {
-    let sdk = crate::aws::load(profile).await;
-    let access = ecr::registry_access(&aws_sdk_ecr::Client::new(&sdk), host, profile).await?;
+/// the GetAuthorizationToken credentials of the account of `aws`.
+async fn open_registry(aws: &Aws, host: Option<&str>) -> Result<RegistryClient> {
+    let ecr = aws_sdk_ecr::Client::new(&aws.sdk);
+    let access = ecr::registry_access(&ecr, host, aws.profile.as_deref()).await?;
     access.registry_client()
 }
 
@@ -45,6 +45,7 @@ async fn open_registry(profile: Option<&str>, host: Option<&str>) -> Result<Regi
 pub(super) async fn decide(
     plan: &mut Plan,
     checkout: &Checkout,
+    contexts: &Contexts,
     profile: Option<&str>,
 ) -> Result<Option<Outputs>> {
     let platform = &checkout.platform;
@@ -71,10 +72,11 @@ pub(super) async fn decide(
         )
         .await
         .with_context(|| format!("cannot read the source environment {from}"))?;
-        let source_live = live::fetch(platform, profile_from, source_env.cluster()?)
+        let source_aws = contexts.get(profile_from).await;
+        let source_live = live::fetch(platform, &source_aws, source_env.cluster()?)
             .await
             .with_context(|| format!("cannot read what {from} runs"))?;
-        let source_registry = open_registry(profile_from, promotion.from_registry.host.as_deref())
+        let source_registry = open_registry(&source_aws, promotion.from_registry.host.as_deref())
             .await
             .with_context(|| format!("cannot reach the registry of {from}"))?;
         anyhow::Ok((source_live, source_registry))
@@ -88,10 +90,11 @@ pub(super) async fn decide(
         )
         .await
         .with_context(|| format!("cannot read the target environment {to}"))?;
-        let target_live = live::fetch(platform, profile, target_env.cluster()?)
+        let target_aws = contexts.get(profile).await;
+        let target_live = live::fetch(platform, &target_aws, target_env.cluster()?)
             .await
             .with_context(|| format!("cannot read what {to} runs"))?;
-        let target_registry = open_registry(profile, plan.registry.host.as_deref())
+        let target_registry = open_registry(&target_aws, plan.registry.host.as_deref())
             .await
             .with_context(|| format!("cannot reach the registry of {to}"))?;
         anyhow::Ok((outputs, target_live, target_registry))
@@ -101,7 +104,7 @@ pub(super) async fn decide(
     let (outputs, target_live, target_registry) = target?;
 
     let mut verdicts = BTreeMap::new();
-    for step in plan.services.iter().filter(|s| s.action == Action::Check) {
+    for step in plan.services_to(Action::Check) {
         let source = Place {
             registry: &source_registry,
             repository: &step.repository,
@@ -167,7 +170,7 @@ async fn read_digests<'a>(
 impl Run<'_> {
     /// Step 3, for a promotion: the source's account beside the target's (the operator
     /// confirms both), and the target's ECR repositories exist.
-    pub(super) async fn promotion_preflight(&self, aws: &crate::aws::Aws) -> Result<()> {
+    pub(super) async fn promotion_preflight(&self, aws: &Aws) -> Result<()> {
         let Some(promotion) = &self.plan.promotion else {
             return Ok(());
         };
@@ -175,7 +178,7 @@ impl Run<'_> {
             .profile_from
             .as_deref()
             .or(self.profile.as_deref());
-        let sdk = crate::aws::load(profile_from).await;
+        let sdk = self.contexts.get(profile_from).await.sdk;
         let identity = aws_sdk_sts::Client::new(&sdk)
             .get_caller_identity()
             .send()
@@ -192,9 +195,7 @@ impl Run<'_> {
         ));
         let repositories: Vec<String> = self
             .plan
-            .services
-            .iter()
-            .filter(|s| s.action == Action::Deploy)
+            .deploying_services()
             .map(|s| s.repository.clone())
             .collect();
         ecr::repository_uris(
@@ -218,8 +219,9 @@ impl Run<'_> {
             .profile_from
             .as_deref()
             .or(self.profile.as_deref());
+        let source_aws = self.contexts.get(profile_from).await;
         let source_registry =
-            open_registry(profile_from, promotion.from_registry.host.as_deref()).await?;
+            open_registry(&source_aws, promotion.from_registry.host.as_deref()).await?;
         let access = ecr::registry_access(
             &aws_sdk_ecr::Client::new(&ready.aws.sdk),
             self.plan.registry.host.as_deref(),
@@ -227,12 +229,7 @@ impl Run<'_> {
         )
         .await?;
         let target_registry = access.registry_client()?;
-        let steps: Vec<_> = self
-            .plan
-            .services
-            .iter()
-            .filter(|s| s.action == Action::Deploy)
-            .collect();
+        let steps: Vec<_> = self.plan.deploying_services().collect();
         let (source_registry, target_registry) = (&source_registry, &target_registry);
         let results: Vec<(ImageResult, Option<CopiedImage>)> = futures_util::stream::iter(steps)
             .map(|step| async move {

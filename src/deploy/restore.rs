@@ -15,7 +15,7 @@ use super::run::{interruptible, Ready, Run};
 use crate::aws::ecs::native::WaitUntil;
 use crate::error::{Interrupted, Stage};
 use crate::model::history::ServiceTags;
-use crate::model::plan::{Action, TerraformStep};
+use crate::model::plan::TerraformStep;
 use crate::report::{RestoreReport, RunReport};
 use crate::terraform::Apply;
 
@@ -272,9 +272,7 @@ impl Run<'_> {
 fn restore_set(run: &Run<'_>, before: &Before) -> (BTreeMap<String, String>, ServiceTags) {
     let rolled = run
         .plan
-        .services
-        .iter()
-        .filter(|s| s.action == Action::Deploy)
+        .deploying_services()
         .map(|s| (s.name.as_str(), run.plan.tag_of(&s.name)));
     before.restore_set(rolled)
 }

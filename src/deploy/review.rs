@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::run::{interruptible, Ready, Run, SavedPlan};
 use crate::error::Stage;
-use crate::model::plan::{shell_words, Action, TerraformStep};
+use crate::model::plan::{shell_words, TerraformStep};
 use crate::report::RunReport;
 use crate::terraform::{AddressChange, ApplyFailed, PlanOptions, Review, Terraform};
 use crate::ui::output::emit_stdout;
@@ -29,9 +29,7 @@ impl Run<'_> {
     ) -> Result<SavedPlan> {
         let rolled: Vec<(String, String)> = self
             .plan
-            .services
-            .iter()
-            .filter(|service| service.action != Action::Skip)
+            .touched_services()
             .map(|service| (service.name.clone(), service.repository.clone()))
             .collect();
         self.plan_roll(tf, step, &rolled).await

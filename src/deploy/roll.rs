@@ -16,7 +16,6 @@ use crate::aws::ecs::{Ecs, RolloutTarget, Settled};
 use crate::error::{Interrupted, Stage};
 use crate::health::Check;
 use crate::model::config;
-use crate::model::plan::Action;
 use crate::report::{RestoreReport, RunReport};
 use crate::terraform::{self, Terraform};
 
@@ -161,9 +160,7 @@ impl Run<'_> {
         };
         let targets = self
             .plan
-            .services
-            .iter()
-            .filter(|s| s.action == Action::Deploy)
+            .deploying_services()
             .map(|s| (s.name.clone(), self.plan.tag_of(&s.name).to_owned()))
             .collect();
         let roll = Roll {

@@ -24,6 +24,9 @@ pub(super) struct Run<'a> {
     pub request: &'a Request,
     pub plan: &'a Plan,
     pub profile: Option<String>,
+    /// The run's AWS contexts, shared with the step that decided the plan: each profile
+    /// is loaded once.
+    pub contexts: crate::aws::Contexts,
     /// The environment's terraform outputs, when `--changed` has read them already.
     pub outputs: Option<Outputs>,
     pub progress: &'a Progress,
@@ -39,7 +42,7 @@ impl<'a> Run<'a> {
         checkout: &'a Checkout,
         request: &'a Request,
         plan: &'a Plan,
-        profile: Option<String>,
+        (profile, contexts): (Option<String>, crate::aws::Contexts),
         outputs: Option<Outputs>,
         progress: &'a Progress,
     ) -> Self {
@@ -48,6 +51,7 @@ impl<'a> Run<'a> {
             request,
             plan,
             profile,
+            contexts,
             outputs,
             progress,
             log_dir: log_dir(&checkout.repo, plan),

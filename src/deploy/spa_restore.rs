@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context as _, Result};
 
 use super::run::{Ready, Run};
+use crate::aws::Contexts;
 use crate::checkout::Checkout;
 use crate::model::environment::Environment;
 use crate::model::history::SpaUndo;
@@ -28,6 +29,7 @@ use choice::{check, pick, short, undo_wanted, Choice, Pick, Read, Wanted};
 pub(super) async fn decide_rollback(
     plan: &mut Plan,
     checkout: &Checkout,
+    contexts: &Contexts,
     profile: Option<&str>,
 ) -> Result<()> {
     let Some(target) = plan.rollback_to.clone() else {
@@ -41,7 +43,7 @@ pub(super) async fn decide_rollback(
             (name, Wanted::AtOrBefore { sha, short })
         })
         .collect();
-    decide(plan, checkout, profile, wanted).await
+    decide(plan, checkout, contexts, profile, wanted).await
 }
 
 /// `deploy undo`: each SPA the undone run changed goes back to the release live before
@@ -49,19 +51,18 @@ pub(super) async fn decide_rollback(
 pub(super) async fn decide_undo(
     plan: &mut Plan,
     checkout: &Checkout,
+    contexts: &Contexts,
     profile: Option<&str>,
     set: Vec<(String, SpaUndo)>,
     run_id: &str,
 ) -> Result<()> {
     let wanted = undo_wanted(checking(plan), &set, run_id);
-    decide(plan, checkout, profile, wanted).await
+    decide(plan, checkout, contexts, profile, wanted).await
 }
 
 /// The SPAs the plan still has to decide.
 fn checking(plan: &Plan) -> Vec<String> {
-    plan.spas
-        .iter()
-        .filter(|s| s.action == Action::Check)
+    plan.spas_to(Action::Check)
         .map(|s| s.name.clone())
         .collect()
 }
@@ -69,6 +70,7 @@ fn checking(plan: &Plan) -> Vec<String> {
 async fn decide(
     plan: &mut Plan,
     checkout: &Checkout,
+    contexts: &Contexts,
     profile: Option<&str>,
     wanted: Vec<(String, Wanted)>,
 ) -> Result<()> {
@@ -94,7 +96,7 @@ async fn decide(
         config_suffices,
     )
     .await?;
-    let s3 = crate::aws::Aws::load(profile).await.s3();
+    let s3 = contexts.get(profile).await.s3();
     let keep = platform.config.spa_upload.releases_kept;
     let mut decisions = Vec::new();
     let mut refusals = Vec::new();

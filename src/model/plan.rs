@@ -304,12 +304,7 @@ impl Plan {
                 step.cause = cause;
             }
         }
-        let deploying: Vec<String> = self
-            .services
-            .iter()
-            .filter(|s| s.action == Action::Deploy)
-            .map(|s| s.name.clone())
-            .collect();
+        let deploying: Vec<String> = self.deploying_services().map(|s| s.name.clone()).collect();
         if let Some(step) = &mut self.terraform {
             let roll = Roll::Only {
                 services: deploying,
@@ -405,8 +400,32 @@ impl Plan {
 
     /// Whether anything at all would be built, pushed or rolled.
     pub fn has_work(&self) -> bool {
-        self.services.iter().any(|s| s.action != Action::Skip)
-            || self.spas.iter().any(|s| s.action != Action::Skip)
+        self.touched_services().next().is_some() || self.touched_spas().next().is_some()
+    }
+
+    /// The services whose action is `action`.
+    pub fn services_to(&self, action: Action) -> impl Iterator<Item = &ServiceStep> {
+        self.services.iter().filter(move |s| s.action == action)
+    }
+
+    /// The services this run deploys (builds or finds, and rolls).
+    pub fn deploying_services(&self) -> impl Iterator<Item = &ServiceStep> {
+        self.services_to(Action::Deploy)
+    }
+
+    /// The services the run does not skip: deployed, or still to check.
+    pub fn touched_services(&self) -> impl Iterator<Item = &ServiceStep> {
+        self.services.iter().filter(|s| s.action != Action::Skip)
+    }
+
+    /// The SPAs whose action is `action`.
+    pub fn spas_to(&self, action: Action) -> impl Iterator<Item = &SpaStep> {
+        self.spas.iter().filter(move |s| s.action == action)
+    }
+
+    /// The SPAs the run does not skip: deployed, or still to check.
+    pub fn touched_spas(&self) -> impl Iterator<Item = &SpaStep> {
+        self.spas.iter().filter(|s| s.action != Action::Skip)
     }
 }
 
@@ -430,3 +449,6 @@ pub fn shell_words(args: impl IntoIterator<Item = String>) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod tests;

@@ -39,9 +39,7 @@ pub struct Previous {
 /// plan deploys with what ran before it.
 pub fn opened(plan: &Plan, opening: Opening, previous: &Previous) -> Record {
     let services = plan
-        .services
-        .iter()
-        .filter(|s| s.action == Action::Deploy)
+        .deploying_services()
         .map(|s| ServiceChange {
             service: s.name.clone(),
             previous: previous.services.get(&s.name).cloned(),
@@ -57,9 +55,7 @@ pub fn opened(plan: &Plan, opening: Opening, previous: &Previous) -> Record {
         })
         .collect();
     let spas = plan
-        .spas
-        .iter()
-        .filter(|s| s.action == Action::Deploy)
+        .spas_to(Action::Deploy)
         .map(|s| SpaChange {
             name: s.name.clone(),
             previous_sha: previous.spa_shas.get(&s.name).cloned(),
