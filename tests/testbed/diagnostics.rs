@@ -34,11 +34,16 @@ fn assert_plain_and_ours(case: &str, out: &Outcome, profiles: &std::path::Path) 
         profiles.display()
     );
     assert_eq!(warnings, [expected.as_str()], "{case}:\n{stderr}");
-    // And the call that fails for it says why, not "no usable AWS credentials?".
+    // And the call that fails for it says why, not "no usable AWS credentials?", with the
+    // warning's advice: the profile's section and file.
+    let advice = expected.trim_start_matches("warning: ");
     assert!(
-        stderr.contains("no AWS region is set: set AWS_REGION, or `region` in the profile"),
+        stderr
+            .lines()
+            .any(|line| line.starts_with("error:") && line.ends_with(advice)),
         "{case}:\n{stderr}"
     );
+    assert!(!stderr.contains("credentials"), "{case}:\n{stderr}");
 }
 
 /// No region anywhere (no variable, a profile without one) and IMDS enabled, as on a
