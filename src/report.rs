@@ -122,6 +122,16 @@ pub enum Invalidation {
     NoDistribution,
 }
 
+impl Invalidation {
+    /// The id of the invalidation created, if one was.
+    pub fn id(&self) -> Option<String> {
+        match self {
+            Invalidation::Created { id } => Some(id.clone()),
+            Invalidation::NotNeeded | Invalidation::NoDistribution => None,
+        }
+    }
+}
+
 impl fmt::Display for Invalidation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

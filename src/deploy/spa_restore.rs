@@ -16,7 +16,7 @@ use crate::checkout::Checkout;
 use crate::model::environment::Environment;
 use crate::model::history::SpaUndo;
 use crate::model::plan::{Action, Decision, Plan, SpaRelease};
-use crate::report::{Invalidation, RunReport, SpaResult};
+use crate::report::{RunReport, SpaResult};
 use crate::spa::release::Relation;
 
 mod choice;
@@ -258,22 +258,8 @@ impl Run<'_> {
                     target.name
                 )
             })?;
-            let invalidation = match &target.distribution_id {
-                Some(distribution) => {
-                    let wait = (settings.invalidation_wait_secs > 0)
-                        .then(|| std::time::Duration::from_secs(settings.invalidation_wait_secs));
-                    Invalidation::Created {
-                        id: spa::invalidate(
-                            &cloudfront,
-                            distribution,
-                            &settings.invalidation_paths,
-                            wait,
-                        )
-                        .await?,
-                    }
-                }
-                None => Invalidation::NoDistribution,
-            };
+            // Every restore writes entry points: always invalidate.
+            let invalidation = super::spas::invalidate(&cloudfront, target, settings, true).await?;
             item.finish(&format!(
                 "release #{} ({}) restored as #{}: {} entry point(s) written, {} file(s) already there; invalidation {invalidation}",
                 restored.restored,
@@ -291,10 +277,7 @@ impl Run<'_> {
                 release: Some(restored.release),
                 restored_from: Some(restored.restored),
                 live_since: Some(restored.time.clone()),
-                invalidation_id: match &invalidation {
-                    Invalidation::Created { id } => Some(id.clone()),
-                    _ => None,
-                },
+                invalidation_id: invalidation.id(),
                 invalidation,
             });
         }

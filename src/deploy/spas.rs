@@ -65,23 +65,7 @@ impl Run<'_> {
             // Hashed assets are new names, never cached: only a new entry point, or a
             // removed file, can leave CloudFront serving something stale.
             let needed = !uploaded.entry_points.is_empty() || !uploaded.deleted.is_empty();
-            let invalidation = match &target.distribution_id {
-                Some(distribution) if needed => {
-                    let wait = (settings.invalidation_wait_secs > 0)
-                        .then(|| std::time::Duration::from_secs(settings.invalidation_wait_secs));
-                    Invalidation::Created {
-                        id: spa::invalidate(
-                            &cloudfront,
-                            distribution,
-                            &settings.invalidation_paths,
-                            wait,
-                        )
-                        .await?,
-                    }
-                }
-                Some(_) => Invalidation::NotNeeded,
-                None => Invalidation::NoDistribution,
-            };
+            let invalidation = invalidate(&cloudfront, target, settings, needed).await?;
             item.finish(&format!("{uploaded}; invalidation {invalidation}"));
             report.spas.push(SpaResult {
                 name: target.name.clone(),
@@ -92,13 +76,33 @@ impl Run<'_> {
                 release: Some(uploaded.deploy),
                 restored_from: None,
                 live_since: Some(uploaded.time.clone()),
-                invalidation_id: match &invalidation {
-                    Invalidation::Created { id } => Some(id.clone()),
-                    _ => None,
-                },
+                invalidation_id: invalidation.id(),
                 invalidation,
             });
         }
         Ok(())
     }
+}
+
+/// CloudFront after SPA `target`'s files changed: one invalidation of the configured paths
+/// on its distribution where `needed` (waited for when `invalidation_wait_secs` says so),
+/// or why there was none. The upload and the restore of a release both end here.
+pub(super) async fn invalidate(
+    cloudfront: &crate::aws::CloudFront,
+    target: &spa::SpaTarget,
+    settings: &crate::model::config::SpaUploadConfig,
+    needed: bool,
+) -> Result<Invalidation> {
+    Ok(match &target.distribution_id {
+        Some(distribution) if needed => {
+            let wait = (settings.invalidation_wait_secs > 0)
+                .then(|| std::time::Duration::from_secs(settings.invalidation_wait_secs));
+            let paths = &settings.invalidation_paths;
+            Invalidation::Created {
+                id: spa::invalidate(cloudfront, distribution, paths, wait).await?,
+            }
+        }
+        Some(_) => Invalidation::NotNeeded,
+        None => Invalidation::NoDistribution,
+    })
 }
