@@ -13,8 +13,8 @@ use crate::error::Stage;
 use crate::model::plan::{shell_words, TerraformStep};
 use crate::report::RunReport;
 use crate::terraform::{AddressChange, ApplyFailed, PlanOptions, Review, Terraform};
-use crate::ui::output::emit_stdout;
 use crate::ui::output::OutputFormat;
+use crate::ui::output::{emit_stdout_ended, Ending};
 
 /// The flag that accepts changes outside the deployment.
 pub const ALLOW_FLAG: &str = "--allow-infra-changes";
@@ -137,22 +137,25 @@ impl Run<'_> {
         };
         let saved = self.plan_the_roll(&tf, step).await?;
         let needs_acceptance = saved.review.needs_acceptance();
-        emit_stdout(
+        let outcome = if needs_acceptance.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::error::NeedsReview(format!(
+                "the plan would also change {} resource(s) outside the deployment, or destroy something (listed above): a deploy of it stops before any build unless given {ALLOW_FLAG}",
+                needs_acceptance.len()
+            ))
+            .into())
+        };
+        emit_stdout_ended(
             &DiffReport {
                 image_tag: &self.plan.image_tag,
                 review: &saved.review,
-                needs_acceptance: needs_acceptance.clone(),
+                needs_acceptance,
             },
             output,
+            &Ending::of(&outcome, 0, None),
         )?;
-        if needs_acceptance.is_empty() {
-            return Ok(());
-        }
-        Err(crate::error::NeedsReview(format!(
-            "the plan would also change {} resource(s) outside the deployment, or destroy something (listed above): a deploy of it stops before any build unless given {ALLOW_FLAG}",
-            needs_acceptance.len()
-        ))
-        .into())
+        outcome
     }
 }
 
