@@ -241,6 +241,47 @@ mod tests {
     }
 
     #[test]
+    fn services_come_from_heads_tree_and_the_work_tree_only_ones_are_set_apart() {
+        let repo = crate::git::testing::TestRepo::new();
+        repo.commit(&[
+            ("services/api/package.json", "{}"),
+            ("services/auth/package.json", "{}"),
+        ]);
+        // New and not committed; auth's directory keeps its committed package.json.
+        write(repo.dir.path(), "services/ledger/package.json", "{}");
+        write(repo.dir.path(), "services/auth/src/new.ts", "");
+        let checkout = Checkout::open(Some(repo.dir.path())).unwrap();
+        let names: Vec<_> = checkout
+            .platform
+            .services
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, ["api", "auth"]);
+        let only = &checkout.platform.work_tree_only;
+        assert_eq!(only.commit, checkout.head.short_sha);
+        assert_eq!(only.services.len(), 1);
+        assert_eq!(only.services[0].dir, Path::new("services/ledger"));
+        assert!(only.refusal("api").is_none());
+        assert!(only.refusal("ledger").is_some());
+    }
+
+    #[test]
+    fn a_head_without_any_service_is_a_usage_error_saying_to_commit() {
+        let repo = crate::git::testing::TestRepo::new();
+        repo.commit(&[("README.md", "")]);
+        write(repo.dir.path(), "services/api/package.json", "{}");
+        let err = Checkout::open(Some(repo.dir.path())).err().unwrap();
+        assert!(err.is::<UsageError>(), "{err:#}");
+        let message = err.to_string();
+        assert!(message.contains("no service of commit"), "{message}");
+        assert!(
+            message.contains("git add services/api && git commit"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn missing_services_dir_is_a_usage_error() {
         let dir = tempfile::tempdir().unwrap();
         let err = load_platform(dir.path()).unwrap_err();

@@ -125,3 +125,44 @@ pub fn resolve_spas(config: &Config) -> Vec<Spa> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn only(names: &[&str]) -> WorkTreeOnly {
+        WorkTreeOnly {
+            commit: "0123456".into(),
+            services: names
+                .iter()
+                .map(|name| Service {
+                    name: (*name).into(),
+                    dir: Path::new("services").join(name),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_warning_names_each_service_the_commit_and_how_to_include_them() {
+        assert_eq!(only(&[]).warning(), None);
+        assert_eq!(
+            only(&["ledger"]).warning().unwrap(),
+            "service ledger is in the work tree but not in commit 0123456, which the images are built from: left out of this run. To deploy it, commit services/ledger (git add services/ledger && git commit)"
+        );
+        let two = only(&["ledger", "mail"]).warning().unwrap();
+        assert!(
+            two.starts_with("services ledger, mail are in the work tree"),
+            "{two}"
+        );
+        assert!(
+            two.contains("git add services/ledger services/mail && git commit"),
+            "{two}"
+        );
+        assert_eq!(
+            only(&["ledger"]).refusal("ledger").unwrap(),
+            "ledger is in the work tree but not in commit 0123456, which the images are built from; commit services/ledger (git add services/ledger && git commit), then deploy"
+        );
+        assert_eq!(only(&["ledger"]).refusal("api"), None);
+    }
+}
