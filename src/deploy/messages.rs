@@ -36,19 +36,14 @@ pub(super) fn show_plan(plan: &Plan, output: OutputFormat) -> Result<bool> {
 }
 
 /// Step 11: the summary of what was done, and with `--output json` how the run ended
-/// (its error, and the step it stopped in: a run stopped before the lock was taken
-/// stopped in preflight, review or lock).
+/// (its error, and the step it stopped in).
 pub(super) fn summarise(
     run: &super::Run<'_>,
     report: &RunReport,
     outcome: &Result<()>,
     globals: &Globals,
 ) -> Result<()> {
-    let step = if report.began {
-        run.stages.current().name()
-    } else {
-        "preflight, review and lock"
-    };
+    let step = run.stages.current().name();
     let ending = Ending::of(outcome, globals.verbose, Some(step));
     emit_stdout_ended(&report.document(), globals.output, &ending)
 }

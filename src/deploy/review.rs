@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use super::run::{interruptible, Ready, Run, SavedPlan};
+use super::stages::Step;
 use crate::error::Stage;
 use crate::model::plan::{shell_words, TerraformStep};
 use crate::report::RunReport;
@@ -82,6 +83,7 @@ impl Run<'_> {
     /// Step 4: the review of the roll's saved plan (under -y too), then the typed `y`
     /// (unless -y).
     pub(super) fn review_and_confirm(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+        self.stages.enter(Step::Review);
         if let Some(saved) = &ready.saved_plan {
             self.review(saved, report)?;
         }
@@ -106,6 +108,7 @@ impl Run<'_> {
     /// review that differs from the one the operator typed `y` for stops the run:
     /// nobody approved it. Under `-y` the new review is printed and goes on.
     pub(super) async fn plan_again(&self, ready: &mut Ready, report: &mut RunReport) -> Result<()> {
+        self.stages.enter(Step::Replan);
         let (Some(step), Some(tf), Some(before)) =
             (&self.plan.terraform, &ready.terraform, &ready.saved_plan)
         else {

@@ -104,7 +104,7 @@ fn a_second_run_fails_naming_the_holder_and_unlock_breaks_a_stale_lock() {
         .run();
     let json: serde_json::Value = serde_json::from_str(&refused.stdout).unwrap();
     assert_eq!(json["outcome"], "failed", "{json}");
-    assert_eq!(json["error"]["step"], "preflight, review and lock");
+    assert_eq!(json["error"]["step"], "lock");
     assert_eq!(json["error"]["exit_code"], 1);
     assert_eq!(json["done"]["rolled"], false);
     refused
