@@ -1,6 +1,7 @@
 //! The checkout a command starts from, read from disk: the git repository (found from
 //! `-C` or the current directory), `deploy.toml` and the service directories that make
-//! the [`Platform`], HEAD, and the terraform backend an [`Environment`] reads. The values
+//! the [`Platform`] (those of HEAD's tree: the commit that is built), HEAD, and the
+//! terraform backend an [`Environment`] reads. The values
 //! are `model`'s; the reading is here. Also the async runtime every command runs in.
 
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use anyhow::{Context, Result};
 use crate::error::UsageError;
 use crate::model::config::{Config, ConfigSource, CONFIG_FILE};
 use crate::model::environment::{Environment, Outputs};
-use crate::model::platform::{resolve_spas, Platform, Service};
+use crate::model::platform::{resolve_spas, Platform, Service, WorkTreeOnly};
 
 /// What every subcommand starts from: the repository (found from `-C`/the current
 /// directory), its platform, HEAD, and where deploy was started.
@@ -34,8 +35,12 @@ impl Checkout {
             return Err(UsageError::new(format!("-C/--repo {}: {what}", dir.display())).into());
         }
         let repo = crate::git::Repo::discover(&start)?;
-        let platform = load_platform(repo.root())?;
+        let mut platform = load_platform(repo.root())?;
         let head = repo.head()?;
+        keep_committed(&mut platform, &repo, &head)?;
+        if let Some(warning) = platform.work_tree_only.warning() {
+            crate::ui::output::warn(&warning);
+        }
         Ok(Self {
             repo,
             platform,
@@ -43,6 +48,38 @@ impl Checkout {
             cwd,
         })
     }
+}
+
+/// Keeps the services of the commit the images are built from (HEAD): a service
+/// directory whose `package.json` that commit lacks exists in the work tree only, and
+/// moves to [`Platform::work_tree_only`].
+fn keep_committed(
+    platform: &mut Platform,
+    repo: &crate::git::Repo,
+    head: &crate::git::Head,
+) -> Result<()> {
+    let tree = git2::Oid::from_str(&head.sha)
+        .and_then(|id| repo.git().find_commit(id))
+        .and_then(|commit| commit.tree())
+        .with_context(|| format!("cannot read the tree of commit {}", head.short_sha))?;
+    let (committed, work_tree_only): (Vec<Service>, Vec<Service>) = platform
+        .services
+        .drain(..)
+        .partition(|service| tree.get_path(&service.dir.join("package.json")).is_ok());
+    platform.services = committed;
+    platform.work_tree_only = WorkTreeOnly {
+        commit: head.short_sha.clone(),
+        services: work_tree_only,
+    };
+    if platform.services.is_empty() {
+        let why = platform.work_tree_only.warning().unwrap_or_default();
+        return Err(UsageError::new(format!(
+            "no service of commit {} to deploy: {why}",
+            head.short_sha
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// The async runtime of a command.
@@ -75,6 +112,7 @@ pub fn load_platform(root: &Path) -> Result<Platform> {
         services,
         excluded,
         spas,
+        work_tree_only: WorkTreeOnly::default(),
     })
 }
 
@@ -200,6 +238,47 @@ mod tests {
         assert_eq!(platform.services[0].dir, Path::new("services/a"));
         assert_eq!(platform.spas[0].output, Path::new("apps/admin-ui/dist"));
         assert_eq!(platform.spas[0].build, "pnpm --filter admin-ui build");
+    }
+
+    #[test]
+    fn services_come_from_heads_tree_and_the_work_tree_only_ones_are_set_apart() {
+        let repo = crate::git::testing::TestRepo::new();
+        repo.commit(&[
+            ("services/api/package.json", "{}"),
+            ("services/auth/package.json", "{}"),
+        ]);
+        // New and not committed; auth's directory keeps its committed package.json.
+        write(repo.dir.path(), "services/ledger/package.json", "{}");
+        write(repo.dir.path(), "services/auth/src/new.ts", "");
+        let checkout = Checkout::open(Some(repo.dir.path())).unwrap();
+        let names: Vec<_> = checkout
+            .platform
+            .services
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, ["api", "auth"]);
+        let only = &checkout.platform.work_tree_only;
+        assert_eq!(only.commit, checkout.head.short_sha);
+        assert_eq!(only.services.len(), 1);
+        assert_eq!(only.services[0].dir, Path::new("services/ledger"));
+        assert!(only.refusal("api").is_none());
+        assert!(only.refusal("ledger").is_some());
+    }
+
+    #[test]
+    fn a_head_without_any_service_is_a_usage_error_saying_to_commit() {
+        let repo = crate::git::testing::TestRepo::new();
+        repo.commit(&[("README.md", "")]);
+        write(repo.dir.path(), "services/api/package.json", "{}");
+        let err = Checkout::open(Some(repo.dir.path())).err().unwrap();
+        assert!(err.is::<UsageError>(), "{err:#}");
+        let message = err.to_string();
+        assert!(message.contains("no service of commit"), "{message}");
+        assert!(
+            message.contains("git add services/api && git commit"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! not in `model`): it gathers their outcomes (images, rollouts, health checks, the
 //! reviewed terraform plan, the images copied).
 
+mod done;
 pub mod record;
+
+pub use done::{Done, RunDocument, ServiceDone, SpaDone};
 
 use std::fmt;
 

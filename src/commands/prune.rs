@@ -20,7 +20,7 @@ use crate::model::config;
 use crate::model::plan::registry::RegistryEnv;
 use crate::model::platform::Platform;
 use crate::request::{Globals, PruneRequest};
-use crate::ui::output::{emit_stdout, warn};
+use crate::ui::output::{emit_stdout_ended, warn, Ending};
 use selection::{Scope, SkipReason, Verdict};
 
 #[derive(Debug, Serialize)]
@@ -146,7 +146,7 @@ pub fn run(globals: &Globals, request: &PruneRequest) -> Result<()> {
     } = Checkout::open(globals.repo.as_deref())?;
     let workspace = crate::planning::workspace_named(&platform, &cwd, var_file.as_deref())?;
     let runtime = runtime()?;
-    let report = runtime.block_on(async {
+    let (report, outcome) = runtime.block_on(async {
         let engine = Engine::connect().await?;
         let mut protected = BTreeSet::from([head.short_sha.clone()]);
         let mut live_images = Vec::new();
@@ -197,6 +197,8 @@ pub fn run(globals: &Globals, request: &PruneRequest) -> Result<()> {
         let (remove, kept) = choose(&ours, &protected, keep);
         let mut removed = Vec::new();
         let mut build_cache_bytes = 0;
+        // A failed build cache prune ends the command, after the report of the tags removed.
+        let mut outcome = Ok(());
         if !dry_run {
             // Never under a running build of this machine's deploys (see daemon_lock).
             let _alone = DaemonLock::for_prune(&engine).await?;
@@ -206,20 +208,26 @@ pub fn run(globals: &Globals, request: &PruneRequest) -> Result<()> {
                     Err(err) => warn(&format!("{err:#}")),
                 }
             }
-            build_cache_bytes = engine.prune_build_cache().await?;
+            match engine.prune_build_cache().await {
+                Ok(bytes) => build_cache_bytes = bytes,
+                Err(err) => outcome = Err(err),
+            }
         } else {
             removed = remove;
         }
-        anyhow::Ok(PruneReport {
+        let report = PruneReport {
             removed,
             kept,
             skipped,
             build_cache_bytes,
             dry_run,
             list_skipped: globals.verbose > 0,
-        })
+        };
+        anyhow::Ok((report, outcome))
     })?;
-    emit_stdout(&report, globals.output)
+    let ending = Ending::of(&outcome, globals.verbose, None);
+    emit_stdout_ended(&report, globals.output, &ending)?;
+    outcome
 }
 
 impl std::fmt::Display for PruneReport {

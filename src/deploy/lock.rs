@@ -11,6 +11,7 @@ impl Run<'_> {
     /// Takes the lock, held from here until the run ends. With `--lock-wait` it waits for another run's lock, showing the holder;
     /// the second value says whether it did (another run may have rolled meanwhile).
     pub(super) async fn lock(&self, ready: &Ready) -> Result<(Option<Lock>, bool)> {
+        self.stages.enter(Step::Lock);
         let Some(step) = &self.plan.terraform else {
             // No environment (--skip-tf): images and SPAs only.
             return Ok((None, false));

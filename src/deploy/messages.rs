@@ -10,9 +10,8 @@ use crate::docker::images::{ImageResult, ImageStatus};
 use crate::error::{UsageError, WritingStdout};
 use crate::model::plan::{Mode, Plan};
 use crate::report::RunReport;
-use crate::request::Request;
-use crate::ui::output::emit_stdout;
-use crate::ui::output::OutputFormat;
+use crate::request::{Globals, Request};
+use crate::ui::output::{emit_stdout, emit_stdout_ended, Ending, OutputFormat};
 
 /// Step 2's output: the plan as a table (JSON says it in the summary instead), and,
 /// when there is nothing to do, the summary or a sentence saying so. Whether the run
@@ -25,7 +24,7 @@ pub(super) fn show_plan(plan: &Plan, output: OutputFormat) -> Result<bool> {
         return Ok(true);
     }
     if output == OutputFormat::Json {
-        emit_stdout(&RunReport::new(plan), output)?;
+        emit_stdout(&RunReport::new(plan).document(), output)?;
     } else {
         writeln!(
             std::io::stdout().lock(),
@@ -34,6 +33,19 @@ pub(super) fn show_plan(plan: &Plan, output: OutputFormat) -> Result<bool> {
         .context(WritingStdout)?;
     }
     Ok(false)
+}
+
+/// Step 11: the summary of what was done, and with `--output json` how the run ended
+/// (its error, and the step it stopped in).
+pub(super) fn summarise(
+    run: &super::Run<'_>,
+    report: &RunReport,
+    outcome: &Result<()>,
+    globals: &Globals,
+) -> Result<()> {
+    let step = run.stages.current().name();
+    let ending = Ending::of(outcome, globals.verbose, Some(step));
+    emit_stdout_ended(&report.document(), globals.output, &ending)
 }
 
 /// Never wait for input that cannot come (SPEC §3): fail before touching anything.

@@ -65,7 +65,7 @@ pub fn run(globals: &Globals, request: &Request) -> Result<()> {
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     // 11. Summary: what was done; when preflight stopped the run, nothing was.
     if stop.summarises(report.began, globals.output) {
-        emit_stdout(&report, globals.output)?;
+        messages::summarise(&run, &report, &outcome, globals)?;
     }
     outcome
 }

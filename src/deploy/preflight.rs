@@ -7,6 +7,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use super::messages::AccountSummary;
 use super::run::{interruptible, Ready, Run};
 use super::source::ImageSource;
+use super::stages::Step;
 use crate::aws::deploy_lock::{self, LockLocation};
 use crate::aws::{self, ecr, profiles};
 use crate::changes::live;
@@ -31,6 +32,7 @@ pub(super) fn choose_profile(globals: &Globals, request: &Request) -> Result<Opt
 impl Run<'_> {
     /// Interruptible: a signal cancels what is in flight, nothing was touched yet.
     pub(super) async fn preflight(&self) -> Result<Ready> {
+        self.stages.enter(Step::Preflight);
         interruptible(Stage::BeforeRoll, self.checks()).await
     }
 

@@ -9,12 +9,13 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use super::run::{interruptible, Ready, Run, SavedPlan};
+use super::stages::Step;
 use crate::error::Stage;
 use crate::model::plan::{shell_words, TerraformStep};
 use crate::report::RunReport;
 use crate::terraform::{AddressChange, ApplyFailed, PlanOptions, Review, Terraform};
-use crate::ui::output::emit_stdout;
 use crate::ui::output::OutputFormat;
+use crate::ui::output::{emit_stdout_ended, Ending};
 
 /// The flag that accepts changes outside the deployment.
 pub const ALLOW_FLAG: &str = "--allow-infra-changes";
@@ -82,6 +83,7 @@ impl Run<'_> {
     /// Step 4: the review of the roll's saved plan (under -y too), then the typed `y`
     /// (unless -y).
     pub(super) fn review_and_confirm(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+        self.stages.enter(Step::Review);
         if let Some(saved) = &ready.saved_plan {
             self.review(saved, report)?;
         }
@@ -106,6 +108,7 @@ impl Run<'_> {
     /// review that differs from the one the operator typed `y` for stops the run:
     /// nobody approved it. Under `-y` the new review is printed and goes on.
     pub(super) async fn plan_again(&self, ready: &mut Ready, report: &mut RunReport) -> Result<()> {
+        self.stages.enter(Step::Replan);
         let (Some(step), Some(tf), Some(before)) =
             (&self.plan.terraform, &ready.terraform, &ready.saved_plan)
         else {
@@ -137,22 +140,25 @@ impl Run<'_> {
         };
         let saved = self.plan_the_roll(&tf, step).await?;
         let needs_acceptance = saved.review.needs_acceptance();
-        emit_stdout(
+        let outcome = if needs_acceptance.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::error::NeedsReview(format!(
+                "the plan would also change {} resource(s) outside the deployment, or destroy something (listed above): a deploy of it stops before any build unless given {ALLOW_FLAG}",
+                needs_acceptance.len()
+            ))
+            .into())
+        };
+        emit_stdout_ended(
             &DiffReport {
                 image_tag: &self.plan.image_tag,
                 review: &saved.review,
-                needs_acceptance: needs_acceptance.clone(),
+                needs_acceptance,
             },
             output,
+            &Ending::of(&outcome, 0, None),
         )?;
-        if needs_acceptance.is_empty() {
-            return Ok(());
-        }
-        Err(crate::error::NeedsReview(format!(
-            "the plan would also change {} resource(s) outside the deployment, or destroy something (listed above): a deploy of it stops before any build unless given {ALLOW_FLAG}",
-            needs_acceptance.len()
-        ))
-        .into())
+        outcome
     }
 }
 

@@ -7,11 +7,18 @@ use std::cell::Cell;
 
 use crate::ui::output::OutputFormat;
 
-/// The step a run is in, for the failure message: steps 5-10 of "What a run does" (docs/internals.md).
+/// The step a run is in, for the failure message and the JSON document's `error.step`:
+/// steps 3-10 of "What a run does" (docs/internals.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(super) enum Step {
-    /// Planning the roll again after waiting for the lock.
+    /// The checks before anything is touched (step 3).
     #[default]
+    Preflight,
+    /// The review of the roll's terraform plan, and the confirmation (step 4).
+    Review,
+    /// Taking (or waiting for) the deploy lock (step 5).
+    Lock,
+    /// Planning the roll again after waiting for the lock.
     Replan,
     BuildAndPush,
     Spas,
@@ -25,6 +32,9 @@ pub(super) enum Step {
 impl Step {
     pub fn name(self) -> &'static str {
         match self {
+            Step::Preflight => "preflight",
+            Step::Review => "review and confirm",
+            Step::Lock => "lock",
             Step::Replan => "plan (after waiting for the lock)",
             Step::BuildAndPush => "build and push",
             Step::Spas => "SPAs",
@@ -119,8 +129,16 @@ mod tests {
     #[test]
     fn the_stage_is_the_last_one_entered() {
         let stages = Stages::default();
-        assert_eq!(stages.current(), Step::Replan);
-        for step in [Step::BuildAndPush, Step::Spas, Step::Roll, Step::Health] {
+        assert_eq!(stages.current(), Step::Preflight);
+        for step in [
+            Step::Review,
+            Step::Lock,
+            Step::Replan,
+            Step::BuildAndPush,
+            Step::Spas,
+            Step::Roll,
+            Step::Health,
+        ] {
             stages.enter(step);
             assert_eq!(stages.current(), step);
         }

@@ -142,7 +142,7 @@ fn a_missing_ecr_repository_is_named_and_nothing_is_built() {
 
 /// Makes `service`'s build fail with `message` on stderr (a last step of the fixture's
 /// Dockerfile; the other services build as before). Uncommitted.
-fn fail_the_build_of(fixture: &Fixture, service: &str, message: &str) {
+pub(crate) fn fail_the_build_of(fixture: &Fixture, service: &str, message: &str) {
     let dockerfile =
         std::fs::read_to_string(fixture.path("infra/docker/service.Dockerfile")).unwrap();
     fixture.write(

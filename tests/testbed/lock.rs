@@ -94,12 +94,20 @@ fn a_second_run_fails_naming_the_holder_and_unlock_breaks_a_stale_lock() {
     let pid = stale.child.id();
     stale.kill(); // SIGKILL: no chance to release
     assert!(lock_exists(&env));
-    // Its holder ran here and is gone: the message says the lock is stale.
-    fixture
+    // Its holder ran here and is gone: the message says the lock is stale; as JSON, a
+    // run that failed before the lock, having done nothing.
+    let refused = fixture
         .deploy()
         .aws(&env, &bed)
         .args(args)
-        .run()
+        .args(["--output", "json"])
+        .run();
+    let json: serde_json::Value = serde_json::from_str(&refused.stdout).unwrap();
+    assert_eq!(json["outcome"], "failed", "{json}");
+    assert_eq!(json["error"]["step"], "lock");
+    assert_eq!(json["error"]["exit_code"], 1);
+    assert_eq!(json["done"]["rolled"], false);
+    refused
         .code(1)
         .stderr_has("the deploy lock of sandbox is stale")
         .stderr_has(&format!("it was taken by {}@", whoami()))

@@ -14,6 +14,7 @@ mod faults;
 mod history;
 mod images;
 mod interactive;
+mod json_ending;
 mod lock;
 mod network;
 mod notify;

@@ -256,6 +256,10 @@ fn deploy_diff_exits_0_for_the_deployments_own_changes_3_for_others_1_for_failur
         assert_eq!(service["image"]["to"], tag.as_str(), "{service:#}");
     }
     assert_eq!(diff["needs_acceptance"], serde_json::json!([]));
+    assert_eq!(
+        (diff["outcome"].as_str(), diff["error"].is_null()),
+        (Some("succeeded"), true)
+    );
 
     let other = change_the_alarm(&fixture);
     let out = fixture.deploy().aws(&env, &bed).args(DIFF_SANDBOX).run();
@@ -267,6 +271,18 @@ fn deploy_diff_exits_0_for_the_deployments_own_changes_3_for_others_1_for_failur
         shows_image_change(review_in(&out.stdout), "api", &other),
         "{out}"
     );
+    // As JSON: the review, and how the command ended.
+    let out = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(DIFF_SANDBOX)
+        .args(["--output", "json"])
+        .run();
+    out.code(3);
+    let diff: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(diff["outcome"], "needs_review", "{diff:#}");
+    assert_eq!(diff["error"]["exit_code"], 3);
+    assert_ne!(diff["needs_acceptance"], serde_json::json!([]));
     // Read-only: nothing was built, pushed or applied.
     assert!(!bed.registry_has("api", &other));
     assert!(fixture.live_images(&env, &bed).contains("/api:bootstrap"));

@@ -111,6 +111,7 @@ mod tests {
             services: Vec::new(),
             excluded: Vec::new(),
             spas: Vec::new(),
+            work_tree_only: Default::default(),
         };
         platform.config.registry.hosts = hosts
             .iter()

@@ -89,6 +89,9 @@ fn validate_service_names(platform: &Platform, names: &[String]) -> Result<Vec<S
     }
     let known: Vec<&str> = platform.services.iter().map(|s| s.name.as_str()).collect();
     for name in names {
+        if let Some(why) = platform.work_tree_only.refusal(name) {
+            return Err(UsageError::new(format!("--services: {why}")).into());
+        }
         if platform.excluded.contains(name) {
             return Err(UsageError::new(format!(
                 "--services: {name} deploys on its own and is never part of a run ({})",
