@@ -136,12 +136,20 @@ fn target_environment(
     } else {
         "--var-file"
     };
-    match &request.var_file {
-        Some(var_file) if !request.skip_tf => {
-            environment_named_by(platform, cwd, var_file, flag).map(Some)
+    // With --skip-tf there is no terraform step, but --var-file still names the
+    // environment, when deploy.toml gives names that depend on it.
+    let given = if request.skip_tf {
+        match platform.config.environment_keys().is_empty() {
+            true => &None,
+            false => &request.names_var_file,
         }
-        _ => Ok(None),
-    }
+    } else {
+        &request.var_file
+    };
+    given
+        .as_ref()
+        .map(|file| environment_named_by(platform, cwd, file, flag))
+        .transpose()
 }
 
 /// The platform of the environment a run of `request` talks to: see [`platform_in`].

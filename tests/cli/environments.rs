@@ -77,4 +77,17 @@ fn names_that_depend_on_the_environment_need_one_named() {
             .stderr_has(advice)
             .stderr_has("depend on the environment, and none was named: pass --var-file tfvars/<workspace>.tfvars");
     }
+    // A --skip-tf run's --var-file names it (and nothing else reads the file).
+    fixture.write_tfvars("sandbox");
+    let out = fixture
+        .deploy()
+        .args([
+            "--skip-tf",
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--dry-run",
+        ])
+        .run();
+    out.success()
+        .stdout_has(&format!("sandbox/api:{}", fixture.short_sha()));
 }

@@ -137,6 +137,14 @@ fn names_that_depend_on_an_environment_need_one_named() {
         err.to_string().contains("depend on the environment"),
         "{err}"
     );
+    // Unless its --var-file names one: then it reads that environment's names.
+    let skip_tf = Request {
+        names_var_file: Some("tfvars/example.tfvars".into()),
+        ..skip_tf
+    };
+    let plan = plan_of(&platform, &skip_tf).unwrap();
+    assert_eq!(plan.services[0].image, "example/api:0123456");
+    assert!(plan.terraform.is_none());
     // Without such names, nothing changes.
     let plain = fixture();
     assert_eq!(platform_in(&plain, None).unwrap().config, plain.config);
