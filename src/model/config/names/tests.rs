@@ -256,3 +256,28 @@ fn the_missing_cluster_advice_holds_for_every_environment() {
     );
     assert!(advice.contains("[env.<workspace>]"), "{advice}");
 }
+
+#[test]
+fn the_readme_example_reads_as_it_says() {
+    let readme = include_str!("../../../../README.md");
+    let section = readme
+        .split("### Per-environment names")
+        .nth(1)
+        .expect("the README's section");
+    let example = section
+        .split("```toml")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("its example");
+    let example: String = example.lines().map(|l| format!("{}\n", l.trim())).collect();
+    let config = Config::parse(&example).unwrap();
+    let prod = config.for_environment("prod");
+    assert_eq!(prod.ecs.cluster.as_deref(), Some("production"));
+    assert_eq!(prod.lock.bucket.as_deref(), Some("prod-ops"));
+    assert_eq!(
+        prod.spas.0["admin-ui"].distribution_id.as_deref(),
+        Some("E2PRODADMIN")
+    );
+    let sandbox = config.for_environment("sandbox");
+    assert_eq!(sandbox.ecs.cluster.as_deref(), Some("platform-sandbox"));
+}
