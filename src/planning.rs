@@ -19,6 +19,8 @@ use crate::request::{Request, Selection};
 /// The plan of `request` on `platform`: the services it selects (its mode), the SPAs,
 /// the terraform step (its tfvars file found and read) and where images go.
 pub fn plan(platform: &Platform, request: &Request, context: Context<'_>) -> Result<Plan> {
+    let target = target_environment(platform, context.cwd, request)?;
+    let platform = &platform_in(platform, target.as_ref().map(|(_, env)| env.as_str()))?;
     let tag = match &context.rollback_to {
         Some(target) => target.short_sha.clone(),
         None => context.head.short_sha.clone(),
@@ -52,15 +54,8 @@ pub fn plan(platform: &Platform, request: &Request, context: Context<'_>) -> Res
         graph: request.changes_mode(&platform.config) == crate::model::config::ChangesMode::Graph,
     };
     let spas = spas::plan_spas(platform, &ask, mode, &context)?;
-    let terraform = match &request.var_file {
-        Some(var_file) if !request.skip_tf => {
-            let flag = if request.promote.is_some() {
-                "--to"
-            } else {
-                "--var-file"
-            };
-            let (var_file, workspace) =
-                environment_named_by(platform, context.cwd, var_file, flag)?;
+    let terraform = match target {
+        Some((var_file, workspace)) if !request.skip_tf => {
             let every_service = request.selection == Selection::All;
             let roll = match mode {
                 // Filled in from the history ([`Plan::restore`]).
@@ -101,7 +96,7 @@ pub fn plan(platform: &Platform, request: &Request, context: Context<'_>) -> Res
             }
             Some(PromotionPlan {
                 from_registry: registry::registry_of(
-                    platform,
+                    &platform_in(platform, Some(&from_workspace))?,
                     Some(&from_workspace),
                     &context.registry_env,
                 ),
@@ -127,6 +122,68 @@ pub fn plan(platform: &Platform, request: &Request, context: Context<'_>) -> Res
         spas,
         terraform,
         promotion,
+    })
+}
+
+/// The tfvars file of the run's (target) environment and its name, when it has one.
+fn target_environment(
+    platform: &Platform,
+    cwd: &Path,
+    request: &Request,
+) -> Result<Option<(PathBuf, String)>> {
+    let flag = if request.promote.is_some() {
+        "--to"
+    } else {
+        "--var-file"
+    };
+    // With --skip-tf there is no terraform step, but --var-file still names the
+    // environment, when deploy.toml gives names that depend on it.
+    let given = if request.skip_tf {
+        match platform.config.environment_keys().is_empty() {
+            true => &None,
+            false => &request.names_var_file,
+        }
+    } else {
+        &request.var_file
+    };
+    given
+        .as_ref()
+        .map(|file| environment_named_by(platform, cwd, file, flag))
+        .transpose()
+}
+
+/// The platform of the environment a run of `request` talks to: see [`platform_in`].
+pub fn platform_of_run(platform: &Platform, cwd: &Path, request: &Request) -> Result<Platform> {
+    let target = target_environment(platform, cwd, request)?;
+    platform_in(platform, target.as_ref().map(|(_, env)| env.as_str()))
+}
+
+/// The platform as environment `workspace` sees it: `deploy.toml`'s AWS-side names
+/// with its `[env.<workspace>]` table applied and `{env}` replaced by `workspace`
+/// ([`Config::for_environment`](crate::model::config::Config::for_environment)). The
+/// one place names are expanded: every command reads them from the platform it
+/// returns, one per environment (`promote`, `status --compare`: two). With no
+/// environment named, names that depend on one are an error saying how to name it.
+pub fn platform_in(platform: &Platform, workspace: Option<&str>) -> Result<Platform> {
+    let config = match workspace {
+        Some(workspace) => platform.config.for_environment(workspace),
+        None => {
+            let keys = platform.config.environment_keys();
+            if !keys.is_empty() {
+                return Err(UsageError::new(format!(
+                    "{} in {} depend on the environment, and none was named: pass --var-file tfvars/<workspace>.tfvars (its name is the environment)",
+                    keys.join(", "),
+                    platform.source.path.as_deref().unwrap_or(Path::new(crate::model::config::CONFIG_FILE)).display()
+                ))
+                .into());
+            }
+            return Ok(platform.clone());
+        }
+    };
+    Ok(Platform {
+        spas: crate::model::platform::resolve_spas(&config),
+        config,
+        ..platform.clone()
     })
 }
 

@@ -46,6 +46,8 @@ pub struct Request {
     /// Upload SPAs built from uncommitted inputs, recorded as `<sha>-dirty`.
     pub allow_dirty_spas: bool,
     pub skip_tf: bool,
+    /// `--skip-tf --var-file`: the file names the environment of deploy.toml's names only.
+    pub names_var_file: Option<PathBuf>,
     pub assume_yes: bool,
     pub dry_run: bool,
     /// `deploy diff`: plan the roll and show its review, then stop (read-only).
@@ -295,6 +297,7 @@ impl Request {
             skip_spas: cli.skip_spas,
             allow_dirty_spas: cli.allow_dirty_spas,
             skip_tf: cli.skip_tf,
+            names_var_file: cli.var_file.clone().filter(|_| cli.skip_tf),
             assume_yes: cli.roll.yes,
             dry_run: cli.roll.dry_run,
             allow_infra_changes: cli.roll.allow_infra_changes,

@@ -51,7 +51,7 @@ pub async fn read_records(
         read_environment(platform, profile, Some(environment), config_suffices).await?;
     let bucket = history_bucket(platform, &resolved).with_context(|| {
         format!(
-            "no bucket for the run history of {environment}: set history.bucket or lock.bucket in deploy.toml, add a terraform output {:?}, or use an S3 terraform backend",
+            "no bucket for the run history of {environment}: set history.bucket or lock.bucket in deploy.toml (for every environment at once with {{env}}, its name: \"<name>-{{env}}\"), add a terraform output {:?}, or use an S3 terraform backend",
             platform.config.terraform.outputs.deploy_lock_bucket
         )
     })?;

@@ -82,11 +82,7 @@ pub fn cluster_from(
         .get(name)
         .and_then(|v| v.as_str())
         .map(str::to_owned)
-        .with_context(|| {
-            format!(
-                "cannot tell the ECS cluster: terraform has no output {name:?} (set ecs.cluster in deploy.toml, or terraform.outputs.ecs_cluster); nothing was touched"
-            )
-        })
+        .with_context(|| platform.config.missing_cluster())
 }
 
 /// Reads what ECS runs for every service and compares it with HEAD: [`fetch`], then

@@ -14,6 +14,7 @@ use crate::ui::output::emit_stdout;
 pub fn run(globals: &Globals, request: &HistoryRequest) -> Result<()> {
     let Checkout { platform, cwd, .. } = Checkout::open(globals.repo.as_deref())?;
     let (_, environment) = crate::planning::environment_of(&platform, &cwd, &request.var_file)?;
+    let platform = crate::planning::platform_in(&platform, Some(&environment))?;
     if let Some(service) = &request.service {
         if !platform.services.iter().any(|s| &s.name == service) {
             return Err(UsageError::new(format!(

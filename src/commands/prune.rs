@@ -145,6 +145,7 @@ pub fn run(globals: &Globals, request: &PruneRequest) -> Result<()> {
         cwd,
     } = Checkout::open(globals.repo.as_deref())?;
     let workspace = crate::planning::workspace_named(&platform, &cwd, var_file.as_deref())?;
+    let platform = crate::planning::platform_in(&platform, workspace.as_deref())?;
     let runtime = runtime()?;
     let (report, outcome) = runtime.block_on(async {
         let engine = Engine::connect().await?;

@@ -168,6 +168,7 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
         cwd,
     } = Checkout::open(globals.repo.as_deref())?;
     let workspace = crate::planning::workspace_named(&platform, &cwd, request.var_file.as_deref())?;
+    let platform = crate::planning::platform_in(&platform, workspace.as_deref())?;
     let runtime = runtime()?;
     let profile = globals.profile.as_deref();
     let contexts = crate::aws::Contexts::default();
@@ -245,16 +246,17 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
         if let Some(other_file) = &request.compare {
             let other_workspace =
                 crate::planning::workspace_named(&platform, &cwd, Some(other_file))?;
+            let other = crate::planning::platform_in(&platform, other_workspace.as_deref())?;
             let other_profile = request.compare_profile.as_deref().or(profile);
             let (other_env, _) = crate::changes::environment::read_environment(
-                &platform,
+                &other,
                 other_profile,
                 other_workspace.as_deref(),
-                platform.config.ecs.cluster.is_some(),
+                other.config.ecs.cluster.is_some(),
             )
             .await?;
             let other_aws = contexts.get(other_profile).await;
-            let other_live = live::fetch(&platform, &other_aws, other_env.cluster()?).await?;
+            let other_live = live::fetch(&other, &other_aws, other_env.cluster()?).await?;
             let other_digests = digests_of(
                 other_live.iter().map(|(name, live)| (name.as_str(), live)),
                 &other_aws,

@@ -67,6 +67,7 @@ impl fmt::Display for UnlockReport {
 pub fn run(globals: &Globals, request: &UnlockRequest) -> Result<()> {
     let Checkout { platform, cwd, .. } = Checkout::open(globals.repo.as_deref())?;
     let (_, environment) = crate::planning::environment_of(&platform, &cwd, &request.var_file)?;
+    let platform = crate::planning::platform_in(&platform, Some(&environment))?;
     let profile = globals.profile.as_deref();
     let report = runtime()?.block_on(async {
         // The environment's own state, whichever workspace is selected.

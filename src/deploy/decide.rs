@@ -12,6 +12,15 @@ use crate::model::environment::Outputs;
 use crate::model::plan::{self, Mode, Plan};
 use crate::request::Request;
 
+/// The checkout, its platform as the run's environment sees it (deploy.toml's names
+/// expanded for it: `crate::planning::platform_in`).
+pub(super) fn open(repo: Option<&std::path::Path>, request: &Request) -> Result<Checkout> {
+    let mut checkout = Checkout::open(repo)?;
+    checkout.platform =
+        crate::planning::platform_of_run(&checkout.platform, &checkout.cwd, request)?;
+    Ok(checkout)
+}
+
 /// The plan, before anything is read from the environment.
 pub(super) fn make_plan(checkout: &Checkout, request: &Request) -> Result<Plan> {
     let repo = &checkout.repo;

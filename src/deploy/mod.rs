@@ -29,7 +29,7 @@ use anyhow::Result;
 
 pub use crate::report::CopiedImage;
 
-use crate::checkout::{runtime, Checkout};
+use crate::checkout::runtime;
 use crate::report::RunReport;
 use crate::request::{Globals, Request};
 use crate::ui::output::{emit_stdout, OutputFormat};
@@ -41,7 +41,7 @@ use stages::{Step, Stop};
 /// One run of the pipeline, for any of the commands above.
 pub fn run(globals: &Globals, request: &Request) -> Result<()> {
     // 1. Discover. 2. Plan, and decide what it leaves open (also in a dry run).
-    let checkout = Checkout::open(globals.repo.as_deref())?;
+    let checkout = decide::open(globals.repo.as_deref(), request)?;
     let mut plan = decide::make_plan(&checkout, request)?;
     let profile = preflight::choose_profile(globals, request)?;
     // One AWS context per profile for the whole run, on its one runtime.

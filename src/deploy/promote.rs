@@ -31,6 +31,12 @@ const COPY_CONCURRENCY: usize = 4;
 
 /// A registry client for an environment: `host` (an override), else its ECR host, with
 /// the GetAuthorizationToken credentials of the account of `aws`.
+/// The repository of `service` in the source environment (`registry.repository` as
+/// deploy.toml gives it there).
+fn source_repository(source: &crate::model::platform::Platform, service: &str) -> String {
+    crate::model::config::expand(&source.config.registry.repository, service)
+}
+
 async fn open_registry(aws: &Aws, host: Option<&str>) -> Result<RegistryClient> {
     let ecr = aws_sdk_ecr::Client::new(&aws.sdk);
     let access = ecr::registry_access(&ecr, host, aws.profile.as_deref()).await?;
@@ -60,20 +66,21 @@ pub(super) async fn decide(
         .as_ref()
         .map(|t| t.apply.workspace.clone())
         .context("deploy promote needs the target's tfvars (--to)")?;
-    let config_suffices = platform.config.ecs.cluster.is_some();
+    // Each environment's names (deploy.toml's, expanded for it).
+    let source_platform = &crate::planning::platform_in(platform, Some(&from))?;
     // The two environments are read at once: each is a terraform output, then ECS, then
     // its registry's credentials, and neither depends on the other.
     let source = async {
         let (source_env, _) = crate::changes::environment::read_environment(
-            platform,
+            source_platform,
             profile_from,
             Some(&from),
-            config_suffices,
+            source_platform.config.ecs.cluster.is_some(),
         )
         .await
         .with_context(|| format!("cannot read the source environment {from}"))?;
         let source_aws = contexts.get(profile_from).await;
-        let source_live = live::fetch(platform, &source_aws, source_env.cluster()?)
+        let source_live = live::fetch(source_platform, &source_aws, source_env.cluster()?)
             .await
             .with_context(|| format!("cannot read what {from} runs"))?;
         let source_registry = open_registry(&source_aws, promotion.from_registry.host.as_deref())
@@ -86,7 +93,7 @@ pub(super) async fn decide(
             platform,
             profile,
             Some(&to),
-            config_suffices,
+            platform.config.ecs.cluster.is_some(),
         )
         .await
         .with_context(|| format!("cannot read the target environment {to}"))?;
@@ -105,9 +112,10 @@ pub(super) async fn decide(
 
     let mut verdicts = BTreeMap::new();
     for step in plan.services_to(Action::Check) {
+        let source_repository = source_repository(source_platform, &step.name);
         let source = Place {
             registry: &source_registry,
-            repository: &step.repository,
+            repository: &source_repository,
         };
         let target = Place {
             registry: &target_registry,
@@ -229,6 +237,8 @@ impl Run<'_> {
         )
         .await?;
         let target_registry = access.registry_client()?;
+        let source_platform =
+            &crate::planning::platform_in(self.platform, Some(&promotion.from_workspace))?;
         let steps: Vec<_> = self.plan.deploying_services().collect();
         let (source_registry, target_registry) = (&source_registry, &target_registry);
         let results: Vec<(ImageResult, Option<CopiedImage>)> = futures_util::stream::iter(steps)
@@ -237,10 +247,11 @@ impl Run<'_> {
                 let tag = step.tag();
                 item.state(&format!("copying {}:{tag}", step.repository));
                 let started = Instant::now();
+                let source_repository = source_repository(source_platform, &step.name);
                 let copied = registry::copy_image(
                     Place {
                         registry: source_registry,
-                        repository: &step.repository,
+                        repository: &source_repository,
                     },
                     Place {
                         registry: target_registry,

@@ -14,10 +14,12 @@ pub use crate::error::ConfigError;
 
 mod changes;
 mod minimum_version;
+mod names;
 mod notify;
 mod spa_upload;
 mod terraform;
 pub use changes::{ChangesConfig, ChangesMode};
+pub use names::{EnvConfig, ENV_PLACEHOLDER};
 pub use notify::NotifyConfig;
 pub use spa_upload::SpaUploadConfig;
 pub use terraform::{TerraformConfig, TerraformOutputs};
@@ -53,6 +55,13 @@ pub struct Config {
     pub verify: VerifyConfig,
     /// Webhook notifications at the start and end of a run.
     pub notify: NotifyConfig,
+    /// Per environment (terraform workspace): its AWS-side names (`names.rs`).
+    pub env: BTreeMap<String, EnvConfig>,
+    /// Set by [`Config::for_environment`]: the environment, and the config as loaded.
+    #[serde(skip)]
+    environment: Option<String>,
+    #[serde(skip)]
+    loaded: Option<Box<Config>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -163,9 +172,11 @@ impl Default for DockerConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct RegistryConfig {
     /// ECR repository name per service.
+    #[serde(deserialize_with = "names::service_name")]
     pub repository: String,
     /// Push to this registry host instead of the ECR repository's own host (for a
     /// local registry; the `DEPLOY_REGISTRY` environment variable wins over it).
+    #[serde(deserialize_with = "names::env_name_opt")]
     pub host: Option<String>,
     /// Per environment (terraform workspace): its registry host, instead of `host`
     /// (`DEPLOY_REGISTRY_<ENV>` and `DEPLOY_REGISTRY` win over it).
@@ -186,10 +197,13 @@ impl Default for RegistryConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct EcsConfig {
     /// Cluster name; when unset it comes from the terraform output.
+    #[serde(deserialize_with = "names::env_name_opt")]
     pub cluster: Option<String>,
     /// ECS service name per service.
+    #[serde(deserialize_with = "names::service_name")]
     pub service: String,
     /// Name of the service's own container in its task definition (sidecars are ignored).
+    #[serde(deserialize_with = "names::service_name")]
     pub container: String,
     /// How long to wait for each rolled service to settle, in seconds.
     pub wait_timeout_secs: u64,
@@ -215,6 +229,7 @@ impl Default for EcsConfig {
 pub struct LockConfig {
     pub enabled: bool,
     /// The bucket; when unset, the terraform output `terraform.outputs.deploy_lock_bucket`.
+    #[serde(deserialize_with = "names::env_name_opt")]
     pub bucket: Option<String>,
 }
 
@@ -233,6 +248,7 @@ impl Default for LockConfig {
 pub struct HistoryConfig {
     pub enabled: bool,
     /// The bucket; when unset, the environment's private bucket (the lock's).
+    #[serde(deserialize_with = "names::env_name_opt")]
     pub bucket: Option<String>,
 }
 
@@ -261,6 +277,7 @@ pub struct VerifyConfig {
 pub struct HealthConfig {
     /// e.g. `https://api.sandbox.example.com`; when unset, the terraform output
     /// `terraform.outputs.api_base_url`, if there is one.
+    #[serde(deserialize_with = "names::env_name_opt")]
     pub base_url: Option<String>,
     /// Route prefix per service, e.g. `clinical-api = "/v1/clinical-api"`.
     pub prefixes: BTreeMap<String, String>,
@@ -311,8 +328,10 @@ pub struct SpaConfig {
     /// Build output, relative to `dir` (default `dist`).
     pub output: Option<PathBuf>,
     /// Bucket; when unset it comes from the terraform output.
+    #[serde(deserialize_with = "names::env_name_opt")]
     pub bucket: Option<String>,
     /// CloudFront distribution id; when unset it comes from the terraform output.
+    #[serde(deserialize_with = "names::env_name_opt")]
     pub distribution_id: Option<String>,
 }
 
@@ -423,6 +442,7 @@ impl Config {
                 }
             }
         }
+        self.validate_environments()?;
         self.spa_upload.validate()?;
         self.notify.validate()?;
         for glob in self

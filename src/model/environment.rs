@@ -26,8 +26,8 @@ pub struct Environment {
     pub lock_bucket: Option<String>,
     /// Every configured SPA by name, with what is known of where it goes.
     pub spas: BTreeMap<String, SpaPlace>,
-    /// The output that names the cluster, for the message when it is missing.
-    cluster_output: String,
+    /// The message when the cluster is not known ([`Config::missing_cluster`]).
+    cluster_missing: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -85,7 +85,7 @@ impl Environment {
             },
             lock_bucket,
             spas,
-            cluster_output: names.ecs_cluster.clone(),
+            cluster_missing: config.missing_cluster(),
         })
     }
 
@@ -93,10 +93,7 @@ impl Environment {
     pub fn cluster(&self) -> Result<&str> {
         match &self.cluster {
             Some(cluster) => Ok(cluster),
-            None => bail!(
-                "cannot tell the ECS cluster: terraform has no output {:?} (set ecs.cluster in deploy.toml, or terraform.outputs.ecs_cluster); nothing was touched",
-                self.cluster_output
-            ),
+            None => bail!("{}", self.cluster_missing),
         }
     }
 
@@ -223,12 +220,20 @@ mod tests {
 
     #[test]
     fn missing_outputs_leave_values_unknown_and_the_cluster_an_error() {
-        let env = Environment::resolve(&Config::default(), None, &Outputs::new(), None).unwrap();
+        let config = Config::default().for_environment("prod");
+        let env = Environment::resolve(&config, Some("prod"), &Outputs::new(), None).unwrap();
         assert_eq!(env.cluster, None);
-        assert_eq!(
-            env.cluster().unwrap_err().to_string(),
-            "cannot tell the ECS cluster: terraform has no output \"ecs_cluster_name\" (set ecs.cluster in deploy.toml, or terraform.outputs.ecs_cluster); nothing was touched"
-        );
+        let err = env.cluster().unwrap_err().to_string();
+        // The advice names a form that holds for every environment, and this one's table.
+        for part in [
+            "cannot tell the ECS cluster of prod: terraform has no output \"ecs_cluster_name\"",
+            "ecs.cluster = \"<name>-{env}\"",
+            "[env.prod]",
+            "terraform.outputs.ecs_cluster",
+        ] {
+            assert!(err.contains(part), "{part}: {err}");
+        }
+        assert!(err.ends_with("nothing was touched"), "{err}");
         assert_eq!(env.api_base_url, None);
         assert_eq!(env.lock_bucket, None);
         assert_eq!(env.spa("admin-ui"), SpaPlace::default());

@@ -8,6 +8,7 @@ use crate::model::plan::{
 };
 
 mod decisions;
+mod environments;
 mod spas;
 
 /// The integration tests' fixture platform (9 services, 2 SPAs, the terraform root);

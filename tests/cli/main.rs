@@ -6,6 +6,7 @@
 mod ci;
 mod cli;
 mod dry_run;
+mod environments;
 mod json_ending;
 mod rollback;
 #[path = "../support/mod.rs"]

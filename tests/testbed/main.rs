@@ -9,6 +9,7 @@ mod context;
 mod contexts;
 mod diagnostics;
 mod ecs_native;
+mod env_names;
 mod environments;
 mod faults;
 mod history;

@@ -1,0 +1,93 @@
+//! Per-environment names in deploy.toml (`{env}`, `[env.<workspace>]`): expanded for
+//! the environment a command names, rejected at load when a placeholder is unknown, and
+//! never sent unexpanded when no environment is named.
+
+use crate::support::Fixture;
+
+const PER_ENVIRONMENT: &str = r#"
+[registry]
+repository = "{env}/{service}"
+[ecs]
+cluster = "platform-{env}"
+[spas.admin-ui]
+bucket = "{env}-admin"
+[env.prod.spas.admin-ui]
+bucket = "production-admin"
+"#;
+
+#[test]
+fn a_dry_run_plans_with_the_names_of_its_environment() {
+    let fixture = Fixture::new();
+    fixture.write("deploy.toml", PER_ENVIRONMENT);
+    fixture.write_tfvars("sandbox").write_tfvars("prod");
+    let tag = fixture.short_sha();
+    for (env, bucket) in [("sandbox", "sandbox-admin"), ("prod", "production-admin")] {
+        let out = fixture
+            .deploy()
+            .args(["--dry-run", "--output", "json"])
+            .args(["--var-file", &format!("tfvars/{env}.tfvars")])
+            .run();
+        out.success();
+        let plan: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON plan");
+        let api = plan["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "api")
+            .unwrap();
+        assert_eq!(api["image"], format!("{env}/api:{tag}"), "{plan}");
+        assert_eq!(plan["spas"][0]["name"], "admin-ui", "{plan}");
+        assert_eq!(plan["spas"][0]["bucket"], bucket, "{plan}");
+    }
+}
+
+#[test]
+fn an_unknown_placeholder_is_a_config_error_at_its_line_and_column() {
+    let fixture = Fixture::new();
+    fixture.write_tfvars("sandbox");
+    fixture.write(
+        "deploy.toml",
+        "[ecs]\ncluster = \"{environment}-cluster\"\n",
+    );
+    fixture
+        .deploy()
+        .args(["status", "--var-file", "tfvars/sandbox.tfvars"])
+        .run()
+        .usage_error()
+        .stderr_has("deploy.toml")
+        .stderr_has("line 2, column")
+        .stderr_has("unknown placeholder {environment} in \"{environment}-cluster\": the placeholders here are {env}");
+}
+
+#[test]
+fn names_that_depend_on_the_environment_need_one_named() {
+    let fixture = Fixture::new();
+    fixture.write("deploy.toml", PER_ENVIRONMENT);
+    let advice = "ecs.cluster, registry.repository, spas.admin-ui.bucket, [env.prod] in";
+    for args in [
+        &["status"][..],
+        &["prune", "--dry-run"],
+        &["--skip-tf", "--dry-run"],
+    ] {
+        fixture
+            .deploy()
+            .args(args)
+            .run()
+            .usage_error()
+            .stderr_has(advice)
+            .stderr_has("depend on the environment, and none was named: pass --var-file tfvars/<workspace>.tfvars");
+    }
+    // A --skip-tf run's --var-file names it (and nothing else reads the file).
+    fixture.write_tfvars("sandbox");
+    let out = fixture
+        .deploy()
+        .args([
+            "--skip-tf",
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--dry-run",
+        ])
+        .run();
+    out.success()
+        .stdout_has(&format!("sandbox/api:{}", fixture.short_sha()));
+}
