@@ -6,6 +6,8 @@
 mod ci;
 mod cli;
 mod dry_run;
+mod exit_codes;
+mod profiles;
 mod rollback;
 #[path = "../support/mod.rs"]
 mod support;
