@@ -10,6 +10,7 @@ mod contexts;
 mod diagnostics;
 mod ecs_native;
 mod environments;
+mod exit_codes;
 mod faults;
 mod history;
 mod images;
