@@ -26,7 +26,7 @@ pub use parse::{parse, parse_from};
     version,
     max_term_width = 100,
     subcommand_negates_reqs = true,
-    after_help = "Examples:\n  deploy --var-file tfvars/sandbox.tfvars\n  deploy --var-file tfvars/sandbox.tfvars --changed\n  deploy --var-file tfvars/prod.tfvars --profile prod -y\n  deploy --skip-tf --services api,auth\n  deploy --var-file tfvars/sandbox.tfvars --dry-run\n  deploy rollback a1b2c3d --var-file tfvars/sandbox.tfvars\n\nExit codes: 0 done or nothing to do, 1 failed, 2 usage error, 3 `deploy diff`: needs --allow-infra-changes, 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP)."
+    after_help = "Examples:\n  deploy --var-file tfvars/sandbox.tfvars\n  deploy --var-file tfvars/sandbox.tfvars --changed\n  deploy --var-file tfvars/prod.tfvars --profile prod -y\n  deploy --skip-tf --services api,auth\n  deploy --var-file tfvars/sandbox.tfvars --dry-run\n  deploy rollback a1b2c3d --var-file tfvars/sandbox.tfvars\n\nExit codes: 0 done or nothing to do, 1 failed, 2 usage or setup error (nothing changed), 3 `deploy diff`: needs --allow-infra-changes, 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP)."
 )]
 pub struct Cli {
     #[command(subcommand)]

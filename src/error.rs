@@ -9,14 +9,23 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// Process exit codes (documented in the README and `--help`).
+/// Process exit codes, one per class of ending: the one table the README ("Exit codes"),
+/// `--help` and the man page (EXIT STATUS) say.
+///
+/// | code | class | errors |
+/// | --- | --- | --- |
+/// | 0 | done, or nothing to do | |
+/// | 1 | failed: something deploy talks to failed or refused (AWS, Docker, terraform, a registry, a health check, a held lock, a roll's plan that needs `--allow-infra-changes`) | any other error |
+/// | 2 | cannot run as invoked or set up: flags, files, `deploy.toml`, the repository, an unknown profile, a setting neither `deploy.toml` nor the terraform outputs give (the ECS cluster, the lock, history or SPA bucket), a Dockerfile missing from the commit; nothing was changed | [`UsageError`], [`ConfigError`] |
+/// | 3 | `deploy diff`: the plan needs review | [`NeedsReview`] |
+/// | 129, 130, 143 | interrupted by SIGHUP, SIGINT, SIGTERM | [`Interrupted`] |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
     /// Done, or nothing to do.
     Success = 0,
     /// The run failed; the message says what was and was not done.
     Failure = 1,
-    /// Bad flags, files or config: nothing was touched.
+    /// Bad flags, files, config or setup: nothing was changed.
     Usage = 2,
     /// `deploy diff`: the plan needs review (`--allow-infra-changes`).
     NeedsReview = 3,
@@ -28,8 +37,10 @@ pub enum ExitCode {
     Terminated = 143,
 }
 
-/// A mistake in how deploy was invoked (flags, files, config, repository): exit 2,
-/// always detected before anything touches AWS, Docker or terraform.
+/// A mistake in how deploy was invoked or set up (flags, files, config, repository,
+/// profile, a setting the environment lacks): exit 2, always detected before anything is
+/// changed. Most are found before anything touches AWS, Docker or terraform; a setting
+/// that the terraform outputs should give is found once they are read.
 #[derive(Debug)]
 pub struct UsageError(String);
 

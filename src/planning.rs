@@ -193,9 +193,9 @@ pub fn environment_of(platform: &Platform, cwd: &Path, given: &Path) -> Result<(
     environment_named_by(platform, cwd, given, "--var-file")
 }
 
-/// [`environment_of`] for a tfvars file given by `flag` (`--to`, `--from`), which its
-/// errors name.
-fn environment_named_by(
+/// [`environment_of`] for a tfvars file given by `flag` (`--to`, `--from`, `--compare`),
+/// which its errors name.
+pub fn environment_named_by(
     platform: &Platform,
     cwd: &Path,
     given: &Path,

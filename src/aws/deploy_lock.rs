@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{anyhow, Context as _, Result};
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
@@ -393,9 +393,11 @@ fn process_gone(pid: u32) -> bool {
 pub fn ensure_bucket_named(bucket: Option<String>, output: &str) -> Result<String> {
     match bucket {
         Some(bucket) if !bucket.is_empty() => Ok(bucket),
-        _ => bail!(
+        // A setting missing, not a failure: exit 2 (error.rs).
+        _ => Err(crate::error::UsageError::new(format!(
             "no bucket for the deploy lock: set lock.bucket in deploy.toml, add a terraform output {output:?}, or use an S3 terraform backend"
-        ),
+        ))
+        .into()),
     }
 }
 

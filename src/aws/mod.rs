@@ -11,6 +11,9 @@ pub mod history;
 pub mod profiles;
 pub mod waiting;
 
+mod contexts;
+pub use contexts::Contexts;
+
 use std::time::Duration;
 
 use aws_config::environment::EnvironmentVariableRegionProvider;
@@ -128,7 +131,7 @@ pub struct Aws {
 
 impl Aws {
     /// Loads the context of `profile`: only [`Contexts`] does, once per profile.
-    async fn load(profile: Option<&str>) -> Self {
+    pub(super) async fn load(profile: Option<&str>) -> Self {
         Self {
             sdk: load(profile).await,
             profile: profile.map(str::to_owned),
@@ -148,43 +151,6 @@ impl Aws {
             api: aws_sdk_cloudfront::Client::new(&self.sdk),
             profile: self.profile.clone(),
         }
-    }
-}
-
-/// The AWS contexts of one run, one per profile, each loaded the first time it is asked
-/// for: a run that reads two environments (`promote`, `status --compare`) loads two,
-/// and every step that asks again gets the same one back. Cloning shares them.
-#[derive(Clone, Debug, Default)]
-pub struct Contexts {
-    loaded: std::sync::Arc<std::sync::Mutex<ByProfile>>,
-}
-
-/// Each profile's context, or the cell it is being loaded into.
-type ByProfile =
-    std::collections::BTreeMap<Option<String>, std::sync::Arc<tokio::sync::OnceCell<Aws>>>;
-
-impl Contexts {
-    /// The context of `profile` (`None`: the default chain), loaded on first use.
-    pub async fn get(&self, profile: Option<&str>) -> Aws {
-        self.get_or_load(profile, || Aws::load(profile)).await
-    }
-
-    /// [`get`](Self::get), loading with `load` (a test counts the loads).
-    async fn get_or_load<F>(&self, profile: Option<&str>, load: impl FnOnce() -> F) -> Aws
-    where
-        F: std::future::Future<Output = Aws>,
-    {
-        let cell = {
-            let mut loaded = self
-                .loaded
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            loaded
-                .entry(profile.map(str::to_owned))
-                .or_default()
-                .clone()
-        };
-        cell.get_or_init(load).await.clone()
     }
 }
 
@@ -397,36 +363,6 @@ mod tests {
             anonymous.to_string().contains("pass --profile NAME"),
             "{anonymous}"
         );
-    }
-
-    #[tokio::test]
-    async fn contexts_load_each_profile_once_and_share_it() {
-        let loads = std::sync::atomic::AtomicUsize::new(0);
-        let counted = |profile: Option<&str>| {
-            let profile = profile.map(str::to_owned);
-            let loads = &loads;
-            move || async move {
-                loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let sdk = SdkConfig::builder().build();
-                Aws { sdk, profile }
-            }
-        };
-        let contexts = Contexts::default();
-        let shared = contexts.clone();
-        let prod = Some("prod");
-        let first = contexts.get_or_load(prod, counted(prod)).await;
-        let again = shared.get_or_load(prod, counted(prod)).await;
-        assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 1);
-        assert_eq!(first.profile.as_deref(), Some("prod"));
-        assert_eq!(again.profile.as_deref(), Some("prod"));
-        // Another profile, and the default chain, are each a load of their own.
-        let staging = contexts
-            .get_or_load(Some("staging"), counted(Some("staging")))
-            .await;
-        contexts.get_or_load(None, counted(None)).await;
-        contexts.get_or_load(None, counted(None)).await;
-        assert_eq!(staging.profile.as_deref(), Some("staging"));
-        assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
     #[test]

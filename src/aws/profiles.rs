@@ -65,21 +65,42 @@ fn files_searched() -> String {
         .join(" and ")
 }
 
-/// The profile for the run: `--profile` (which must exist), or with `-y` the default
-/// chain, or else a menu (SPEC §3: "a menu of profiles").
-pub fn choose(requested: Option<&str>, assume_yes: bool) -> Result<Option<String>> {
+/// The one check of a profile named on the command line (`--profile`, and the
+/// `--compare-profile` / `--profile-from` of the commands that read two environments):
+/// it must be defined in the AWS config or credentials file. A usage error (exit 2),
+/// naming the files looked in and the profiles found there; every command makes it
+/// before any AWS call, through [`super::Contexts::for_profiles`].
+pub fn check(flag: &str, name: &str) -> Result<()> {
     let profiles = available();
-    if let Some(name) = requested {
-        if profiles.iter().any(|p| p == name) {
-            return Ok(Some(name.to_owned()));
-        }
-        return Err(UsageError::new(format!(
-            "AWS profile {name:?} not found in {}; profiles there: {}. Create it with `aws configure --profile {name}` (or `aws configure sso`)",
-            files_searched(),
-            if profiles.is_empty() { "none".to_owned() } else { profiles.join(", ") }
-        ))
-        .into());
+    if profiles.iter().any(|p| p == name) {
+        return Ok(());
     }
+    Err(UsageError::new(not_found(flag, name, &profiles)).into())
+}
+
+fn not_found(flag: &str, name: &str, profiles: &[String]) -> String {
+    let files = files_searched();
+    let looked = if files.is_empty() {
+        "no AWS config or credentials file (HOME is not set)".to_owned()
+    } else {
+        files
+    };
+    let create = format!("`aws configure --profile {name}` (or `aws configure sso`)");
+    if profiles.is_empty() {
+        format!("{flag} {name}: no such AWS profile in {looked}, which define none; create it with {create}")
+    } else {
+        format!(
+            "{flag} {name}: no such AWS profile in {looked}; profiles there: {}. Pass one of those, or create it with {create}",
+            profiles.join(", ")
+        )
+    }
+}
+
+/// The profile for a run not given `--profile`: with `-y` (or without a terminal, or
+/// with no profile defined) the default chain, or else a menu (SPEC §3: "a menu of
+/// profiles").
+pub fn choose(assume_yes: bool) -> Result<Option<String>> {
+    let profiles = available();
     if assume_yes || profiles.is_empty() || !std::io::stdin().is_terminal() {
         return Ok(None);
     }
@@ -107,5 +128,27 @@ mod tests {
         assert_eq!(parse_profiles(config, true), ["default", "sandbox", "prod"]);
         let credentials = "[default]\naws_access_key_id = x\n[ci]\n";
         assert_eq!(parse_profiles(credentials, false), ["default", "ci"]);
+    }
+
+    #[test]
+    fn an_unknown_profile_names_the_flag_and_the_profiles_there_or_that_there_are_none() {
+        let some = not_found(
+            "--profile",
+            "prod",
+            &["ci".to_owned(), "sandbox".to_owned()],
+        );
+        assert!(
+            some.starts_with("--profile prod: no such AWS profile in "),
+            "{some}"
+        );
+        assert!(
+            some.contains("; profiles there: ci, sandbox. Pass one of those, or create it with `aws configure --profile prod`"),
+            "{some}"
+        );
+        let none = not_found("--profile-from", "prod", &[]);
+        assert!(
+            none.contains(", which define none; create it with `aws configure --profile prod`"),
+            "{none}"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! terraform outputs, and its run history (the records `deploy history` lists and
 //! `deploy undo` reads).
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::aws::history::{self, HistoryLocation};
 use crate::changes::live;
@@ -49,11 +49,12 @@ pub async fn read_records(
         platform.config.history.bucket.is_some() || platform.config.lock.bucket.is_some();
     let (resolved, _) =
         read_environment(platform, profile, Some(environment), config_suffices).await?;
-    let bucket = history_bucket(platform, &resolved).with_context(|| {
-        format!(
+    // A setting missing, not a failure: exit 2 (error.rs).
+    let bucket = history_bucket(platform, &resolved).ok_or_else(|| {
+        crate::error::UsageError::new(format!(
             "no bucket for the run history of {environment}: set history.bucket or lock.bucket in deploy.toml (for every environment at once with {{env}}, its name: \"<name>-{{env}}\"), add a terraform output {:?}, or use an S3 terraform backend",
             platform.config.terraform.outputs.deploy_lock_bucket
-        )
+        ))
     })?;
     let location = HistoryLocation::new(&bucket, environment);
     let s3 = aws.s3();

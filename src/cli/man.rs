@@ -84,11 +84,17 @@ const FILES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Exit status, as `--help` says it.
+/// Exit status: the classes of `error::ExitCode`, as `--help` and the README say them.
 const EXIT_STATUS: &[(&str, &str)] = &[
     ("0", "done, or nothing to do"),
-    ("1", "failed"),
-    ("2", "usage error"),
+    (
+        "1",
+        "failed: AWS, Docker, terraform, a registry or a health check failed or refused, another run holds the lock, or the roll needs --allow-infra-changes; the message says what was and was not done",
+    ),
+    (
+        "2",
+        "usage or setup error, nothing changed: flags, files, deploy.toml, the repository, an unknown --profile, or a setting neither deploy.toml nor the terraform outputs give (the ECS cluster, a bucket), a Dockerfile missing from the commit",
+    ),
     (
         "3",
         "deploy diff: the roll would need --allow-infra-changes",

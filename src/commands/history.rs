@@ -12,6 +12,8 @@ use crate::request::{Globals, HistoryRequest};
 use crate::ui::output::emit_stdout;
 
 pub fn run(globals: &Globals, request: &HistoryRequest) -> Result<()> {
+    let profile = globals.profile.as_deref();
+    let contexts = crate::aws::Contexts::for_profiles([("--profile", profile)])?;
     let Checkout { platform, cwd, .. } = Checkout::open(globals.repo.as_deref())?;
     let (_, environment) = crate::planning::environment_of(&platform, &cwd, &request.var_file)?;
     let platform = crate::planning::platform_in(&platform, Some(&environment))?;
@@ -29,9 +31,8 @@ pub fn run(globals: &Globals, request: &HistoryRequest) -> Result<()> {
             .into());
         }
     }
-    let profile = globals.profile.as_deref();
     let view = runtime()?.block_on(async {
-        let aws = crate::aws::Contexts::default().get(profile).await;
+        let aws = contexts.get(profile).await;
         let (records, location, s3) =
             read_records(&platform, &aws, &environment, request.limit).await?;
         // A `running` record whose run no longer holds the lock was cut off.

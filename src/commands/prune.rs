@@ -138,6 +138,8 @@ pub fn run(globals: &Globals, request: &PruneRequest) -> Result<()> {
         skip_live_check,
         ref var_file,
     } = *request;
+    let profile = globals.profile.as_deref();
+    let contexts = crate::aws::Contexts::for_profiles([("--profile", profile)])?;
     let Checkout {
         repo,
         platform,
@@ -152,7 +154,6 @@ pub fn run(globals: &Globals, request: &PruneRequest) -> Result<()> {
         let mut protected = BTreeSet::from([head.short_sha.clone()]);
         let mut live_images = Vec::new();
         if !skip_live_check {
-            let profile = globals.profile.as_deref();
             let survey = async {
                 let (environment, _) = crate::changes::environment::read_environment(
                     &platform,
@@ -162,7 +163,7 @@ pub fn run(globals: &Globals, request: &PruneRequest) -> Result<()> {
                 )
                 .await?;
                 let cluster = environment.cluster()?.to_owned();
-                let aws = crate::aws::Contexts::default().get(profile).await;
+                let aws = contexts.get(profile).await;
                 live::survey(
             &platform,
             &repo,

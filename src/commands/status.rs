@@ -161,6 +161,11 @@ fn abbreviate(repo: &crate::git::Repo, sha: &str) -> String {
 }
 
 pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
+    let profile = globals.profile.as_deref();
+    let contexts = crate::aws::Contexts::for_profiles([
+        ("--profile", profile),
+        ("--compare-profile", request.compare_profile.as_deref()),
+    ])?;
     let Checkout {
         repo,
         platform,
@@ -168,10 +173,9 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
         cwd,
     } = Checkout::open(globals.repo.as_deref())?;
     let workspace = crate::planning::workspace_named(&platform, &cwd, request.var_file.as_deref())?;
+    let compared = compared_workspace(&platform, &cwd, request, workspace.as_deref())?;
     let platform = crate::planning::platform_in(&platform, workspace.as_deref())?;
     let runtime = runtime()?;
-    let profile = globals.profile.as_deref();
-    let contexts = crate::aws::Contexts::default();
     let (survey, spas, digests, compared_with) = runtime.block_on(async {
         // Read once: they name the cluster and the SPA buckets.
         let outputs = match live::terraform_of(&platform, profile, workspace.as_deref())
@@ -243,10 +247,9 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
         })
         .collect();
         let mut compared_with = None;
-        if let Some(other_file) = &request.compare {
-            let other_workspace =
-                crate::planning::workspace_named(&platform, &cwd, Some(other_file))?;
-            let other = crate::planning::platform_in(&platform, other_workspace.as_deref())?;
+        if let Some(other_workspace) = compared {
+            let other = crate::planning::platform_in(&platform, Some(&other_workspace))?;
+            let other_workspace = Some(other_workspace);
             let other_profile = request.compare_profile.as_deref().or(profile);
             let (other_env, _) = crate::changes::environment::read_environment(
                 &other,
@@ -291,6 +294,28 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
         compared_with,
     };
     emit_stdout(&status, globals.output)
+}
+
+/// The environment `--compare` names, checked before anything is read: its tfvars file
+/// exists, and it is not the environment `--var-file` names.
+fn compared_workspace(
+    platform: &crate::model::platform::Platform,
+    cwd: &std::path::Path,
+    request: &StatusRequest,
+    workspace: Option<&str>,
+) -> Result<Option<String>> {
+    let Some(file) = &request.compare else {
+        return Ok(None);
+    };
+    let (_, other) = crate::planning::environment_named_by(platform, cwd, file, "--compare")?;
+    if workspace == Some(other.as_str()) {
+        return Err(crate::error::UsageError::new(format!(
+            "--compare {} names the environment --var-file names ({other}): compare with another environment's tfvars file",
+            file.display()
+        ))
+        .into());
+    }
+    Ok(Some(other))
 }
 
 /// `sha256:` and the first 12 hex digits.

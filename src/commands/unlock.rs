@@ -65,10 +65,11 @@ impl fmt::Display for UnlockReport {
 }
 
 pub fn run(globals: &Globals, request: &UnlockRequest) -> Result<()> {
+    let profile = globals.profile.as_deref();
+    let contexts = crate::aws::Contexts::for_profiles([("--profile", profile)])?;
     let Checkout { platform, cwd, .. } = Checkout::open(globals.repo.as_deref())?;
     let (_, environment) = crate::planning::environment_of(&platform, &cwd, &request.var_file)?;
     let platform = crate::planning::platform_in(&platform, Some(&environment))?;
-    let profile = globals.profile.as_deref();
     let report = runtime()?.block_on(async {
         // The environment's own state, whichever workspace is selected.
         let (resolved, _) = crate::changes::environment::read_environment(
@@ -83,7 +84,7 @@ pub fn run(globals: &Globals, request: &UnlockRequest) -> Result<()> {
             &platform.config.terraform.outputs.deploy_lock_bucket,
         )?;
         let location = LockLocation::new(&bucket, &environment);
-        let s3 = crate::aws::Contexts::default().get(profile).await.s3();
+        let s3 = contexts.get(profile).await.s3();
         let holder = deploy_lock::break_lock(&s3, &location).await?;
         anyhow::Ok(UnlockReport {
             lock: format!("s3://{}/{}", location.bucket, location.key),

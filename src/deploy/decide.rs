@@ -5,7 +5,7 @@
 
 use anyhow::Result;
 
-use super::{changed, ledger, promote, spa_restore};
+use super::{changed, dockerfile, ledger, promote, spa_restore};
 use crate::aws::Contexts;
 use crate::checkout::Checkout;
 use crate::model::environment::Outputs;
@@ -21,7 +21,8 @@ pub(super) fn open(repo: Option<&std::path::Path>, request: &Request) -> Result<
     Ok(checkout)
 }
 
-/// The plan, before anything is read from the environment.
+/// The plan, before anything is read from the environment, with the checks it allows
+/// (the Dockerfile of the builds: [`dockerfile::check`]).
 pub(super) fn make_plan(checkout: &Checkout, request: &Request) -> Result<Plan> {
     let repo = &checkout.repo;
     let rollback_to = request
@@ -36,7 +37,7 @@ pub(super) fn make_plan(checkout: &Checkout, request: &Request) -> Result<Plan> 
         repo.uncommitted_paths()?
     };
     tracing::info!(root = %repo.root().display(), tag = %checkout.head.short_sha, "repository found");
-    crate::planning::plan(
+    let plan = crate::planning::plan(
         &checkout.platform,
         request,
         plan::Context {
@@ -47,7 +48,9 @@ pub(super) fn make_plan(checkout: &Checkout, request: &Request) -> Result<Plan> 
             uncommitted,
             rollback_to,
         },
-    )
+    )?;
+    dockerfile::check(checkout, &plan)?;
+    Ok(plan)
 }
 
 /// Decides what the plan leaves open. Returns the environment's terraform outputs when

@@ -93,7 +93,7 @@ impl Run<'_> {
 }
 
 /// The Dockerfile as the daemon names it: relative to the build context.
-fn dockerfile_in_context(
+pub(super) fn dockerfile_in_context(
     dockerfile: &std::path::Path,
     context: &std::path::Path,
 ) -> Result<std::path::PathBuf> {

@@ -7,6 +7,7 @@
 mod changed;
 mod changed_spas;
 mod decide;
+mod dockerfile;
 mod images;
 mod ledger;
 mod lock;
@@ -40,12 +41,11 @@ use stages::{Step, Stop};
 
 /// One run of the pipeline, for any of the commands above.
 pub fn run(globals: &Globals, request: &Request) -> Result<()> {
+    let aws = preflight::contexts(globals, request)?; // its profiles checked first
     // 1. Discover. 2. Plan, and decide what it leaves open (also in a dry run).
     let checkout = decide::open(globals.repo.as_deref(), request)?;
     let mut plan = decide::make_plan(&checkout, request)?;
-    let profile = preflight::choose_profile(globals, request)?;
-    // One AWS context per profile for the whole run, on its one runtime.
-    let (runtime, aws) = (runtime()?, crate::aws::Contexts::default());
+    let (profile, runtime) = (preflight::choose_profile(globals, request)?, runtime()?);
     let decided = decide::decide(&mut plan, &checkout, request, &aws, profile.as_deref());
     let known = runtime.block_on(decided)?; // the terraform outputs, if decide read them
     let stop = Stop::of(request.dry_run, request.diff_only);

@@ -20,13 +20,26 @@ use crate::request::{Globals, Request};
 use crate::spa::SpaTarget;
 use crate::terraform::{self, Terraform};
 
-/// The AWS profile: `--profile`, else the menu (never in a dry run, which touches
-/// nothing that needs it chosen).
+/// The run's AWS contexts, after checking the profiles its flags name (`--profile`,
+/// `promote --profile-from`): [`aws::Contexts::for_profiles`].
+pub(super) fn contexts(globals: &Globals, request: &Request) -> Result<aws::Contexts> {
+    let profile_from = request
+        .promote
+        .as_ref()
+        .and_then(|p| p.profile_from.as_deref());
+    aws::Contexts::for_profiles([
+        ("--profile", globals.profile.as_deref()),
+        ("--profile-from", profile_from),
+    ])
+}
+
+/// The AWS profile: `--profile` (checked with the run's contexts), else the menu (never
+/// in a dry run, which touches nothing that needs it chosen).
 pub(super) fn choose_profile(globals: &Globals, request: &Request) -> Result<Option<String>> {
-    if request.dry_run {
+    if request.dry_run || globals.profile.is_some() {
         return Ok(globals.profile.clone());
     }
-    profiles::choose(globals.profile.as_deref(), request.assume_yes)
+    profiles::choose(request.assume_yes)
 }
 
 impl Run<'_> {
@@ -253,11 +266,11 @@ impl Run<'_> {
         // The upload manifests (every deployed SHA and file hash) are deploy's own
         // bookkeeping: never in a bucket CloudFront serves, so no private bucket, no
         // upload.
-        let private_bucket = environment.lock_bucket.as_deref().with_context(|| {
-            format!(
+        let private_bucket = environment.lock_bucket.as_deref().ok_or_else(|| {
+            UsageError::new(format!(
                 "no private bucket to keep the SPA upload manifests in (they stay out of the buckets CloudFront serves): set lock.bucket in deploy.toml, add a terraform output {:?}, or use an S3 terraform backend; or pass --skip-spas. Nothing was touched",
                 names.deploy_lock_bucket
-            )
+            ))
         })?;
         let mut targets = Vec::new();
         // A rollback or an undo restores kept releases: nothing is built.
@@ -272,11 +285,11 @@ impl Run<'_> {
                 );
             }
             let place = environment.spa(&spa.name);
-            let bucket = place.bucket.with_context(|| {
-                format!(
+            let bucket = place.bucket.ok_or_else(|| {
+                UsageError::new(format!(
                     "no bucket for SPA {}: set spas.{}.bucket in deploy.toml or add it to the terraform output {:?}; nothing was touched",
                     spa.name, spa.name, names.spa_buckets
-                )
+                ))
             })?;
             targets.push(SpaTarget::new(
                 &self.platform.root,

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde_json::{Map, Value};
 
 use crate::model::config::Config;
@@ -93,7 +93,7 @@ impl Environment {
     pub fn cluster(&self) -> Result<&str> {
         match &self.cluster {
             Some(cluster) => Ok(cluster),
-            None => bail!("{}", self.cluster_missing),
+            None => Err(unusable(self.cluster_missing.clone())),
         }
     }
 
@@ -103,15 +103,22 @@ impl Environment {
     }
 }
 
+/// A setting the environment lacks (neither deploy.toml nor the terraform outputs give
+/// it) or an output of the wrong shape: fixed in config, not by running again, so a
+/// usage error (exit 2, see `error.rs`).
+fn unusable(message: String) -> anyhow::Error {
+    crate::error::UsageError::new(message).into()
+}
+
 /// Output `name` as a string; absent or null is `None`.
 fn string(outputs: &Outputs, name: &str) -> Result<Option<String>> {
     match outputs.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(other) => bail!(
+        Some(other) => Err(unusable(format!(
             "the terraform output {name:?} is {}, not a string: fix the output in the terraform root, or set the value in deploy.toml; nothing was touched",
             kind(other)
-        ),
+        ))),
     }
 }
 
@@ -122,15 +129,15 @@ fn map_entry(outputs: &Outputs, name: &str, key: &str) -> Result<Option<String>>
         Some(Value::Object(map)) => match map.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(text)) => Ok(Some(text.clone())),
-            Some(other) => bail!(
+            Some(other) => Err(unusable(format!(
                 "the terraform output {name:?} maps {key:?} to {}, not a string: fix the output in the terraform root, or set spas.{key} in deploy.toml; nothing was touched",
                 kind(other)
-            ),
+            ))),
         },
-        Some(other) => bail!(
+        Some(other) => Err(unusable(format!(
             "the terraform output {name:?} is {}, not a map of SPA name to value: fix the output in the terraform root, or set spas.{key} in deploy.toml; nothing was touched",
             kind(other)
-        ),
+        ))),
     }
 }
 

@@ -7,7 +7,9 @@ mod ci;
 mod cli;
 mod dry_run;
 mod environments;
+mod exit_codes;
 mod json_ending;
+mod profiles;
 mod rollback;
 #[path = "../support/mod.rs"]
 mod support;

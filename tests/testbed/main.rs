@@ -11,6 +11,7 @@ mod diagnostics;
 mod ecs_native;
 mod env_names;
 mod environments;
+mod exit_codes;
 mod faults;
 mod history;
 mod images;

@@ -430,7 +430,7 @@ fn a_profile_that_does_not_exist_is_a_usage_error() {
         .args(["--skip-tf", "--skip-spas", "--profile", "nope", "-y"])
         .run()
         .usage_error()
-        .stderr_has("AWS profile \"nope\" not found")
+        .stderr_has("--profile nope: no such AWS profile")
         .stderr_has("testbed");
 }
 
