@@ -274,3 +274,63 @@ fn deploy_continue_rollback_answers_one_service_with_a_rollback() {
     // ECS (the stand-in) put auth back on what ran before.
     assert_eq!(crate::rollout::live(&env)["auth"].0, before["auth"].0);
 }
+
+#[test]
+fn under_auto_a_health_check_failing_during_a_canary_bake_asks_ecs_to_roll_back() {
+    let bed = Testbed::get();
+    // The load balancer's stand-in serves nothing: auth's health check answers 404.
+    let server = crate::rollout::HttpServer::serving(&bed, &[]);
+    let fixture = Fixture::unique();
+    let config = std::fs::read_to_string(fixture.path("deploy.toml")).unwrap();
+    fixture.write(
+        "deploy.toml",
+        &format!(
+            "{config}\n[ecs]\npoll_interval_secs = 1\n[health]\nbase_url = \"http://127.0.0.1:{}\"\ntimeout_secs = 2\n[health.prefixes]\nauth = \"/v1/auth\"\n",
+            server.port
+        ),
+    );
+    fixture.commit_all("health checks, ECS polled every second");
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let before = crate::rollout::live(&env);
+    let stand_in = EcsDeployments::start(
+        &bed,
+        &json!({"services": {"auth": {
+            "strategy": "CANARY",
+            "deploymentConfiguration": {"bakeTimeInMinutes": 30,
+                "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 0}},
+            "sourceTaskDefinition": before["auth"].0,
+            "stages": [
+                {"at": 0, "status": "IN_PROGRESS", "lifecycleStage": "PRODUCTION_TRAFFIC_SHIFT"},
+                {"at": 1, "status": "IN_PROGRESS", "lifecycleStage": "BAKE_TIME"},
+                {"at": 1800, "status": "SUCCESSFUL", "lifecycleStage": "CLEAN_UP"}]}}}),
+    );
+    // No --wait-until (auto), no --rollback-on-failure.
+    let mut run = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .env("AWS_ENDPOINT_URL_ECS", &stand_in.endpoint)
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--skip-spas",
+            "--services",
+            "auth",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
+        .spawn();
+    // The old release (back once ECS rolled back) answers its health check.
+    run.wait_for_line("the StopServiceDeployment", |line| {
+        line.contains("asking ECS to roll it back")
+    });
+    server.serve("v1/auth/health");
+    let out = run.finish();
+    out.code(1)
+        .stderr_has("auth: traffic shifted on :")
+        .stderr_has("1 health check(s) failed")
+        .stderr_has("Reconciled: terraform re-applied auth → :bootstrap");
+    let stops = stand_in.calls("StopServiceDeployment");
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    assert_eq!(stops[0]["stopType"], "ROLLBACK");
+}

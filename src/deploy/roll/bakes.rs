@@ -5,9 +5,9 @@
 
 use std::time::SystemTime;
 
-use super::{failed, RollFailure, RollLog};
 use super::super::run::{interruptible, Ready, Run};
 use super::super::stages::Step;
+use super::{failed, RollFailure, RollLog};
 use crate::aws::ecs::native::WaitUntil;
 use crate::aws::ecs::Settled;
 use crate::error::Stage;
