@@ -94,7 +94,7 @@ pub struct Cli {
 
     /// The whole wait of each rolled service, replacing the one derived from its
     /// deployment's bakes and steps (plus ecs.wait_timeout_secs): `90s`, `20m`, `1h`
-    #[arg(long, value_name = "DURATION", value_parser = parse_wait, conflicts_with = "skip_tf")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait_timeout, conflicts_with = "skip_tf")]
     pub wait_timeout: Option<std::time::Duration>,
 
     #[command(flatten)]
@@ -428,6 +428,16 @@ pub fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
         return Err(format!("{text:?} is more than a day; wait at most 24h"));
     }
     Ok(std::time::Duration::from_secs(seconds))
+}
+
+/// `--wait-timeout`: a duration as `--lock-wait` reads it, more than zero.
+pub fn parse_wait_timeout(text: &str) -> Result<std::time::Duration, String> {
+    match parse_wait(text)? {
+        wait if wait.is_zero() => Err(format!(
+            "{text:?} would stop waiting at once; give the whole wait, e.g. 20m"
+        )),
+        wait => Ok(wait),
+    }
 }
 
 /// How `--changed=<MODE>` tells what changed.
