@@ -334,3 +334,29 @@ fn under_auto_a_health_check_failing_during_a_canary_bake_asks_ecs_to_roll_back(
     assert_eq!(stops.len(), 1, "{stops:?}");
     assert_eq!(stops[0]["stopType"], "ROLLBACK");
 }
+
+#[test]
+fn without_wait_timeout_the_wait_is_the_deployments_own_bakes_plus_the_margin() {
+    let bed = Testbed::get();
+    let fixture = Fixture::unique();
+    let config = std::fs::read_to_string(fixture.path("deploy.toml")).unwrap();
+    // A 3-second margin; the blue/green deployment has no bake of its own.
+    fixture.write(
+        "deploy.toml",
+        &format!("{config}\n[ecs]\npoll_interval_secs = 1\nwait_timeout_secs = 3\n"),
+    );
+    fixture.commit_all("poll ECS every second, a 3-second margin");
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let stand_in = EcsDeployments::start(
+        &bed,
+        &json!({"services": {"auth": {
+            "strategy": "BLUE_GREEN",
+            "deploymentConfiguration": {"bakeTimeInMinutes": 0},
+            "stages": [
+                {"at": 0, "status": "IN_PROGRESS", "lifecycleStage": "SCALE_UP"},
+                {"at": 3600, "status": "SUCCESSFUL", "lifecycleStage": "CLEAN_UP"}]}}}),
+    );
+    deploy(&fixture, &env, &bed, &stand_in, "auth")
+        .code(1)
+        .stderr_has("stopped waiting for the BLUE_GREEN deployment of auth after 3s (its bakes and steps plus ecs.wait_timeout_secs); ECS goes on with it, at SCALE_UP");
+}
