@@ -253,10 +253,15 @@ fn deploy_continue_rollback_answers_one_service_with_a_rollback() {
                 {"at": 3600, "status": "SUCCESSFUL", "lifecycleStage": "CLEAN_UP"}]}}}),
     );
     // auto stops at a pause: nobody answers it while deploy waits.
-    deploy(&fixture, &env, &bed, &stand_in, "auth")
-        .success()
+    let out = deploy(&fixture, &env, &bed, &stand_in, "auth");
+    out.success()
         .stderr_has("auth: PAUSED on :")
-        .stderr_has("--wait-until auto): CANARY SCALE_UP waits at hook hook-auth");
+        .stderr_has("--wait-until auto): CANARY SCALE_UP waits at hook hook-auth: answer with `deploy continue`");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        rollout(&report, "auth")["followed"],
+        "service deployment, until paused (--wait-until auto)"
+    );
     let out = answer(
         &fixture,
         &env,

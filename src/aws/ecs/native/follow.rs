@@ -152,15 +152,17 @@ impl Ecs {
                 last_line = line;
             }
             if reached(&view, until) {
+                let point = match (until, view.pauses.is_empty()) {
+                    (WaitUntil::Auto, false) => "paused (--wait-until auto)".to_owned(),
+                    (WaitUntil::Auto, true) => format!(
+                        "{} (--wait-until auto)",
+                        until.for_strategy(&view.strategy).name()
+                    ),
+                    _ => format!("{} (--wait-until)", until.name()),
+                };
                 let running = self.running_tag(target).await.ok().flatten();
                 let mut settled = finish(true, running, None, Some(view), None);
-                settled.followed = Some(match until {
-                    WaitUntil::Auto => format!(
-                        "service deployment, until {} (--wait-until auto)",
-                        until.for_strategy(&view_strategy(&settled)).name()
-                    ),
-                    _ => format!("service deployment, until {} (--wait-until)", until.name()),
-                });
+                settled.followed = Some(format!("service deployment, until {point}"));
                 return settled;
             }
             match phase(&view) {
@@ -242,11 +244,4 @@ pub struct Wait {
     /// `--wait-timeout`: the whole wait of each service, whatever its configuration.
     pub overall: Option<Duration>,
     pub poll: Duration,
-}
-
-fn view_strategy(settled: &Settled) -> String {
-    settled
-        .deployment
-        .as_ref()
-        .map_or_else(|| "ROLLING".to_owned(), |d| d.strategy.clone())
 }
