@@ -87,10 +87,15 @@ pub struct Cli {
 
     /// How far to follow each rolled service's ECS service deployment: until production
     /// traffic is on the new revision (its bake may still run), until it is complete,
-    /// or until it waits at a pause hook. Services without service deployments are
-    /// waited on until steady whatever this says
-    #[arg(long, value_enum, value_name = "POINT", default_value_t = WaitUntil::Complete, conflicts_with = "skip_tf")]
+    /// until it waits at a pause hook, or `auto`: what fits each strategy. Services
+    /// without service deployments are waited on until steady whatever this says
+    #[arg(long, value_enum, value_name = "POINT", default_value_t = WaitUntil::Auto, conflicts_with = "skip_tf")]
     pub wait_until: WaitUntil,
+
+    /// The whole wait of each rolled service, replacing the one derived from its
+    /// deployment's bakes and steps (plus ecs.wait_timeout_secs): `90s`, `20m`, `1h`
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait_timeout, conflicts_with = "skip_tf")]
+    pub wait_timeout: Option<std::time::Duration>,
 
     #[command(flatten)]
     pub lock: LockWait,
@@ -292,6 +297,31 @@ pub enum Command {
         #[arg(long, value_name = "A,B", value_delimiter = ',', num_args = 1)]
         services: Option<Vec<String>>,
     },
+    /// Answer every pause hook the last run's ECS service deployments wait at
+    /// (`--wait-until paused`): CONTINUE, or ROLLBACK with --rollback. One
+    /// ContinueServiceDeployment per hook, under the deploy lock, after the
+    /// confirmation; recorded in that run's history. Exit 0 also when none waits
+    Continue {
+        /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)
+        #[arg(long, value_name = "PATH", env = "DEPLOY_VAR_FILE")]
+        var_file: std::path::PathBuf,
+
+        /// Only the pauses of these services (comma-separated); default: every service
+        /// the last run rolled
+        #[arg(long, value_name = "A,B", value_delimiter = ',', num_args = 1)]
+        services: Option<Vec<String>>,
+
+        /// Answer with ROLLBACK: ECS rolls each paused deployment back to what ran before
+        #[arg(long)]
+        rollback: bool,
+
+        /// Skip the confirmation
+        #[arg(short = 'y', long)]
+        yes: bool,
+
+        #[command(flatten)]
+        lock: LockWait,
+    },
     /// Break a stale deploy lock of an environment (when the run holding it is gone)
     Unlock {
         /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)
@@ -400,6 +430,16 @@ pub fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(seconds))
 }
 
+/// `--wait-timeout`: a duration as `--lock-wait` reads it, more than zero.
+pub fn parse_wait_timeout(text: &str) -> Result<std::time::Duration, String> {
+    match parse_wait(text)? {
+        wait if wait.is_zero() => Err(format!(
+            "{text:?} would stop waiting at once; give the whole wait, e.g. 20m"
+        )),
+        wait => Ok(wait),
+    }
+}
+
 /// How `--changed=<MODE>` tells what changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ChangedMode {
@@ -416,8 +456,11 @@ pub enum WaitUntil {
     TrafficShifted,
     /// The deployment is SUCCESSFUL, bake and clean-up done.
     Complete,
-    /// It waits at a pause hook (or is complete): answer the hook outside deploy.
+    /// It waits at a pause hook (or is complete): answer it with `deploy continue`.
     Paused,
+    /// What fits each strategy: BLUE_GREEN, LINEAR and CANARY until traffic is shifted,
+    /// health checks during the bake, then until complete; ROLLING until complete
+    Auto,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -22,6 +22,7 @@ fn main() {
         CommandRequest::Status(request) => deploy::commands::status::run(&globals, &request),
         CommandRequest::Prune(request) => deploy::commands::prune::run(&globals, &request),
         CommandRequest::Unlock(request) => deploy::commands::unlock::run(&globals, &request),
+        CommandRequest::Continue(request) => deploy::commands::pauses::run(&globals, &request),
         CommandRequest::History(request) => deploy::commands::history::run(&globals, &request),
         CommandRequest::Completions(shell) => {
             // Rendered first: clap_complete panics when its writer fails (stdout closed).

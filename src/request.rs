@@ -71,6 +71,8 @@ pub struct Request {
     pub lock_wait: Option<std::time::Duration>,
     /// `--wait-until`: how far the verify step follows ECS's service deployments.
     pub wait_until: WaitUntil,
+    /// `--wait-timeout`: each service's whole wait (none: from its deployment's bakes).
+    pub wait_timeout: Option<std::time::Duration>,
 }
 
 /// `deploy promote --from <tfvars> [--profile-from P]`: the source environment.
@@ -121,6 +123,19 @@ pub struct UnlockRequest {
     pub var_file: PathBuf,
 }
 
+/// `deploy continue`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContinueRequest {
+    /// The environment's tfvars file, as for a deploy.
+    pub var_file: PathBuf,
+    /// `--services`: only these services' pauses (none: every service the run rolled).
+    pub services: Option<Vec<String>>,
+    /// `--rollback`: answer ROLLBACK instead of CONTINUE.
+    pub rollback: bool,
+    pub assume_yes: bool,
+    pub lock_wait: Option<std::time::Duration>,
+}
+
 /// One command line, turned into the request of the command it names.
 #[derive(Debug, Clone)]
 pub enum CommandRequest {
@@ -128,6 +143,7 @@ pub enum CommandRequest {
     Status(StatusRequest),
     Prune(PruneRequest),
     Unlock(UnlockRequest),
+    Continue(ContinueRequest),
     History(HistoryRequest),
     Completions(clap_complete::Shell),
     Man,
@@ -171,6 +187,21 @@ impl CommandRequest {
             }),
             Some(Command::Unlock { var_file }) => Self::Unlock(UnlockRequest {
                 var_file: var_file.clone(),
+            }),
+            Some(Command::Continue {
+                var_file,
+                services,
+                rollback,
+                yes,
+                lock,
+            }) => Self::Continue(ContinueRequest {
+                var_file: var_file.clone(),
+                services: services
+                    .as_deref()
+                    .map(|names| names.iter().map(|n| n.trim().to_owned()).collect()),
+                rollback: *rollback,
+                assume_yes: *yes,
+                lock_wait: lock.lock_wait,
             }),
             Some(Command::Rollback {
                 revision,
@@ -260,6 +291,7 @@ fn wait_until(point: crate::cli::WaitUntil) -> WaitUntil {
         crate::cli::WaitUntil::TrafficShifted => WaitUntil::TrafficShifted,
         crate::cli::WaitUntil::Complete => WaitUntil::Complete,
         crate::cli::WaitUntil::Paused => WaitUntil::Paused,
+        crate::cli::WaitUntil::Auto => WaitUntil::Auto,
     }
 }
 
@@ -306,6 +338,7 @@ impl Request {
             // nothing.
             lock_wait: cli.lock.lock_wait.filter(|_| !cli.skip_tf),
             wait_until: wait_until(cli.wait_until),
+            wait_timeout: cli.wait_timeout,
             changes_mode: cli.changed.flatten().map(|mode| match mode {
                 crate::cli::ChangedMode::Graph => ChangesMode::Graph,
                 crate::cli::ChangedMode::Runbook => ChangesMode::Runbook,

@@ -33,10 +33,14 @@ only after its apply): its deployment is created then, targeting the task defini
 moto runs at that moment. When a stage whose status is ROLLBACK_SUCCESSFUL is first
 shown and the service has a sourceTaskDefinition, the service is put back on it in moto
 (UpdateService), as ECS's rollback does. StopServiceDeployment (ROLLBACK or
-BEST_EFFORT) and ContinueServiceDeployment end or resume the scenario at once.
+BEST_EFFORT) and ContinueServiceDeployment end or resume the scenario at once: a
+pause answered CONTINUE goes on to the next stage, one answered ROLLBACK ends
+ROLLBACK_SUCCESSFUL (put back on sourceTaskDefinition); answering a hook that is not
+awaiting action is refused (InvalidParameterException), as ECS does.
 Services not in the scenario have no service deployments.
 
-Every response is checked against botocore's ECS service model (the one installed
+Every request to the five (required members, enums, types) and every response is
+checked against botocore's ECS service model (the one installed
 with moto) before it is sent, and every stage of the scenario is checked at start: a
 shape the real API would not return stops the server (exit 2, the reason on stderr),
 so that the tests cannot drift from the API.
@@ -72,6 +76,15 @@ def load_model() -> dict:
 
 class Invalid(Exception):
     pass
+
+
+class Refused(Exception):
+    """An error ECS itself answers with (its __type and message)."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
 
 
 def validate(model: dict, shape_name: str, value, where: str) -> None:
@@ -382,8 +395,16 @@ def main() -> int:
             if scenario.get("unsupported"):
                 return self.error("UnsupportedFeatureException", f"{operation} is not supported in this account")
             try:
+                # What the caller sent must be what the real API accepts, too.
+                validate(model, model["operations"][operation]["input"]["shape"], request, operation)
+            except Invalid as err:
+                log(f"{operation}: a request the real API would refuse: {err}")
+                return self.error("InvalidParameterException", f"ecs_deployments stand-in: {err}")
+            try:
                 payload = getattr(self, "op_" + operation)(request)
                 validate(model, output_shape(model, operation), payload, operation)
+            except Refused as err:
+                return self.error(err.kind, err.message)
             except Invalid as err:
                 log(f"refusing to answer what ECS never does: {err}")
                 return self.error("ServerException", f"ecs_deployments stand-in: {err}", 500)
@@ -478,8 +499,22 @@ def main() -> int:
             arn = request["serviceDeploymentArn"]
             service = deployments.service_of(arn)
             if service is None:
-                raise RuntimeError(f"no service deployment {arn}")
-            deployments.live[service]["continued"].add(request.get("hookId"))
+                raise Refused("ServiceDeploymentNotFoundException", f"no service deployment {arn}")
+            pause = deployments.stage(service).get("pause")
+            if not pause or pause["hookId"] != request.get("hookId"):
+                raise Refused("InvalidParameterException",
+                              f"hook {request.get('hookId')} of {arn} is not awaiting action")
+            if request.get("action", "CONTINUE") == "ROLLBACK":
+                # The pause answered with a rollback: ECS rolls back to the source revision.
+                deployments.live[service]["ended"] = {
+                    **deployments.stage(service),
+                    "pause": None,
+                    "status": "ROLLBACK_SUCCESSFUL",
+                    "rollback": f"Rollback requested at lifecycle hook {pause['hookId']}",
+                }
+                self.maybe_roll_back(service)
+            else:
+                deployments.live[service]["continued"].add(request.get("hookId"))
             return {"serviceDeploymentArn": arn}
 
     host, port = args.listen.rsplit(":", 1)

@@ -204,3 +204,15 @@ fn changed_conflicts_with_services_and_skip_tf() {
         );
     }
 }
+
+#[test]
+fn wait_timeout_reads_a_duration_above_zero() {
+    let cli = parse(&["--var-file", "x.tfvars", "--wait-timeout", "20m"]).unwrap();
+    assert_eq!(cli.wait_timeout, Some(std::time::Duration::from_secs(1200)));
+    assert_eq!(cli.wait_until, WaitUntil::Auto);
+    assert!(parse_wait_timeout("0s")
+        .unwrap_err()
+        .contains("stop waiting at once"));
+    let err = parse(&["--var-file", "x.tfvars", "--wait-timeout", "0"]).unwrap_err();
+    assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+}

@@ -11,13 +11,17 @@ use futures_util::StreamExt;
 use super::messages::pushed_sentence;
 use super::run::{interruptible, Ready, Run};
 use super::stages::Step;
-use crate::aws::ecs::native::WaitUntil;
+use crate::aws::ecs::native::{next_step, Wait, WaitUntil};
 use crate::aws::ecs::{Ecs, RolloutTarget, Settled};
 use crate::error::{Interrupted, Stage};
 use crate::health::Check;
 use crate::model::config;
 use crate::report::{RestoreReport, RunReport};
 use crate::terraform::{self, Terraform};
+
+mod bakes;
+
+use bakes::still_baking;
 
 /// One roll: what is applied, and what it must settle on.
 pub(super) struct Roll<'a> {
@@ -106,11 +110,15 @@ impl Run<'_> {
         log.applied(started.elapsed());
         log.verifying();
         let services: Vec<String> = roll.targets.iter().map(|(s, _)| s.clone()).collect();
+        let targets = roll.targets.clone();
         let settling = self.settle(ready, roll.targets, since, roll.until);
         let rollouts = interruptible(Stage::AfterApply, settling)
             .await
             .map_err(|err| RollFailure::Stopped(Step::Verify, err))?;
         let unsettled = failed(rollouts.iter().map(|r| (&r.service, &r.error)));
+        // `auto`: the deployments left at their traffic shift, still to bake.
+        let baking = still_baking(&rollouts, &targets);
+        let settled = rollouts.clone();
         log.settled(rollouts);
         if !unsettled.is_empty() {
             return Err(RollFailure::Unsettled(unsettled));
@@ -122,6 +130,10 @@ impl Run<'_> {
         log.checked(checks);
         if !unhealthy.is_empty() {
             return Err(RollFailure::Unhealthy(unhealthy));
+        }
+        if roll.until == WaitUntil::Auto && !baking.is_empty() {
+            self.follow_the_bakes(ready, baking, since, settled, log)
+                .await?;
         }
         Ok(())
     }
@@ -245,9 +257,13 @@ impl Run<'_> {
             .collect();
         // The margin on top of each deployment's own bakes and steps; the whole wait
         // where a service has no service deployments.
-        let margin = std::time::Duration::from_secs(ecs_config.wait_timeout_secs);
-        let poll = std::time::Duration::from_secs(ecs_config.poll_interval_secs);
-        let ecs = &ecs;
+        let wait = Wait {
+            until,
+            margin: Duration::from_secs(ecs_config.wait_timeout_secs),
+            overall: self.request.wait_timeout,
+            poll: Duration::from_secs(ecs_config.poll_interval_secs),
+        };
+        let (ecs, wait) = (&ecs, &wait);
         let mut settled: Vec<Settled> = futures_util::stream::iter(targets)
             .map(|target| async move {
                 let item = self.progress.item(&target.service);
@@ -255,7 +271,7 @@ impl Run<'_> {
                     "waiting for ECS to settle on :{}",
                     target.expected_tag
                 ));
-                let settled = ecs.follow(&target, since, until, margin, poll, &item).await;
+                let settled = ecs.follow(&target, since, wait, &item).await;
                 let paused = settled
                     .deployment
                     .as_ref()
@@ -271,7 +287,13 @@ impl Run<'_> {
                         target.expected_tag,
                         settled.waited_secs,
                         until.name(),
-                        crate::aws::ecs::native::next_step(deployment)
+                        match (until, deployment.pauses.is_empty()) {
+                            (WaitUntil::Auto, true) => format!(
+                                "health checks now, during the bake, then the deployment is followed to its end ({})",
+                                next_step(deployment)
+                            ),
+                            _ => next_step(deployment),
+                        }
                     )),
                     (None, None) => item.finish(&format!(
                         "steady on :{} ({:.0}s{})",

@@ -108,6 +108,9 @@ pub struct ServiceChange {
     /// The tag terraform was re-applied with after ECS's rollback (reconcile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciled: Option<String>,
+    /// `CONTINUE at hook h-1 by ana@laptop, <time>`: pauses answered by `deploy continue`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pause_answers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +205,9 @@ impl ServiceChange {
                 (Some(ended), Some(tag)) => format!(" ({ended}; reconciled to :{tag})"),
                 (Some(ended), None) => format!(" ({ended})"),
                 _ => String::new(),
+            } + &match self.pause_answers.last() {
+                Some(answer) => format!(" (pause answered: {answer})"),
+                None => String::new(),
             }
         )
     }
@@ -280,6 +286,7 @@ mod tests {
             ecs_deployment: None,
             ecs_ended: None,
             reconciled: None,
+            pause_answers: Vec::new(),
         }
     }
 

@@ -52,6 +52,7 @@ pub fn opened(plan: &Plan, opening: Opening, previous: &Previous) -> Record {
             ecs_deployment: None,
             ecs_ended: None,
             reconciled: None,
+            pause_answers: Vec::new(),
         })
         .collect();
     let spas = plan

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::support::{bootstrap_applied, AwsEnv, EcsDeployments, Fixture, Testbed};
 
 /// The fixture with a 1-second ECS poll, so that a scenario's stages are seen.
-fn fixture() -> Fixture {
+pub(crate) fn fixture() -> Fixture {
     let fixture = Fixture::unique();
     let config = std::fs::read_to_string(fixture.path("deploy.toml")).unwrap();
     fixture.write(
@@ -20,7 +20,7 @@ fn fixture() -> Fixture {
 
 /// `deploy --services <services> -y --output json` with ECS's calls going through the
 /// stand-in.
-fn deploy(
+pub(crate) fn deploy(
     fixture: &Fixture,
     env: &AwsEnv,
     bed: &Testbed,
@@ -47,7 +47,7 @@ fn deploy(
 }
 
 /// The newest run recorded in the sandbox's history.
-fn last_run(fixture: &Fixture, env: &AwsEnv, bed: &Testbed) -> Value {
+pub(crate) fn last_run(fixture: &Fixture, env: &AwsEnv, bed: &Testbed) -> Value {
     let out = fixture
         .deploy()
         .aws(env, bed)
@@ -66,7 +66,7 @@ fn last_run(fixture: &Fixture, env: &AwsEnv, bed: &Testbed) -> Value {
     view["runs"][0].clone()
 }
 
-fn rollout<'a>(report: &'a Value, service: &str) -> &'a Value {
+pub(crate) fn rollout<'a>(report: &'a Value, service: &str) -> &'a Value {
     report["rollouts"]
         .as_array()
         .unwrap()

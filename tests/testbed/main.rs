@@ -9,6 +9,7 @@ mod context;
 mod contexts;
 mod diagnostics;
 mod ecs_native;
+mod ecs_waiting;
 mod env_names;
 mod environments;
 mod exit_codes;

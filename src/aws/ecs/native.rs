@@ -14,6 +14,10 @@ use aws_sdk_ecs::types::{
 use serde::Serialize;
 
 mod follow;
+pub use follow::Wait;
+pub use pauses::Answer;
+
+mod pauses;
 
 /// What one service deployment says, as shown and recorded.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -54,38 +58,56 @@ pub struct Pause {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WaitUntil {
+    /// Right for each strategy: BLUE_GREEN, LINEAR and CANARY until production traffic
+    /// is shifted (the health checks then run during the bake, and the bake is followed
+    /// to its end afterwards); ROLLING until complete; any strategy until a pause hook.
+    #[default]
+    Auto,
     /// Production traffic is on the new revision (its bake may still run).
     TrafficShifted,
     /// The deployment is SUCCESSFUL, bake and clean-up done.
-    #[default]
     Complete,
-    /// It waits at a pause hook (or is complete): answer the hook outside deploy.
+    /// It waits at a pause hook (or is complete): answer it with `deploy continue`.
     Paused,
 }
 
 impl WaitUntil {
     pub fn name(self) -> &'static str {
         match self {
+            WaitUntil::Auto => "auto",
             WaitUntil::TrafficShifted => "traffic-shifted",
             WaitUntil::Complete => "complete",
             WaitUntil::Paused => "paused",
         }
     }
+
+    /// The point `auto` stands for with `strategy` (the others stand for themselves):
+    /// traffic-shifted where ECS bakes after a traffic shift, complete for ROLLING.
+    pub fn for_strategy(self, strategy: &str) -> WaitUntil {
+        match (self, strategy) {
+            (WaitUntil::Auto, "BLUE_GREEN" | "LINEAR" | "CANARY") => WaitUntil::TrafficShifted,
+            (WaitUntil::Auto, _) => WaitUntil::Complete,
+            (until, _) => until,
+        }
+    }
 }
 
-/// Whether a deployment still running has reached what `until` asks for.
+/// Whether a deployment still running has reached what `until` asks for. `auto` also
+/// stops at a pause hook: nobody answers one while deploy waits.
 pub fn reached(view: &DeploymentView, until: WaitUntil) -> bool {
     let running = matches!(view.status.as_str(), "IN_PROGRESS" | "PENDING");
-    match until {
-        WaitUntil::Complete => false,
-        WaitUntil::Paused => running && !view.pauses.is_empty(),
+    let paused = running && !view.pauses.is_empty();
+    match until.for_strategy(&view.strategy) {
         WaitUntil::TrafficShifted => {
-            running
-                && matches!(
-                    view.stage.as_deref(),
-                    Some("POST_PRODUCTION_TRAFFIC_SHIFT" | "BAKE_TIME" | "CLEAN_UP")
-                )
+            (until == WaitUntil::Auto && paused)
+                || running
+                    && matches!(
+                        view.stage.as_deref(),
+                        Some("POST_PRODUCTION_TRAFFIC_SHIFT" | "BAKE_TIME" | "CLEAN_UP")
+                    )
         }
+        WaitUntil::Paused => paused,
+        WaitUntil::Complete | WaitUntil::Auto => until == WaitUntil::Auto && paused,
     }
 }
 
@@ -211,12 +233,9 @@ pub fn phase(view: &DeploymentView) -> Phase {
     }
 }
 
-/// How long a deployment with `config` may take: every bake and step it goes through,
-/// plus `margin` (`ecs.wait_timeout_secs`) for scaling up and shifting traffic.
-pub fn timeout_for(config: Option<&DeploymentConfiguration>, margin: Duration) -> Duration {
-    let Some(config) = config else {
-        return margin;
-    };
+/// The bakes and steps of a deployment with `config`, in minutes: traffic shifting
+/// (the canary's bake, or every linear step's bake), then the deployment's own bake.
+fn schedule(config: &DeploymentConfiguration) -> (u64, u64) {
     let minutes = |m: Option<i32>| u64::try_from(m.unwrap_or(0)).unwrap_or(0);
     let bake = minutes(config.bake_time_in_minutes());
     let shifting = match config.strategy().map(|s| s.as_str()) {
@@ -227,17 +246,98 @@ pub fn timeout_for(config: Option<&DeploymentConfiguration>, margin: Duration) -
         ),
         Some("LINEAR") => {
             let linear = config.linear_configuration();
-            let step = linear.and_then(|c| c.step_percent()).unwrap_or(100.0);
-            let steps = if step > 0.0 {
-                (100.0 / step).ceil() as u64
-            } else {
-                1
-            };
+            let steps = steps_of(linear.and_then(|c| c.step_percent()), 0.0);
             steps * minutes(linear.and_then(|c| c.step_bake_time_in_minutes()))
         }
         _ => 0,
     };
-    Duration::from_secs((bake + shifting) * 60) + margin
+    (shifting, bake)
+}
+
+/// How many linear steps of `step` percent take production traffic from `at` to 100%.
+fn steps_of(step: Option<f64>, at: f64) -> u64 {
+    match step {
+        Some(step) if step > 0.0 => ((100.0 - at).max(0.0) / step).ceil() as u64,
+        _ => 1,
+    }
+}
+
+/// How long a deployment with `config` may take to reach `until`: every bake and step
+/// it goes through on the way (the final bake only when waiting until complete, or at a
+/// pause that may come after it), plus `margin` (`ecs.wait_timeout_secs`) for scaling
+/// up and shifting traffic. `overall` (`--wait-timeout`) replaces the whole of it.
+pub fn timeout_for(
+    config: Option<&DeploymentConfiguration>,
+    until: WaitUntil,
+    margin: Duration,
+    overall: Option<Duration>,
+) -> Duration {
+    if let Some(overall) = overall {
+        return overall;
+    }
+    let Some(config) = config else {
+        return margin;
+    };
+    let (shifting, bake) = schedule(config);
+    let strategy = config.strategy().map_or("ROLLING", |s| s.as_str());
+    let minutes = match until.for_strategy(strategy) {
+        WaitUntil::TrafficShifted => shifting,
+        _ => shifting + bake,
+    };
+    Duration::from_secs(minutes * 60) + margin
+}
+
+/// What a deployment still had to do when deploy stopped waiting for it: the stage, the
+/// bake left in it, the linear steps or the canary's shift still ahead, the final bake,
+/// a pause waiting for an answer.
+pub fn what_is_left(view: &DeploymentView, config: Option<&DeploymentConfiguration>) -> String {
+    let stage = view.stage.as_deref().unwrap_or("an unknown stage");
+    let mut left = vec![format!("at {stage}")];
+    if let Some(percent) = view.production_traffic_percent {
+        left[0].push_str(&format!(" ({percent:.0}% production traffic)"));
+    }
+    if let Some(secs) = view.bake_left_secs {
+        left.push(format!("bake {} left in it", span(secs)));
+    }
+    let shifting = matches!(
+        stage,
+        "RECONCILE_SERVICE"
+            | "PRE_SCALE_UP"
+            | "SCALE_UP"
+            | "POST_SCALE_UP"
+            | "TEST_TRAFFIC_SHIFT"
+            | "POST_TEST_TRAFFIC_SHIFT"
+            | "PRODUCTION_TRAFFIC_SHIFT"
+    );
+    if let (Some(config), true) = (config, shifting) {
+        if view.strategy == "LINEAR" {
+            let linear = config.linear_configuration();
+            let at = view.production_traffic_percent.unwrap_or(0.0);
+            let steps = steps_of(linear.and_then(|c| c.step_percent()), at);
+            let bake = linear
+                .and_then(|c| c.step_bake_time_in_minutes())
+                .unwrap_or(0);
+            if steps > 0 {
+                left.push(format!(
+                    "then {steps} more linear step(s), {}m bake each",
+                    bake.max(0)
+                ));
+            }
+        } else if view.strategy == "CANARY" {
+            left.push("then the shift from the canary to all production traffic".to_owned());
+        }
+        let (_, bake) = schedule(config);
+        if bake > 0 {
+            left.push(format!("then the {bake}m bake"));
+        }
+    }
+    for pause in &view.pauses {
+        left.push(format!(
+            "waiting at hook {} (answer it with `deploy continue`)",
+            pause.hook_id
+        ));
+    }
+    left.join(", ")
 }
 
 /// `4m12s`, `35s`.
@@ -303,7 +403,7 @@ pub fn next_step(view: &DeploymentView) -> String {
                 .unwrap_or_default()
         ),
         pauses => format!(
-            "{} {} waits at hook {}: answer with `aws ecs continue-service-deployment --service-deployment-arn {} --hook-id <id>` (or let its timeout action run)",
+            "{} {} waits at hook {}: answer with `deploy continue` (or `deploy continue --rollback`), or let its timeout action run ({})",
             view.strategy,
             view.stage.as_deref().unwrap_or("?"),
             pauses

@@ -11,10 +11,13 @@ use super::*;
 use crate::aws;
 use crate::ui::progress::ItemProgress;
 
+/// How the answer begins when a service has no service deployment since the roll.
+pub(super) const NONE_LISTED: &str = "ListServiceDeployments lists none";
+
 impl Ecs {
     /// The service deployment of `ecs_service` created at or after `since` (our
     /// apply's); `Err` with why when the account or service has none to follow.
-    async fn deployment_since(
+    pub(super) async fn deployment_since(
         &self,
         ecs_service: &str,
         since: SystemTime,
@@ -41,12 +44,10 @@ impl Ecs {
             .first()
             .and_then(|d| d.service_deployment_arn())
             .map(str::to_owned)
-            .ok_or_else(|| {
-                "ListServiceDeployments lists none created since the roll began".to_owned()
-            })
+            .ok_or_else(|| format!("{NONE_LISTED} created since the roll began"))
     }
 
-    async fn describe_deployment(&self, arn: &str) -> Result<ServiceDeployment> {
+    pub(super) async fn describe_deployment(&self, arn: &str) -> Result<ServiceDeployment> {
         let output = self
             .client
             .describe_service_deployments()
@@ -87,25 +88,31 @@ impl Ecs {
     }
 
     /// Follows the service deployment our apply caused until it succeeds (then the
-    /// service must run the expected tag) or ECS ends it; without one, the older wait
-    /// on `DescribeServices` within `margin`, said on the item's line.
+    /// service must run the expected tag), reaches `wait.until`, or ECS ends it; without
+    /// one, the older wait on `DescribeServices` within the margin, said on the item's
+    /// line.
     pub async fn follow(
         &self,
         target: &RolloutTarget,
         since: SystemTime,
-        until: WaitUntil,
-        margin: Duration,
-        poll: Duration,
+        wait: &Wait,
         item: &ItemProgress,
     ) -> Settled {
+        let Wait {
+            until,
+            margin,
+            overall,
+            poll,
+        } = *wait;
         let arn = match self.deployment_since(&target.ecs_service, since).await {
             Ok(arn) => arn,
             Err(why) => {
+                let within = overall.unwrap_or(margin);
                 item.state(&format!(
                     "no ECS service deployment to follow ({why}): waiting on DescribeServices.deployments within {}s",
-                    margin.as_secs()
+                    within.as_secs()
                 ));
-                let mut settled = self.wait_until_settled(target, margin, poll, item).await;
+                let mut settled = self.wait_until_settled(target, within, poll, item).await;
                 settled.followed = Some(format!("DescribeServices ({why})"));
                 return settled;
             }
@@ -129,7 +136,8 @@ impl Ecs {
                 Ok(deployment) => deployment,
                 Err(err) => return finish(false, None, Some(format!("{err:#}")), last, None),
             };
-            let timeout = timeout_for(deployment.deployment_configuration(), margin);
+            let config = deployment.deployment_configuration();
+            let timeout = timeout_for(config, until, margin, overall);
             let mut view = view(&deployment);
             // Bake left: from when this run first saw the stage (ECS gives no start).
             if stage_seen.as_ref().map(|(s, _)| s) != Some(&view.stage) {
@@ -144,12 +152,17 @@ impl Ecs {
                 last_line = line;
             }
             if reached(&view, until) {
+                let point = match (until, view.pauses.is_empty()) {
+                    (WaitUntil::Auto, false) => "paused (--wait-until auto)".to_owned(),
+                    (WaitUntil::Auto, true) => format!(
+                        "{} (--wait-until auto)",
+                        until.for_strategy(&view.strategy).name()
+                    ),
+                    _ => format!("{} (--wait-until)", until.name()),
+                };
                 let running = self.running_tag(target).await.ok().flatten();
                 let mut settled = finish(true, running, None, Some(view), None);
-                settled.followed = Some(format!(
-                    "service deployment, until {} (--wait-until)",
-                    until.name()
-                ));
+                settled.followed = Some(format!("service deployment, until {point}"));
                 return settled;
             }
             match phase(&view) {
@@ -190,12 +203,16 @@ impl Ecs {
                 }
             }
             if started.elapsed() >= timeout {
+                let why = match overall {
+                    Some(_) => "--wait-timeout",
+                    None => "its bakes and steps plus ecs.wait_timeout_secs",
+                };
                 let error = format!(
-                    "the {} deployment of {} did not finish within {}s (its bakes and steps plus ecs.wait_timeout_secs); where it was: {}",
+                    "stopped waiting for the {} deployment of {} after {}s ({why}); ECS goes on with it, {}",
                     view.strategy,
                     target.ecs_service,
                     timeout.as_secs(),
-                    last_line
+                    what_is_left(&view, config)
                 );
                 return finish(false, None, Some(error), Some(view), None);
             }
@@ -215,4 +232,16 @@ impl Ecs {
             .await?
             .and_then(|image| image_tag_of(&image).map(str::to_owned)))
     }
+}
+
+/// How far to follow each service deployment, and how often to ask.
+#[derive(Debug, Clone, Copy)]
+pub struct Wait {
+    pub until: WaitUntil,
+    /// On top of each deployment's own bakes and steps (`ecs.wait_timeout_secs`); the
+    /// whole wait of a service without service deployments.
+    pub margin: Duration,
+    /// `--wait-timeout`: the whole wait of each service, whatever its configuration.
+    pub overall: Option<Duration>,
+    pub poll: Duration,
 }
