@@ -49,17 +49,27 @@ pub async fn read_records(
         platform.config.history.bucket.is_some() || platform.config.lock.bucket.is_some();
     let (resolved, _) =
         read_environment(platform, profile, Some(environment), config_suffices).await?;
-    // A setting missing, not a failure: exit 2 (error.rs).
-    let bucket = history_bucket(platform, &resolved).ok_or_else(|| {
-        crate::error::UsageError::new(format!(
-            "no bucket for the run history of {environment}: set history.bucket or lock.bucket in deploy.toml (for every environment at once with {{env}}, its name: \"<name>-{{env}}\"), add a terraform output {:?}, or use an S3 terraform backend",
-            platform.config.terraform.outputs.deploy_lock_bucket
-        ))
-    })?;
+    let bucket = required_history_bucket(platform, &resolved, environment)?;
     let location = HistoryLocation::new(&bucket, environment);
     let s3 = aws.s3();
     let records = history::list(&s3, &location, limit).await?;
     Ok((records, location, s3))
+}
+
+/// [`history_bucket`], or the usage error (exit 2: a setting missing, not a failure,
+/// error.rs) that says how to name one for `environment`.
+pub fn required_history_bucket(
+    platform: &Platform,
+    resolved: &Environment,
+    environment: &str,
+) -> Result<String> {
+    history_bucket(platform, resolved).ok_or_else(|| {
+        crate::error::UsageError::new(format!(
+            "no bucket for the run history of {environment}: set history.bucket or lock.bucket in deploy.toml (for every environment at once with {{env}}, its name: \"<name>-{{env}}\"), add a terraform output {:?}, or use an S3 terraform backend",
+            platform.config.terraform.outputs.deploy_lock_bucket
+        ))
+        .into()
+    })
 }
 
 /// `history.bucket`, else the environment's private bucket (the lock's).

@@ -13,7 +13,7 @@ use crate::aws::deploy_lock::{self, Lock, LockLocation};
 use crate::aws::ecs::native::{Answer, DeploymentView};
 use crate::aws::ecs::Ecs;
 use crate::aws::history::{self, HistoryLocation};
-use crate::changes::environment::{history_bucket, read_environment};
+use crate::changes::environment::{read_environment, required_history_bucket};
 use crate::checkout::{runtime, Checkout};
 use crate::error::UsageError;
 use crate::model::config;
@@ -27,10 +27,18 @@ mod report;
 use report::{Answered, ContinueReport};
 
 pub fn run(globals: &Globals, request: &ContinueRequest) -> Result<()> {
+    let profile = globals.profile.as_deref();
+    let contexts = crate::aws::Contexts::for_profiles([("--profile", profile)])?;
     let Checkout { platform, cwd, .. } = Checkout::open(globals.repo.as_deref())?;
     let (_, environment) = crate::planning::environment_of(&platform, &cwd, &request.var_file)?;
-    let profile = globals.profile.as_deref();
-    let report = runtime()?.block_on(answer_all(&platform, &environment, profile, request))?;
+    let platform = crate::planning::platform_in(&platform, Some(&environment))?;
+    let report = runtime()?.block_on(answer_all(
+        &platform,
+        &environment,
+        &contexts,
+        profile,
+        request,
+    ))?;
     emit_stdout(&report, globals.output)
 }
 
@@ -43,6 +51,7 @@ struct Pending {
 async fn answer_all(
     platform: &Platform,
     environment: &str,
+    contexts: &crate::aws::Contexts,
     profile: Option<&str>,
     request: &ContinueRequest,
 ) -> Result<ContinueReport> {
@@ -51,15 +60,13 @@ async fn answer_all(
     } else {
         Answer::Continue
     };
-    let aws = crate::aws::Contexts::default().get(profile).await;
+    let aws = contexts.get(profile).await;
     let config_suffices = platform.config.ecs.cluster.is_some()
         && platform.config.lock.bucket.is_some()
         && platform.config.history.bucket.is_some();
     let (resolved, _) =
         read_environment(platform, profile, Some(environment), config_suffices).await?;
-    let bucket = history_bucket(platform, &resolved).with_context(|| {
-        format!("no bucket for the run history of {environment}: set history.bucket or lock.bucket in deploy.toml, add a terraform output {:?}, or use an S3 terraform backend; nothing was answered", platform.config.terraform.outputs.deploy_lock_bucket)
-    })?;
+    let bucket = required_history_bucket(platform, &resolved, environment)?;
     let s3 = aws.s3();
     let location = HistoryLocation::new(&bucket, environment);
     let Some(mut record) = history::list(&s3, &location, 1).await?.into_iter().next() else {

@@ -18,7 +18,7 @@ fn a_setting_the_environment_lacks_exits_2_before_any_aws_call() {
         (
             "status",
             &["status"],
-            "cannot tell the ECS cluster: terraform has no output \"ecs_cluster_name\" (set ecs.cluster in deploy.toml",
+            "cannot tell the ECS cluster of sandbox: terraform has no output \"ecs_cluster_name\" (an empty state has none: apply the environment's terraform first), or name the cluster of every environment in deploy.toml: ecs.cluster = \"<name>-{env}\"",
         ),
         (
             "unlock",
