@@ -5,10 +5,19 @@ use std::io::Write as _;
 use anyhow::Context as _;
 use clap::CommandFactory;
 use deploy::cli::Cli;
+use deploy::commands::complete;
 use deploy::error::{self, WritingStdout};
 use deploy::request::{CommandRequest, Globals};
 
 fn main() {
+    // The completion scripts ask for tfvars files and names this way (see cli::completions).
+    if let Some(what) = std::env::var_os(complete::VARIABLE).filter(|what| !what.is_empty()) {
+        let repo = std::env::var_os("DEPLOY_REPO")
+            .filter(|repo| !repo.is_empty())
+            .map(std::path::PathBuf::from);
+        complete::print(repo.as_deref(), &what.to_string_lossy());
+        return;
+    }
     let cli = deploy::cli::parse();
     let globals = Globals::from_cli(&cli);
     deploy::ui::logging::init(globals.verbose, globals.quiet);
@@ -20,8 +29,7 @@ fn main() {
         CommandRequest::History(request) => deploy::commands::history::run(&globals, &request),
         CommandRequest::Completions(shell) => {
             // Rendered first: clap_complete panics when its writer fails (stdout closed).
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "deploy", &mut script);
+            let script = deploy::cli::completions::script(shell, &mut Cli::command());
             std::io::stdout().write_all(&script).context(WritingStdout)
         }
         CommandRequest::Man => {
@@ -34,6 +42,7 @@ fn main() {
         Err(err) => {
             let code = error::exit_code_for(&err);
             let message = error::render(&err, cli.verbose);
+            deploy::ui::progress::settle(&mut std::io::stderr());
             eprintln!("{}", deploy::ui::style::error_line(&message));
             code
         }

@@ -1,5 +1,7 @@
-//! The subcommands besides the deploy itself: `status`, `prune`, `unlock` and `history`.
+//! The subcommands besides the deploy itself: `status`, `prune`, `unlock` and `history`;
+//! and the candidates the shell completions ask for (`complete`).
 
+pub mod complete;
 pub mod history;
 pub mod prune;
 pub mod status;

@@ -5,7 +5,9 @@
 
 mod ci;
 mod cli;
+mod completions;
 mod dry_run;
+mod flags;
 mod rollback;
 #[path = "../support/mod.rs"]
 mod support;
