@@ -60,6 +60,7 @@ pub fn emit<T: Serialize + Display>(
 /// ([`crate::ui::ci::step_summary`]).
 pub fn emit_stdout<T: Serialize + Display>(value: &T, format: OutputFormat) -> Result<()> {
     emit(value, format, &mut std::io::stdout().lock())?;
+    crate::ui::progress::printed_on_stdout();
     if let Err(message) = crate::ui::ci::step_summary(&value.to_string()) {
         warn(&message);
     }

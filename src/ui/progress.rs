@@ -13,29 +13,49 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, W
 /// run wherever it is, while items may still be held (by a task being cancelled) and
 /// ticking, and would draw over the error line.
 static LIVE: Mutex<Vec<WeakProgressBar>> = Mutex::new(Vec::new());
-/// Whether a live line was drawn since the last [`settle`].
-static DRAWN: AtomicBool = AtomicBool::new(false);
+/// Whether the last thing drawn at the terminal is a live line, with the cursor at its
+/// end: set by each live line, cleared once results are printed below them.
+static AFTER_A_LIVE_LINE: AtomicBool = AtomicBool::new(false);
 
 /// Before an error is printed: every live line still drawn stops where it is (its
-/// spinner no longer redraws the lines, which would overwrite what follows) and the
-/// cursor goes to the start of a line of its own, written to `stderr`. Nothing when no
-/// live line was drawn (not a terminal, `--quiet`).
+/// spinner no longer redraws the lines, which would overwrite what follows) and, when
+/// the cursor is still at the end of the last one, it goes to the start of a line of its
+/// own, written to `stderr`. Nothing when no live line was drawn (not a terminal,
+/// `--quiet`) or results were printed below them (the summary).
 pub fn settle(stderr: &mut impl Write) {
     let bars = LIVE
         .lock()
         .map(|mut live| std::mem::take(&mut *live))
         .unwrap_or_default();
     for bar in bars.iter().filter_map(WeakProgressBar::upgrade) {
-        bar.disable_steady_tick();
-        if !bar.is_finished() {
-            bar.abandon();
-        }
+        stop(&bar);
     }
-    if DRAWN.swap(false, Ordering::SeqCst) {
-        // The last live line leaves the cursor at its end (indicatif pads it to the
-        // terminal's width): back to its start, then down to a fresh line.
+    if AFTER_A_LIVE_LINE.swap(false, Ordering::SeqCst) {
+        // indicatif pads the last live line to the terminal's width and leaves the
+        // cursor there: back to its start, then down, so that no blank line is left
+        // where the terminal would have wrapped anyway.
         let _ = stderr.write_all(b"\r\n");
         let _ = stderr.flush();
+    }
+}
+
+/// Results were printed on stdout, ending their last line: at a terminal, below the
+/// live lines, so the error after them needs no line of its own.
+pub fn printed_on_stdout() {
+    printed_below(std::io::stdout().is_terminal());
+}
+
+fn printed_below(at_the_terminal: bool) {
+    if at_the_terminal {
+        AFTER_A_LIVE_LINE.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Stops a live line where it is (its last state drawn once more).
+fn stop(bar: &ProgressBar) {
+    bar.disable_steady_tick();
+    if !bar.is_finished() {
+        bar.abandon();
     }
 }
 
@@ -72,11 +92,11 @@ impl Progress {
             );
             bar.set_prefix(name.to_owned());
             bar.enable_steady_tick(Duration::from_millis(120));
+            AFTER_A_LIVE_LINE.store(true, Ordering::SeqCst);
             if let Ok(mut live) = LIVE.lock() {
                 live.retain(|bar| bar.upgrade().is_some());
                 live.push(bar.downgrade());
             }
-            DRAWN.store(true, Ordering::SeqCst);
             bar
         });
         ItemProgress {
@@ -142,6 +162,16 @@ impl ItemProgress {
     }
 }
 
+/// An item dropped before it finished: its run ended mid-way (an error, a task that was
+/// cancelled). Its line stays as it was last drawn, and no longer ticks.
+impl Drop for ItemProgress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            stop(bar);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
@@ -199,7 +229,9 @@ mod tests {
     }
 
     /// The error after a live line: the line stops ticking, keeps its last state, and
-    /// the cursor is put at the start of a fresh line; nothing is drawn afterwards.
+    /// the cursor is put at the start of a fresh line; nothing is drawn afterwards. After
+    /// results printed below the lines, nothing is added. (One test: the live lines are
+    /// the process's.)
     #[test]
     fn settle_stops_the_live_lines_and_starts_a_fresh_line() {
         let screen = Screen::default();
@@ -220,5 +252,24 @@ mod tests {
         let mut again = Vec::new();
         settle(&mut again);
         assert!(again.is_empty());
+
+        // An item dropped mid-way (its task cancelled by the error) stops too.
+        let cut = progress.item("files");
+        cut.state("building");
+        let weak = cut.bar.as_ref().unwrap().downgrade();
+        drop(cut);
+        assert!(weak.upgrade().is_none_or(|bar| bar.is_finished()));
+        // Results printed below the lines at the terminal end their own line...
+        printed_below(true);
+        let mut stderr = Vec::new();
+        settle(&mut stderr);
+        assert!(stderr.is_empty());
+        // ... but not when stdout is elsewhere: the cursor is still after the lines.
+        let done = progress.item("auth");
+        done.finish("pushed");
+        printed_below(false);
+        let mut stderr = Vec::new();
+        settle(&mut stderr);
+        assert_eq!(stderr, b"\r\n");
     }
 }
