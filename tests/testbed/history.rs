@@ -188,12 +188,13 @@ fn history_records_full_changed_and_failed_runs_as_ecs_saw_them() {
         .stdout_has(&format!("auth {first} → {second}"))
         .stdout_has("failed")
         .stdout_has(&format!("billing bootstrap → {first}"));
-    let lineage = history_runs(&fixture, &env, &bed, &["--service", "api"]);
+    let lineage = history_runs(&fixture, &env, &bed, &["--services", "api"]);
     let modes: Vec<&str> = lineage
         .iter()
         .map(|r| r["mode"].as_str().unwrap())
         .collect();
     assert_eq!(modes, ["changed", "full"]);
+    // `--service`, the old name, is still read.
     history(&fixture, &env, &bed, &["--service", "api"])
         .success()
         .stdout_has(&format!("{first} → {second}"))
