@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+pub mod completions;
 pub mod man;
 mod parse;
 pub use parse::{parse, parse_from};
@@ -148,6 +149,10 @@ pub enum Command {
         /// AWS profile of the --compare environment (default: --profile)
         #[arg(long, value_name = "PROFILE", requires = "compare")]
         compare_profile: Option<String>,
+
+        /// Show only these services (comma-separated); SPAs are then left out
+        #[arg(long, value_name = "A,B", value_delimiter = ',', num_args = 1)]
+        services: Option<Vec<String>>,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
@@ -214,9 +219,15 @@ pub enum Command {
         #[arg(long, value_name = "PATH", env = "DEPLOY_VAR_FILE")]
         var_file: std::path::PathBuf,
 
-        /// Only the runs that rolled this service: its lineage
-        #[arg(long, value_name = "NAME")]
-        service: Option<String>,
+        /// Only the runs that planned these services (comma-separated): their lineage
+        #[arg(
+            long,
+            alias = "service",
+            value_name = "A,B",
+            value_delimiter = ',',
+            num_args = 1
+        )]
+        services: Option<Vec<String>>,
 
         /// How many runs to show, newest first
         #[arg(long, value_name = "N", default_value_t = 20)]
@@ -234,6 +245,12 @@ pub enum Command {
         /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)
         #[arg(long, value_name = "PATH", env = "DEPLOY_VAR_FILE")]
         var_file: std::path::PathBuf,
+
+        /// Restore only these services of the run undone (comma-separated); default:
+        /// every service it changed. SPAs are then left as they are unless --spas
+        /// names some
+        #[arg(long, value_name = "A,B", value_delimiter = ',', num_args = 1)]
+        services: Option<Vec<String>>,
 
         #[command(flatten)]
         spas: SpaChoice,
@@ -290,8 +307,15 @@ pub enum Command {
         var_file: std::path::PathBuf,
 
         /// Plan only the services changed since their live image, as `deploy --changed`
-        #[arg(long, conflicts_with = "services")]
-        changed: bool,
+        /// (`--changed=graph`, `--changed=runbook`; plain: `[changes] mode`)
+        #[arg(
+            long,
+            value_name = "MODE",
+            num_args = 0..=1,
+            require_equals = true,
+            conflicts_with = "services"
+        )]
+        changed: Option<Option<ChangedMode>>,
 
         /// Plan only these services (comma-separated), as `deploy --services`
         #[arg(long, value_name = "A,B", value_delimiter = ',', num_args = 1)]

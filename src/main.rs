@@ -8,11 +8,20 @@ use std::io::Write as _;
 use anyhow::Context as _;
 use clap::CommandFactory;
 use deploy::cli::Cli;
+use deploy::commands::complete;
 use deploy::error::{self, WritingStdout};
 use deploy::request::{CommandRequest, Globals};
 use deploy::ui::output::{self, Ending, OutputFormat};
 
 fn main() {
+    // The completion scripts ask for tfvars files and names this way (see cli::completions).
+    if let Some(what) = std::env::var_os(complete::VARIABLE).filter(|what| !what.is_empty()) {
+        let repo = std::env::var_os("DEPLOY_REPO")
+            .filter(|repo| !repo.is_empty())
+            .map(std::path::PathBuf::from);
+        complete::print(repo.as_deref(), &what.to_string_lossy());
+        return;
+    }
     let args: Vec<OsString> = std::env::args_os().collect();
     let cli = deploy::cli::parse_from(&args).unwrap_or_else(|err| refuse(&args, &err));
     let globals = Globals::from_cli(&cli);
@@ -26,8 +35,7 @@ fn main() {
         CommandRequest::History(request) => deploy::commands::history::run(&globals, &request),
         CommandRequest::Completions(shell) => {
             // Rendered first: clap_complete panics when its writer fails (stdout closed).
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "deploy", &mut script);
+            let script = deploy::cli::completions::script(shell, &mut Cli::command());
             std::io::stdout().write_all(&script).context(WritingStdout)
         }
         CommandRequest::Man => {
@@ -40,6 +48,7 @@ fn main() {
         Err(err) => {
             let code = error::exit_code_for(&err);
             let message = error::render(&err, cli.verbose);
+            deploy::ui::progress::settle(&mut std::io::stderr());
             let ending = Ending::failed(message.clone(), code as i32, None);
             output::emit_failure(&ending, globals.output);
             eprintln!("{}", deploy::ui::style::error_line(&message));

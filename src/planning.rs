@@ -41,7 +41,8 @@ pub fn plan(platform: &Platform, request: &Request, context: Context<'_>) -> Res
     }
     if request.undo {
         mode = Mode::Undo;
-        for step in &mut services {
+        // `undo --services`: the others stay skipped, "not selected".
+        for step in services.iter_mut().filter(|s| s.action != Action::Skip) {
             step.action = Action::Check;
             step.reason = "restored if the last successful run changed it".to_owned();
         }
@@ -281,6 +282,20 @@ fn tfvars_file_named_by(
 /// What to do about a missing tfvars file: the ones that exist in the terraform
 /// directory's `tfvars/` (by the path `--var-file` takes), or how to make one.
 fn tfvars_advice(tf_dir: &Path, shown: &Path) -> String {
+    let existing = tfvars_files(tf_dir);
+    if existing.is_empty() {
+        format!(
+            "{}/tfvars/ has no .tfvars file; per-environment tfvars are gitignored: create tfvars/<workspace>.tfvars there",
+            shown.display()
+        )
+    } else {
+        format!("{} has {}", shown.display(), existing.join(", "))
+    }
+}
+
+/// The tfvars files of the terraform directory's `tfvars/`, sorted, by the path
+/// `--var-file` takes (`tfvars/sandbox.tfvars`): the errors' advice, the completions.
+pub fn tfvars_files(tf_dir: &Path) -> Vec<String> {
     let mut existing: Vec<String> = std::fs::read_dir(tf_dir.join("tfvars"))
         .into_iter()
         .flatten()
@@ -291,14 +306,7 @@ fn tfvars_advice(tf_dir: &Path, shown: &Path) -> String {
         })
         .collect();
     existing.sort();
-    if existing.is_empty() {
-        format!(
-            "{}/tfvars/ has no .tfvars file; per-environment tfvars are gitignored: create tfvars/<workspace>.tfvars there",
-            shown.display()
-        )
-    } else {
-        format!("{} has {}", shown.display(), existing.join(", "))
-    }
+    existing
 }
 
 /// The registry overrides in this process's environment (`DEPLOY_REGISTRY`,

@@ -88,8 +88,8 @@ pub struct Promotion {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryRequest {
     pub var_file: PathBuf,
-    /// The lineage of one service.
-    pub service: Option<String>,
+    /// `--services`: the lineage of these services, as typed (trimmed).
+    pub services: Option<Vec<String>>,
     /// The newest N runs.
     pub limit: usize,
 }
@@ -103,6 +103,8 @@ pub struct StatusRequest {
     pub compare: Option<PathBuf>,
     /// `--compare-profile`: its AWS profile (default: the global one).
     pub compare_profile: Option<String>,
+    /// `--services`: show only these services (and no SPAs), as typed (trimmed).
+    pub services: Option<Vec<String>>,
 }
 
 /// `deploy prune`.
@@ -169,10 +171,12 @@ impl CommandRequest {
                 var_file,
                 compare,
                 compare_profile,
+                services,
             }) => Self::Status(StatusRequest {
                 var_file: var_file.clone(),
                 compare: compare.clone(),
                 compare_profile: compare_profile.clone(),
+                services: services.as_deref().map(trimmed),
             }),
             Some(Command::Prune {
                 keep,
@@ -250,24 +254,28 @@ impl CommandRequest {
                 var_file,
                 changed,
                 services,
-            }) => Self::Deploy(Request::diff(var_file, *changed, services.as_deref())),
+            }) => Self::Deploy(Request {
+                changes_mode: changed.flatten().map(changes_mode),
+                ..Request::diff(var_file, changed.is_some(), services.as_deref())
+            }),
             Some(Command::History {
                 var_file,
-                service,
+                services,
                 limit,
             }) => Self::History(HistoryRequest {
                 var_file: var_file.clone(),
-                service: service.clone(),
+                services: services.as_deref().map(trimmed),
                 limit: *limit,
             }),
             Some(Command::Undo {
                 var_file,
+                services,
                 spas,
                 roll,
                 on_failure,
                 lock,
             }) => Self::Deploy(Request {
-                selection: Selection::All,
+                selection: services.as_deref().map_or(Selection::All, named),
                 lock_wait: lock.lock_wait,
                 var_file: Some(var_file.clone()),
                 skip_spas: spas.skip_spas,
@@ -292,6 +300,14 @@ fn wait_until(point: crate::cli::WaitUntil) -> WaitUntil {
         crate::cli::WaitUntil::Complete => WaitUntil::Complete,
         crate::cli::WaitUntil::Paused => WaitUntil::Paused,
         crate::cli::WaitUntil::Auto => WaitUntil::Auto,
+    }
+}
+
+/// `--changed=<mode>`, as `[changes] mode` names it.
+fn changes_mode(mode: crate::cli::ChangedMode) -> ChangesMode {
+    match mode {
+        crate::cli::ChangedMode::Graph => ChangesMode::Graph,
+        crate::cli::ChangedMode::Runbook => ChangesMode::Runbook,
     }
 }
 
@@ -339,10 +355,7 @@ impl Request {
             lock_wait: cli.lock.lock_wait.filter(|_| !cli.skip_tf),
             wait_until: wait_until(cli.wait_until),
             wait_timeout: cli.wait_timeout,
-            changes_mode: cli.changed.flatten().map(|mode| match mode {
-                crate::cli::ChangedMode::Graph => ChangesMode::Graph,
-                crate::cli::ChangedMode::Runbook => ChangesMode::Runbook,
-            }),
+            changes_mode: cli.changed.flatten().map(changes_mode),
             ..Self::default()
         }
     }

@@ -20,6 +20,10 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ("DEPLOY_REPO", "-C/--repo"),
     ("DEPLOY_LOCK_WAIT", "--lock-wait"),
     (
+        "DEPLOY_COMPLETE",
+        "set by the completion scripts (var-files, services or spas): deploy prints those candidates and exits",
+    ),
+    (
         "DEPLOY_REGISTRY, DEPLOY_REGISTRY_<ENV>",
         "the image registry instead of the account's ECR (for one environment with the suffix)",
     ),

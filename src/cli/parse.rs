@@ -55,7 +55,10 @@ where
             err
         }
     })?;
-    if let Some((name, _)) = matches.subcommand() {
+    if let Some((name, sub)) = matches.subcommand() {
+        if let Some(err) = global_option_of_a_printer(&mut command, name, &matches, sub) {
+            return Err(err);
+        }
         let deploy_only = command
             .get_arguments()
             .filter(|arg| !arg.is_global_set())
@@ -74,6 +77,41 @@ where
         }
     }
     Cli::from_arg_matches(&matches)
+}
+
+/// `deploy man` and `deploy completions` print a document and read nothing: a global
+/// option typed with them (`deploy man --output json`) is refused, where clap, for
+/// which the globals belong to every command, would ignore it. An option set in the
+/// environment (`DEPLOY_OUTPUT`) is not typed, and not refused.
+fn global_option_of_a_printer(
+    command: &mut clap::Command,
+    name: &str,
+    matches: &clap::ArgMatches,
+    sub: &clap::ArgMatches,
+) -> Option<clap::Error> {
+    let usage = match name {
+        "man" => "deploy man > deploy.1",
+        "completions" => "deploy completions <SHELL>",
+        _ => return None,
+    };
+    let typed = command
+        .get_arguments()
+        .filter(|arg| arg.is_global_set())
+        .find(|arg| {
+            let id = arg.get_id().as_str();
+            [matches, sub]
+                .iter()
+                .any(|m| m.value_source(id) == Some(ValueSource::CommandLine))
+        })?;
+    let flag = match (typed.get_short(), typed.get_long()) {
+        (Some(short), Some(long)) => format!("-{short}/--{long}"),
+        (None, Some(long)) => format!("--{long}"),
+        _ => typed.get_id().to_string(),
+    };
+    Some(command.error(
+        ErrorKind::ArgumentConflict,
+        format!("{flag} is not an option of 'deploy {name}', which only prints: {usage}"),
+    ))
 }
 
 /// `--changed graph`: the mode written after a space, where clap would read a command.

@@ -216,3 +216,66 @@ fn wait_timeout_reads_a_duration_above_zero() {
     let err = parse(&["--var-file", "x.tfvars", "--wait-timeout", "0"]).unwrap_err();
     assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
 }
+
+#[test]
+fn man_and_completions_refuse_the_global_options() {
+    for (args, flag) in [
+        (&["man", "--output", "json"][..], "--output"),
+        (&["--output", "json", "man"][..], "--output"),
+        (&["man", "--profile", "p"][..], "--profile"),
+        (&["-C", "dir", "man"][..], "-C/--repo"),
+        (&["completions", "bash", "-q"][..], "-q/--quiet"),
+        (&["completions", "-v", "zsh"][..], "-v/--verbose"),
+    ] {
+        let err = parse(args).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            clap::error::ErrorKind::ArgumentConflict,
+            "{args:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(flag), "{args:?}: {text}");
+        assert!(text.contains("which only prints"), "{args:?}: {text}");
+    }
+    assert!(parse(&["man"]).is_ok());
+    assert!(parse(&["completions", "fish"]).is_ok());
+}
+
+#[test]
+fn the_commands_that_name_services_take_services() {
+    for args in [
+        &["status", "--services", "api,auth"][..],
+        &["history", "--var-file", "x", "--services", "api,auth"],
+        &["undo", "--var-file", "x", "--services", "api,auth"],
+        &["diff", "--var-file", "x", "--services", "api,auth"],
+        &[
+            "rollback",
+            "HEAD~1",
+            "--var-file",
+            "x",
+            "--services",
+            "api,auth",
+        ],
+        &[
+            "promote",
+            "--from",
+            "a",
+            "--to",
+            "b",
+            "--services",
+            "api,auth",
+        ],
+    ] {
+        assert!(parse(args).is_ok(), "{args:?}");
+    }
+    let cli = parse(&["diff", "--var-file", "x", "--changed=graph"]).unwrap();
+    assert!(matches!(
+        cli.command,
+        Some(Command::Diff {
+            changed: Some(Some(ChangedMode::Graph)),
+            ..
+        })
+    ));
+    let err = parse(&["diff", "--var-file", "x", "--changed", "graph"]).unwrap_err();
+    assert!(err.to_string().contains("--changed=graph"), "{err}");
+}

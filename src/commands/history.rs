@@ -1,13 +1,13 @@
 //! `deploy history --var-file tfvars/<env>.tfvars`: the environment's runs, newest
-//! first, or the lineage of one service (`--service`). Read-only.
+//! first, or the lineage of the services named (`--services`). Read-only.
 
 use anyhow::Result;
 
 use crate::aws::deploy_lock::{self, LockLocation};
 use crate::changes::environment::read_records;
 use crate::checkout::{runtime, Checkout};
-use crate::error::UsageError;
 use crate::model::history::HistoryView;
+use crate::model::plan::services::validate_service_names;
 use crate::request::{Globals, HistoryRequest};
 use crate::ui::output::emit_stdout;
 
@@ -17,20 +17,11 @@ pub fn run(globals: &Globals, request: &HistoryRequest) -> Result<()> {
     let Checkout { platform, cwd, .. } = Checkout::open(globals.repo.as_deref())?;
     let (_, environment) = crate::planning::environment_of(&platform, &cwd, &request.var_file)?;
     let platform = crate::planning::platform_in(&platform, Some(&environment))?;
-    if let Some(service) = &request.service {
-        if !platform.services.iter().any(|s| &s.name == service) {
-            return Err(UsageError::new(format!(
-                "--service {service}: no such service (services: {})",
-                platform
-                    .services
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-            .into());
-        }
-    }
+    let services = request
+        .services
+        .as_deref()
+        .map(|names| validate_service_names(&platform, names))
+        .transpose()?;
     let view = runtime()?.block_on(async {
         let aws = contexts.get(profile).await;
         let (records, location, s3) =
@@ -43,7 +34,7 @@ pub fn run(globals: &Globals, request: &HistoryRequest) -> Result<()> {
         let holder = lock.as_ref().map(|h| (h.host.as_str(), h.pid));
         anyhow::Ok(HistoryView::new(
             &environment,
-            request.service.as_deref(),
+            services.as_deref(),
             records,
             holder,
         ))

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::aws::ecs::LiveImage;
 use crate::changes::live::{self, Survey};
 use crate::checkout::{runtime, Checkout};
+use crate::model::plan::services::validate_service_names;
 use crate::request::{Globals, StatusRequest};
 use crate::ui::output::emit_stdout;
 use crate::ui::style::{Cell, Tone};
@@ -175,6 +176,12 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
     let workspace = crate::planning::workspace_named(&platform, &cwd, request.var_file.as_deref())?;
     let compared = compared_workspace(&platform, &cwd, request, workspace.as_deref())?;
     let platform = crate::planning::platform_in(&platform, workspace.as_deref())?;
+    // `--services`: these services only, and no SPAs (as `rollback --services`).
+    let named = request
+        .services
+        .as_deref()
+        .map(|names| validate_service_names(&platform, names))
+        .transpose()?;
     let runtime = runtime()?;
     let (survey, spas, digests, compared_with) = runtime.block_on(async {
         // Read once: they name the cluster and the SPA buckets.
@@ -191,7 +198,7 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
             crate::checkout::read_environment(&platform, workspace.as_deref(), &outputs)?;
         let cluster = environment.cluster()?.to_owned();
         let aws = contexts.get(profile).await;
-        let survey = live::survey(
+        let mut survey = live::survey(
             &platform,
             &repo,
             &head.sha,
@@ -200,9 +207,12 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
             platform.config.changes.mode,
         )
         .await?;
+        if let Some(named) = &named {
+            survey.services.retain(|s| named.contains(&s.name));
+        }
         let s3 = aws.s3();
         let mut spas = Vec::new();
-        for spa in &platform.spas {
+        for spa in platform.spas.iter().filter(|_| named.is_none()) {
             let bucket = environment.spa(&spa.name).bucket;
             let mut live = None;
             let deployed_sha = match &bucket {

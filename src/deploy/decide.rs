@@ -68,7 +68,7 @@ pub(super) async fn decide(
         Mode::Rollback => spa_restore::decide_rollback(plan, checkout, contexts, profile)
             .await
             .map(|()| None),
-        Mode::Undo => ledger::decide_undo(plan, checkout, contexts, profile)
+        Mode::Undo => ledger::decide_undo(plan, checkout, &request.selection, contexts, profile)
             .await
             .map(|()| None),
         Mode::Full | Mode::Services => Ok(None),

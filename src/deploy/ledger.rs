@@ -315,6 +315,7 @@ fn new_run_id() -> String {
 pub(super) async fn decide_undo(
     plan: &mut Plan,
     checkout: &Checkout,
+    selection: &crate::model::plan::Selection,
     contexts: &Contexts,
     profile: Option<&str>,
 ) -> Result<()> {
@@ -338,7 +339,12 @@ pub(super) async fn decide_undo(
         location: &listed,
         var_file: &var_file,
     };
-    let UndoSet { undo, spas } = history::undo_set(&records, &services, &checked_spas, source)?;
+    let named = match selection {
+        crate::model::plan::Selection::Named(names) => Some(names.as_slice()),
+        _ => None,
+    };
+    let UndoSet { undo, spas } =
+        history::undo_set(&records, &services, named, &checked_spas, source)?;
     let run_id = undo.run_id.clone();
     plan.restore(undo, &platform.config.terraform);
     super::spa_restore::decide_undo(plan, checkout, contexts, profile, spas, &run_id).await

@@ -443,15 +443,27 @@ mod tests {
                 vec![change("auth", Some("aaa"), "bbb", true)],
             ),
         ];
-        let view = HistoryView::new("sandbox", Some("api"), records.clone(), None);
+        let view = HistoryView::new("sandbox", Some(&["api".into()]), records.clone(), None);
         assert_eq!(view.runs.len(), 1);
         let text = view.to_string();
         assert!(text.contains("bbb → ccc"), "{text}");
         assert!(text.contains("API"), "{text}");
-        let all = HistoryView::new("sandbox", None, records, None).to_string();
+        let all = HistoryView::new("sandbox", None, records.clone(), None).to_string();
         assert!(all.contains("api bbb → ccc"), "{all}");
         assert!(all.contains("auth aaa → bbb"), "{all}");
         assert!(all.find("two").unwrap() < all.find("one").unwrap(), "{all}");
+        let both = HistoryView::new(
+            "sandbox",
+            Some(&["auth".into(), "api".into()]),
+            records,
+            None,
+        );
+        assert_eq!(both.runs.len(), 2);
+        let text = both.to_string();
+        assert!(
+            text.contains("api bbb → ccc") && text.contains("auth aaa → bbb"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -126,7 +126,7 @@ impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Action::Deploy => "DEPLOY",
-            Action::Skip => "skip",
+            Action::Skip => "SKIP",
             Action::Check => "CHECK",
         })
     }

@@ -163,7 +163,7 @@ fn named_services_deploy_alone_and_roll_alone() {
     assert_eq!(plan.mode, Mode::Services);
     let deploying: Vec<String> = services(&plan)
         .into_iter()
-        .filter(|s| !s.ends_with("skip not selected"))
+        .filter(|s| !s.ends_with("SKIP not selected"))
         .collect();
     assert_eq!(
         deploying,

@@ -179,12 +179,29 @@ fn undo_is_a_deploy_request_building_nothing_and_history_is_read_only() {
         "history",
         "--var-file",
         "tfvars/prod.tfvars",
-        "--service",
-        "api",
+        "--services",
+        "api, auth",
     ]);
     assert!(matches!(
         request,
-        CommandRequest::History(HistoryRequest { limit: 20, service: Some(ref s), .. }) if s == "api"
+        CommandRequest::History(HistoryRequest { limit: 20, services: Some(ref s), .. }) if s == &["api", "auth"]
+    ));
+    // `--service`, the old name, is kept as a hidden alias.
+    let (_, request) = parse(&["history", "--var-file", "x.tfvars", "--service", "api"]);
+    assert!(matches!(
+        request,
+        CommandRequest::History(HistoryRequest { services: Some(ref s), .. }) if s == &["api"]
+    ));
+    let (_, request) = parse(&["undo", "--var-file", "x.tfvars", "--services", "api"]);
+    let CommandRequest::Deploy(request) = request else {
+        panic!("not a deploy: {request:?}")
+    };
+    assert!(request.undo);
+    assert_eq!(request.selection, Selection::Named(vec!["api".into()]));
+    let (_, request) = parse(&["status", "--services", "api"]);
+    assert!(matches!(
+        request,
+        CommandRequest::Status(StatusRequest { services: Some(ref s), .. }) if s == &["api"]
     ));
     let (_, request) = parse(&["--var-file", "x.tfvars", "--rollback-on-failure"]);
     let CommandRequest::Deploy(request) = request else {
@@ -212,4 +229,21 @@ fn prune_and_unlock_carry_their_flags() {
         request,
         CommandRequest::Unlock(UnlockRequest { var_file }) if var_file == std::path::Path::new("tfvars/sandbox.tfvars")
     ));
+}
+
+#[test]
+fn diff_changed_takes_the_mode_of_a_deploy() {
+    for (flag, mode) in [
+        ("--changed", None),
+        ("--changed=graph", Some(ChangesMode::Graph)),
+        ("--changed=runbook", Some(ChangesMode::Runbook)),
+    ] {
+        let (_, request) = parse(&["diff", "--var-file", "x.tfvars", flag]);
+        let CommandRequest::Deploy(request) = request else {
+            panic!("not a deploy: {request:?}")
+        };
+        assert!(request.diff_only);
+        assert_eq!(request.selection, Selection::Changed, "{flag}");
+        assert_eq!(request.changes_mode, mode, "{flag}");
+    }
 }

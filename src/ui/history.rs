@@ -22,11 +22,12 @@ fn tone(outcome: &str) -> Tone {
 impl fmt::Display for HistoryView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.runs.is_empty() {
-            return match &self.service {
-                Some(service) => writeln!(
+            return match &self.services {
+                Some(services) => writeln!(
                     f,
-                    "no recorded run of {} planned {service}",
-                    self.environment
+                    "no recorded run of {} planned {}",
+                    self.environment,
+                    services.join(" or ")
                 ),
                 None => writeln!(f, "no recorded run of {}", self.environment),
             };
@@ -34,13 +35,20 @@ impl fmt::Display for HistoryView {
         let mut rows = Vec::new();
         for entry in &self.runs {
             let record = &entry.record;
-            let services = match &self.service {
-                Some(name) => record
+            let services = match self.services.as_deref() {
+                Some([name]) => record
                     .services
                     .iter()
                     .find(|s| &s.service == name)
                     .map(|s| s.transition())
                     .unwrap_or_default(),
+                Some(names) => record
+                    .services
+                    .iter()
+                    .filter(|s| names.contains(&s.service))
+                    .map(|s| format!("{} {}", s.service, s.transition()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 None => {
                     let changed: Vec<String> = record
                         .services
@@ -77,9 +85,9 @@ impl fmt::Display for HistoryView {
                 Cell::plain(record.run_id.clone()),
             ]);
         }
-        let service_header = match &self.service {
-            Some(name) => name.to_uppercase(),
-            None => "SERVICES (OLD → NEW)".to_owned(),
+        let service_header = match self.services.as_deref() {
+            Some([name]) => name.to_uppercase(),
+            _ => "SERVICES (OLD → NEW)".to_owned(),
         };
         write_table(
             f,

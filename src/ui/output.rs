@@ -168,6 +168,7 @@ pub fn emit_stdout_ended<T: Serialize + Display>(
         DOCUMENT_WRITTEN.store(true, Ordering::Relaxed);
     }
     emit_ended(value, format, ending, &mut std::io::stdout().lock())?;
+    crate::ui::progress::printed_on_stdout();
     if let Err(message) = crate::ui::ci::step_summary(&value.to_string()) {
         warn(&message);
     }

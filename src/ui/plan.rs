@@ -147,7 +147,7 @@ impl fmt::Display for Plan {
     }
 }
 
-/// An action as a table cell: DEPLOY done, skip dimmed.
+/// An action as a table cell: DEPLOY done, SKIP dimmed.
 pub(crate) fn action_cell(action: Action) -> Cell {
     let tone = match action {
         Action::Deploy => Tone::Done,

@@ -1,10 +1,63 @@
 //! Progress on stderr: a live line per service on a terminal (indicatif), plain
-//! `service: state` lines otherwise, nothing with `--quiet`.
+//! `service: state` lines otherwise, nothing with `--quiet`. [`settle`] stops the live
+//! lines before an error is printed, so that `error:` starts on a line of its own.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, WeakProgressBar};
+
+/// Every live line of this process, whichever [`Progress`] drew it: an error ends the
+/// run wherever it is, while items may still be held (by a task being cancelled) and
+/// ticking, and would draw over the error line.
+static LIVE: Mutex<Vec<WeakProgressBar>> = Mutex::new(Vec::new());
+/// Whether the last thing drawn at the terminal is a live line, with the cursor at its
+/// end: set by each live line, cleared once results are printed below them.
+static AFTER_A_LIVE_LINE: AtomicBool = AtomicBool::new(false);
+
+/// Before an error is printed: every live line still drawn stops where it is (its
+/// spinner no longer redraws the lines, which would overwrite what follows) and, when
+/// the cursor is still at the end of the last one, it goes to the start of a line of its
+/// own, written to `stderr`. Nothing when no live line was drawn (not a terminal,
+/// `--quiet`) or results were printed below them (the summary).
+pub fn settle(stderr: &mut impl Write) {
+    let bars = LIVE
+        .lock()
+        .map(|mut live| std::mem::take(&mut *live))
+        .unwrap_or_default();
+    for bar in bars.iter().filter_map(WeakProgressBar::upgrade) {
+        stop(&bar);
+    }
+    if AFTER_A_LIVE_LINE.swap(false, Ordering::SeqCst) {
+        // indicatif pads the last live line to the terminal's width and leaves the
+        // cursor there: back to its start, then down, so that no blank line is left
+        // where the terminal would have wrapped anyway.
+        let _ = stderr.write_all(b"\r\n");
+        let _ = stderr.flush();
+    }
+}
+
+/// Results were printed on stdout, ending their last line: at a terminal, below the
+/// live lines, so the error after them needs no line of its own.
+pub fn printed_on_stdout() {
+    printed_below(std::io::stdout().is_terminal());
+}
+
+fn printed_below(at_the_terminal: bool) {
+    if at_the_terminal {
+        AFTER_A_LIVE_LINE.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Stops a live line where it is (its last state drawn once more).
+fn stop(bar: &ProgressBar) {
+    bar.disable_steady_tick();
+    if !bar.is_finished() {
+        bar.abandon();
+    }
+}
 
 #[derive(Clone)]
 pub struct Progress {
@@ -14,10 +67,18 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(quiet: bool) -> Self {
-        let live = !quiet && std::io::stderr().is_terminal();
+        if !quiet && std::io::stderr().is_terminal() {
+            Self::live(ProgressDrawTarget::stderr())
+        } else {
+            Self { multi: None, quiet }
+        }
+    }
+
+    /// Live lines drawn on `target` (a terminal, or a test's).
+    fn live(target: ProgressDrawTarget) -> Self {
         Self {
-            multi: live.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
-            quiet,
+            multi: Some(MultiProgress::with_draw_target(target)),
+            quiet: false,
         }
     }
 
@@ -31,6 +92,11 @@ impl Progress {
             );
             bar.set_prefix(name.to_owned());
             bar.enable_steady_tick(Duration::from_millis(120));
+            AFTER_A_LIVE_LINE.store(true, Ordering::SeqCst);
+            if let Ok(mut live) = LIVE.lock() {
+                live.retain(|bar| bar.upgrade().is_some());
+                live.push(bar.downgrade());
+            }
             bar
         });
         ItemProgress {
@@ -93,5 +159,117 @@ impl ItemProgress {
             None if !self.quiet => eprintln!("{}: {message}", self.name),
             None => {}
         }
+    }
+}
+
+/// An item dropped before it finished: its run ended mid-way (an error, a task that was
+/// cancelled). Its line stays as it was last drawn, and no longer ticks.
+impl Drop for ItemProgress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            stop(bar);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use indicatif::TermLike;
+
+    use super::*;
+
+    /// A terminal that records what is written to it.
+    #[derive(Debug, Clone, Default)]
+    struct Screen(Arc<Mutex<String>>);
+
+    impl Screen {
+        fn text(&self) -> String {
+            self.0.lock().unwrap().clone()
+        }
+        fn write(&self, text: &str) {
+            self.0.lock().unwrap().push_str(text);
+        }
+    }
+
+    impl TermLike for Screen {
+        fn width(&self) -> u16 {
+            60
+        }
+        fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+            self.write(&format!("<up {n}>"));
+            Ok(())
+        }
+        fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+            self.write(&format!("<down {n}>"));
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, line: &str) -> std::io::Result<()> {
+            self.write(&format!("{line}\n"));
+            Ok(())
+        }
+        fn write_str(&self, text: &str) -> std::io::Result<()> {
+            self.write(text);
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            self.write("<clear>");
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The error after a live line: the line stops ticking, keeps its last state, and
+    /// the cursor is put at the start of a fresh line; nothing is drawn afterwards. After
+    /// results printed below the lines, nothing is added. (One test: the live lines are
+    /// the process's.)
+    #[test]
+    fn settle_stops_the_live_lines_and_starts_a_fresh_line() {
+        let screen = Screen::default();
+        let progress = Progress::live(ProgressDrawTarget::term_like(Box::new(screen.clone())));
+        let item = progress.item("api");
+        item.state("pushing api:abc1234");
+        std::thread::sleep(Duration::from_millis(300));
+        let mut stderr = Vec::new();
+        settle(&mut stderr);
+        assert_eq!(stderr, b"\r\n");
+        let bar = item.bar.as_ref().unwrap();
+        assert!(bar.is_finished());
+        let drawn = screen.text();
+        assert!(drawn.contains("pushing api:abc1234"), "{drawn:?}");
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(screen.text(), drawn, "nothing is drawn after settle");
+        // Once settled, a second error has nothing to settle.
+        let mut again = Vec::new();
+        settle(&mut again);
+        assert!(again.is_empty());
+
+        // An item dropped mid-way (its task cancelled by the error) stops too.
+        let cut = progress.item("files");
+        cut.state("building");
+        let weak = cut.bar.as_ref().unwrap().downgrade();
+        drop(cut);
+        assert!(weak.upgrade().is_none_or(|bar| bar.is_finished()));
+        // Results printed below the lines at the terminal end their own line...
+        printed_below(true);
+        let mut stderr = Vec::new();
+        settle(&mut stderr);
+        assert!(stderr.is_empty());
+        // ... but not when stdout is elsewhere: the cursor is still after the lines.
+        let done = progress.item("auth");
+        done.finish("pushed");
+        printed_below(false);
+        let mut stderr = Vec::new();
+        settle(&mut stderr);
+        assert_eq!(stderr, b"\r\n");
     }
 }

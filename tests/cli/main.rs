@@ -5,9 +5,11 @@
 
 mod ci;
 mod cli;
+mod completions;
 mod dry_run;
 mod environments;
 mod exit_codes;
+mod flags;
 mod json_ending;
 mod profiles;
 mod rollback;

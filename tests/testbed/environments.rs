@@ -23,6 +23,21 @@ fn status_prune_and_unlock_read_the_environment_their_var_file_names() {
     status.success();
     let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(json["cluster"], "platform-prod", "{json}");
+    // `--services`: those services only, and no SPAs.
+    let status = prod_run(&["status", "--services", "auth,api", "--output", "json"]);
+    status.success();
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let names = |key: &str, field: &str| -> Vec<String> {
+        json[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry[field].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names("services", "name"), ["api", "auth"], "{json}");
+    assert_eq!(names("digests", "service"), ["api", "auth"], "{json}");
+    assert!(names("spas", "name").is_empty(), "{json}");
 
     prod_run(&["prune", "--dry-run"])
         .success()

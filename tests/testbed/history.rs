@@ -188,12 +188,13 @@ fn history_records_full_changed_and_failed_runs_as_ecs_saw_them() {
         .stdout_has(&format!("auth {first} → {second}"))
         .stdout_has("failed")
         .stdout_has(&format!("billing bootstrap → {first}"));
-    let lineage = history_runs(&fixture, &env, &bed, &["--service", "api"]);
+    let lineage = history_runs(&fixture, &env, &bed, &["--services", "api"]);
     let modes: Vec<&str> = lineage
         .iter()
         .map(|r| r["mode"].as_str().unwrap())
         .collect();
     assert_eq!(modes, ["changed", "full"]);
+    // `--service`, the old name, is still read.
     history(&fixture, &env, &bed, &["--service", "api"])
         .success()
         .stdout_has(&format!("{first} → {second}"))
@@ -202,9 +203,9 @@ fn history_records_full_changed_and_failed_runs_as_ecs_saw_them() {
         history_runs(&fixture, &env, &bed, &["--limit", "1"]).len(),
         1
     );
-    history(&fixture, &env, &bed, &["--service", "nope"])
+    history(&fixture, &env, &bed, &["--services", "nope"])
         .usage_error()
-        .stderr_has("--service nope: no such service");
+        .stderr_has("--services: unknown service nope; the services are: api, auth");
 }
 
 #[test]
@@ -277,6 +278,36 @@ fn undo_restores_exactly_what_the_last_successful_run_changed() {
             ("auth", format!("auth:{first}").as_str())
         ]
     );
+    assert_eq!(live(&env), before);
+    // `--services`: only those of the undo set; SPAs left; one it does not restore is
+    // named with what it does restore.
+    let out = undo()
+        .args(["--services", "auth", "--dry-run", "--output", "json"])
+        .run();
+    out.success();
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let deploying: Vec<&str> = plan["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "DEPLOY")
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(deploying, ["auth"]);
+    let api = plan["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "api")
+        .unwrap();
+    assert_eq!(api["action"], "SKIP");
+    assert_eq!(api["reason"], "not selected with --services");
+    undo()
+        .args(["--services", "auth,billing", "--dry-run"])
+        .run()
+        .usage_error()
+        .stderr_has("cannot restore billing (not changed by that run); it restores api, auth")
+        .stderr_has("Nothing was touched");
     assert_eq!(live(&env), before);
 
     let out = undo().run();

@@ -4,6 +4,8 @@
 
 use anyhow::{bail, Result};
 
+use crate::error::UsageError;
+
 use super::{last_undoable, Record, SpaUndo};
 use crate::model::plan::Undo;
 
@@ -28,11 +30,13 @@ pub struct UndoSet {
 
 /// Decides the undo from `records` (newest first): the newest run that succeeded and
 /// changed a service or an SPA. `services`: the services this checkout deploys
-/// (terraform targets them by name); `checked_spas`: the SPAs the plan checks. An error
-/// when no run is undoable, or when it changed nothing that can be restored.
+/// (terraform targets them by name); `named`: `--services`, the only ones restored;
+/// `checked_spas`: the SPAs the plan checks. An error when no run is undoable, when it
+/// changed nothing that can be restored, or when a service named is not one it restores.
 pub fn undo_set(
     records: &[Record],
     services: &[&str],
+    named: Option<&[String]>,
     checked_spas: &[&str],
     source: UndoSource<'_>,
 ) -> Result<UndoSet> {
@@ -53,6 +57,9 @@ pub fn undo_set(
         } else {
             left.push((service, "no longer a service of this checkout".to_owned()));
         }
+    }
+    if let Some(named) = named {
+        select_named(&mut tags, &mut left, named, &last.run_id, environment)?;
     }
     let spas = last.spa_undo_set();
     let restores_spas = spas.iter().any(|(name, undo)| {
@@ -76,6 +83,51 @@ pub fn undo_set(
         },
         spas,
     })
+}
+
+/// `undo --services`: only the services named are restored, the others of the set are
+/// left "not selected"; a service named that the run undone does not restore is an
+/// error naming why, and what it does restore.
+fn select_named(
+    tags: &mut Vec<(String, String)>,
+    left: &mut Vec<(String, String)>,
+    named: &[String],
+    run_id: &str,
+    environment: &str,
+) -> Result<()> {
+    let missing: Vec<String> = named
+        .iter()
+        .filter(|name| !tags.iter().any(|(service, _)| &service == name))
+        .map(
+            |name| match left.iter().find(|(service, _)| service == name) {
+                Some((_, why)) => format!("{name} ({why})"),
+                None => format!("{name} (not changed by that run)"),
+            },
+        )
+        .collect();
+    if !missing.is_empty() {
+        let restorable: Vec<&str> = tags.iter().map(|(service, _)| service.as_str()).collect();
+        return Err(UsageError::new(format!(
+            "--services: undoing run {run_id} of {environment} cannot restore {}; it restores {}. Nothing was touched",
+            missing.join(", "),
+            if restorable.is_empty() {
+                "no service".to_owned()
+            } else {
+                restorable.join(", ")
+            }
+        ))
+        .into());
+    }
+    let (chosen, others): (Vec<_>, Vec<_>) = std::mem::take(tags)
+        .into_iter()
+        .partition(|(service, _)| named.contains(service));
+    *tags = chosen;
+    left.extend(
+        others
+            .into_iter()
+            .map(|(service, _)| (service, "not selected with --services".to_owned())),
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -130,7 +182,7 @@ mod tests {
                 ],
             ),
         ];
-        let set = undo_set(&records, &["api", "files"], &[], SOURCE).unwrap();
+        let set = undo_set(&records, &["api", "files"], None, &[], SOURCE).unwrap();
         assert_eq!(set.undo.run_id, "ok");
         assert_eq!(tags(&set), [("api", "aaa")]);
         assert_eq!(
@@ -157,12 +209,12 @@ mod tests {
             State::Succeeded,
             vec![change("api", Some("a"), "a", true)],
         )];
-        let err = undo_set(&records, &["api"], &[], SOURCE).unwrap_err();
+        let err = undo_set(&records, &["api"], None, &[], SOURCE).unwrap_err();
         assert_eq!(
             err.to_string(),
             "nothing to undo in sandbox: none of its 1 newest recorded runs (s3://private/deploy-history/sandbox/) succeeded and changed a service or an SPA. `deploy history --var-file tfvars/sandbox.tfvars` lists them"
         );
-        let err = undo_set(&[], &["api"], &[], SOURCE).unwrap_err();
+        let err = undo_set(&[], &["api"], None, &[], SOURCE).unwrap_err();
         assert!(err.to_string().contains("none of its 0 newest"), "{err}");
     }
 
@@ -177,7 +229,7 @@ mod tests {
                 change("gone", Some("a"), "b", true),
             ],
         )];
-        let err = undo_set(&records, &["files"], &[], SOURCE).unwrap_err();
+        let err = undo_set(&records, &["files"], None, &[], SOURCE).unwrap_err();
         assert_eq!(
             err.to_string(),
             "cannot undo run r1 of sandbox: none of the services it changed can be restored (files: ran nothing readable before run r1: left on :bbb; gone: no longer a service of this checkout). Nothing was touched"
@@ -195,7 +247,7 @@ mod tests {
         let records = vec![run];
         // Checked: admin-ui restores its release, old-ui has no record (refused later).
         for checked in [&["admin-ui"][..], &["old-ui"]] {
-            let set = undo_set(&records, &["api"], checked, SOURCE).unwrap();
+            let set = undo_set(&records, &["api"], None, checked, SOURCE).unwrap();
             assert!(set.undo.tags.is_empty());
             assert_eq!(
                 set.spas,
@@ -214,12 +266,41 @@ mod tests {
         }
         // Only an SPA that is left, or none the plan checks (`--skip-spas`): nothing to do.
         for checked in [&["new-ui"][..], &[]] {
-            let err = undo_set(&records, &["api"], checked, SOURCE).unwrap_err();
+            let err = undo_set(&records, &["api"], None, checked, SOURCE).unwrap_err();
             assert!(
                 err.to_string()
                     .starts_with("cannot undo run spa of sandbox"),
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn undo_services_restores_only_those_named_and_refuses_one_it_does_not_restore() {
+        let records = vec![record(
+            "ok",
+            2,
+            State::Succeeded,
+            vec![
+                change("api", Some("aaa"), "bbb", true),
+                change("auth", Some("aaa"), "bbb", true),
+                change("files", None, "bbb", true),
+            ],
+        )];
+        let services = ["api", "auth", "files", "billing"];
+        let named = ["auth".to_owned()];
+        let set = undo_set(&records, &services, Some(&named), &[], SOURCE).unwrap();
+        assert_eq!(tags(&set), [("auth", "aaa")]);
+        assert!(set
+            .undo
+            .left
+            .contains(&("api".to_owned(), "not selected with --services".to_owned())));
+        let named = ["api".to_owned(), "billing".to_owned(), "files".to_owned()];
+        let err = undo_set(&records, &services, Some(&named), &[], SOURCE).unwrap_err();
+        assert!(err.downcast_ref::<UsageError>().is_some());
+        assert_eq!(
+            err.to_string(),
+            "--services: undoing run ok of sandbox cannot restore billing (not changed by that run), files (ran nothing readable before run ok: left on :bbb); it restores api, auth. Nothing was touched"
+        );
     }
 }

@@ -9,8 +9,8 @@ use super::{shown_state, Record};
 #[derive(Debug, Serialize)]
 pub struct HistoryView {
     pub environment: String,
-    /// `--service`: the lineage of one service (only the runs that planned it).
-    pub service: Option<String>,
+    /// `--services`: the lineage of these services (only the runs that planned one).
+    pub services: Option<Vec<String>>,
     pub runs: Vec<HistoryEntry>,
 }
 
@@ -25,13 +25,15 @@ pub struct HistoryEntry {
 impl HistoryView {
     pub fn new(
         environment: &str,
-        service: Option<&str>,
+        services: Option<&[String]>,
         records: Vec<Record>,
         lock_holder: Option<(&str, u32)>,
     ) -> Self {
         let runs = records
             .into_iter()
-            .filter(|r| service.is_none_or(|name| r.services.iter().any(|s| s.service == name)))
+            .filter(|r| {
+                services.is_none_or(|names| r.services.iter().any(|s| names.contains(&s.service)))
+            })
             .map(|record| HistoryEntry {
                 outcome: shown_state(&record, lock_holder),
                 record,
@@ -39,7 +41,7 @@ impl HistoryView {
             .collect();
         Self {
             environment: environment.to_owned(),
-            service: service.map(str::to_owned),
+            services: services.map(<[String]>::to_vec),
             runs,
         }
     }

@@ -80,7 +80,10 @@ pub fn plan_services(
     })
 }
 
-fn validate_service_names(platform: &Platform, names: &[String]) -> Result<Vec<String>> {
+/// The one check of a `--services` list, whichever command takes it: every name a
+/// service of the platform (one usage error naming every unknown one and the services
+/// there are). The names sorted, without repeats.
+pub fn validate_service_names(platform: &Platform, names: &[String]) -> Result<Vec<String>> {
     if names.is_empty() || names.iter().any(|name| name.is_empty()) {
         return Err(UsageError::new(
             "--services needs service names separated by commas, e.g. --services api,auth",

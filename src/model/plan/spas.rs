@@ -147,7 +147,8 @@ fn plan_restores(
         ))
         .into());
     }
-    let services_only = ask.services_named && ask.named.is_none() && mode == Mode::Rollback;
+    let services_only =
+        ask.services_named && ask.named.is_none() && matches!(mode, Mode::Rollback | Mode::Undo);
     let target = context
         .rollback_to
         .as_ref()
