@@ -72,7 +72,7 @@ fn refuse(args: &[OsString], err: &clap::Error) -> ! {
 }
 
 /// Whether a command line clap could not parse asked for JSON: the last `--output`
-/// given, else the environment's.
+/// given, else the environment's; never for `man` and `completions`.
 fn json_asked(args: &[OsString], env: Option<OsString>) -> bool {
     let mut asked = env.map(|value| value == "json");
     let mut words = args
@@ -82,6 +82,10 @@ fn json_asked(args: &[OsString], env: Option<OsString>) -> bool {
     while let Some(word) = words.next() {
         if word == "--" {
             break;
+        }
+        // They print text only, and refuse `--output` (cli::parse): never a document.
+        if word == "man" || word == "completions" {
+            return false;
         }
         if let Some(value) = word.strip_prefix("--output=") {
             asked = Some(value == "json");
