@@ -69,6 +69,8 @@ pub struct Request {
     pub lock_wait: Option<std::time::Duration>,
     /// `--wait-until`: how far the verify step follows ECS's service deployments.
     pub wait_until: WaitUntil,
+    /// `--changed` with a drifted service: refuse, `--adopt-drift` or `--restore-drift`.
+    pub drift: crate::model::drift::DriftPolicy,
 }
 
 /// `deploy promote --from <tfvars> [--profile-from P]`: the source environment.
@@ -99,6 +101,8 @@ pub struct StatusRequest {
     pub compare: Option<PathBuf>,
     /// `--compare-profile`: its AWS profile (default: the global one).
     pub compare_profile: Option<String>,
+    /// `--check`: exit 4 when a service drifted (for a scheduled CI job).
+    pub check: bool,
 }
 
 /// `deploy prune`.
@@ -151,10 +155,12 @@ impl CommandRequest {
                 var_file,
                 compare,
                 compare_profile,
+                check,
             }) => Self::Status(StatusRequest {
                 var_file: var_file.clone(),
                 compare: compare.clone(),
                 compare_profile: compare_profile.clone(),
+                check: *check,
             }),
             Some(Command::Prune {
                 keep,
@@ -303,6 +309,13 @@ impl Request {
             // nothing.
             lock_wait: cli.lock.lock_wait.filter(|_| !cli.skip_tf),
             wait_until: wait_until(cli.wait_until),
+            drift: if cli.adopt_drift {
+                crate::model::drift::DriftPolicy::Adopt
+            } else if cli.restore_drift {
+                crate::model::drift::DriftPolicy::Restore
+            } else {
+                crate::model::drift::DriftPolicy::Refuse
+            },
             changes_mode: cli.changed.flatten().map(|mode| match mode {
                 crate::cli::ChangedMode::Graph => ChangesMode::Graph,
                 crate::cli::ChangedMode::Runbook => ChangesMode::Runbook,

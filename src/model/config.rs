@@ -12,11 +12,13 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::error::ConfigError;
 
+mod alarms;
 mod changes;
 mod minimum_version;
 mod notify;
 mod spa_upload;
 mod terraform;
+pub use alarms::AlarmsConfig;
 pub use changes::{ChangesConfig, ChangesMode};
 pub use notify::NotifyConfig;
 pub use spa_upload::SpaUploadConfig;
@@ -53,6 +55,8 @@ pub struct Config {
     pub verify: VerifyConfig,
     /// Webhook notifications at the start and end of a run.
     pub notify: NotifyConfig,
+    /// CloudWatch alarms the verify step watches per service (`alarms.rs`).
+    pub alarms: AlarmsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -14,6 +14,7 @@ use aws_sdk_ecs::types::{
 use serde::Serialize;
 
 mod follow;
+pub mod watch;
 
 /// What one service deployment says, as shown and recorded.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
