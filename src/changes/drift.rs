@@ -10,7 +10,7 @@ use crate::aws::Aws;
 use crate::changes::live::ServiceState;
 use crate::model::config;
 use crate::model::drift::{self, Running, ServiceDrift};
-use crate::model::environment::Outputs;
+use crate::model::environment::{Environment, Outputs};
 use crate::model::history::Record;
 use crate::model::platform::Platform;
 
@@ -109,13 +109,14 @@ pub fn drifted(drift: &[ServiceDrift]) -> Vec<&ServiceDrift> {
     drift.iter().filter(|d| d.drifted).collect()
 }
 
-/// The recorded side of `environment` (the selected workspace when `None`): its
-/// history records (the newest [`RECORDS_READ`]) and terraform's tags in `outputs`.
-/// Neither is required: what cannot be read is said in [`Sources::notes`].
+/// The recorded side of `environment`: its history records (the newest
+/// [`RECORDS_READ`], from the bucket it already names) and terraform's tags in `outputs`
+/// (already read: nothing asks terraform for them again). Neither is required: what
+/// cannot be read is said in [`Sources::notes`].
 pub async fn recorded(
     platform: &Platform,
     aws: &Aws,
-    environment: Option<&str>,
+    environment: &Environment,
     outputs: &Outputs,
 ) -> (
     Option<Vec<Record>>,
@@ -131,41 +132,40 @@ pub async fn recorded(
             platform.config.terraform.outputs.image_tags
         ));
     }
-    let environment = match environment {
-        Some(name) => Some(name.to_owned()),
-        None => crate::changes::live::terraform(platform, aws.profile.as_deref())
-            .selected_workspace()
-            .await
-            .ok(),
-    };
-    let records = match environment {
-        None => {
+    let records = match read_history(platform, aws, environment).await {
+        Ok(records) => Some(records),
+        Err(why) => {
             sources
                 .notes
-                .push("the history was not read: no terraform workspace selected".into());
+                .push(format!("the history was not read: {why}"));
             None
-        }
-        Some(environment) => {
-            match crate::changes::environment::read_records(
-                platform,
-                aws,
-                &environment,
-                RECORDS_READ,
-            )
-            .await
-            {
-                Ok((records, _, _)) => Some(records),
-                Err(err) => {
-                    sources
-                        .notes
-                        .push(format!("the history was not read: {err:#}"));
-                    None
-                }
-            }
         }
     };
     sources.history = records.is_some();
     (records, tags, sources)
+}
+
+async fn read_history(
+    platform: &Platform,
+    aws: &Aws,
+    environment: &Environment,
+) -> Result<Vec<Record>, String> {
+    if !platform.config.history.enabled {
+        return Err("history.enabled is false".into());
+    }
+    let bucket = crate::changes::environment::history_bucket(platform, environment)
+        .ok_or("no history bucket (history.bucket, lock.bucket, the deploy_lock_bucket output)")?;
+    let name = match &environment.workspace {
+        Some(name) => name.clone(),
+        None => crate::changes::live::terraform(platform, aws.profile.as_deref())
+            .selected_workspace()
+            .await
+            .map_err(|err| format!("no terraform workspace selected ({err:#})"))?,
+    };
+    let location = crate::aws::history::HistoryLocation::new(&bucket, &name);
+    crate::aws::history::list(&aws.s3(), &location, RECORDS_READ)
+        .await
+        .map_err(|err| format!("{err:#}"))
 }
 
 /// How many records back the last roll of a service is looked for.

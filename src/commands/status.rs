@@ -156,15 +156,8 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
                 }
                 compared_with = other_workspace;
             }
-            let drift = drift::read(
-                &platform,
-                &aws,
-                workspace.as_deref(),
-                &outputs,
-                &survey,
-                &digests,
-            )
-            .await;
+            let drift =
+                drift::read(&platform, &aws, &environment, &outputs, &survey, &digests).await;
             anyhow::Ok((survey, spas, digests, compared_with, drift))
         })?;
     let status = Status {

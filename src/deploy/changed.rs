@@ -63,7 +63,7 @@ pub(super) async fn decide(
         } else {
             request.drift
         },
-        (workspace, outputs.as_ref()),
+        (&environment, outputs.as_ref()),
         survey,
         mode,
     )

@@ -8,19 +8,19 @@ use super::digests::ServiceDigest;
 use crate::changes::drift::{self, Sources};
 use crate::changes::live::Survey;
 use crate::model::drift::ServiceDrift;
-use crate::model::environment::Outputs;
+use crate::model::environment::{Environment, Outputs};
 use crate::model::platform::Platform;
 
 /// The drift of every running service of `survey`, and what it was compared with.
 pub(super) async fn read(
     platform: &Platform,
     aws: &crate::aws::Aws,
-    workspace: Option<&str>,
+    environment: &Environment,
     outputs: &Outputs,
     survey: &Survey,
     digests: &[ServiceDigest],
 ) -> (Vec<ServiceDrift>, Sources) {
-    let (records, tags, sources) = drift::recorded(platform, aws, workspace, outputs).await;
+    let (records, tags, sources) = drift::recorded(platform, aws, environment, outputs).await;
     let registry: HashMap<String, String> = digests
         .iter()
         .filter_map(|d| Some((d.service.clone(), d.digest.clone()?)))

@@ -12,27 +12,27 @@ use crate::changes::live::{self, Survey};
 use crate::git::Repo;
 use crate::model::config::ChangesMode;
 use crate::model::drift::{refusal, DriftPolicy, ServiceDrift};
-use crate::model::environment::Outputs;
+use crate::model::environment::{Environment, Outputs};
 use crate::model::plan::Action;
 use crate::model::platform::Platform;
 
 /// The survey as `--changed` decides from it under `policy`: unchanged when nothing
 /// drifted or with `--adopt-drift` (said per service), each drifted service decided
 /// again from deploy's recorded image with `--restore-drift`, and an error (exit 4)
-/// otherwise. `environment`: the terraform workspace and its outputs, when read.
+/// otherwise. `environment`: the environment and its terraform outputs, when read.
 pub(super) async fn apply_policy(
     platform: &Platform,
     repo: &Repo,
     aws: &Aws,
     policy: DriftPolicy,
-    environment: (Option<&str>, Option<&Outputs>),
+    environment: (&Environment, Option<&Outputs>),
     mut survey: Survey,
     mode: ChangesMode,
 ) -> Result<Survey> {
-    let (workspace, outputs) = environment;
+    let (environment, outputs) = environment;
     let empty = Outputs::new();
     let (records, tags, _) =
-        drift::recorded(platform, aws, workspace, outputs.unwrap_or(&empty)).await;
+        drift::recorded(platform, aws, environment, outputs.unwrap_or(&empty)).await;
     let found = drift::survey(
         platform,
         aws,
