@@ -105,6 +105,14 @@ pub fn load_platform(root: &Path) -> Result<Platform> {
             .into());
         }
     }
+    let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    if let Some(name) = config.alarms.unknown_services(&names).first() {
+        return Err(UsageError::new(format!(
+            "[alarms] names {name:?}, which is not a deployable service ({}); use \"*\" for every service",
+            source.describe(&format!("alarms.{name}"))
+        ))
+        .into());
+    }
     Ok(Platform {
         root: root.to_path_buf(),
         config,

@@ -29,7 +29,7 @@ pub use parse::{parse, parse_from};
     version,
     max_term_width = 100,
     subcommand_negates_reqs = true,
-    after_help = "Examples:\n  deploy --var-file tfvars/sandbox.tfvars\n  deploy --var-file tfvars/sandbox.tfvars --changed\n  deploy --var-file tfvars/prod.tfvars --profile prod -y\n  deploy --skip-tf --services api,auth\n  deploy --var-file tfvars/sandbox.tfvars --dry-run\n  deploy rollback a1b2c3d --var-file tfvars/sandbox.tfvars\n\nExit codes: 0 done or nothing to do, 1 failed, 2 usage or setup error (nothing changed), 3 `deploy diff`: needs --allow-infra-changes, 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP)."
+    after_help = "Examples:\n  deploy --var-file tfvars/sandbox.tfvars\n  deploy --var-file tfvars/sandbox.tfvars --changed\n  deploy --var-file tfvars/prod.tfvars --profile prod -y\n  deploy --skip-tf --services api,auth\n  deploy --var-file tfvars/sandbox.tfvars --dry-run\n  deploy rollback a1b2c3d --var-file tfvars/sandbox.tfvars\n\nExit codes: 0 done or nothing to do, 1 failed, 2 usage or setup error (nothing changed), 3 `deploy diff`: needs --allow-infra-changes, 4 drift (`status --check`, `--changed` on a drifted service), 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -58,6 +58,18 @@ pub struct Cli {
         conflicts_with_all = ["services", "skip_tf"]
     )]
     pub changed: Option<Option<ChangedMode>>,
+
+    /// With --changed: a service changed outside deploy (it runs another image than
+    /// deploy's last roll or terraform's image_tags say) is taken as it runs, the diff
+    /// starting from its live image. Without this or --restore-drift, --changed refuses
+    /// a drifted service (exit 4)
+    #[arg(long, requires = "changed", conflicts_with = "restore_drift")]
+    pub adopt_drift: bool,
+
+    /// With --changed: a service changed outside deploy is rolled again under deploy,
+    /// the diff starting from the image deploy recorded (not from what runs)
+    #[arg(long, requires = "changed")]
+    pub restore_drift: bool,
 
     /// Limit the run to these services (comma-separated); with terraform, only these
     /// services are rolled (a targeted apply, never the global image_tag)
@@ -155,6 +167,10 @@ pub enum Command {
         /// Show only these services (comma-separated); SPAs are then left out
         #[arg(long, value_name = "A,B", value_delimiter = ',', num_args = 1)]
         services: Option<Vec<String>>,
+        /// Exit 4 when a service drifted: it runs another image than deploy's last roll
+        /// (the history) or terraform's image_tags output say (for a scheduled CI job)
+        #[arg(long)]
+        check: bool,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 /// | 1 | failed: something deploy talks to failed or refused (AWS, Docker, terraform, a registry, a health check, a held lock, a roll's plan that needs `--allow-infra-changes`) | any other error |
 /// | 2 | cannot run as invoked or set up: flags, files, `deploy.toml`, the repository, an unknown profile, a setting neither `deploy.toml` nor the terraform outputs give (the ECS cluster, the lock, history or SPA bucket), a Dockerfile missing from the commit; nothing was changed | [`UsageError`], [`ConfigError`] |
 /// | 3 | `deploy diff`: the plan needs review | [`NeedsReview`] |
+/// | 4 | drift: a service runs another image than deploy's last roll or terraform's `image_tags` say (`status --check`; `--changed` without `--adopt-drift` or `--restore-drift`) | [`Drifted`] |
 /// | 129, 130, 143 | interrupted by SIGHUP, SIGINT, SIGTERM | [`Interrupted`] |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
@@ -29,6 +30,10 @@ pub enum ExitCode {
     Usage = 2,
     /// `deploy diff`: the plan needs review (`--allow-infra-changes`).
     NeedsReview = 3,
+    /// A service runs something else than deploy and terraform recorded (`deploy status
+    /// --check`, or `--changed` refusing a drifted service without `--adopt-drift` or
+    /// `--restore-drift`).
+    Drifted = 4,
     /// Interrupted by SIGINT (Ctrl-C): 128 + 2, as a shell reports it.
     Interrupted = 130,
     /// Interrupted by SIGHUP (the terminal went away): 128 + 1.
@@ -71,6 +76,19 @@ impl fmt::Display for NeedsReview {
 }
 
 impl std::error::Error for NeedsReview {}
+
+/// Drift: a service was changed outside deploy (exit 4), for a scheduled CI job to tell
+/// from a failure to look (1).
+#[derive(Debug)]
+pub struct Drifted(pub String);
+
+impl fmt::Display for Drifted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Drifted {}
 
 /// A `deploy.toml` that cannot be used: a usage error (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -191,6 +209,9 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
     }
     if err.chain().any(|cause| cause.is::<NeedsReview>()) {
         return ExitCode::NeedsReview;
+    }
+    if err.chain().any(|cause| cause.is::<Drifted>()) {
+        return ExitCode::Drifted;
     }
     let usage = err
         .chain()

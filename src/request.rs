@@ -73,6 +73,8 @@ pub struct Request {
     pub wait_until: WaitUntil,
     /// `--wait-timeout`: each service's whole wait (none: from its deployment's bakes).
     pub wait_timeout: Option<std::time::Duration>,
+    /// `--changed` with a drifted service: refuse, `--adopt-drift` or `--restore-drift`.
+    pub drift: crate::model::drift::DriftPolicy,
 }
 
 /// `deploy promote --from <tfvars> [--profile-from P]`: the source environment.
@@ -105,6 +107,8 @@ pub struct StatusRequest {
     pub compare_profile: Option<String>,
     /// `--services`: show only these services (and no SPAs), as typed (trimmed).
     pub services: Option<Vec<String>>,
+    /// `--check`: exit 4 when a service drifted (for a scheduled CI job).
+    pub check: bool,
 }
 
 /// `deploy prune`.
@@ -172,11 +176,13 @@ impl CommandRequest {
                 compare,
                 compare_profile,
                 services,
+                check,
             }) => Self::Status(StatusRequest {
                 var_file: var_file.clone(),
                 compare: compare.clone(),
                 compare_profile: compare_profile.clone(),
                 services: services.as_deref().map(trimmed),
+                check: *check,
             }),
             Some(Command::Prune {
                 keep,
@@ -355,6 +361,13 @@ impl Request {
             lock_wait: cli.lock.lock_wait.filter(|_| !cli.skip_tf),
             wait_until: wait_until(cli.wait_until),
             wait_timeout: cli.wait_timeout,
+            drift: if cli.adopt_drift {
+                crate::model::drift::DriftPolicy::Adopt
+            } else if cli.restore_drift {
+                crate::model::drift::DriftPolicy::Restore
+            } else {
+                crate::model::drift::DriftPolicy::Refuse
+            },
             changes_mode: cli.changed.flatten().map(changes_mode),
             ..Self::default()
         }

@@ -11,8 +11,11 @@ use serde::Serialize;
 
 use crate::aws;
 
+mod drift;
 pub mod native;
 mod settle;
+
+pub use drift::DeploymentSeen;
 
 #[cfg(test)]
 use settle::{settle_state, SettleState};
@@ -35,6 +38,8 @@ pub struct RolloutTarget {
     pub ecs_service: String,
     pub container: String,
     pub expected_tag: String,
+    /// Alarms `[alarms]` of deploy.toml watches during the wait (`native::watch`).
+    pub watched_alarms: Vec<String>,
 }
 
 /// How waiting ended for one service.

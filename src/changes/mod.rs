@@ -6,6 +6,7 @@
 
 pub mod decide;
 pub mod diff;
+pub mod drift;
 pub mod environment;
 pub mod graph;
 pub mod live;

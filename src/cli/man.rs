@@ -104,6 +104,10 @@ const EXIT_STATUS: &[(&str, &str)] = &[
         "deploy diff: the roll would need --allow-infra-changes",
     ),
     (
+        "4",
+        "drift: a service runs what deploy did not roll (status --check; --changed without --adopt-drift or --restore-drift)",
+    ),
+    (
         "129, 130, 143",
         "hung up (SIGHUP), interrupted (SIGINT), terminated (SIGTERM)",
     ),

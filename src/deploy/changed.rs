@@ -11,6 +11,8 @@ use crate::model::environment::Outputs;
 use crate::model::plan::{Action, Decision, Plan};
 use crate::request::Request;
 
+mod drift;
+
 /// The survey of live tags vs HEAD decides each service. Returns the terraform outputs
 /// when it read them, so that preflight does not read them again.
 pub(super) async fn decide(
@@ -48,6 +50,21 @@ pub(super) async fn decide(
         &plan.head.sha,
         &aws,
         cluster,
+        mode,
+    )
+    .await?;
+    let survey = drift::apply_policy(
+        platform,
+        &checkout.repo,
+        &aws,
+        // `deploy diff` only looks: it says what drifted and plans from what runs.
+        if request.diff_only {
+            crate::model::drift::DriftPolicy::Adopt
+        } else {
+            request.drift
+        },
+        (&environment, outputs.as_ref()),
+        survey,
         mode,
     )
     .await?;

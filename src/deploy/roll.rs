@@ -251,6 +251,7 @@ impl Run<'_> {
             .map(|(service, tag)| RolloutTarget {
                 ecs_service: config::expand(&ecs_config.service, &service),
                 container: config::expand(&ecs_config.container, &service),
+                watched_alarms: self.platform.config.alarms.of(&service),
                 service,
                 expected_tag: tag,
             })

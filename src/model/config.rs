@@ -12,12 +12,14 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::error::ConfigError;
 
+mod alarms;
 mod changes;
 mod minimum_version;
 mod names;
 mod notify;
 mod spa_upload;
 mod terraform;
+pub use alarms::AlarmsConfig;
 pub use changes::{ChangesConfig, ChangesMode};
 pub use names::{EnvConfig, ENV_PLACEHOLDER};
 pub use notify::NotifyConfig;
@@ -62,6 +64,8 @@ pub struct Config {
     environment: Option<String>,
     #[serde(skip)]
     loaded: Option<Box<Config>>,
+    /// CloudWatch alarms the verify step watches per service (`alarms.rs`).
+    pub alarms: AlarmsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -5,6 +5,7 @@
 //! showing them is `crate::ui`.
 
 pub mod config;
+pub mod drift;
 pub mod environment;
 pub mod head;
 pub mod history;

@@ -136,6 +136,15 @@ impl Terraform {
         crate::process::stdout_of(&line, output)
     }
 
+    /// `terraform workspace show`: the selected workspace's name.
+    pub async fn selected_workspace(&self) -> Result<String> {
+        Ok(self
+            .output_of(&["workspace", "show"])
+            .await?
+            .trim()
+            .to_owned())
+    }
+
     /// Checks that the selected workspace is the one the tfvars file names.
     pub async fn check_workspace(&self, expected: &str) -> Result<()> {
         let current = self.output_of(&["workspace", "show"]).await?;

@@ -293,3 +293,45 @@ fn the_tag_is_what_git_rev_parse_short_prints_also_in_a_big_repository() {
     assert_eq!(fixture.short_sha().len(), 12);
     assert_eq!(tag(), fixture.short_sha());
 }
+
+#[test]
+fn drift_flags_need_changed_and_exclude_each_other_and_alarms_name_real_services() {
+    let fixture = Fixture::new();
+    fixture.write_tfvars("sandbox");
+    let sandbox = ["--var-file", "tfvars/sandbox.tfvars", "--dry-run"];
+    for (extra, named) in [
+        (&["--adopt-drift"][..], &["--adopt-drift", "--changed"][..]),
+        (
+            &["--restore-drift"][..],
+            &["--restore-drift", "--changed"][..],
+        ),
+        (
+            &["--changed", "--adopt-drift", "--restore-drift"][..],
+            &["--adopt-drift", "--restore-drift"][..],
+        ),
+    ] {
+        let out = fixture.deploy().args(sandbox).args(extra).run();
+        out.usage_error();
+        for flag in named {
+            out.stderr_has(flag);
+        }
+    }
+    fixture.write("deploy.toml", "[alarms]\nghost = [\"ghost-5xx\"]\n");
+    fixture
+        .deploy()
+        .args(["--skip-tf", "--dry-run"])
+        .run()
+        .usage_error()
+        .stderr_has("[alarms] names \"ghost\", which is not a deployable service")
+        .stderr_has("deploy.toml");
+    // `*` and a real service are accepted.
+    fixture.write(
+        "deploy.toml",
+        "[alarms]\n\"*\" = [\"platform-errors\"]\nauth = [\"auth-5xx\"]\n",
+    );
+    fixture
+        .deploy()
+        .args(["--skip-tf", "--dry-run"])
+        .run()
+        .success();
+}

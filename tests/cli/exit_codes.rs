@@ -178,5 +178,5 @@ fn the_readme_help_and_man_page_list_the_same_exit_codes() {
             "--help lacks exit code {code}"
         );
     }
-    assert_eq!(in_readme, ["0", "1", "129", "130", "143", "2", "3"]);
+    assert_eq!(in_readme, ["0", "1", "129", "130", "143", "2", "3", "4"]);
 }

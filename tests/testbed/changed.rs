@@ -16,6 +16,8 @@ fn changed_plan(fixture: &Fixture, env: &AwsEnv, bed: &Testbed) -> Vec<(String, 
             "--var-file",
             "tfvars/sandbox.tfvars",
             "--changed",
+            // Live images set behind terraform's back are drift: decide from them.
+            "--adopt-drift",
             "--profile",
             "testbed",
             "--dry-run",

@@ -8,6 +8,7 @@ mod changed;
 mod context;
 mod contexts;
 mod diagnostics;
+mod drift;
 mod ecs_native;
 mod ecs_waiting;
 mod env_names;

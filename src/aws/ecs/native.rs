@@ -18,6 +18,7 @@ pub use follow::Wait;
 pub use pauses::Answer;
 
 mod pauses;
+pub mod watch;
 
 /// What one service deployment says, as shown and recorded.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

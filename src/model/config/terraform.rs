@@ -46,6 +46,9 @@ pub struct TerraformOutputs {
     pub api_base_url: String,
     /// The private bucket holding the deploy lock (`lock.bucket` wins).
     pub deploy_lock_bucket: String,
+    /// The tag per service terraform last applied (a map), compared with what runs to
+    /// tell drift (`deploy status`, `--changed`); absent: only the history is compared.
+    pub image_tags: String,
 }
 
 impl Default for TerraformOutputs {
@@ -56,6 +59,7 @@ impl Default for TerraformOutputs {
             spa_distribution_ids: "spa_distribution_ids".into(),
             api_base_url: "api_base_url".into(),
             deploy_lock_bucket: "deploy_lock_bucket".into(),
+            image_tags: "image_tags".into(),
         }
     }
 }

@@ -121,6 +121,10 @@ impl Ecs {
         let mut stage_seen: Option<(Option<String>, Instant)> = None;
         let mut last_line = String::new();
         let mut last: Option<DeploymentView> = None;
+        // `[alarms]`: said once when ECS does not report some; why deploy asked ECS to
+        // roll back when one fired.
+        let mut alarms_checked = false;
+        let mut requested: Option<String> = None;
         let finish = |steady, running_tag, error, view: Option<DeploymentView>, rollback| Settled {
             service: target.service.clone(),
             steady,
@@ -150,6 +154,30 @@ impl Ecs {
             if line != last_line {
                 item.state(&line);
                 last_line = line;
+            }
+            if !alarms_checked && !target.watched_alarms.is_empty() {
+                alarms_checked = true;
+                let unreported = watch::unreported(&view, &target.watched_alarms);
+                if !unreported.is_empty() {
+                    item.state(&watch::unreported_line(&unreported));
+                }
+            }
+            let alarming = watch::in_alarm(&view, &target.watched_alarms);
+            if !alarming.is_empty()
+                && requested.is_none()
+                && matches!(phase(&view), Phase::Running | Phase::Paused)
+            {
+                let why = watch::rollback_reason(&alarming);
+                item.state(&format!(
+                    "{why}: asking ECS to roll back (StopServiceDeployment ROLLBACK)"
+                ));
+                if let Err(err) = self.stop_for_rollback(&arn).await {
+                    let error = format!("{why}, and ECS could not be asked to roll back: {err:#}");
+                    return finish(false, None, Some(error), Some(view), None);
+                }
+                requested = Some(why);
+                tokio::time::sleep(poll).await;
+                continue;
             }
             if reached(&view, until) {
                 let point = match (until, view.pauses.is_empty()) {
@@ -196,7 +224,7 @@ impl Ecs {
                             .or_else(|| view.status_reason.clone())
                             .unwrap_or_else(|| "no reason given".to_owned()),
                         triggered_alarms: view.triggered_alarms.clone(),
-                        requested_by_deploy: None,
+                        requested_by_deploy: requested.clone(),
                     };
                     let error = ended_message(&target.ecs_service, &view);
                     return finish(false, running, Some(error), Some(view), Some(rollback));
