@@ -170,6 +170,7 @@ mod tests {
             build_secs: None,
             push_secs: None,
             error: None,
+            dependency_stage: None,
         }
     }
 

@@ -324,7 +324,7 @@ impl Run<'_> {
         let credentials = access.docker_credentials();
         let mut found = Vec::new();
         let mut missing = Vec::new();
-        for ImageJob { service, image } in jobs {
+        for ImageJob { service, image, .. } in jobs {
             if engine.exists_in_registry(&image, &credentials).await? {
                 found.push(ImageResult {
                     service,
@@ -333,6 +333,7 @@ impl Run<'_> {
                     build_secs: None,
                     push_secs: None,
                     error: None,
+                    dependency_stage: None,
                 });
             } else {
                 missing.push(format!("  {service}: no {image}"));
@@ -393,6 +394,7 @@ impl Run<'_> {
             .map(|step| ImageJob {
                 service: step.name.clone(),
                 image: format!("{}/{}", access.host, step.image),
+                cache: None,
             })
             .collect();
         Ok((access, jobs))

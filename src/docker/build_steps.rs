@@ -1,0 +1,141 @@
+//! What BuildKit's progress says of a build's steps: how many of the Dockerfile's steps
+//! ran and how many came from a cache, and how many bytes the daemon pulled meanwhile
+//! (a registry cache's layers, a base image's), for the registry build cache's report.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+/// A build's steps as BuildKit reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BuildSteps {
+    /// The Dockerfile's steps (`[stage n/m] RUN …`, `COPY`, `WORKDIR`; not `FROM`, not
+    /// BuildKit's own `[internal]` ones) that completed.
+    pub steps: u32,
+    /// Of those, the ones BuildKit took from a cache (its own, or one it imported).
+    pub cached: u32,
+    /// Bytes the daemon pulled from registries during the build (layer downloads).
+    pub pulled_bytes: u64,
+}
+
+impl BuildSteps {
+    /// Every step came from a cache (and there was at least one).
+    pub fn all_cached(&self) -> bool {
+        self.steps > 0 && self.cached == self.steps
+    }
+}
+
+/// Reads BuildKit's status messages of one build into [`BuildSteps`].
+#[derive(Debug, Default)]
+pub struct StepTally {
+    /// Per vertex digest: is it a Dockerfile step, was it cached, did it complete.
+    vertices: HashMap<String, Vertex>,
+    /// Per download (status id `sha256:…`): the largest byte count seen.
+    downloads: HashMap<String, u64>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Vertex {
+    step: bool,
+    cached: bool,
+    completed: bool,
+}
+
+impl StepTally {
+    /// One vertex of the status: its name (when given), cached and completed flags.
+    pub fn vertex(&mut self, digest: &str, name: &str, cached: bool, completed: bool) {
+        let entry = self.vertices.entry(digest.to_owned()).or_default();
+        if !name.is_empty() {
+            entry.step = is_dockerfile_step(name);
+        }
+        entry.cached |= cached;
+        entry.completed |= completed;
+    }
+
+    /// One status line of a vertex: a download's progress when its id is a digest.
+    pub fn status(&mut self, id: &str, current: i64, total: i64) {
+        if !id.starts_with("sha256:") {
+            return;
+        }
+        let bytes = current.max(total).max(0) as u64;
+        let seen = self.downloads.entry(id.to_owned()).or_default();
+        *seen = (*seen).max(bytes);
+    }
+
+    pub fn summary(&self) -> BuildSteps {
+        let done = self.vertices.values().filter(|v| v.step && v.completed);
+        let (mut steps, mut cached) = (0, 0);
+        for vertex in done {
+            steps += 1;
+            if vertex.cached {
+                cached += 1;
+            }
+        }
+        BuildSteps {
+            steps,
+            cached,
+            pulled_bytes: self.downloads.values().sum(),
+        }
+    }
+}
+
+/// `[deps 3/4] RUN …` or `[2/3] COPY …`, but not `[internal] …` nor a `FROM` (resolved,
+/// never built).
+fn is_dockerfile_step(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix('[') else {
+        return false;
+    };
+    let Some((label, instruction)) = rest.split_once(']') else {
+        return false;
+    };
+    let numbered = label
+        .split_whitespace()
+        .last()
+        .is_some_and(|n| n.contains('/') && n.chars().all(|c| c.is_ascii_digit() || c == '/'));
+    let keyword = instruction.split_whitespace().next().unwrap_or_default();
+    numbered && !keyword.eq_ignore_ascii_case("FROM")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_dockerfiles_own_steps_count() {
+        assert!(is_dockerfile_step("[deps 4/4] RUN --mount=type=cache x"));
+        assert!(is_dockerfile_step("[2/3] COPY a b"));
+        assert!(!is_dockerfile_step(
+            "[deps 1/4] FROM docker.io/library/busybox"
+        ));
+        assert!(!is_dockerfile_step("[internal] load build context"));
+        assert!(!is_dockerfile_step(
+            "importing cache manifest from r/api:cache-deps"
+        ));
+        assert!(!is_dockerfile_step("exporting to image"));
+    }
+
+    #[test]
+    fn a_tally_counts_completed_steps_their_cache_and_the_bytes_downloaded() {
+        let mut tally = StepTally::default();
+        tally.vertex("a", "[deps 2/3] WORKDIR /app", false, false);
+        tally.vertex("a", "", true, true);
+        tally.vertex("b", "[deps 3/3] RUN install", false, true);
+        tally.vertex("c", "[internal] load metadata", false, true);
+        tally.status("sha256:1", 10, 100);
+        tally.status("sha256:1", 100, 100);
+        tally.status("sha256:2", 5, 0);
+        tally.status("extracting sha256:1", 100, 100);
+        let summary = tally.summary();
+        assert_eq!(
+            summary,
+            BuildSteps {
+                steps: 2,
+                cached: 1,
+                pulled_bytes: 105
+            }
+        );
+        assert!(!summary.all_cached());
+        tally.vertex("b", "", true, true);
+        assert!(tally.summary().all_cached());
+    }
+}
