@@ -166,7 +166,7 @@ impl Engine {
                     }
                 }
                 for download in &status.statuses {
-                    tally.status(&download.id, download.current, download.total);
+                    tally.status(&download.id);
                 }
                 for entry in &status.logs {
                     for line in String::from_utf8_lossy(&entry.msg).lines() {

@@ -8,6 +8,8 @@
 //! the final stage only, so the dependency stage is built on its own (`target`) and
 //! pushed as `<repository>:cache-<stage>`.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::build_steps::BuildSteps;
@@ -25,6 +27,19 @@ pub struct CacheUse {
     /// The dependency stage, built first and pushed as `image`; none when the
     /// Dockerfile has no such stage (or `docker.cache_stage = ""`).
     pub stage: Option<CacheStage>,
+    /// The compressed size of each layer of the imported images, by digest (for the
+    /// bytes a build pulled: BuildKit names the layers, not their sizes).
+    pub layer_sizes: BTreeMap<String, u64>,
+}
+
+impl CacheUse {
+    /// The bytes of `pulled` layers (those of unknown size count 0).
+    pub fn bytes_of(&self, pulled: &[String]) -> u64 {
+        pulled
+            .iter()
+            .filter_map(|digest| self.layer_sizes.get(digest))
+            .sum()
+    }
 }
 
 /// The dependency stage of a Dockerfile and the cache image it is pushed as.
@@ -41,7 +56,7 @@ pub struct CacheStage {
 pub enum StageSource {
     /// Every step was in the daemon's own build cache.
     LocalCache,
-    /// Every step was a cache hit, and the daemon pulled the layers from the registry.
+    /// Every step was a cache hit, and the daemon pulled layers from the registry.
     RegistryCache,
     /// At least one step ran.
     Built,
@@ -52,7 +67,7 @@ impl StageSource {
     pub fn of(steps: &BuildSteps) -> Self {
         if !steps.all_cached() {
             StageSource::Built
-        } else if steps.pulled_bytes > 0 {
+        } else if !steps.pulled.is_empty() {
             StageSource::RegistryCache
         } else {
             StageSource::LocalCache
@@ -78,7 +93,8 @@ pub struct DependencyStage {
     pub cache_image: String,
     /// Whether `cache_image` was pushed (a failed push is a warning, not a failed image).
     pub cache_pushed: bool,
-    /// Bytes the daemon pulled while building the stage (the registry cache's layers).
+    /// Compressed bytes of the layers the daemon pulled from the registry while
+    /// building the stage (the registry cache's).
     pub pulled_bytes: u64,
     /// The images whose cache the builds imported.
     pub imported: Vec<String>,
@@ -90,18 +106,32 @@ mod tests {
 
     #[test]
     fn the_source_is_judged_from_the_stages_steps() {
-        let steps = |steps, cached, pulled_bytes| BuildSteps {
+        let steps = |steps, cached, pulled: &[&str]| BuildSteps {
             steps,
             cached,
-            pulled_bytes,
+            pulled: pulled.iter().map(|d| (*d).to_owned()).collect(),
         };
-        assert_eq!(StageSource::of(&steps(3, 2, 0)), StageSource::Built);
-        assert_eq!(StageSource::of(&steps(3, 2, 900)), StageSource::Built);
-        assert_eq!(StageSource::of(&steps(0, 0, 0)), StageSource::Built);
-        assert_eq!(StageSource::of(&steps(3, 3, 0)), StageSource::LocalCache);
+        let layer = ["sha256:1"];
+        assert_eq!(StageSource::of(&steps(3, 2, &[])), StageSource::Built);
+        assert_eq!(StageSource::of(&steps(3, 2, &layer)), StageSource::Built);
+        assert_eq!(StageSource::of(&steps(0, 0, &[])), StageSource::Built);
+        assert_eq!(StageSource::of(&steps(3, 3, &[])), StageSource::LocalCache);
         assert_eq!(
-            StageSource::of(&steps(3, 3, 900)),
+            StageSource::of(&steps(3, 3, &layer)),
             StageSource::RegistryCache
+        );
+    }
+
+    #[test]
+    fn the_bytes_pulled_are_the_sizes_of_the_layers_named() {
+        let cache = CacheUse {
+            import: Vec::new(),
+            stage: None,
+            layer_sizes: BTreeMap::from([("sha256:1".to_owned(), 7), ("sha256:2".to_owned(), 5)]),
+        };
+        assert_eq!(
+            cache.bytes_of(&["sha256:1".to_owned(), "sha256:9".to_owned()]),
+            7
         );
     }
 }

@@ -1,21 +1,22 @@
 //! What BuildKit's progress says of a build's steps: how many of the Dockerfile's steps
-//! ran and how many came from a cache, and how many bytes the daemon pulled meanwhile
-//! (a registry cache's layers, a base image's), for the registry build cache's report.
+//! ran and how many came from a cache, and which layers the daemon pulled for a cache
+//! hit (a registry cache's), for the registry build cache's report.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 
 /// A build's steps as BuildKit reported them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BuildSteps {
     /// The Dockerfile's steps (`[stage n/m] RUN …`, `COPY`, `WORKDIR`; not `FROM`, not
     /// BuildKit's own `[internal]` ones) that completed.
     pub steps: u32,
     /// Of those, the ones BuildKit took from a cache (its own, or one it imported).
     pub cached: u32,
-    /// Bytes the daemon pulled from registries during the build (layer downloads).
-    pub pulled_bytes: u64,
+    /// The layers (blob digests) the daemon pulled from a registry for a cache hit
+    /// (BuildKit's `pulling sha256:…`; it gives no byte counts).
+    pub pulled: Vec<String>,
 }
 
 impl BuildSteps {
@@ -30,8 +31,8 @@ impl BuildSteps {
 pub struct StepTally {
     /// Per vertex digest: is it a Dockerfile step, was it cached, did it complete.
     vertices: HashMap<String, Vertex>,
-    /// Per download (status id `sha256:…`): the largest byte count seen.
-    downloads: HashMap<String, u64>,
+    /// The layers pulled (status `pulling sha256:…`), in order, once each.
+    pulled: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -52,14 +53,13 @@ impl StepTally {
         entry.completed |= completed;
     }
 
-    /// One status line of a vertex: a download's progress when its id is a digest.
-    pub fn status(&mut self, id: &str, current: i64, total: i64) {
-        if !id.starts_with("sha256:") {
-            return;
+    /// One status line of a vertex: a layer pulled when it reads `pulling sha256:…`.
+    pub fn status(&mut self, id: &str) {
+        if let Some(digest) = id.strip_prefix("pulling ") {
+            if digest.starts_with("sha256:") && !self.pulled.iter().any(|d| d == digest) {
+                self.pulled.push(digest.to_owned());
+            }
         }
-        let bytes = current.max(total).max(0) as u64;
-        let seen = self.downloads.entry(id.to_owned()).or_default();
-        *seen = (*seen).max(bytes);
     }
 
     pub fn summary(&self) -> BuildSteps {
@@ -74,7 +74,7 @@ impl StepTally {
         BuildSteps {
             steps,
             cached,
-            pulled_bytes: self.downloads.values().sum(),
+            pulled: self.pulled.clone(),
         }
     }
 }
@@ -121,17 +121,18 @@ mod tests {
         tally.vertex("a", "", true, true);
         tally.vertex("b", "[deps 3/3] RUN install", false, true);
         tally.vertex("c", "[internal] load metadata", false, true);
-        tally.status("sha256:1", 10, 100);
-        tally.status("sha256:1", 100, 100);
-        tally.status("sha256:2", 5, 0);
-        tally.status("extracting sha256:1", 100, 100);
+        tally.status("pulling sha256:1");
+        tally.status("pulling sha256:1");
+        tally.status("pulling sha256:2");
+        tally.status("extracting sha256:3");
+        tally.status("exporting layers");
         let summary = tally.summary();
         assert_eq!(
             summary,
             BuildSteps {
                 steps: 2,
                 cached: 1,
-                pulled_bytes: 105
+                pulled: vec!["sha256:1".to_owned(), "sha256:2".to_owned()],
             }
         );
         assert!(!summary.all_cached());

@@ -308,7 +308,10 @@ async fn build_then_push(
                     source: StageSource::of(&built.steps),
                     cache_image: stage.image.clone(),
                     cache_pushed: false,
-                    pulled_bytes: built.steps.pulled_bytes,
+                    pulled_bytes: job
+                        .cache
+                        .as_ref()
+                        .map_or(0, |cache| cache.bytes_of(&built.steps.pulled)),
                     imported: request.cache_from.clone(),
                 });
             }

@@ -4,7 +4,7 @@
 //! with one tag listing per repository) and the cache image its dependency stage is
 //! pushed as. The pushes happen in the same step as the images', after the review.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
 
@@ -16,6 +16,8 @@ use crate::docker::build_context::{self, ContextSpec};
 use crate::docker::engine::{BuilderKind, Engine};
 use crate::docker::images::{ImageJob, ImageSettings};
 use crate::model::config::{cache_tag, is_cache_tag, ConfigError, DockerCache, CONFIG_FILE};
+use crate::registry::manifest::Content;
+use crate::registry::{Place, RegistryClient};
 
 /// Earlier commit tags of a service imported, nearest first (besides the live one).
 const PREVIOUS_TAGS: usize = 2;
@@ -77,9 +79,15 @@ impl Run<'_> {
                 image: format!("{repository}:{}", cache_tag(name)),
             });
             let live = before.tag_of(&job.service);
+            let import = imports(repository, &tags, &ancestors, live, stage.as_ref());
+            let layer_sizes = match &registry {
+                Ok(client) => layer_sizes(client, repo_path, &import).await,
+                Err(_) => BTreeMap::new(),
+            };
             job.cache = Some(CacheUse {
-                import: imports(repository, &tags, &ancestors, live, stage.as_ref()),
+                import,
                 stage,
+                layer_sizes,
             });
         }
         Ok(())
@@ -130,6 +138,31 @@ fn imports(
         }
     }
     images
+}
+
+/// The compressed size of each layer of `images` (read from their manifests; one that
+/// cannot be read adds nothing: the sizes only count the bytes a build pulled).
+async fn layer_sizes(
+    registry: &RegistryClient,
+    repository: &str,
+    images: &[String],
+) -> BTreeMap<String, u64> {
+    let mut sizes = BTreeMap::new();
+    for image in images {
+        let Some((_, tag)) = image.rsplit_once(':') else {
+            continue;
+        };
+        let place = Place {
+            registry,
+            repository,
+        };
+        if let Ok(Some(manifest)) = crate::registry::fetch_manifest(place, tag).await {
+            if let Content::Image { blobs } = manifest.content {
+                sizes.extend(blobs.into_iter().map(|blob| (blob.digest, blob.size)));
+            }
+        }
+    }
+    sizes
 }
 
 /// Up to [`ANCESTORS`] first-parent ancestors of `commit`, nearest first (empty when the
