@@ -24,6 +24,8 @@
 #   BENCH_BUDGET_SECS=N   no new run starts after N s (default 840)
 #   DEPLOY_BIN=path       the deploy binary (default target/debug/deploy)
 #   BENCH_RESULTS=path    where to write the results (default bench/results-build-cache.md)
+#   BENCH_KEEP=dir        where the runs' JSON summaries and logs are copied (default
+#                         /tmp/deploy-bench-cache-last; empty: not kept)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -35,6 +37,7 @@ REPEATS="${BENCH_REPEATS:-2}"
 SCENARIOS="${BENCH_SCENARIOS:-changed full}"
 BUDGET="${BENCH_BUDGET_SECS:-840}"
 RESULTS="${BENCH_RESULTS:-$ROOT/bench/results-build-cache.md}"
+KEEP="${BENCH_KEEP:-/tmp/deploy-bench-cache-last}"
 DEPLOY_TIMEOUT=600
 
 log() { echo "bench: $*" >&2; }
@@ -82,6 +85,11 @@ stop_daemon() {
 }
 cleanup() {
     stop_daemon
+    # The runs' JSON summaries and logs outlive the temp dir, for a look afterwards.
+    if [[ -n "$KEEP" ]]; then
+        rm -rf "$KEEP" && mkdir -p "$KEEP" && cp "$WORK"/*.json "$WORK"/*.log "$WORK"/rows "$KEEP"/ 2>/dev/null || true
+        cp -r "$WORK/platform/.git/deploy/logs" "$KEEP/build-logs" 2>/dev/null || true
+    fi
     ip link delete "$BRIDGE" 2>/dev/null || true
     rm -rf "$WORK"
 }

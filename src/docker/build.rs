@@ -235,6 +235,7 @@ impl Engine {
             context: stats,
             context_size: context_size.unwrap_or(stats.bytes),
             steps: tally.summary(),
+            stage_steps: tally.by_stage(),
         })
     }
 }
@@ -388,8 +389,9 @@ pub struct Built {
     /// Bytes of the context the build saw (served: every file the daemon listed, sent or
     /// already held; a tar: what it held).
     pub context_size: u64,
-    /// The steps BuildKit ran and took from a cache (BuildKit only).
+    /// The steps BuildKit ran and took from a cache (BuildKit only), and per stage.
     pub steps: BuildSteps,
+    pub stage_steps: HashMap<String, BuildSteps>,
 }
 
 /// A build that the Dockerfile (not deploy) failed: the message, the log's last lines

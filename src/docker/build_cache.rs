@@ -48,6 +48,8 @@ pub struct CacheStage {
     pub name: String,
     /// `host/repository:cache-<stage>`.
     pub image: String,
+    /// The stage reads no service build argument: one build serves every service.
+    pub shared: bool,
 }
 
 /// Where an image's dependency stage came from.

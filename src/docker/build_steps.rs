@@ -35,9 +35,11 @@ pub struct StepTally {
     pulled: Vec<String>,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Vertex {
     step: bool,
+    /// The stage of `[deps 3/5] …`; none for an unnamed stage's `[2/3] …`.
+    stage: Option<String>,
     cached: bool,
     completed: bool,
 }
@@ -48,6 +50,7 @@ impl StepTally {
         let entry = self.vertices.entry(digest.to_owned()).or_default();
         if !name.is_empty() {
             entry.step = is_dockerfile_step(name);
+            entry.stage = stage_of(name);
         }
         entry.cached |= cached;
         entry.completed |= completed;
@@ -63,7 +66,30 @@ impl StepTally {
     }
 
     pub fn summary(&self) -> BuildSteps {
-        let done = self.vertices.values().filter(|v| v.step && v.completed);
+        self.summary_where(|_| true)
+    }
+
+    /// The steps of each named stage (the layers pulled are the build's).
+    pub fn by_stage(&self) -> HashMap<String, BuildSteps> {
+        let stages: std::collections::BTreeSet<&String> = self
+            .vertices
+            .values()
+            .filter_map(|v| v.stage.as_ref())
+            .collect();
+        stages
+            .into_iter()
+            .map(|stage| {
+                let summary = self.summary_where(|v| v.stage.as_ref() == Some(stage));
+                (stage.clone(), summary)
+            })
+            .collect()
+    }
+
+    fn summary_where(&self, wanted: impl Fn(&Vertex) -> bool) -> BuildSteps {
+        let done = self
+            .vertices
+            .values()
+            .filter(|v| v.step && v.completed && wanted(v));
         let (mut steps, mut cached) = (0, 0);
         for vertex in done {
             steps += 1;
@@ -77,6 +103,14 @@ impl StepTally {
             pulled: self.pulled.clone(),
         }
     }
+}
+
+/// `deps` of `[deps 3/4] RUN …`.
+fn stage_of(name: &str) -> Option<String> {
+    let label = name.strip_prefix('[')?.split_once(']')?.0;
+    let mut words = label.split_whitespace();
+    let (first, second) = (words.next()?, words.next());
+    second.map(|_| first.to_ascii_lowercase())
 }
 
 /// `[deps 3/4] RUN …` or `[2/3] COPY …`, but not `[internal] …` nor a `FROM` (resolved,
@@ -136,7 +170,12 @@ mod tests {
             }
         );
         assert!(!summary.all_cached());
+        assert_eq!(tally.by_stage()["deps"].steps, 2);
+        tally.vertex("d", "[service 1/2] COPY x y", false, true);
+        assert_eq!(tally.by_stage()["deps"].cached, 1);
+        assert_eq!(tally.by_stage()["service"].steps, 1);
         tally.vertex("b", "", true, true);
-        assert!(tally.summary().all_cached());
+        assert!(tally.by_stage()["deps"].all_cached());
+        assert!(!tally.summary().all_cached());
     }
 }

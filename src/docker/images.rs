@@ -74,11 +74,11 @@ pub struct ImageResult {
 }
 
 impl ImageResult {
-    /// The summary's words for a pushed image: `built, pushed`, with where its
+    /// The summary's words for a pushed image: `built, pushed`, then where its
     /// dependency stage came from when the registry build cache was used.
     pub fn pushed_words(&self) -> String {
         match &self.dependency_stage {
-            Some(stage) => format!("built ({}: {}), pushed", stage.stage, stage.source.words()),
+            Some(stage) => format!("built, pushed ({}: {})", stage.stage, stage.source.words()),
             None => "built, pushed".to_owned(),
         }
     }
@@ -131,16 +131,19 @@ pub async fn build_and_push(
     }
 
     let failed = AtomicBool::new(false);
+    let shared_stage = std::sync::Mutex::new(None);
     // Until the first image is built, it is the only one.
     let build_slots = tokio::sync::Semaphore::new(1);
     let run = |job: ImageJob| {
         let failed = &failed;
         let build_slots = &build_slots;
+        let shared_stage = &shared_stage;
         let logins = logins.clone();
         async move {
             let slots = BuildSlots {
                 slots: build_slots,
                 failed,
+                shared_stage,
             };
             let (result, context) =
                 build_then_push(engine, &job, settings, credentials, logins, progress, slots).await;
@@ -193,6 +196,8 @@ const MIB: f64 = 1024.0 * 1024.0;
 struct BuildSlots<'a> {
     slots: &'a tokio::sync::Semaphore,
     failed: &'a AtomicBool,
+    /// The image id of the dependency stage, once built, when it is the same for all.
+    shared_stage: &'a std::sync::Mutex<Option<String>>,
 }
 
 /// Whether the run has said that the classic builder gets the whole context.
@@ -291,7 +296,28 @@ async fn build_then_push(
     // then finds it in the daemon's cache.
     let stage = job.cache.as_ref().and_then(|c| c.stage.as_ref());
     let mut dependency_stage = None;
-    if let Some(stage) = stage {
+    // A stage that is the same for every service is built once (by the first image,
+    // alone) and tagged for the others: builds side by side may not share the context's
+    // copy, and would each run the stage again.
+    let built_once = stage
+        .filter(|stage| stage.shared)
+        .and_then(|_| slots.shared_stage.lock().ok().and_then(|id| id.clone()));
+    let mut judged_by_the_image = false;
+    if let (Some(stage), Some(id)) = (stage, &built_once) {
+        if let Err(err) = engine.tag(id, &stage.image).await {
+            item.finish("build FAILED");
+            return (failed(format!("{err:#}"), None), None);
+        }
+        judged_by_the_image = true;
+        dependency_stage = Some(DependencyStage {
+            stage: stage.name.clone(),
+            source: StageSource::LocalCache,
+            cache_image: stage.image.clone(),
+            cache_pushed: false,
+            pulled_bytes: 0,
+            imported: request.cache_from.clone(),
+        });
+    } else if let Some(stage) = stage {
         item.state(&format!("building the {} stage", stage.name));
         let stage_request = BuildRequest {
             image: stage.image.clone(),
@@ -303,6 +329,11 @@ async fn build_then_push(
         };
         match build_retrying(engine, &stage_request, &item).await {
             Ok(built) => {
+                if stage.shared {
+                    if let Ok(mut id) = slots.shared_stage.lock() {
+                        *id = Some(built.image_id.clone());
+                    }
+                }
                 dependency_stage = Some(DependencyStage {
                     stage: stage.name.clone(),
                     source: StageSource::of(&built.steps),
@@ -328,7 +359,19 @@ async fn build_then_push(
     // Pushing needs no build slot: the next image builds meanwhile.
     drop(slot);
     let context = match built {
-        Ok(built) => built.context_size,
+        Ok(built) => {
+            // The stage's steps in the image's own build say where it came from.
+            if let Some(stage) = dependency_stage.as_mut().filter(|_| judged_by_the_image) {
+                if let Some(steps) = built.stage_steps.get(&stage.stage) {
+                    stage.source = StageSource::of(steps);
+                    stage.pulled_bytes = job
+                        .cache
+                        .as_ref()
+                        .map_or(0, |cache| cache.bytes_of(&built.steps.pulled));
+                }
+            }
+            built.context_size
+        }
         Err(err) => {
             item.finish("build FAILED");
             return (failed(format!("{err:#}"), Some(build_secs)), None);

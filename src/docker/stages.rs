@@ -55,6 +55,48 @@ pub fn dependency_stage(dockerfile: &str) -> Option<String> {
     stages.into_iter().find(|stage| used.contains(stage))
 }
 
+/// Whether `stage` (or a stage it builds `FROM`) declares the build argument `arg`: then
+/// it differs per service and is built per service.
+pub fn reads_arg(dockerfile: &str, stage: &str, arg: &str) -> bool {
+    let mut current: Option<String> = None;
+    let mut parents: Vec<(String, String)> = Vec::new();
+    let mut declaring: Vec<String> = Vec::new();
+    for line in instructions(dockerfile) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(keyword) = words.first() else {
+            continue;
+        };
+        if keyword.eq_ignore_ascii_case("FROM") {
+            let image = words.iter().skip(1).find(|w| !w.starts_with("--"));
+            let name = words
+                .iter()
+                .position(|w| w.eq_ignore_ascii_case("AS"))
+                .and_then(|at| words.get(at + 1))
+                .map(|name| name.to_ascii_lowercase());
+            if let (Some(name), Some(image)) = (&name, image) {
+                parents.push((name.clone(), image.to_ascii_lowercase()));
+            }
+            current = name;
+        } else if keyword.eq_ignore_ascii_case("ARG") {
+            let declared = words[1..].iter().any(|w| w.split('=').next() == Some(arg));
+            if let (true, Some(stage)) = (declared, &current) {
+                declaring.push(stage.clone());
+            }
+        }
+    }
+    let mut stage = stage.to_ascii_lowercase();
+    for _ in 0..=parents.len() {
+        if declaring.contains(&stage) {
+            return true;
+        }
+        match parents.iter().find(|(name, _)| *name == stage) {
+            Some((_, parent)) => stage = parent.clone(),
+            None => return false,
+        }
+    }
+    false
+}
+
 /// The dependency stage of a build: `configured` (`docker.cache_stage`; `""` for none),
 /// checked against the Dockerfile, else the one found in it.
 pub fn choose(dockerfile: &str, configured: Option<&str>) -> Result<Option<String>, String> {
@@ -107,6 +149,16 @@ mod tests {
         assert_eq!(dependency_stage(mounted), Some("deps".to_owned()));
         let single = "FROM node:20 AS app\nRUN npm ci\n";
         assert_eq!(dependency_stage(single), None);
+    }
+
+    #[test]
+    fn a_stage_that_declares_the_service_argument_is_per_service() {
+        assert!(!reads_arg(FIXTURE, "deps", "SERVICE"));
+        let per_service =
+            "FROM base AS tools\nARG SERVICE\nFROM tools AS deps\nRUN x\nFROM deps AS app\n";
+        assert!(reads_arg(per_service, "deps", "SERVICE"));
+        assert!(reads_arg(per_service, "tools", "SERVICE"));
+        assert!(!reads_arg(per_service, "deps", "OTHER"));
     }
 
     #[test]

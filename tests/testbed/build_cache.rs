@@ -154,7 +154,7 @@ fn images_push_their_inline_cache_and_the_dependency_stage_as_a_cache_image() {
         .args(PUSH_API)
         .run()
         .success()
-        .stdout_has("built (deps: local cache), pushed");
+        .stdout_has("built, pushed (deps: local cache)");
 }
 
 #[test]

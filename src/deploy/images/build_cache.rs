@@ -15,6 +15,7 @@ use crate::docker::build_cache::{CacheStage, CacheUse};
 use crate::docker::build_context::{self, ContextSpec};
 use crate::docker::engine::{BuilderKind, Engine};
 use crate::docker::images::{ImageJob, ImageSettings};
+use crate::docker::stages;
 use crate::model::config::{cache_tag, is_cache_tag, ConfigError, DockerCache, CONFIG_FILE};
 use crate::registry::manifest::Content;
 use crate::registry::{Place, RegistryClient};
@@ -40,8 +41,8 @@ impl Run<'_> {
             return Ok(());
         }
         if engine.builder != BuilderKind::BuildKit {
-            self.progress.note(
-                "the registry build cache needs BuildKit (the daemon uses the classic builder): images build without it",
+            tracing::debug!(
+                "the classic builder imports no registry cache: images build without it"
             );
             return Ok(());
         }
@@ -51,12 +52,24 @@ impl Run<'_> {
             dir: settings.context_dir.clone(),
             dockerfile: settings.dockerfile.clone(),
             include: None,
-        })?;
-        let stage = crate::docker::stages::choose(&dockerfile, config.cache_stage.as_deref())
-            .map_err(|message| ConfigError {
-                path: self.platform.root.join(CONFIG_FILE),
-                message,
-            })?;
+        });
+        // A Dockerfile that cannot be read is the build's to report, in its own words.
+        let (stage, shared) = match dockerfile {
+            Ok(text) => {
+                let stage =
+                    stages::choose(&text, config.cache_stage.as_deref()).map_err(|message| {
+                        ConfigError {
+                            path: self.platform.root.join(CONFIG_FILE),
+                            message,
+                        }
+                    })?;
+                let shared = stage
+                    .as_ref()
+                    .is_some_and(|stage| !stages::reads_arg(&text, stage, &settings.service_arg));
+                (stage, shared)
+            }
+            Err(_) => (None, false),
+        };
         let ancestors = first_parent_ancestors(&self.platform.root, &settings.commit);
         let registry = access.registry_client();
         for job in jobs.iter_mut() {
@@ -77,6 +90,7 @@ impl Run<'_> {
             let stage = stage.as_ref().map(|name| CacheStage {
                 name: name.clone(),
                 image: format!("{repository}:{}", cache_tag(name)),
+                shared,
             });
             let live = before.tag_of(&job.service);
             let import = imports(repository, &tags, &ancestors, live, stage.as_ref());
@@ -201,6 +215,7 @@ mod tests {
         let stage = CacheStage {
             name: "deps".into(),
             image: "r/api:cache-deps".into(),
+            shared: true,
         };
         let held = tags(&[
             "a1a1a1a",
