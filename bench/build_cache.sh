@@ -280,7 +280,7 @@ EOF2
 deploy_info() {
     local kind=debug
     [[ "$DEPLOY" == *release* ]] && kind=release
-    echo "\`$DEPLOY\` ($kind, built $(date -u -r "$DEPLOY" +%Y-%m-%dT%H:%MZ))"
+    echo "\`${DEPLOY#"$ROOT"/}\` ($kind, built $(date -u -r "$DEPLOY" +%Y-%m-%dT%H:%MZ))"
 }
 "$PY" - "$ROWS" "$DEPS_MIB" "$(deploy_info)" "$(docker version --format '{{.Server.Version}}')" "$(nproc)" "$(uptime)" "$(cat "$WORK/overhead")" >"$RESULTS" <<'EOF'
 import statistics, sys
