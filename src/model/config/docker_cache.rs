@@ -70,6 +70,23 @@ mod tests {
     }
 
     #[test]
+    fn the_keys_parse_and_bad_values_name_the_key() {
+        use super::super::Config;
+        let default = Config::parse("").unwrap();
+        assert_eq!(default.docker.cache, DockerCache::Registry);
+        assert_eq!(default.docker.cache_stage, None);
+        let set = Config::parse("[docker]\ncache = \"off\"\ncache_stage = \"deps\"\n").unwrap();
+        assert_eq!(set.docker.cache, DockerCache::Off);
+        assert_eq!(set.docker.cache_stage.as_deref(), Some("deps"));
+        let none = Config::parse("[docker]\ncache_stage = \"\"\n").unwrap();
+        assert_eq!(none.docker.cache_stage.as_deref(), Some(""));
+        let err = Config::parse("[docker]\ncache = \"s3\"\n").unwrap_err();
+        assert!(err.contains("registry") && err.contains("off"), "{err}");
+        let err = Config::parse("[docker]\ncache_stage = \"a b\"\n").unwrap_err();
+        assert!(err.contains("docker.cache_stage"), "{err}");
+    }
+
+    #[test]
     fn stage_names_are_checked() {
         assert!(check_stage(None).is_ok());
         assert!(check_stage(Some("")).is_ok());
