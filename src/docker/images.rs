@@ -444,3 +444,37 @@ async fn build_retrying(
     }
     built
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_says_where_the_dependency_stage_came_from() {
+        let mut result = ImageResult {
+            service: "api".into(),
+            image: "r/api:abc1234".into(),
+            status: ImageStatus::Pushed,
+            build_secs: Some(1.0),
+            push_secs: Some(1.0),
+            error: None,
+            dependency_stage: None,
+        };
+        assert_eq!(result.pushed_words(), "built, pushed");
+        result.dependency_stage = Some(DependencyStage {
+            stage: "deps".into(),
+            source: StageSource::RegistryCache,
+            cache_image: "r/api:cache-deps".into(),
+            cache_pushed: true,
+            pulled_bytes: 7,
+            imported: vec!["r/api:cache-deps".into()],
+        });
+        assert_eq!(
+            result.pushed_words(),
+            "built, pushed (deps: registry cache)"
+        );
+        let json = serde_json::to_value(&result).unwrap();
+        assert_eq!(json["dependency_stage"]["source"], "registry_cache");
+        assert_eq!(json["dependency_stage"]["pulled_bytes"], 7);
+    }
+}
