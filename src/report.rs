@@ -204,7 +204,10 @@ impl fmt::Display for RunReport {
             let image = self.images.iter().find(|i| i.service == step.name);
             let rollout = self.rollouts.iter().find(|r| r.service == step.name);
             let push = match image.map(|i| i.status) {
-                Some(ImageStatus::Pushed) => Cell::new("built, pushed", Tone::Done),
+                Some(ImageStatus::Pushed) => Cell::new(
+                    image.map_or_else(String::new, ImageResult::pushed_words),
+                    Tone::Done,
+                ),
                 Some(ImageStatus::Copied) => Cell::new("copied by digest", Tone::Done),
                 Some(ImageStatus::AlreadyInRegistry) => {
                     Cell::new("already in registry", Tone::Known)
@@ -395,6 +398,7 @@ mod tests {
             build_secs: secs.map(|(build, _)| build),
             push_secs: secs.map(|(_, push)| push),
             error: None,
+            dependency_stage: None,
         }
     }
 

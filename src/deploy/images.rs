@@ -1,10 +1,13 @@
 //! Step 6, the images: one step, [`Run::obtain_images`], whatever their source
 //! ([`ImageSource`]); the build and push of a deploy.
 
+mod build_cache;
+
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 
+use super::ledger::Before;
 use super::messages::pushed_sentence;
 use super::run::{interruptible, Ready, Run};
 use super::source::ImageSource;
@@ -16,7 +19,12 @@ use crate::report::RunReport;
 impl Run<'_> {
     /// Step 6: the images of the services this run deploys, in this environment's
     /// registry, recorded in the report.
-    pub(super) async fn obtain_images(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+    pub(super) async fn obtain_images(
+        &self,
+        ready: &Ready,
+        before: &Before,
+        report: &mut RunReport,
+    ) -> Result<()> {
         match self.source {
             // Found in the registry by preflight.
             ImageSource::Rollback | ImageSource::Undo => {
@@ -28,17 +36,26 @@ impl Run<'_> {
             }
             ImageSource::Build => {
                 let started = Instant::now();
-                let built =
-                    interruptible(Stage::BeforeRoll, self.build_and_push(ready, report)).await;
+                let built = interruptible(
+                    Stage::BeforeRoll,
+                    self.build_and_push(ready, before, report),
+                )
+                .await;
                 report.stage("build and push", started);
                 built
             }
         }
     }
 
-    /// Step 6: build and push every planned image.
-    pub(super) async fn build_and_push(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
-        let (access, jobs) = self.image_jobs(&ready.aws.sdk).await?;
+    /// Step 6: build and push every planned image (with the registry build cache: its
+    /// cache images too, in the same step, so after the review like every push).
+    pub(super) async fn build_and_push(
+        &self,
+        ready: &Ready,
+        before: &Before,
+        report: &mut RunReport,
+    ) -> Result<()> {
+        let (access, mut jobs) = self.image_jobs(&ready.aws.sdk).await?;
         let docker_config = &self.platform.config.docker;
         let settings = ImageSettings {
             repo_root: self.platform.root.clone(),
@@ -61,6 +78,8 @@ impl Run<'_> {
             .context("building images needs the Docker daemon")?;
         // Held until every image is built and pushed: `deploy prune` waits for it.
         let _builds = DaemonLock::for_builds(engine, self.progress).await;
+        self.plan_build_cache(engine, &access, &settings, before, &mut jobs)
+            .await?;
         images::build_and_push(
             engine,
             &jobs,

@@ -182,6 +182,7 @@ mod tests {
             build_secs: None,
             push_secs: None,
             error: None,
+            dependency_stage: None,
         }
     }
 

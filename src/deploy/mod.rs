@@ -109,7 +109,7 @@ impl Run<'_> {
         }
         report.began = true;
         self.stages.enter(Step::BuildAndPush);
-        self.obtain_images(ready, report).await?;
+        self.obtain_images(ready, before, report).await?;
         self.stages.enter(Step::Spas);
         self.deploy_spas(ready, report).await?;
         match self.roll(ready, report).await {

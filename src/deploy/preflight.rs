@@ -339,7 +339,7 @@ impl Run<'_> {
         let credentials = access.docker_credentials();
         let mut found = Vec::new();
         let mut missing = Vec::new();
-        for ImageJob { service, image } in jobs {
+        for ImageJob { service, image, .. } in jobs {
             if engine.exists_in_registry(&image, &credentials).await? {
                 found.push(ImageResult {
                     service,
@@ -348,6 +348,7 @@ impl Run<'_> {
                     build_secs: None,
                     push_secs: None,
                     error: None,
+                    dependency_stage: None,
                 });
             } else {
                 missing.push(format!("  {service}: no {image}"));
@@ -408,6 +409,7 @@ impl Run<'_> {
             .map(|step| ImageJob {
                 service: step.name.clone(),
                 image: format!("{}/{}", access.host, step.image),
+                cache: None,
             })
             .collect();
         Ok((access, jobs))

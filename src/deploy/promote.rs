@@ -280,6 +280,7 @@ impl Run<'_> {
                                 build_secs: None,
                                 push_secs: Some(started.elapsed().as_secs_f64()),
                                 error: None,
+                                dependency_stage: None,
                             },
                             Some(CopiedImage {
                                 service: step.name.clone(),
@@ -299,6 +300,7 @@ impl Run<'_> {
                                 build_secs: None,
                                 push_secs: None,
                                 error: Some(message),
+                                dependency_stage: None,
                             },
                             None,
                         )

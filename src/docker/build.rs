@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use super::engine::{daemon_messages, is_from_the_daemon, BuilderKind, Engine};
 use crate::build_output::{self, is_out_of_disk};
 use crate::docker::build_context::{self, ContextSpec, ContextStats};
+use crate::docker::build_steps::{BuildSteps, StepTally};
 use crate::docker::dockerignore::DockerIgnore;
 use crate::docker::file_sync::SyncedDir;
 use crate::docker::registry_auth::{self, Asked, RegistryLogins};
@@ -65,6 +66,8 @@ impl Engine {
                     .buildargs(&build_args)
                     .remote(CLIENT_SESSION)
                     .session(&session.id)
+                    .target(request.target.as_deref().unwrap_or_default())
+                    .cachefrom(&request.cache_from)
                     .rm(true)
                     .forcerm(true)
                     .build();
@@ -101,6 +104,7 @@ impl Engine {
 
         let mut failure: Option<String> = None;
         let mut vertex_names: HashMap<String, String> = HashMap::new();
+        let mut tally = StepTally::default();
         while let Some(item) = stream.next().await {
             let info = match item {
                 Ok(info) => info,
@@ -134,6 +138,8 @@ impl Engine {
             }
             if let Some(bollard::models::BuildInfoAux::BuildKit(status)) = &info.aux {
                 for vertex in &status.vertexes {
+                    let completed = vertex.completed.is_some();
+                    tally.vertex(&vertex.digest, &vertex.name, vertex.cached, completed);
                     if !vertex.name.is_empty() {
                         let known = vertex_names.insert(vertex.digest.clone(), vertex.name.clone());
                         if known.is_none() {
@@ -152,8 +158,15 @@ impl Engine {
                             &mut log,
                             &format!("#{} ERROR: {}", short(&vertex.digest), vertex.error),
                         );
-                        failure.get_or_insert_with(|| vertex.error.clone());
+                        // A cache that cannot be imported costs time, never the build.
+                        let name = vertex_names.get(&vertex.digest).map_or("", String::as_str);
+                        if !name.starts_with(CACHE_IMPORT) {
+                            failure.get_or_insert_with(|| vertex.error.clone());
+                        }
                     }
+                }
+                for download in &status.statuses {
+                    tally.status(&download.id);
                 }
                 for entry in &status.logs {
                     for line in String::from_utf8_lossy(&entry.msg).lines() {
@@ -221,6 +234,8 @@ impl Engine {
             image_id: image.id.unwrap_or_default(),
             context: stats,
             context_size: context_size.unwrap_or(stats.bytes),
+            steps: tally.summary(),
+            stage_steps: tally.by_stage(),
         })
     }
 }
@@ -259,6 +274,9 @@ impl Engine {
         Some(registry_auth::login_advice(&host, found.as_ref(), &config))
     }
 }
+
+/// How BuildKit names the step that reads a `cachefrom` image.
+const CACHE_IMPORT: &str = "importing cache manifest from ";
 
 /// The `remote` of a build whose context the client serves over its session.
 const CLIENT_SESSION: &str = "client-session";
@@ -354,6 +372,10 @@ pub struct BuildRequest {
     pub image: String,
     pub context: ContextSpec,
     pub build_args: Vec<(String, String)>,
+    /// The stage to build (`--target`), else the last.
+    pub target: Option<String>,
+    /// Images whose inline cache BuildKit imports (`--cache-from`).
+    pub cache_from: Vec<String>,
     pub log_path: PathBuf,
     /// The logins for the images the build pulls (`FROM` a private registry).
     pub logins: Arc<RegistryLogins>,
@@ -367,6 +389,9 @@ pub struct Built {
     /// Bytes of the context the build saw (served: every file the daemon listed, sent or
     /// already held; a tar: what it held).
     pub context_size: u64,
+    /// The steps BuildKit ran and took from a cache (BuildKit only), and per stage.
+    pub steps: BuildSteps,
+    pub stage_steps: HashMap<String, BuildSteps>,
 }
 
 /// A build that the Dockerfile (not deploy) failed: the message, the log's last lines

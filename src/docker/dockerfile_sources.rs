@@ -114,7 +114,7 @@ pub fn copy_sources(dockerfile: &str, build_args: &[(String, String)]) -> Source
 
 /// The Dockerfile's instructions, one a line: comments and blank lines dropped,
 /// continuation lines (`\` at the end) joined.
-fn instructions(text: &str) -> Vec<String> {
+pub(crate) fn instructions(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
     for line in text.lines() {

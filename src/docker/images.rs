@@ -11,12 +11,13 @@ use bollard::auth::DockerCredentials;
 use futures_util::{stream, StreamExt};
 use serde::Serialize;
 
-use crate::docker::build::{self, BuildFailed, BuildRequest};
+use crate::docker::build::{self, BuildFailed, BuildRequest, Built};
+use crate::docker::build_cache::{self, CacheUse, DependencyStage, StageSource};
 use crate::docker::build_context::{self, ContextSpec};
 use crate::docker::dockerfile_sources::{copy_sources, Sources};
 use crate::docker::engine::{BuilderKind, Engine};
 use crate::docker::registry_auth::RegistryLogins;
-use crate::ui::progress::Progress;
+use crate::ui::progress::{ItemProgress, Progress};
 
 /// One image to produce.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub struct ImageJob {
     pub service: String,
     /// `<registry>/<repository>:<tag>`.
     pub image: String,
+    /// The registry build cache; `None` with `docker.cache = "off"`.
+    pub cache: Option<CacheUse>,
 }
 
 /// What is common to every image of a run.
@@ -65,6 +68,20 @@ pub struct ImageResult {
     pub build_secs: Option<f64>,
     pub push_secs: Option<f64>,
     pub error: Option<String>,
+    /// Where the dependency stage came from, with the registry build cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dependency_stage: Option<DependencyStage>,
+}
+
+impl ImageResult {
+    /// The summary's words for a pushed image: `built, pushed`, then where its
+    /// dependency stage came from when the registry build cache was used.
+    pub fn pushed_words(&self) -> String {
+        match &self.dependency_stage {
+            Some(stage) => format!("built, pushed ({}: {})", stage.stage, stage.source.words()),
+            None => "built, pushed".to_owned(),
+        }
+    }
 }
 
 /// Builds and pushes every job, adding each result to `results` as soon as it is known,
@@ -106,6 +123,7 @@ pub async fn build_and_push(
                 build_secs: None,
                 push_secs: None,
                 error: None,
+                dependency_stage: None,
             });
         } else {
             to_build.push(job);
@@ -113,16 +131,19 @@ pub async fn build_and_push(
     }
 
     let failed = AtomicBool::new(false);
+    let shared_stage = std::sync::Mutex::new(None);
     // Until the first image is built, it is the only one.
     let build_slots = tokio::sync::Semaphore::new(1);
     let run = |job: ImageJob| {
         let failed = &failed;
         let build_slots = &build_slots;
+        let shared_stage = &shared_stage;
         let logins = logins.clone();
         async move {
             let slots = BuildSlots {
                 slots: build_slots,
                 failed,
+                shared_stage,
             };
             let (result, context) =
                 build_then_push(engine, &job, settings, credentials, logins, progress, slots).await;
@@ -175,6 +196,8 @@ const MIB: f64 = 1024.0 * 1024.0;
 struct BuildSlots<'a> {
     slots: &'a tokio::sync::Semaphore,
     failed: &'a AtomicBool,
+    /// The image id of the dependency stage, once built, when it is the same for all.
+    shared_stage: &'a std::sync::Mutex<Option<String>>,
 }
 
 /// Whether the run has said that the classic builder gets the whole context.
@@ -216,6 +239,11 @@ async fn build_then_push(
     let item = progress.item(&job.service);
     let mut build_args = settings.build_args.clone();
     build_args.push((settings.service_arg.clone(), job.service.clone()));
+    let cache_from = job.cache.as_ref().map(|c| c.import.clone());
+    if cache_from.is_some() {
+        let (name, value) = build_cache::INLINE_CACHE_ARG;
+        build_args.push((name.to_owned(), value.to_owned()));
+    }
     let mut context = ContextSpec {
         repo_root: settings.repo_root.clone(),
         commit: settings.commit.clone(),
@@ -231,6 +259,8 @@ async fn build_then_push(
         image: job.image.clone(),
         context,
         build_args,
+        target: None,
+        cache_from: cache_from.unwrap_or_default(),
         log_path: settings.log_dir.join(format!("{}.log", job.service)),
         logins,
     };
@@ -241,6 +271,7 @@ async fn build_then_push(
         build_secs,
         push_secs: None,
         error: Some(error),
+        dependency_stage: None,
     };
 
     item.state("waiting for a build slot");
@@ -256,25 +287,91 @@ async fn build_then_push(
             build_secs: None,
             push_secs: None,
             error: None,
+            dependency_stage: None,
         };
         return (result, None);
     }
-    item.state("building");
     let started = Instant::now();
-    let mut built = engine.build(&request, |step| item.detail(step)).await;
-    if let Err(err) = &built {
-        if let Some(failure) = err.downcast_ref::<BuildFailed>() {
-            if build::is_transient_build_failure(failure) {
-                item.state("build hit a transient network error; retrying once");
-                built = engine.build(&request, |step| item.detail(step)).await;
+    // The dependency stage first, alone, into its cache image: the image's own build
+    // then finds it in the daemon's cache.
+    let stage = job.cache.as_ref().and_then(|c| c.stage.as_ref());
+    let mut dependency_stage = None;
+    // A stage that is the same for every service is built once (by the first image,
+    // alone) and tagged for the others: builds side by side may not share the context's
+    // copy, and would each run the stage again.
+    let built_once = stage
+        .filter(|stage| stage.shared)
+        .and_then(|_| slots.shared_stage.lock().ok().and_then(|id| id.clone()));
+    let mut judged_by_the_image = false;
+    if let (Some(stage), Some(id)) = (stage, &built_once) {
+        if let Err(err) = engine.tag(id, &stage.image).await {
+            item.finish("build FAILED");
+            return (failed(format!("{err:#}"), None), None);
+        }
+        judged_by_the_image = true;
+        dependency_stage = Some(DependencyStage {
+            stage: stage.name.clone(),
+            source: StageSource::LocalCache,
+            cache_image: stage.image.clone(),
+            cache_pushed: false,
+            pulled_bytes: 0,
+            imported: request.cache_from.clone(),
+        });
+    } else if let Some(stage) = stage {
+        item.state(&format!("building the {} stage", stage.name));
+        let stage_request = BuildRequest {
+            image: stage.image.clone(),
+            target: Some(stage.name.clone()),
+            log_path: settings
+                .log_dir
+                .join(format!("{}.{}.log", job.service, stage.name)),
+            ..request.clone()
+        };
+        match build_retrying(engine, &stage_request, &item).await {
+            Ok(built) => {
+                if stage.shared {
+                    if let Ok(mut id) = slots.shared_stage.lock() {
+                        *id = Some(built.image_id.clone());
+                    }
+                }
+                dependency_stage = Some(DependencyStage {
+                    stage: stage.name.clone(),
+                    source: StageSource::of(&built.steps),
+                    cache_image: stage.image.clone(),
+                    cache_pushed: false,
+                    pulled_bytes: job
+                        .cache
+                        .as_ref()
+                        .map_or(0, |cache| cache.bytes_of(&built.steps.pulled)),
+                    imported: request.cache_from.clone(),
+                });
+            }
+            Err(err) => {
+                item.finish("build FAILED");
+                let secs = started.elapsed().as_secs_f64();
+                return (failed(format!("{err:#}"), Some(secs)), None);
             }
         }
     }
+    item.state("building");
+    let built = build_retrying(engine, &request, &item).await;
     let build_secs = started.elapsed().as_secs_f64();
     // Pushing needs no build slot: the next image builds meanwhile.
     drop(slot);
     let context = match built {
-        Ok(built) => built.context_size,
+        Ok(built) => {
+            // The stage's steps in the image's own build say where it came from.
+            if let Some(stage) = dependency_stage.as_mut().filter(|_| judged_by_the_image) {
+                if let Some(steps) = built.stage_steps.get(&stage.stage) {
+                    stage.source = StageSource::of(steps);
+                    stage.pulled_bytes = job
+                        .cache
+                        .as_ref()
+                        .map_or(0, |cache| cache.bytes_of(&built.steps.pulled));
+                }
+            }
+            built.context_size
+        }
         Err(err) => {
             item.finish("build FAILED");
             return (failed(format!("{err:#}"), Some(build_secs)), None);
@@ -290,11 +387,21 @@ async fn build_then_push(
         item.finish("push FAILED");
         return (failed(format!("{err:#}"), Some(build_secs)), Some(context));
     }
+    // After the image: the cache image shares its layers, so little is left to send.
+    if let Some(stage) = dependency_stage.as_mut() {
+        item.state("pushing the cache image");
+        match engine
+            .push(&stage.cache_image, credentials, |status| item.detail(status))
+            .await
+        {
+            Ok(()) => stage.cache_pushed = true,
+            Err(err) => progress.note(&format!(
+                "warning: {} was pushed, but not its cache image ({err:#}); the next build on an empty machine builds the {} stage again",
+                job.image, stage.stage
+            )),
+        }
+    }
     let push_secs = started.elapsed().as_secs_f64();
-    item.finish(&format!(
-        "pushed {} (build {build_secs:.1}s, push {push_secs:.1}s)",
-        job.image
-    ));
     let result = ImageResult {
         service: job.service.clone(),
         image: job.image.clone(),
@@ -302,6 +409,72 @@ async fn build_then_push(
         build_secs: Some(build_secs),
         push_secs: Some(push_secs),
         error: None,
+        dependency_stage,
     };
+    item.finish(&format!(
+        "pushed {} (build {build_secs:.1}s, push {push_secs:.1}s){}",
+        job.image,
+        stage_note(&result.dependency_stage)
+    ));
     (result, Some(context))
+}
+
+/// `; deps: registry cache` for the progress line.
+fn stage_note(stage: &Option<DependencyStage>) -> String {
+    stage
+        .as_ref()
+        .map(|s| format!("; {}: {}", s.stage, s.source.words()))
+        .unwrap_or_default()
+}
+
+/// One build, tried again once when a step hit a transient network error.
+async fn build_retrying(
+    engine: &Engine,
+    request: &BuildRequest,
+    item: &ItemProgress,
+) -> Result<Built> {
+    let built = engine.build(request, |step| item.detail(step)).await;
+    if let Err(err) = &built {
+        if let Some(failure) = err.downcast_ref::<BuildFailed>() {
+            if build::is_transient_build_failure(failure) {
+                item.state("build hit a transient network error; retrying once");
+                return engine.build(request, |step| item.detail(step)).await;
+            }
+        }
+    }
+    built
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_says_where_the_dependency_stage_came_from() {
+        let mut result = ImageResult {
+            service: "api".into(),
+            image: "r/api:abc1234".into(),
+            status: ImageStatus::Pushed,
+            build_secs: Some(1.0),
+            push_secs: Some(1.0),
+            error: None,
+            dependency_stage: None,
+        };
+        assert_eq!(result.pushed_words(), "built, pushed");
+        result.dependency_stage = Some(DependencyStage {
+            stage: "deps".into(),
+            source: StageSource::RegistryCache,
+            cache_image: "r/api:cache-deps".into(),
+            cache_pushed: true,
+            pulled_bytes: 7,
+            imported: vec!["r/api:cache-deps".into()],
+        });
+        assert_eq!(
+            result.pushed_words(),
+            "built, pushed (deps: registry cache)"
+        );
+        let json = serde_json::to_value(&result).unwrap();
+        assert_eq!(json["dependency_stage"]["source"], "registry_cache");
+        assert_eq!(json["dependency_stage"]["pulled_bytes"], 7);
+    }
 }

@@ -5,7 +5,9 @@
 
 pub mod address;
 pub mod build;
+pub mod build_cache;
 pub mod build_context;
+pub mod build_steps;
 pub mod committed_files;
 pub mod context;
 pub mod daemon_lock;
@@ -19,4 +21,5 @@ pub mod push;
 pub mod registry_auth;
 pub mod session;
 pub mod ssh;
+pub mod stages;
 pub mod tls;

@@ -56,6 +56,19 @@ impl Engine {
         }
     }
 
+    /// Tags the local image `id` as `image` (`host/repo:tag`).
+    pub async fn tag(&self, id: &str, image: &str) -> Result<()> {
+        let (repo, tag) = split_tag(image)?;
+        let options = bollard::query_parameters::TagImageOptionsBuilder::new()
+            .repo(repo)
+            .tag(tag)
+            .build();
+        self.client
+            .tag_image(id, Some(options))
+            .await
+            .map_err(|err| anyhow!("cannot tag the dependency stage as {image}: {err}"))
+    }
+
     /// Pushes `image` (`host/repo:tag`); transient registry failures are retried with
     /// backoff, each retry at debug level: one warning says a push needed retries once it
     /// succeeds, and the error says so when they run out.

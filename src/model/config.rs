@@ -14,6 +14,7 @@ pub use crate::error::ConfigError;
 
 mod alarms;
 mod changes;
+mod docker_cache;
 mod minimum_version;
 mod names;
 mod notify;
@@ -21,6 +22,7 @@ mod spa_upload;
 mod terraform;
 pub use alarms::AlarmsConfig;
 pub use changes::{ChangesConfig, ChangesMode};
+pub use docker_cache::{cache_tag, is_cache_tag, DockerCache};
 pub use names::{EnvConfig, ENV_PLACEHOLDER};
 pub use notify::NotifyConfig;
 pub use spa_upload::SpaUploadConfig;
@@ -152,6 +154,11 @@ pub struct DockerConfig {
     /// Preflight warns when the Docker host has less free disk than this, in GB
     /// (runbook: "a full deploy uses roughly 6-8GB").
     pub min_free_gb: f64,
+    /// The registry build cache (`docker_cache.rs`): `registry` or `off`.
+    pub cache: DockerCache,
+    /// The dependency stage pushed as a cache image; unset: the first stage another
+    /// builds `FROM`; `""`: none.
+    pub cache_stage: Option<String>,
 }
 
 impl Default for DockerConfig {
@@ -168,6 +175,8 @@ impl Default for DockerConfig {
             concurrency: 4,
             shared_context_mib: 16.0,
             min_free_gb: 8.0,
+            cache: DockerCache::Registry,
+            cache_stage: None,
         }
     }
 }
@@ -411,6 +420,7 @@ impl Config {
         if !(self.docker.shared_context_mib >= 0.0 && self.docker.shared_context_mib.is_finite()) {
             return Err("docker.shared_context_mib must be a number of MiB, 0 or more".into());
         }
+        docker_cache::check_stage(self.docker.cache_stage.as_deref())?;
         if self.ecs.wait_timeout_secs == 0 {
             return Err("ecs.wait_timeout_secs must be at least 1".into());
         }

@@ -9,6 +9,7 @@ pub mod copy;
 pub mod digests;
 pub mod failure;
 pub mod manifest;
+pub mod tags;
 
 pub use client::{Credentials, RegistryClient};
 pub use copy::{copy_image, digest_of, fetch_manifest, CopyReport, DigestMismatch, Place};

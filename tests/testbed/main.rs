@@ -4,6 +4,7 @@
 //! `scripts/check`, or `testbed/testbed.sh up`, `. .testbed/env` and
 //! `cargo test --test testbed`.
 
+mod build_cache;
 mod changed;
 mod context;
 mod contexts;

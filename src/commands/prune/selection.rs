@@ -63,7 +63,8 @@ impl Scope {
         let Some(tag) = image_tag_of(reference) else {
             return Verdict::Unrelated;
         };
-        if reference.contains('@') {
+        // The build cache's images (`cache-<stage>`) are kept, and not ours to mention.
+        if reference.contains('@') || crate::model::config::is_cache_tag(tag) {
             return Verdict::Unrelated;
         }
         let name = &reference[..reference.len() - tag.len() - 1];
@@ -197,6 +198,8 @@ mod tests {
             "postgres:15",
             "127.0.0.1:5000/auth:aaaaaaa",
             "127.0.0.1:5000/api@sha256:00",
+            // The build cache's image: kept, and not mentioned.
+            "127.0.0.1:5000/api:cache-deps",
         ] {
             assert_eq!(judge(unrelated), Verdict::Unrelated, "{unrelated}");
         }
