@@ -136,6 +136,7 @@ mod tests {
             build_secs: Some(1.0),
             push_secs: None,
             error: Some("npm ci failed".into()),
+            dependency_stage: None,
         }];
         let done = report.done();
         assert!(!done.rolled);
