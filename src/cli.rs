@@ -201,7 +201,7 @@ pub enum Command {
     /// no build, no push; terraform apply with that tag, then the same rollout checks.
     /// Each SPA goes back to its kept release of that commit (or the newest before it)
     #[command(mut_arg("dry_run", |arg| arg.help(
-        "Print the plan and stop; touches nothing (the registry is not asked)"
+        "Print the plan and stop; changes nothing (reads the SPA releases kept in S3; the registry is not asked)"
     )))]
     Rollback {
         /// The commit to go back to: its short SHA (the image tag), a full SHA, a tag, or
@@ -257,7 +257,7 @@ pub enum Command {
     /// Nothing is built; an image gone from the registry stops it before anything is
     /// touched. Each SPA it changed goes back to the release live before it
     #[command(mut_arg("dry_run", |arg| arg.help(
-        "Print the plan and stop (reads the history and ECS; touches nothing)"
+        "Print the plan and stop (reads the history and ECS; changes nothing)"
     )))]
     Undo {
         /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)
@@ -383,8 +383,9 @@ pub struct RollFlags {
     #[arg(short = 'y', long)]
     pub yes: bool,
 
-    /// Print the plan (services, SPAs, image tag, terraform command) and stop; touches
-    /// nothing
+    /// Print the plan (services, SPAs, image tag, terraform command) and stop: nothing is
+    /// built, pushed, uploaded, locked or applied (`--changed` reads terraform's outputs
+    /// and what ECS runs)
     #[arg(long)]
     pub dry_run: bool,
 
