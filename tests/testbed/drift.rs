@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use crate::support::{
-    bootstrap_applied, set_live_image, AwsEnv, EcsDeployments, Fixture, Outcome, Testbed,
+    bootstrap_applied, registry, set_live_image, AwsEnv, EcsDeployments, Fixture, Outcome, Testbed,
     DEPLOY_SERVICES,
 };
 
@@ -208,17 +208,33 @@ fn a_direct_update_service_is_drift_until_adopted_or_restored() {
     assert_eq!(auth["recorded"]["tag"], deployed.as_str(), "{auth}");
     assert_ne!(auth["recorded"]["run_id"], first_run, "{auth}");
     assert_eq!(auth["recorded"]["digest"], recorded_digest, "{auth}");
-    if auth["running"]["digest"].is_string() {
-        assert_eq!(auth["running"]["digest"], recorded_digest, "{auth}");
-    }
+    assert_eq!(auth["running"]["digest"], recorded_digest, "{auth}");
     assert_eq!(auth["terraform_tag"], deployed.as_str(), "{auth}");
 
-    // Drifted again, and auth changed since the recorded roll: built and rolled, the new
-    // image superseding both.
+    // Drifted again, and the recorded image deleted from the registry since: refused
+    // before anything is touched, naming it.
+    set_live_image(&env, "auth", Some(&format!("{}/auth:{head}", bed.registry)));
+    let digest = registry::manifest_digest(&bed.registry, "auth", &deployed).unwrap();
+    let (deleted, _, _) = registry::http(
+        &bed.registry,
+        "DELETE",
+        &format!("/v2/auth/manifests/{digest}"),
+        &[],
+        b"",
+    );
+    assert_eq!(deleted, 202);
+    changed(&fixture, &env, &bed, &["--restore-drift", "-y"])
+        .code(1)
+        .stderr_has("cannot put back the image deploy recorded (--restore-drift)")
+        .stderr_has(&format!("auth: no {}/auth:{deployed}", bed.registry))
+        .stderr_has("Nothing was touched");
+    assert!(!bed.registry_has("auth", &head));
+
+    // auth changed since the recorded roll: built and rolled, the new image superseding
+    // both.
     fixture.write("services/auth/src/drift.txt", "changed\n");
     fixture.commit_all("auth changes");
     let changed_head = fixture.short_sha();
-    set_live_image(&env, "auth", Some(&format!("{}/auth:{head}", bed.registry)));
     let out = changed(
         &fixture,
         &env,
