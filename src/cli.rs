@@ -66,8 +66,9 @@ pub struct Cli {
     #[arg(long, requires = "changed", conflicts_with = "restore_drift")]
     pub adopt_drift: bool,
 
-    /// With --changed: a service changed outside deploy is rolled again under deploy,
-    /// the diff starting from the image deploy recorded (not from what runs)
+    /// With --changed: a service changed outside deploy is put back on the image deploy
+    /// recorded (not rebuilt) when nothing it is built from changed since; built and
+    /// rolled when it did
     #[arg(long, requires = "changed")]
     pub restore_drift: bool,
 

@@ -71,6 +71,7 @@ pub fn plan(platform: &Platform, request: &Request, context: Context<'_>) -> Res
                         .collect(),
                     tag: tag.clone(),
                     tags: Default::default(),
+                    renew: Vec::new(),
                 },
             };
             let apply = Apply {

@@ -443,7 +443,7 @@ mod tests {
                 (s.name.clone(), decision)
             })
             .collect();
-        plan.decide(decisions, &fixture().config.terraform);
+        plan.decide(decisions, &Default::default(), &fixture().config.terraform);
         RunReport::new(&plan)
     }
 

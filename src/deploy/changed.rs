@@ -53,7 +53,7 @@ pub(super) async fn decide(
         mode,
     )
     .await?;
-    let survey = drift::apply_policy(
+    let (survey, restored) = drift::apply_policy(
         platform,
         &checkout.repo,
         &aws,
@@ -80,7 +80,7 @@ pub(super) async fn decide(
             (s.name, decision)
         })
         .collect();
-    plan.decide(decisions, &platform.config.terraform);
+    plan.decide(decisions, &restored, &platform.config.terraform);
     if deciding_spas {
         let decisions =
             super::changed_spas::decide_spas(plan, checkout, &environment, &aws).await?;

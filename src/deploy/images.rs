@@ -35,6 +35,8 @@ impl Run<'_> {
                 interruptible(Stage::BeforeRoll, self.copy_images(ready, report)).await
             }
             ImageSource::Build => {
+                // `--restore-drift`'s recorded images: found by preflight, not built.
+                report.images = ready.rollback_images.clone();
                 let started = Instant::now();
                 let built = interruptible(
                     Stage::BeforeRoll,
@@ -56,6 +58,10 @@ impl Run<'_> {
         report: &mut RunReport,
     ) -> Result<()> {
         let (access, mut jobs) = self.image_jobs(&ready.aws.sdk).await?;
+        jobs.retain(|job| !self.plan.is_restored(&job.service));
+        if jobs.is_empty() {
+            return Ok(());
+        }
         let docker_config = &self.platform.config.docker;
         let settings = ImageSettings {
             repo_root: self.platform.root.clone(),

@@ -75,9 +75,13 @@ impl Run<'_> {
         };
         let (aws, caller_arn) = self.who_am_i().await?;
         self.promotion_preflight(&aws).await?;
-        // Before anything is touched, the rollback's images must all be there.
+        // Before anything is touched, the rollback's images must all be there (and the
+        // recorded ones `--restore-drift` puts back).
         let rollback_images = match &engine {
-            Some(engine) if self.source.in_the_registry() => {
+            Some(engine)
+                if self.source.in_the_registry()
+                    || self.plan.services.iter().any(|s| s.restore.is_some()) =>
+            {
                 self.rollback_images(&aws.sdk, engine).await?
             }
             _ => Vec::new(),
@@ -329,13 +333,17 @@ impl Run<'_> {
     }
 
     /// `deploy rollback`: every image it rolls must already be in the registry; one
-    /// that is not stops the run before anything is touched, naming it.
+    /// that is not stops the run before anything is touched, naming it. A build: the
+    /// recorded images `--restore-drift` puts back, the same way.
     async fn rollback_images(
         &self,
         sdk: &aws_config::SdkConfig,
         engine: &Engine,
     ) -> Result<Vec<ImageResult>> {
-        let (access, jobs) = self.image_jobs(sdk).await?;
+        let (access, mut jobs) = self.image_jobs(sdk).await?;
+        if self.source == ImageSource::Build {
+            jobs.retain(|job| self.plan.is_restored(&job.service));
+        }
         let credentials = access.docker_credentials();
         let mut found = Vec::new();
         let mut missing = Vec::new();
@@ -353,6 +361,16 @@ impl Run<'_> {
             } else {
                 missing.push(format!("  {service}: no {image}"));
             }
+        }
+        if !missing.is_empty() && self.source == ImageSource::Build {
+            bail!(
+                "cannot put back the image deploy recorded (--restore-drift): {} not in the registry:\n{}\nIt was deleted since deploy rolled it. Take what runs as the baseline with --adopt-drift, or build and roll the service from HEAD (--services …). Nothing was touched",
+                match missing.len() {
+                    1 => "1 recorded image is".to_owned(),
+                    n => format!("{n} recorded images are"),
+                },
+                missing.join("\n"),
+            );
         }
         if !missing.is_empty() && self.source == ImageSource::Undo {
             bail!(

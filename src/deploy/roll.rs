@@ -327,10 +327,15 @@ impl Run<'_> {
     }
 
     /// What the roll put the services on, for messages: `:<tag>`, or in an undo
-    /// "the tags undo restored".
+    /// "the tags undo restored" (and the recorded tags `--restore-drift` put back).
     fn rolled_tags(&self) -> String {
+        let restored = self.plan.services.iter().any(|s| s.restore.is_some());
         match &self.plan.undo {
             Some(_) => "the tags undo restored".to_owned(),
+            None if restored => format!(
+                ":{} and the recorded tags --restore-drift put back",
+                self.plan.image_tag
+            ),
             None => format!(":{}", self.plan.image_tag),
         }
     }

@@ -16,8 +16,9 @@ pub enum DriftPolicy {
     Refuse,
     /// `--adopt-drift`: take what runs as the baseline (the diff starts from it).
     Adopt,
-    /// `--restore-drift`: the diff starts from what deploy recorded, and the service is
-    /// rolled whatever it says, so that it runs deploy's image again.
+    /// `--restore-drift`: the diff starts from what deploy recorded. Unchanged since:
+    /// that recorded image is put back as it is (found in the registry, not built).
+    /// Changed since: built and rolled, the new image superseding both.
     Restore,
 }
 
@@ -181,6 +182,47 @@ pub fn verdict(
     }
 }
 
+/// What `--restore-drift` does with one drifted service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restoration {
+    /// Its inputs did not change since deploy's recorded roll: that image (`tag`) is
+    /// rolled again as it is, found in the registry, not built.
+    Recorded { tag: String, reason: String },
+    /// They did (or nothing recorded can be put back): built from HEAD and rolled, the
+    /// new image superseding both what runs and what was recorded.
+    Build { reason: String },
+}
+
+/// The `--restore-drift` decision for `drift`, given the `--changed` decision of its
+/// recorded tag against HEAD (`since_recorded`: whether its inputs changed since, and
+/// the diff's words; `None` when nothing recorded was compared).
+pub fn restoration(drift: &ServiceDrift, since_recorded: Option<(bool, &str)>) -> Restoration {
+    let runs = drift.running.tag.as_deref().unwrap_or("?");
+    match (drift.restore_tag(), since_recorded) {
+        (Some(tag), Some((false, why))) => Restoration::Recorded {
+            tag: tag.to_owned(),
+            reason: format!(
+                "drifted (runs :{runs}): restoring recorded :{tag}, not rebuilt ({why})"
+            ),
+        },
+        (Some(tag), Some((true, why))) => Restoration::Build {
+            reason: format!(
+                "drifted (runs :{runs}, recorded :{tag}): changed since the recorded roll ({why}); the new image supersedes both"
+            ),
+        },
+        (Some(tag), None) => Restoration::Build {
+            reason: format!(
+                "drifted (runs :{runs}, recorded :{tag}): cannot tell what changed since; the new image supersedes both"
+            ),
+        },
+        (None, _) => Restoration::Build {
+            reason: format!(
+                "drifted (runs :{runs}): no recorded image to restore; the new image supersedes it"
+            ),
+        },
+    }
+}
+
 /// `auth:7` from `arn:aws:ecs:…:task-definition/auth:7`.
 pub fn short_task_definition(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
@@ -203,7 +245,7 @@ pub fn refusal(drifted: &[&ServiceDrift]) -> String {
         text.push_str(&format!("\n  {}: {}", drift.service, drift.summary()));
     }
     text.push_str(
-        "\nRe-run with --adopt-drift to take what runs as the baseline (the diff starts from it), or with --restore-drift to roll these services again from what deploy recorded (`deploy status` shows the drift)",
+        "\nRe-run with --adopt-drift to take what runs as the baseline (the diff starts from it), or with --restore-drift to put back the image deploy recorded (rebuilt only where the service changed since; `deploy status` shows the drift)",
     );
     text
 }

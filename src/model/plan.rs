@@ -181,6 +181,10 @@ pub struct ServiceStep {
     pub repository: String,
     /// `<repository>:<tag>`, without the registry host.
     pub image: String,
+    /// `--changed --restore-drift`: the recorded tag put back (its image found in the
+    /// registry, not built); `image` names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore: Option<String>,
 }
 
 impl ServiceStep {
@@ -287,8 +291,14 @@ pub struct Undo {
 
 impl Plan {
     /// Records the `--changed` decision for each service and narrows the terraform roll
-    /// to the services that deploy.
-    pub fn decide(&mut self, decisions: Vec<(String, Decision)>, config: &TerraformConfig) {
+    /// to the services that deploy: each at this run's tag, or at its own where
+    /// `restore` names the recorded tag `--restore-drift` puts back (not built).
+    pub fn decide(
+        &mut self,
+        decisions: Vec<(String, Decision)>,
+        restore: &std::collections::BTreeMap<String, String>,
+        config: &TerraformConfig,
+    ) {
         for (
             name,
             Decision {
@@ -302,14 +312,23 @@ impl Plan {
                 step.action = action;
                 step.reason = reason;
                 step.cause = cause;
+                if let Some(tag) = restore.get(&name).filter(|_| action == Action::Deploy) {
+                    step.image = format!("{}:{tag}", step.repository);
+                    step.restore = Some(tag.clone());
+                }
             }
         }
         let deploying: Vec<String> = self.deploying_services().map(|s| s.name.clone()).collect();
+        let tags: std::collections::BTreeMap<String, String> = self
+            .deploying_services()
+            .filter_map(|s| Some((s.name.clone(), s.restore.clone()?)))
+            .collect();
         if let Some(step) = &mut self.terraform {
             let roll = Roll::Only {
                 services: deploying,
                 tag: self.image_tag.clone(),
-                tags: Default::default(),
+                renew: tags.keys().cloned().collect(),
+                tags,
             };
             step.set_roll(roll, config);
         }
@@ -411,6 +430,13 @@ impl Plan {
     /// The services this run deploys (builds or finds, and rolls).
     pub fn deploying_services(&self) -> impl Iterator<Item = &ServiceStep> {
         self.services_to(Action::Deploy)
+    }
+
+    /// Whether `service` is rolled to a recorded image put back, not built.
+    pub fn is_restored(&self, service: &str) -> bool {
+        self.services
+            .iter()
+            .any(|s| s.name == service && s.restore.is_some())
     }
 
     /// The services the run does not skip: deployed, or still to check.

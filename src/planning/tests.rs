@@ -330,7 +330,7 @@ fn the_plan_table() {
             Decision::deploy(r#"live tag "latest" is not a git SHA"#),
         ),
     ];
-    plan.decide(decisions, &fixture().config.terraform);
+    plan.decide(decisions, &Default::default(), &fixture().config.terraform);
     plan.uncommitted = vec!["services/api/notes.txt".into()];
     let text = crate::ui::table::without_colour(&plan.to_string())
         .replace(&plan.repo.display().to_string(), "[REPO]");

@@ -1,13 +1,14 @@
 //! Drift: a service changed outside deploy (a direct UpdateService in moto) is marked by
 //! `status` (exit 4 with `--check`), refused by `--changed`, and taken as it runs
-//! (`--adopt-drift`) or rolled again under deploy (`--restore-drift`). And `[alarms]`:
+//! (`--adopt-drift`) or put back on the image deploy recorded (`--restore-drift`: not
+//! rebuilt when unchanged since, built when it changed). And `[alarms]`:
 //! a watched alarm ECS reports in ALARM during the wait makes deploy ask ECS to roll
 //! back.
 
 use serde_json::{json, Value};
 
 use crate::support::{
-    bootstrap_applied, set_live_image, AwsEnv, EcsDeployments, Fixture, Outcome, Testbed,
+    bootstrap_applied, registry, set_live_image, AwsEnv, EcsDeployments, Fixture, Outcome, Testbed,
     DEPLOY_SERVICES,
 };
 
@@ -71,6 +72,9 @@ fn a_direct_update_service_is_drift_until_adopted_or_restored() {
     assert_eq!(auth["drifted"], false, "{auth}");
     assert_eq!(auth["recorded"]["tag"], deployed.as_str(), "{auth}");
     assert_eq!(auth["terraform_tag"], deployed.as_str(), "{auth}");
+    let recorded_digest = auth["recorded"]["digest"].clone();
+    assert!(recorded_digest.is_string(), "{auth}");
+    let first_run = auth["recorded"]["run_id"].clone();
 
     // A later commit, and auth put on its tag behind deploy's and terraform's back.
     fixture.write("docs/drift.md", "notes\n");
@@ -134,7 +138,8 @@ fn a_direct_update_service_is_drift_until_adopted_or_restored() {
         .stderr_has("auth: changed outside deploy")
         .stdout_has("Nothing changed since the live images");
 
-    // --restore-drift: decided from what deploy recorded and rolled under deploy.
+    // --restore-drift: auth did not change since deploy's roll, so its recorded image
+    // is put back as it is (found in the registry, not built).
     let out = changed(
         &fixture,
         &env,
@@ -143,23 +148,116 @@ fn a_direct_update_service_is_drift_until_adopted_or_restored() {
     );
     out.success();
     let plan: Value = serde_json::from_str(&out.stdout).unwrap();
-    let deploying: Vec<&str> = plan["services"]
+    let deploying: Vec<&Value> = plan["services"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|s| s["action"] == "DEPLOY")
-        .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(deploying, ["auth"], "{plan}");
-    changed(&fixture, &env, &bed, &["--restore-drift", "-y"]).success();
-    // Rolled by deploy and terraform: recorded again, no drift.
+    assert_eq!(deploying.len(), 1, "{plan}");
+    let auth = deploying[0];
+    assert_eq!(auth["name"], "auth", "{plan}");
+    assert_eq!(auth["restore"], deployed.as_str(), "{auth}");
+    assert_eq!(auth["image"], format!("auth:{deployed}"), "{auth}");
+    assert!(
+        auth["reason"].as_str().unwrap().contains(&format!(
+            "drifted (runs :{head}): restoring recorded :{deployed}"
+        )),
+        "{auth}"
+    );
+    assert!(
+        plan["terraform"]["command"]
+            .as_str()
+            .unwrap()
+            .contains(&format!(r#"image_tags={{"auth"="{deployed}"}}"#)),
+        "{plan}"
+    );
+    // Terraform's state already says :{deployed}: the task definition is renewed so
+    // that the apply rolls it even though terraform does not see what runs.
+    assert!(
+        plan["terraform"]["command"]
+            .as_str()
+            .unwrap()
+            .contains(r#"-replace=terraform_data.task_definition["auth"]"#),
+        "{plan}"
+    );
+    let out = changed(
+        &fixture,
+        &env,
+        &bed,
+        &["--restore-drift", "-y", "--output", "json"],
+    );
+    out.success()
+        .stderr_has(&format!("rolling its recorded :{deployed} again"));
+    // Nothing was built or pushed for it: found in the registry, and HEAD's tag of auth
+    // is still not there.
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let images = report["images"].as_array().unwrap();
+    assert_eq!(images.len(), 1, "{report}");
+    assert_eq!(images[0]["service"], "auth", "{report}");
+    assert_eq!(images[0]["status"], "already_in_registry", "{report}");
+    assert!(!bed.registry_has("auth", &head));
+    // ECS runs the recorded tag with the recorded digest, terraform's image_tags say it,
+    // and the history records this run's roll of it: no drift, `--check` passes.
     let out = status(&fixture, &env, &bed, None, &["--check", "--output", "json"]);
     out.success();
     let view: Value = serde_json::from_str(&out.stdout).unwrap();
     let auth = drift_of(&view, "auth");
     assert_eq!(auth["drifted"], false, "{auth}");
-    assert_eq!(auth["recorded"]["tag"], head.as_str(), "{auth}");
-    assert_eq!(auth["terraform_tag"], head.as_str(), "{auth}");
+    assert_eq!(auth["running"]["tag"], deployed.as_str(), "{auth}");
+    assert_eq!(auth["recorded"]["tag"], deployed.as_str(), "{auth}");
+    assert_ne!(auth["recorded"]["run_id"], first_run, "{auth}");
+    assert_eq!(auth["recorded"]["digest"], recorded_digest, "{auth}");
+    assert_eq!(auth["running"]["digest"], recorded_digest, "{auth}");
+    assert_eq!(auth["terraform_tag"], deployed.as_str(), "{auth}");
+
+    // Drifted again, and the recorded image deleted from the registry since: refused
+    // before anything is touched, naming it.
+    set_live_image(&env, "auth", Some(&format!("{}/auth:{head}", bed.registry)));
+    let digest = registry::manifest_digest(&bed.registry, "auth", &deployed).unwrap();
+    let (deleted, _, _) = registry::http(
+        &bed.registry,
+        "DELETE",
+        &format!("/v2/auth/manifests/{digest}"),
+        &[],
+        b"",
+    );
+    assert_eq!(deleted, 202);
+    changed(&fixture, &env, &bed, &["--restore-drift", "-y"])
+        .code(1)
+        .stderr_has("cannot put back the image deploy recorded (--restore-drift)")
+        .stderr_has(&format!("auth: no {}/auth:{deployed}", bed.registry))
+        .stderr_has("Nothing was touched");
+    assert!(!bed.registry_has("auth", &head));
+
+    // auth changed since the recorded roll: built and rolled, the new image superseding
+    // both.
+    fixture.write("services/auth/src/drift.txt", "changed\n");
+    fixture.commit_all("auth changes");
+    let changed_head = fixture.short_sha();
+    let out = changed(
+        &fixture,
+        &env,
+        &bed,
+        &["--restore-drift", "--dry-run", "--output", "json"],
+    );
+    out.success();
+    let plan: Value = serde_json::from_str(&out.stdout).unwrap();
+    let auth = plan["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "auth")
+        .unwrap();
+    assert_eq!(auth["action"], "DEPLOY", "{auth}");
+    assert!(auth.get("restore").is_none(), "{auth}");
+    assert_eq!(auth["image"], format!("auth:{changed_head}"), "{auth}");
+    let reason = auth["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("drifted (runs :{head}, recorded :{deployed})"))
+            && reason.contains("the new image supersedes both"),
+        "{auth}"
+    );
 }
 
 #[test]

@@ -1,7 +1,10 @@
 //! `--changed` and drift: a service changed outside deploy (it runs another image than
 //! deploy's last roll or terraform's `image_tags` say) is refused (exit 4) unless the
 //! operator said what to do with it: `--adopt-drift` (diff from what runs) or
-//! `--restore-drift` (diff from what deploy recorded, and roll it whatever the diff says).
+//! `--restore-drift` (diff from what deploy recorded: unchanged since, that recorded
+//! image is rolled again as it is, not built; changed since, built and rolled).
+
+use std::collections::BTreeMap;
 
 use anyhow::Result;
 
@@ -11,7 +14,7 @@ use crate::changes::drift;
 use crate::changes::live::{self, Survey};
 use crate::git::Repo;
 use crate::model::config::ChangesMode;
-use crate::model::drift::{refusal, DriftPolicy, ServiceDrift};
+use crate::model::drift::{refusal, restoration, DriftPolicy, Restoration, ServiceDrift};
 use crate::model::environment::{Environment, Outputs};
 use crate::model::plan::Action;
 use crate::model::platform::Platform;
@@ -28,7 +31,7 @@ pub(super) async fn apply_policy(
     environment: (&Environment, Option<&Outputs>),
     mut survey: Survey,
     mode: ChangesMode,
-) -> Result<Survey> {
+) -> Result<(Survey, BTreeMap<String, String>)> {
     let (environment, outputs) = environment;
     let empty = Outputs::new();
     let (records, tags, _) =
@@ -45,7 +48,7 @@ pub(super) async fn apply_policy(
     .await;
     let drifted = drift::drifted(&found);
     if drifted.is_empty() {
-        return Ok(survey);
+        return Ok((survey, BTreeMap::new()));
     }
     match policy {
         DriftPolicy::Refuse => Err(crate::error::Drifted(refusal(&drifted)).into()),
@@ -60,24 +63,25 @@ pub(super) async fn apply_policy(
                     state.reason = format!("{} (drift adopted)", state.reason);
                 }
             }
-            Ok(survey)
+            Ok((survey, BTreeMap::new()))
         }
         DriftPolicy::Restore => {
-            restore(platform, repo, &drifted, &mut survey, mode)?;
-            Ok(survey)
+            let restored = restore(platform, repo, &drifted, &mut survey, mode)?;
+            Ok((survey, restored))
         }
     }
 }
 
 /// `--restore-drift`: each drifted service decided again as if it ran deploy's recorded
-/// tag, then rolled whatever that says (what runs is not deploy's).
+/// tag, then rolled under deploy: to that recorded image when nothing it is built from
+/// changed since (returned, service → tag), else to this run's build.
 fn restore(
     platform: &Platform,
     repo: &Repo,
     drifted: &[&ServiceDrift],
     survey: &mut Survey,
     mode: ChangesMode,
-) -> Result<()> {
+) -> Result<BTreeMap<String, String>> {
     let recorded_live = survey
         .services
         .iter()
@@ -97,26 +101,37 @@ fn restore(
         })
         .collect();
     let again = live::compare(platform, repo, &survey.head, recorded_live, mode)?;
+    let mut restored = BTreeMap::new();
     for drift in drifted {
         let Some(state) = survey.services.iter_mut().find(|s| s.name == drift.service) else {
             continue;
         };
         let from_recorded = again.iter().find(|s| s.name == drift.service);
-        crate::ui::output::warn(&format!(
-            "{}: changed outside deploy ({}); --restore-drift: rolling it again under deploy",
-            drift.service,
-            drift.summary()
-        ));
+        let since = from_recorded.map(|s| (s.action != Action::Skip, s.reason.as_str()));
         state.action = Action::Deploy;
-        state.reason = format!(
-            "drift restored: runs :{}, deploy recorded :{}; since then {}",
-            drift.running.tag.as_deref().unwrap_or("?"),
-            drift.restore_tag().unwrap_or("?"),
-            from_recorded.map_or("?", |s| s.reason.as_str())
-        );
-        state.cause = from_recorded.and_then(|s| s.cause.clone());
+        match restoration(drift, since) {
+            Restoration::Recorded { tag, reason } => {
+                crate::ui::output::warn(&format!(
+                    "{}: changed outside deploy ({}); --restore-drift: rolling its recorded :{tag} again (unchanged since, not rebuilt)",
+                    drift.service,
+                    drift.summary()
+                ));
+                state.reason = reason;
+                state.cause = None;
+                restored.insert(drift.service.clone(), tag);
+            }
+            Restoration::Build { reason } => {
+                crate::ui::output::warn(&format!(
+                    "{}: changed outside deploy ({}); --restore-drift: it changed since deploy's roll, so this run builds and rolls it",
+                    drift.service,
+                    drift.summary()
+                ));
+                state.reason = reason;
+                state.cause = from_recorded.and_then(|s| s.cause.clone());
+            }
+        }
     }
-    Ok(())
+    Ok(restored)
 }
 
 /// `image` with its tag replaced by `tag` (a digest suffix dropped).

@@ -181,11 +181,13 @@ pub(super) fn roll(services: &[ServiceStep], image_tag: &str) -> Roll {
             services: tags.keys().cloned().collect(),
             tag: first,
             tags,
+            renew: Vec::new(),
         },
         None => Roll::Only {
             services: Vec::new(),
             tag: image_tag.to_owned(),
             tags: BTreeMap::new(),
+            renew: Vec::new(),
         },
     }
 }
@@ -310,6 +312,7 @@ mod tests {
             cause: None,
             repository: name.to_owned(),
             image: format!("{name}:fffffff"),
+            restore: None,
         }
     }
 
@@ -372,6 +375,7 @@ mod tests {
                 services: vec!["api".to_owned()],
                 tag: SHA.to_owned(),
                 tags: BTreeMap::from([("api".to_owned(), SHA.to_owned())]),
+                renew: Vec::new(),
             }
         );
     }
@@ -399,6 +403,7 @@ mod tests {
                 services: Vec::new(),
                 tag: "fffffff".to_owned(),
                 tags: BTreeMap::new(),
+                renew: Vec::new(),
             }
         );
     }

@@ -111,3 +111,39 @@ fn the_refusal_names_each_service_what_runs_what_was_recorded_and_both_flags() {
     assert!(text.contains("auth: runs :zz"), "{text}");
     assert!(text.contains("--adopt-drift") && text.contains("--restore-drift"));
 }
+
+#[test]
+fn restore_drift_puts_the_recorded_image_back_unless_the_service_changed_since() {
+    let recorded = last_recorded(
+        &[record(
+            "r1",
+            "succeeded",
+            json!([change("auth", "a0", "a1")]),
+        )],
+        "auth",
+    );
+    let by_history = verdict("auth", running("zz", None), recorded, Some("a1".into()));
+    let by_terraform = verdict("auth", running("zz", None), None, Some("t1".into()));
+    let unrecorded = ServiceDrift {
+        drifted: true,
+        ..verdict("auth", running("zz", None), None, None)
+    };
+    // drift, (changed since the recorded roll, the diff's words), restored tag or None
+    // (built), words in the reason
+    let table = [
+        (&by_history, Some((false, "no change since")), Some("a1"), "drifted (runs :zz): restoring recorded :a1, not rebuilt (no change since)"),
+        (&by_terraform, Some((false, "no change since")), Some("t1"), "restoring recorded :t1"),
+        (&by_history, Some((true, "services/auth changed")), None, "drifted (runs :zz, recorded :a1): changed since the recorded roll (services/auth changed); the new image supersedes both"),
+        (&by_history, None, None, "cannot tell what changed since"),
+        (&unrecorded, Some((false, "no change since")), None, "no recorded image to restore"),
+    ];
+    for (drift, since, restored, words) in table {
+        let decided = restoration(drift, since);
+        let (tag, reason) = match &decided {
+            Restoration::Recorded { tag, reason } => (Some(tag.as_str()), reason),
+            Restoration::Build { reason } => (None, reason),
+        };
+        assert_eq!(tag, restored, "{decided:?}");
+        assert!(reason.contains(words), "{reason}");
+    }
+}

@@ -35,6 +35,7 @@ pub fn plan_services(
             cause: None,
             image: format!("{repository}:{tag}"),
             repository,
+            restore: None,
         }
     };
     let all = || {

@@ -23,6 +23,12 @@ pub enum Roll {
         tag: String,
         #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
         tags: std::collections::BTreeMap<String, String>,
+        /// Services whose task definition is replaced (`-replace` of their target that
+        /// names a task definition) though terraform's state already holds their tag:
+        /// `--restore-drift`, where what runs was changed outside terraform, which may
+        /// not see it (a provider that does not refresh it, `ignore_changes`).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        renew: Vec<String>,
     },
 }
 
@@ -35,6 +41,7 @@ impl Roll {
             services: tags.keys().cloned().collect(),
             tag: tags.values().next().cloned().unwrap_or_default(),
             tags,
+            renew: Vec::new(),
         }
     }
 
@@ -129,6 +136,7 @@ impl Apply {
                 services,
                 tag,
                 tags,
+                renew,
             } => {
                 let entries: Vec<String> = services
                     .iter()
@@ -155,6 +163,14 @@ impl Apply {
                         targets_of(config, service)
                             .into_iter()
                             .map(|target| format!("-target={target}")),
+                    );
+                }
+                for service in renew {
+                    args.extend(
+                        targets_of(config, service)
+                            .into_iter()
+                            .filter(|target| names_a_task_definition(target))
+                            .map(|target| format!("-replace={target}")),
                     );
                 }
             }
@@ -186,6 +202,14 @@ impl Apply {
             })
             .collect()
     }
+}
+
+/// Whether a target address is a task definition (`aws_ecs_task_definition.…`, any
+/// resource whose type or name says `task_definition`), not a service: replacing a
+/// task definition registers a new revision, replacing a service would recreate it.
+pub fn names_a_task_definition(target: &str) -> bool {
+    let resource = target.split('[').next().unwrap_or(target);
+    resource.contains("task_definition") && !resource.contains("aws_ecs_service")
 }
 
 /// `terraform.targets` for one service: the resources it owns.

@@ -8,6 +8,7 @@ fn service(name: &str, action: Action) -> ServiceStep {
         cause: None,
         repository: name.to_owned(),
         image: format!("{name}:abc1234"),
+        restore: None,
     }
 }
 

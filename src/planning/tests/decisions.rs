@@ -22,7 +22,7 @@ fn decisions_narrow_the_roll_to_what_deploys() {
             Decision::skip("unchanged since live 0011223"),
         ),
     ];
-    plan.decide(decisions, &platform.config.terraform);
+    plan.decide(decisions, &Default::default(), &platform.config.terraform);
     let api = &plan.services[0];
     assert_eq!(
         (api.action, api.reason.as_str()),
@@ -47,7 +47,7 @@ fn nothing_changed_means_no_work_and_nothing_to_roll() {
         .iter()
         .map(|s| (s.name.clone(), Decision::skip("live tag 0123456 is HEAD")))
         .collect();
-    plan.decide(decisions, &platform.config.terraform);
+    plan.decide(decisions, &Default::default(), &platform.config.terraform);
     assert!(!plan.has_work());
     assert!(plan.to_string().ends_with("\nterraform: nothing to roll\n"));
 }
@@ -69,6 +69,7 @@ fn graph_mode_decides_spas_and_carries_the_chain_as_data() {
     };
     graph.decide(
         vec![("billing".into(), Decision::because(chain.clone()))],
+        &Default::default(),
         &fixture().config.terraform,
     );
     graph.decide_spas(vec![(
@@ -149,4 +150,49 @@ fn an_undo_restores_each_changed_service_to_its_own_tag_and_skips_the_rest() {
     );
     assert!(!command.contains(r#"["files"]"#), "{command}");
     assert!(plan.to_string().starts_with("Plan: undo of run r1"));
+}
+
+#[test]
+fn a_restored_drift_rolls_its_recorded_tag_beside_the_built_ones() {
+    let platform = fixture();
+    let mut plan = plan(Selection::Changed, false, false).unwrap();
+    let decisions = vec![
+        ("api".to_owned(), Decision::deploy("services/api changed")),
+        (
+            "auth".to_owned(),
+            Decision::deploy("drifted (runs :zz): restoring recorded :a1b2c3d, not rebuilt"),
+        ),
+        ("files".to_owned(), Decision::skip("unchanged")),
+    ];
+    // A restore for a skipped service is ignored: only a deployed one is rolled to it.
+    let restore = std::collections::BTreeMap::from([
+        ("auth".to_owned(), "a1b2c3d".to_owned()),
+        ("files".to_owned(), "ffffff0".to_owned()),
+    ]);
+    plan.decide(decisions, &restore, &platform.config.terraform);
+    assert_eq!(plan.tag_of("auth"), "a1b2c3d");
+    assert_eq!(plan.tag_of("api"), "0123456");
+    assert!(plan.is_restored("auth") && !plan.is_restored("api"));
+    assert!(!plan.is_restored("files"));
+    assert_eq!(plan.tag_of("files"), "0123456");
+    let roll = command(&plan).unwrap();
+    assert!(
+        roll.contains(r#"image_tags={"api"="0123456","auth"="a1b2c3d"}"#),
+        "{roll}"
+    );
+    // Terraform's state already holds the recorded tag: its task definition is renewed.
+    assert!(
+        roll.contains(r#"-replace=terraform_data.task_definition["auth"]"#)
+            && !roll.contains(r#"-replace=terraform_data.service"#)
+            && !roll.contains(r#"-replace=terraform_data.task_definition["api"]"#),
+        "{roll}"
+    );
+    let json = serde_json::to_value(&plan).unwrap();
+    let auth = json["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "auth")
+        .unwrap();
+    assert_eq!(auth["restore"], "a1b2c3d", "{auth}");
 }

@@ -62,6 +62,7 @@ fn partial_roll_targets_only_the_named_services_and_gives_image_tag_the_same_tag
         services: vec!["api".into(), "clinical-api".into()],
         tag: "3f2c1ab".into(),
         tags: Default::default(),
+        renew: Vec::new(),
     });
     let args = plan.plan_args(&TerraformConfig::default(), Path::new("roll.tfplan"));
     assert!(args.contains(&r#"image_tags={"api"="3f2c1ab","clinical-api"="3f2c1ab"}"#.to_owned()));
@@ -89,6 +90,7 @@ fn the_plan_has_the_applys_variables_and_targets_and_the_saved_apply_has_none() 
         services: vec!["api".into()],
         tag: "3f2c1ab".into(),
         tags: Default::default(),
+        renew: Vec::new(),
     });
     let config = TerraformConfig::default();
     let planned = plan.plan_args(&config, Path::new("/tmp/x/roll.tfplan"));
@@ -153,6 +155,7 @@ fn a_promotion_gives_each_service_its_own_tag() {
         services: vec!["api".into(), "auth".into()],
         tag: "3f2c1ab".into(),
         tags: [("auth".to_owned(), "9e8d7c6".to_owned())].into(),
+        renew: Vec::new(),
     });
     let planned = plan.plan_args(&TerraformConfig::default(), Path::new("x"));
     assert!(
@@ -172,6 +175,7 @@ fn owners_are_the_rolled_services_with_their_targets() {
         services: vec!["auth".into()],
         tag: "t".into(),
         tags: Default::default(),
+        renew: Vec::new(),
     });
     let owners = only.owners(&config, &all);
     assert_eq!(owners.len(), 1);
@@ -252,4 +256,30 @@ fn targets_must_match_the_state_or_be_new_instances_of_its_resources() {
         addresses_of("auth", &state),
         [r#"module.ecs["auth"].aws_ecs_service.this"#]
     );
+}
+
+#[test]
+fn a_renewed_service_replaces_its_task_definition_never_its_service() {
+    let plan = apply(Roll::Only {
+        services: vec!["api".into(), "auth".into()],
+        tag: "3f2c1ab".into(),
+        tags: [("auth".to_owned(), "a1b2c3d".to_owned())].into(),
+        renew: vec!["auth".into()],
+    });
+    let args = plan.plan_args(&TerraformConfig::default(), Path::new("roll.tfplan"));
+    let replaced: Vec<&String> = args.iter().filter(|a| a.starts_with("-replace=")).collect();
+    assert_eq!(
+        replaced,
+        [r#"-replace=aws_ecs_task_definition.service["auth"]"#],
+        "{args:?}"
+    );
+    assert!(super::names_a_task_definition(
+        r#"terraform_data.task_definition["auth"]"#
+    ));
+    assert!(!super::names_a_task_definition(
+        r#"aws_ecs_service.service["auth"]"#
+    ));
+    assert!(!super::names_a_task_definition(
+        r#"terraform_data.service["auth"]"#
+    ));
 }
