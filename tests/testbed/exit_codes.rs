@@ -16,9 +16,9 @@ fn an_environment_without_the_outputs_deploy_reads_is_a_setup_error() {
             .args([command, "--var-file", "tfvars/sandbox.tfvars"])
             .run()
     };
-    run("status")
-        .usage_error()
-        .stderr_has("cannot tell the ECS cluster of sandbox: terraform has no output \"ecs_cluster_name\"");
+    run("status").usage_error().stderr_has(
+        "cannot tell the ECS cluster of sandbox: terraform has no output \"ecs_cluster_name\"",
+    );
     run("unlock")
         .usage_error()
         .stderr_has("no bucket for the deploy lock: set lock.bucket in deploy.toml");
