@@ -4,7 +4,7 @@ many small, compressible text files (JavaScript-like lines), for bench/build_cac
 
 usage: gen_store.py DIR [PACKAGES] [TOTAL_MIB] [SEED]
 
-PACKAGES tarballs (default 1500) with TOTAL_MIB MiB (default 256) of files in all, 5 to 60
+PACKAGES tarballs (default 1500) with TOTAL_MIB MiB (default 256) of files in all, 5 to 45
 files each (about 25 on average, so about 37,000 files), sizes spread around 7 KiB. The
 same SEED gives the same store. Prints a one-line summary.
 """
