@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The registry build cache on an empty machine (README "Build cache", bench/README.md):
+#   0. store: bench/gen_store.py writes a package store (BENCH_STORE_PACKAGES gzipped
+#      tarballs, BENCH_DEPS_MIB MiB of small text files in all), and an image of it is built
+#      once and loaded into every daemon of the bench before its deploy (not measured);
 #   1. seed: a full image deploy (9 services) of a bench copy of the fixture whose
-#      dependency stage writes BENCH_DEPS_MIB MiB (random bytes), on a Docker daemon of its
-#      own, which pushes the images, their inline cache and the cache images; that daemon
-#      and its data are then removed;
+#      dependency stage installs that store as pnpm does (extract every tarball, hash every
+#      file, link every package), on a Docker daemon of its own, which pushes the images,
+#      their inline cache and the cache images; that daemon and its data are then removed;
 #   2. each measured run starts another dockerd with an empty data root (an empty machine)
 #      and deploys a new commit with `[docker] cache = "registry"` or `"off"`, alternated:
 #        changed: one service changed (services/api), `--services api`;
@@ -18,7 +21,8 @@
 # the bridge and the temp dir (the registry keeps the bench's tags).
 #
 # Environment:
-#   BENCH_DEPS_MIB=N      MiB the dependency stage writes (default 256)
+#   BENCH_DEPS_MIB=N      MiB of files the store unpacks to (default 256)
+#   BENCH_STORE_PACKAGES=N  tarballs in the store (default 1500: about 37,000 files)
 #   BENCH_REPEATS=N       cache/no-cache pairs per scenario (default 2)
 #   BENCH_SCENARIOS=...   which scenarios, in order (default "changed full")
 #   BENCH_BUDGET_SECS=N   no new run starts after N s (default 840)
@@ -33,6 +37,8 @@ ROOT="$PWD"
 STATE="${DEPLOY_TESTBED_DIR:-$ROOT/.testbed}"
 DEPLOY="${DEPLOY_BIN:-$ROOT/target/debug/deploy}"
 DEPS_MIB="${BENCH_DEPS_MIB:-256}"
+STORE_PACKAGES="${BENCH_STORE_PACKAGES:-1500}"
+STORE_IMAGE="deploy-bench/store:$$"
 REPEATS="${BENCH_REPEATS:-2}"
 SCENARIOS="${BENCH_SCENARIOS:-changed full}"
 BUDGET="${BENCH_BUDGET_SECS:-840}"
@@ -133,21 +139,48 @@ start_daemon() {
     docker -H "unix://$DOCKER_SOCK" version >/dev/null 2>&1 ||
         die "the bench's dockerd did not start: $(tail -5 "$DAEMON_DIR/dockerd.log")"
     docker save "$DEPLOY_TESTBED_BASE_IMAGE" | docker -H "unix://$DOCKER_SOCK" load -q >/dev/null
+    # The package store: the same image (same id) on every daemon, loaded before the
+    # deploy, so neither side builds or pulls it.
+    [[ -f "$WORK/store-image.tar" ]] && docker -H "unix://$DOCKER_SOCK" load -q -i "$WORK/store-image.tar" >/dev/null
+    return 0
+}
+# build_store: the package store and its image (on the current daemon), saved for the next.
+build_store() {
+    mkdir -p "$WORK/store-ctx"
+    log "writing the package store ($STORE_PACKAGES tarballs, $DEPS_MIB MiB unpacked)"
+    STORE_SUMMARY=$("$PY" "$ROOT/bench/gen_store.py" "$WORK/store-ctx/store" "$STORE_PACKAGES" "$DEPS_MIB")
+    log "store: $STORE_SUMMARY"
+    printf 'FROM %s\nCOPY store/ /store/\n' "$DEPLOY_TESTBED_BASE_IMAGE" >"$WORK/store-ctx/Dockerfile"
+    # The classic builder: a COPY needs no BuildKit, and a docker CLI without buildx has it.
+    DOCKER_BUILDKIT=0 docker -H "unix://$DOCKER_SOCK" build -q -t "$STORE_IMAGE" "$WORK/store-ctx" >/dev/null 2>"$WORK/store-build.log" ||
+        die "building the store image failed: $(tail -5 "$WORK/store-build.log")"
+    docker -H "unix://$DOCKER_SOCK" save -o "$WORK/store-image.tar" "$STORE_IMAGE"
+    rm -rf "$WORK/store-ctx"
 }
 
 # ---------------------------------------------------------------------------- the fixture
 FX="$WORK/platform"
 cp -a "$ROOT/tests/fixtures/platform" "$FX"
-# The dependency stage writes DEPS_MIB MiB of incompressible files (as node_modules would
-# be: hundreds of MiB), so building it costs what it costs on a real platform.
-"$PY" - "$FX/infra/docker/service.Dockerfile" "$DEPS_MIB" <<'EOF'
+# The dependency stage installs the package store as `pnpm install` does from its store:
+# it extracts every tarball (gzip + tar: tens of thousands of small files), hashes every file
+# (sha256, pnpm's integrity check) and links every package into node_modules. The store is
+# a bind mount from its image, so it is in no layer; its files are.
+"$PY" - "$FX/infra/docker/service.Dockerfile" "$STORE_IMAGE" <<'EOF'
 import sys
-path, mib = sys.argv[1], int(sys.argv[2])
+path, image = sys.argv[1], sys.argv[2]
 text = open(path).read()
+old_mount = "RUN --mount=type=cache,target=/pnpm-store \\\n"
 old = "    cp pnpm-lock.yaml node_modules/.pnpm/lock.yaml\n"
-assert old in text, "the fixture's deps step changed: update bench/build_cache.sh"
+assert old in text and old_mount in text, "the fixture's deps step changed: update bench/build_cache.sh"
 new = ("    cp pnpm-lock.yaml node_modules/.pnpm/lock.yaml; \\\n"
-       f"    i=0; while [ $i -lt {mib} ]; do head -c 1048576 /dev/urandom > node_modules/.pnpm/pkg-$i; i=$((i+1)); done\n")
+       "    for t in /bench-store/*.tgz; do \\\n"
+       "        p=\"${t##*/}\"; p=\"${p%.tgz}\"; d=\"node_modules/.pnpm/$p/node_modules/$p\"; \\\n"
+       "        mkdir -p \"$d\"; tar -xzf \"$t\" -C \"$d\" --strip-components=1; \\\n"
+       "        ln -s \".pnpm/$p/node_modules/$p\" \"node_modules/$p\"; \\\n"
+       "    done; \\\n"
+       "    find node_modules/.pnpm -type f -name '*.js' -exec sha256sum {} + > node_modules/.pnpm/integrity.sha256; \\\n"
+       "    echo \"deps-stage files=$(wc -l < node_modules/.pnpm/integrity.sha256)\" >> /deps-marker\n")
+text = text.replace(old_mount, old_mount + f"    --mount=type=bind,from={image},source=/store,target=/bench-store \\\n", 1)
 open(path, "w").write(text.replace(old, new))
 EOF
 (
@@ -179,7 +212,7 @@ served_since() {
 deploy_run() {
     local label=$1 cache=$2
     shift 2
-    printf '%s\n\n[docker]\ncache = "%s"\n' "$BASE_TOML" "$cache" >"$FX/deploy.toml"
+    printf '%s\n\n[docker]\ncache = "%s"\ncache_stage = "deps"\n' "$BASE_TOML" "$cache" >"$FX/deploy.toml"
     local offset grown_before t0 t1 out="$WORK/$label.json"
     offset=$(log_offset)
     grown_before=$(registry_bytes)
@@ -211,6 +244,7 @@ over_budget() { (($(date +%s) - STARTED_S > BUDGET)); }
 # ---------------------------------------------------------------------------- 1. seed
 log "seed: a full deploy on a daemon of its own (it exports the cache)"
 start_daemon
+build_store
 seed=$(deploy_run seed registry)
 stop_daemon
 echo "seed registry $seed" >>"$ROWS"
@@ -282,15 +316,15 @@ deploy_info() {
     [[ "$DEPLOY" == *release* ]] && kind=release
     echo "\`${DEPLOY#"$ROOT"/}\` ($kind, built $(date -u -r "$DEPLOY" +%Y-%m-%dT%H:%MZ))"
 }
-"$PY" - "$ROWS" "$DEPS_MIB" "$(deploy_info)" "$(docker version --format '{{.Server.Version}}')" "$(nproc)" "$(uptime)" "$(cat "$WORK/overhead")" >"$RESULTS" <<'EOF'
+"$PY" - "$ROWS" "$STORE_SUMMARY" "$(deploy_info)" "$(docker version --format '{{.Server.Version}}')" "$(nproc)" "$(uptime)" "$(cat "$WORK/overhead")" >"$RESULTS" <<'EOF'
 import statistics, sys
-rows_path, mib, binary, docker, nproc, uptime, overhead = sys.argv[1:]
+rows_path, store, binary, docker, nproc, uptime, overhead = sys.argv[1:]
 rows = [line.split() for line in open(rows_path) if line.strip()]
 mi = lambda b: f"{int(b) / 1048576:.1f} MiB"
 print("# Registry build cache: an empty machine, with and without the cache")
 print()
-print(f"Generated by `bench/build_cache.sh` (see bench/README.md). Dependency stage: {mib} MiB of")
-print(f"random files. {nproc} cores, Docker {docker} (a dockerd of the bench's own per run, empty")
+print("Generated by `bench/build_cache.sh` (see bench/README.md). Dependency stage: installs a")
+print(f"package store ({store}: extract, sha256 every file, link). {nproc} cores, Docker {docker} (a dockerd of the bench's own per run, empty")
 print(f"data root, overlay2), binary {binary}. Uptime at the end: `{uptime.strip()}`.")
 print()
 print("| run | cache | deploy wall (s) | image builds (s, sum) | cache layers pulled | registry served | registry grew | load (1 min) | images | dependency stage |")
