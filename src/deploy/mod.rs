@@ -2,7 +2,7 @@
 //! docs/internals.md numbers it: discover, plan and decide, show (a dry run stops
 //! there), preflight and review (`diff` stops there), confirm, lock, obtain the images
 //! (`source`) with the SPAs built beside them, upload the SPAs, roll and verify (`roll`),
-//! restore if asked (`recovery`), summary. Steps observed: `observers`.
+//! restore if asked (`recovery`), summary. The history and the webhook: `observers`.
 
 mod changed;
 mod changed_spas;
