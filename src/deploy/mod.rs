@@ -1,8 +1,8 @@
 //! The pipeline of `deploy` (a build), `rollback`, `undo`, `promote` and `diff`, as
 //! docs/internals.md numbers it: discover, plan and decide, show (a dry run stops
 //! there), preflight and review (`diff` stops there), confirm, lock, obtain the images
-//! (`source`), SPAs, roll and verify (`roll`), restore if asked (`recovery`), summary.
-//! Each step has its module; the history record and the webhook observe (`observers`).
+//! (`source`) with the SPAs built beside them, upload the SPAs, roll and verify (`roll`),
+//! restore if asked (`recovery`), summary. The history and the webhook: `observers`.
 
 mod changed;
 mod changed_spas;
@@ -108,10 +108,10 @@ impl Run<'_> {
             self.plan_again(ready, report).await?;
         }
         report.began = true;
-        self.stages.enter(Step::BuildAndPush);
-        self.obtain_images(ready, before, report).await?;
-        self.stages.enter(Step::Spas);
-        self.deploy_spas(ready, report).await?;
+        self.stages.enter(Step::BuildAndPush); // 6, and 7's builds beside it
+        let built = self.images_beside_spa_builds(ready, before, report).await?;
+        self.stages.enter(Step::Spas); // 7's uploads, once every image is pushed
+        self.deploy_spas(ready, built, report).await?;
         match self.roll(ready, report).await {
             Err(failure) => self.recover(ready, before, report, failure).await,
             rolled => rolled,

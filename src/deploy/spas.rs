@@ -1,50 +1,98 @@
-//! Step 7, SPAs: each one built, then uploaded (what changed) and CloudFront
-//! invalidated; in a rollback or an undo, kept releases restored instead
+//! Step 7, SPAs: each one built, beside step 6's images (they share nothing but the
+//! CPU), then, once every image is in the registry, uploaded (what changed) and
+//! CloudFront invalidated; in a rollback or an undo, kept releases restored instead
 //! (`spa_restore`).
 
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 
+use super::ledger::Before;
 use super::messages::pushed_sentence;
 use super::run::{interruptible, Ready, Run};
-use crate::error::Stage;
+use crate::docker::images::ImageResult;
+use crate::error::{Interrupted, Stage};
 use crate::report::{Invalidation, RunReport, SpaResult};
 use crate::spa;
+use crate::ui::progress::ItemProgress;
+
+/// The SPAs built beside the images: each one's line of progress, which its upload
+/// goes on, and when the first build began (the `spas` stage's start).
+pub(super) struct BuiltSpas {
+    items: Vec<ItemProgress>,
+    started: Instant,
+}
 
 impl Run<'_> {
-    /// Step 7, SPAs: build every one first (a failed build stops the run before any
-    /// upload), then upload what changed and invalidate CloudFront.
-    pub(super) async fn deploy_spas(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+    /// Step 6 and step 7's builds side by side on the run's runtime: the images built
+    /// and pushed (or found, or copied) while every SPA builds. Both run after the review
+    /// and the confirmation, and upload nothing: the uploads wait for every image. Both
+    /// run to their end, so that when both fail both are named; a signal stops both
+    /// (dropping a build kills its process group).
+    pub(super) async fn images_beside_spa_builds(
+        &self,
+        ready: &Ready,
+        before: &Before,
+        report: &mut RunReport,
+    ) -> Result<BuiltSpas> {
         let started = Instant::now();
-        let deployed = interruptible(Stage::BeforeRoll, self.upload_spas(ready, report)).await;
+        let builds = interruptible(Stage::BeforeRoll, self.build_spas(ready));
+        let (images, builds) = tokio::join!(self.obtain_images(ready, before, report), builds);
+        let items = joined(images, builds, &report.images)?;
+        Ok(BuiltSpas { items, started })
+    }
+
+    /// Every SPA built, one after another (none in a rollback or an undo, which restore
+    /// kept releases).
+    async fn build_spas(&self, ready: &Ready) -> Result<Vec<ItemProgress>> {
+        let mut items = Vec::new();
+        if self.source.restores_spas() {
+            return Ok(items);
+        }
+        for target in &ready.spas {
+            let item = self.progress.item(&target.name);
+            spa::build(target, &item).await?;
+            items.push(item);
+        }
+        Ok(items)
+    }
+
+    /// Step 7, SPAs, once every image is in the registry: upload what changed and
+    /// invalidate CloudFront (the builds ran beside the images).
+    pub(super) async fn deploy_spas(
+        &self,
+        ready: &Ready,
+        built: BuiltSpas,
+        report: &mut RunReport,
+    ) -> Result<()> {
+        let deployed = interruptible(
+            Stage::BeforeRoll,
+            self.upload_spas(ready, built.items, report),
+        )
+        .await;
         if !ready.spas.is_empty() {
-            report.stage("spas", started);
+            // From the first SPA build: this stage overlaps "build and push".
+            report.stage("spas", built.started);
         }
         deployed
     }
 
-    async fn upload_spas(&self, ready: &Ready, report: &mut RunReport) -> Result<()> {
+    async fn upload_spas(
+        &self,
+        ready: &Ready,
+        items: Vec<ItemProgress>,
+        report: &mut RunReport,
+    ) -> Result<()> {
         if ready.spas.is_empty() {
             return Ok(());
         }
         if self.source.restores_spas() {
             return self.restore_spas(ready, report).await;
         }
-        for target in &ready.spas {
-            let item = self.progress.item(&target.name);
-            spa::build(target, &item).await.map_err(|err| {
-                err.context(format!(
-                    "no SPA was uploaded. {}",
-                    pushed_sentence(&report.images)
-                ))
-            })?;
-        }
         let s3 = ready.aws.s3();
         let cloudfront = ready.aws.cloudfront();
         let settings = &self.platform.config.spa_upload;
-        for target in &ready.spas {
-            let item = self.progress.item(&target.name);
+        for (target, item) in ready.spas.iter().zip(items) {
             item.state(&format!("uploading to s3://{}", target.bucket));
             // HEAD's SHA, or `<sha>-dirty` for a build of uncommitted files (SPEC §4).
             let git_sha = self
@@ -105,4 +153,87 @@ pub(super) async fn invalidate(
         Some(_) => Invalidation::NotNeeded,
         None => Invalidation::NoDistribution,
     })
+}
+
+/// The outcome of the images and of the SPA builds beside them, as one: a signal first
+/// (its exit code), then whatever failed, naming both when both did. A failed SPA build
+/// is told with what the images left in the registry.
+fn joined(
+    images: Result<()>,
+    builds: Result<Vec<ItemProgress>>,
+    pushed: &[ImageResult],
+) -> Result<Vec<ItemProgress>> {
+    let interrupted = |err: &anyhow::Error| err.chain().any(|c| c.is::<Interrupted>());
+    let uploaded_none = || format!("no SPA was uploaded. {}", pushed_sentence(pushed));
+    match (images, builds) {
+        (Err(err), _) | (_, Err(err)) if interrupted(&err) => Err(err),
+        (Ok(()), builds) => builds.map_err(|err| err.context(uploaded_none())),
+        (Err(images), Ok(_)) => Err(images),
+        (Err(images), Err(build)) => Err(images.context(format!(
+            "{build:#}\n\nimages failed too, and no SPA was uploaded"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{exit_code_for, ExitCode, Signal};
+
+    fn failed_build() -> anyhow::Error {
+        anyhow::anyhow!(
+            "the build of SPA admin-ui failed: `exit 3` (in apps/admin-ui) exit status: 3"
+        )
+    }
+
+    #[test]
+    fn a_failed_spa_build_says_no_spa_was_uploaded_and_what_was_pushed() {
+        let err = joined(Ok(()), Err(failed_build()), &[]).err().unwrap();
+        let text = crate::error::render(&err, 0);
+        assert!(
+            text.starts_with("no SPA was uploaded. Pushed: none."),
+            "{text}"
+        );
+        assert!(text.contains("SPA admin-ui failed"), "{text}");
+        assert_eq!(exit_code_for(&err), ExitCode::Failure);
+    }
+
+    #[test]
+    fn when_images_and_an_spa_build_fail_both_are_named() {
+        let images = anyhow::anyhow!("1 image(s) failed. Nothing was applied.");
+        let err = joined(Err(images), Err(failed_build()), &[]).err().unwrap();
+        let text = crate::error::render(&err, 0);
+        assert!(text.contains("SPA admin-ui failed"), "{text}");
+        assert!(
+            text.contains("images failed too, and no SPA was uploaded"),
+            "{text}"
+        );
+        assert!(text.contains("1 image(s) failed"), "{text}");
+        assert_eq!(exit_code_for(&err), ExitCode::Failure);
+    }
+
+    #[test]
+    fn a_signal_wins_over_a_failure_beside_it() {
+        for (images, builds) in [
+            (true, false), // the images interrupted, the SPA build failed
+            (false, true), // the SPA build interrupted, the images failed
+        ] {
+            let interrupted =
+                || anyhow::Error::new(Interrupted::new(Stage::BeforeRoll, Signal::Terminate));
+            let images = Err(if images {
+                interrupted()
+            } else {
+                anyhow::anyhow!("push failed")
+            });
+            let builds = Err(if builds {
+                interrupted()
+            } else {
+                failed_build()
+            });
+            let err = joined(images, builds, &[]).err().unwrap();
+            assert_eq!(exit_code_for(&err), ExitCode::Terminated);
+        }
+        let items = joined(Ok(()), Ok(Vec::new()), &[]).unwrap();
+        assert!(items.is_empty());
+    }
 }

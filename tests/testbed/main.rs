@@ -24,6 +24,7 @@ mod lock;
 mod network;
 mod notify;
 mod outages;
+mod overlap;
 mod preflight;
 mod private_base;
 mod promote;
