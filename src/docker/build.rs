@@ -318,20 +318,16 @@ impl Engine {
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_else(|| "context".to_owned());
-        // The daemon keeps one copy of the context per shared key, cut down at each sync
-        // to what that build asks for: a stage built on its own (the dependency stage
-        // for the build cache) asks for a few files, and would leave the images' builds to
-        // send the rest again. It keeps a copy of its own.
-        let mut shared_key = session::shared_key(&spec.repo_root, &spec.dir);
-        if let Some(target) = &request.target {
-            shared_key = format!("{shared_key}-{target}");
-        }
         session::start(
             &self.session_route,
             SessionSpec {
                 id: format!("deploy-{}-{}-{nanos}", std::process::id(), request.service),
                 name,
-                shared_key,
+                shared_key: session::shared_key(
+                    &spec.repo_root,
+                    &spec.dir,
+                    request.target.as_deref(),
+                ),
                 dirs,
                 logins: request.logins.clone(),
             },

@@ -50,13 +50,23 @@ pub enum SessionRoute {
 
 /// The session's shared key: one per repository and context directory, stable across
 /// builds and runs, so the daemon's file-sync cache (keyed by it) is reused and only
-/// files whose stat changed are transferred again.
-pub fn shared_key(repo_root: &std::path::Path, context_dir: &std::path::Path) -> String {
+/// files whose stat changed are transferred again. The daemon cuts its copy down, at each
+/// sync, to what that build asks for: a stage built on its own (`target`: the build
+/// cache's dependency stage asks for a few files) keeps a copy of its own, or the images'
+/// builds after it would send all they copy again.
+pub fn shared_key(
+    repo_root: &std::path::Path,
+    context_dir: &std::path::Path,
+    target: Option<&str>,
+) -> String {
     let root = repo_root
         .canonicalize()
         .unwrap_or_else(|_| repo_root.to_path_buf());
+    let stage = target
+        .map(|target| format!(":{target}"))
+        .unwrap_or_default();
     let digest = Sha256::digest(format!(
-        "deploy:{}:{}",
+        "deploy:{}:{}{stage}",
         root.display(),
         context_dir.display()
     ));
@@ -260,9 +270,16 @@ mod tests {
     #[test]
     fn the_shared_key_is_stable_per_repository_and_context() {
         let dir = tempfile::tempdir().unwrap();
-        let a = shared_key(dir.path(), std::path::Path::new("."));
-        assert_eq!(a, shared_key(dir.path(), std::path::Path::new(".")));
-        assert_ne!(a, shared_key(dir.path(), std::path::Path::new("services")));
+        let a = shared_key(dir.path(), std::path::Path::new("."), None);
+        assert_eq!(a, shared_key(dir.path(), std::path::Path::new("."), None));
+        assert_ne!(
+            a,
+            shared_key(dir.path(), std::path::Path::new("services"), None)
+        );
+        assert_ne!(
+            a,
+            shared_key(dir.path(), std::path::Path::new("."), Some("deps"))
+        );
         assert_eq!(a.len(), 64);
     }
 }

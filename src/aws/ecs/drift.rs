@@ -50,22 +50,8 @@ impl Ecs {
         &self,
         ecs_service: &str,
     ) -> Result<Option<DeploymentSeen>, String> {
-        let listed = self
-            .client
-            .list_service_deployments()
-            .cluster(&self.cluster)
-            .service(ecs_service)
-            .send()
-            .await
-            .map_err(|err| {
-                aws::explain("ecs:ListServiceDeployments", &err, self.profile.as_deref())
-                    .to_string()
-            })?;
-        let Some(newest) = listed
-            .service_deployments()
-            .iter()
-            .max_by_key(|d| d.created_at().map(|t| t.as_nanos()))
-        else {
+        let listed = self.list_deployments(ecs_service, None).await?;
+        let Some(newest) = listed.first() else {
             return Ok(None);
         };
         let mut seen = DeploymentSeen {

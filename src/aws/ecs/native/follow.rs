@@ -22,29 +22,42 @@ impl Ecs {
         ecs_service: &str,
         since: SystemTime,
     ) -> Result<String, String> {
-        let after = aws_sdk_ecs::types::CreatedAt::builder()
-            .after(aws_sdk_ecs::primitives::DateTime::from(since))
-            .build();
+        // Newest first: the one our apply caused is the last created.
+        let found = self.list_deployments(ecs_service, Some(since)).await?;
+        found
+            .first()
+            .and_then(|d| d.service_deployment_arn())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{NONE_LISTED} created since the roll began"))
+    }
+
+    /// The service deployments of `ecs_service` (created at or after `since`, when
+    /// given), newest first; `Err` with why when the account cannot be asked.
+    pub(in crate::aws::ecs) async fn list_deployments(
+        &self,
+        ecs_service: &str,
+        since: Option<SystemTime>,
+    ) -> Result<Vec<aws_sdk_ecs::types::ServiceDeploymentBrief>, String> {
+        let after = since.map(|since| {
+            aws_sdk_ecs::types::CreatedAt::builder()
+                .after(aws_sdk_ecs::primitives::DateTime::from(since))
+                .build()
+        });
         let listed = self
             .client
             .list_service_deployments()
             .cluster(&self.cluster)
             .service(ecs_service)
-            .created_at(after)
+            .set_created_at(after)
             .send()
             .await
             .map_err(|err| {
                 aws::explain("ecs:ListServiceDeployments", &err, self.profile.as_deref())
                     .to_string()
             })?;
-        // Newest first: the one our apply caused is the last created.
-        let mut found: Vec<_> = listed.service_deployments().to_vec();
+        let mut found = listed.service_deployments().to_vec();
         found.sort_by_key(|d| std::cmp::Reverse(d.created_at().map(|t| t.as_nanos())));
-        found
-            .first()
-            .and_then(|d| d.service_deployment_arn())
-            .map(str::to_owned)
-            .ok_or_else(|| format!("{NONE_LISTED} created since the roll began"))
+        Ok(found)
     }
 
     pub(super) async fn describe_deployment(&self, arn: &str) -> Result<ServiceDeployment> {
