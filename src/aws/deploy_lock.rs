@@ -395,7 +395,8 @@ pub fn ensure_bucket_named(bucket: Option<String>, output: &str) -> Result<Strin
         Some(bucket) if !bucket.is_empty() => Ok(bucket),
         // A setting missing, not a failure: exit 2 (error.rs).
         _ => Err(crate::error::UsageError::new(format!(
-            "no bucket for the deploy lock: set lock.bucket in deploy.toml, add a terraform output {output:?}, or use an S3 terraform backend"
+            "no bucket for the deploy lock: {}, add a terraform output {output:?}, or use an S3 terraform backend",
+            crate::model::config::set_in_config("lock.bucket")
         ))
         .into()),
     }

@@ -65,7 +65,8 @@ pub fn required_history_bucket(
 ) -> Result<String> {
     history_bucket(platform, resolved).ok_or_else(|| {
         crate::error::UsageError::new(format!(
-            "no bucket for the run history of {environment}: set history.bucket or lock.bucket in deploy.toml (for every environment at once with {{env}}, its name: \"<name>-{{env}}\"), add a terraform output {:?}, or use an S3 terraform backend",
+            "no bucket for the run history of {environment}: {}, add a terraform output {:?}, or use an S3 terraform backend",
+            crate::model::config::set_in_config("history.bucket or lock.bucket"),
             platform.config.terraform.outputs.deploy_lock_bucket
         ))
         .into()

@@ -188,9 +188,10 @@ async fn take_lock(
         return Ok(None);
     }
     let Some(bucket) = &resolved.lock_bucket else {
-        crate::ui::output::warn(
-            "answering WITHOUT the deploy lock: no bucket for it (set lock.bucket in deploy.toml, or lock.enabled = false)",
-        );
+        crate::ui::output::warn(&format!(
+            "answering WITHOUT the deploy lock: no bucket for it ({}, or lock.enabled = false)",
+            config::set_in_config("lock.bucket")
+        ));
         return Ok(None);
     };
     let taken = deploy_lock::take(

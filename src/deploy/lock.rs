@@ -21,7 +21,8 @@ impl Run<'_> {
         }
         let Some(bucket) = &ready.environment.lock_bucket else {
             self.progress.warn(&format!(
-                "running WITHOUT the deploy lock: no bucket for it (set lock.bucket in deploy.toml, add a terraform output {:?}, or use an S3 terraform backend; lock.enabled = false silences this)",
+                "running WITHOUT the deploy lock: no bucket for it ({}, add a terraform output {:?}, or use an S3 terraform backend; lock.enabled = false silences this)",
+                crate::model::config::set_in_config("lock.bucket"),
                 self.platform.config.terraform.outputs.deploy_lock_bucket
             ));
             return Ok((None, false));

@@ -41,8 +41,8 @@ use stages::{Step, Stop};
 
 /// One run of the pipeline, for any of the commands above.
 pub fn run(globals: &Globals, request: &Request) -> Result<()> {
-    let aws = preflight::contexts(globals, request)?; // its profiles checked first
-                                                      // 1. Discover. 2. Plan, and decide what it leaves open (also in a dry run).
+    // 1. Discover (the profiles checked first). 2. Plan, and decide what it leaves open.
+    let aws = preflight::contexts(globals, request)?;
     let checkout = decide::open(globals.repo.as_deref(), request)?;
     let mut plan = decide::make_plan(&checkout, request)?;
     let (profile, runtime) = (preflight::choose_profile(globals, request)?, runtime()?);

@@ -14,6 +14,7 @@ use crate::changes::live;
 use crate::docker::engine::Engine;
 use crate::docker::images::{ImageJob, ImageResult, ImageStatus};
 use crate::error::{Stage, UsageError};
+use crate::model::config::set_in_config;
 use crate::model::environment::{Environment, Outputs};
 use crate::model::plan::Action;
 use crate::request::{Globals, Request};
@@ -272,7 +273,8 @@ impl Run<'_> {
         // upload.
         let private_bucket = environment.lock_bucket.as_deref().ok_or_else(|| {
             UsageError::new(format!(
-                "no private bucket to keep the SPA upload manifests in (they stay out of the buckets CloudFront serves): set lock.bucket in deploy.toml, add a terraform output {:?}, or use an S3 terraform backend; or pass --skip-spas. Nothing was touched",
+                "no private bucket to keep the SPA upload manifests in (they stay out of the buckets CloudFront serves): {}, add a terraform output {:?}, or use an S3 terraform backend; or pass --skip-spas. Nothing was touched",
+                set_in_config("lock.bucket"),
                 names.deploy_lock_bucket
             ))
         })?;
@@ -291,8 +293,10 @@ impl Run<'_> {
             let place = environment.spa(&spa.name);
             let bucket = place.bucket.ok_or_else(|| {
                 UsageError::new(format!(
-                    "no bucket for SPA {}: set spas.{}.bucket in deploy.toml or add it to the terraform output {:?}; nothing was touched",
-                    spa.name, spa.name, names.spa_buckets
+                    "no bucket for SPA {}: {} or add it to the terraform output {:?}; nothing was touched",
+                    spa.name,
+                    set_in_config(&format!("spas.{}.bucket", spa.name)),
+                    names.spa_buckets
                 ))
             })?;
             targets.push(SpaTarget::new(

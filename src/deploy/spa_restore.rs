@@ -13,6 +13,7 @@ use anyhow::{bail, Context as _, Result};
 use super::run::{Ready, Run};
 use crate::aws::Contexts;
 use crate::checkout::Checkout;
+use crate::model::config::set_in_config;
 use crate::model::environment::Environment;
 use crate::model::history::SpaUndo;
 use crate::model::plan::{Action, Decision, Plan, SpaRelease};
@@ -136,11 +137,17 @@ fn target_of(
         .find(|spa| spa.name == name)
         .context("no such SPA")?;
     let bucket = environment.spa(name).bucket.with_context(|| {
-        format!("no bucket known (set spas.{name}.bucket in deploy.toml or add it to the terraform output)")
+        format!(
+            "no bucket known ({} or add it to the terraform output)",
+            set_in_config(&format!("spas.{name}.bucket"))
+        )
     })?;
-    let private = environment.lock_bucket.as_deref().context(
-        "no private bucket, so no release was ever kept (set lock.bucket in deploy.toml)",
-    )?;
+    let private = environment.lock_bucket.as_deref().with_context(|| {
+        format!(
+            "no private bucket, so no release was ever kept ({})",
+            set_in_config("lock.bucket")
+        )
+    })?;
     let place = environment.spa(name);
     Ok(SpaTarget::new(
         &platform.root,

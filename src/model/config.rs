@@ -23,7 +23,7 @@ mod terraform;
 pub use alarms::AlarmsConfig;
 pub use changes::{ChangesConfig, ChangesMode};
 pub use docker_cache::{cache_tag, is_cache_tag, DockerCache};
-pub use names::{EnvConfig, ENV_PLACEHOLDER};
+pub use names::{set_in_config, EnvConfig, ENV_PLACEHOLDER};
 pub use notify::NotifyConfig;
 pub use spa_upload::SpaUploadConfig;
 pub use terraform::{TerraformConfig, TerraformOutputs};

@@ -23,12 +23,12 @@ fn a_setting_the_environment_lacks_exits_2_before_any_aws_call() {
         (
             "unlock",
             &["unlock"],
-            "no bucket for the deploy lock: set lock.bucket in deploy.toml",
+            "no bucket for the deploy lock: set lock.bucket in deploy.toml (for every environment at once with {env}: \"<name>-{env}\")",
         ),
         (
             "history",
             &["history"],
-            "no bucket for the run history of sandbox: set history.bucket or lock.bucket in deploy.toml",
+            "no bucket for the run history of sandbox: set history.bucket or lock.bucket in deploy.toml (for every environment at once with {env}",
         ),
     ];
     for (what, command, says) in cases {

@@ -260,5 +260,13 @@ impl Config {
     }
 }
 
+/// The advice of the errors that ask for a bucket (`key`: `lock.bucket`, `spas.web.bucket`
+/// …): set in deploy.toml, for every environment at once with [`ENV_PLACEHOLDER`].
+pub fn set_in_config(key: &str) -> String {
+    format!(
+        "set {key} in deploy.toml (for every environment at once with {ENV_PLACEHOLDER}: \"<name>-{ENV_PLACEHOLDER}\")"
+    )
+}
+
 #[cfg(test)]
 mod tests;
