@@ -27,6 +27,19 @@ pub(crate) fn deploy(
     stand_in: &EcsDeployments,
     services: &str,
 ) -> crate::support::Outcome {
+    deploy_through(fixture, env, bed, stand_in, services, &["--output", "json"]).run()
+}
+
+/// `deploy --services <services> -y <extra>` of the sandbox without its SPAs, with ECS's
+/// calls going through the stand-in: to run or to spawn.
+pub(crate) fn deploy_through(
+    fixture: &Fixture,
+    env: &AwsEnv,
+    bed: &Testbed,
+    stand_in: &EcsDeployments,
+    services: &str,
+    extra: &[&str],
+) -> crate::support::Deploy {
     fixture
         .deploy()
         .aws(env, bed)
@@ -40,10 +53,8 @@ pub(crate) fn deploy(
             "--profile",
             "testbed",
             "-y",
-            "--output",
-            "json",
         ])
-        .run()
+        .args(extra)
 }
 
 /// The newest run recorded in the sandbox's history.
@@ -296,25 +307,15 @@ fn wait_until_paused_ends_when_both_services_wait_at_their_hook_and_lists_them()
         &bed,
         &json!({"services": {"auth": paused("hook-auth"), "api": paused("hook-api")}}),
     );
-    let out = fixture
-        .deploy()
-        .aws(&env, &bed)
-        .env("AWS_ENDPOINT_URL_ECS", &stand_in.endpoint)
-        .args([
-            "--var-file",
-            "tfvars/sandbox.tfvars",
-            "--skip-spas",
-            "--services",
-            "auth,api",
-            "--profile",
-            "testbed",
-            "-y",
-            "--wait-until",
-            "paused",
-            "--output",
-            "json",
-        ])
-        .run();
+    let out = deploy_through(
+        &fixture,
+        &env,
+        &bed,
+        &stand_in,
+        "auth,api",
+        &["--wait-until", "paused", "--output", "json"],
+    )
+    .run();
     out.success()
         .stderr_has("auth: PAUSED on :")
         .stderr_has("BLUE_GREEN POST_PRODUCTION_TRAFFIC_SHIFT waits at hook hook-auth")
@@ -352,23 +353,15 @@ fn wait_until_traffic_shifted_ends_while_the_bake_goes_on() {
                 {"at": 1800, "status": "SUCCESSFUL", "lifecycleStage": "CLEAN_UP"}]}}}),
     );
     let started = std::time::Instant::now();
-    let out = fixture
-        .deploy()
-        .aws(&env, &bed)
-        .env("AWS_ENDPOINT_URL_ECS", &stand_in.endpoint)
-        .args([
-            "--var-file",
-            "tfvars/sandbox.tfvars",
-            "--skip-spas",
-            "--services",
-            "auth",
-            "--profile",
-            "testbed",
-            "-y",
-            "--wait-until",
-            "traffic-shifted",
-        ])
-        .run();
+    let out = deploy_through(
+        &fixture,
+        &env,
+        &bed,
+        &stand_in,
+        "auth",
+        &["--wait-until", "traffic-shifted"],
+    )
+    .run();
     out.success()
         .stderr_has("auth: LINEAR IN_PROGRESS at PRODUCTION_TRAFFIC_SHIFT · bake ")
         .stderr_has("auth: traffic shifted on :")
@@ -404,26 +397,21 @@ fn a_health_check_failing_during_a_blue_green_bake_asks_ecs_to_roll_back_not_ter
                 {"at": 1, "status": "IN_PROGRESS", "lifecycleStage": "BAKE_TIME"},
                 {"at": 1800, "status": "SUCCESSFUL", "lifecycleStage": "CLEAN_UP"}]}}}),
     );
-    let mut run = fixture
-        .deploy()
-        .aws(&env, &bed)
-        .env("AWS_ENDPOINT_URL_ECS", &stand_in.endpoint)
-        .args([
-            "--var-file",
-            "tfvars/sandbox.tfvars",
-            "--skip-spas",
-            "--services",
-            "auth",
-            "--profile",
-            "testbed",
-            "-y",
+    let mut run = deploy_through(
+        &fixture,
+        &env,
+        &bed,
+        &stand_in,
+        "auth",
+        &[
             "--wait-until",
             "traffic-shifted",
             "--rollback-on-failure",
             "--output",
             "json",
-        ])
-        .spawn();
+        ],
+    )
+    .spawn();
     // The old release (back once ECS rolled back) answers its health check.
     run.wait_for_line("the StopServiceDeployment", |line| {
         line.contains("asking ECS to roll it back")

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::ecs_native::{deploy, fixture, last_run, rollout};
+use crate::ecs_native::{deploy, deploy_through, fixture, last_run, rollout};
 use crate::support::{bootstrap_applied, AwsEnv, EcsDeployments, Fixture, Testbed};
 
 #[test]
@@ -73,23 +73,15 @@ fn a_wait_cut_by_wait_timeout_says_what_is_left() {
                 {"at": 3600, "status": "SUCCESSFUL", "lifecycleStage": "CLEAN_UP"}]}}}),
     );
     let started = std::time::Instant::now();
-    let out = fixture
-        .deploy()
-        .aws(&env, &bed)
-        .env("AWS_ENDPOINT_URL_ECS", &stand_in.endpoint)
-        .args([
-            "--var-file",
-            "tfvars/sandbox.tfvars",
-            "--skip-spas",
-            "--services",
-            "auth",
-            "--profile",
-            "testbed",
-            "-y",
-            "--wait-timeout",
-            "4s",
-        ])
-        .run();
+    let out = deploy_through(
+        &fixture,
+        &env,
+        &bed,
+        &stand_in,
+        "auth",
+        &["--wait-timeout", "4s"],
+    )
+    .run();
     out.code(1)
         .stderr_has("1 service(s) did not settle")
         .stderr_has("stopped waiting for the LINEAR deployment of auth after 4s (--wait-timeout); ECS goes on with it, at PRODUCTION_TRAFFIC_SHIFT, bake ")
@@ -139,28 +131,20 @@ fn deploy_continue_answers_both_pauses_of_the_last_run_once_each_and_records_it(
         &bed,
         &json!({"services": {"auth": paused("hook-auth"), "api": paused("hook-api")}}),
     );
-    fixture
-        .deploy()
-        .aws(&env, &bed)
-        .env("AWS_ENDPOINT_URL_ECS", &stand_in.endpoint)
-        .args([
-            "--var-file",
-            "tfvars/sandbox.tfvars",
-            "--skip-spas",
-            "--services",
-            "auth,api",
-            "--profile",
-            "testbed",
-            "-y",
-            "--wait-until",
-            "paused",
-        ])
-        .run()
-        .success()
-        .stderr_has("auth: PAUSED on :")
-        .stderr_has("waits at hook hook-auth")
-        .stderr_has("api: PAUSED on :")
-        .stderr_has("waits at hook hook-api");
+    deploy_through(
+        &fixture,
+        &env,
+        &bed,
+        &stand_in,
+        "auth,api",
+        &["--wait-until", "paused"],
+    )
+    .run()
+    .success()
+    .stderr_has("auth: PAUSED on :")
+    .stderr_has("waits at hook hook-auth")
+    .stderr_has("api: PAUSED on :")
+    .stderr_has("waits at hook hook-api");
     // No terminal and no -y: nothing is answered (exit 2); a service the run did not
     // roll is refused (exit 2).
     answer(&fixture, &env, &bed, &stand_in, &[])
@@ -310,21 +294,7 @@ fn under_auto_a_health_check_failing_during_a_canary_bake_asks_ecs_to_roll_back(
                 {"at": 1800, "status": "SUCCESSFUL", "lifecycleStage": "CLEAN_UP"}]}}}),
     );
     // No --wait-until (auto), no --rollback-on-failure.
-    let mut run = fixture
-        .deploy()
-        .aws(&env, &bed)
-        .env("AWS_ENDPOINT_URL_ECS", &stand_in.endpoint)
-        .args([
-            "--var-file",
-            "tfvars/sandbox.tfvars",
-            "--skip-spas",
-            "--services",
-            "auth",
-            "--profile",
-            "testbed",
-            "-y",
-        ])
-        .spawn();
+    let mut run = deploy_through(&fixture, &env, &bed, &stand_in, "auth", &[]).spawn();
     // The old release (back once ECS rolled back) answers its health check.
     run.wait_for_line("the StopServiceDeployment", |line| {
         line.contains("asking ECS to roll it back")
