@@ -343,7 +343,9 @@ pub enum Command {
     /// Answer every pause hook the last run's ECS service deployments wait at
     /// (`--wait-until paused`): CONTINUE, or ROLLBACK with --rollback. One
     /// ContinueServiceDeployment per hook, under the deploy lock, after the
-    /// confirmation; recorded in that run's history. Exit 0 also when none waits
+    /// confirmation; recorded in that run's history. Then each deployment is followed
+    /// to its end or next pause, and what ECS rolled back is reconciled with terraform
+    /// (an undo of that run for those services). Exit 0 also when none waits
     Continue {
         /// The environment's tfvars file, as for a deploy (e.g. tfvars/sandbox.tfvars)
         #[arg(long, value_name = "PATH", env = "DEPLOY_VAR_FILE")]
@@ -354,7 +356,8 @@ pub enum Command {
         #[arg(long, value_name = "A,B", value_delimiter = ',', num_args = 1)]
         services: Option<Vec<String>>,
 
-        /// Answer with ROLLBACK: ECS rolls each paused deployment back to what ran before
+        /// Answer with ROLLBACK: ECS rolls each paused deployment back to what ran
+        /// before, then terraform is reconciled to it
         #[arg(long)]
         rollback: bool,
 

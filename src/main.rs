@@ -27,11 +27,13 @@ fn main() {
     let globals = Globals::from_cli(&cli);
     deploy::ui::logging::init(globals.verbose, globals.quiet);
     let outcome = match CommandRequest::from_cli(&cli) {
-        CommandRequest::Deploy(request) => deploy::deploy::run(&globals, &request),
+        CommandRequest::Deploy(request) => {
+            deploy::deploy::run(&globals, &request, &mut deploy::deploy::Document::Stdout)
+        }
         CommandRequest::Status(request) => deploy::commands::status::run(&globals, &request),
         CommandRequest::Prune(request) => deploy::commands::prune::run(&globals, &request),
         CommandRequest::Unlock(request) => deploy::commands::unlock::run(&globals, &request),
-        CommandRequest::Continue(request) => deploy::commands::pauses::run(&globals, &request),
+        CommandRequest::Continue(request) => deploy::deploy::answer_pauses(&globals, &request),
         CommandRequest::History(request) => deploy::commands::history::run(&globals, &request),
         CommandRequest::Completions(shell) => {
             // Rendered first: clap_complete panics when its writer fails (stdout closed).

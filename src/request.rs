@@ -64,6 +64,9 @@ pub struct Request {
     pub promote: Option<Promotion>,
     /// `deploy undo`: restore what the last successful run changed; nothing is built.
     pub undo: bool,
+    /// The run an undo undoes, by id, whatever its state (`deploy continue
+    /// --rollback`'s reconcile); `None`: the newest that succeeded.
+    pub undo_of: Option<String>,
     /// `--rollback-on-failure`: a failed verify restores the previous tags (also
     /// `verify.rollback_on_failure`).
     pub rollback_on_failure: bool,

@@ -150,6 +150,8 @@ class Deployments:
             if service not in self.live:
                 self.live[service] = {
                     "started": time.time(),
+                    # Kept when an answer moves "started" on to the next stage.
+                    "created": time.time(),
                     "id": uuid.uuid4().hex[:20],
                     "cluster": cluster,
                     "account": account,
@@ -199,8 +201,8 @@ class Deployments:
             "serviceDeploymentArn": self.arn(service),
             "serviceArn": service_arn(self.region, live["account"], live["cluster"], service),
             "clusterArn": f"arn:aws:ecs:{self.region}:{live['account']}:cluster/{live['cluster']}",
-            "createdAt": live["started"],
-            "startedAt": live["started"],
+            "createdAt": live["created"],
+            "startedAt": live["created"],
             "targetServiceRevisionArn": self.arn(service, "target"),
             "status": stage["status"],
         }
@@ -469,7 +471,7 @@ def main() -> int:
                     "serviceArn": service_arn(deployments.region, live["account"], live["cluster"], service),
                     "clusterArn": f"arn:aws:ecs:{deployments.region}:{live['account']}:cluster/{live['cluster']}",
                     "launchType": "EC2",
-                    "createdAt": live["started"],
+                    "createdAt": live["created"],
                 }
                 if td:
                     revision["taskDefinition"] = td

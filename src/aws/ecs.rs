@@ -40,6 +40,9 @@ pub struct RolloutTarget {
     pub expected_tag: String,
     /// Alarms `[alarms]` of deploy.toml watches during the wait (`native::watch`).
     pub watched_alarms: Vec<String>,
+    /// Pause hooks already answered (`deploy continue`): ECS may still list them for a
+    /// moment, and they are no pause to stop at.
+    pub answered_hooks: Vec<String>,
 }
 
 /// How waiting ended for one service.

@@ -1,9 +1,9 @@
-//! The subcommands besides the deploy itself: `status`, `prune`, `unlock`, `history` and
-//! `continue` (`pauses`); and the candidates the shell completions ask for (`complete`).
+//! The subcommands besides the deploy itself: `status`, `prune`, `unlock` and `history`;
+//! and the candidates the shell completions ask for (`complete`). `continue`, which
+//! reconciles through the pipeline, is `deploy::pauses`.
 
 pub mod complete;
 pub mod history;
-pub mod pauses;
 pub mod prune;
 pub mod status;
 pub mod unlock;

@@ -68,9 +68,15 @@ pub(super) async fn decide(
         Mode::Rollback => spa_restore::decide_rollback(plan, checkout, contexts, profile)
             .await
             .map(|()| None),
-        Mode::Undo => ledger::decide_undo(plan, checkout, &request.selection, contexts, profile)
-            .await
-            .map(|()| None),
+        Mode::Undo => ledger::decide_undo(
+            plan,
+            checkout,
+            (&request.selection, request.undo_of.as_deref()),
+            contexts,
+            profile,
+        )
+        .await
+        .map(|()| None),
         Mode::Full | Mode::Services => Ok(None),
     }
 }

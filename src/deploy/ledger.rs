@@ -310,12 +310,13 @@ fn new_run_id() -> String {
 }
 
 /// `deploy undo`: the history decides the plan ([`history::undo_set`]). The newest run
-/// of the environment that succeeded and changed a service is undone: each service it
-/// changed goes back to the tag it ran before it.
+/// of the environment that succeeded and changed a service is undone (or the run
+/// `undo_of` names: `continue --rollback`'s reconcile): each service it changed goes
+/// back to the tag it ran before it.
 pub(super) async fn decide_undo(
     plan: &mut Plan,
     checkout: &Checkout,
-    selection: &crate::model::plan::Selection,
+    (selection, undo_of): (&crate::model::plan::Selection, Option<&str>),
     contexts: &Contexts,
     profile: Option<&str>,
 ) -> Result<()> {
@@ -338,6 +339,7 @@ pub(super) async fn decide_undo(
         environment: &environment,
         location: &listed,
         var_file: &var_file,
+        run_id: undo_of,
     };
     let named = match selection {
         crate::model::plan::Selection::Named(names) => Some(names.as_slice()),

@@ -1,9 +1,11 @@
 //! What a run says to the operator besides progress: the plan, the typed `y`, the
 //! account summary, and the state of the world in failure messages.
 
+use std::fmt::Display;
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Context as _, Result};
+use serde::Serialize;
 
 use super::source::ImageSource;
 use crate::docker::images::{ImageResult, ImageStatus};
@@ -16,7 +18,7 @@ use crate::ui::output::{emit_stdout, emit_stdout_ended, Ending, OutputFormat};
 /// Step 2's output: the plan as a table (JSON says it in the summary instead), and,
 /// when there is nothing to do, the summary or a sentence saying so. Whether the run
 /// has work.
-pub(super) fn show_plan(plan: &Plan, output: OutputFormat) -> Result<bool> {
+pub(super) fn show_plan(plan: &Plan, output: OutputFormat, to: &mut Document) -> Result<bool> {
     if output == OutputFormat::Text {
         emit_stdout(plan, output)?;
     }
@@ -24,7 +26,7 @@ pub(super) fn show_plan(plan: &Plan, output: OutputFormat) -> Result<bool> {
         return Ok(true);
     }
     if output == OutputFormat::Json {
-        emit_stdout(&RunReport::new(plan).document(), output)?;
+        to.emit(&RunReport::new(plan).document(), output, &Ending::SUCCEEDED)?;
     } else {
         writeln!(
             std::io::stdout().lock(),
@@ -42,10 +44,42 @@ pub(super) fn summarise(
     report: &RunReport,
     outcome: &Result<()>,
     globals: &Globals,
+    to: &mut Document,
 ) -> Result<()> {
     let step = run.stages.current().name();
     let ending = Ending::of(outcome, globals.verbose, Some(step));
-    emit_stdout_ended(&report.document(), globals.output, &ending)
+    to.emit(&report.document(), globals.output, &ending)
+}
+
+/// Where a run's `--output json` document goes: stdout, or kept for the command that
+/// runs the pipeline inside its own and prints one document (`continue`'s reconcile).
+/// The text goes to stdout either way.
+pub enum Document {
+    Stdout,
+    Kept(Option<serde_json::Value>),
+}
+
+impl Document {
+    fn emit<T: Serialize + Display>(
+        &mut self,
+        value: &T,
+        output: OutputFormat,
+        ending: &Ending,
+    ) -> Result<()> {
+        match self {
+            Document::Kept(kept) if output == OutputFormat::Json => {
+                let mut document = serde_json::to_value(ending)?;
+                if let (Some(map), serde_json::Value::Object(own)) =
+                    (document.as_object_mut(), serde_json::to_value(value)?)
+                {
+                    map.extend(own);
+                }
+                *kept = Some(document);
+                Ok(())
+            }
+            _ => emit_stdout_ended(value, output, ending),
+        }
+    }
 }
 
 /// Never wait for input that cannot come (SPEC §3): fail before touching anything.

@@ -3,6 +3,7 @@
 //! there), preflight and review (`diff` stops there), confirm, lock, obtain the images
 //! (`source`) with the SPAs built beside them, upload the SPAs, roll and verify (`roll`),
 //! restore if asked (`recovery`), summary. The history and the webhook: `observers`.
+//! `continue` (`pauses`) answers a run's pauses, and reconciles through an undo.
 
 mod changed;
 mod changed_spas;
@@ -14,6 +15,7 @@ mod lock;
 mod messages;
 mod notices;
 mod observers;
+mod pauses;
 mod preflight;
 mod promote;
 mod recovery;
@@ -29,6 +31,8 @@ mod stages;
 use anyhow::Result;
 
 pub use crate::report::CopiedImage;
+pub use messages::Document;
+pub use pauses::run as answer_pauses;
 
 use crate::checkout::runtime;
 use crate::report::RunReport;
@@ -39,21 +43,21 @@ use ledger::Before;
 use run::{Ready, Run};
 use stages::{Step, Stop};
 
-/// One run of the pipeline, for any of the commands above.
-pub fn run(globals: &Globals, request: &Request) -> Result<()> {
+/// One run of the pipeline, for any of the commands above; its `--output json` document
+/// goes where `document` says (stdout, but for `continue`'s reconcile).
+pub fn run(globals: &Globals, request: &Request, document: &mut Document) -> Result<()> {
     // 1. Discover (the profiles checked first). 2. Plan, and decide what it leaves open.
     let aws = preflight::contexts(globals, request)?;
     let checkout = decide::open(globals.repo.as_deref(), request)?;
     let mut plan = decide::make_plan(&checkout, request)?;
     let (profile, runtime) = (preflight::choose_profile(globals, request)?, runtime()?);
     let decided = decide::decide(&mut plan, &checkout, request, &aws, profile.as_deref());
-    let known = runtime.block_on(decided)?; // the terraform outputs, if decide read them
+    let known = runtime.block_on(decided)?; // terraform outputs, if decide read them
     let stop = Stop::of(request.dry_run, request.diff_only);
     if stop == Stop::AfterPlan {
         return emit_stdout(&plan, globals.output);
     }
-    // With nothing to do the run ends here (runbook: "exits early if nothing changed").
-    if !messages::show_plan(&plan, globals.output)? {
+    if !messages::show_plan(&plan, globals.output, document)? {
         return Ok(());
     }
     messages::require_a_way_to_confirm(request)?;
@@ -61,31 +65,27 @@ pub fn run(globals: &Globals, request: &Request) -> Result<()> {
     let run = Run::new(&checkout, request, &plan, (profile, aws), known, &progress);
     let mut report = RunReport::new(&plan);
     let outcome = runtime.block_on(run.execute(stop, &mut report, globals.output));
-    // Stop build/push streams now: the daemon cancels work whose connection closed.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-    // 11. Summary: what was done; when preflight stopped the run, nothing was.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2)); // dockerd cancels builds
+                                                                 // 11. Summary: what was done; when preflight stopped the run, nothing was.
     if stop.summarises(report.began, globals.output) {
-        messages::summarise(&run, &report, &outcome, globals)?;
+        messages::summarise(&run, &report, &outcome, globals, document)?;
     }
     outcome
 }
 
 impl Run<'_> {
-    /// Steps 3-10.
+    /// Steps 3-10 (`deploy diff`: the terraform half of 3, and the review on stdout).
     async fn execute(&self, stop: Stop, report: &mut RunReport, out: OutputFormat) -> Result<()> {
         if stop == Stop::AfterReview {
-            // `deploy diff`: the terraform half of preflight, and the review on stdout.
             return self.diff(out).await;
         }
         let mut observers = self.observers();
-        // From here on SIGINT, SIGTERM and SIGHUP interrupt the run, each with the same
-        // clean-up (README "Exit codes").
+        // Now SIGINT, SIGTERM and SIGHUP interrupt the run (README "Exit codes").
         crate::signals::listen();
         // 3. Preflight. 4. Review the roll's saved plan (also under -y), then confirm.
         let mut ready = self.preflight().await?;
         self.review_and_confirm(&ready, report)?;
-        // 5. Lock, released however the rest ends; under it, what runs before this run
-        // (for its history record, and what a restore goes back to), and the observers.
+        // 5. Lock (released however the rest ends); under it the survey, the observers.
         let (lock, waited) = self.lock(&ready).await?;
         let before = self.survey_before(&ready).await;
         observers.started(self, &ready, &before).await;

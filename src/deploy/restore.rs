@@ -11,9 +11,9 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use super::ledger::Before;
 use super::review::guard;
 use super::roll::{list, Roll, RollFailure};
-use super::run::{interruptible, Ready, Run};
+use super::run::{cut_short, Ready, Run};
 use crate::aws::ecs::native::WaitUntil;
-use crate::error::{Interrupted, Stage};
+use crate::error::Interrupted;
 use crate::model::history::ServiceTags;
 use crate::model::plan::TerraformStep;
 use crate::report::{RestoreReport, RunReport};
@@ -189,11 +189,8 @@ impl Run<'_> {
             .map(|(service, _)| (service.clone(), self.plan.tag_of(service).to_owned()))
             .collect();
         let complete = WaitUntil::Complete;
-        let followed = interruptible(
-            Stage::AfterApply,
-            self.settle(ready, targets, since, complete),
-        )
-        .await?;
+        let followed =
+            cut_short(self.progress, self.settle(ready, targets, since, complete)).await?;
         for mut settled in followed {
             if let Some(rollback) = &mut settled.native_rollback {
                 rollback.requested_by_deploy = Some("health check failed".to_owned());

@@ -9,7 +9,7 @@ use anyhow::{anyhow, Result};
 use futures_util::StreamExt;
 
 use super::messages::pushed_sentence;
-use super::run::{interruptible, Ready, Run};
+use super::run::{cut_short, interruptible, Ready, Run};
 use super::stages::Step;
 use crate::aws::ecs::native::{next_step, Wait, WaitUntil};
 use crate::aws::ecs::{Ecs, RolloutTarget, Settled};
@@ -112,7 +112,7 @@ impl Run<'_> {
         let services: Vec<String> = roll.targets.iter().map(|(s, _)| s.clone()).collect();
         let targets = roll.targets.clone();
         let settling = self.settle(ready, roll.targets, since, roll.until);
-        let rollouts = interruptible(Stage::AfterApply, settling)
+        let rollouts = cut_short(self.progress, settling)
             .await
             .map_err(|err| RollFailure::Stopped(Step::Verify, err))?;
         let unsettled = failed(rollouts.iter().map(|r| (&r.service, &r.error)));
@@ -252,6 +252,7 @@ impl Run<'_> {
                 ecs_service: config::expand(&ecs_config.service, &service),
                 container: config::expand(&ecs_config.container, &service),
                 watched_alarms: self.platform.config.alarms.of(&service),
+                answered_hooks: Vec::new(),
                 service,
                 expected_tag: tag,
             })

@@ -116,3 +116,26 @@ pub(super) async fn interruptible<T>(
         outcome = step => outcome,
     }
 }
+
+/// [`interruptible`] for a wait on ECS after the apply: cut short, it first says what
+/// each deployment followed still had to do (ECS goes on with them).
+pub(super) async fn cut_short<T>(
+    progress: &Progress,
+    wait: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let outcome = interruptible(Stage::AfterApply, wait).await;
+    if outcome.as_ref().is_err_and(|err| err.is::<Interrupted>()) {
+        let left = progress.unfinished();
+        if !left.is_empty() {
+            let lines: Vec<String> = left
+                .iter()
+                .map(|(service, what)| format!("  {service}: {what}"))
+                .collect();
+            progress.warn(&format!(
+                "stopped waiting for ECS, which goes on with:\n{}",
+                lines.join("\n")
+            ));
+        }
+    }
+    outcome
+}

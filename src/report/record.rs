@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::RunReport;
+use crate::aws::ecs::Settled;
 use crate::error::Interrupted;
 use crate::model::history::{
     ImageVersion, PlanSummary, Record, RestoreRecord, ServiceChange, SpaChange, State, Who, FORMAT,
@@ -109,21 +110,7 @@ pub fn finished(
         change.rolled = report.applied;
         let rollout = report.rollouts.iter().find(|r| r.service == change.service);
         change.settled = rollout.map(|r| r.steady);
-        change.ecs_deployment = rollout.and_then(|r| {
-            r.deployment.as_ref().map(|d| {
-                format!(
-                    "{} {}{} ({})",
-                    d.strategy,
-                    d.status,
-                    d.stage
-                        .as_deref()
-                        .map(|s| format!(" at {s}"))
-                        .unwrap_or_default(),
-                    d.arn
-                )
-            })
-        });
-        change.ecs_ended = rollout.and_then(|r| r.native_rollback.as_ref().map(|n| n.headline()));
+        note_followed(change, rollout);
         change.reconciled = report
             .reconcile
             .as_ref()
@@ -157,6 +144,26 @@ pub fn finished(
         settled: restore.settled(),
         error: restore.error.clone(),
     });
+}
+
+/// What was seen of a service's ECS deployment, into its record: the deployment as
+/// last seen, and how ECS ended it when it rolled back or stopped it.
+pub fn note_followed(change: &mut ServiceChange, rollout: Option<&Settled>) {
+    change.ecs_deployment = rollout.and_then(|r| {
+        r.deployment.as_ref().map(|d| {
+            format!(
+                "{} {}{} ({})",
+                d.strategy,
+                d.status,
+                d.stage
+                    .as_deref()
+                    .map(|s| format!(" at {s}"))
+                    .unwrap_or_default(),
+                d.arn
+            )
+        })
+    });
+    change.ecs_ended = rollout.and_then(|r| r.native_rollback.as_ref().map(|n| n.headline()));
 }
 
 #[cfg(test)]

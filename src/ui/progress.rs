@@ -2,9 +2,10 @@
 //! `service: state` lines otherwise, nothing with `--quiet`. [`settle`] stops the live
 //! lines before an error is printed, so that `error:` starts on a line of its own.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, WeakProgressBar};
@@ -63,6 +64,8 @@ fn stop(bar: &ProgressBar) {
 pub struct Progress {
     multi: Option<MultiProgress>,
     quiet: bool,
+    /// Per item not finished: what it still had to do ([`ItemProgress::leaves`]).
+    left: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 impl Progress {
@@ -70,7 +73,11 @@ impl Progress {
         if !quiet && std::io::stderr().is_terminal() {
             Self::live(ProgressDrawTarget::stderr())
         } else {
-            Self { multi: None, quiet }
+            Self {
+                multi: None,
+                quiet,
+                left: Arc::default(),
+            }
         }
     }
 
@@ -79,6 +86,7 @@ impl Progress {
         Self {
             multi: Some(MultiProgress::with_draw_target(target)),
             quiet: false,
+            left: Arc::default(),
         }
     }
 
@@ -103,7 +111,17 @@ impl Progress {
             name: name.to_owned(),
             bar,
             quiet: self.quiet,
+            left: Arc::clone(&self.left),
         }
+    }
+
+    /// What the items that never finished still had to do, as they last said it
+    /// ([`ItemProgress::leaves`]): for the message of a wait cut short.
+    pub fn unfinished(&self) -> Vec<(String, String)> {
+        self.left
+            .lock()
+            .map(|left| left.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
     }
 
     /// A message that is not about one item.
@@ -134,6 +152,7 @@ pub struct ItemProgress {
     name: String,
     bar: Option<ProgressBar>,
     quiet: bool,
+    left: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 impl ItemProgress {
@@ -153,7 +172,18 @@ impl ItemProgress {
         }
     }
 
+    /// What this item still has to do should the run stop before it finishes (shown by
+    /// [`Progress::unfinished`]; forgotten when it finishes).
+    pub fn leaves(&self, what: &str) {
+        if let Ok(mut left) = self.left.lock() {
+            left.insert(self.name.clone(), what.to_owned());
+        }
+    }
+
     pub fn finish(&self, message: &str) {
+        if let Ok(mut left) = self.left.lock() {
+            left.remove(&self.name);
+        }
         match &self.bar {
             Some(bar) => bar.finish_with_message(message.to_owned()),
             None if !self.quiet => eprintln!("{}: {message}", self.name),
@@ -179,6 +209,24 @@ mod tests {
     use indicatif::TermLike;
 
     use super::*;
+
+    #[test]
+    fn an_item_cut_short_leaves_what_it_said_it_still_had_to_do() {
+        let progress = Progress::new(true);
+        let cut = progress.item("auth");
+        cut.leaves("its CANARY deployment is at BAKE_TIME");
+        let done = progress.item("api");
+        done.leaves("its ROLLING deployment is at SCALE_UP");
+        done.finish("steady");
+        drop(cut);
+        assert_eq!(
+            progress.unfinished(),
+            [(
+                "auth".to_owned(),
+                "its CANARY deployment is at BAKE_TIME".to_owned()
+            )]
+        );
+    }
 
     /// A terminal that records what is written to it.
     #[derive(Debug, Clone, Default)]

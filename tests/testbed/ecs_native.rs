@@ -59,6 +59,11 @@ pub(crate) fn deploy_through(
 
 /// The newest run recorded in the sandbox's history.
 pub(crate) fn last_run(fixture: &Fixture, env: &AwsEnv, bed: &Testbed) -> Value {
+    runs(fixture, env, bed)[0].clone()
+}
+
+/// `deploy history --output json`'s runs, newest first.
+pub(crate) fn runs(fixture: &Fixture, env: &AwsEnv, bed: &Testbed) -> Vec<Value> {
     let out = fixture
         .deploy()
         .aws(env, bed)
@@ -74,7 +79,7 @@ pub(crate) fn last_run(fixture: &Fixture, env: &AwsEnv, bed: &Testbed) -> Value 
         .run();
     out.success();
     let view: Value = serde_json::from_str(&out.stdout).unwrap();
-    view["runs"][0].clone()
+    view["runs"].as_array().cloned().unwrap_or_default()
 }
 
 pub(crate) fn rollout<'a>(report: &'a Value, service: &str) -> &'a Value {
@@ -178,7 +183,7 @@ fn a_canary_is_followed_through_its_service_deployment_and_a_service_without_one
 
 /// `terraform plan -detailed-exitcode` of the targeted roll that puts `service` on
 /// `tag`: 0 when terraform's state already says so.
-fn plan_exit_code(
+pub(crate) fn plan_exit_code(
     bed: &Testbed,
     fixture: &Fixture,
     env: &AwsEnv,

@@ -89,6 +89,66 @@ fn a_wait_cut_by_wait_timeout_says_what_is_left() {
     assert!(started.elapsed() < std::time::Duration::from_secs(300));
 }
 
+#[test]
+fn a_wait_cut_by_ctrl_c_says_what_each_deployment_had_left() {
+    let bed = Testbed::get();
+    let fixture = fixture();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let stand_in = EcsDeployments::start(
+        &bed,
+        &json!({"services": {"auth": {
+            "strategy": "LINEAR",
+            "deploymentConfiguration": {"bakeTimeInMinutes": 10,
+                "linearConfiguration": {"stepPercent": 25.0, "stepBakeTimeInMinutes": 3}},
+            "stages": [
+                {"at": 0, "status": "IN_PROGRESS", "lifecycleStage": "PRODUCTION_TRAFFIC_SHIFT"},
+                {"at": 3600, "status": "SUCCESSFUL", "lifecycleStage": "CLEAN_UP"}]}}}),
+    );
+    let mut run = deploy_through(
+        &fixture,
+        &env,
+        &bed,
+        &stand_in,
+        "auth",
+        &["--wait-until", "complete"],
+    )
+    .spawn();
+    run.wait_for_line("the deployment followed", |line| {
+        line.contains("auth: LINEAR IN_PROGRESS at PRODUCTION_TRAFFIC_SHIFT")
+    });
+    run.interrupt();
+    run.finish()
+        .code(130)
+        .stderr_has("stopped waiting for ECS, which goes on with:\n  auth: its LINEAR deployment is at PRODUCTION_TRAFFIC_SHIFT, bake ")
+        .stderr_has("then 4 more linear step(s), 3m bake each, then the 10m bake")
+        .stderr_has("interrupted while waiting for ECS: terraform was applied and ECS goes on rolling");
+}
+
+/// auth deployed once at the fixture's commit (straight to moto, no stand-in), then a
+/// new commit: the tag a reconcile goes back to, which the registry holds (an undo
+/// rolls only pushed images, and the bootstrap's tag never is).
+fn deployed_once_then_changed(fixture: &Fixture, env: &AwsEnv, bed: &Testbed) -> String {
+    let first = fixture.short_sha();
+    fixture
+        .deploy()
+        .aws(env, bed)
+        .args([
+            "--var-file",
+            "tfvars/sandbox.tfvars",
+            "--skip-spas",
+            "--services",
+            "auth",
+            "--profile",
+            "testbed",
+            "-y",
+        ])
+        .run()
+        .success();
+    fixture.write("services/auth/src/change.ts", "export const change = 1;\n");
+    fixture.commit_all("change auth");
+    first
+}
+
 /// `deploy continue --var-file tfvars/sandbox.tfvars --profile testbed <args>`.
 fn answer(
     fixture: &Fixture,
@@ -219,10 +279,11 @@ fn deploy_continue_answers_both_pauses_of_the_last_run_once_each_and_records_it(
 }
 
 #[test]
-fn deploy_continue_rollback_answers_one_service_with_a_rollback() {
+fn deploy_continue_rollback_answers_one_service_follows_ecs_back_and_reconciles_terraform() {
     let bed = Testbed::get();
     let fixture = fixture();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let first = deployed_once_then_changed(&fixture, &env, &bed);
     let before = crate::rollout::live(&env);
     let stand_in = EcsDeployments::start(
         &bed,
@@ -246,22 +307,69 @@ fn deploy_continue_rollback_answers_one_service_with_a_rollback() {
         rollout(&report, "auth")["followed"],
         "service deployment, until paused (--wait-until auto)"
     );
+    let paused_run = last_run(&fixture, &env, &bed)["run_id"].clone();
     let out = answer(
         &fixture,
         &env,
         &bed,
         &stand_in,
-        &["--services", "auth", "--rollback", "-y"],
+        &["--services", "auth", "--rollback", "-y", "--output", "json"],
     );
     out.success()
-        .stdout_has("answered 1 pause(s) of run ")
-        .stdout_has("with ROLLBACK:\n  auth: hook hook-auth of its CANARY deployment at SCALE_UP");
+        .stderr_has("  auth: CANARY at SCALE_UP, hook hook-auth, expires in ")
+        .stderr_has("auth: rolled back by ECS")
+        .stderr_has("ECS rolled back auth: re-applying the tags they ran before run ")
+        .stderr_has(&format!("Reconciled: terraform re-applied auth → :{first}"));
     let calls = stand_in.calls("ContinueServiceDeployment");
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0]["action"], "ROLLBACK");
     assert_eq!(calls[0]["hookId"], "hook-auth");
-    // ECS (the stand-in) put auth back on what ran before.
-    assert_eq!(crate::rollout::live(&env)["auth"].0, before["auth"].0);
+    // One JSON document: the answers, the deployment followed back, the undo run.
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "succeeded", "{report}");
+    assert_eq!(report["action"], "ROLLBACK");
+    assert_eq!(
+        report["followed"][0]["native_rollback"]["status"], "ROLLBACK_SUCCESSFUL",
+        "{report}"
+    );
+    assert_eq!(report["reconcile"]["outcome"], "succeeded", "{report}");
+    assert_eq!(report["reconcile"]["plan"]["mode"], "undo", "{report}");
+    // ECS put auth back; terraform re-applied its old tag, and nothing else moved.
+    let after = crate::rollout::live(&env);
+    assert_eq!(after["auth"].1, format!("{}/auth:{first}", bed.registry));
+    for service in crate::support::SERVICES.iter().filter(|s| **s != "auth") {
+        assert_eq!(
+            after[*service], before[*service],
+            "{service} must be untouched"
+        );
+    }
+    let (code, plan) = crate::ecs_native::plan_exit_code(&bed, &fixture, &env, "auth", &first);
+    assert_eq!(code, 0, "{plan}");
+    // The reconcile is a run of its own, an undo of the paused run; the paused run's
+    // record says what ECS did and what was reconciled.
+    let undo = last_run(&fixture, &env, &bed);
+    assert_eq!(undo["mode"], "undo", "{undo}");
+    assert_eq!(undo["undo_of"], paused_run, "{undo}");
+    let runs = crate::ecs_native::runs(&fixture, &env, &bed);
+    let paused = runs
+        .iter()
+        .find(|r| r["run_id"] == paused_run)
+        .expect("the paused run's record");
+    let auth = &paused["services"][0];
+    assert_eq!(auth["service"], "auth", "{paused}");
+    assert!(
+        auth["ecs_ended"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("rolled back by ECS")),
+        "{paused}"
+    );
+    assert_eq!(auth["reconciled"], first.as_str(), "{paused}");
+    assert!(
+        auth["pause_answers"][0]
+            .as_str()
+            .is_some_and(|a| a.starts_with("ROLLBACK at hook hook-auth by ")),
+        "{paused}"
+    );
 }
 
 #[test]
@@ -334,4 +442,54 @@ fn without_wait_timeout_the_wait_is_the_deployments_own_bakes_plus_the_margin() 
     deploy(&fixture, &env, &bed, &stand_in, "auth")
         .code(1)
         .stderr_has("stopped waiting for the BLUE_GREEN deployment of auth after 3s (its bakes and steps plus ecs.wait_timeout_secs); ECS goes on with it, at SCALE_UP");
+}
+
+#[test]
+fn an_ecs_rollback_after_continue_fails_continue_and_is_reconciled() {
+    let bed = Testbed::get();
+    let fixture = fixture();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let first = deployed_once_then_changed(&fixture, &env, &bed);
+    let before = crate::rollout::live(&env);
+    // Answered CONTINUE, the canary goes on to its bake, where its alarm fires.
+    let stand_in = EcsDeployments::start(
+        &bed,
+        &json!({"services": {"auth": {
+            "strategy": "CANARY",
+            "deploymentConfiguration": {"bakeTimeInMinutes": 10,
+                "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 10}},
+            "alarms": ["auth-5xx"],
+            "sourceTaskDefinition": before["auth"].0,
+            "stages": [
+                {"at": 0, "status": "IN_PROGRESS", "lifecycleStage": "SCALE_UP",
+                 "pause": {"hookId": "hook-auth", "expiresInSecs": 600}},
+                {"at": 600, "status": "IN_PROGRESS", "lifecycleStage": "BAKE_TIME"},
+                {"at": 602, "status": "ROLLBACK_SUCCESSFUL", "lifecycleStage": "BAKE_TIME",
+                 "rollback": "CloudWatch alarm auth-5xx is in ALARM", "triggeredAlarms": ["auth-5xx"]}]}}}),
+    );
+    deploy(&fixture, &env, &bed, &stand_in, "auth")
+        .success()
+        .stderr_has("auth: PAUSED on :");
+    answer(&fixture, &env, &bed, &stand_in, &["-y"])
+        .code(1)
+        .stdout_has("answered 1 pause(s) of run ")
+        .stdout_has("  auth: rolled back by ECS (alarm auth-5xx) (ROLLBACK_SUCCESSFUL)")
+        .stderr_has("after the answers, 1 deployment(s) did not end as asked:\n  auth: ECS rolled back the CANARY deployment of auth during BAKE_TIME")
+        .stderr_has(&format!("Reconciled: terraform re-applied auth → :{first} (what ECS rolled back to), so its state and the next apply agree with what runs. The roll failed"));
+    assert_eq!(
+        stand_in.calls("ContinueServiceDeployment")[0]["action"],
+        "CONTINUE"
+    );
+    let (code, plan) = crate::ecs_native::plan_exit_code(&bed, &fixture, &env, "auth", &first);
+    assert_eq!(code, 0, "{plan}");
+    let paused = &crate::ecs_native::runs(&fixture, &env, &bed)[1];
+    assert_eq!(
+        paused["services"][0]["ecs_ended"], "rolled back by ECS (alarm auth-5xx)",
+        "{paused}"
+    );
+    assert_eq!(
+        paused["services"][0]["reconciled"],
+        first.as_str(),
+        "{paused}"
+    );
 }

@@ -5,12 +5,11 @@
 
 use std::time::SystemTime;
 
-use super::super::run::{interruptible, Ready, Run};
+use super::super::run::{cut_short, Ready, Run};
 use super::super::stages::Step;
 use super::{failed, RollFailure, RollLog};
 use crate::aws::ecs::native::WaitUntil;
 use crate::aws::ecs::Settled;
-use crate::error::Stage;
 
 /// The (service, tag) of each target whose deployment was left running at its traffic
 /// shift: not failed, not waiting at a pause.
@@ -51,7 +50,7 @@ impl Run<'_> {
                 .join(", ")
         ));
         let complete = self.settle(ready, baking, since, WaitUntil::Complete);
-        let followed = interruptible(Stage::AfterApply, complete)
+        let followed = cut_short(self.progress, complete)
             .await
             .map_err(|err| RollFailure::Stopped(Step::Verify, err))?;
         let unsettled = failed(followed.iter().map(|r| (&r.service, &r.error)));

@@ -17,6 +17,9 @@ pub struct UndoSource<'a> {
     pub location: &'a str,
     /// The tfvars file, as `deploy history --var-file` takes it.
     pub var_file: &'a str,
+    /// The run to undo, by id (`deploy continue --rollback`'s reconcile); `None`: the
+    /// newest that succeeded and changed something.
+    pub run_id: Option<&'a str>,
 }
 
 /// What `deploy undo` restores.
@@ -41,7 +44,23 @@ pub fn undo_set(
     source: UndoSource<'_>,
 ) -> Result<UndoSet> {
     let environment = source.environment;
-    let Some(last) = last_undoable(records) else {
+    if let Some(run_id) = source.run_id {
+        if !records.iter().any(|r| r.run_id == run_id) {
+            bail!(
+                "run {run_id} is not among the {} newest recorded runs of {environment} ({}): nothing was touched",
+                records.len(),
+                source.location
+            );
+        }
+    }
+    let pinned = |r: &&Record| source.run_id.is_some_and(|id| r.run_id == id);
+    let Some(last) = records.iter().find(pinned).or_else(|| {
+        source
+            .run_id
+            .is_none()
+            .then(|| last_undoable(records))
+            .flatten()
+    }) else {
         bail!(
             "nothing to undo in {environment}: none of its {} newest recorded runs ({}) succeeded and changed a service or an SPA. `deploy history --var-file {}` lists them",
             records.len(),
@@ -137,6 +156,7 @@ mod tests {
     use crate::model::history::{SpaChange, State};
 
     const SOURCE: UndoSource<'static> = UndoSource {
+        run_id: None,
         environment: "sandbox",
         location: "s3://private/deploy-history/sandbox/",
         var_file: "tfvars/sandbox.tfvars",
@@ -199,6 +219,40 @@ mod tests {
             ]
         );
         assert!(set.spas.is_empty());
+    }
+
+    #[test]
+    fn a_run_named_by_id_is_undone_whatever_its_state_and_an_unknown_id_is_refused() {
+        let records = vec![
+            record(
+                "failed",
+                3,
+                State::Failed,
+                vec![change("auth", Some("old"), "new", true)],
+            ),
+            record(
+                "ok",
+                2,
+                State::Succeeded,
+                vec![change("api", Some("aaa"), "bbb", true)],
+            ),
+        ];
+        let pinned = UndoSource {
+            run_id: Some("failed"),
+            ..SOURCE
+        };
+        let set = undo_set(&records, &["api", "auth"], None, &[], pinned).unwrap();
+        assert_eq!(set.undo.run_id, "failed");
+        assert_eq!(tags(&set), [("auth", "old")]);
+        let unknown = UndoSource {
+            run_id: Some("elsewhere"),
+            ..SOURCE
+        };
+        let err = undo_set(&records, &["api", "auth"], None, &[], unknown).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "run elsewhere is not among the 2 newest recorded runs of sandbox (s3://private/deploy-history/sandbox/): nothing was touched"
+        );
     }
 
     #[test]

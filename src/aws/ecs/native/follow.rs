@@ -156,6 +156,8 @@ impl Ecs {
             let config = deployment.deployment_configuration();
             let timeout = timeout_for(config, until, margin, overall);
             let mut view = view(&deployment);
+            view.pauses
+                .retain(|pause| !target.answered_hooks.contains(&pause.hook_id));
             // Bake left: from when this run first saw the stage (ECS gives no start).
             if stage_seen.as_ref().map(|(s, _)| s) != Some(&view.stage) {
                 stage_seen = Some((view.stage.clone(), Instant::now()));
@@ -163,6 +165,11 @@ impl Ecs {
             if let (Some(bake), Some((_, since))) = (view.bake_secs, &stage_seen) {
                 view.bake_left_secs = Some(bake.saturating_sub(since.elapsed().as_secs()));
             }
+            item.leaves(&format!(
+                "its {} deployment is {}",
+                view.strategy,
+                what_is_left(&view, config)
+            ));
             let line = progress_line(&view, crate::timestamp::now_unix() as i64);
             if line != last_line {
                 item.state(&line);

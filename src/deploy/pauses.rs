@@ -2,7 +2,9 @@
 //! answers every pause hook the last run's service deployments wait at (`--wait-until
 //! paused`, or `auto` stopping at a pause), per service or all, with CONTINUE (or
 //! ROLLBACK): one `ContinueServiceDeployment` per hook, under the deploy lock, after the
-//! confirmation (`-y`), each answer recorded in that run's history record.
+//! confirmation (`-y`), each answer recorded in that run's history record. Then each
+//! answered deployment is followed (to its end or its next pause), and the services ECS
+//! rolled back, asked to or on its own, are reconciled (`reconcile`).
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::time::{Duration, UNIX_EPOCH};
@@ -20,8 +22,11 @@ use crate::model::config;
 use crate::model::history::Record;
 use crate::model::platform::Platform;
 use crate::request::{ContinueRequest, Globals};
-use crate::ui::output::emit_stdout;
+use crate::ui::output::{emit_stdout_ended, Ending, OutputFormat};
+use crate::ui::progress::Progress;
 
+mod follow;
+mod reconcile;
 mod report;
 
 use report::{Answered, ContinueReport};
@@ -32,14 +37,42 @@ pub fn run(globals: &Globals, request: &ContinueRequest) -> Result<()> {
     let Checkout { platform, cwd, .. } = Checkout::open(globals.repo.as_deref())?;
     let (_, environment) = crate::planning::environment_of(&platform, &cwd, &request.var_file)?;
     let platform = crate::planning::platform_in(&platform, Some(&environment))?;
-    let report = runtime()?.block_on(answer_all(
+    let progress = Progress::new(globals.quiet);
+    let runtime = runtime()?;
+    let mut answers = runtime.block_on(answer_all(
         &platform,
         &environment,
-        &contexts,
-        profile,
+        (&contexts, profile),
         request,
+        &progress,
     ))?;
-    emit_stdout(&report, globals.output)
+    if globals.output == OutputFormat::Text {
+        emit_stdout_ended(&answers.report, globals.output, &Ending::SUCCEEDED)?;
+    }
+    // The services ECS rolled back: terraform re-applies what they ran before the run.
+    let reconciled = reconcile::after_rollbacks(globals, request, &mut answers, &runtime);
+    let outcome = match (std::mem::replace(&mut answers.outcome, Ok(())), reconciled) {
+        (Ok(()), Ok(None)) => Ok(()),
+        (Ok(()), Ok(Some(said))) => Err(anyhow::anyhow!(said)),
+        (Err(err), Ok(None)) => Err(err),
+        (Err(err), Ok(Some(said))) => Err(anyhow::anyhow!("{err:#}\n\n{said}")),
+        (Ok(()), Err(reconcile)) => Err(reconcile),
+        (Err(err), Err(reconcile)) => Err(reconcile.context(format!("{err:#}"))),
+    };
+    if globals.output == OutputFormat::Json {
+        let ending = Ending::of(&outcome, globals.verbose, None);
+        emit_stdout_ended(&answers.report, globals.output, &ending)?;
+    }
+    outcome
+}
+
+/// What answering did: the report, the run's record as now written, and how it went
+/// (an answer or a follow that failed; the reconcile is added after).
+struct Answers {
+    report: ContinueReport,
+    record: Record,
+    history: (crate::aws::S3, String),
+    outcome: Result<()>,
 }
 
 /// A pause found waiting: the service and its deployment as ECS describes it now.
@@ -51,10 +84,10 @@ struct Pending {
 async fn answer_all(
     platform: &Platform,
     environment: &str,
-    contexts: &crate::aws::Contexts,
-    profile: Option<&str>,
+    (contexts, profile): (&crate::aws::Contexts, Option<&str>),
     request: &ContinueRequest,
-) -> Result<ContinueReport> {
+    progress: &Progress,
+) -> Result<Answers> {
     let answer = if request.rollback {
         Answer::Rollback
     } else {
@@ -100,16 +133,31 @@ async fn answer_all(
         run_id: record.run_id.clone(),
         action: answer.name(),
         answered: Vec::new(),
+        followed: Vec::new(),
+        reconcile: None,
     };
     if pending.is_empty() {
-        return Ok(report);
+        return Ok(Answers {
+            report,
+            record,
+            history: (s3, bucket),
+            outcome: Ok(()),
+        });
     }
     eprintln!("{}", report::listing(&record, &pending, answer));
     if !request.assume_yes {
         confirm(pending.len(), environment, answer)?;
     }
     let lock = take_lock(platform, &resolved, environment, &s3, &record, request).await?;
-    let outcome = answer_each(&ecs, &mut record, &pending, answer, &mut report).await;
+    // From here a signal stops the follow, and the answers are still recorded.
+    crate::signals::listen();
+    let answered = answer_each(&ecs, &mut record, &pending, answer, &mut report).await;
+    let followed = follow::each(platform, &ecs, &mut record, &report, since, progress).await;
+    let outcome = answered.and(followed.and_then(|settled| {
+        let failed = follow::failures(&settled, answer);
+        report.followed = settled;
+        failed
+    }));
     // The answers given are recorded whatever happened to the others.
     let recorded = history::write(&s3, &bucket, &record)
         .await
@@ -118,8 +166,12 @@ async fn answer_all(
         Some(lock) => lock.release().await,
         None => Ok(()),
     };
-    outcome.and(recorded).and(released)?;
-    Ok(report)
+    Ok(Answers {
+        report,
+        record,
+        history: (s3, bucket),
+        outcome: outcome.and(recorded).and(released),
+    })
 }
 
 /// The services of the run to look at: `--services` (each one the run rolled), or all

@@ -6,7 +6,8 @@ use std::fmt;
 use serde::Serialize;
 
 use super::Pending;
-use crate::aws::ecs::native::{Answer, DeploymentView, Pause};
+use crate::aws::ecs::native::{next_step, Answer, DeploymentView, Pause};
+use crate::aws::ecs::Settled;
 use crate::model::history::Record;
 
 #[derive(Debug, Serialize)]
@@ -17,6 +18,11 @@ pub(super) struct ContinueReport {
     /// CONTINUE or ROLLBACK.
     pub action: &'static str,
     pub answered: Vec<Answered>,
+    /// Each answered deployment, followed after the answer to its end or next pause.
+    pub followed: Vec<Settled>,
+    /// The undo run that reconciled what ECS rolled back, as its own JSON document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<serde_json::Value>,
 }
 
 /// One hook answered.
@@ -72,11 +78,28 @@ impl fmt::Display for ContinueReport {
                 answered.deployment
             )?;
         }
-        let next = match self.action {
-            "ROLLBACK" => "ECS rolls these deployments back; the next deploy re-applies what runs (reconcile with `deploy undo` or a deploy of the previous tag)",
-            _ => "ECS goes on with these deployments; `deploy status` shows where they are",
-        };
-        writeln!(f, "{next}")
+        if !self.followed.is_empty() {
+            writeln!(f, "then:")?;
+        }
+        for settled in &self.followed {
+            let seen = match (
+                &settled.native_rollback,
+                &settled.error,
+                &settled.deployment,
+            ) {
+                (Some(rollback), _, _) => format!("{} ({})", rollback.headline(), rollback.status),
+                (None, Some(err), _) => format!("NOT complete: {err}"),
+                (None, None, Some(d)) if d.status != "SUCCESSFUL" => {
+                    format!("waits at a pause again: {}", next_step(d))
+                }
+                (None, None, _) => format!(
+                    "complete on :{}",
+                    settled.running_tag.as_deref().unwrap_or("?")
+                ),
+            };
+            writeln!(f, "  {}: {seen}", settled.service)?;
+        }
+        Ok(())
     }
 }
 

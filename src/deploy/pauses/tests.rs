@@ -56,6 +56,8 @@ fn the_report_lists_each_hook_answered_or_says_none_waited() {
         run_id: "r1".into(),
         action: "CONTINUE",
         answered: Vec::new(),
+        followed: Vec::new(),
+        reconcile: None,
     };
     assert_eq!(
         report.to_string(),
