@@ -209,8 +209,12 @@ fn confirm(count: usize, environment: &str, answer: Answer) -> Result<()> {
         )
         .into());
     }
+    let then = match answer {
+        Answer::Rollback => ", then re-apply with terraform the tags they ran before",
+        Answer::Continue => "",
+    };
     eprint!(
-        "Answer {count} pause(s) in {environment} with {}? [y/N] ",
+        "Answer {count} pause(s) in {environment} with {}{then}? [y/N] ",
         answer.name()
     );
     std::io::stderr().flush().ok();
