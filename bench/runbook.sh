@@ -23,8 +23,9 @@
 #
 # Each run has its own commit, so its own tag: neither side reuses the other's pushed tags.
 # Needs the test bed up (it never starts or stops it), the machine's Docker daemon, the AWS
-# CLI on PATH. Removed on exit: the temp dir and the local image tags both sides created (the
-# pushed images stay in the test-bed registry, which the test bed owns). Writes
+# CLI on PATH. Removed on exit: the temp dir and the local image tags both sides created (with
+# deploy's cache-image tags, unless they were there before the run; the pushed images stay in
+# the test-bed registry, which the test bed owns). Writes
 # bench/results-runbook.md.
 #
 # Environment:
@@ -87,11 +88,16 @@ DEPLOY_SRC="$DEPLOY"
 DEPLOY="$WORK/deploy"
 TAGS="$WORK/tags"
 : >"$TAGS"
+# Tags that were here before the run (deploy's cache images, <registry>/<svc>:cache-<stage>,
+# keep their name from run to run): never removed.
+"$DOCKER" images --format '{{.Repository}}:{{.Tag}}' >"$WORK/tags-before"
 STAND_IN_PID=""
 cleanup() {
     [[ -z "$STAND_IN_PID" ]] || kill "$STAND_IN_PID" 2>/dev/null || true
     # The local tags both sides created (the images stay in the registry, which the test bed owns).
-    sort -u "$TAGS" | while read -r tag; do "$DOCKER" rmi -f "$tag" >/dev/null 2>&1 || true; done
+    sort -u "$TAGS" | grep -vxF -f "$WORK/tags-before" | while read -r tag; do
+        "$DOCKER" rmi -f "$tag" >/dev/null 2>&1 || true
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -222,6 +228,8 @@ with open(tags, "a") as fh:
     for image in report.get("images", []):
         if image.get("image"):
             fh.write(image["image"] + "\n")
+        if (image.get("dependency_stage") or {}).get("cache_image"):
+            fh.write(image["dependency_stage"]["cache_image"] + "\n")
 stages = report.get("stages")
 if not stages:
     sys.exit(f"{label}: no stages[] in the JSON summary {path}")
