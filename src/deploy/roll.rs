@@ -23,6 +23,12 @@ mod bakes;
 
 use bakes::still_baking;
 
+/// Services followed in ECS side by side. The apply rolled them all at once, so each is
+/// followed from the start: one waiting for a place would be found settled a rollout
+/// late (with 8 places, a 9th service doubled the wait). Bounded for platforms with many
+/// services: each follow makes about two ECS calls per `ecs.poll_interval_secs`.
+const FOLLOWED_AT_ONCE: usize = 32;
+
 /// One roll: what is applied, and what it must settle on.
 pub(super) struct Roll<'a> {
     pub terraform: &'a Terraform,
@@ -311,7 +317,7 @@ impl Run<'_> {
                 }
                 settled
             })
-            .buffer_unordered(8)
+            .buffer_unordered(FOLLOWED_AT_ONCE)
             .collect()
             .await;
         settled.sort_by(|a, b| a.service.cmp(&b.service));

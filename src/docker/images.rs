@@ -134,54 +134,38 @@ pub async fn build_and_push(
     let shared_stage = std::sync::Mutex::new(None);
     // Until the first image is built, it is the only one.
     let build_slots = tokio::sync::Semaphore::new(1);
+    let widened = AtomicBool::new(false);
     let run = |job: ImageJob| {
         let failed = &failed;
         let build_slots = &build_slots;
         let shared_stage = &shared_stage;
+        let widened = &widened;
         let logins = logins.clone();
         async move {
             let slots = BuildSlots {
                 slots: build_slots,
                 failed,
                 shared_stage,
+                widened,
+                concurrency: settings.concurrency,
+                shared_context_bytes: settings.shared_context_bytes,
             };
-            let (result, context) =
+            let result =
                 build_then_push(engine, &job, settings, credentials, logins, progress, slots).await;
             if result.status == ImageStatus::Failed {
                 failed.store(true, Ordering::SeqCst);
             }
-            (result, context)
+            result
         }
     };
 
-    let mut queue = to_build.into_iter();
-    // The first image alone: its dependency stage fills the cache every later image
-    // reuses (runbook: "installs the shared dependency layer once").
-    if let Some(first) = queue.next() {
-        let (result, context) = run(first).await;
-        results.push(result);
-        // Docker 20.10 lends the daemon's copy of the context only to a build that
-        // overlaps no other, so builds side by side each pull what they copy again and
-        // keep a copy each. Worth it for a small context (the per-build latency runs in
-        // parallel), not for a large one: with 100 MiB that every image copies, one build
-        // at a time sent it once instead of four times and kept one copy instead of four,
-        // in about the same time (bench/README.md). The size is what the first build's
-        // context holds, sent or already in the daemon's copy (a later deploy sends next
-        // to nothing). The classic builder reads a tar per build whatever runs beside it.
-        let shared = context.unwrap_or(0);
-        if engine.builder == BuilderKind::BuildKit && shared >= settings.shared_context_bytes {
-            progress.note(&format!(
-                "the first image's build context holds {:.1} MiB: the others build one at a time, each reusing the daemon's copy, and push while the next builds (docker.shared_context_mib)",
-                shared as f64 / MIB
-            ));
-        } else {
-            build_slots.add_permits(settings.concurrency.saturating_sub(1));
-        }
-    }
-    let mut rest = stream::iter(queue)
+    // The first image builds alone: its dependency stage fills the cache every later
+    // image reuses (runbook: "installs the shared dependency layer once"). The others
+    // wait for its build only, not its push (`BuildSlots::first_built`).
+    let mut all = stream::iter(to_build)
         .map(run)
         .buffer_unordered(settings.concurrency);
-    while let Some((result, _)) = rest.next().await {
+    while let Some(result) = all.next().await {
         results.push(result);
     }
     results.sort_by(|a, b| a.service.cmp(&b.service));
@@ -198,6 +182,37 @@ struct BuildSlots<'a> {
     failed: &'a AtomicBool,
     /// The image id of the dependency stage, once built, when it is the same for all.
     shared_stage: &'a std::sync::Mutex<Option<String>>,
+    /// Whether the first image built has set how many build from then on.
+    widened: &'a AtomicBool,
+    concurrency: usize,
+    shared_context_bytes: u64,
+}
+
+impl BuildSlots<'_> {
+    /// The first image built (while it still holds the only slot) sets how many build
+    /// side by side from now on, from its context's size. Called when its build is done,
+    /// before its push: the others need its dependency stage in the cache, not its push.
+    fn first_built(&self, engine: &Engine, context: u64, progress: &Progress) {
+        if self.widened.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Docker 20.10 lends the daemon's copy of the context only to a build that
+        // overlaps no other, so builds side by side each pull what they copy again and
+        // keep a copy each. Worth it for a small context (the per-build latency runs in
+        // parallel), not for a large one: with 100 MiB that every image copies, one build
+        // at a time sent it once instead of four times and kept one copy instead of four,
+        // in about the same time (bench/README.md). The size is what the first build's
+        // context holds, sent or already in the daemon's copy (a later deploy sends next
+        // to nothing). The classic builder reads a tar per build whatever runs beside it.
+        if engine.builder == BuilderKind::BuildKit && context >= self.shared_context_bytes {
+            progress.note(&format!(
+                "the first image's build context holds {:.1} MiB: the others build one at a time, each reusing the daemon's copy, and push while the next builds (docker.shared_context_mib)",
+                context as f64 / MIB
+            ));
+        } else {
+            self.slots.add_permits(self.concurrency.saturating_sub(1));
+        }
+    }
 }
 
 /// Whether the run has said that the classic builder gets the whole context.
@@ -235,7 +250,7 @@ async fn build_then_push(
     logins: std::sync::Arc<RegistryLogins>,
     progress: &Progress,
     slots: BuildSlots<'_>,
-) -> (ImageResult, Option<u64>) {
+) -> ImageResult {
     let item = progress.item(&job.service);
     let mut build_args = settings.build_args.clone();
     build_args.push((settings.service_arg.clone(), job.service.clone()));
@@ -289,7 +304,7 @@ async fn build_then_push(
             error: None,
             dependency_stage: None,
         };
-        return (result, None);
+        return result;
     }
     let started = Instant::now();
     // The dependency stage first, alone, into its cache image: the image's own build
@@ -306,7 +321,7 @@ async fn build_then_push(
     if let (Some(stage), Some(id)) = (stage, &built_once) {
         if let Err(err) = engine.tag(id, &stage.image).await {
             item.finish("build FAILED");
-            return (failed(format!("{err:#}"), None), None);
+            return failed(format!("{err:#}"), None);
         }
         judged_by_the_image = true;
         dependency_stage = Some(DependencyStage {
@@ -349,17 +364,16 @@ async fn build_then_push(
             Err(err) => {
                 item.finish("build FAILED");
                 let secs = started.elapsed().as_secs_f64();
-                return (failed(format!("{err:#}"), Some(secs)), None);
+                return failed(format!("{err:#}"), Some(secs));
             }
         }
     }
     item.state("building");
     let built = build_retrying(engine, &request, &item).await;
     let build_secs = started.elapsed().as_secs_f64();
-    // Pushing needs no build slot: the next image builds meanwhile.
-    drop(slot);
-    let context = match built {
+    match built {
         Ok(built) => {
+            slots.first_built(engine, built.context_size, progress);
             // The stage's steps in the image's own build say where it came from.
             if let Some(stage) = dependency_stage.as_mut().filter(|_| judged_by_the_image) {
                 if let Some(steps) = built.stage_steps.get(&stage.stage) {
@@ -370,13 +384,14 @@ async fn build_then_push(
                         .map_or(0, |cache| cache.bytes_of(&built.steps.pulled));
                 }
             }
-            built.context_size
         }
         Err(err) => {
             item.finish("build FAILED");
-            return (failed(format!("{err:#}"), Some(build_secs)), None);
+            return failed(format!("{err:#}"), Some(build_secs));
         }
-    };
+    }
+    // Pushing needs no build slot: the next image builds meanwhile.
+    drop(slot);
 
     item.state(&format!("built in {build_secs:.1}s; pushing"));
     let started = Instant::now();
@@ -385,7 +400,7 @@ async fn build_then_push(
         .await
     {
         item.finish("push FAILED");
-        return (failed(format!("{err:#}"), Some(build_secs)), Some(context));
+        return failed(format!("{err:#}"), Some(build_secs));
     }
     // After the image: the cache image shares its layers, so little is left to send.
     if let Some(stage) = dependency_stage.as_mut() {
@@ -416,7 +431,7 @@ async fn build_then_push(
         job.image,
         stage_note(&result.dependency_stage)
     ));
-    (result, Some(context))
+    result
 }
 
 /// `; deps: registry cache` for the progress line.

@@ -76,12 +76,19 @@ impl EcsDeployments {
     /// The requests it received for `operation`, in order (their JSON bodies; `null`
     /// for forwarded ones).
     pub fn calls(&self, operation: &str) -> Vec<serde_json::Value> {
+        self.all_calls()
+            .into_iter()
+            .filter(|call| call["operation"] == operation)
+            .map(|call| call["request"].clone())
+            .collect()
+    }
+
+    /// Every request it received, in order: `{"operation": ..., "request": {...}}`.
+    pub fn all_calls(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|call| call["operation"] == operation)
-            .map(|call| call["request"].clone())
             .collect()
     }
 }

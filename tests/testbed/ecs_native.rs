@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{bootstrap_applied, AwsEnv, EcsDeployments, Fixture, Testbed};
+use crate::support::{bootstrap_applied, AwsEnv, EcsDeployments, Fixture, Testbed, SERVICES};
 
 /// The fixture with a 1-second ECS poll, so that a scenario's stages are seen.
 pub(crate) fn fixture() -> Fixture {
@@ -449,4 +449,55 @@ fn a_health_check_failing_during_a_blue_green_bake_asks_ecs_to_roll_back_not_ter
         auth["ecs_ended"], "rolled back by ECS at deploy's request (health check failed)",
         "{run}"
     );
+}
+
+/// Every rolled service is followed from the start, the 9 of the fixture side by side:
+/// none waits for another's rollout to end before its own is first looked at.
+#[test]
+fn all_nine_services_are_followed_side_by_side() {
+    let bed = Testbed::get();
+    let fixture = fixture();
+    let env = bootstrap_applied(&bed, &fixture, "sandbox");
+    let rolling = json!({
+        "strategy": "ROLLING",
+        "stages": [
+            {"at": 0, "status": "IN_PROGRESS", "lifecycleStage": "SCALE_UP"},
+            {"at": 3, "status": "SUCCESSFUL", "lifecycleStage": "CLEAN_UP"}]});
+    let services: serde_json::Map<String, Value> = SERVICES
+        .iter()
+        .map(|s| (s.to_string(), rolling.clone()))
+        .collect();
+    let stand_in = EcsDeployments::start(&bed, &json!({ "services": services }));
+    let out = deploy(&fixture, &env, &bed, &stand_in, &SERVICES.join(","));
+    out.success();
+    // Up to the last service's first ListServiceDeployments, no deployment was
+    // described twice: no follow had ended (a 3-second rollout, polled every second)
+    // and handed its place to another.
+    let calls = stand_in.all_calls();
+    let last_listed = SERVICES
+        .iter()
+        .map(|service| {
+            calls
+                .iter()
+                .position(|c| {
+                    c["operation"] == "ListServiceDeployments"
+                        && c["request"]["service"] == *service
+                })
+                .unwrap_or_else(|| panic!("{service} never listed: {calls:?}"))
+        })
+        .max()
+        .unwrap();
+    let mut described = Vec::new();
+    for call in &calls[..last_listed] {
+        if call["operation"] != "DescribeServiceDeployments" {
+            continue;
+        }
+        for arn in call["request"]["serviceDeploymentArns"].as_array().unwrap() {
+            assert!(
+                !described.contains(arn),
+                "{arn} described twice before every service was listed once: {calls:#?}"
+            );
+            described.push(arn.clone());
+        }
+    }
 }

@@ -204,6 +204,59 @@ fn a_failed_build_shows_its_log_tail_the_disk_remedy_and_a_rerun_resumes() {
         .stderr_has("Already in the registry: api");
 }
 
+/// The first image builds alone (its dependency stage fills the cache), but the others
+/// wait for its build only: they start building while it pushes.
+#[test]
+fn the_next_images_build_while_the_first_one_pushes() {
+    let bed = Testbed::get();
+    let fixture = Fixture::unique();
+    let tag = fixture.short_sha();
+    let env = bootstrap_aws(&bed, &fixture, "sandbox");
+    let run = fixture
+        .deploy()
+        .aws(&env, &bed)
+        .args(push("api,auth,billing"))
+        .run();
+    run.success();
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    let position = |needle: &str| {
+        lines
+            .iter()
+            .position(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{}", run.stderr))
+    };
+    let first_pushed = position(": pushed ");
+    let first = lines[first_pushed]
+        .trim()
+        .split(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let first_built = position(&format!("{first}: built in"));
+    let others_building: Vec<usize> = (0..first_pushed)
+        .filter(|&i| {
+            let line = lines[i].trim();
+            line.ends_with(": building") && !line.starts_with(&format!("{first}:"))
+        })
+        .collect();
+    assert!(
+        !others_building.is_empty(),
+        "no other image started building before {first} was pushed:\n{}",
+        run.stderr
+    );
+    assert!(
+        others_building.iter().all(|&i| i > first_built),
+        "an image started building before {first}'s build was done:\n{}",
+        run.stderr
+    );
+    for service in ["api", "auth", "billing"] {
+        assert!(
+            bed.registry_has(service, &tag),
+            "{service}:{tag} not pushed"
+        );
+    }
+}
+
 /// One build at a time (`docker.shared_context_mib = 0` makes every context large): the
 /// images waiting for the build slot when auth's build fails never start, as none would
 /// after a failure when they build side by side.
