@@ -3,7 +3,8 @@
 # shipped release binary (A, built with Cargo.toml's [profile.release]) against a release
 # build of the same commit without any [profile.release*] section (B), in one run on the
 # same test bed, the two alternating A,B,B,A,A,B,... so that both share whatever else the
-# machine is doing. It measures:
+# machine is doing; each run's wall time (bash's EPOCHREALTIME) and CPU time (GNU time). It
+# measures:
 #   1. the `--changed` plan: `deploy --var-file tfvars/sandbox.tfvars --changed --profile
 #      testbed --dry-run` in a fixture copy after a full deploy and a change to services/api
 #      (bench/changed_plan.sh's setup, from bench/lib.sh), at 9 services, then at 100 and
@@ -64,7 +65,8 @@ for c in ${SCALE[@]+"${SCALE[@]}"}; do [[ "$c" =~ ^[0-9]+$ && "$c" -gt 9 ]] || d
 . "$STATE/env"
 [[ -x "${DEPLOY_TESTBED_PYTHON:-}" ]] || die "DEPLOY_TESTBED_PYTHON is not set by the test bed env"
 PY="$DEPLOY_TESTBED_PYTHON"
-for c in git curl timeout sha256sum; do command -v "$c" >/dev/null || die "$c is required"; done
+for c in git curl timeout sha256sum file; do command -v "$c" >/dev/null || die "$c is required"; done
+/usr/bin/time -f '%U %S' -o /dev/null true 2>/dev/null || die "GNU time (/usr/bin/time) is required: Debian's time package"
 curl -fsS -o /dev/null --max-time 5 "http://$DEPLOY_TESTBED_REGISTRY/v2/" ||
     die "registry $DEPLOY_TESTBED_REGISTRY not answering: run testbed/testbed.sh up"
 curl -sS -o /dev/null --max-time 5 "$DEPLOY_TESTBED_MOTO_URL" ||
@@ -122,6 +124,10 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; } # EPOCHR
 order() { if (($1 % 2)); then echo A B; else echo B A; fi; }
 # record NAME X SECONDS: one timed run of binary X in measurement NAME
 record() { echo "$3" >>"$WORK/times.$1.$2"; }
+# record_cpu NAME X: the user + system CPU seconds of that run (deploy and the children it
+# waited for: the plan's `terraform output`), from GNU time's $WORK/cpu.last
+record_cpu() { awk '{ printf "%.3f\n", $1 + $2 }' "$WORK/cpu.last" >>"$WORK/cpu.$1.$2"; }
+cpu_median() { mapfile -t _v <"$WORK/cpu.$1.$2" && median "${_v[@]}"; }
 runs_of() { paste -sd' ' "$WORK/times.$1.$2"; }
 median_of() { mapfile -t _v <"$WORK/times.$1.$2" && median "${_v[@]}"; }
 deploy_set() {
@@ -148,12 +154,13 @@ plan_bench() {
             read -r t0 t1 < <(
                 fx_env "$dir"
                 a="$EPOCHREALTIME"
-                timeout "$PLAN_TIMEOUT" "$(bin "$x")" "${PLAN[@]}" >/dev/null 2>>"$WORK/$name.$x.log" ||
+                /usr/bin/time -f '%U %S' -o "$WORK/cpu.last" timeout "$PLAN_TIMEOUT" "$(bin "$x")" "${PLAN[@]}" >/dev/null 2>>"$WORK/$name.$x.log" ||
                     die "$x's plan failed in $dir: $(tail -3 "$WORK/$name.$x.log")"
                 echo "$a $EPOCHREALTIME"
             ) || true
             [[ -n "${t1:-}" ]] || die "$x's plan failed in $dir: $(tail -3 "$WORK/$name.$x.log")"
             record "$name" "$x" "$(elapsed "$t0" "$t1")"
+            record_cpu "$name" "$x"
         done
     done
     log "$name: A $(median_of "$name" A) s, B $(median_of "$name" B) s (medians of $REPEATS)"
@@ -328,12 +335,14 @@ EOF
         read -r t0 t1 < <(
             fx_env "$S"
             a="$EPOCHREALTIME"
-            DEPLOY_REGISTRY="$DEPLOY_TESTBED_REGISTRY" timeout "$SPA_TIMEOUT" "$(bin "$x")" "${SPA_RUN[@]}" "$@" >"$out.json" 2>"$out.log" ||
+            DEPLOY_REGISTRY="$DEPLOY_TESTBED_REGISTRY" /usr/bin/time -f '%U %S' -o "$WORK/cpu.last" \
+                timeout "$SPA_TIMEOUT" "$(bin "$x")" "${SPA_RUN[@]}" "$@" >"$out.json" 2>"$out.log" ||
                 exit 1
             echo "$a $EPOCHREALTIME"
         ) || true
         [[ -n "${t1:-}" ]] || die "$x's SPA run ($name, round $i) failed: $(tail -3 "$out.log")"
         record "$name" "$x" "$(elapsed "$t0" "$t1")"
+        record_cpu "$name" "$x"
     }
     # spa_check FILE UPLOADED UNCHANGED: the run succeeded with these counts; prints its "spas" stage (s)
     spa_check() {
@@ -391,7 +400,9 @@ for k in "${!MEASUREMENTS[@]}"; do
     if [[ -f "$WORK/stage.$m.A" ]]; then
         stage=" (deploy's \`spas\` stage: A $(mapfile -t v <"$WORK/stage.$m.A" && median "${v[@]}") s, B $(mapfile -t v <"$WORK/stage.$m.B" && median "${v[@]}") s)"
     fi
-    ROWS+=("| ${LABELS[$k]}$stage | $(fmt "$a") | $(fmt "$b") | **$(awk -v r="$r" 'BEGIN { printf "%.2f", r }')** | $(runs_of "$m" A) | $(runs_of "$m" B) |")
+    ca="$(cpu_median "$m" A)"
+    cb="$(cpu_median "$m" B)"
+    ROWS+=("| ${LABELS[$k]}$stage | $(fmt "$a") | $(fmt "$b") | **$(awk -v r="$r" 'BEGIN { printf "%.2f", r }')** | $(fmt "$ca") | $(fmt "$cb") | $(awk -v a="$ca" -v b="$cb" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }') | $(runs_of "$m" A) | $(runs_of "$m" B) |")
     [[ "$m" == spa_none ]] || WORST="$(awk -v w="$WORST" -v r="$r" 'BEGIN { print (r > w) ? r : w }')"
 done
 VERDICT="$(awk -v w="$WORST" 'BEGIN { if (w <= 1.05) printf "A is no slower than B: the largest A / B ratio of the plan and upload measurements is %.2f (<= 1.05)", w; else printf "A is SLOWER than B in at least one measurement: the largest A / B ratio of the plan and upload measurements is %.2f (> 1.05)", w }')"
@@ -413,11 +424,17 @@ VERDICT="$(awk -v w="$WORST" 'BEGIN { if (w <= 1.05) printf "A is no slower than
     echo "| A | $A_DESC | $A_SIZE ($(mb "$A_SIZE")) | \`$A_SHA\` | $A_KIND | $A_BUILT |"
     echo "| B | $B_DESC | $B_SIZE ($(mb "$B_SIZE")) | \`$B_SHA\` | $B_KIND | $B_BUILT |"
     echo
-    echo "| measurement | A median (s) | B median (s) | A / B | A runs (s) | B runs (s) |"
-    echo "| --- | ---: | ---: | ---: | --- | --- |"
+    echo "| measurement | A median (s) | B median (s) | A / B | A CPU (s) | B CPU (s) | CPU A / B | A runs (s) | B runs (s) |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"
     printf '%s\n' "${ROWS[@]}"
     echo
-    echo "$VERDICT."
+    echo "$VERDICT (wall-clock medians)."
+    echo
+    echo "Wall: process start to exit. CPU: user + system seconds of the process and the children"
+    echo "it waited for (GNU \`time\`), medians; less sensitive to the machine's other load than the wall"
+    echo "time, but it includes the plan's \`terraform output\` child (the test bed's Python shim, the same"
+    echo "for both binaries). moto, the registry and the Docker daemon run on the same cores: their"
+    echo "work is in the wall time, not in the CPU column."
     echo
     echo "The plan: \`deploy ${PLAN[*]}\` in a fixture copy after a full deploy and a commit changing"
     echo "\`services/api\` (\`bench/changed_plan.sh\`'s setup); then services \`services/svc-NNN\` added"
