@@ -192,12 +192,11 @@ if [[ -n "${BENCH_COMPARE_BIN:-}" ]]; then
 fi
 
 # ---------------------------------------------------------------------------- helpers
-# now, median, fx_env, bootstrap, summary_field, write_ecs_services: shared with changed_graph.sh
+# now, median, fx_env, bootstrap, summary_field, write_ecs_services, gitc, short_sha,
+# changed_fixture, add_services: shared with changed_graph.sh and release_profile.sh
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 write_ecs_services "$WORK/ecs_services.py"
-gitc() { git -C "$1" -c user.name=bench -c user.email=bench@localhost -c commit.gpgsign=false "${@:2}"; }
-short_sha() { git -C "$1" rev-parse --short=7 HEAD; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
 fmt() { awk -v a="$1" 'BEGIN { printf "%.2f", a }'; }
@@ -400,34 +399,7 @@ fi
 
 # ---------------------------------------------------------------------------- 1. 9 services
 F="$WORK/fixture"
-log "1. fixture copy + bootstrap (own moto account, terraform init + first apply)"
-mkdir -p "$F"
-cp -a "$FIXTURE/." "$F"
-git -C "$F" init -q -b main
-gitc "$F" add -A
-gitc "$F" commit -qm "fixture"
-t0="$(now)"
-bootstrap "$F"
-log "1. bootstrapped in $(since "$t0")s"
-CLUSTER="$(summary_field "$F.json" ecs_cluster)"
-mapfile -t SERVICES < <(
-    cd "$F" && "$DEPLOY" --skip-tf --skip-spas --dry-run --output json |
-        "$PY" -c 'import json, sys; [print(s["name"]) for s in json.load(sys.stdin)["services"]]'
-)
-((${#SERVICES[@]} == 9)) || die "expected the 9 fixture services, deploy found: ${SERVICES[*]}"
-
-log "1. full deploy (build, push, terraform roll) so that every service runs :$(short_sha "$F")"
-t0="$(now)"
-(
-    fx_env "$F"
-    DEPLOY_REGISTRY="$DEPLOY_TESTBED_REGISTRY" timeout "$DEPLOY_TIMEOUT" \
-        "$DEPLOY" --var-file tfvars/sandbox.tfvars --skip-spas --profile testbed -y >"$WORK/full.out" 2>"$WORK/full.log"
-) || die "the full deploy failed: $(tail -5 "$WORK/full.log")"
-LIVE9="$(short_sha "$F")"
-for svc in "${SERVICES[@]}"; do echo "$DEPLOY_TESTBED_REGISTRY/$svc:$LIVE9" >>"$TAGS_FILE"; done
-log "1. full deploy done in $(since "$t0")s"
-echo "// bench: a change" >>"$F/services/api/src/index.ts"
-gitc "$F" commit -qam "bench: change services/api"
+changed_fixture "$F" "$DEPLOY" "$TAGS_FILE" # sets SERVICES, CLUSTER, LIVE9
 EXPECTED=(api)
 ALL_SVCS=("${SERVICES[@]}")
 
@@ -479,22 +451,9 @@ for target in ${SCALE[@]+"${SCALE[@]}"}; do
     last=$((target - 9))
     log "2. $target services: adding services/svc-$(printf %03d "$first")..svc-$(printf %03d "$last") and their ECS services"
     t0="$(now)"
-    new=()
-    for ((n = first; n <= last; n++)); do
-        svc="$(printf 'svc-%03d' "$n")"
-        new+=("$svc")
-        mkdir -p "$F/services/$svc/src"
-        printf '{\n  "name": "@platform/%s",\n  "version": "0.0.0",\n  "private": true,\n  "main": "src/index.ts"\n}\n' "$svc" >"$F/services/$svc/package.json"
-        printf 'export const routePrefix = "/%s";\n' "$svc" >"$F/services/$svc/src/index.ts"
-    done
+    add_services "$F" "$first" "$last" "$WORK/ecs_services.py" # sets NEW_SVCS
+    new=("${NEW_SVCS[@]}")
     ALL_SVCS+=("${new[@]}")
-    gitc "$F" add -A services
-    gitc "$F" commit -qm "bench: $target services"
-    (fx_env "$F" && "$PY" "$WORK/ecs_services.py" create "$F.json" "$(short_sha "$F")" "${new[@]}") ||
-        die "creating the ECS services failed"
-    # A change in the first new service, so that every live tag differs from HEAD.
-    echo "// bench: a change" >>"$F/services/${new[0]}/src/index.ts"
-    gitc "$F" commit -qam "bench: change services/${new[0]}"
     EXPECTED+=("${new[0]}")
     want="$(printf '%s\n' "${EXPECTED[@]}" | LC_ALL=C sort | paste -sd' ')"
     log "2. $target services ready in $(since "$t0")s"

@@ -1,6 +1,6 @@
-# Shell helpers shared by bench/changed_plan.sh and bench/changed_graph.sh (sourced, not run).
-# They expect ROOT (the deploy checkout), PY (the test bed's Python, with boto3) and a `die`
-# function.
+# Shell helpers shared by bench/changed_plan.sh, bench/changed_graph.sh and
+# bench/release_profile.sh (sourced, not run). They expect ROOT (the deploy checkout), PY (the
+# test bed's Python, with boto3), `log` and `die` functions, and the test bed's env sourced.
 
 now() { date +%s.%N; }
 median() { "$PY" -c 'import statistics, sys; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.3f}")' "$@"; }
@@ -57,4 +57,71 @@ def one(svc):
 with ThreadPoolExecutor(4) as pool:
     list(pool.map(one, services))
 EOF
+}
+
+# gitc DIR ARGS...: git in DIR, committing as the benchmark.
+gitc() { git -C "$1" -c user.name=bench -c user.email=bench@localhost -c commit.gpgsign=false "${@:2}"; }
+short_sha() { git -C "$1" rev-parse --short=7 HEAD; }
+
+# fixture_repo DIR: a copy of tests/fixtures/platform at DIR, a git repository of one commit.
+fixture_repo() {
+    mkdir -p "$1"
+    cp -a "$ROOT/tests/fixtures/platform/." "$1"
+    git -C "$1" init -q -b main
+    gitc "$1" add -A
+    gitc "$1" commit -qm "fixture"
+}
+
+# changed_fixture DIR DEPLOY TAGS_FILE: the setup of the `--changed` plan benchmarks. A fixture
+# copy at DIR, bootstrapped in its own moto account (DIR.json), a full deploy by DEPLOY (build,
+# push, terraform roll; no SPAs) so that every service runs :<sha>, then a commit changing
+# services/api. Sets SERVICES (the 9 fixture services), CLUSTER and LIVE9 (the live tag); the
+# local image tags the full deploy made are appended to TAGS_FILE.
+changed_fixture() {
+    local dir="$1" deploy="$2" tags="$3" t0 svc
+    log "fixture copy + bootstrap (own moto account, terraform init + first apply)"
+    fixture_repo "$dir"
+    t0="$(now)"
+    bootstrap "$dir"
+    log "bootstrapped in $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')s"
+    CLUSTER="$(summary_field "$dir.json" ecs_cluster)"
+    mapfile -t SERVICES < <(
+        cd "$dir" && "$deploy" --skip-tf --skip-spas --dry-run --output json |
+            "$PY" -c 'import json, sys; [print(s["name"]) for s in json.load(sys.stdin)["services"]]'
+    )
+    ((${#SERVICES[@]} == 9)) || die "expected the 9 fixture services, deploy found: ${SERVICES[*]}"
+    log "full deploy (build, push, terraform roll) so that every service runs :$(short_sha "$dir")"
+    t0="$(now)"
+    (
+        fx_env "$dir"
+        DEPLOY_REGISTRY="$DEPLOY_TESTBED_REGISTRY" timeout 300 \
+            "$deploy" --var-file tfvars/sandbox.tfvars --skip-spas --profile testbed -y >"$dir.full.out" 2>"$dir.full.log"
+    ) || die "the full deploy failed: $(tail -5 "$dir.full.log")"
+    LIVE9="$(short_sha "$dir")"
+    for svc in "${SERVICES[@]}"; do echo "$DEPLOY_TESTBED_REGISTRY/$svc:$LIVE9" >>"$tags"; done
+    log "full deploy done in $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')s"
+    echo "// bench: a change" >>"$dir/services/api/src/index.ts"
+    gitc "$dir" commit -qam "bench: change services/api"
+}
+
+# add_services DIR FIRST LAST ECS_PY: services/svc-FIRST..svc-LAST (numbered %03d) committed in
+# fixture DIR, each with an ECS service running :<sha of that commit> (ECS_PY: the file
+# write_ecs_services wrote), then a commit changing the first of them, so that every live tag
+# differs from HEAD. Sets NEW_SVCS.
+add_services() {
+    local dir="$1" first="$2" last="$3" ecs_py="$4" n svc
+    NEW_SVCS=()
+    for ((n = first; n <= last; n++)); do
+        svc="$(printf 'svc-%03d' "$n")"
+        NEW_SVCS+=("$svc")
+        mkdir -p "$dir/services/$svc/src"
+        printf '{\n  "name": "@platform/%s",\n  "version": "0.0.0",\n  "private": true,\n  "main": "src/index.ts"\n}\n' "$svc" >"$dir/services/$svc/package.json"
+        printf 'export const routePrefix = "/%s";\n' "$svc" >"$dir/services/$svc/src/index.ts"
+    done
+    gitc "$dir" add -A services
+    gitc "$dir" commit -qm "bench: $((last + 9)) services"
+    (fx_env "$dir" && "$PY" "$ecs_py" create "$dir.json" "$(short_sha "$dir")" "${NEW_SVCS[@]}") ||
+        die "creating the ECS services failed"
+    echo "// bench: a change" >>"$dir/services/${NEW_SVCS[0]}/src/index.ts"
+    gitc "$dir" commit -qam "bench: change services/${NEW_SVCS[0]}"
 }
