@@ -57,21 +57,24 @@ fn auto_follows_a_blue_green_to_its_traffic_shift_checks_health_then_follows_the
     );
 }
 
+/// auth rolls LINEAR in 25 % steps of 3 minutes' bake, then bakes 10 minutes: it stays
+/// in its first traffic shift for an hour, longer than any test waits.
+fn an_hour_long_linear_auth() -> Value {
+    json!({"services": {"auth": {
+        "strategy": "LINEAR",
+        "deploymentConfiguration": {"bakeTimeInMinutes": 10,
+            "linearConfiguration": {"stepPercent": 25.0, "stepBakeTimeInMinutes": 3}},
+        "stages": [
+            {"at": 0, "status": "IN_PROGRESS", "lifecycleStage": "PRODUCTION_TRAFFIC_SHIFT"},
+            {"at": 3600, "status": "SUCCESSFUL", "lifecycleStage": "CLEAN_UP"}]}}})
+}
+
 #[test]
 fn a_wait_cut_by_wait_timeout_says_what_is_left() {
     let bed = Testbed::get();
     let fixture = fixture();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
-    let stand_in = EcsDeployments::start(
-        &bed,
-        &json!({"services": {"auth": {
-            "strategy": "LINEAR",
-            "deploymentConfiguration": {"bakeTimeInMinutes": 10,
-                "linearConfiguration": {"stepPercent": 25.0, "stepBakeTimeInMinutes": 3}},
-            "stages": [
-                {"at": 0, "status": "IN_PROGRESS", "lifecycleStage": "PRODUCTION_TRAFFIC_SHIFT"},
-                {"at": 3600, "status": "SUCCESSFUL", "lifecycleStage": "CLEAN_UP"}]}}}),
-    );
+    let stand_in = EcsDeployments::start(&bed, &an_hour_long_linear_auth());
     let started = std::time::Instant::now();
     let out = deploy_through(
         &fixture,
@@ -94,16 +97,7 @@ fn a_wait_cut_by_ctrl_c_says_what_each_deployment_had_left() {
     let bed = Testbed::get();
     let fixture = fixture();
     let env = bootstrap_applied(&bed, &fixture, "sandbox");
-    let stand_in = EcsDeployments::start(
-        &bed,
-        &json!({"services": {"auth": {
-            "strategy": "LINEAR",
-            "deploymentConfiguration": {"bakeTimeInMinutes": 10,
-                "linearConfiguration": {"stepPercent": 25.0, "stepBakeTimeInMinutes": 3}},
-            "stages": [
-                {"at": 0, "status": "IN_PROGRESS", "lifecycleStage": "PRODUCTION_TRAFFIC_SHIFT"},
-                {"at": 3600, "status": "SUCCESSFUL", "lifecycleStage": "CLEAN_UP"}]}}}),
-    );
+    let stand_in = EcsDeployments::start(&bed, &an_hour_long_linear_auth());
     let mut run = deploy_through(
         &fixture,
         &env,
