@@ -103,9 +103,10 @@ DEPLOY_TIMEOUT=300
 PLAN_TIMEOUT=180
 BASELINE_TIMEOUT=900
 # deploy's own log, enough to time its phases: "repository found" (after discovery and git
-# status), then one "retry settings" line when each AWS request starts and one "exiting
-# attempt loop" line when it is answered.
-PHASE_LOG="info,aws_smithy_runtime::client::orchestrator=debug"
+# status), then one "AWS request sent" line when each AWS request (each HTTP attempt) starts
+# and one "AWS request answered" (or "failed") line when it ends. (The SDK's own debug log
+# is capped at info by deploy, for secrets: src/ui/logging.rs.)
+PHASE_LOG="warn,deploy=debug"
 PLAN=(--var-file tfvars/sandbox.tfvars --changed --profile testbed --dry-run)
 
 log() { echo "bench: $*" >&2; }
@@ -306,10 +307,10 @@ for line in open(log, errors="replace"):
     line = re.sub(r"\x1b\[[0-9;]*m", "", line)
     if found is None and "repository found" in line:
         found = at(line)
-    elif "retry settings for this operation" in line:
+    elif "AWS request sent" in line:
         requests += 1
         first = first or at(line)
-    elif "exiting attempt loop" in line:
+    elif "AWS request answered" in line or "AWS request failed" in line:
         last = at(line)
 if None in (found, first, last):
     sys.exit(f"phases.py: markers missing from {log}")

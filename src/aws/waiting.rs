@@ -2,9 +2,12 @@
 //! prints one line naming the call (`ecs:DescribeServices at 10.0.0.1:443`) once a
 //! request has had no answer for [`note_after`] the attempt's limit. The timeouts (`DEPLOY_AWS_TIMEOUT`)
 //! end the wait; this line tells the operator meanwhile which call, so a stall after
-//! "planning the roll: terraform … plan" is not read as terraform's.
+//! "planning the roll: terraform … plan" is not read as terraform's. With `-vv` (or
+//! `RUST_LOG=deploy=debug`) every request is logged when sent and when answered, with its
+//! status and time: the same name, never a header, a body or a key (the SDK's own
+//! request log is capped below that: ui/logging.rs).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use aws_sdk_sts::config::http::HttpRequest;
@@ -98,17 +101,33 @@ impl HttpConnector for AnnouncingConnector {
         );
         let answer = self.0.call(request);
         let patience = note_after(super::attempt_timeout());
+        let sent = Instant::now();
+        tracing::debug!(call = %what, "AWS request sent");
         HttpConnectorFuture::new(async move {
             tokio::pin!(answer);
-            tokio::select! {
-                done = &mut answer => return done,
-                _ = tokio::time::sleep(patience) => {}
+            let done = tokio::select! {
+                done = &mut answer => done,
+                _ = tokio::time::sleep(patience) => {
+                    eprintln!(
+                        "waiting for AWS: {what} has had no answer for {:.1}s (limit per try: DEPLOY_AWS_TIMEOUT)",
+                        patience.as_secs_f64()
+                    );
+                    answer.await
+                }
+            };
+            let millis = sent.elapsed().as_millis();
+            match &done {
+                Ok(response) => tracing::debug!(
+                    call = %what,
+                    status = response.status().as_u16(),
+                    millis,
+                    "AWS request answered"
+                ),
+                Err(err) => {
+                    tracing::debug!(call = %what, millis, error = %err, "AWS request failed")
+                }
             }
-            eprintln!(
-                "waiting for AWS: {what} has had no answer for {:.1}s (limit per try: DEPLOY_AWS_TIMEOUT)",
-                patience.as_secs_f64()
-            );
-            answer.await
+            done
         })
     }
 }

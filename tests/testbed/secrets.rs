@@ -145,6 +145,26 @@ fn a_traced_full_deploy_prints_no_secret() {
         "verbose logging is on: {debug_lines} DEBUG lines of {}",
         out.stderr.lines().count()
     );
+    // deploy's own request log (`-vv`): each AWS request named when sent and answered,
+    // with its status and time; the leak checks below cover these lines too.
+    let answered = |call: &str| {
+        out.stderr.lines().any(|line| {
+            line.contains("AWS request answered")
+                && line.contains(&format!("call={call} at "))
+                && line.contains("status=200")
+                && line.contains("millis=")
+        })
+    };
+    for call in ["ecr:GetAuthorizationToken", "ecs:DescribeServices"] {
+        assert!(
+            answered(call),
+            "no answered {call} in the request log:\n{}",
+            out.stderr
+        );
+    }
+    assert!(out
+        .stderr
+        .contains("AWS request sent call=ecr:GetAuthorizationToken at "));
     let logs =
         std::fs::read_dir(fixture.path(&format!(".git/deploy/logs/{}", fixture.short_sha())))
             .unwrap()
