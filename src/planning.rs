@@ -127,6 +127,40 @@ pub fn plan(platform: &Platform, request: &Request, context: Context<'_>) -> Res
     })
 }
 
+/// Warnings for the `[env.*]` tables of `deploy.toml` that look like a misspelling of the
+/// run's environment, which has none of its own, and that name no tfvars file beside the
+/// run's: the run reads the top-level names (another cluster, bucket or distribution than
+/// that table gives), and the table applies to no run. Empty when the run names no
+/// environment.
+pub fn env_table_warnings(
+    platform: &Platform,
+    cwd: &Path,
+    request: &Request,
+) -> Result<Vec<String>> {
+    let Some((var_file, env)) = target_environment(platform, cwd, request)? else {
+        return Ok(Vec::new());
+    };
+    let config_file = platform
+        .source
+        .path
+        .as_deref()
+        .unwrap_or(Path::new(crate::model::config::CONFIG_FILE));
+    Ok(platform
+        .config
+        .env_tables_like(&env)
+        .into_iter()
+        .filter_map(|table| {
+            let tfvars = var_file.with_file_name(format!("{table}.tfvars"));
+            (!tfvars.exists()).then(|| format!(
+                "{config} has [env.{table}] but no [env.{env}]: this run for {env} ({var_file}) reads the top-level names, and no {tfvars} exists for that table. If it was meant for {env}, rename it [env.{env}]",
+                config = config_file.display(),
+                var_file = var_file.display(),
+                tfvars = tfvars.display(),
+            ))
+        })
+        .collect())
+}
+
 /// The tfvars file of the run's (target) environment and its name, when it has one.
 fn target_environment(
     platform: &Platform,

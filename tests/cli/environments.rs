@@ -91,3 +91,37 @@ fn names_that_depend_on_the_environment_need_one_named() {
     out.success()
         .stdout_has(&format!("sandbox/api:{}", fixture.short_sha()));
 }
+
+#[test]
+fn a_table_that_looks_like_a_misspelt_environment_is_warned_about() {
+    let fixture = Fixture::new();
+    fixture.write(
+        "deploy.toml",
+        "[spas.admin-ui]\nbucket = \"{env}-admin\"\n[env.porduction.spas.admin-ui]\nbucket = \"the-production-admin\"\n",
+    );
+    fixture.write_tfvars("sandbox").write_tfvars("production");
+    let plan = |env: &str| {
+        fixture
+            .deploy()
+            .args(["--dry-run", "--output", "json"])
+            .args(["--var-file", &format!("tfvars/{env}.tfvars")])
+            .run()
+    };
+    let out = plan("production");
+    out.success()
+        .stderr_has("warning: deploy.toml has [env.porduction] but no [env.production]: this run for production (")
+        .stderr_has("reads the top-level names, and no ")
+        .stderr_has("porduction.tfvars exists for that table. If it was meant for production, rename it [env.production]");
+    // The run reads the top-level names, as the warning says.
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON plan");
+    assert_eq!(json["spas"][0]["bucket"], "production-admin", "{json}");
+    // Nothing like sandbox: no warning.
+    let out = plan("sandbox");
+    out.success();
+    assert!(!out.stderr.contains("[env.porduction]"), "{}", out.stderr);
+    // A table whose environment has a tfvars file of its own is that environment's.
+    fixture.write_tfvars("porduction");
+    let out = plan("production");
+    out.success();
+    assert!(!out.stderr.contains("[env.porduction]"), "{}", out.stderr);
+}

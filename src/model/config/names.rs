@@ -100,6 +100,39 @@ fn checked<'de, D: Deserializer<'de>>(
     Ok(value)
 }
 
+/// Within one edit per four characters, at least one: `porduction` for `production`,
+/// `prd` for `prod`; not `prod` for `dev`. Case is an edit too (`Prod`).
+fn looks_like(a: &str, b: &str) -> bool {
+    let longest = a.chars().count().max(b.chars().count());
+    a != b && edit_distance(a, b) <= (longest / 4).max(1)
+}
+
+/// The edits (insert, delete, replace, swap two neighbours) that make `a` into `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // d[i][j]: the distance of a[..i] and b[..j].
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let replace = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + replace);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
 /// A name of the environment: `{env}` may appear in it.
 pub(super) fn env_name_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     checked(d, &[ENV_PLACEHOLDER]).map(Some)
@@ -130,6 +163,22 @@ impl Config {
         config.environment = Some(env.to_owned());
         config.loaded = Some(Box::new(loaded.clone()));
         config
+    }
+
+    /// The `[env.*]` tables that look like a misspelling of `env` (an edit or two, a
+    /// swapped pair of letters) when `env` has no table of its own: a run for `env` then
+    /// reads the top-level names, and such a table may have been meant for it.
+    pub fn env_tables_like(&self, env: &str) -> Vec<&str> {
+        let loaded = self.loaded.as_deref().unwrap_or(self);
+        if loaded.env.contains_key(env) {
+            return Vec::new();
+        }
+        loaded
+            .env
+            .keys()
+            .filter(|name| looks_like(name, env))
+            .map(String::as_str)
+            .collect()
     }
 
     /// The environment this config was made for by [`Config::for_environment`].

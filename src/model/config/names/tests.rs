@@ -281,3 +281,40 @@ fn the_readme_example_reads_as_it_says() {
     let sandbox = config.for_environment("sandbox");
     assert_eq!(sandbox.ecs.cluster.as_deref(), Some("platform-sandbox"));
 }
+
+#[test]
+fn a_table_that_looks_like_a_misspelt_environment_is_found() {
+    let config = Config::parse(
+        "[env.porduction]\necs.cluster = \"production\"\n[env.dev]\necs.cluster = \"dev\"\n[env.staging]\necs.cluster = \"stg\"\n",
+    )
+    .unwrap();
+    // Table: the run's environment and the tables that look like its misspelling.
+    for (env, expected) in [
+        ("production", vec!["porduction"]),
+        ("prod", vec![]),
+        ("dev", vec![]), // it has a table of its own
+        // One edit from dev: whether dev is an environment of its own (tfvars/dev.tfvars)
+        // is for the caller to tell.
+        ("dev2", vec!["dev"]),
+        ("stagign", vec!["staging"]),
+        ("Staging", vec!["staging"]),
+        ("sandbox", vec![]),
+    ] {
+        let got = config.for_environment(env).env_tables_like(env);
+        assert_eq!(got, expected, "{env}");
+    }
+}
+
+#[test]
+fn edits_count_a_swapped_pair_once() {
+    for (a, b, distance) in [
+        ("prod", "prod", 0),
+        ("prod", "prd", 1),
+        ("prod", "prdo", 1),
+        ("porduction", "production", 1),
+        ("prod", "dev", 3),
+        ("", "abc", 3),
+    ] {
+        assert_eq!(edit_distance(a, b), distance, "{a} {b}");
+    }
+}
