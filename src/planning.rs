@@ -145,13 +145,15 @@ pub fn env_table_warnings(
         .path
         .as_deref()
         .unwrap_or(Path::new(crate::model::config::CONFIG_FILE));
+    // The tfvars path is as terraform reads it, from its directory (`resolve_var_file`).
+    let tf_dir = platform.root.join(platform.terraform_dir());
     Ok(platform
         .config
         .env_tables_like(&env)
         .into_iter()
         .filter_map(|table| {
             let tfvars = var_file.with_file_name(format!("{table}.tfvars"));
-            (!tfvars.exists()).then(|| format!(
+            (!tf_dir.join(&tfvars).exists()).then(|| format!(
                 "{config} has [env.{table}] but no [env.{env}]: this run for {env} ({var_file}) reads the top-level names, and no {tfvars} exists for that table. If it was meant for {env}, rename it [env.{env}]",
                 config = config_file.display(),
                 var_file = var_file.display(),

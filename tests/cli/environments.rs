@@ -109,7 +109,7 @@ fn a_table_that_looks_like_a_misspelt_environment_is_warned_about() {
     };
     let out = plan("production");
     out.success()
-        .stderr_has("warning: deploy.toml has [env.porduction] but no [env.production]: this run for production (")
+        .stderr_has("deploy.toml has [env.porduction] but no [env.production]: this run for production (tfvars/production.tfvars)")
         .stderr_has("reads the top-level names, and no ")
         .stderr_has("porduction.tfvars exists for that table. If it was meant for production, rename it [env.production]");
     // The run reads the top-level names, as the warning says.

@@ -300,8 +300,8 @@ fn a_table_that_looks_like_a_misspelt_environment_is_found() {
         ("Staging", vec!["staging"]),
         ("sandbox", vec![]),
     ] {
-        let got = config.for_environment(env).env_tables_like(env);
-        assert_eq!(got, expected, "{env}");
+        let seen = config.for_environment(env);
+        assert_eq!(seen.env_tables_like(env), expected, "{env}");
     }
 }
 
@@ -312,7 +312,7 @@ fn edits_count_a_swapped_pair_once() {
         ("prod", "prd", 1),
         ("prod", "prdo", 1),
         ("porduction", "production", 1),
-        ("prod", "dev", 3),
+        ("prod", "dev", 4),
         ("", "abc", 3),
     ] {
         assert_eq!(edit_distance(a, b), distance, "{a} {b}");
