@@ -92,6 +92,9 @@ changed_fixture() {
     ((${#SERVICES[@]} == 9)) || die "expected the 9 fixture services, deploy found: ${SERVICES[*]}"
     log "full deploy (build, push, terraform roll) so that every service runs :$(short_sha "$dir")"
     t0="$(now)"
+    # deploy's cache images keep their tag from run to run (<registry>/<svc>:cache-<stage>):
+    # only those this deploy created are removed with the rest.
+    "${DOCKER:-docker}" images --format '{{.Repository}}:{{.Tag}}' | grep ':cache-' | sort >"$dir.cache-before" || true
     (
         fx_env "$dir"
         DEPLOY_REGISTRY="$DEPLOY_TESTBED_REGISTRY" timeout 300 \
@@ -99,6 +102,8 @@ changed_fixture() {
     ) || die "the full deploy failed: $(tail -5 "$dir.full.log")"
     LIVE9="$(short_sha "$dir")"
     for svc in "${SERVICES[@]}"; do echo "$DEPLOY_TESTBED_REGISTRY/$svc:$LIVE9" >>"$tags"; done
+    "${DOCKER:-docker}" images --format '{{.Repository}}:{{.Tag}}' | grep ':cache-' | sort |
+        comm -13 "$dir.cache-before" - >>"$tags" || true
     log "full deploy done in $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')s"
     echo "// bench: a change" >>"$dir/services/api/src/index.ts"
     gitc "$dir" commit -qam "bench: change services/api"
