@@ -137,14 +137,29 @@ print("(9 images, 2 SPAs, terraform apply, verify), each of a commit that change
 print(f"and both SPAs, after one unmeasured warm-up deploy. {nproc} cores, Docker {docker}, binary")
 print(f"{binary}. Uptime at the end: `{uptime.strip()}`.")
 print()
-head = ["run", "deploy wall (s)", "load (1 min)", "images", "spas"] + [f"{n.replace('_', ' ')} (s)" for n in names] + ["stages, sum (s)"]
+# The spas stage runs beside build and push (from the first SPA build to the last upload
+# and invalidation): of those two only the longer one is on the run's path.
+BESIDE = ("build_and_push", "spas")
+
+
+def on_path(kv):
+    secs = {n: float(kv.get(n, 0)) for n in names}
+    beside = [secs[n] for n in BESIDE if n in secs]
+    return sum(v for n, v in secs.items() if n not in BESIDE) + (max(beside) if beside else 0.0)
+
+
+head = ["run", "deploy wall (s)", "load (1 min)", "images", "spas"] + [f"{n.replace('_', ' ')} (s)" for n in names] + ["stages on the path (s)"]
 print("| " + " | ".join(head) + " |")
 print("|" + " --- |" * len(head))
 for label, wall, load, kv in rows:
     secs = [float(kv[n]) if n in kv else 0.0 for n in names]
-    print("| " + " | ".join([label, f"{wall:.1f}", load, kv.get("n_images", "-"), kv.get("n_spas", "-")] + [f"{s:.1f}" for s in secs] + [f"{sum(secs):.1f}"]) + " |")
+    print("| " + " | ".join([label, f"{wall:.1f}", load, kv.get("n_images", "-"), kv.get("n_spas", "-")] + [f"{s:.1f}" for s in secs] + [f"{on_path(kv):.1f}"]) + " |")
 print()
-print("Medians, and each stage's share of deploy's wall time:")
+print("`spas` runs beside `build and push` (from the first SPA build, which starts with the images,")
+print("to the last upload and invalidation, after the last push): the stages on the path are the")
+print("longer of the two, then terraform apply and verify.")
+print()
+print("Medians, and each stage's share of deploy's wall time (the two side by side overlap):")
 print()
 print("| stage | median (s) | share of the wall |")
 print("| --- | --- | --- |")
@@ -152,8 +167,8 @@ wall = statistics.median(r[1] for r in rows)
 for n in names:
     m = statistics.median(float(r[3].get(n, 0)) for r in rows)
     print(f"| {n.replace('_', ' ')} | {m:.1f} | {100 * m / wall:.0f} % |")
-rest = statistics.median(r[1] - sum(float(r[3].get(n, 0)) for n in names) for r in rows)
-print(f"| the rest (start, plan, lock, review, summary; median of wall minus stages) | {rest:.1f} | {100 * rest / wall:.0f} % |")
+rest = statistics.median(r[1] - on_path(r[3]) for r in rows)
+print(f"| the rest (start, plan, lock, review, summary; median of wall minus the stages on the path) | {rest:.1f} | {100 * rest / wall:.0f} % |")
 print(f"| **deploy wall** | **{wall:.1f}** | 100 % |")
 EOF
 cat "$RESULTS"
