@@ -137,9 +137,15 @@ pub fn env_table_warnings(
     cwd: &Path,
     request: &Request,
 ) -> Result<Vec<String>> {
-    let Some((var_file, env)) = target_environment(platform, cwd, request)? else {
-        return Ok(Vec::new());
-    };
+    Ok(match target_environment(platform, cwd, request)? {
+        Some((var_file, env)) => env_table_warnings_for(platform, &var_file, &env),
+        None => Vec::new(),
+    })
+}
+
+/// [`env_table_warnings`] for environment `env` of tfvars file `var_file` (as
+/// [`environment_of`] returns them): for the commands that name one without a run.
+pub fn env_table_warnings_for(platform: &Platform, var_file: &Path, env: &str) -> Vec<String> {
     let config_file = platform
         .source
         .path
@@ -147,20 +153,20 @@ pub fn env_table_warnings(
         .unwrap_or(Path::new(crate::model::config::CONFIG_FILE));
     // The tfvars path is as terraform reads it, from its directory (`resolve_var_file`).
     let tf_dir = platform.root.join(platform.terraform_dir());
-    Ok(platform
+    platform
         .config
-        .env_tables_like(&env)
+        .env_tables_like(env)
         .into_iter()
         .filter_map(|table| {
             let tfvars = var_file.with_file_name(format!("{table}.tfvars"));
             (!tf_dir.join(&tfvars).exists()).then(|| format!(
-                "{config} has [env.{table}] but no [env.{env}]: this run for {env} ({var_file}) reads the top-level names, and no {tfvars} exists for that table. If it was meant for {env}, rename it [env.{env}]",
+                "{config} has [env.{table}] but no [env.{env}]: {env} ({var_file}) reads the top-level names, and no {tfvars} exists for that table. If it was meant for {env}, rename it [env.{env}]",
                 config = config_file.display(),
                 var_file = var_file.display(),
                 tfvars = tfvars.display(),
             ))
         })
-        .collect())
+        .collect()
 }
 
 /// The tfvars file of the run's (target) environment and its name, when it has one.

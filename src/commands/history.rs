@@ -15,7 +15,11 @@ pub fn run(globals: &Globals, request: &HistoryRequest) -> Result<()> {
     let profile = globals.profile.as_deref();
     let contexts = crate::aws::Contexts::for_profiles([("--profile", profile)])?;
     let Checkout { platform, cwd, .. } = Checkout::open(globals.repo.as_deref())?;
-    let (_, environment) = crate::planning::environment_of(&platform, &cwd, &request.var_file)?;
+    let (var_file, environment) =
+        crate::planning::environment_of(&platform, &cwd, &request.var_file)?;
+    for warning in crate::planning::env_table_warnings_for(&platform, &var_file, &environment) {
+        crate::ui::output::warn(&warning);
+    }
     let platform = crate::planning::platform_in(&platform, Some(&environment))?;
     let services = request
         .services

@@ -109,12 +109,38 @@ fn a_table_that_looks_like_a_misspelt_environment_is_warned_about() {
     };
     let out = plan("production");
     out.success()
-        .stderr_has("deploy.toml has [env.porduction] but no [env.production]: this run for production (tfvars/production.tfvars)")
+        .stderr_has("deploy.toml has [env.porduction] but no [env.production]: production (tfvars/production.tfvars) reads the top-level names")
         .stderr_has("reads the top-level names, and no ")
         .stderr_has("porduction.tfvars exists for that table. If it was meant for production, rename it [env.production]");
     // The run reads the top-level names, as the warning says.
     let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON plan");
     assert_eq!(json["spas"][0]["bucket"], "production-admin", "{json}");
+    // The commands that name an environment without a run say it too, before they read
+    // anything of it (here AWS is a closed port: they then fail).
+    for args in [
+        &["history"][..],
+        &["status"],
+        &["unlock"],
+        &["continue", "-y"],
+    ] {
+        let out = fixture
+            .deploy()
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "example")
+            .env("AWS_REGION", "us-east-1")
+            .env("DEPLOY_AWS_TIMEOUT", "2s")
+            .args(args)
+            .args(["--var-file", "tfvars/production.tfvars"])
+            .run();
+        assert!(
+            out.stderr.contains(
+                "deploy.toml has [env.porduction] but no [env.production]: production (tfvars/production.tfvars) reads the top-level names"
+            ),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
     // Nothing like sandbox: no warning.
     let out = plan("sandbox");
     out.success();
