@@ -127,25 +127,19 @@ pub fn plan(platform: &Platform, request: &Request, context: Context<'_>) -> Res
     })
 }
 
-/// Warnings for the `[env.*]` tables of `deploy.toml` that look like a misspelling of the
-/// run's environment, which has none of its own, and that name no tfvars file beside the
-/// run's: the run reads the top-level names (another cluster, bucket or distribution than
-/// that table gives), and the table applies to no run. Empty when the run names no
-/// environment.
-pub fn env_table_warnings(
-    platform: &Platform,
-    cwd: &Path,
-    request: &Request,
-) -> Result<Vec<String>> {
-    Ok(match target_environment(platform, cwd, request)? {
-        Some((var_file, env)) => env_table_warnings_for(platform, &var_file, &env),
-        None => Vec::new(),
-    })
+/// Warns (stderr) about the `[env.*]` tables of `deploy.toml` that look like a
+/// misspelling of environment `env` (of tfvars file `var_file`, as [`environment_of`]
+/// returns them), which has none of its own, and that name no tfvars file beside
+/// `var_file`: `env` reads the top-level names (another cluster, bucket or distribution
+/// than that table gives), and the table applies to no environment. Called once per
+/// command, where the environment is first resolved.
+pub fn warn_about_env_tables(platform: &Platform, var_file: &Path, env: &str) {
+    for warning in env_table_warnings(platform, var_file, env) {
+        crate::ui::output::warn(&warning);
+    }
 }
 
-/// [`env_table_warnings`] for environment `env` of tfvars file `var_file` (as
-/// [`environment_of`] returns them): for the commands that name one without a run.
-pub fn env_table_warnings_for(platform: &Platform, var_file: &Path, env: &str) -> Vec<String> {
+fn env_table_warnings(platform: &Platform, var_file: &Path, env: &str) -> Vec<String> {
     let config_file = platform
         .source
         .path
@@ -199,6 +193,9 @@ fn target_environment(
 /// The platform of the environment a run of `request` talks to: see [`platform_in`].
 pub fn platform_of_run(platform: &Platform, cwd: &Path, request: &Request) -> Result<Platform> {
     let target = target_environment(platform, cwd, request)?;
+    if let Some((var_file, env)) = &target {
+        warn_about_env_tables(platform, var_file, env);
+    }
     platform_in(platform, target.as_ref().map(|(_, env)| env.as_str()))
 }
 
@@ -255,15 +252,20 @@ pub fn environment_named_by(
     Ok((var_file, workspace))
 }
 
-/// The workspace of an optional `--var-file` (read-only commands: `status`, `prune`).
+/// The workspace of an optional `--var-file` (read-only commands: `status`, `prune`),
+/// warning about `[env.*]` tables that look like its misspelling
+/// ([`warn_about_env_tables`]).
 pub fn workspace_named(
     platform: &Platform,
     cwd: &Path,
     var_file: Option<&Path>,
 ) -> Result<Option<String>> {
-    var_file
-        .map(|file| environment_of(platform, cwd, file).map(|(_, workspace)| workspace))
-        .transpose()
+    let Some(file) = var_file else {
+        return Ok(None);
+    };
+    let (var_file, workspace) = environment_of(platform, cwd, file)?;
+    warn_about_env_tables(platform, &var_file, &workspace);
+    Ok(Some(workspace))
 }
 
 /// Finds the tfvars file. The runbook's paths are relative to the terraform directory

@@ -147,12 +147,6 @@ pub fn run(globals: &Globals, request: &PruneRequest) -> Result<()> {
         cwd,
     } = Checkout::open(globals.repo.as_deref())?;
     let workspace = crate::planning::workspace_named(&platform, &cwd, var_file.as_deref())?;
-    if let Some(given) = var_file.as_deref() {
-        let (var_file, env) = crate::planning::environment_of(&platform, &cwd, given)?;
-        for warning in crate::planning::env_table_warnings_for(&platform, &var_file, &env) {
-            crate::ui::output::warn(&warning);
-        }
-    }
     let platform = crate::planning::platform_in(&platform, workspace.as_deref())?;
     let runtime = runtime()?;
     let (report, outcome) = runtime.block_on(async {

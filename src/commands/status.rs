@@ -49,12 +49,6 @@ pub fn run(globals: &Globals, request: &StatusRequest) -> Result<()> {
         cwd,
     } = Checkout::open(globals.repo.as_deref())?;
     let workspace = crate::planning::workspace_named(&platform, &cwd, request.var_file.as_deref())?;
-    if let Some(given) = request.var_file.as_deref() {
-        let (var_file, env) = crate::planning::environment_of(&platform, &cwd, given)?;
-        for warning in crate::planning::env_table_warnings_for(&platform, &var_file, &env) {
-            crate::ui::output::warn(&warning);
-        }
-    }
     let compared = compared_workspace(&platform, &cwd, request, workspace.as_deref())?;
     let platform = crate::planning::platform_in(&platform, workspace.as_deref())?;
     // `--services`: these services only, and no SPAs (as `rollback --services`).

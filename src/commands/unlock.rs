@@ -70,9 +70,7 @@ pub fn run(globals: &Globals, request: &UnlockRequest) -> Result<()> {
     let Checkout { platform, cwd, .. } = Checkout::open(globals.repo.as_deref())?;
     let (var_file, environment) =
         crate::planning::environment_of(&platform, &cwd, &request.var_file)?;
-    for warning in crate::planning::env_table_warnings_for(&platform, &var_file, &environment) {
-        crate::ui::output::warn(&warning);
-    }
+    crate::planning::warn_about_env_tables(&platform, &var_file, &environment);
     let platform = crate::planning::platform_in(&platform, Some(&environment))?;
     let report = runtime()?.block_on(async {
         // The environment's own state, whichever workspace is selected.

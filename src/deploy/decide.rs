@@ -16,10 +16,6 @@ use crate::request::Request;
 /// expanded for it: `crate::planning::platform_in`).
 pub(super) fn open(repo: Option<&std::path::Path>, request: &Request) -> Result<Checkout> {
     let mut checkout = Checkout::open(repo)?;
-    for warning in crate::planning::env_table_warnings(&checkout.platform, &checkout.cwd, request)?
-    {
-        crate::ui::output::warn(&warning);
-    }
     checkout.platform =
         crate::planning::platform_of_run(&checkout.platform, &checkout.cwd, request)?;
     Ok(checkout)
